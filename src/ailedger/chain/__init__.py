@@ -1,0 +1,1 @@
+"""Chain access: contract compilation, typed clients, the embedded node and JSON-RPC."""

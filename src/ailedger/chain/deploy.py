@@ -1,0 +1,132 @@
+"""Deploying ailedger's contracts and remembering where they are.
+
+A deployment manifest names the chain (id and genesis hash, so a manifest is never
+applied to another chain that reuses the id) and each contract's address. The embedded
+chain keeps its manifest in its own database and serves it as ``ailedger_deployment``;
+for an external chain, ``ailedger chain deploy`` writes it into the home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ailedger.chain.compiler import compile_contract, contract_names
+from ailedger.chain.transactions import send
+from ailedger.errors import ConfigError, NotDeployedError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3 import Web3
+
+TOKEN_INITIAL_SUPPLY = 1_000_000 * 10**18
+
+
+@dataclass(frozen=True)
+class Deployment:
+    chain_id: int
+    genesis_hash: str
+    deployer: str
+    block: int
+    contracts: dict[str, str]
+
+    def address(self, name: str) -> str:
+        try:
+            return self.contracts[name]
+        except KeyError:
+            raise NotDeployedError(
+                f"contract {name} is not in the deployment manifest; redeploy with "
+                "`ailedger chain deploy`"
+            ) from None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> Deployment:
+        try:
+            raw = json.loads(text)
+            return cls(
+                chain_id=int(raw["chain_id"]),
+                genesis_hash=str(raw["genesis_hash"]),
+                deployer=str(raw["deployer"]),
+                block=int(raw["block"]),
+                contracts={str(k): str(v) for k, v in raw["contracts"].items()},
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"the deployment manifest {source} is invalid: {exc}") from exc
+
+
+def genesis_hash(web3: Web3) -> str:
+    return "0x" + bytes(web3.eth.get_block(0)["hash"]).hex()
+
+
+def constructor_args(name: str) -> tuple[Any, ...]:
+    return (TOKEN_INITIAL_SUPPLY,) if name == "Token" else ()
+
+
+def deploy_contracts(web3: Web3, deployer: LocalAccount, cache_dir: Path) -> Deployment:
+    """Deploy every contract in ``contracts/`` from ``deployer``; returns the manifest."""
+    addresses: dict[str, str] = {}
+    last_block = 0
+    for name in contract_names():
+        compiled = compile_contract(name, cache_dir)
+        factory = web3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
+        data = factory.constructor(*constructor_args(name)).data_in_transaction
+        result = send(web3, deployer, {"data": data, "value": 0})
+        assert not isinstance(result, str)
+        if result.contract_address is None:
+            raise NotDeployedError(f"deploying {name} produced no contract address")
+        addresses[name] = str(result.contract_address)
+        last_block = result.block_number
+    return Deployment(
+        chain_id=int(web3.eth.chain_id),
+        genesis_hash=genesis_hash(web3),
+        deployer=str(deployer.address),
+        block=last_block,
+        contracts=addresses,
+    )
+
+
+def manifest_path(home: Path, chain_id: int, genesis: str) -> Path:
+    return home / "deployments" / f"{chain_id}-{genesis[2:14]}.json"
+
+
+def save_manifest(path: Path, deployment: Deployment) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as handle:
+        handle.write(deployment.to_json())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def find_deployment(web3: Web3, home: Path) -> Deployment:
+    """The manifest for the chain ``web3`` talks to: the home's file, else the node's."""
+    chain_id = int(web3.eth.chain_id)
+    genesis = genesis_hash(web3)
+    path = manifest_path(home, chain_id, genesis)
+    if path.exists():
+        return Deployment.from_json(path.read_text(), str(path))
+    served = _served_manifest(web3)
+    if served is not None and served.genesis_hash == genesis:
+        return served
+    raise NotDeployedError(
+        f"ailedger's contracts are not deployed on chain {chain_id} (no manifest at {path}); "
+        "run `ailedger chain deploy`, or copy the manifest from the home that deployed them"
+    )
+
+
+def _served_manifest(web3: Web3) -> Deployment | None:
+    try:
+        text = web3.provider.make_request("ailedger_deployment", [])  # type: ignore[arg-type]
+    except Exception:  # not an ailedger node
+        return None
+    result = text.get("result") if isinstance(text, dict) else None
+    if not isinstance(result, str):
+        return None
+    return Deployment.from_json(result, "the node's ailedger_deployment answer")

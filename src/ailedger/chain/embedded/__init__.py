@@ -1,0 +1,1 @@
+"""The embedded single-node chain: py-evm execution, blocks persisted in SQLite."""

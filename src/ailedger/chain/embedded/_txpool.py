@@ -1,0 +1,80 @@
+"""Admission checks for raw transactions, with the error texts geth users know.
+
+Every check here runs before a transaction is queued, so a rejected transaction gets
+its reason in the ``eth_sendRawTransaction`` answer instead of silently never mining.
+Messages follow go-ethereum's ``core/txpool`` and ``core`` error strings.
+"""
+
+from __future__ import annotations
+
+from eth.abc import SignedTransactionAPI, StateAPI, TransactionBuilderAPI
+from eth_utils import to_checksum_address
+
+from ailedger.errors import TransactionRejectedError
+
+
+def decode_raw(builder: type[TransactionBuilderAPI], raw: bytes) -> SignedTransactionAPI:
+    try:
+        tx = builder.decode(raw)
+        tx.validate()
+    except Exception as exc:  # py-evm raises rlp, ValidationError and ValueError alike
+        raise TransactionRejectedError(f"rlp: invalid transaction encoding ({exc})") from exc
+    return tx
+
+
+def sender_of(tx: SignedTransactionAPI) -> bytes:
+    try:
+        return tx.sender
+    except Exception as exc:  # bad signature values surface as assorted errors
+        raise TransactionRejectedError("invalid sender") from exc
+
+
+def check_chain_id(tx: SignedTransactionAPI, chain_id: int) -> None:
+    if tx.chain_id is None:
+        raise TransactionRejectedError(
+            "only replay-protected (EIP-155) transactions allowed over RPC"
+        )
+    if tx.chain_id != chain_id:
+        raise TransactionRejectedError(
+            f"invalid chain id for signer: have {tx.chain_id} want {chain_id}"
+        )
+
+
+def check_against_state(
+    tx: SignedTransactionAPI,
+    sender: bytes,
+    state: StateAPI,
+    expected_nonce: int,
+    block_gas_limit: int,
+    base_fee: int,
+) -> None:
+    """Raise for anything that would keep ``tx`` out of the next block."""
+    if tx.gas > block_gas_limit:
+        raise TransactionRejectedError("exceeds block gas limit")
+    if tx.intrinsic_gas > tx.gas:
+        raise TransactionRejectedError(
+            f"intrinsic gas too low: have {tx.gas}, want {tx.intrinsic_gas}"
+        )
+    who = to_checksum_address(sender)
+    if tx.nonce < expected_nonce:
+        raise TransactionRejectedError(
+            f"nonce too low: address {who}, tx: {tx.nonce} state: {expected_nonce}"
+        )
+    if tx.nonce > expected_nonce:
+        # geth would park it in a future queue; a single-node ledger has no use for
+        # gaps, and an explicit error tells the client its nonce tracking is off.
+        raise TransactionRejectedError(
+            f"nonce too high: address {who}, tx: {tx.nonce} state: {expected_nonce}"
+        )
+    if tx.max_fee_per_gas < base_fee:
+        raise TransactionRejectedError(
+            f"max fee per gas less than block base fee: address {who}, "
+            f"maxFeePerGas: {tx.max_fee_per_gas}, baseFee: {base_fee}"
+        )
+    cost = tx.gas * tx.max_fee_per_gas + tx.value
+    balance = state.get_balance(sender)
+    if balance < cost:
+        raise TransactionRejectedError(
+            f"insufficient funds for gas * price + value: address {who} "
+            f"have {balance} want {cost}"
+        )

@@ -1,0 +1,503 @@
+"""The embedded chain: a single sealer on py-evm whose blocks persist in the node home.
+
+Transactions are admitted one by one (with geth's error texts), queued, and sealed in
+batches: the sealer waits at most ``batch_wait_s`` after the first pending transaction,
+or until ``max_block_txs`` are queued, then executes them all in one block and commits
+state, block, receipts and log index in one SQLite transaction. A receipt is visible
+only after that commit returned, so any receipt a client has seen survives ``kill -9``.
+
+One process owns a chain directory at a time (``flock`` on ``LOCK``); a second one gets
+:class:`ChainLockedError` naming the JSON-RPC URL where the owner serves it, if any.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, StateAPI
+from eth.db.atomic import AtomicDB
+from eth.exceptions import HeaderNotFound
+from eth_utils import ValidationError
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+
+from ailedger.chain.embedded import _format, _txpool
+from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_sqlite
+from ailedger.chain.embedded._logs import LogFilter, LogIndex
+from ailedger.chain.embedded._vm import LedgerChain, create_genesis, load_chain
+from ailedger.errors import ChainError, ChainLockedError, ConfigError, TransactionRejectedError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHAIN_ID = 7357
+OPERATOR_FUNDS_WEI = 10**9 * 10**18  # the dev operator's ether, handed out to new accounts
+SERVING_FILE = "serving.json"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS receipts (
+    tx_hash BLOB PRIMARY KEY, block_number INTEGER NOT NULL, body TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class SealedBlock:
+    number: int
+    tx_count: int
+
+
+class EmbeddedChain:
+    """A persistent single-node chain. Thread-safe; open with :meth:`open`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        conn: sqlite3.Connection,
+        lock_file: IO[str],
+        chain_id: int,
+        *,
+        max_block_txs: int,
+        batch_wait_s: float,
+    ) -> None:
+        self.directory = directory
+        self.chain_id = chain_id
+        self._conn = conn
+        self._lock_file = lock_file
+        self._kv = StagedSqliteDB(conn)
+        self._chain: LedgerChain = load_chain(AtomicDB(self._kv), chain_id)
+        self._logs = LogIndex(conn)
+        self._max_block_txs = max_block_txs
+        self._batch_wait_s = batch_wait_s
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._pending: deque[SignedTransactionAPI] = deque()
+        self._pending_hashes: set[bytes] = set()
+        self._next_nonce: dict[bytes, int] = {}
+        self._dropped: dict[bytes, str] = {}
+        self._closing = False
+        self._operator = Account.from_key(self._meta("operator_key"))
+        self._sealer = threading.Thread(target=self._seal_loop, name="ailedger-sealer", daemon=True)
+        self._sealer.start()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        *,
+        chain_id: int = DEFAULT_CHAIN_ID,
+        max_block_txs: int = 1000,
+        batch_wait_s: float = 0.005,
+    ) -> EmbeddedChain:
+        """Open (creating on first use) the chain stored in ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock_file = _acquire_lock(directory)
+        try:
+            conn = open_sqlite(directory / "chain.sqlite")
+            conn.executescript(_SCHEMA)
+            stored = _read_meta(conn, "chain_id")
+            if stored is None:
+                _create(conn, chain_id)
+            elif int(stored) != chain_id:
+                raise ConfigError(
+                    f"the chain in {directory} has chain id {stored}, not {chain_id}; "
+                    "use its own id or another directory"
+                )
+        except BaseException:
+            lock_file.close()
+            raise
+        return cls(
+            directory,
+            conn,
+            lock_file,
+            chain_id,
+            max_block_txs=max_block_txs,
+            batch_wait_s=batch_wait_s,
+        )
+
+    def close(self) -> None:
+        """Seal what is pending, stop the sealer, release the directory."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
+        self._sealer.join()
+        with self._lock:
+            self._conn.close()
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / SERVING_FILE).unlink()
+            self._lock_file.close()
+
+    def __enter__(self) -> EmbeddedChain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def announce_url(self, url: str) -> None:
+        """Tell other processes where this chain is served (read by ChainLockedError)."""
+        _write_atomically(self.directory / SERVING_FILE, json.dumps({"url": url, "pid": os.getpid()}))
+
+    # ------------------------------------------------------------------ accounts
+
+    @property
+    def operator_address(self) -> str:
+        """The dev operator: prefunded, unlocked for ``eth_sendTransaction``."""
+        return str(self._operator.address)
+
+    @property
+    def operator_account(self) -> LocalAccount:
+        """The operator's key: it deploys the contracts on first start."""
+        return self._operator
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            return _read_meta(self._conn, key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (key, value))
+
+    def _meta(self, key: str) -> str:
+        value = _read_meta(self._conn, key)
+        if value is None:
+            raise ChainError(f"the chain database lacks {key!r}; it was not created by ailedger")
+        return value
+
+    # -------------------------------------------------------------- transactions
+
+    def send_raw_transaction(self, raw: bytes) -> bytes:
+        """Admit a signed transaction to the next block; returns its hash."""
+        tx = _txpool.decode_raw(self._chain.get_vm().get_transaction_builder(), raw)
+        _txpool.check_chain_id(tx, self.chain_id)
+        sender = _txpool.sender_of(tx)
+        with self._wake:
+            if self._closing:
+                raise ChainError("the chain is shutting down; retry against the restarted node")
+            if tx.hash in self._pending_hashes or self._receipt_body(tx.hash) is not None:
+                raise TransactionRejectedError("already known")
+            head = self._chain.get_canonical_head()
+            state = self._state(head)
+            expected = max(state.get_nonce(sender), self._next_nonce.get(sender, 0))
+            next_base_fee = self._chain.create_header_from_parent(head).base_fee_per_gas
+            _txpool.check_against_state(
+                tx, sender, state, expected, head.gas_limit, next_base_fee
+            )
+            self._pending.append(tx)
+            self._pending_hashes.add(tx.hash)
+            self._next_nonce[sender] = tx.nonce + 1
+            self._wake.notify_all()
+        return tx.hash
+
+    def sign_as_operator(self, fields: dict[str, Any]) -> bytes:
+        """Sign ``fields`` with the dev operator key (for ``eth_sendTransaction``)."""
+        with self._lock:
+            fields = dict(fields)
+            fields.setdefault("chainId", self.chain_id)
+            fields.setdefault("nonce", self.nonce(self._operator.address, pending=True))
+            if "gasPrice" not in fields:
+                base = self._chain.create_header_from_parent(self.head()).base_fee_per_gas
+                fields.setdefault("maxPriorityFeePerGas", 0)
+                fields.setdefault("maxFeePerGas", 2 * base)
+            fields.setdefault("gas", 21_000 if not fields.get("data") else 3_000_000)
+        signed = self._operator.sign_transaction(fields)
+        return bytes(signed.raw_transaction)
+
+    @property
+    def pending_count(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def dropped_reason(self, tx_hash: bytes) -> str | None:
+        with self._lock:
+            return self._dropped.get(tx_hash)
+
+    # --------------------------------------------------------------------- reads
+
+    def head(self) -> BlockHeaderAPI:
+        with self._lock:
+            return self._chain.get_canonical_head()
+
+    def header(self, number: int) -> BlockHeaderAPI | None:
+        with self._lock:
+            try:
+                return self._chain.get_canonical_block_header_by_number(number)
+            except HeaderNotFound:
+                return None
+
+    def header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI | None:
+        with self._lock:
+            try:
+                header = self._chain.get_block_header_by_hash(block_hash)
+            except HeaderNotFound:
+                return None
+            canonical = self.header(header.block_number)
+            return header if canonical is not None and canonical.hash == header.hash else None
+
+    def transactions(self, header: BlockHeaderAPI) -> tuple[SignedTransactionAPI, ...]:
+        with self._lock:
+            return self._chain.get_block_by_header(header).transactions
+
+    def transaction(
+        self, tx_hash: bytes
+    ) -> tuple[SignedTransactionAPI, BlockHeaderAPI | None, int | None] | None:
+        with self._lock:
+            for tx in self._pending:
+                if tx.hash == tx_hash:
+                    return tx, None, None
+            try:
+                number, index = self._chain.chaindb.get_transaction_index(tx_hash)
+            except Exception:  # py-evm raises TransactionNotFound or KeyError
+                return None
+            header = self.header(number)
+            if header is None:
+                return None
+            return self.transactions(header)[index], header, index
+
+    def receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
+        with self._lock:
+            body = self._receipt_body(tx_hash)
+        return None if body is None else dict(json.loads(body))
+
+    def _receipt_body(self, tx_hash: bytes) -> str | None:
+        row = self._conn.execute("SELECT body FROM receipts WHERE tx_hash = ?", (tx_hash,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def state_at(self, header: BlockHeaderAPI) -> StateAPI:
+        with self._lock:
+            return self._state(header)
+
+    def _state(self, header: BlockHeaderAPI) -> StateAPI:
+        return self._chain.get_vm(header).state
+
+    def nonce(self, address: bytes | str, *, pending: bool = False) -> int:
+        raw = _address_bytes(address)
+        with self._lock:
+            state_nonce = self._state(self._chain.get_canonical_head()).get_nonce(raw)
+            if pending:
+                return max(state_nonce, self._next_nonce.get(raw, 0))
+            return state_nonce
+
+    def call(self, tx: Any, header: BlockHeaderAPI) -> bytes:
+        with self._lock:
+            return self._chain.get_transaction_result(tx, header)
+
+    def estimate_gas(self, tx: Any, header: BlockHeaderAPI) -> int:
+        with self._lock:
+            return self._chain.estimate_gas(tx, header)
+
+    def unsigned_transaction(self, **fields: Any) -> Any:
+        return self._chain.get_vm().create_unsigned_transaction(**fields)
+
+    def logs(self, query: LogFilter) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._logs.query(query)
+
+    def next_base_fee(self) -> int:
+        with self._lock:
+            return int(self._chain.create_header_from_parent(self.head()).base_fee_per_gas)
+
+    # -------------------------------------------------------------------- sealing
+
+    def _seal_loop(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                self._seal(batch)
+            except Exception:
+                # A bug must not wedge the chain: forget the half-built block, report
+                # the transactions as dropped, keep sealing.
+                log.exception("sealing a block failed; its transactions were dropped")
+                with self._lock:
+                    self._kv.discard()
+                    for tx in batch:
+                        self._drop(tx, "internal error while sealing")
+
+    def _next_batch(self) -> list[SignedTransactionAPI] | None:
+        with self._wake:
+            while not self._pending and not self._closing:
+                self._wake.wait()
+            if not self._pending:
+                return None
+            if not self._closing:
+                # Batch: give the client a few milliseconds to add more before sealing.
+                self._wake.wait_for(
+                    lambda: len(self._pending) >= self._max_block_txs or self._closing,
+                    timeout=self._batch_wait_s,
+                )
+            take = min(len(self._pending), self._max_block_txs)
+            return [self._pending.popleft() for _ in range(take)]
+
+    def _seal(self, batch: list[SignedTransactionAPI]) -> None:
+        with self._lock:
+            chain = self._chain
+            parent = chain.get_canonical_head()
+            header = chain.create_header_from_parent(parent)
+            vm = chain.get_vm(header)
+            included: list[SignedTransactionAPI] = []
+            receipts: list[ReceiptAPI] = []
+            leftovers: list[SignedTransactionAPI] = []
+            for tx in batch:
+                if leftovers or header.gas_used + tx.gas > header.gas_limit:
+                    leftovers.append(tx)  # keeps per-sender nonce order for the next block
+                    continue
+                snapshot = vm.state.snapshot()
+                try:
+                    receipt, _ = vm.apply_transaction(header, tx)
+                except ValidationError as exc:
+                    vm.state.revert(snapshot)
+                    self._drop(tx, str(exc))
+                    continue
+                header = vm.add_receipt_to_header(header, receipt)
+                included.append(tx)
+                receipts.append(receipt)
+            self._pending.extendleft(reversed(leftovers))
+            if not included:
+                self._kv.discard()
+                return
+            block = vm.set_block_transactions_and_withdrawals(
+                vm.get_block(), header, included, receipts
+            )
+            block = vm.finalize_block(vm.pack_block(block)).block
+            chain.chaindb.persist_block(block)
+            rows = _receipt_rows(block.header, included, receipts)
+            self._kv.commit(extra=lambda conn: self._index(conn, block.header, rows))
+            for tx in included:
+                self._pending_hashes.discard(tx.hash)
+            self._wake.notify_all()
+
+    def _index(
+        self, conn: sqlite3.Connection, header: BlockHeaderAPI, rows: list[dict[str, Any]]
+    ) -> None:
+        conn.executemany(
+            "INSERT INTO receipts (tx_hash, block_number, body) VALUES (?, ?, ?)",
+            [
+                (bytes.fromhex(r["transactionHash"][2:]), header.block_number, json.dumps(r))
+                for r in rows
+            ],
+        )
+        self._logs.insert(conn, [entry for r in rows for entry in r["logs"]])
+
+    def _drop(self, tx: SignedTransactionAPI, reason: str) -> None:
+        """Forget a transaction that cannot be included, and the sender's later ones."""
+        self._pending_hashes.discard(tx.hash)
+        self._dropped[tx.hash] = reason
+        sender = tx.sender
+        self._next_nonce.pop(sender, None)
+        log.warning("dropped transaction %s: %s", tx.hash.hex(), reason)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until nothing is pending (tests and shutdown)."""
+        with self._wake:
+            return self._wake.wait_for(lambda: not self._pending_hashes, timeout=timeout)
+
+
+def _receipt_rows(
+    header: BlockHeaderAPI,
+    txs: list[SignedTransactionAPI],
+    receipts: list[ReceiptAPI],
+) -> list[dict[str, Any]]:
+    from eth._utils.address import generate_contract_address
+
+    rows: list[dict[str, Any]] = []
+    previous_gas = 0
+    log_index = 0
+    for index, (tx, receipt) in enumerate(zip(txs, receipts, strict=True)):
+        created = generate_contract_address(tx.sender, tx.nonce) if not tx.to else None
+        logs = _format.format_logs(receipt, header, tx.hash, index, log_index)
+        log_index += len(logs)
+        rows.append(
+            {
+                "transactionHash": _format.data(tx.hash),
+                "transactionIndex": _format.qty(index),
+                "blockHash": _format.data(header.hash),
+                "blockNumber": _format.qty(header.block_number),
+                "from": to_checksum_address(tx.sender),
+                "to": _format.address_or_none(tx.to),
+                "contractAddress": to_checksum_address(created) if created else None,
+                "cumulativeGasUsed": _format.qty(receipt.gas_used),
+                "gasUsed": _format.qty(receipt.gas_used - previous_gas),
+                "effectiveGasPrice": _format.qty(
+                    _format.effective_gas_price(tx, header.base_fee_per_gas)
+                ),
+                "logs": logs,
+                "logsBloom": _format.data(receipt.bloom.to_bytes(256, "big")),
+                "status": _format.qty(1 if receipt.state_root == b"\x01" else 0),
+                "type": _format.qty(tx.type_id or 0),
+            }
+        )
+        previous_gas = receipt.gas_used
+    return rows
+
+
+def _create(conn: sqlite3.Connection, chain_id: int) -> None:
+    """Write genesis and the operator key in one transaction: all or nothing."""
+    operator = Account.create()
+    kv = StagedSqliteDB(conn)
+    create_genesis(AtomicDB(kv), chain_id, {bytes.fromhex(operator.address[2:]): OPERATOR_FUNDS_WEI})
+
+    def meta(c: sqlite3.Connection) -> None:
+        c.executemany(
+            "INSERT INTO meta (k, v) VALUES (?, ?)",
+            [("chain_id", str(chain_id)), ("operator_key", operator.key.hex())],
+        )
+
+    kv.commit(extra=meta)
+
+
+def _read_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _acquire_lock(directory: Path) -> IO[str]:
+    lock_file = open(directory / "LOCK", "a+")  # noqa: SIM115 - held open for the node's life
+    try:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        raise ChainLockedError(_locked_message(directory)) from None
+    return lock_file
+
+
+def _locked_message(directory: Path) -> str:
+    url = serving_url(directory)
+    where = f"; it is served at {url}: set AILEDGER_CHAIN={url}" if url else (
+        "; stop that process, or serve the chain with `ailedger chain serve` and point "
+        "other commands at it with AILEDGER_CHAIN"
+    )
+    return f"the embedded chain in {directory} is open in another process{where}"
+
+
+def serving_url(directory: Path) -> str | None:
+    """The JSON-RPC URL announced by the process that owns ``directory``, if any."""
+    try:
+        return str(json.loads((directory / SERVING_FILE).read_text())["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _address_bytes(address: bytes | str) -> bytes:
+    if isinstance(address, bytes):
+        return address
+    return bytes.fromhex(address.removeprefix("0x"))

@@ -1,0 +1,86 @@
+"""Signing, sending and confirming transactions from a local account.
+
+One place decides nonces, fees and gas, and turns web3's assorted failures into
+:class:`TransactionRejectedError` / :class:`TransactionRevertedError` with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ailedger.errors import ChainError, TransactionRejectedError, TransactionRevertedError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3 import Web3
+
+GAS_MARGIN = 1.25  # estimates are exact for the state they ran on; leave room for change
+RECEIPT_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    contract_address: str | None = None
+
+
+def fee_fields(web3: Web3) -> dict[str, int]:
+    """EIP-1559 fees that stay valid for several blocks of rising base fee."""
+    base = int(web3.eth.get_block("latest")["baseFeePerGas"])
+    tip = int(web3.eth.max_priority_fee)
+    return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+
+
+def send(web3: Web3, account: LocalAccount, tx: dict[str, Any], *, wait: bool = True) -> TxResult | str:
+    """Fill in chain id, nonce, fees and gas, sign, send; wait for the receipt if asked."""
+    from web3.exceptions import ContractLogicError, Web3RPCError
+
+    tx = dict(tx)
+    tx["from"] = account.address
+    tx.setdefault("chainId", int(web3.eth.chain_id))
+    tx.setdefault("nonce", int(web3.eth.get_transaction_count(account.address, "pending")))
+    if "gasPrice" not in tx:
+        for key, value in fee_fields(web3).items():
+            tx.setdefault(key, value)
+    try:
+        if "gas" not in tx:
+            tx["gas"] = int(int(web3.eth.estimate_gas(tx)) * GAS_MARGIN)  # type: ignore[arg-type]
+        signed = account.sign_transaction(tx)
+        tx_hash = web3.eth.send_raw_transaction(signed.raw_transaction)
+    except ContractLogicError as exc:
+        raise TransactionRevertedError(f"the transaction would fail: {_reason(exc)}") from exc
+    except Web3RPCError as exc:
+        raise TransactionRejectedError(f"the node refused the transaction: {_reason(exc)}") from exc
+    if not wait:
+        return "0x" + bytes(tx_hash).hex()
+    return wait_for(web3, "0x" + bytes(tx_hash).hex())
+
+
+def wait_for(web3: Web3, tx_hash: str, timeout: float = RECEIPT_TIMEOUT_S) -> TxResult:
+    from web3.exceptions import TimeExhausted
+
+    try:
+        receipt = web3.eth.wait_for_transaction_receipt(
+            tx_hash, timeout=timeout, poll_latency=0.02  # type: ignore[arg-type]
+        )
+    except TimeExhausted as exc:
+        raise ChainError(
+            f"transaction {tx_hash} was not mined within {timeout:.0f} s; "
+            "check the node with `ailedger chain status`"
+        ) from exc
+    if receipt["status"] != 1:
+        raise TransactionRevertedError(f"transaction {tx_hash} reverted in block {receipt['blockNumber']}")
+    address = receipt.get("contractAddress")
+    return TxResult(tx_hash, int(receipt["blockNumber"]), int(receipt["gasUsed"]), address)
+
+
+def _reason(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or (exc.args[0] if exc.args else str(exc))
+    if isinstance(message, dict):
+        message = message.get("message", str(message))
+    return str(message)
