@@ -21,8 +21,9 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".ailedger")
     """The node home: keys, config, and (for the embedded chain) the chain data."""
 
-    chain: str = EMBEDDED
-    """``embedded`` for the in-process chain in the home, or an ``http(s)://`` JSON-RPC URL."""
+    chain: str | None = None
+    """``embedded`` for the chain kept in the home, or an ``http(s)://`` JSON-RPC URL.
+    Unset: the chain recorded in the home's config.toml at ``ailedger init``."""
 
     passphrase: str | None = None
     """Passphrase of the home's keystore; prompted for when unset and a terminal is attached."""

@@ -84,3 +84,26 @@ def _reason(exc: Exception) -> str:
     if isinstance(message, dict):
         message = message.get("message", str(message))
     return str(message)
+
+
+def fund_from_dev_account(web3: Web3, to: str, wei: int) -> TxResult:
+    """Send ``wei`` of gas money from the node's unlocked development account.
+
+    Development nodes (the embedded chain, Ganache, Hardhat) unlock a prefunded account
+    for ``eth_sendTransaction``; production networks do not, and get a clear error.
+    """
+    from web3.exceptions import Web3RPCError
+
+    accounts = list(web3.eth.accounts)
+    if not accounts:
+        raise ChainError(
+            "this chain has no unlocked development account to pay gas from; "
+            "ask the network's operator for ether"
+        )
+    try:
+        tx_hash = web3.eth.send_transaction(
+            {"from": accounts[0], "to": web3.to_checksum_address(to), "value": wei}  # type: ignore[typeddict-item]
+        )
+    except Web3RPCError as exc:
+        raise TransactionRejectedError(f"funding {to} failed: {_reason(exc)}") from exc
+    return wait_for(web3, "0x" + bytes(tx_hash).hex())

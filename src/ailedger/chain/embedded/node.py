@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, StateAPI
+from eth.abc import (
+    BlockAPI,
+    BlockHeaderAPI,
+    ReceiptAPI,
+    SignedTransactionAPI,
+    StateAPI,
+    VirtualMachineAPI,
+)
 from eth.db.atomic import AtomicDB
 from eth.exceptions import HeaderNotFound
 from eth_utils import ValidationError
@@ -35,6 +42,7 @@ from eth_utils import to_checksum_address
 from ailedger.chain.embedded import _format, _txpool
 from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_sqlite
 from ailedger.chain.embedded._logs import LogFilter, LogIndex
+from ailedger.chain.embedded._ordered_trie import ordered_trie_root
 from ailedger.chain.embedded._vm import LedgerChain, create_genesis, load_chain
 from ailedger.errors import ChainError, ChainLockedError, ConfigError, TransactionRejectedError
 
@@ -87,6 +95,7 @@ class EmbeddedChain:
         self._next_nonce: dict[bytes, int] = {}
         self._dropped: dict[bytes, str] = {}
         self._closing = False
+        self._view: tuple[BlockHeaderAPI, StateAPI, int] | None = None
         self._operator = Account.from_key(self._meta("operator_key"))
         self._sealer = threading.Thread(target=self._seal_loop, name="ailedger-sealer", daemon=True)
         self._sealer.start()
@@ -100,7 +109,7 @@ class EmbeddedChain:
         *,
         chain_id: int = DEFAULT_CHAIN_ID,
         max_block_txs: int = 1000,
-        batch_wait_s: float = 0.005,
+        batch_wait_s: float = 0.02,
     ) -> EmbeddedChain:
         """Open (creating on first use) the chain stored in ``directory``."""
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -188,10 +197,8 @@ class EmbeddedChain:
                 raise ChainError("the chain is shutting down; retry against the restarted node")
             if tx.hash in self._pending_hashes or self._receipt_body(tx.hash) is not None:
                 raise TransactionRejectedError("already known")
-            head = self._chain.get_canonical_head()
-            state = self._state(head)
+            head, state, next_base_fee = self._admission_view()
             expected = max(state.get_nonce(sender), self._next_nonce.get(sender, 0))
-            next_base_fee = self._chain.create_header_from_parent(head).base_fee_per_gas
             _txpool.check_against_state(
                 tx, sender, state, expected, head.gas_limit, next_base_fee
             )
@@ -200,6 +207,15 @@ class EmbeddedChain:
             self._next_nonce[sender] = tx.nonce + 1
             self._wake.notify_all()
         return tx.hash
+
+    def _admission_view(self) -> tuple[BlockHeaderAPI, StateAPI, int]:
+        """Head, its state and the next base fee; reused until the head moves, because
+        building a VM per submitted transaction cost as much as checking it."""
+        head = self._chain.get_canonical_head()
+        if self._view is None or self._view[0].hash != head.hash:
+            base_fee = self._chain.create_header_from_parent(head).base_fee_per_gas
+            self._view = (head, self._state(head), base_fee)
+        return self._view
 
     def sign_as_operator(self, fields: dict[str, Any]) -> bytes:
         """Sign ``fields`` with the dev operator key (for ``eth_sendTransaction``)."""
@@ -369,9 +385,7 @@ class EmbeddedChain:
             if not included:
                 self._kv.discard()
                 return
-            block = vm.set_block_transactions_and_withdrawals(
-                vm.get_block(), header, included, receipts
-            )
+            block = _assemble(vm, header, included, receipts)
             block = vm.finalize_block(vm.pack_block(block)).block
             chain.chaindb.persist_block(block)
             rows = _receipt_rows(block.header, included, receipts)
@@ -404,6 +418,21 @@ class EmbeddedChain:
         """Block until nothing is pending (tests and shutdown)."""
         with self._wake:
             return self._wake.wait_for(lambda: not self._pending_hashes, timeout=timeout)
+
+
+def _assemble(
+    vm: VirtualMachineAPI,
+    header: BlockHeaderAPI,
+    txs: list[SignedTransactionAPI],
+    receipts: list[ReceiptAPI],
+) -> BlockAPI:
+    """The block body and its trie roots (py-evm's set_block_transactions, one pass)."""
+    tx_root, tx_nodes = ordered_trie_root([tx.encode() for tx in txs])
+    receipt_root, receipt_nodes = ordered_trie_root([r.encode() for r in receipts])
+    vm.chaindb.persist_trie_data_dict(tx_nodes)
+    vm.chaindb.persist_trie_data_dict(receipt_nodes)
+    full_header = header.copy(transaction_root=tx_root, receipt_root=receipt_root)
+    return vm.get_block().copy(header=full_header, transactions=txs)
 
 
 def _receipt_rows(

@@ -1,0 +1,1 @@
+"""The ``ailedger`` command line: parses, calls one function, renders. No logic here."""

@@ -1,0 +1,84 @@
+"""The ``ailedger`` entry point. Heavy libraries load inside commands, so ``--help``
+answers quickly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ailedger.cli import account, chain, token
+from ailedger.cli._common import GlobalOptions, console, err_console, settings_from
+
+app = typer.Typer(
+    help="ailedger: a ledger for AI. Share data under your control, pay for data and "
+    "compute with tokens, and trace every AI decision to its sources.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(account.app, name="account")
+app.add_typer(token.app, name="token")
+app.add_typer(chain.app, name="chain")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Path = typer.Option(
+        None, "--home", envvar="AILEDGER_HOME",
+        help="Node home with keys and config [default: ~/.ailedger].",
+    ),
+    chain_: str = typer.Option(
+        None, "--chain", envvar="AILEDGER_CHAIN",
+        help="'embedded' or a JSON-RPC URL; overrides the home's setting.",
+    ),
+) -> None:
+    ctx.obj = GlobalOptions(home=home, chain=chain_)
+
+
+@app.command("init")
+def init(
+    ctx: typer.Context,
+    chain_url: str = typer.Option(
+        None, "--chain-url", help="Record a JSON-RPC URL as this home's chain [default: embedded]."
+    ),
+) -> None:
+    """Create a node home: an encrypted Ethereum account, an X25519 encryption key and
+    a config file. The passphrase comes from AILEDGER_PASSPHRASE or a prompt."""
+    from ailedger.keys.home import NodeHome
+    from ailedger.keys.passphrase import resolve_passphrase
+
+    settings = settings_from(ctx)
+    passphrase = resolve_passphrase(settings.passphrase, confirm=True)
+    home = NodeHome.init(settings.home, passphrase, chain=chain_url or settings.chain or "embedded")
+    console.print(f"created ailedger home {home.path}")
+    console.print(f"  account         {home.address}")
+    console.print(f"  encryption key  {home.encryption_public_key.hex()}")
+    console.print(f"  chain           {home.config.chain}")
+    console.print("next: `ailedger token faucet` (dev chains) or `ailedger account show`")
+
+
+@app.command("demo")
+def demo(
+    directory: Path = typer.Option(
+        None, "--dir", help="Where the demo's homes live [default: a new temporary directory]."
+    ),
+) -> None:
+    """Run the end-to-end demo on a fresh embedded chain, telling what happens."""
+    from ailedger.demo import run_demo
+
+    run_demo(directory, console.print)
+
+
+def main() -> None:
+    from ailedger.errors import AiledgerError
+
+    try:
+        app()
+    except AiledgerError as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc}")
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise SystemExit(130) from None

@@ -1,0 +1,94 @@
+"""A working session: one node home, its chain, the deployed contracts and the account.
+
+The CLI, the demo and programs using the SDK open a :class:`Session` and call its
+clients; none of them needs to know whether the chain is embedded or remote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from ailedger.chain.connection import ChainConnection, connect
+from ailedger.chain.deploy import Deployment, find_deployment
+from ailedger.errors import ContractError
+from ailedger.keys.home import NodeHome
+from ailedger.settings import Settings
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from ailedger.chain.clients import KeyRegistryClient, TokenClient
+
+GAS_FUNDING_WEI = 10 * 10**18  # what `account fund` hands out on development chains
+
+
+@dataclass
+class Session:
+    settings: Settings
+    home: NodeHome
+    chain: ChainConnection
+    account: LocalAccount | None
+
+    @cached_property
+    def deployment(self) -> Deployment:
+        return find_deployment(self.chain.web3, self.home.path)
+
+    @property
+    def address(self) -> str:
+        return str(self.home.address)
+
+    def _abi(self, name: str) -> list[dict[str, Any]]:
+        from ailedger.chain.compiler import compile_contract
+
+        return compile_contract(name, self.settings.cache_dir).abi
+
+    @cached_property
+    def token(self) -> TokenClient:
+        from ailedger.chain.clients import TokenClient
+
+        address = self.deployment.address("Token")
+        return TokenClient(self.chain.web3, address, self._abi("Token"), self.account)
+
+    @cached_property
+    def key_registry(self) -> KeyRegistryClient:
+        from ailedger.chain.clients import KeyRegistryClient
+
+        address = self.deployment.address("KeyRegistry")
+        return KeyRegistryClient(self.chain.web3, address, self._abi("KeyRegistry"), self.account)
+
+    def require_account(self) -> LocalAccount:
+        if self.account is None:
+            raise ContractError("this action signs a transaction; open the session with unlock=True")
+        return self.account
+
+    def ether_balance(self, address: str | None = None) -> int:
+        web3 = self.chain.web3
+        return int(web3.eth.get_balance(web3.to_checksum_address(address or self.address)))
+
+
+def effective_chain(settings: Settings, home: NodeHome) -> str:
+    """A --chain flag or AILEDGER_CHAIN wins over what the home was initialised with."""
+    return settings.chain or home.config.chain
+
+
+@contextmanager
+def open_session(
+    settings: Settings, *, unlock: bool, passphrase: str | None = None
+) -> Iterator[Session]:
+    """Open the home in ``settings``, connect to its chain, unlock the account if asked."""
+    from ailedger.keys.passphrase import resolve_passphrase
+
+    home = NodeHome.open(settings.home)
+    account = None
+    if unlock:
+        secret = passphrase or resolve_passphrase(settings.passphrase, confirm=False)
+        account = home.unlock_account(secret)
+    connection = connect(effective_chain(settings, home), home.chain_dir, settings.cache_dir)
+    try:
+        yield Session(settings, home, connection, account)
+    finally:
+        connection.close()

@@ -1,0 +1,1 @@
+"""Helpers for ailedger's own tests and for projects testing against ailedger."""
