@@ -172,15 +172,12 @@ class GanacheNode:
         # full pipe would block Ganache. The banner on stdout (--logging.quiet keeps it) is
         # of no use to tests.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the node
-        env = dict(os.environ)
-        env.setdefault("NODE_NO_WARNINGS", "1")
         try:
             self._process = subprocess.Popen(
                 self._command(port),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
-                env=env,
                 # Own session: a Ctrl-C in the test runner reaches Python only, which then
                 # stops the node itself, in order.
                 start_new_session=True,

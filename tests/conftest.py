@@ -1,0 +1,65 @@
+"""Fixtures shared across the suite: chain backends and a compiled-contract cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from ailedger.chain.connection import ChainConnection, connect_rpc, open_embedded
+from ailedger.chain.deploy import Deployment, deploy_contracts, find_deployment
+from ailedger.chain.transactions import fund_from_dev_account
+
+BACKENDS = ["embedded", "ganache"]
+
+
+@pytest.fixture(scope="session")
+def contract_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One compile cache per test session: contracts compile once, not per test."""
+    return tmp_path_factory.mktemp("contract-cache")
+
+
+@dataclass
+class ChainUnderTest:
+    """A running chain with ailedger's contracts and funded test accounts."""
+
+    name: str
+    connection: ChainConnection
+    deployment: Deployment
+    accounts: list[LocalAccount]
+    cache_dir: Path
+
+
+def _funded_accounts(connection: ChainConnection, count: int) -> list[LocalAccount]:
+    accounts = [Account.create() for _ in range(count)]
+    for account in accounts:
+        fund_from_dev_account(connection.web3, account.address, 10**20)
+    return accounts
+
+
+@pytest.fixture(params=BACKENDS)
+def chain_under_test(
+    request: pytest.FixtureRequest, tmp_path: Path, contract_cache: Path
+) -> Iterator[ChainUnderTest]:
+    """The same tests run on the embedded chain and on a real JSON-RPC node (Ganache)."""
+    if request.param == "embedded":
+        with open_embedded(tmp_path / "chain", contract_cache) as connection:
+            deployment = find_deployment(connection.web3, tmp_path / "home")
+            accounts = _funded_accounts(connection, 3)
+            yield ChainUnderTest("embedded", connection, deployment, accounts, contract_cache)
+        return
+    from ailedger.testing.ethnode import GanacheNode, ganache_available
+
+    if not ganache_available():
+        pytest.skip("Ganache is not installed: run scripts/install_ethnode.sh")
+    request.applymarker(pytest.mark.rpcnode)
+    deployer = Account.create()
+    with GanacheNode([(deployer.key.hex(), 10**24)], chain_id=1337) as node:
+        connection = connect_rpc(node.url)
+        deployment = deploy_contracts(connection.web3, deployer, contract_cache)
+        accounts = _funded_accounts(connection, 3)
+        yield ChainUnderTest("ganache", connection, deployment, accounts, contract_cache)
