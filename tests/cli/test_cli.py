@@ -1,0 +1,171 @@
+"""The CLI as a person uses it: the real entry point, environment settings, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ailedger.cli.app import main
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def run(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["ailedger", *args])
+    monkeypatch.setenv("COLUMNS", "200")
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def home_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, contract_cache: Path
+) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("AILEDGER_HOME", str(home))
+    monkeypatch.setenv("AILEDGER_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("AILEDGER_CACHE_DIR", str(contract_cache))
+    monkeypatch.delenv("AILEDGER_CHAIN", raising=False)
+    return home
+
+
+def test_help_lists_every_command_group(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run(["--help"], capsys, monkeypatch)
+    assert code == 0
+    for group in ("init", "demo", "account", "token", "chain"):
+        assert f" {group} " in out
+
+
+def test_help_imports_no_heavy_library() -> None:
+    """`ailedger --help` stays fast because no chain library loads for it."""
+    probe = (
+        "import sys; sys.argv=['ailedger','--help']\n"
+        "from ailedger.cli.app import main\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "heavy = [m for m in ('web3', 'eth', 'vyper', 'eth_account', 'cryptography') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout
+
+
+def test_token_lifecycle_through_the_cli(
+    home_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = run(["init"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "created ailedger home" in out
+
+    code, out, err = run(["token", "faucet", "500", "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    minted = json.loads(out)
+    assert minted["balance_base_units"] == str(500 * 10**18)
+    assert minted["tx"].startswith("0x") and len(minted["tx"]) == 66
+
+    friend = "0x" + "ab" * 20
+    code, out, err = run(["token", "transfer", friend, "12.5"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "sent 12.5 AIL" in out
+
+    code, out, _ = run(["token", "balance", friend, "--json"], capsys, monkeypatch)
+    assert json.loads(out)["base_units"] == str(125 * 10**17)
+
+    code, out, err = run(["account", "register-key"], capsys, monkeypatch)
+    assert code == 0, err
+    code, out, _ = run(["account", "show", "--json"], capsys, monkeypatch)
+    shown = json.loads(out)
+    assert shown["encryption_key_registered"] is True
+    assert shown["token_base_units"] == str(4875 * 10**17)
+
+    code, out, _ = run(["chain", "status", "--json"], capsys, monkeypatch)
+    status = json.loads(out)
+    assert status["chain_id"] == 7357 and status["head"] >= 5 and status["pending"] == 0
+    assert set(status["contracts"]) == {"Token", "KeyRegistry"}
+
+
+def error_of(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
+    code, out, err = run(args, capsys, monkeypatch)
+    assert code == 1, (out, err)
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_missing_home_is_one_clear_line(
+    home_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = error_of(["account", "show"], capsys, monkeypatch)
+    assert "no ailedger home" in line and "ailedger init" in line
+
+
+def test_wrong_passphrase_is_one_clear_line(
+    home_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(["init"], capsys, monkeypatch)[0] == 0
+    monkeypatch.setenv("AILEDGER_PASSPHRASE", "not the passphrase")
+    line = error_of(["token", "transfer", "0x" + "ab" * 20, "1"], capsys, monkeypatch)
+    assert "passphrase does not open" in line
+
+
+def test_unreachable_rpc_url_is_one_clear_line(
+    home_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(["init"], capsys, monkeypatch)[0] == 0
+    line = error_of(["--chain", "http://127.0.0.1:9", "token", "balance"], capsys, monkeypatch)
+    assert "cannot reach the JSON-RPC node at http://127.0.0.1:9" in line
+
+
+def test_init_twice_refuses_to_overwrite(
+    home_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(["init"], capsys, monkeypatch)[0] == 0
+    line = error_of(["init"], capsys, monkeypatch)
+    assert "AILEDGER_HOME" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["token", "transfer", "0xnot-an-address", "1"], "is not an Ethereum address"),
+        (["token", "transfer", "--", "0x" + "ab" * 20, "-3"], "must be a positive number"),
+        (["token", "transfer", "0x" + "ab" * 20, "lots"], "is not an amount"),
+        (["token", "faucet", "20000"], "per-call limit"),
+        (["--chain", "ftp://x", "token", "balance"], "unknown chain"),
+    ],
+)
+def test_bad_input_is_explained(
+    args: list[str],
+    expected: str,
+    home_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run(["init"], capsys, monkeypatch)[0] == 0
+    assert expected in error_of(args, capsys, monkeypatch)
+
+
+def test_demo_runs_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    contract_cache: Path,
+) -> None:
+    monkeypatch.setenv("AILEDGER_CACHE_DIR", str(contract_cache))
+    code, out, err = run(["demo", "--dir", str(tmp_path / "demo")], capsys, monkeypatch)
+    assert code == 0, err
+    assert "researcher paid the hospital 250 AIL" in out
+    assert "hospital   balance 250 AIL" in out and "researcher balance 750 AIL" in out
+    assert "refused: the transaction would fail" in out
+    assert "hospital still holds 250 AIL" in out
