@@ -48,7 +48,8 @@ def run_demo(directory: Path | None, say: Say) -> None:
         say("\n[bold]3. Both get gas money from the dev chain's operator[/bold]")
         for label, home in (("hospital", hospital), ("researcher", researcher)):
             r = fund_from_dev_account(web3, home.address, GAS_WEI)
-            say(f"  {label:<10} +{format_amount(GAS_WEI, 'ETH')}  tx {r.tx_hash} (block {r.block_number})")
+            amount = format_amount(GAS_WEI, "ETH")
+            say(f"  {label:<10} +{amount}  tx {r.tx_hash} (block {r.block_number})")
 
         accounts = {
             "hospital": hospital.unlock_account(DEMO_PASSPHRASE),
@@ -73,8 +74,10 @@ def run_demo(directory: Path | None, say: Say) -> None:
         r = tokens["researcher"].faucet(1_000 * 10**18)
         say(f"  researcher minted {format_amount(1_000 * 10**18)}  tx {r.tx_hash}")
         r = tokens["researcher"].transfer(hospital.address, 250 * 10**18)
-        say(f"  researcher paid the hospital {format_amount(250 * 10**18)}  tx {r.tx_hash} "
-            f"(block {r.block_number}, {r.gas_used} gas)")
+        say(
+            f"  researcher paid the hospital {format_amount(250 * 10**18)}  tx {r.tx_hash} "
+            f"(block {r.block_number}, {r.gas_used} gas)"
+        )
         for label, home in (("hospital", hospital), ("researcher", researcher)):
             say(f"  {label:<10} balance {format_amount(tokens[label].balance_of(home.address))}")
 
@@ -90,6 +93,8 @@ def run_demo(directory: Path | None, say: Say) -> None:
     say("\n[bold]7. The chain keeps its state across a restart[/bold]")
     with open_embedded(hospital.chain_dir, cache) as reopened:
         again = TokenClient(reopened.web3, deployment.address("Token"), token_abi, None)
-        say(f"  reopened at block {reopened.web3.eth.block_number} (was {head}); "
-            f"hospital still holds {format_amount(again.balance_of(hospital.address))}")
+        say(
+            f"  reopened at block {reopened.web3.eth.block_number} (was {head}); "
+            f"hospital still holds {format_amount(again.balance_of(hospital.address))}"
+        )
     say("\ndone. Try: AILEDGER_HOME=" + str(root / "hospital") + " ailedger account show")

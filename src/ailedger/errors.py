@@ -37,7 +37,7 @@ class HomeError(AiledgerError):
     """The node home is missing, incomplete, or would be overwritten."""
 
 
-class KeyError_(AiledgerError):  # noqa: N801 - trailing underscore avoids the builtin
+class KeyError_(AiledgerError):
     """A keystore or key file cannot be used."""
 
 

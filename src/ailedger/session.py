@@ -62,7 +62,9 @@ class Session:
 
     def require_account(self) -> LocalAccount:
         if self.account is None:
-            raise ContractError("this action signs a transaction; open the session with unlock=True")
+            raise ContractError(
+                "this action signs a transaction; open the session with unlock=True"
+            )
         return self.account
 
     def ether_balance(self, address: str | None = None) -> int:

@@ -29,9 +29,7 @@ def run(
 
 
 @pytest.fixture
-def home_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, contract_cache: Path
-) -> Path:
+def home_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, contract_cache: Path) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("AILEDGER_HOME", str(home))
     monkeypatch.setenv("AILEDGER_PASSPHRASE", PASSPHRASE)
@@ -55,7 +53,8 @@ def test_help_imports_no_heavy_library() -> None:
         "import sys; sys.argv=['ailedger','--help']\n"
         "from ailedger.cli.app import main\n"
         "try: main()\nexcept SystemExit: pass\n"
-        "heavy = [m for m in ('web3', 'eth', 'vyper', 'eth_account', 'cryptography') if m in sys.modules]\n"
+        "heavy = ('web3', 'eth', 'vyper', 'eth_account', 'cryptography')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "print('HEAVY', heavy)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
@@ -96,7 +95,9 @@ def test_token_lifecycle_through_the_cli(
     assert set(status["contracts"]) == {"Token", "KeyRegistry"}
 
 
-def error_of(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
+def error_of(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> str:
     code, out, err = run(args, capsys, monkeypatch)
     assert code == 1, (out, err)
     assert "Traceback" not in err
@@ -159,7 +160,9 @@ def test_bad_input_is_explained(
 
 
 def test_demo_runs_end_to_end(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     contract_cache: Path,
 ) -> None:
     monkeypatch.setenv("AILEDGER_CACHE_DIR", str(contract_cache))

@@ -36,7 +36,9 @@ def fee_fields(web3: Web3) -> dict[str, int]:
     return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
 
 
-def send(web3: Web3, account: LocalAccount, tx: dict[str, Any], *, wait: bool = True) -> TxResult | str:
+def send(
+    web3: Web3, account: LocalAccount, tx: dict[str, Any], *, wait: bool = True
+) -> TxResult | str:
     """Fill in chain id, nonce, fees and gas, sign, send; wait for the receipt if asked."""
     from web3.exceptions import ContractLogicError, Web3RPCError
 
@@ -66,7 +68,9 @@ def wait_for(web3: Web3, tx_hash: str, timeout: float = RECEIPT_TIMEOUT_S) -> Tx
 
     try:
         receipt = web3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=timeout, poll_latency=0.02  # type: ignore[arg-type]
+            tx_hash,
+            timeout=timeout,
+            poll_latency=0.02,  # type: ignore[arg-type]
         )
     except TimeExhausted as exc:
         raise ChainError(
@@ -74,7 +78,9 @@ def wait_for(web3: Web3, tx_hash: str, timeout: float = RECEIPT_TIMEOUT_S) -> Tx
             "check the node with `ailedger chain status`"
         ) from exc
     if receipt["status"] != 1:
-        raise TransactionRevertedError(f"transaction {tx_hash} reverted in block {receipt['blockNumber']}")
+        raise TransactionRevertedError(
+            f"transaction {tx_hash} reverted in block {receipt['blockNumber']}"
+        )
     address = receipt.get("contractAddress")
     return TxResult(tx_hash, int(receipt["blockNumber"]), int(receipt["gasUsed"]), address)
 

@@ -59,10 +59,15 @@ def fund(
         result = fund_from_dev_account(s.chain.web3, s.address, wei)
         balance = s.ether_balance()
     data = {"tx": result.tx_hash, "block": result.block_number, "ether_wei": str(balance)}
-    emit(as_json, data, lambda: tx_line(
-        f"received {format_amount(wei, 'ETH')}; balance {format_amount(balance, 'ETH')}",
-        result.tx_hash, result.block_number,
-    ))
+    emit(
+        as_json,
+        data,
+        lambda: tx_line(
+            f"received {format_amount(wei, 'ETH')}; balance {format_amount(balance, 'ETH')}",
+            result.tx_hash,
+            result.block_number,
+        ),
+    )
 
 
 @app.command("register-key")
@@ -73,7 +78,12 @@ def register_key(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         result = s.key_registry.register(s.home.encryption_public_key)
         version = s.key_registry.version_of(s.address)
     data = {"tx": result.tx_hash, "block": result.block_number, "version": version}
-    emit(as_json, data, lambda: tx_line(
-        f"registered encryption key (version {version}) for {s.address}",
-        result.tx_hash, result.block_number,
-    ))
+    emit(
+        as_json,
+        data,
+        lambda: tx_line(
+            f"registered encryption key (version {version}) for {s.address}",
+            result.tx_hash,
+            result.block_number,
+        ),
+    )

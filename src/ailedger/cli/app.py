@@ -26,11 +26,15 @@ app.add_typer(chain.app, name="chain")
 def root(
     ctx: typer.Context,
     home: Path = typer.Option(
-        None, "--home", envvar="AILEDGER_HOME",
+        None,
+        "--home",
+        envvar="AILEDGER_HOME",
         help="Node home with keys and config [default: ~/.ailedger].",
     ),
     chain_: str = typer.Option(
-        None, "--chain", envvar="AILEDGER_CHAIN",
+        None,
+        "--chain",
+        envvar="AILEDGER_CHAIN",
         help="'embedded' or a JSON-RPC URL; overrides the home's setting.",
     ),
 ) -> None:

@@ -6,7 +6,9 @@ import typer
 
 from ailedger.cli._common import JSON_OPTION, console, emit, session, settings_from
 
-app = typer.Typer(help="Inspect the chain, serve the embedded chain over JSON-RPC, deploy contracts.")
+app = typer.Typer(
+    help="Inspect the chain, serve the embedded chain over JSON-RPC, deploy contracts."
+)
 
 
 @app.command("status")

@@ -21,8 +21,11 @@ def balance(
     with session(ctx, unlock=False) as s:
         who = _checked(s.chain.web3, address) if address else s.address
         amount = s.token.balance_of(who)
-    emit(as_json, {"address": who, "base_units": str(amount)},
-         lambda: console.print(f"{who}: {format_amount(amount)}"))
+    emit(
+        as_json,
+        {"address": who, "base_units": str(amount)},
+        lambda: console.print(f"{who}: {format_amount(amount)}"),
+    )
 
 
 @app.command("transfer")
@@ -39,11 +42,19 @@ def transfer(
     with session(ctx, unlock=True) as s:
         recipient = _checked(s.chain.web3, to)
         result = s.token.transfer(recipient, value)
-    data = {"tx": result.tx_hash, "block": result.block_number, "to": recipient,
-            "base_units": str(value)}
-    emit(as_json, data, lambda: tx_line(
-        f"sent {format_amount(value)} to {recipient}", result.tx_hash, result.block_number
-    ))
+    data = {
+        "tx": result.tx_hash,
+        "block": result.block_number,
+        "to": recipient,
+        "base_units": str(value),
+    }
+    emit(
+        as_json,
+        data,
+        lambda: tx_line(
+            f"sent {format_amount(value)} to {recipient}", result.tx_hash, result.block_number
+        ),
+    )
 
 
 @app.command("faucet")
@@ -64,12 +75,21 @@ def faucet(
             fund_from_dev_account(s.chain.web3, s.address, GAS_FUNDING_WEI)
         result = s.token.faucet(value)
         total = s.token.balance_of(s.address)
-    data = {"tx": result.tx_hash, "block": result.block_number, "base_units": str(value),
-            "balance_base_units": str(total)}
-    emit(as_json, data, lambda: tx_line(
-        f"minted {format_amount(value)}; balance {format_amount(total)}",
-        result.tx_hash, result.block_number,
-    ))
+    data = {
+        "tx": result.tx_hash,
+        "block": result.block_number,
+        "base_units": str(value),
+        "balance_base_units": str(total),
+    }
+    emit(
+        as_json,
+        data,
+        lambda: tx_line(
+            f"minted {format_amount(value)}; balance {format_amount(total)}",
+            result.tx_hash,
+            result.block_number,
+        ),
+    )
 
 
 def _checked(web3: object, address: str) -> str:

@@ -51,7 +51,10 @@ def format_transaction(
         out["maxFeePerGas"] = qty(tx.max_fee_per_gas)
         out["maxPriorityFeePerGas"] = qty(tx.max_priority_fee_per_gas)
         out["accessList"] = [
-            {"address": to_checksum_address(a), "storageKeys": [data(k.to_bytes(32, "big")) for k in keys]}
+            {
+                "address": to_checksum_address(a),
+                "storageKeys": [data(k.to_bytes(32, "big")) for k in keys],
+            }
             for a, keys in tx.access_list
         ]
         out["yParity"] = qty(tx.y_parity)
@@ -86,9 +89,7 @@ def format_logs(
     ]
 
 
-def format_block(
-    header: BlockHeaderAPI, transactions: list[RpcObject] | list[str]
-) -> RpcObject:
+def format_block(header: BlockHeaderAPI, transactions: list[RpcObject] | list[str]) -> RpcObject:
     return {
         "number": qty(header.block_number),
         "hash": data(header.hash),

@@ -110,5 +110,7 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
     conn.isolation_level = "DEFERRED"
     integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
     if integrity != "ok":
-        raise sqlite3.DatabaseError(f"chain database {path} failed its integrity check: {integrity}")
+        raise sqlite3.DatabaseError(
+            f"chain database {path} failed its integrity check: {integrity}"
+        )
     return conn

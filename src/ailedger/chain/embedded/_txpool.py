@@ -75,6 +75,5 @@ def check_against_state(
     balance = state.get_balance(sender)
     if balance < cost:
         raise TransactionRejectedError(
-            f"insufficient funds for gas * price + value: address {who} "
-            f"have {balance} want {cost}"
+            f"insufficient funds for gas * price + value: address {who} have {balance} want {cost}"
         )

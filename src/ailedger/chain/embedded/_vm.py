@@ -38,9 +38,7 @@ def chain_class(chain_id: int) -> type[LedgerChain]:
     return type(f"LedgerChain{chain_id}", (LedgerChain,), {"chain_id": chain_id})
 
 
-def create_genesis(
-    db: AtomicDatabaseAPI, chain_id: int, alloc: dict[bytes, int]
-) -> LedgerChain:
+def create_genesis(db: AtomicDatabaseAPI, chain_id: int, alloc: dict[bytes, int]) -> LedgerChain:
     """Write block 0 with ``alloc`` (address -> wei) prefunded."""
     params = {
         "difficulty": 0,

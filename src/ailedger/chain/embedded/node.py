@@ -34,10 +34,9 @@ from eth.abc import (
 )
 from eth.db.atomic import AtomicDB
 from eth.exceptions import HeaderNotFound
-from eth_utils import ValidationError
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import ValidationError, to_checksum_address
 
 from ailedger.chain.embedded import _format, _txpool
 from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_sqlite
@@ -157,7 +156,9 @@ class EmbeddedChain:
 
     def announce_url(self, url: str) -> None:
         """Tell other processes where this chain is served (read by ChainLockedError)."""
-        _write_atomically(self.directory / SERVING_FILE, json.dumps({"url": url, "pid": os.getpid()}))
+        _write_atomically(
+            self.directory / SERVING_FILE, json.dumps({"url": url, "pid": os.getpid()})
+        )
 
     # ------------------------------------------------------------------ accounts
 
@@ -199,9 +200,7 @@ class EmbeddedChain:
                 raise TransactionRejectedError("already known")
             head, state, next_base_fee = self._admission_view()
             expected = max(state.get_nonce(sender), self._next_nonce.get(sender, 0))
-            _txpool.check_against_state(
-                tx, sender, state, expected, head.gas_limit, next_base_fee
-            )
+            _txpool.check_against_state(tx, sender, state, expected, head.gas_limit, next_base_fee)
             self._pending.append(tx)
             self._pending_hashes.add(tx.hash)
             self._next_nonce[sender] = tx.nonce + 1
@@ -288,7 +287,9 @@ class EmbeddedChain:
         return None if body is None else dict(json.loads(body))
 
     def _receipt_body(self, tx_hash: bytes) -> str | None:
-        row = self._conn.execute("SELECT body FROM receipts WHERE tx_hash = ?", (tx_hash,)).fetchone()
+        row = self._conn.execute(
+            "SELECT body FROM receipts WHERE tx_hash = ?", (tx_hash,)
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def state_at(self, header: BlockHeaderAPI) -> StateAPI:
@@ -477,7 +478,9 @@ def _create(conn: sqlite3.Connection, chain_id: int) -> None:
     """Write genesis and the operator key in one transaction: all or nothing."""
     operator = Account.create()
     kv = StagedSqliteDB(conn)
-    create_genesis(AtomicDB(kv), chain_id, {bytes.fromhex(operator.address[2:]): OPERATOR_FUNDS_WEI})
+    create_genesis(
+        AtomicDB(kv), chain_id, {bytes.fromhex(operator.address[2:]): OPERATOR_FUNDS_WEI}
+    )
 
     def meta(c: sqlite3.Connection) -> None:
         c.executemany(
@@ -505,9 +508,13 @@ def _acquire_lock(directory: Path) -> IO[str]:
 
 def _locked_message(directory: Path) -> str:
     url = serving_url(directory)
-    where = f"; it is served at {url}: set AILEDGER_CHAIN={url}" if url else (
-        "; stop that process, or serve the chain with `ailedger chain serve` and point "
-        "other commands at it with AILEDGER_CHAIN"
+    where = (
+        f"; it is served at {url}: set AILEDGER_CHAIN={url}"
+        if url
+        else (
+            "; stop that process, or serve the chain with `ailedger chain serve` and point "
+            "other commands at it with AILEDGER_CHAIN"
+        )
     )
     return f"the embedded chain in {directory} is open in another process{where}"
 

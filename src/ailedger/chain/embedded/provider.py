@@ -22,7 +22,12 @@ class EmbeddedProvider(BaseProvider):
         self._ids = itertools.count()
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
-        request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
+        request = {
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": method,
+            "params": list(params),
+        }
         return self._dispatcher.handle(_jsonable(request))  # type: ignore[return-value]
 
     def is_connected(self, show_traceback: bool = False) -> bool:
