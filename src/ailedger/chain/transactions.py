@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from eth_typing import HexStr
+
 from ailedger.errors import ChainError, TransactionRejectedError, TransactionRevertedError
 
 if TYPE_CHECKING:
@@ -68,9 +70,9 @@ def wait_for(web3: Web3, tx_hash: str, timeout: float = RECEIPT_TIMEOUT_S) -> Tx
 
     try:
         receipt = web3.eth.wait_for_transaction_receipt(
-            tx_hash,
+            HexStr(tx_hash),
             timeout=timeout,
-            poll_latency=0.02,  # type: ignore[arg-type]
+            poll_latency=0.02,
         )
     except TimeExhausted as exc:
         raise ChainError(

@@ -93,7 +93,7 @@ def faucet(
 
 
 def _checked(web3: object, address: str) -> str:
-    from eth_utils import is_address, to_checksum_address
+    from eth_utils.address import is_address, to_checksum_address
 
     from ailedger.errors import ConfigError
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import rlp  # type: ignore[import-untyped]
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
-from eth_utils import encode_hex, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.hexadecimal import encode_hex
 
 RpcObject = dict[str, Any]
 
@@ -20,6 +22,11 @@ def data(value: bytes) -> str:
 
 def address_or_none(value: bytes) -> str | None:
     return to_checksum_address(value) if value else None
+
+
+def base_fee(header: BlockHeaderAPI) -> int:
+    """The header's base fee; every block of a Shanghai chain has one."""
+    return header.base_fee_per_gas or 0
 
 
 def effective_gas_price(tx: SignedTransactionAPI, base_fee: int) -> int:
@@ -40,7 +47,7 @@ def format_transaction(
         "gas": qty(tx.gas),
         "input": data(tx.data),
         "chainId": qty(tx.chain_id) if tx.chain_id is not None else None,
-        "v": qty(tx.y_parity if tx.type_id else tx.v),
+        "v": qty(tx.y_parity if tx.type_id else tx.v),  # type: ignore[attr-defined]
         "r": qty(tx.r),
         "s": qty(tx.s),
         "blockHash": data(header.hash) if header else None,
@@ -59,7 +66,7 @@ def format_transaction(
         ]
         out["yParity"] = qty(tx.y_parity)
         out["gasPrice"] = qty(
-            effective_gas_price(tx, header.base_fee_per_gas) if header else tx.max_fee_per_gas
+            effective_gas_price(tx, base_fee(header)) if header else tx.max_fee_per_gas
         )
     else:
         out["gasPrice"] = qty(tx.gas_price)
@@ -104,13 +111,13 @@ def format_block(header: BlockHeaderAPI, transactions: list[RpcObject] | list[st
         "difficulty": qty(header.difficulty),
         "totalDifficulty": qty(0),
         "extraData": data(header.extra_data),
-        "size": qty(len(header.encode() if hasattr(header, "encode") else b"")),
+        "size": qty(len(rlp.encode(header))),
         "gasLimit": qty(header.gas_limit),
         "gasUsed": qty(header.gas_used),
         "timestamp": qty(header.timestamp),
-        "baseFeePerGas": qty(header.base_fee_per_gas),
+        "baseFeePerGas": qty(base_fee(header)),
         "mixHash": data(header.mix_hash),
-        "withdrawalsRoot": data(header.withdrawals_root),
+        "withdrawalsRoot": data(header.withdrawals_root or b""),
         "withdrawals": [],
         "uncles": [],
         "transactions": transactions,

@@ -41,7 +41,7 @@ class StagedSqliteDB(BaseDB):
             value = self._staged[key]
             if value is _DELETED:
                 raise KeyError(key)
-            return value  # type: ignore[return-value]
+            return value
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -83,7 +83,7 @@ class StagedSqliteDB(BaseDB):
             if extra is not None:
                 extra(self._conn)
         for key, value in upserts:
-            self._remember(key, value)  # type: ignore[arg-type]
+            self._remember(key, value)
         for (key,) in deletes:
             self._cache.pop(key, None)
         self._staged.clear()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import rlp
+import rlp  # type: ignore[import-untyped]
 from eth.constants import BLANK_ROOT_HASH
 from eth_hash.auto import keccak
 

@@ -8,7 +8,8 @@ Messages follow go-ethereum's ``core/txpool`` and ``core`` error strings.
 from __future__ import annotations
 
 from eth.abc import SignedTransactionAPI, StateAPI, TransactionBuilderAPI
-from eth_utils import to_checksum_address
+from eth_typing import Address
+from eth_utils.address import to_checksum_address
 
 from ailedger.errors import TransactionRejectedError
 
@@ -72,7 +73,7 @@ def check_against_state(
             f"maxFeePerGas: {tx.max_fee_per_gas}, baseFee: {base_fee}"
         )
     cost = tx.gas * tx.max_fee_per_gas + tx.value
-    balance = state.get_balance(sender)
+    balance = state.get_balance(Address(sender))
     if balance < cost:
         raise TransactionRejectedError(
             f"insufficient funds for gas * price + value: address {who} have {balance} want {cost}"

@@ -13,6 +13,7 @@ from eth.abc import AtomicDatabaseAPI, BlockHeaderAPI
 from eth.chains.base import MiningChain
 from eth.constants import BLANK_ROOT_HASH, ZERO_ADDRESS
 from eth.vm.forks.shanghai import ShanghaiVM
+from eth_typing import BlockNumber
 
 BLOCK_GAS_LIMIT = 30_000_000
 INITIAL_BASE_FEE = 1_000_000_000  # 1 gwei, as on Ethereum at London
@@ -21,7 +22,7 @@ INITIAL_BASE_FEE = 1_000_000_000  # 1 gwei, as on Ethereum at London
 class LedgerChain(MiningChain):
     """A MiningChain whose gas limit stays constant and whose blocks need no seal."""
 
-    vm_configuration = ((0, ShanghaiVM),)
+    vm_configuration = ((BlockNumber(0), ShanghaiVM),)
     chain_id = 7357
 
     def create_header_from_parent(
@@ -40,7 +41,7 @@ def chain_class(chain_id: int) -> type[LedgerChain]:
 
 def create_genesis(db: AtomicDatabaseAPI, chain_id: int, alloc: dict[bytes, int]) -> LedgerChain:
     """Write block 0 with ``alloc`` (address -> wei) prefunded."""
-    params = {
+    params: dict[str, Any] = {
         "difficulty": 0,
         "gas_limit": BLOCK_GAS_LIMIT,
         "timestamp": int(time.time()),
@@ -51,7 +52,7 @@ def create_genesis(db: AtomicDatabaseAPI, chain_id: int, alloc: dict[bytes, int]
         "base_fee_per_gas": INITIAL_BASE_FEE,
         "withdrawals_root": BLANK_ROOT_HASH,
     }
-    state = {
+    state: dict[Any, Any] = {
         address: {"balance": wei, "nonce": 0, "code": b"", "storage": {}}
         for address, wei in alloc.items()
     }

@@ -36,7 +36,9 @@ from eth.db.atomic import AtomicDB
 from eth.exceptions import HeaderNotFound
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import ValidationError, to_checksum_address
+from eth_typing import Address, BlockNumber, Hash32
+from eth_utils.address import to_checksum_address
+from eth_utils.exceptions import ValidationError
 
 from ailedger.chain.embedded import _format, _txpool
 from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_sqlite
@@ -170,7 +172,7 @@ class EmbeddedChain:
     @property
     def operator_account(self) -> LocalAccount:
         """The operator's key: it deploys the contracts on first start."""
-        return self._operator
+        return self._operator  # type: ignore[no-any-return]
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:
@@ -199,7 +201,7 @@ class EmbeddedChain:
             if tx.hash in self._pending_hashes or self._receipt_body(tx.hash) is not None:
                 raise TransactionRejectedError("already known")
             head, state, next_base_fee = self._admission_view()
-            expected = max(state.get_nonce(sender), self._next_nonce.get(sender, 0))
+            expected = max(state.get_nonce(Address(sender)), self._next_nonce.get(sender, 0))
             _txpool.check_against_state(tx, sender, state, expected, head.gas_limit, next_base_fee)
             self._pending.append(tx)
             self._pending_hashes.add(tx.hash)
@@ -212,8 +214,8 @@ class EmbeddedChain:
         building a VM per submitted transaction cost as much as checking it."""
         head = self._chain.get_canonical_head()
         if self._view is None or self._view[0].hash != head.hash:
-            base_fee = self._chain.create_header_from_parent(head).base_fee_per_gas
-            self._view = (head, self._state(head), base_fee)
+            next_fee = _format.base_fee(self._chain.create_header_from_parent(head))
+            self._view = (head, self._state(head), next_fee)
         return self._view
 
     def sign_as_operator(self, fields: dict[str, Any]) -> bytes:
@@ -223,7 +225,7 @@ class EmbeddedChain:
             fields.setdefault("chainId", self.chain_id)
             fields.setdefault("nonce", self.nonce(self._operator.address, pending=True))
             if "gasPrice" not in fields:
-                base = self._chain.create_header_from_parent(self.head()).base_fee_per_gas
+                base = _format.base_fee(self._chain.create_header_from_parent(self.head()))
                 fields.setdefault("maxPriorityFeePerGas", 0)
                 fields.setdefault("maxFeePerGas", 2 * base)
             fields.setdefault("gas", 21_000 if not fields.get("data") else 3_000_000)
@@ -248,14 +250,14 @@ class EmbeddedChain:
     def header(self, number: int) -> BlockHeaderAPI | None:
         with self._lock:
             try:
-                return self._chain.get_canonical_block_header_by_number(number)
+                return self._chain.get_canonical_block_header_by_number(BlockNumber(number))
             except HeaderNotFound:
                 return None
 
     def header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI | None:
         with self._lock:
             try:
-                header = self._chain.get_block_header_by_hash(block_hash)
+                header = self._chain.get_block_header_by_hash(Hash32(block_hash))
             except HeaderNotFound:
                 return None
             canonical = self.header(header.block_number)
@@ -273,7 +275,7 @@ class EmbeddedChain:
                 if tx.hash == tx_hash:
                     return tx, None, None
             try:
-                number, index = self._chain.chaindb.get_transaction_index(tx_hash)
+                number, index = self._chain.chaindb.get_transaction_index(Hash32(tx_hash))
             except Exception:  # py-evm raises TransactionNotFound or KeyError
                 return None
             header = self.header(number)
@@ -302,7 +304,7 @@ class EmbeddedChain:
     def nonce(self, address: bytes | str, *, pending: bool = False) -> int:
         raw = _address_bytes(address)
         with self._lock:
-            state_nonce = self._state(self._chain.get_canonical_head()).get_nonce(raw)
+            state_nonce = self._state(self._chain.get_canonical_head()).get_nonce(Address(raw))
             if pending:
                 return max(state_nonce, self._next_nonce.get(raw, 0))
             return state_nonce
@@ -324,7 +326,7 @@ class EmbeddedChain:
 
     def next_base_fee(self) -> int:
         with self._lock:
-            return int(self._chain.create_header_from_parent(self.head()).base_fee_per_gas)
+            return _format.base_fee(self._chain.create_header_from_parent(self.head()))
 
     # -------------------------------------------------------------------- sealing
 
@@ -430,8 +432,8 @@ def _assemble(
     """The block body and its trie roots (py-evm's set_block_transactions, one pass)."""
     tx_root, tx_nodes = ordered_trie_root([tx.encode() for tx in txs])
     receipt_root, receipt_nodes = ordered_trie_root([r.encode() for r in receipts])
-    vm.chaindb.persist_trie_data_dict(tx_nodes)
-    vm.chaindb.persist_trie_data_dict(receipt_nodes)
+    vm.chaindb.persist_trie_data_dict({Hash32(k): v for k, v in tx_nodes.items()})
+    vm.chaindb.persist_trie_data_dict({Hash32(k): v for k, v in receipt_nodes.items()})
     full_header = header.copy(transaction_root=tx_root, receipt_root=receipt_root)
     return vm.get_block().copy(header=full_header, transactions=txs)
 
@@ -462,7 +464,7 @@ def _receipt_rows(
                 "cumulativeGasUsed": _format.qty(receipt.gas_used),
                 "gasUsed": _format.qty(receipt.gas_used - previous_gas),
                 "effectiveGasPrice": _format.qty(
-                    _format.effective_gas_price(tx, header.base_fee_per_gas)
+                    _format.effective_gas_price(tx, _format.base_fee(header))
                 ),
                 "logs": logs,
                 "logsBloom": _format.data(receipt.bloom.to_bytes(256, "big")),

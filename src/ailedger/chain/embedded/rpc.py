@@ -17,12 +17,13 @@ from typing import Any
 from eth.abc import BlockHeaderAPI
 from eth.exceptions import Revert, VMError
 from eth.vm.spoof import SpoofTransaction
-from eth_abi import decode as abi_decode
-from eth_utils import to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_typing import Address
+from eth_utils.address import to_checksum_address
 
 from ailedger import __version__
 from ailedger.chain.embedded import _format
-from ailedger.chain.embedded._format import data, qty
+from ailedger.chain.embedded._format import base_fee, data, qty
 from ailedger.chain.embedded._logs import LogFilter, TooManyLogsError
 from ailedger.chain.embedded.node import EmbeddedChain
 from ailedger.errors import AiledgerError, TransactionRejectedError
@@ -186,7 +187,7 @@ class RpcDispatcher:
         return data(self.chain.send_raw_transaction(self.chain.sign_as_operator(fields)))
 
     def _spoof(self, tx: dict[str, Any], header: BlockHeaderAPI) -> SpoofTransaction:
-        sender = _address(tx["from"]) if tx.get("from") else b"\x00" * 20
+        sender = _address(tx["from"]) if tx.get("from") else Address(b"\x00" * 20)
         unsigned = self.chain.unsigned_transaction(
             nonce=self.chain.state_at(header).get_nonce(sender),
             gas_price=0,
@@ -222,7 +223,7 @@ class RpcDispatcher:
         headers = [self._header(qty(i)) for i in range(first, newest_header.block_number + 1)]
         return {
             "oldestBlock": qty(first),
-            "baseFeePerGas": [qty(h.base_fee_per_gas) for h in headers]
+            "baseFeePerGas": [qty(base_fee(h)) for h in headers]
             + [qty(self.chain.next_base_fee())],
             "gasUsedRatio": [h.gas_used / h.gas_limit for h in headers],
             "reward": [[qty(0) for _ in (percentiles or [])] for _ in headers],
@@ -337,7 +338,7 @@ def _bytes(value: Any, length: int | None = None) -> bytes:
     return raw
 
 
-def _address(value: Any) -> bytes:
+def _address(value: Any) -> Address:
     raw = _bytes(value, 20)
     to_checksum_address(raw)
-    return raw
+    return Address(raw)
