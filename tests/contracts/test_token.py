@@ -7,6 +7,7 @@ same EVM version, so what is tested here is what gets deployed.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import boa
@@ -167,11 +168,27 @@ def test_faucet_per_call_limit(token: VyperContract, alice: Any) -> None:
     assert token.totalSupply() == INITIAL_SUPPLY
 
 
+def _pick(how: str, raw: int, limit: int) -> int:
+    """An amount relative to ``limit`` (a balance or allowance), so that successes, exact
+    limits and off-by-one failures all come up often, not only random huge values."""
+    if how == "all":
+        return limit
+    if how == "part":
+        return raw % (limit + 1)
+    if how == "over":
+        return limit + 1 + raw % 1000
+    return raw
+
+
 class TokenMachine(RuleBasedStateMachine):
     """Random sequences of calls against a dict-based model of the EIP-20 rules."""
 
     token: VyperContract
     accounts: list[Any]
+
+    indices = st.integers(0, 2)
+    hows = st.sampled_from(["all", "part", "over", "raw"])
+    raws = st.integers(0, 2 * INITIAL_SUPPLY)
 
     @initialize()
     def deploy(self) -> None:
@@ -189,45 +206,40 @@ class TokenMachine(RuleBasedStateMachine):
         if hasattr(self, "chain_id_before"):
             boa.env.evm.patch.chain_id = self.chain_id_before
 
-    # Amounts straddle the interesting boundaries: balances, allowances, the faucet cap.
-    amounts = st.one_of(
-        st.integers(0, 2 * INITIAL_SUPPLY),
-        st.integers(0, 1000),
-        st.sampled_from([FAUCET_MAX, FAUCET_MAX + 1, INITIAL_SUPPLY, INITIAL_SUPPLY + 1]),
-    )
-    indices = st.integers(0, 2)
+    def _snapshot(self) -> tuple[list[int], list[int], int]:
+        balances = [self.token.balanceOf(a) for a in self.accounts]
+        allowances = [self.token.allowance(o, s) for o, s in self.allowances]
+        return balances, allowances, self.token.totalSupply()
 
-    def _snapshot(self) -> tuple[list[int], int]:
-        return [self.token.balanceOf(a) for a in self.accounts], self.token.totalSupply()
-
-    def _expect_revert(self, reason: str, call: Any) -> None:
+    def _expect_revert(self, reason: str, call: Callable[[], object]) -> None:
         before = self._snapshot()
         with boa.reverts(reason):
             call()
         assert self._snapshot() == before
 
-    @rule(src=indices, dst=st.one_of(indices, st.none()), amount=amounts)
-    def transfer(self, src: int, dst: int | None, amount: int) -> None:
+    @rule(src=indices, dst=st.one_of(indices, st.none()), how=hows, raw=raws)
+    def transfer(self, src: int, dst: int | None, how: str, raw: int) -> None:
         sender = self.accounts[src]
         to = ZERO if dst is None else self.accounts[dst]
+        amount = _pick(how, raw, self.balances[sender])
+
+        def call() -> object:
+            return self.token.transfer(to, amount)
+
         with boa.env.prank(sender):
             if to == ZERO:
-                self._expect_revert(
-                    "transfer: recipient is the zero address", lambda: self.token.transfer(to, amount)
-                )
+                self._expect_revert("transfer: recipient is the zero address", call)
             elif amount > self.balances[sender]:
-                self._expect_revert(
-                    "transfer: amount exceeds balance", lambda: self.token.transfer(to, amount)
-                )
+                self._expect_revert("transfer: amount exceeds balance", call)
             else:
-                assert self.token.transfer(to, amount) is True
+                assert call() is True
                 self.balances[sender] -= amount
                 self.balances[to] += amount
 
     @rule(
         src=indices,
         dst=indices,
-        amount=st.one_of(amounts, st.just(MAX_UINT)),
+        amount=st.one_of(st.integers(0, INITIAL_SUPPLY), st.just(MAX_UINT)),
     )
     def approve(self, src: int, dst: int, amount: int) -> None:
         owner, spender = self.accounts[src], self.accounts[dst]
@@ -235,18 +247,22 @@ class TokenMachine(RuleBasedStateMachine):
             assert self.token.approve(spender, amount) is True
         self.allowances[(owner, spender)] = amount
 
-    @rule(caller=indices, src=indices, dst=indices, amount=amounts)
-    def transfer_from(self, caller: int, src: int, dst: int, amount: int) -> None:
+    @rule(caller=indices, src=indices, dst=indices, how=hows, raw=raws, by_balance=st.booleans())
+    def transfer_from(
+        self, caller: int, src: int, dst: int, how: str, raw: int, by_balance: bool
+    ) -> None:
         spender, owner, to = self.accounts[caller], self.accounts[src], self.accounts[dst]
         allowed = self.allowances[(owner, spender)]
+        balance = self.balances[owner]
+        amount = _pick(how, raw, balance if by_balance else min(allowed, balance))
 
-        def call() -> Any:
+        def call() -> object:
             return self.token.transferFrom(owner, to, amount)
 
         with boa.env.prank(spender):
             if amount > allowed:
                 self._expect_revert("transferFrom: amount exceeds allowance", call)
-            elif amount > self.balances[owner]:
+            elif amount > balance:
                 self._expect_revert("transfer: amount exceeds balance", call)
             else:
                 assert call() is True
@@ -255,16 +271,19 @@ class TokenMachine(RuleBasedStateMachine):
                 self.balances[owner] -= amount
                 self.balances[to] += amount
 
-    @rule(caller=indices, amount=amounts)
-    def faucet(self, caller: int, amount: int) -> None:
+    @rule(caller=indices, how=hows, raw=raws)
+    def faucet(self, caller: int, how: str, raw: int) -> None:
         account = self.accounts[caller]
+        amount = _pick(how, raw, FAUCET_MAX)
+
+        def call() -> object:
+            return self.token.faucet(amount)
+
         with boa.env.prank(account):
             if amount > FAUCET_MAX:
-                self._expect_revert(
-                    "faucet: amount above per-call limit", lambda: self.token.faucet(amount)
-                )
+                self._expect_revert("faucet: amount above per-call limit", call)
             else:
-                self.token.faucet(amount)
+                call()
                 self.balances[account] += amount
                 self.total += amount
 

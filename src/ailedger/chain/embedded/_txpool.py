@@ -17,7 +17,14 @@ from ailedger.errors import TransactionRejectedError
 def decode_raw(builder: type[TransactionBuilderAPI], raw: bytes) -> SignedTransactionAPI:
     try:
         tx = builder.decode(raw)
+        # py-evm's legacy validate() reports this as "Insufficient gas"; geth's text instead
+        if tx.gas < tx.intrinsic_gas:
+            raise TransactionRejectedError(
+                f"intrinsic gas too low: have {tx.gas}, want {tx.intrinsic_gas}"
+            )
         tx.validate()
+    except TransactionRejectedError:
+        raise
     except Exception as exc:  # py-evm raises rlp, ValidationError and ValueError alike
         raise TransactionRejectedError(f"rlp: invalid transaction encoding ({exc})") from exc
     return tx

@@ -374,11 +374,11 @@ class EmbeddedChain:
                 if leftovers or header.gas_used + tx.gas > header.gas_limit:
                     leftovers.append(tx)  # keeps per-sender nonce order for the next block
                     continue
-                snapshot = vm.state.snapshot()
                 try:
                     receipt, _ = vm.apply_transaction(header, tx)
                 except ValidationError as exc:
-                    vm.state.revert(snapshot)
+                    # Raised by the checks before execution, which change no state; a
+                    # snapshot cannot be reverted anyway: apply_transaction locks changes.
                     self._drop(tx, str(exc))
                     continue
                 header = vm.add_receipt_to_header(header, receipt)
@@ -415,6 +415,7 @@ class EmbeddedChain:
         self._dropped[tx.hash] = reason
         sender = tx.sender
         self._next_nonce.pop(sender, None)
+        self._wake.notify_all()  # wake wait_idle even if no block follows
         log.warning("dropped transaction %s: %s", tx.hash.hex(), reason)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:

@@ -6,6 +6,8 @@ refused with HTTP 413 before they are read into memory, like geth's 5 MiB limit.
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any
 
 from starlette.applications import Starlette
@@ -57,7 +59,15 @@ def serve(chain: EmbeddedChain, host: str, port: int) -> None:
     config = uvicorn.Config(make_app(chain), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
     chain.announce_url(f"http://{host}:{port}")
+    # uvicorn re-raises the signal that stopped it once it has shut down; at its default
+    # action SIGTERM would end the process there, before the chain is closed below.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         server.run()
     finally:
         chain.close()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # the shell's convention, as the CLI's 130 for Ctrl-C
