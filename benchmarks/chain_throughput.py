@@ -10,7 +10,8 @@ Backends, each on a fresh chain with the project's contracts deployed:
 
 * ailedger embedded chain, in-process web3 provider, durable (SQLite WAL, synchronous=FULL)
 * eth-tester ``PyEVMBackend`` with auto-mining (one block per transaction): the reference
-* ailedger embedded chain served over HTTP JSON-RPC (uvicorn on 127.0.0.1)
+* ailedger embedded chain served over HTTP JSON-RPC (``serve``: uvicorn on 127.0.0.1, in a
+  process of its own)
 * Ganache over HTTP JSON-RPC, when installed (``scripts/install_ethnode.sh``)
 
 The last line is ``ratio_vs_eth_tester: x``, embedded in-process tx/s over eth-tester tx/s.
@@ -27,9 +28,9 @@ import io
 import math
 import pstats
 import socket
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -226,15 +227,8 @@ def _abi(name: str) -> list[dict[str, Any]]:
 def _new_sender() -> LocalAccount:
     from eth_account import Account
 
-    return Account.create()
-
-
-def _fund_tokens(web3: Web3, payer: LocalAccount, token: str, to: str) -> None:
-    from ailedger.chain.transactions import send
-
-    contract = web3.eth.contract(address=web3.to_checksum_address(token), abi=_abi("Token"))
-    data = contract.encode_abi("transfer", args=[to, SENDER_TOKENS])
-    send(web3, payer, {"to": contract.address, "data": data, "value": 0})
+    account: LocalAccount = Account.create()
+    return account
 
 
 def _deploy_from(web3: Web3, sender: LocalAccount, cache_dir: Path) -> Target:
@@ -254,14 +248,21 @@ def _deploy_from(web3: Web3, sender: LocalAccount, cache_dir: Path) -> Target:
     return Target(web3, deployment.address("Token"), deployment.address("KeyRegistry"), sender)
 
 
-def _embedded_target(web3: Web3, operator: LocalAccount, home: Path) -> Target:
+def _embedded_target(web3: Web3, home: Path) -> Target:
+    """Fund a fresh sender from the node's unlocked dev operator (ether, then tokens)."""
     from ailedger.chain.deploy import find_deployment
-    from ailedger.chain.transactions import fund_from_dev_account
+    from ailedger.chain.transactions import fund_from_dev_account, wait_for
 
     deployment = find_deployment(web3, home)  # home has no manifest: the node's own
     sender = _new_sender()
     fund_from_dev_account(web3, sender.address, SENDER_ETHER_WEI)
-    _fund_tokens(web3, operator, deployment.address("Token"), sender.address)
+    token = web3.eth.contract(
+        address=web3.to_checksum_address(deployment.address("Token")), abi=_abi("Token")
+    )
+    operator = web3.eth.accounts[0]
+    data = token.encode_abi("transfer", args=[sender.address, SENDER_TOKENS])
+    tx_hash = web3.eth.send_transaction({"from": operator, "to": token.address, "data": data})
+    wait_for(web3, "0x" + bytes(tx_hash).hex())
     return Target(web3, deployment.address("Token"), deployment.address("KeyRegistry"), sender)
 
 
@@ -271,52 +272,60 @@ def embedded_in_process(root: Path, cache_dir: Path) -> Iterator[tuple[Target, E
 
     with open_embedded(root / "chain-in-process", cache_dir) as connection:
         assert connection.embedded is not None
-        target = _embedded_target(connection.web3, connection.embedded.operator_account, root)
-        yield target, connection.embedded
+        yield _embedded_target(connection.web3, root), connection.embedded
+
+
+# The server runs in a process of its own, as `ailedger chain serve` does: in a thread of
+# this one it would share the GIL with the client and measure their contention instead.
+_SERVE = """
+import sys
+from pathlib import Path
+from ailedger.chain.connection import open_embedded
+from ailedger.chain.embedded.server import serve
+connection = open_embedded(Path(sys.argv[1]), Path(sys.argv[2]))
+serve(connection.embedded, "127.0.0.1", int(sys.argv[3]))
+"""
 
 
 @contextlib.contextmanager
 def embedded_over_http(root: Path, cache_dir: Path) -> Iterator[Target]:
-    import uvicorn
     from web3 import Web3
 
-    from ailedger.chain.connection import open_embedded
-    from ailedger.chain.embedded.server import make_app
-
-    with open_embedded(root / "chain-http", cache_dir) as connection:
-        assert connection.embedded is not None
-        # proto must be IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on
-        # such sockets, and without it every keep-alive answer waits ~40 ms for a
-        # delayed ACK (Nagle), which would measure the socket, not the chain.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            make_app(connection.embedded), log_level="warning", lifespan="off"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
-        )
-        thread.start()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    chain_dir = root / "chain-http"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SERVE, str(chain_dir), str(cache_dir), str(port)],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        web3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise BenchmarkError(
+                    f"the embedded chain's JSON-RPC server exited with {process.returncode}"
+                )
+            with contextlib.suppress(Exception):
+                if web3.provider.make_request("ailedger_deployment", []).get("result"):  # type: ignore[arg-type]
+                    break
+            if time.monotonic() > deadline:
+                raise BenchmarkError("the embedded chain's JSON-RPC server did not start")
+            time.sleep(0.1)
+        yield _embedded_target(web3, root)
+    finally:
+        process.terminate()  # serve() seals what is pending and closes the chain
         try:
-            deadline = time.monotonic() + 30
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    raise BenchmarkError("the embedded chain's HTTP server did not start")
-                time.sleep(0.01)
-            web3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
-            yield _embedded_target(web3, connection.embedded.operator_account, root)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
-            sock.close()
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @contextlib.contextmanager
 def eth_tester_reference(cache_dir: Path) -> Iterator[Target]:
-    from eth_tester import EthereumTester, PyEVMBackend
+    from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]
     from web3 import EthereumTesterProvider, Web3
 
     from ailedger.chain.transactions import fund_from_dev_account
@@ -367,8 +376,10 @@ class SplitProfile:
 
     def report(self, lines: int) -> str:
         out = io.StringIO()
-        for title, profile in (("client thread (send + receipts)", self.submit),
-                               ("sealer thread (_seal)", self.seal)):
+        for title, profile in (
+            ("client thread (send + receipts)", self.submit),
+            ("sealer thread (_seal)", self.seal),
+        ):
             out.write(f"\n=== {title}: top {lines} by cumulative time ===\n")
             stats = pstats.Stats(profile, stream=out)
             stats.sort_stats("cumulative").print_stats(lines)
@@ -396,22 +407,35 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "KeyRegistry.register) without waiting, then awaits all receipts. The last line "
             "is 'ratio_vs_eth_tester: x' (embedded tx/s / eth-tester tx/s)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"small run for CI: N={QUICK_N} embedded, {QUICK_REFERENCE_N} eth-tester, "
-        f"{QUICK_RPC_NODE_N} Ganache (unless given explicitly)",
+        help="small run for CI (well under a minute): the --quick sizes below",
     )
-    parser.add_argument("-n", "--n", type=int, help=f"transactions per ailedger run "
-                        f"(default {DEFAULT_N})")
-    parser.add_argument("--reference-n", type=int, help=f"transactions for eth-tester, "
-                        f"which is slow (default {DEFAULT_REFERENCE_N})")
-    parser.add_argument("--rpc-node-n", type=int, help=f"transactions for Ganache "
-                        f"(default {DEFAULT_RPC_NODE_N})")
-    parser.add_argument("--no-http", action="store_true",
-                        help="skip the embedded chain served over HTTP JSON-RPC")
+    parser.add_argument(
+        "-n",
+        "--n",
+        type=int,
+        metavar="N",
+        help=f"transactions per ailedger run (default {DEFAULT_N}, --quick {QUICK_N})",
+    )
+    parser.add_argument(
+        "--reference-n",
+        type=int,
+        metavar="N",
+        help=f"transactions for eth-tester, which is slow (default {DEFAULT_REFERENCE_N}, "
+        f"--quick {QUICK_REFERENCE_N})",
+    )
+    parser.add_argument(
+        "--rpc-node-n",
+        type=int,
+        metavar="N",
+        help=f"transactions for Ganache (default {DEFAULT_RPC_NODE_N}, --quick {QUICK_RPC_NODE_N})",
+    )
+    parser.add_argument(
+        "--no-http", action="store_true", help="skip the embedded chain served over HTTP JSON-RPC"
+    )
     parser.add_argument("--no-rpc-node", action="store_true", help="skip Ganache")
     parser.add_argument(
         "--profile",
@@ -419,7 +443,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="LINES",
         default=0,
         help="also run the embedded workload once more under cProfile and print the top "
-        "LINES functions of the submit path and of the sealer thread (0: no profiling)",
+        "LINES functions of the client thread and of the sealer thread (default 0: none)",
     )
     args = parser.parse_args(argv)
     args.n = args.n or (QUICK_N if args.quick else DEFAULT_N)
@@ -478,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {note}")
     if len({r.n for r in results}) > 1:
         print("note: N differs between backends; the ratio compares rates (tx/s), not totals")
+    print(
+        "note: eth-tester's rate falls as N grows (its receipt lookup walks back from the head, "
+        "so awaiting N receipts is quadratic); compare ratios taken at the same --reference-n"
+    )
     print(f"ratio_vs_eth_tester: {embedded.tx_per_s / reference.tx_per_s:.2f}")
     return 0
 
