@@ -64,18 +64,32 @@ def genesis_hash(web3: Web3) -> str:
     return "0x" + bytes(web3.eth.get_block(0)["hash"]).hex()
 
 
-def constructor_args(name: str) -> tuple[Any, ...]:
-    return (TOKEN_INITIAL_SUPPLY,) if name == "Token" else ()
+# Dependencies first: the market is paid in the token.
+DEPLOY_ORDER = ("Token", "KeyRegistry", "DataMarket", "AuditAnchor")
+
+
+def constructor_args(name: str, deployed: dict[str, str]) -> tuple[Any, ...]:
+    if name == "Token":
+        return (TOKEN_INITIAL_SUPPLY,)
+    if name == "DataMarket":
+        return (deployed["Token"],)
+    return ()
+
+
+def deploy_order() -> list[str]:
+    present = set(contract_names())
+    known = [name for name in DEPLOY_ORDER if name in present]
+    return known + sorted(present - set(DEPLOY_ORDER))
 
 
 def deploy_contracts(web3: Web3, deployer: LocalAccount, cache_dir: Path) -> Deployment:
     """Deploy every contract in ``contracts/`` from ``deployer``; returns the manifest."""
     addresses: dict[str, str] = {}
     last_block = 0
-    for name in contract_names():
+    for name in deploy_order():
         compiled = compile_contract(name, cache_dir)
         factory = web3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
-        data = factory.constructor(*constructor_args(name)).data_in_transaction
+        data = factory.constructor(*constructor_args(name, addresses)).data_in_transaction
         result = send(web3, deployer, {"data": data, "value": 0})
         assert not isinstance(result, str)
         if result.contract_address is None:

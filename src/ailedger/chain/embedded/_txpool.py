@@ -63,7 +63,7 @@ def check_against_state(
         raise TransactionRejectedError(
             f"intrinsic gas too low: have {tx.gas}, want {tx.intrinsic_gas}"
         )
-    who = to_checksum_address(sender)
+    who = _Checksummed(sender)  # formatted only if a message needs it
     if tx.nonce < expected_nonce:
         raise TransactionRejectedError(
             f"nonce too low: address {who}, tx: {tx.nonce} state: {expected_nonce}"
@@ -85,3 +85,11 @@ def check_against_state(
         raise TransactionRejectedError(
             f"insufficient funds for gas * price + value: address {who} have {balance} want {cost}"
         )
+
+
+class _Checksummed:
+    def __init__(self, address: bytes) -> None:
+        self._address = address
+
+    def __str__(self) -> str:
+        return str(to_checksum_address(self._address))

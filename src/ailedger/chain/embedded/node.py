@@ -87,6 +87,8 @@ class EmbeddedChain:
         self._kv = StagedSqliteDB(conn)
         self._chain: LedgerChain = load_chain(AtomicDB(self._kv), chain_id)
         self._logs = LogIndex(conn)
+        # One fork for the chain's whole life, so one transaction decoder.
+        self._tx_builder = self._chain.get_vm().get_transaction_builder()
         self._max_block_txs = max_block_txs
         self._batch_wait_s = batch_wait_s
         self._lock = threading.RLock()
@@ -192,7 +194,7 @@ class EmbeddedChain:
 
     def send_raw_transaction(self, raw: bytes) -> bytes:
         """Admit a signed transaction to the next block; returns its hash."""
-        tx = _txpool.decode_raw(self._chain.get_vm().get_transaction_builder(), raw)
+        tx = _txpool.decode_raw(self._tx_builder, raw)
         _txpool.check_chain_id(tx, self.chain_id)
         sender = _txpool.sender_of(tx)
         with self._wake:

@@ -1,0 +1,1 @@
+"""Cryptography for data sharing: streaming AEAD for objects, HPKE for data keys."""

@@ -1,0 +1,1 @@
+"""Owner-controlled data sharing: publishing, consent on chain, the gateway, fetching."""
