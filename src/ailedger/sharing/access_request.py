@@ -145,7 +145,9 @@ def verify_request(
     if request.expiry < now - CLOCK_SKEW_S:
         raise InvalidRequestError("the request has expired; sign a new one")
     if request.expiry > now + MAX_LIFETIME_S + CLOCK_SKEW_S:
-        raise InvalidRequestError(f"the request expires too late (at most {MAX_LIFETIME_S} s ahead)")
+        raise InvalidRequestError(
+            f"the request expires too late (at most {MAX_LIFETIME_S} s ahead)"
+        )
     try:
         raw = bytes.fromhex(signature.removeprefix("0x"))
         signer = Account.recover_message(_signable(domain, request), signature=raw)
