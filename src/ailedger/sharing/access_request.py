@@ -138,7 +138,7 @@ def sign_request(account: LocalAccount, domain: Domain, request: AccessRequest) 
 def verify_request(
     domain: Domain, request: AccessRequest, signature: str, now: float | None = None
 ) -> None:
-    """Raise :class:`InvalidRequestError` unless ``request`` is fresh and signed by its requester."""
+    """Raise :class:`InvalidRequestError` unless it is fresh and signed by its requester."""
     from eth_account import Account
 
     now = time.time() if now is None else now
