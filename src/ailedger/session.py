@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from ailedger.keys.home import NodeHome
 from ailedger.settings import Settings
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from eth_account.signers.local import LocalAccount
 
     from ailedger.chain.clients import KeyRegistryClient, TokenClient
@@ -32,6 +33,7 @@ class Session:
     home: NodeHome
     chain: ChainConnection
     account: LocalAccount | None
+    passphrase: str | None = field(default=None, repr=False)
 
     @cached_property
     def deployment(self) -> Deployment:
@@ -60,6 +62,27 @@ class Session:
         address = self.deployment.address("KeyRegistry")
         return KeyRegistryClient(self.chain.web3, address, self._abi("KeyRegistry"), self.account)
 
+    def encryption_key(self) -> X25519PrivateKey:
+        """The home's X25519 private key (needs the session opened with unlock=True)."""
+        if self.passphrase is None:
+            raise ContractError("this action needs the encryption key; open with unlock=True")
+        return self.home.unlock_encryption_key(self.passphrase)
+
+    def client(self, name: str) -> Any:
+        """A typed client for contract ``name``, bound to this session's account."""
+        from ailedger.chain import clients
+        from ailedger.sharing.market import DataMarketClient
+
+        classes: dict[str, Any] = {
+            "Token": clients.TokenClient,
+            "KeyRegistry": clients.KeyRegistryClient,
+            "NodeRegistry": clients.NodeRegistryClient,
+            "DataMarket": DataMarketClient,
+            "AuditAnchor": clients.AuditAnchorClient,
+        }
+        address = self.deployment.address(name)
+        return classes[name](self.chain.web3, address, self._abi(name), self.account)
+
     def require_account(self) -> LocalAccount:
         if self.account is None:
             raise ContractError(
@@ -86,11 +109,12 @@ def open_session(
 
     home = NodeHome.open(settings.home)
     account = None
+    secret = None
     if unlock:
         secret = passphrase or resolve_passphrase(settings.passphrase, confirm=False)
         account = home.unlock_account(secret)
     connection = connect(effective_chain(settings, home), home.chain_dir, settings.cache_dir)
     try:
-        yield Session(settings, home, connection, account)
+        yield Session(settings, home, connection, account, secret)
     finally:
         connection.close()

@@ -92,7 +92,9 @@ def test_token_lifecycle_through_the_cli(
     code, out, _ = run(["chain", "status", "--json"], capsys, monkeypatch)
     status = json.loads(out)
     assert status["chain_id"] == 7357 and status["head"] >= 5 and status["pending"] == 0
-    assert set(status["contracts"]) == {"Token", "KeyRegistry"}
+    assert set(status["contracts"]) == {
+        "Token", "KeyRegistry", "NodeRegistry", "DataMarket", "AuditAnchor"
+    }
 
 
 def error_of(

@@ -116,3 +116,37 @@ class KeyRegistryClient(ContractClient):
 
     def version_of(self, account: str) -> int:
         return int(self._read("versions", self.web3.to_checksum_address(account)))
+
+
+class NodeRegistryClient(ContractClient):
+    """Where each party's node (its data gateway) can be reached."""
+
+    contract_name = "NodeRegistry"
+
+    def register(self, url: str) -> TxResult:
+        return self._write("register_node", url)  # type: ignore[no-any-return]
+
+    def url_of(self, account: str) -> str | None:
+        url = str(self._read("urls", self.web3.to_checksum_address(account)))
+        return url or None
+
+
+class AuditAnchorClient(ContractClient):
+    """On-chain anchors of each node's audit log: (size, root), only ever moving forward."""
+
+    contract_name = "AuditAnchor"
+
+    def anchor(self, size: int, root: bytes) -> TxResult:
+        return self._write("anchor", size, root)  # type: ignore[no-any-return]
+
+    def latest(self, node: str) -> tuple[int, bytes] | None:
+        raw = self._read("latest", self.web3.to_checksum_address(node))
+        size, root = (raw["size"], raw["root"]) if isinstance(raw, dict) else (raw[0], raw[1])
+        return None if int(size) == 0 else (int(size), bytes(root))
+
+    def history(self, node: str, from_block: int = 0) -> list[tuple[int, bytes]]:
+        """Every (size, root) the node anchored, oldest first, from the Anchored events."""
+        logs = self._contract.events.Anchored().get_logs(
+            from_block=from_block, argument_filters={"node": self.web3.to_checksum_address(node)}
+        )
+        return [(int(e["args"]["size"]), bytes(e["args"]["root"])) for e in logs]

@@ -158,23 +158,21 @@ def _read_entry(entry: Path, source_hash: str) -> tuple[list[dict[str, Any]], by
     """The (abi, bytecode) in ``entry``, or None if it is missing or not usable."""
     try:
         data = json.loads(entry.read_text(encoding="utf-8"))
-        if (
-            data["format"] != _CACHE_FORMAT
-            or data["source_hash"] != source_hash
-            or data["evm_version"] != EVM_VERSION
-        ):
-            return None
+        if data["format"] != _CACHE_FORMAT:
+            return None  # written by another ailedger version: rebuild quietly
         abi = data["abi"]
         bytecode = bytes.fromhex(data["bytecode"])
+        if data["source_hash"] != source_hash or data["evm_version"] != EVM_VERSION:
+            raise ValueError("entry does not match its key")
         if not isinstance(abi, list) or not all(isinstance(item, dict) for item in abi):
-            return None
+            raise ValueError("abi is not a list of objects")
+        if not bytecode:
+            raise ValueError("bytecode is empty")
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         # The cache is only an optimisation: a damaged entry costs a recompile, not a failure.
         _logger.warning("ignoring unreadable contract cache entry %s: %s", entry, exc)
-        return None
-    if not bytecode:
         return None
     return abi, bytecode
 

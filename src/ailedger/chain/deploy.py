@@ -65,7 +65,7 @@ def genesis_hash(web3: Web3) -> str:
 
 
 # Dependencies first: the market is paid in the token.
-DEPLOY_ORDER = ("Token", "KeyRegistry", "DataMarket", "AuditAnchor")
+DEPLOY_ORDER = ("Token", "KeyRegistry", "NodeRegistry", "DataMarket", "AuditAnchor")
 
 
 def constructor_args(name: str, deployed: dict[str, str]) -> tuple[Any, ...]:

@@ -6,7 +6,7 @@ One place decides nonces, fees and gas, and turns web3's assorted failures into
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eth_typing import HexStr
@@ -29,6 +29,8 @@ class TxResult:
     block_number: int
     gas_used: int
     contract_address: str | None = None
+    receipt: Any = field(default=None, repr=False, compare=False)
+    """The web3 receipt, for decoding the events the transaction emitted."""
 
 
 def fee_fields(web3: Web3) -> dict[str, int]:
@@ -84,7 +86,7 @@ def wait_for(web3: Web3, tx_hash: str, timeout: float = RECEIPT_TIMEOUT_S) -> Tx
             f"transaction {tx_hash} reverted in block {receipt['blockNumber']}"
         )
     address = receipt.get("contractAddress")
-    return TxResult(tx_hash, int(receipt["blockNumber"]), int(receipt["gasUsed"]), address)
+    return TxResult(tx_hash, int(receipt["blockNumber"]), int(receipt["gasUsed"]), address, receipt)
 
 
 def _reason(exc: Exception) -> str:

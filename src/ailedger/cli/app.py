@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ailedger.cli import account, chain, token
+from ailedger.cli import account, audit, chain, data, node, token
 from ailedger.cli._common import GlobalOptions, console, err_console, settings_from
 
 app = typer.Typer(
@@ -20,6 +20,9 @@ app = typer.Typer(
 app.add_typer(account.app, name="account")
 app.add_typer(token.app, name="token")
 app.add_typer(chain.app, name="chain")
+app.add_typer(data.app, name="data")
+app.add_typer(node.app, name="node")
+app.add_typer(audit.app, name="audit")
 
 
 @app.callback()

@@ -1,0 +1,3 @@
+from ailedger.cli.app import main
+
+main()

@@ -1,0 +1,70 @@
+"""``ailedger audit``: who accessed my data, and is the log intact?"""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+from ailedger.cli._common import JSON_OPTION, console, emit, err_console, session
+
+app = typer.Typer(help="Read and verify this node's audit log of every data access.")
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    dataset: str = typer.Option(None, help="Only entries about this dataset id (0x...)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List who accessed (or was refused) which dataset, when and why, each entry
+    proved to be in the log under its latest signed checkpoint."""
+    from ailedger.audit.history import read_history
+    from ailedger.sharing.owner import audit_signing_key
+
+    with session(ctx, unlock=True) as s:
+        public = audit_signing_key(s).public_key()
+        found = read_history(s.home.path / "audit", public, dataset=dataset)
+    rows = [{"index": h.index, **h.entry, "proof_ok": h.proof_ok, "proof_length": len(h.proof)}
+            for h in found.entries]
+    data = {"checkpoint_size": found.checkpoint_size,
+            "checkpoint_root": found.checkpoint_root.hex(), "entries": rows}
+
+    def render() -> None:
+        console.print(f"checkpoint: {found.checkpoint_size} entries, root "
+                      f"{found.checkpoint_root.hex()[:16]}…")
+        for row in rows:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(row.get("time", 0))))
+            who = row.get("requester", "-")
+            proof = "proved" if row["proof_ok"] else "PROOF FAILED"
+            reason = f" ({row['reason']})" if row.get("reason") else ""
+            console.print(f"#{row['index']:<5} {when}  {row['kind']:<8} {row['outcome']:<9} "
+                          f"{who}{reason}  [{proof}]")
+
+    emit(as_json, data, render)
+
+
+@app.command("verify")
+def verify(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Re-derive the whole log from its entries, check every signed checkpoint and
+    every anchor on chain; name the first bad entry if anything was altered."""
+    from ailedger.audit.verify import verify_directory
+    from ailedger.sharing.owner import audit_signing_key
+
+    with session(ctx, unlock=True) as s:
+        public = audit_signing_key(s).public_key()
+        anchored = s.client("AuditAnchor").history(s.address, s.deployment.block)
+        result = verify_directory(s.home.path / "audit", public, anchored)
+    data = {"ok": result.ok, "size": result.size, "checkpoints": result.checkpoints,
+            "anchored": len(anchored), "first_bad_index": result.first_bad_index,
+            "message": result.message, "problems": result.problems}
+
+    def render() -> None:
+        console.print(f"{result.message}: {result.size} entries, {result.checkpoints} "
+                      f"signed checkpoints, {len(anchored)} anchors on chain")
+        for problem in result.problems:
+            err_console.print(f"  {problem}")
+
+    emit(as_json, data, render)
+    if not result.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,226 @@
+"""``ailedger data``: publish, find, request, grant, revoke and fetch datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ailedger.cli._common import JSON_OPTION, console, emit, session, tx_line
+
+app = typer.Typer(help="Share data under your control: publish, find, request, grant, fetch.")
+
+PURPOSE_HELP = (
+    "rare-disease-research, model-training, public-health, clinical-care, "
+    "commercial-development"
+)
+
+
+def _dataset_id(text: str) -> bytes:
+    from ailedger.errors import ConfigError
+
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(f"{text!r} is not a dataset id (0x followed by 64 hex digits)")
+    return raw
+
+
+def _duration(text: str) -> int:
+    from ailedger.errors import ConfigError
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) == 0:
+        raise ConfigError(f"{text!r} is not a duration; write e.g. 90s, 30m, 12h or 30d")
+    return int(number) * units[unit]
+
+
+@app.command("publish")
+def publish(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="File or directory to publish (encrypted here)."),
+    title: str = typer.Option(..., help="Title shown in the catalog (no personal data)."),
+    tag: list[str] = typer.Option([], help="Catalog tag; repeat for several."),
+    description: str = typer.Option("", help="Free text for the catalog (no personal data)."),
+    purpose: list[str] = typer.Option(..., help=f"Allowed purpose; repeat. One of {PURPOSE_HELP}."),
+    price: str = typer.Option("0", help="Price in AIL per grant."),
+    duration: str = typer.Option("30d", help="How long a grant lasts (90s, 30m, 12h, 30d)."),
+    max_reads: int = typer.Option(0, help="Reads allowed per grant; 0 = unlimited."),
+    approval: bool = typer.Option(
+        True, "--approval/--auto", help="Approve each request yourself, or grant on payment."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Encrypt a file or directory at this node and register it on chain. Only the id,
+    the ciphertext hash, the metadata hash, the policy and the price go on chain."""
+    from rich.progress import Progress
+
+    from ailedger.sharing.market import Policy, purpose_mask
+    from ailedger.sharing.owner import OwnerNode
+    from ailedger.units import parse_amount
+
+    policy = Policy(purpose_mask(purpose), approval, parse_amount(price), _duration(duration),
+                    max_reads)
+    metadata = {"title": title, "tags": sorted(set(tag)), "description": description}
+    total = _size_of(path)
+    with session(ctx, unlock=True) as s, OwnerNode(s) as node, Progress(
+        console=console, transient=True, disable=as_json
+    ) as bar:
+        task = bar.add_task("encrypting", total=total or None)
+        published = node.publish(
+            path, policy, metadata, lambda done: bar.update(task, completed=done)
+        )
+    data = {"dataset": "0x" + published.dataset_id.hex(), "ciphertext_sha256":
+            published.ciphertext_hash, "size": published.size, "tx": published.tx_hash,
+            "block": published.block}
+    emit(as_json, data, lambda: tx_line(
+        f"published {title!r} as dataset {data['dataset']} ({published.size} bytes encrypted)",
+        published.tx_hash, published.block,
+    ))
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    search: str = typer.Option("", help="Text to find in titles and tags."),
+    tag: str = typer.Option("", help="Only datasets with this tag."),
+    purpose: str = typer.Option("", help=f"Only datasets allowing this purpose ({PURPOSE_HELP})."),
+    owner: str = typer.Option("", help="Only datasets of this owner address."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Search the datasets registered on chain (indexed locally from chain events)."""
+    from ailedger.sharing.catalog import Catalog
+    from ailedger.sharing.market import purpose_bit, purpose_names
+    from ailedger.units import format_amount
+
+    bit = purpose_bit(purpose) if purpose else 0
+    with session(ctx, unlock=False) as s:
+        catalog = Catalog(s.home.path / "index.sqlite")
+        catalog.sync(s)
+        found = catalog.search(text=search, tag=tag, purpose=bit, owner=owner)
+        catalog.close()
+    rows: list[dict[str, Any]] = [
+        {"dataset": e.dataset_id, "title": e.title, "tags": e.tags, "owner": e.owner,
+         "purposes": purpose_names(e.purposes), "price_base_units": str(e.price),
+         "needs_approval": e.needs_approval, "max_reads": e.max_reads}
+        for e in found
+    ]
+
+    def render() -> None:
+        if not rows:
+            console.print("no datasets match")
+        for row, entry in zip(rows, found, strict=True):
+            console.print(f"{row['dataset']}  {row['title']}")
+            console.print(f"  owner {row['owner']}  price {format_amount(entry.price)}  "
+                          f"purposes {', '.join(row['purposes'])}  tags {', '.join(row['tags'])}")
+
+    emit(as_json, {"datasets": rows}, render)
+
+
+@app.command("request")
+def request(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Dataset id (0x...)."),
+    purpose: str = typer.Option(..., help=f"Why you need it: one of {PURPOSE_HELP}."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Request access for one purpose, paying the price into escrow (or to the owner at
+    once when the dataset grants automatically). Prints the request id."""
+    from ailedger.sharing.market import purpose_bit
+    from ailedger.sharing.requester import request_access
+
+    with session(ctx, unlock=True) as s:
+        request_id, tx_hash = request_access(s, _dataset_id(dataset), purpose_bit(purpose))
+        status = s.client("DataMarket").grant_info(request_id).status.name.lower()
+    emit(as_json, {"request": request_id, "status": status, "tx": tx_hash},
+         lambda: console.print(f"request {request_id} is {status}\n  tx {tx_hash}"))
+
+
+def _owner_decision(ctx: typer.Context, request_id: int, action: str, as_json: bool) -> None:
+    # Only the transaction: the owner's running node logs the decision in its audit log
+    # when it sees the event on chain.
+    with session(ctx, unlock=True) as s:
+        result = getattr(s.client("DataMarket"), action)(request_id)
+    emit(as_json, {"request": request_id, "action": action, "tx": result.tx_hash},
+         lambda: tx_line(f"{action} request {request_id}: done", result.tx_hash,
+                         result.block_number))
+
+
+@app.command("grant")
+def grant(ctx: typer.Context, request_id: int, as_json: bool = JSON_OPTION) -> None:
+    """Approve a pending request to one of your datasets (releases the escrow to you)."""
+    _owner_decision(ctx, request_id, "grant", as_json)
+
+
+@app.command("deny")
+def deny(ctx: typer.Context, request_id: int, as_json: bool = JSON_OPTION) -> None:
+    """Refuse a pending request; the requester's payment is refunded."""
+    _owner_decision(ctx, request_id, "deny", as_json)
+
+
+@app.command("revoke")
+def revoke(ctx: typer.Context, request_id: int, as_json: bool = JSON_OPTION) -> None:
+    """Withdraw a grant: the next read under it is refused."""
+    _owner_decision(ctx, request_id, "revoke", as_json)
+
+
+@app.command("requests")
+def requests(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List requests to your datasets and requests you made, with their status."""
+    from ailedger.sharing.catalog import Catalog
+
+    with session(ctx, unlock=False) as s:
+        catalog = Catalog(s.home.path / "index.sqlite")
+        catalog.sync(s)
+        mine = catalog.requests(owner=s.address)
+        made = catalog.requests(requester=s.address)
+        catalog.close()
+
+    def render() -> None:
+        for title, rows in (("to your datasets", mine), ("made by you", made)):
+            console.print(f"requests {title}:" + ("" if rows else " none"))
+            for r in rows:
+                console.print(f"  {r['request_id']:>4} {r['status']:<9} {r['dataset_id']} "
+                              f"by {r['requester']}")
+
+    emit(as_json, {"to_my_datasets": mine, "made_by_me": made}, render)
+
+
+@app.command("fetch")
+def fetch(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Dataset id (0x...)."),
+    grant_id: int = typer.Option(..., "--grant", help="Your granted request id."),
+    out: Path = typer.Option(..., "-o", "--out", help="Where to write the decrypted data."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Download from the owner's gateway, check the hash registered on chain, decrypt."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from ailedger.sharing.requester import fetch as fetch_dataset
+
+    with session(ctx, unlock=True) as s, Progress(
+        *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+        console=console, transient=True, disable=as_json,
+    ) as bar:
+        task = bar.add_task("downloading", total=None)
+        got = fetch_dataset(
+            s, _dataset_id(dataset), grant_id, out,
+            lambda done, total: bar.update(task, completed=done, total=total or None),
+        )
+    data = {"path": str(got.path), "size": got.size, "directory": got.is_directory,
+            "audit_index": got.audit_index}
+    emit(as_json, data, lambda: console.print(
+        f"fetched {got.size} bytes to {got.path} (verified against the chain); "
+        f"the owner logged this read as audit entry {got.audit_index}"
+    ))
+
+
+def _size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0

@@ -1,0 +1,223 @@
+"""The owner's data gateway: who may read what, decided per request, recorded first.
+
+For each signed request the gateway checks, in order: the EIP-712 signature and expiry,
+that the nonce is new (replay), that the dataset lives here, the grant on chain at the
+latest block (purpose, expiry, revocation, requester), the read limit, and that the
+requester has an encryption key registered. Every outcome — served or refused — is
+appended to the audit log *durably before* anything is sent, so no read is ever served
+without its audit entry. Only then is the data key wrapped to the requester (HPKE auth
+mode: the requester can check it came from the owner) and the ciphertext streamed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ailedger.errors import AiledgerError
+from ailedger.sharing.access_request import (
+    AccessRequest,
+    Domain,
+    InvalidRequestError,
+    verify_request,
+)
+from ailedger.sharing.market import Status, purpose_names
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from ailedger.chain.clients import KeyRegistryClient
+    from ailedger.sharing.market import DataMarketClient
+    from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
+
+READ = "read"
+
+
+class AccessDeniedError(AiledgerError):
+    """The gateway refused a request; ``reason`` says why (also in the audit log)."""
+
+    def __init__(self, reason: str, status_code: int = 403) -> None:
+        super().__init__(f"access refused: {reason}")
+        self.reason = reason
+        self.status_code = status_code
+
+
+class AuditAppender(Protocol):
+    def append(self, entry: dict[str, Any]) -> int: ...
+
+    def latest_checkpoint(self) -> Any: ...
+
+    def entries(self, start: int, stop: int) -> Any: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class BlobReader(Protocol):
+    def open(self, blob_hash: str) -> Any: ...
+
+    def size(self, blob_hash: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class Authorization:
+    dataset: OwnedDataset
+    wrapped_key: bytes
+    audit_index: int
+    audit_entry: dict[str, Any]
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        owner_key: X25519PrivateKey,
+        owner_address: str,
+        domain: Domain,
+        market: DataMarketClient,
+        key_registry: KeyRegistryClient,
+        store: OwnerStore,
+        blobs: BlobReader,
+        audit: AuditAppender,
+    ) -> None:
+        self.domain = domain
+        self.store = store
+        self.blobs = blobs
+        self.audit = audit
+        self._owner_key = owner_key
+        self._owner_address = owner_address
+        self._market = market
+        self._keys = key_registry
+        self._lock = threading.Lock()
+        self._reads = _count_reads(audit)
+
+    def authorize(self, body: Any) -> Authorization:
+        """Decide one access request; raises :class:`AccessDeniedError` after logging it."""
+        request: AccessRequest | None = None
+        try:
+            request, signature = _parse(body)
+            verify_request(self.domain, request, signature)
+            if not self.store.use_nonce(request.nonce, request.expiry):
+                raise AccessDeniedError("replayed request: this nonce was used before")
+            dataset = self.store.get(request.dataset_id)
+            if dataset is None:
+                raise AccessDeniedError("no such dataset at this node", 404)
+            with self._lock:  # the read limit must hold against concurrent requests
+                recipient = self._check_grant(request)
+                return self._serve(request, dataset, recipient)
+        except InvalidRequestError as exc:
+            self._log_refusal(request, str(exc))
+            raise AccessDeniedError(str(exc), 400 if request is None else 403) from exc
+        except AccessDeniedError as exc:
+            self._log_refusal(request, exc.reason)
+            raise
+
+    def _check_grant(self, request: AccessRequest) -> bytes:
+        granted = self._market.check_access(
+            request.grant_id, request.requester, request.dataset_id, request.purpose
+        )
+        if not granted:
+            raise AccessDeniedError(self._why_not(request))
+        grant = self._market.grant_info(request.grant_id)
+        limit = grant.max_reads if grant else 0
+        if limit and self._reads[request.grant_id] >= limit:
+            raise AccessDeniedError(f"read limit reached ({limit} reads under this grant)")
+        key = self._keys.key_of(request.requester)
+        if key is None:
+            raise AccessDeniedError(
+                "the requester has no encryption key in the KeyRegistry; "
+                "run `ailedger account register-key`"
+            )
+        return key
+
+    def _why_not(self, request: AccessRequest) -> str:
+        grant = self._market.grant_info(request.grant_id)
+        if grant is None:
+            return f"grant {request.grant_id} does not exist"
+        if grant.requester.lower() != request.requester.lower():
+            return f"grant {request.grant_id} belongs to another account"
+        if grant.dataset_id != request.dataset_id:
+            return f"grant {request.grant_id} is for another dataset"
+        if grant.purpose != request.purpose:
+            allowed = ", ".join(purpose_names(grant.purpose))
+            return f"wrong purpose: grant {request.grant_id} allows {allowed}"
+        return {
+            Status.PENDING: "the request awaits the owner's approval",
+            Status.DENIED: "the request was denied",
+            Status.CANCELLED: "the request was cancelled",
+            Status.REVOKED: "the grant was revoked",
+            Status.EXPIRED: "the grant has expired",
+        }.get(grant.status, f"the grant is not valid (status {grant.status.name})")
+
+    def _serve(
+        self, request: AccessRequest, dataset: OwnedDataset, recipient: bytes
+    ) -> Authorization:
+        from ailedger.crypto.hpke import unwrap_data_key, wrap_data_key
+
+        own_public = self._owner_key.public_key().public_bytes_raw()
+        data_key = unwrap_data_key(
+            dataset.wrapped_key,
+            recipient_private=self._owner_key,
+            owner_public=own_public,
+            object_id=dataset.dataset_id,
+            version=dataset.version,
+            requester=self._owner_address,
+        )
+        wrapped = wrap_data_key(
+            data_key,
+            recipient_public=recipient,
+            owner_private=self._owner_key,
+            object_id=dataset.dataset_id,
+            version=dataset.version,
+            requester=request.requester,
+        )
+        entry = _entry(request, READ, "served")
+        index = self.audit.append(entry)  # durable before a single byte is sent
+        self._reads[request.grant_id] += 1
+        return Authorization(dataset, wrapped, index, entry)
+
+    def _log_refusal(self, request: AccessRequest | None, reason: str) -> None:
+        self.audit.append(_entry(request, READ, "refused", reason))
+
+    def stream(self, authorization: Authorization, chunk: int = 1 << 20) -> Iterator[bytes]:
+        with self.blobs.open(authorization.dataset.blob_hash) as handle:
+            while block := handle.read(chunk):
+                yield block
+
+
+def _parse(body: Any) -> tuple[AccessRequest, str]:
+    if not isinstance(body, dict) or not isinstance(body.get("signature"), str):
+        raise InvalidRequestError("the body must be {\"request\": {...}, \"signature\": \"0x...\"}")
+    return AccessRequest.from_json(body.get("request")), body["signature"]
+
+
+def _entry(
+    request: AccessRequest | None, kind: str, outcome: str, reason: str = ""
+) -> dict[str, Any]:
+    """An audit entry: who, which dataset and grant, what purpose, when, what happened.
+
+    Account addresses and ids only: never names, never data."""
+    entry: dict[str, Any] = {"kind": kind, "outcome": outcome, "time": int(time.time())}
+    if request is not None:
+        entry.update(
+            dataset="0x" + request.dataset_id.hex(),
+            grant=request.grant_id,
+            requester=request.requester,
+            purpose=request.purpose,
+        )
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
+def _count_reads(audit: AuditAppender) -> Counter[int]:
+    """Reads per grant, re-derived from the audit log itself so a restart forgets none."""
+    reads: Counter[int] = Counter()
+    for entry in audit.entries(0, audit.size):
+        if entry.get("kind") == READ and entry.get("outcome") == "served":
+            reads[int(entry["grant"])] += 1
+    return reads

@@ -1,0 +1,67 @@
+"""HTTP face of the data gateway (FastAPI). Parses, calls the Gateway, streams."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ailedger.sharing.gateway import AccessDeniedError, Gateway
+from ailedger.sharing.requester import AUDIT_HEADER, VERSION_HEADER, WRAPPED_KEY_HEADER
+
+MAX_BODY = 64 * 1024  # a signed request is a few hundred bytes
+
+
+def make_gateway_app(gateway: Gateway) -> FastAPI:
+    app = FastAPI(title="ailedger data gateway", docs_url=None, redoc_url=None)
+
+    @app.post("/v1/access")
+    async def access(request: Request) -> Response:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            return JSONResponse({"error": "request body too large"}, status_code=413)
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = None
+        try:
+            granted = await run_in_threadpool(gateway.authorize, body)
+        except AccessDeniedError as exc:
+            return JSONResponse({"error": exc.reason}, status_code=exc.status_code)
+        receipt = {"index": granted.audit_index, "entry": granted.audit_entry}
+        headers = {
+            WRAPPED_KEY_HEADER: granted.wrapped_key.hex(),
+            VERSION_HEADER: str(granted.dataset.version),
+            AUDIT_HEADER: base64.b64encode(json.dumps(receipt).encode()).decode(),
+            "Content-Length": str(gateway.blobs.size(granted.dataset.blob_hash)),
+        }
+        return StreamingResponse(
+            gateway.stream(granted), media_type="application/octet-stream", headers=headers
+        )
+
+    @app.get("/v1/datasets/{dataset_id}/metadata")
+    def metadata(dataset_id: str) -> Response:
+        try:
+            record = gateway.store.get(bytes.fromhex(dataset_id.removeprefix("0x")))
+        except ValueError:
+            record = None
+        if record is None:
+            return JSONResponse({"error": "no such dataset at this node"}, status_code=404)
+        return JSONResponse(record.metadata)
+
+    @app.get("/v1/audit/checkpoint")
+    def checkpoint() -> Response:
+        latest = gateway.audit.latest_checkpoint()
+        if latest is None:
+            return JSONResponse({"error": "no checkpoint yet"}, status_code=404)
+        return Response(latest.note, media_type="text/plain")
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "audit_size": gateway.audit.size}
+
+    return app

@@ -1,0 +1,215 @@
+"""A data owner's node: publish datasets, answer access requests, keep and anchor the log.
+
+Layout in the node home::
+
+    data/blobs/        ciphertext, content-addressed (sha256 of the ciphertext)
+    data/owner.sqlite  datasets (data keys wrapped to the owner's own key), request nonces
+    audit/             the RFC 6962 audit log of every access
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ailedger.errors import ConfigError
+from ailedger.sharing.access_request import Domain
+from ailedger.sharing.market import DataMarketClient, Policy
+from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
+
+if TYPE_CHECKING:
+    from ailedger.audit.log import AuditLog
+    from ailedger.session import Session
+    from ailedger.sharing.gateway import Gateway
+
+Progress = Callable[[int], None]
+FIRST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Published:
+    dataset_id: bytes
+    ciphertext_hash: str
+    size: int
+    tx_hash: str
+    block: int
+
+
+def audit_signing_key(session: Session) -> Any:
+    """The Ed25519 key that signs audit checkpoints, derived from the home's X25519 key
+    (HKDF, a separate label) so the home has one secret to protect, not two."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    seed = session.encryption_key().private_bytes_raw()
+    derived = HKDF(hashes.SHA256(), 32, salt=None, info=b"ailedger audit checkpoint key v1")
+    return Ed25519PrivateKey.from_private_bytes(derived.derive(seed))
+
+
+class OwnerNode:
+    """Everything a data owner's node holds, opened from an unlocked session."""
+
+    def __init__(self, session: Session) -> None:
+        from ailedger.store.blobs import DirectoryBlobStore
+
+        self.session = session
+        root = session.home.path
+        self.store = OwnerStore(root / "data" / "owner.sqlite")
+        self.blobs = DirectoryBlobStore(root / "data" / "blobs")
+        self.market: DataMarketClient = session.client("DataMarket")
+        self._audit: AuditLog | None = None
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log, opened on first use: one process (the running node) owns it."""
+        if self._audit is None:
+            from ailedger.audit.log import AuditLog
+
+            self._audit = AuditLog(
+                self.session.home.path / "audit",
+                audit_signing_key(self.session),
+                origin=f"ailedger/{self.session.address}",
+            )
+        return self._audit
+
+    def close(self) -> None:
+        if self._audit is not None:
+            self._audit.close()
+        self.store.close()
+
+    def __enter__(self) -> OwnerNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ publish
+
+    def publish(
+        self, source: Path, policy: Policy, metadata: dict[str, Any], progress: Progress | None
+    ) -> Published:
+        """Encrypt ``source`` into the blob store, keep its key, register it on chain."""
+        from ailedger.crypto.hpke import wrap_data_key
+        from ailedger.store.objects import encrypt_object
+
+        if not source.exists():
+            raise ConfigError(f"{source} does not exist; give a file or a directory to publish")
+        dataset_id = secrets.token_bytes(32)  # random: an id reveals nothing about the data
+        encrypted = encrypt_object(
+            source, self.blobs, object_id=dataset_id, version=FIRST_VERSION, progress=progress
+        )
+        own = self.session.encryption_key()
+        wrapped = wrap_data_key(
+            encrypted.data_key,
+            recipient_public=own.public_key().public_bytes_raw(),
+            owner_private=own,
+            object_id=dataset_id,
+            version=FIRST_VERSION,
+            requester=self.session.address,
+        )
+        canonical = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
+        # Kept before the chain knows: a crash after this leaves a local record that
+        # can be registered again, never an on-chain dataset whose key is lost.
+        self.store.add(
+            OwnedDataset(dataset_id, encrypted.blob.hash_hex, FIRST_VERSION, wrapped, metadata)
+        )
+        result = self.market.register_dataset(
+            dataset_id, bytes.fromhex(encrypted.blob.hash_hex), sha256(canonical).digest(), policy
+        )
+        return Published(
+            dataset_id, encrypted.blob.hash_hex, encrypted.blob.size, result.tx_hash,
+            result.block_number,
+        )
+
+    # ------------------------------------------------------------------ gateway
+
+    def gateway(self) -> Gateway:
+        from ailedger.sharing.gateway import Gateway
+
+        session = self.session
+        domain = Domain(session.chain.chain_id, session.deployment.address("DataMarket"))
+        return Gateway(
+            owner_key=session.encryption_key(),
+            owner_address=session.address,
+            domain=domain,
+            market=self.market,
+            key_registry=session.key_registry,
+            store=self.store,
+            blobs=self.blobs,
+            audit=self.audit,
+        )
+
+    def anchor(self) -> tuple[int, str] | None:
+        """Anchor the latest audit checkpoint on chain if it is ahead of the last anchor;
+        returns (size, tx hash), or None when there was nothing new."""
+        checkpoint = self.audit.latest_checkpoint()
+        if checkpoint is None:
+            return None
+        anchors = self.session.client("AuditAnchor")
+        latest = anchors.latest(self.session.address)
+        if latest is not None and latest[0] >= checkpoint.size:
+            return None
+        result = anchors.anchor(checkpoint.size, checkpoint.root)
+        return checkpoint.size, result.tx_hash
+
+    def log_chain_decisions(self) -> int:
+        """Append an audit entry for each registration, grant, denial and revocation of
+        this owner's datasets seen on chain since the last call; returns how many.
+
+        Decisions are taken on chain (by `data grant`, or automatically on payment), so
+        the node reads them from the chain's events rather than trusting a local note:
+        the log shows what the chain shows, even for decisions made while it was down.
+        """
+        web3 = self.session.chain.web3
+        head = int(web3.eth.block_number)
+        start = max(self.store.watched_block() + 1, self.session.deployment.block)
+        if start > head:
+            return 0
+        events = self.market._contract.events
+        me = self.session.address.lower()
+        found: list[tuple[int, int, dict[str, Any]]] = []
+        for name, kind in _DECISIONS.items():
+            for log in getattr(events, name)().get_logs(from_block=start, to_block=head):
+                args = dict(log["args"])
+                if str(args["owner"]).lower() == me:
+                    position = (int(log["blockNumber"]), int(log["logIndex"]))
+                    found.append((*position, _decision_entry(kind, args, log)))
+        for _, _, entry in sorted(found, key=lambda item: (item[0], item[1])):
+            self.audit.append(entry)
+        self.store.set_watched_block(head)
+        return len(found)
+
+
+_DECISIONS = {
+    "DatasetRegistered": "publish",
+    "AccessGranted": "grant",
+    "AccessDenied": "deny",
+    "AccessRevoked": "revoke",
+}
+
+
+def _decision_entry(kind: str, args: dict[str, Any], log: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "kind": kind,
+        "dataset": "0x" + bytes(args["dataset_id"]).hex(),
+        "outcome": "on chain",
+        "tx": "0x" + bytes(log["transactionHash"]).hex(),
+        "block": int(log["blockNumber"]),
+        "time": _now(),
+    }
+    if "request_id" in args:
+        entry.update(grant=int(args["request_id"]), requester=str(args["requester"]),
+                     purpose=int(args["purpose"]))
+    return entry
+
+
+def _now() -> int:
+    import time
+
+    return int(time.time())

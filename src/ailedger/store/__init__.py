@@ -1,0 +1,1 @@
+"""Encrypted, content-addressed storage of shared data at its owner's node."""

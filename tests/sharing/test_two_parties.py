@@ -1,0 +1,157 @@
+"""Two parties for real: an owner and a researcher, separate homes and processes, one chain.
+
+The owner's home serves its embedded chain over JSON-RPC and runs its gateway; the
+researcher's home talks to both over HTTP. Everything goes through the real CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PASSPHRASE = "two parties, one chain"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Party:
+    def __init__(self, home: Path, cache: Path, chain: str | None) -> None:
+        self.env = {**os.environ, "AILEDGER_HOME": str(home), "AILEDGER_PASSPHRASE": PASSPHRASE,
+                    "AILEDGER_CACHE_DIR": str(cache), "COLUMNS": "200"}
+        if chain:
+            self.env["AILEDGER_CHAIN"] = chain
+        else:
+            self.env.pop("AILEDGER_CHAIN", None)
+
+    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "ailedger.cli", *args], env=self.env, capture_output=True,
+            text=True, timeout=120,
+        )
+        if ok:
+            assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done
+
+    def json(self, *args: str) -> dict[str, object]:
+        return json.loads(self.run(*args, "--json").stdout)  # type: ignore[no-any-return]
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ailedger.cli", *args], env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+
+def wait_http(url: str, body: dict[str, object] | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if body is None:
+                httpx.get(url, timeout=1)
+            else:
+                httpx.post(url, json=body, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up within {timeout} s")
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+
+
+@pytest.fixture
+def parties(tmp_path: Path, contract_cache: Path) -> Iterator[tuple[Party, Party, int]]:
+    chain_port, gateway_port = free_port(), free_port()
+    owner = Party(tmp_path / "owner", contract_cache, None)
+    researcher = Party(tmp_path / "researcher", contract_cache, f"http://127.0.0.1:{chain_port}")
+    owner.run("init")
+    researcher.run("init")
+    chain = owner.spawn("chain", "serve", "--port", str(chain_port))
+    processes = [chain]
+    try:
+        wait_http(f"http://127.0.0.1:{chain_port}", {"jsonrpc": "2.0", "id": 1,
+                                                    "method": "eth_chainId", "params": []})
+        yield owner, researcher, gateway_port
+    finally:
+        for process in processes:
+            stop(process)
+
+
+def test_publish_request_grant_fetch_audit_revoke(parties: tuple[Party, Party, int],
+                                                   tmp_path: Path) -> None:
+    owner, researcher, gateway_port = parties
+    source = tmp_path / "cohort.csv"
+    source.write_bytes(os.urandom(300_000) + b"rare disease cohort, de-identified\n")
+
+    owner.run("account", "fund")
+    researcher.run("token", "faucet", "100")
+    published = owner.json(
+        "data", "publish", str(source), "--title", "Rare disease cohort", "--tag", "genomics",
+        "--purpose", "rare-disease-research", "--price", "5", "--max-reads", "3",
+    )
+    dataset = str(published["dataset"])
+
+    gateway = owner.spawn("node", "start", "--port", str(gateway_port), "--anchor-every", "1")
+    try:
+        wait_http(f"http://127.0.0.1:{gateway_port}/v1/health")
+        listing = researcher.json("data", "list", "--search", "rare")
+        assert [d["dataset"] for d in listing["datasets"]] == [dataset]  # type: ignore[index]
+        assert listing["datasets"][0]["title"] == "Rare disease cohort"  # type: ignore[index]
+
+        requested = researcher.json("data", "request", dataset, "--purpose",
+                                    "rare-disease-research")
+        grant = str(requested["request"])
+        assert requested["status"] == "pending"
+        researcher.run("account", "register-key")
+        out = tmp_path / "fetched.csv"
+        refused = researcher.run("data", "fetch", dataset, "--grant", grant, "-o", str(out),
+                                 ok=False)
+        assert refused.returncode == 1 and "awaits the owner's approval" in refused.stderr
+        assert not out.exists()
+
+        owner.run("data", "grant", grant)
+        fetched = researcher.json("data", "fetch", dataset, "--grant", grant, "-o", str(out))
+        assert out.read_bytes() == source.read_bytes()
+        assert fetched["size"] == source.stat().st_size
+
+        wrong = researcher.run("data", "request", dataset, "--purpose", "model-training", ok=False)
+        assert wrong.returncode == 1
+
+        owner.run("data", "revoke", grant)
+        again = tmp_path / "again.csv"
+        refused = researcher.run("data", "fetch", dataset, "--grant", grant, "-o", str(again),
+                                 ok=False)
+        assert "revoked" in refused.stderr and not again.exists()
+        time.sleep(1.5)  # the node logs the revocation event and anchors within a second
+    finally:
+        stop(gateway)
+
+    history = owner.json("audit", "history", "--dataset", dataset)
+    outcomes = [(e["kind"], e["outcome"]) for e in history["entries"]]  # type: ignore[index]
+    assert ("read", "served") in outcomes
+    assert [o for o in outcomes if o == ("read", "refused")] == [("read", "refused")] * 2
+    assert ("grant", "on chain") in outcomes and ("revoke", "on chain") in outcomes
+    assert all(e["proof_ok"] for e in history["entries"])  # type: ignore[index]
+    verified = owner.json("audit", "verify")
+    assert verified["ok"] is True and verified["anchored"] >= 1
