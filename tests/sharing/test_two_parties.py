@@ -31,8 +31,13 @@ def free_port() -> int:
 
 class Party:
     def __init__(self, home: Path, cache: Path, chain: str | None) -> None:
-        self.env = {**os.environ, "AILEDGER_HOME": str(home), "AILEDGER_PASSPHRASE": PASSPHRASE,
-                    "AILEDGER_CACHE_DIR": str(cache), "COLUMNS": "200"}
+        self.env = {
+            **os.environ,
+            "AILEDGER_HOME": str(home),
+            "AILEDGER_PASSPHRASE": PASSPHRASE,
+            "AILEDGER_CACHE_DIR": str(cache),
+            "COLUMNS": "200",
+        }
         if chain:
             self.env["AILEDGER_CHAIN"] = chain
         else:
@@ -40,8 +45,11 @@ class Party:
 
     def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [sys.executable, "-m", "ailedger.cli", *args], env=self.env, capture_output=True,
-            text=True, timeout=120,
+            [sys.executable, "-m", "ailedger.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if ok:
             assert done.returncode == 0, (args, done.stdout, done.stderr)
@@ -52,8 +60,11 @@ class Party:
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "ailedger.cli", *args], env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "ailedger.cli", *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
 
@@ -90,16 +101,19 @@ def parties(tmp_path: Path, contract_cache: Path) -> Iterator[tuple[Party, Party
     chain = owner.spawn("chain", "serve", "--port", str(chain_port))
     processes = [chain]
     try:
-        wait_http(f"http://127.0.0.1:{chain_port}", {"jsonrpc": "2.0", "id": 1,
-                                                    "method": "eth_chainId", "params": []})
+        wait_http(
+            f"http://127.0.0.1:{chain_port}",
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+        )
         yield owner, researcher, gateway_port
     finally:
         for process in processes:
             stop(process)
 
 
-def test_publish_request_grant_fetch_audit_revoke(parties: tuple[Party, Party, int],
-                                                   tmp_path: Path) -> None:
+def test_publish_request_grant_fetch_audit_revoke(
+    parties: tuple[Party, Party, int], tmp_path: Path
+) -> None:
     owner, researcher, gateway_port = parties
     source = tmp_path / "cohort.csv"
     source.write_bytes(os.urandom(300_000) + b"rare disease cohort, de-identified\n")
@@ -107,8 +121,19 @@ def test_publish_request_grant_fetch_audit_revoke(parties: tuple[Party, Party, i
     owner.run("account", "fund")
     researcher.run("token", "faucet", "100")
     published = owner.json(
-        "data", "publish", str(source), "--title", "Rare disease cohort", "--tag", "genomics",
-        "--purpose", "rare-disease-research", "--price", "5", "--max-reads", "3",
+        "data",
+        "publish",
+        str(source),
+        "--title",
+        "Rare disease cohort",
+        "--tag",
+        "genomics",
+        "--purpose",
+        "rare-disease-research",
+        "--price",
+        "5",
+        "--max-reads",
+        "3",
     )
     dataset = str(published["dataset"])
 
@@ -119,14 +144,16 @@ def test_publish_request_grant_fetch_audit_revoke(parties: tuple[Party, Party, i
         assert [d["dataset"] for d in listing["datasets"]] == [dataset]  # type: ignore[index]
         assert listing["datasets"][0]["title"] == "Rare disease cohort"  # type: ignore[index]
 
-        requested = researcher.json("data", "request", dataset, "--purpose",
-                                    "rare-disease-research")
+        requested = researcher.json(
+            "data", "request", dataset, "--purpose", "rare-disease-research"
+        )
         grant = str(requested["request"])
         assert requested["status"] == "pending"
         researcher.run("account", "register-key")
         out = tmp_path / "fetched.csv"
-        refused = researcher.run("data", "fetch", dataset, "--grant", grant, "-o", str(out),
-                                 ok=False)
+        refused = researcher.run(
+            "data", "fetch", dataset, "--grant", grant, "-o", str(out), ok=False
+        )
         assert refused.returncode == 1 and "awaits the owner's approval" in refused.stderr
         assert not out.exists()
 
@@ -140,8 +167,9 @@ def test_publish_request_grant_fetch_audit_revoke(parties: tuple[Party, Party, i
 
         owner.run("data", "revoke", grant)
         again = tmp_path / "again.csv"
-        refused = researcher.run("data", "fetch", dataset, "--grant", grant, "-o", str(again),
-                                 ok=False)
+        refused = researcher.run(
+            "data", "fetch", dataset, "--grant", grant, "-o", str(again), ok=False
+        )
         assert "revoked" in refused.stderr and not again.exists()
         time.sleep(1.5)  # the node logs the revocation event and anchors within a second
     finally:

@@ -124,7 +124,12 @@ class DataMarketClient(ContractClient):
     def request_access(self, dataset_id: bytes, purpose: int) -> tuple[int, TxResult]:
         """Request access (the token allowance must cover the price); returns the id."""
         result: TxResult = self._write("request_access", dataset_id, purpose)
-        events = self._contract.events.RequestCreated().process_receipt(result.receipt)
+        from web3.logs import DISCARD
+
+        # The receipt also holds the token's Transfer logs: skip what is not ours.
+        events = self._contract.events.RequestCreated().process_receipt(
+            result.receipt, errors=DISCARD
+        )
         if not events:
             raise ContractError(f"request {result.tx_hash} emitted no RequestCreated event")
         return int(events[0]["args"]["request_id"]), result

@@ -1,0 +1,252 @@
+"""The gateway's refusals, attack by attack: each is refused with its reason, logged, and
+nothing is decrypted. One embedded chain, an owner and a researcher, in one process."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from eth_account import Account
+
+from ailedger.chain.connection import open_embedded
+from ailedger.chain.transactions import fund_from_dev_account
+from ailedger.crypto.errors import CryptoError
+from ailedger.keys.home import NodeHome
+from ailedger.session import Session
+from ailedger.settings import load_settings
+from ailedger.sharing.access_request import Domain, new_request, sign_request
+from ailedger.sharing.gateway import AccessDeniedError, Gateway
+from ailedger.sharing.gateway_app import make_gateway_app
+from ailedger.sharing.market import PURPOSES, Policy
+from ailedger.sharing.owner import OwnerNode
+from ailedger.sharing.requester import TamperedDataError, fetch, request_access
+from ailedger.sharing.service import announce
+
+PASSPHRASE = "gateway security"
+RESEARCH = PURPOSES["rare-disease-research"]
+TRAINING = PURPOSES["model-training"]
+
+
+@dataclasses.dataclass
+class World:
+    owner: Session
+    researcher: Session
+    node: OwnerNode
+    gateway: Gateway
+    dataset: bytes
+    source: Path
+    tmp: Path
+
+    def grant(self, dataset: bytes | None = None, purpose: int = RESEARCH) -> int:
+        request_id, _ = request_access(self.researcher, dataset or self.dataset, purpose)
+        market = self.owner.client("DataMarket")
+        if market.grant_info(request_id).status.name == "PENDING":
+            market.grant(request_id)
+        return request_id
+
+    def body(
+        self,
+        grant: int,
+        *,
+        purpose: int = RESEARCH,
+        account: Any = None,
+        domain: Domain | None = None,
+        dataset: bytes | None = None,
+        lifetime: int = 120,
+    ) -> dict[str, Any]:
+        signer = account or self.researcher.require_account()
+        request = new_request(
+            self.researcher.require_account(), dataset or self.dataset, grant, purpose, lifetime
+        )
+        request = dataclasses.replace(request, requester=self.researcher.address)
+        return {
+            "request": request.to_json(),
+            "signature": sign_request(signer, domain or self.gateway.domain, request),
+        }
+
+    def refused(self, body: Any) -> str:
+        before = self.node.audit.size
+        with pytest.raises(AccessDeniedError) as caught:
+            self.gateway.authorize(body)
+        entry = self.node.audit.entry(self.node.audit.size - 1)
+        assert self.node.audit.size == before + 1
+        assert (entry["kind"], entry["outcome"]) == ("read", "refused")
+        return caught.value.reason
+
+
+def _session(home: NodeHome, connection: Any, cache: Path) -> Session:
+    settings = load_settings(home=home.path, cache_dir=cache)
+    return Session(settings, home, connection, home.unlock_account(PASSPHRASE), PASSPHRASE)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("gateway")
+    cache = tmp / "cache"
+    owner_home = NodeHome.init(tmp / "owner", PASSPHRASE, scrypt_n=2**12)
+    researcher_home = NodeHome.init(tmp / "researcher", PASSPHRASE, scrypt_n=2**12)
+    with open_embedded(owner_home.chain_dir, cache) as connection:
+        owner = _session(owner_home, connection, cache)
+        researcher = _session(researcher_home, connection, cache)
+        for party in (owner, researcher):
+            fund_from_dev_account(connection.web3, party.address, 10**20)
+        researcher.token.faucet(1_000 * 10**18)
+        researcher.key_registry.register(researcher_home.encryption_public_key)
+        source = tmp / "records.bin"
+        source.write_bytes(b"de-identified cohort " * 20_000)
+        with OwnerNode(owner) as node:
+            policy = Policy(RESEARCH, False, 3 * 10**18, 3600, 3)
+            published = node.publish(source, policy, {"title": "cohort"}, None)
+            yield World(owner, researcher, node, node.gateway(), published.dataset_id, source, tmp)
+
+
+def test_a_valid_grant_is_served_after_its_audit_entry(world: World) -> None:
+    grant = world.grant()
+    served = world.gateway.authorize(world.body(grant))
+    entry = world.node.audit.entry(served.audit_index)
+    assert (entry["kind"], entry["outcome"], entry["grant"]) == ("read", "served", grant)
+    assert entry["requester"] == world.researcher.address
+    assert b"".join(world.gateway.stream(served))[:4] == b"AILS"  # ciphertext, not data
+
+
+def test_no_grant(world: World) -> None:
+    assert "does not exist" in world.refused(world.body(10_000))
+
+
+def test_wrong_purpose(world: World) -> None:
+    grant = world.grant()
+    assert "wrong purpose" in world.refused(world.body(grant, purpose=TRAINING))
+
+
+def test_revoked_grant_is_refused_from_the_next_block(world: World) -> None:
+    grant = world.grant()
+    world.gateway.authorize(world.body(grant))
+    world.owner.client("DataMarket").revoke(grant)
+    assert "revoked" in world.refused(world.body(grant))
+
+
+def test_expired_grant(world: World) -> None:
+    with OwnerNode(world.owner) as other:
+        short = Policy(RESEARCH, False, 0, 1, 0)
+        dataset = other.publish(world.source, short, {"title": "short"}, None).dataset_id
+    grant = world.grant(dataset)
+    time.sleep(2.1)
+    gateway = world.node.gateway()
+    body = world.body(grant, dataset=dataset)
+    with pytest.raises(AccessDeniedError, match="expired"):
+        gateway.authorize(body)
+
+
+def test_read_limit(world: World) -> None:
+    grant = world.grant()
+    for _ in range(3):
+        world.gateway.authorize(world.body(grant))
+    assert "read limit reached (3 reads" in world.refused(world.body(grant))
+
+
+def test_replayed_request(world: World) -> None:
+    grant = world.grant()
+    body = world.body(grant)
+    world.gateway.authorize(body)
+    assert "replayed" in world.refused(body)
+
+
+def test_request_signed_by_another_key(world: World) -> None:
+    grant = world.grant()
+    assert "signed by" in world.refused(world.body(grant, account=Account.create()))
+
+
+def test_wrong_chain_id(world: World) -> None:
+    grant = world.grant()
+    other_chain = Domain(1, world.gateway.domain.contract)
+    assert "signed by" in world.refused(world.body(grant, domain=other_chain))
+
+
+def test_expired_request(world: World) -> None:
+    grant = world.grant()
+    assert "expired" in world.refused(world.body(grant, lifetime=-3600))
+
+
+def test_garbage_is_refused_and_logged(world: World) -> None:
+    assert "body must be" in world.refused({"nonsense": True})
+
+
+def test_no_read_without_a_durable_audit_entry(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = world.grant()
+
+    def broken(entry: dict[str, Any]) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(world.node.audit, "append", broken)
+    with pytest.raises(OSError, match="disk full"):
+        world.gateway.authorize(world.body(grant))
+
+
+@pytest.fixture
+def served_gateway(world: World) -> Iterator[str]:
+    """The gateway over HTTP, its URL registered on chain."""
+    config = uvicorn.Config(
+        make_gateway_app(world.gateway), host="127.0.0.1", port=0, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    announce(world.owner, url)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_fetch_round_trip_over_http(world: World, served_gateway: str) -> None:
+    grant = world.grant()
+    out = world.tmp / "fetched.bin"
+    got = fetch(world.researcher, world.dataset, grant, out)
+    assert out.read_bytes() == world.source.read_bytes() and not got.is_directory
+
+
+def test_tampered_ciphertext_is_detected_before_decryption(
+    world: World, served_gateway: str
+) -> None:
+    grant = world.grant()
+    record = world.node.store.get(world.dataset)
+    assert record is not None
+    blob = world.node.blobs.path_of(record.blob_hash)
+    original = blob.read_bytes()
+    blob.chmod(0o600)
+    blob.write_bytes(original[:100] + bytes([original[100] ^ 1]) + original[101:])
+    try:
+        with pytest.raises(TamperedDataError, match="does not match the hash registered"):
+            fetch(world.researcher, world.dataset, grant, world.tmp / "tampered.bin")
+        assert not (world.tmp / "tampered.bin").exists()
+    finally:
+        blob.write_bytes(original)
+
+
+def test_tampered_wrapped_key_is_detected(
+    world: World, served_gateway: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = world.grant()
+    real = Gateway.authorize
+
+    def flip_key(self: Gateway, body: Any) -> Any:
+        granted = real(self, body)
+        key = bytearray(granted.wrapped_key)
+        key[-1] ^= 1
+        return dataclasses.replace(granted, wrapped_key=bytes(key))
+
+    monkeypatch.setattr(Gateway, "authorize", flip_key)
+    with pytest.raises(CryptoError):
+        fetch(world.researcher, world.dataset, grant, world.tmp / "badkey.bin")
+    assert not (world.tmp / "badkey.bin").exists()
