@@ -1,7 +1,8 @@
 """The end-to-end demo: two parties on a fresh embedded chain, told in plain words.
 
-It grows with every capability. Today: homes and keys, the chain and its contracts,
-gas and tokens, the key registry, a payment, and the chain surviving a restart.
+It grows with every capability. Today: homes and keys, the chain and its contracts, gas
+and tokens, and owner-controlled data sharing — publish, request, approve, fetch,
+refusals, revocation, and the verifiable audit log anchored on chain.
 """
 
 from __future__ import annotations
@@ -10,18 +11,18 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ailedger.chain.clients import KeyRegistryClient, TokenClient
-from ailedger.chain.compiler import compile_contract
-from ailedger.chain.connection import open_embedded
-from ailedger.chain.deploy import find_deployment
+from ailedger.chain.connection import ChainConnection, open_embedded
 from ailedger.chain.transactions import fund_from_dev_account
+from ailedger.errors import AiledgerError
 from ailedger.keys.home import NodeHome
+from ailedger.session import Session
 from ailedger.settings import load_settings
 from ailedger.units import format_amount
 
 Say = Callable[[str], None]
 DEMO_PASSPHRASE = "demo passphrase - not for real keys"
 GAS_WEI = 5 * 10**18
+AIL = 10**18
 
 
 def run_demo(directory: Path | None, say: Say) -> None:
@@ -31,70 +32,166 @@ def run_demo(directory: Path | None, say: Say) -> None:
     say(f"[bold]ailedger demo[/bold] in {root}\n")
 
     say("[bold]1. Two parties create their node homes[/bold]")
-    hospital = NodeHome.init(root / "hospital", DEMO_PASSPHRASE)
-    researcher = NodeHome.init(root / "researcher", DEMO_PASSPHRASE)
-    for label, home in (("hospital", hospital), ("researcher", researcher)):
+    homes = {
+        name: NodeHome.init(root / name, DEMO_PASSPHRASE) for name in ("hospital", "researcher")
+    }
+    for label, home in homes.items():
         say(f"  {label:<10} account {home.address}, keys encrypted in {home.path}")
 
     say("\n[bold]2. The hospital starts the embedded chain; contracts deploy at first start[/bold]")
-    connection = open_embedded(hospital.chain_dir, cache)
-    try:
-        web3 = connection.web3
-        deployment = find_deployment(web3, hospital.path)
-        say(f"  chain id {connection.chain_id}, stored in {hospital.chain_dir}")
-        for name, address in sorted(deployment.contracts.items()):
+    with open_embedded(homes["hospital"].chain_dir, cache) as connection:
+        hospital, researcher = (_session(homes[n], connection, cache) for n in homes)
+        say(f"  chain id {connection.chain_id}, stored in {homes['hospital'].chain_dir}")
+        for name, address in sorted(hospital.deployment.contracts.items()):
             say(f"  contract {name:<12} at {address}")
+        _tokens(hospital, researcher, say)
+        _share_data(hospital, researcher, root, say)
+        head = connection.web3.eth.block_number
+        balance = hospital.token.balance_of(hospital.address)
 
-        say("\n[bold]3. Both get gas money from the dev chain's operator[/bold]")
-        for label, home in (("hospital", hospital), ("researcher", researcher)):
-            r = fund_from_dev_account(web3, home.address, GAS_WEI)
-            amount = format_amount(GAS_WEI, "ETH")
-            say(f"  {label:<10} +{amount}  tx {r.tx_hash} (block {r.block_number})")
-
-        accounts = {
-            "hospital": hospital.unlock_account(DEMO_PASSPHRASE),
-            "researcher": researcher.unlock_account(DEMO_PASSPHRASE),
-        }
-        token_abi = compile_contract("Token", cache).abi
-        registry_abi = compile_contract("KeyRegistry", cache).abi
-        tokens = {
-            label: TokenClient(web3, deployment.address("Token"), token_abi, account)
-            for label, account in accounts.items()
-        }
-
-        say("\n[bold]4. Each publishes its encryption key in the KeyRegistry contract[/bold]")
-        for label, home in (("hospital", hospital), ("researcher", researcher)):
-            registry = KeyRegistryClient(
-                web3, deployment.address("KeyRegistry"), registry_abi, accounts[label]
-            )
-            r = registry.register(home.encryption_public_key)
-            say(f"  {label:<10} key {home.encryption_public_key.hex()[:16]}…  tx {r.tx_hash}")
-
-        say("\n[bold]5. The researcher mints test tokens and pays the hospital[/bold]")
-        r = tokens["researcher"].faucet(1_000 * 10**18)
-        say(f"  researcher minted {format_amount(1_000 * 10**18)}  tx {r.tx_hash}")
-        r = tokens["researcher"].transfer(hospital.address, 250 * 10**18)
-        say(
-            f"  researcher paid the hospital {format_amount(250 * 10**18)}  tx {r.tx_hash} "
-            f"(block {r.block_number}, {r.gas_used} gas)"
-        )
-        for label, home in (("hospital", hospital), ("researcher", researcher)):
-            say(f"  {label:<10} balance {format_amount(tokens[label].balance_of(home.address))}")
-
-        say("\n[bold]6. A payment beyond the balance is refused before it is mined[/bold]")
-        try:
-            tokens["hospital"].transfer(researcher.address, 10**30)
-        except Exception as exc:  # shown to the reader, not swallowed
-            say(f"  refused: {exc}")
-        head = web3.eth.block_number
-    finally:
-        connection.close()
-
-    say("\n[bold]7. The chain keeps its state across a restart[/bold]")
-    with open_embedded(hospital.chain_dir, cache) as reopened:
-        again = TokenClient(reopened.web3, deployment.address("Token"), token_abi, None)
+    say("\n[bold]9. The chain keeps its state across a restart[/bold]")
+    with open_embedded(homes["hospital"].chain_dir, cache) as reopened:
+        again = _session(homes["hospital"], reopened, cache)
+        kept = again.token.balance_of(again.address)
         say(
             f"  reopened at block {reopened.web3.eth.block_number} (was {head}); "
-            f"hospital still holds {format_amount(again.balance_of(hospital.address))}"
+            f"hospital holds {format_amount(kept)} (was {format_amount(balance)})"
         )
-    say("\ndone. Try: AILEDGER_HOME=" + str(root / "hospital") + " ailedger account show")
+    say("\ndone. Try: AILEDGER_HOME=" + str(root / "hospital") + " ailedger audit history")
+
+
+def _session(home: NodeHome, connection: ChainConnection, cache: Path) -> Session:
+    settings = load_settings(home=home.path, cache_dir=cache)
+    account = home.unlock_account(DEMO_PASSPHRASE)
+    return Session(settings, home, connection, account, DEMO_PASSPHRASE)
+
+
+def _tokens(hospital: Session, researcher: Session, say: Say) -> None:
+    say("\n[bold]3. Both get gas money from the dev chain's operator[/bold]")
+    for label, s in (("hospital", hospital), ("researcher", researcher)):
+        r = fund_from_dev_account(s.chain.web3, s.address, GAS_WEI)
+        gas = format_amount(GAS_WEI, "ETH")
+        say(f"  {label:<10} +{gas}  tx {r.tx_hash} (block {r.block_number})")
+
+    say("\n[bold]4. Each publishes its encryption key in the KeyRegistry contract[/bold]")
+    for label, s in (("hospital", hospital), ("researcher", researcher)):
+        r = s.key_registry.register(s.home.encryption_public_key)
+        say(f"  {label:<10} key {s.home.encryption_public_key.hex()[:16]}…  tx {r.tx_hash}")
+
+    say("\n[bold]5. The researcher mints test tokens[/bold]")
+    r = researcher.token.faucet(1_000 * AIL)
+    say(f"  researcher minted {format_amount(1_000 * AIL)}  tx {r.tx_hash}")
+    try:
+        hospital.token.transfer(researcher.address, 10**30)
+    except AiledgerError as exc:
+        say(f"  a payment beyond the hospital's balance is refused: {exc}")
+
+
+def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) -> None:
+    from ailedger.audit.history import read_history
+    from ailedger.audit.verify import verify_directory
+    from ailedger.sharing.catalog import Catalog
+    from ailedger.sharing.gateway_app import make_gateway_app
+    from ailedger.sharing.market import PURPOSES, Policy
+    from ailedger.sharing.owner import OwnerNode, audit_signing_key
+    from ailedger.sharing.requester import fetch, request_access
+    from ailedger.sharing.service import BackgroundServer, announce
+
+    source = root / "cohort.csv"
+    source.write_text(_cohort_csv())
+    research = PURPOSES["rare-disease-research"]
+    with OwnerNode(hospital) as node:
+        say(
+            "\n[bold]6. The hospital publishes a de-identified cohort, encrypted at its node[/bold]"
+        )
+        policy = Policy(
+            research, needs_approval=True, price=50 * AIL, duration_s=30 * 86400, max_reads=5
+        )
+        metadata = {
+            "title": "Rare disease cohort (de-identified)",
+            "tags": ["rare-disease"],
+            "description": "synthetic demo records",
+        }
+        published = node.publish(source, policy, metadata, None)
+        dataset = published.dataset_id
+        say(
+            f"  dataset 0x{dataset.hex()}: {published.size} bytes of ciphertext stay at the "
+            f"hospital; on chain only its hash, a metadata hash and the policy "
+            f"(rare-disease research only, 50 AIL, approval needed, 5 reads)"
+            f"  tx {published.tx_hash}"
+        )
+
+        with BackgroundServer(make_gateway_app(node.gateway())) as url:
+            announce(hospital, url)
+            say(f"  the hospital's gateway serves at {url} (registered in NodeRegistry)")
+
+            say("\n[bold]7. The researcher finds it, asks, and fetches once approved[/bold]")
+            catalog = Catalog(researcher.home.path / "index.sqlite")
+            catalog.sync(researcher)
+            found = catalog.search(text="rare disease")
+            catalog.close()
+            say(f"  catalog search 'rare disease': {[e.title for e in found]}")
+            grant, tx = request_access(researcher, dataset, research)
+            say(f"  request {grant} for rare-disease research, 50 AIL held in escrow  tx {tx}")
+            _try_fetch(researcher, dataset, grant, root / "early.csv", say, "before approval")
+            r = hospital.client("DataMarket").grant(grant)
+            say(f"  the hospital approves request {grant}; escrow paid to it  tx {r.tx_hash}")
+            got = fetch(researcher, dataset, grant, root / "received.csv")
+            same = got.path.read_bytes() == source.read_bytes()
+            say(
+                f"  fetched {got.size} bytes, hash checked against the chain, decrypted; "
+                f"identical to the original: {same}; logged as audit entry {got.audit_index}"
+            )
+            try:
+                request_access(researcher, dataset, PURPOSES["model-training"])
+            except AiledgerError as exc:
+                say(f"  asking to use it for model training is refused on chain: {exc}")
+            r = hospital.client("DataMarket").revoke(grant)
+            say(f"  the hospital revokes the grant  tx {r.tx_hash}")
+            _try_fetch(researcher, dataset, grant, root / "late.csv", say, "after revocation")
+
+        say("\n[bold]8. Who accessed the data? The audit log answers, provably[/bold]")
+        node.log_chain_decisions()
+        node.audit.checkpoint_now()
+        anchored = node.anchor()
+        if anchored:
+            say(f"  audit log anchored on chain at size {anchored[0]}  tx {anchored[1]}")
+        public = audit_signing_key(hospital).public_key()
+        history = read_history(hospital.home.path / "audit", public, dataset="0x" + dataset.hex())
+        for item in history.entries:
+            e = item.entry
+            who = e.get("requester", "")
+            why = f" ({e['reason']})" if "reason" in e else ""
+            proof = "inclusion proved" if item.proof_ok else "PROOF FAILED"
+            say(f"  #{item.index} {e['kind']:<7} {e['outcome']:<8} {who}{why}  ({proof})")
+        history_anchors = hospital.client("AuditAnchor").history(
+            hospital.address, hospital.deployment.block
+        )
+        result = verify_directory(hospital.home.path / "audit", public, history_anchors)
+        say(
+            f"  audit verify: {result.message} ({result.size} entries, {result.checkpoints} "
+            f"signed checkpoints, {len(history_anchors)} on-chain anchors)"
+        )
+
+
+def _try_fetch(
+    researcher: Session, dataset: bytes, grant: int, out: Path, say: Say, when: str
+) -> None:
+    from ailedger.sharing.requester import fetch
+
+    try:
+        fetch(researcher, dataset, grant, out)
+        say(f"  UNEXPECTED: a fetch {when} succeeded")
+    except AiledgerError as exc:
+        say(f"  a fetch {when} is refused, nothing decrypted: {exc}")
+
+
+def _cohort_csv() -> str:
+    rows = ["pseudonym,year_of_birth,zip3,hpo_terms,candidate_gene"]
+    genes = ["NGLY1", "KMT2D", "SCN1A", "MECP2"]
+    for i in range(400):
+        rows.append(
+            f"P{i:04d},{1950 + i % 60},{100 + i % 800:03d},HP:0001250;HP:0001263,"
+            f"{genes[i % len(genes)]}"
+        )
+    return "\n".join(rows) + "\n"

@@ -4,14 +4,12 @@ nothing is decrypted. One embedded chain, an owner and a researcher, in one proc
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from eth_account import Account
 
 from ailedger.chain.connection import open_embedded
@@ -26,7 +24,7 @@ from ailedger.sharing.gateway_app import make_gateway_app
 from ailedger.sharing.market import PURPOSES, Policy
 from ailedger.sharing.owner import OwnerNode
 from ailedger.sharing.requester import TamperedDataError, fetch, request_access
-from ailedger.sharing.service import announce
+from ailedger.sharing.service import BackgroundServer, announce
 
 PASSPHRASE = "gateway security"
 RESEARCH = PURPOSES["rare-disease-research"]
@@ -193,20 +191,9 @@ def test_no_read_without_a_durable_audit_entry(
 @pytest.fixture
 def served_gateway(world: World) -> Iterator[str]:
     """The gateway over HTTP, its URL registered on chain."""
-    config = uvicorn.Config(
-        make_gateway_app(world.gateway), host="127.0.0.1", port=0, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    announce(world.owner, url)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with BackgroundServer(make_gateway_app(world.gateway)) as url:
+        announce(world.owner, url)
+        yield url
 
 
 def test_fetch_round_trip_over_http(world: World, served_gateway: str) -> None:
