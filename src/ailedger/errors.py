@@ -19,7 +19,17 @@ Hierarchy::
     │   ├── ChainLockedError        another process holds the embedded chain directory
     │   ├── TransactionRejectedError  the node refused a transaction (nonce, funds, ...)
     │   └── TransactionRevertedError  the transaction was mined but reverted
-    └── BackPressureError           too much pending work; retry after ``retry_after`` s
+    ├── BackPressureError           too much pending work; retry after ``retry_after`` s
+    │
+    │   defined beside the code that raises them:
+    ├── crypto.errors.CryptoError   DecryptionError (WrongObjectError), CiphertextFormatError,
+    │                               HpkeError: tampered, truncated or misaddressed ciphertext
+    ├── store.errors.StoreError     InvalidBlobHashError, BlobNotFoundError, UnsafeArchiveError
+    ├── audit.log.AuditLogError     AuditLogCorruptError: storage disagrees with a checkpoint
+    ├── sharing.access_request.InvalidRequestError   bad, stale or foreign-signed request
+    ├── sharing.gateway.AccessDeniedError            the gateway refused (reason logged)
+    ├── sharing.requester.AccessRefusedError         the requester's view of that refusal
+    └── sharing.requester.TamperedDataError          ciphertext differs from its on-chain hash
 """
 
 from __future__ import annotations
