@@ -34,6 +34,7 @@ class Session:
     chain: ChainConnection
     account: LocalAccount | None
     passphrase: str | None = field(default=None, repr=False)
+    _encryption_key: X25519PrivateKey | None = field(default=None, repr=False, init=False)
 
     @cached_property
     def deployment(self) -> Deployment:
@@ -63,10 +64,13 @@ class Session:
         return KeyRegistryClient(self.chain.web3, address, self._abi("KeyRegistry"), self.account)
 
     def encryption_key(self) -> X25519PrivateKey:
-        """The home's X25519 private key (needs the session opened with unlock=True)."""
+        """The home's X25519 private key (needs the session opened with unlock=True).
+        Unlocked once per session: scrypt costs a third of a second each time."""
         if self.passphrase is None:
             raise ContractError("this action needs the encryption key; open with unlock=True")
-        return self.home.unlock_encryption_key(self.passphrase)
+        if self._encryption_key is None:
+            self._encryption_key = self.home.unlock_encryption_key(self.passphrase)
+        return self._encryption_key
 
     def client(self, name: str) -> Any:
         """A typed client for contract ``name``, bound to this session's account."""

@@ -91,8 +91,8 @@ def fetch(
     request = new_request(account, dataset_id, grant_id, grant.purpose)
     body = {"request": request.to_json(), "signature": sign_request(account, domain, request)}
     with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".ailedger-fetch-") as tmp:
-        headers = _download(url, body, tmp, progress)
-        if sha256_of(Path(tmp.name)) != record.ciphertext_hash:
+        headers, digest = _download(url, body, tmp, progress)
+        if digest != record.ciphertext_hash:
             raise TamperedDataError(
                 "the ciphertext from the gateway does not match the hash registered on chain; "
                 "nothing was decrypted"
@@ -112,8 +112,13 @@ def fetch(
     return Fetched(out, record_size(out), is_dir, int(entry["index"]), entry["entry"])
 
 
-def _download(url: str, body: dict[str, Any], sink: Any, progress: Progress | None) -> Any:
+def _download(
+    url: str, body: dict[str, Any], sink: Any, progress: Progress | None
+) -> tuple[Any, bytes]:
+    """Stream the gateway's answer into ``sink``, hashing as it arrives (one pass)."""
     import httpx
+
+    digest = sha256()
 
     try:
         with httpx.stream("POST", f"{url}/v1/access", json=body, timeout=TIMEOUT_S) as response:
@@ -124,11 +129,12 @@ def _download(url: str, body: dict[str, Any], sink: Any, progress: Progress | No
             done = 0
             for chunk in response.iter_bytes(1 << 20):
                 sink.write(chunk)
+                digest.update(chunk)
                 done += len(chunk)
                 if progress:
                     progress(done, total)
             sink.flush()
-            return response.headers
+            return response.headers, digest.digest()
     except httpx.HTTPError as exc:
         raise ChainUnreachableError(f"cannot reach the owner's gateway at {url}: {exc}") from exc
 
@@ -138,14 +144,6 @@ def _reason(response: Any) -> str:
         return str(response.json()["error"])
     except Exception:  # a gateway that did not answer in JSON
         return f"HTTP {response.status_code}"
-
-
-def sha256_of(path: Path) -> bytes:
-    digest = sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.digest()
 
 
 def record_size(path: Path) -> int:
