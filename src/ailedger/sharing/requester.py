@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -68,7 +68,6 @@ def fetch(
 ) -> Fetched:
     """Download, verify and decrypt a dataset under ``grant_id`` into ``out``."""
     from ailedger.crypto.hpke import unwrap_data_key
-    from ailedger.store.objects import decrypt_object
 
     if out.exists():
         raise ConfigError(f"{out} already exists; choose a new output path")
@@ -90,51 +89,114 @@ def fetch(
     domain = Domain(session.chain.chain_id, market.address)
     request = new_request(account, dataset_id, grant_id, grant.purpose)
     body = {"request": request.to_json(), "signature": sign_request(account, domain, request)}
-    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".ailedger-fetch-") as tmp:
-        headers, digest = _download(url, body, tmp, progress)
-        if digest != record.ciphertext_hash:
-            raise TamperedDataError(
-                "the ciphertext from the gateway does not match the hash registered on chain; "
-                "nothing was decrypted"
-            )
-        version = int(headers[VERSION_HEADER])
+    key = session.encryption_key()
+    with _gateway_response(url, body) as response:
+        version = int(response.headers[VERSION_HEADER])
         data_key = unwrap_data_key(
-            bytes.fromhex(headers[WRAPPED_KEY_HEADER]),
-            recipient_private=session.encryption_key(),
+            bytes.fromhex(response.headers[WRAPPED_KEY_HEADER]),
+            recipient_private=key,
             owner_public=owner_key,
             object_id=dataset_id,
             version=version,
             requester=session.address,
         )
-        tmp.seek(0)
-        is_dir = decrypt_object(tmp, data_key, object_id=dataset_id, version=version, dest=out)
-    entry = json.loads(base64.b64decode(headers[AUDIT_HEADER]))
+        total = int(response.headers.get("content-length", 0))
+        stream = _HashingReader(response.iter_bytes(1 << 20), total, progress)
+        is_dir = _decrypt_checked(
+            stream, data_key, dataset_id, version, out, record.ciphertext_hash
+        )
+        entry = json.loads(base64.b64decode(response.headers[AUDIT_HEADER]))
     return Fetched(out, record_size(out), is_dir, int(entry["index"]), entry["entry"])
 
 
-def _download(
-    url: str, body: dict[str, Any], sink: Any, progress: Progress | None
-) -> tuple[Any, bytes]:
-    """Stream the gateway's answer into ``sink``, hashing as it arrives (one pass)."""
-    import httpx
+def _decrypt_checked(
+    stream: _HashingReader,
+    data_key: bytes,
+    dataset_id: bytes,
+    version: int,
+    out: Path,
+    registered_hash: bytes,
+) -> bool:
+    """One pass over the download: hash and decrypt together; nothing reaches ``out``
+    unless every segment authenticated *and* the ciphertext hash matches the chain."""
+    from ailedger.crypto.errors import CryptoError
+    from ailedger.store.objects import decrypt_object
 
-    digest = sha256()
+    def matches_chain() -> None:
+        if stream.digest() != registered_hash:
+            raise TamperedDataError(
+                "the ciphertext from the gateway does not match the hash registered on "
+                "chain; nothing was written"
+            )
+
+    try:
+        return decrypt_object(
+            stream,
+            data_key,
+            object_id=dataset_id,
+            version=version,
+            dest=out,
+            before_commit=matches_chain,
+        )
+    except CryptoError as exc:
+        stream.drain()  # name the cause: altered in transit/at rest, or a bad key
+        matches_chain()
+        raise exc
+
+
+class _HashingReader:
+    """A file-like view of the response body that hashes what passes through it."""
+
+    def __init__(self, chunks: Iterator[bytes], total: int, progress: Progress | None) -> None:
+        self._chunks = chunks
+        self._hash = sha256()
+        self._buffer = b""
+        self._offset = 0
+        self._done = 0
+        self._total = total
+        self._progress = progress
+
+    def read(self, size: int = -1, /) -> bytes:
+        parts: list[bytes] = []
+        wanted = size if size >= 0 else 1 << 62
+        while wanted > 0:
+            if self._offset >= len(self._buffer) and not self._refill():
+                break
+            piece = self._buffer[self._offset : self._offset + wanted]
+            self._offset += len(piece)
+            wanted -= len(piece)
+            parts.append(piece)
+        return b"".join(parts)
+
+    def _refill(self) -> bool:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return False
+        self._hash.update(chunk)
+        self._buffer, self._offset = chunk, 0
+        self._done += len(chunk)
+        if self._progress:
+            self._progress(self._done, self._total)
+        return True
+
+    def drain(self) -> None:
+        while self._refill():
+            pass
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+
+@contextmanager
+def _gateway_response(url: str, body: dict[str, Any]) -> Iterator[Any]:
+    import httpx
 
     try:
         with httpx.stream("POST", f"{url}/v1/access", json=body, timeout=TIMEOUT_S) as response:
             if response.status_code != 200:
                 response.read()
                 raise AccessRefusedError(_reason(response))
-            total = int(response.headers.get("content-length", 0))
-            done = 0
-            for chunk in response.iter_bytes(1 << 20):
-                sink.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
-            sink.flush()
-            return response.headers, digest.digest()
+            yield response
     except httpx.HTTPError as exc:
         raise ChainUnreachableError(f"cannot reach the owner's gateway at {url}: {exc}") from exc
 

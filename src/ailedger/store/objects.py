@@ -26,6 +26,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
@@ -153,10 +154,13 @@ def decrypt_object(
     version: int,
     dest: Path,
     progress: Progress | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> bool:
     """Decrypt an object to ``dest``, only once it has fully authenticated.
 
     Returns True if the object was a directory. ``dest`` must not exist yet.
+    ``before_commit`` runs after the whole stream authenticated and before anything
+    appears at ``dest``; if it raises, nothing does (a caller checks a hash there).
     Raises the ``crypto.errors`` decryption errors, or :class:`UnsafeArchiveError`.
     """
     dest = Path(dest)
@@ -171,6 +175,8 @@ def decrypt_object(
             )
             out.flush()
             os.fsync(out.fileno())
+        if before_commit is not None:
+            before_commit()
         if header.content_type == CONTENT_TAR:
             _unpack_into_place(tmp, dest)
             return True
