@@ -23,7 +23,13 @@ from ailedger.sharing.gateway import AccessDeniedError, Gateway
 from ailedger.sharing.gateway_app import make_gateway_app
 from ailedger.sharing.market import PURPOSES, Policy
 from ailedger.sharing.owner import OwnerNode
-from ailedger.sharing.requester import TamperedDataError, fetch, request_access
+from ailedger.sharing.requester import (
+    TamperedDataError,
+    check_receipt,
+    fetch,
+    kept_receipt,
+    request_access,
+)
 from ailedger.sharing.service import BackgroundServer, announce
 
 PASSPHRASE = "gateway security"
@@ -201,6 +207,17 @@ def test_fetch_round_trip_over_http(world: World, served_gateway: str) -> None:
     out = world.tmp / "fetched.bin"
     got = fetch(world.researcher, world.dataset, grant, out)
     assert out.read_bytes() == world.source.read_bytes() and not got.is_directory
+
+
+def test_access_receipt_proves_inclusion(world: World, served_gateway: str) -> None:
+    grant = world.grant()
+    got = fetch(world.researcher, world.dataset, grant, world.tmp / "receipted.bin")
+    entry = check_receipt(world.researcher, world.dataset, got.audit_index, got.audit_entry)
+    assert (entry["grant"], entry["outcome"]) == (grant, "served")
+    kept = kept_receipt(world.researcher, world.dataset, got.audit_index)
+    assert kept is not None and kept["entry"] == got.audit_entry
+    with pytest.raises(TamperedDataError, match="not the entry"):
+        check_receipt(world.researcher, world.dataset, got.audit_index, {**entry, "grant": 0})
 
 
 def test_tampered_ciphertext_is_detected_before_decryption(

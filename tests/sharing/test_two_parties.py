@@ -161,6 +161,10 @@ def test_publish_request_grant_fetch_audit_revoke(
         fetched = researcher.json("data", "fetch", dataset, "--grant", grant, "-o", str(out))
         assert out.read_bytes() == source.read_bytes()
         assert fetched["size"] == source.stat().st_size
+        receipt = researcher.json("data", "receipt", dataset, str(fetched["audit_index"]))
+        assert receipt["proved"] is True and receipt["matches_fetch"] is True
+        shown = researcher.json("data", "show", dataset)
+        assert shown["purposes"] == ["rare-disease-research"] and shown["max_reads"] == 3
 
         wrong = researcher.run("data", "request", dataset, "--purpose", "model-training", ok=False)
         assert wrong.returncode == 1

@@ -25,21 +25,29 @@ def history(
     with session(ctx, unlock=True) as s:
         public = audit_signing_key(s).public_key()
         found = read_history(s.home.path / "audit", public, dataset=dataset)
-    rows = [{"index": h.index, **h.entry, "proof_ok": h.proof_ok, "proof_length": len(h.proof)}
-            for h in found.entries]
-    data = {"checkpoint_size": found.checkpoint_size,
-            "checkpoint_root": found.checkpoint_root.hex(), "entries": rows}
+    rows = [
+        {"index": h.index, **h.entry, "proof_ok": h.proof_ok, "proof_length": len(h.proof)}
+        for h in found.entries
+    ]
+    data = {
+        "checkpoint_size": found.checkpoint_size,
+        "checkpoint_root": found.checkpoint_root.hex(),
+        "entries": rows,
+    }
 
     def render() -> None:
-        console.print(f"checkpoint: {found.checkpoint_size} entries, root "
-                      f"{found.checkpoint_root.hex()[:16]}…")
+        console.print(
+            f"checkpoint: {found.checkpoint_size} entries, root {found.checkpoint_root.hex()[:16]}…"
+        )
         for row in rows:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(row.get("time", 0))))
             who = row.get("requester", "-")
             proof = "proved" if row["proof_ok"] else "PROOF FAILED"
             reason = f" ({row['reason']})" if row.get("reason") else ""
-            console.print(f"#{row['index']:<5} {when}  {row['kind']:<8} {row['outcome']:<9} "
-                          f"{who}{reason}  [{proof}]")
+            console.print(
+                f"#{row['index']:<5} {when}  {row['kind']:<8} {row['outcome']:<9} "
+                f"{who}{reason}  [{proof}]"
+            )
 
     emit(as_json, data, render)
 
@@ -55,13 +63,21 @@ def verify(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         public = audit_signing_key(s).public_key()
         anchored = s.client("AuditAnchor").history(s.address, s.deployment.block)
         result = verify_directory(s.home.path / "audit", public, anchored)
-    data = {"ok": result.ok, "size": result.size, "checkpoints": result.checkpoints,
-            "anchored": len(anchored), "first_bad_index": result.first_bad_index,
-            "message": result.message, "problems": result.problems}
+    data = {
+        "ok": result.ok,
+        "size": result.size,
+        "checkpoints": result.checkpoints,
+        "anchored": len(anchored),
+        "first_bad_index": result.first_bad_index,
+        "message": result.message,
+        "problems": result.problems,
+    }
 
     def render() -> None:
-        console.print(f"{result.message}: {result.size} entries, {result.checkpoints} "
-                      f"signed checkpoints, {len(anchored)} anchors on chain")
+        console.print(
+            f"{result.message}: {result.size} entries, {result.checkpoints} "
+            f"signed checkpoints, {len(anchored)} anchors on chain"
+        )
         for problem in result.problems:
             err_console.print(f"  {problem}")
 

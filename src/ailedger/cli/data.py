@@ -12,8 +12,7 @@ from ailedger.cli._common import JSON_OPTION, console, emit, session, tx_line
 app = typer.Typer(help="Share data under your control: publish, find, request, grant, fetch.")
 
 PURPOSE_HELP = (
-    "rare-disease-research, model-training, public-health, clinical-care, "
-    "commercial-development"
+    "rare-disease-research, model-training, public-health, clinical-care, commercial-development"
 )
 
 
@@ -63,24 +62,36 @@ def publish(
     from ailedger.sharing.owner import OwnerNode
     from ailedger.units import parse_amount
 
-    policy = Policy(purpose_mask(purpose), approval, parse_amount(price), _duration(duration),
-                    max_reads)
+    policy = Policy(
+        purpose_mask(purpose), approval, parse_amount(price), _duration(duration), max_reads
+    )
     metadata = {"title": title, "tags": sorted(set(tag)), "description": description}
     total = _size_of(path)
-    with session(ctx, unlock=True) as s, OwnerNode(s) as node, Progress(
-        console=console, transient=True, disable=as_json
-    ) as bar:
+    with (
+        session(ctx, unlock=True) as s,
+        OwnerNode(s) as node,
+        Progress(console=console, transient=True, disable=as_json) as bar,
+    ):
         task = bar.add_task("encrypting", total=total or None)
         published = node.publish(
             path, policy, metadata, lambda done: bar.update(task, completed=done)
         )
-    data = {"dataset": "0x" + published.dataset_id.hex(), "ciphertext_sha256":
-            published.ciphertext_hash, "size": published.size, "tx": published.tx_hash,
-            "block": published.block}
-    emit(as_json, data, lambda: tx_line(
-        f"published {title!r} as dataset {data['dataset']} ({published.size} bytes encrypted)",
-        published.tx_hash, published.block,
-    ))
+    data = {
+        "dataset": "0x" + published.dataset_id.hex(),
+        "ciphertext_sha256": published.ciphertext_hash,
+        "size": published.size,
+        "tx": published.tx_hash,
+        "block": published.block,
+    }
+    emit(
+        as_json,
+        data,
+        lambda: tx_line(
+            f"published {title!r} as dataset {data['dataset']} ({published.size} bytes encrypted)",
+            published.tx_hash,
+            published.block,
+        ),
+    )
 
 
 @app.command("list")
@@ -104,9 +115,16 @@ def list_(
         found = catalog.search(text=search, tag=tag, purpose=bit, owner=owner)
         catalog.close()
     rows: list[dict[str, Any]] = [
-        {"dataset": e.dataset_id, "title": e.title, "tags": e.tags, "owner": e.owner,
-         "purposes": purpose_names(e.purposes), "price_base_units": str(e.price),
-         "needs_approval": e.needs_approval, "max_reads": e.max_reads}
+        {
+            "dataset": e.dataset_id,
+            "title": e.title,
+            "tags": e.tags,
+            "owner": e.owner,
+            "purposes": purpose_names(e.purposes),
+            "price_base_units": str(e.price),
+            "needs_approval": e.needs_approval,
+            "max_reads": e.max_reads,
+        }
         for e in found
     ]
 
@@ -115,8 +133,10 @@ def list_(
             console.print("no datasets match")
         for row, entry in zip(rows, found, strict=True):
             console.print(f"{row['dataset']}  {row['title']}")
-            console.print(f"  owner {row['owner']}  price {format_amount(entry.price)}  "
-                          f"purposes {', '.join(row['purposes'])}  tags {', '.join(row['tags'])}")
+            console.print(
+                f"  owner {row['owner']}  price {format_amount(entry.price)}  "
+                f"purposes {', '.join(row['purposes'])}  tags {', '.join(row['tags'])}"
+            )
 
     emit(as_json, {"datasets": rows}, render)
 
@@ -136,8 +156,11 @@ def request(
     with session(ctx, unlock=True) as s:
         request_id, tx_hash = request_access(s, _dataset_id(dataset), purpose_bit(purpose))
         status = s.client("DataMarket").grant_info(request_id).status.name.lower()
-    emit(as_json, {"request": request_id, "status": status, "tx": tx_hash},
-         lambda: console.print(f"request {request_id} is {status}\n  tx {tx_hash}"))
+    emit(
+        as_json,
+        {"request": request_id, "status": status, "tx": tx_hash},
+        lambda: console.print(f"request {request_id} is {status}\n  tx {tx_hash}"),
+    )
 
 
 def _owner_decision(ctx: typer.Context, request_id: int, action: str, as_json: bool) -> None:
@@ -145,9 +168,13 @@ def _owner_decision(ctx: typer.Context, request_id: int, action: str, as_json: b
     # when it sees the event on chain.
     with session(ctx, unlock=True) as s:
         result = getattr(s.client("DataMarket"), action)(request_id)
-    emit(as_json, {"request": request_id, "action": action, "tx": result.tx_hash},
-         lambda: tx_line(f"{action} request {request_id}: done", result.tx_hash,
-                         result.block_number))
+    emit(
+        as_json,
+        {"request": request_id, "action": action, "tx": result.tx_hash},
+        lambda: tx_line(
+            f"{action} request {request_id}: done", result.tx_hash, result.block_number
+        ),
+    )
 
 
 @app.command("grant")
@@ -184,8 +211,9 @@ def requests(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         for title, rows in (("to your datasets", mine), ("made by you", made)):
             console.print(f"requests {title}:" + ("" if rows else " none"))
             for r in rows:
-                console.print(f"  {r['request_id']:>4} {r['status']:<9} {r['dataset_id']} "
-                              f"by {r['requester']}")
+                console.print(
+                    f"  {r['request_id']:>4} {r['status']:<9} {r['dataset_id']} by {r['requester']}"
+                )
 
     emit(as_json, {"to_my_datasets": mine, "made_by_me": made}, render)
 
@@ -203,21 +231,111 @@ def fetch(
 
     from ailedger.sharing.requester import fetch as fetch_dataset
 
-    with session(ctx, unlock=True) as s, Progress(
-        *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
-        console=console, transient=True, disable=as_json,
-    ) as bar:
+    with (
+        session(ctx, unlock=True) as s,
+        Progress(
+            *Progress.get_default_columns(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+            transient=True,
+            disable=as_json,
+        ) as bar,
+    ):
         task = bar.add_task("downloading", total=None)
         got = fetch_dataset(
-            s, _dataset_id(dataset), grant_id, out,
+            s,
+            _dataset_id(dataset),
+            grant_id,
+            out,
             lambda done, total: bar.update(task, completed=done, total=total or None),
         )
-    data = {"path": str(got.path), "size": got.size, "directory": got.is_directory,
-            "audit_index": got.audit_index}
-    emit(as_json, data, lambda: console.print(
-        f"fetched {got.size} bytes to {got.path} (verified against the chain); "
-        f"the owner logged this read as audit entry {got.audit_index}"
-    ))
+    data = {
+        "path": str(got.path),
+        "size": got.size,
+        "directory": got.is_directory,
+        "audit_index": got.audit_index,
+    }
+    emit(
+        as_json,
+        data,
+        lambda: console.print(
+            f"fetched {got.size} bytes to {got.path} (verified against the chain); "
+            f"the owner logged this read as audit entry {got.audit_index}"
+        ),
+    )
+
+
+@app.command("receipt")
+def receipt(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Dataset id (0x...)."),
+    index: int = typer.Argument(..., help="Audit entry index printed by `data fetch`."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Check that the owner's audit log holds your access: the gateway proves the entry
+    is included under a signed checkpoint, and it must match what you were told."""
+    from ailedger.sharing.requester import check_receipt, kept_receipt
+
+    dataset_id = _dataset_id(dataset)
+    with session(ctx, unlock=False) as s:
+        kept = kept_receipt(s, dataset_id, index)
+        entry = check_receipt(s, dataset_id, index, kept["entry"] if kept else None)
+    emit(
+        as_json,
+        {"index": index, "entry": entry, "proved": True, "matches_fetch": kept is not None},
+        lambda: console.print(
+            f"audit entry {index} is in the owner's log (inclusion proved"
+            f"{', same as at fetch time' if kept else ''}): {entry}"
+        ),
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Dataset id (0x...)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show one dataset: owner, policy, price, and its verified catalog metadata."""
+    from ailedger.errors import ConfigError
+    from ailedger.sharing.catalog import Catalog
+    from ailedger.sharing.market import purpose_names
+    from ailedger.units import format_amount
+
+    with session(ctx, unlock=False) as s:
+        catalog = Catalog(s.home.path / "index.sqlite")
+        catalog.sync(s)
+        entry = catalog.get("0x" + _dataset_id(dataset).hex())
+        catalog.close()
+    if entry is None:
+        raise ConfigError(f"no dataset {dataset} on chain; find ids with `ailedger data list`")
+    data = {
+        "dataset": entry.dataset_id,
+        "title": entry.title,
+        "tags": entry.tags,
+        "description": (entry.metadata or {}).get("description", ""),
+        "owner": entry.owner,
+        "purposes": purpose_names(entry.purposes),
+        "price_base_units": str(entry.price),
+        "needs_approval": entry.needs_approval,
+        "duration_s": entry.duration,
+        "max_reads": entry.max_reads,
+        "retired": entry.retired,
+    }
+
+    def render() -> None:
+        console.print(f"{entry.dataset_id}  {entry.title}")
+        console.print(f"  owner      {entry.owner}")
+        console.print(f"  purposes   {', '.join(data['purposes'])}")
+        console.print(
+            f"  price      {format_amount(entry.price)} per grant, "
+            f"{'owner approval' if entry.needs_approval else 'granted on payment'}"
+        )
+        console.print(f"  grant      {entry.duration} s, {entry.max_reads or 'unlimited'} reads")
+        console.print(f"  tags       {', '.join(entry.tags)}")
+
+    emit(as_json, data, render)
 
 
 def _size_of(path: Path) -> int:

@@ -79,13 +79,16 @@ class Catalog:
             return head
         events = market._contract.events
         with self._conn:
-            for name in ("DatasetRegistered", "PolicyUpdated", "DatasetRetired",
-                         "RequestCreated", *_STATUS_OF_EVENT):
+            for name in (
+                "DatasetRegistered",
+                "PolicyUpdated",
+                "DatasetRetired",
+                "RequestCreated",
+                *_STATUS_OF_EVENT,
+            ):
                 for log in getattr(events, name)().get_logs(from_block=start, to_block=head):
                     self._apply(name, dict(log["args"]), int(log["blockNumber"]))
-            self._conn.execute(
-                "INSERT OR REPLACE INTO sync VALUES ('market', ?)", (head,)
-            )
+            self._conn.execute("INSERT OR REPLACE INTO sync VALUES ('market', ?)", (head,))
         self._fetch_missing_metadata(session)
         return head
 
@@ -95,17 +98,31 @@ class Catalog:
             if name == "DatasetRegistered":
                 self._conn.execute(
                     "INSERT OR REPLACE INTO datasets VALUES (?,?,?,?,?,?,?,?,?,0,?,NULL)",
-                    (dataset, args["owner"], bytes(args["ciphertext_hash"]).hex(),
-                     bytes(args["metadata_hash"]).hex(), args["purposes"],
-                     int(args["needs_approval"]), str(args["price"]), args["duration"],
-                     args["max_reads"], block),
+                    (
+                        dataset,
+                        args["owner"],
+                        bytes(args["ciphertext_hash"]).hex(),
+                        bytes(args["metadata_hash"]).hex(),
+                        args["purposes"],
+                        int(args["needs_approval"]),
+                        str(args["price"]),
+                        args["duration"],
+                        args["max_reads"],
+                        block,
+                    ),
                 )
             else:
                 self._conn.execute(
                     "UPDATE datasets SET purposes=?, needs_approval=?, price=?, duration=?, "
                     "max_reads=? WHERE dataset_id=?",
-                    (args["purposes"], int(args["needs_approval"]), str(args["price"]),
-                     args["duration"], args["max_reads"], dataset),
+                    (
+                        args["purposes"],
+                        int(args["needs_approval"]),
+                        str(args["price"]),
+                        args["duration"],
+                        args["max_reads"],
+                        dataset,
+                    ),
                 )
         elif name == "DatasetRetired":
             self._conn.execute(
@@ -116,8 +133,15 @@ class Catalog:
             status = "pending" if args["needs_approval"] else "granted"
             self._conn.execute(
                 "INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?,?)",
-                (args["request_id"], "0x" + bytes(args["dataset_id"]).hex(), args["requester"],
-                 args["owner"], args["purpose"], status, block),
+                (
+                    args["request_id"],
+                    "0x" + bytes(args["dataset_id"]).hex(),
+                    args["requester"],
+                    args["owner"],
+                    args["purpose"],
+                    status,
+                    block,
+                ),
             )
         else:
             self._conn.execute(
@@ -151,8 +175,14 @@ class Catalog:
                 )
 
     def search(
-        self, *, text: str = "", tag: str = "", purpose: int = 0, owner: str = "",
-        max_price: int | None = None, include_retired: bool = False,
+        self,
+        *,
+        text: str = "",
+        tag: str = "",
+        purpose: int = 0,
+        owner: str = "",
+        max_price: int | None = None,
+        include_retired: bool = False,
     ) -> list[CatalogEntry]:
         rows = self._conn.execute(
             "SELECT dataset_id, owner, purposes, needs_approval, price, duration, max_reads, "
@@ -160,15 +190,25 @@ class Catalog:
         ).fetchall()
         found = []
         for r in rows:
-            entry = CatalogEntry(r[0], r[1], r[2], bool(r[3]), int(r[4]), r[5], r[6], bool(r[7]),
-                                 json.loads(r[8]) if r[8] else None)
+            entry = CatalogEntry(
+                r[0],
+                r[1],
+                r[2],
+                bool(r[3]),
+                int(r[4]),
+                r[5],
+                r[6],
+                bool(r[7]),
+                json.loads(r[8]) if r[8] else None,
+            )
             if _matches(entry, text, tag, purpose, owner, max_price, include_retired):
                 found.append(entry)
         return found
 
     def get(self, dataset_id: str) -> CatalogEntry | None:
-        matches = [e for e in self.search(include_retired=True)
-                   if e.dataset_id == dataset_id.lower()]
+        matches = [
+            e for e in self.search(include_retired=True) if e.dataset_id == dataset_id.lower()
+        ]
         return matches[0] if matches else None
 
     def requests(self, *, owner: str = "", requester: str = "") -> list[dict[str, Any]]:
@@ -186,8 +226,13 @@ class Catalog:
 
 
 def _matches(
-    entry: CatalogEntry, text: str, tag: str, purpose: int, owner: str,
-    max_price: int | None, include_retired: bool,
+    entry: CatalogEntry,
+    text: str,
+    tag: str,
+    purpose: int,
+    owner: str,
+    max_price: int | None,
+    include_retired: bool,
 ) -> bool:
     if entry.retired and not include_retired:
         return False

@@ -51,6 +51,11 @@ class AuditAppender(Protocol):
 
     def latest_checkpoint(self) -> Any: ...
 
+    def receipt(self, index: int) -> dict[str, Any]: ...
+
+    @property
+    def public_key(self) -> Any: ...
+
     def entries(self, start: int, stop: int) -> Any: ...
 
     @property
@@ -191,7 +196,7 @@ class Gateway:
 
 def _parse(body: Any) -> tuple[AccessRequest, str]:
     if not isinstance(body, dict) or not isinstance(body.get("signature"), str):
-        raise InvalidRequestError("the body must be {\"request\": {...}, \"signature\": \"0x...\"}")
+        raise InvalidRequestError('the body must be {"request": {...}, "signature": "0x..."}')
     return AccessRequest.from_json(body.get("request")), body["signature"]
 
 

@@ -60,6 +60,18 @@ def make_gateway_app(gateway: Gateway) -> FastAPI:
             return JSONResponse({"error": "no checkpoint yet"}, status_code=404)
         return Response(latest.note, media_type="text/plain")
 
+    @app.get("/v1/audit/key")
+    def audit_key() -> dict[str, str]:
+        """The Ed25519 key that signs this log's checkpoints (raw, hex)."""
+        return {"ed25519": gateway.audit.public_key.public_bytes_raw().hex()}
+
+    @app.get("/v1/audit/receipts/{index}")
+    def audit_receipt(index: int) -> Response:
+        """Proof that entry ``index`` is in the log: entry, signed checkpoint, path."""
+        if not 0 <= index < gateway.audit.size:
+            return JSONResponse({"error": "no such audit entry"}, status_code=404)
+        return JSONResponse(gateway.audit.receipt(index))
+
     @app.get("/v1/health")
     def health() -> dict[str, Any]:
         return {"ok": True, "audit_size": gateway.audit.size}

@@ -123,7 +123,10 @@ class OwnerNode:
             dataset_id, bytes.fromhex(encrypted.blob.hash_hex), sha256(canonical).digest(), policy
         )
         return Published(
-            dataset_id, encrypted.blob.hash_hex, encrypted.blob.size, result.tx_hash,
+            dataset_id,
+            encrypted.blob.hash_hex,
+            encrypted.blob.size,
+            result.tx_hash,
             result.block_number,
         )
 
@@ -204,8 +207,11 @@ def _decision_entry(kind: str, args: dict[str, Any], log: Any) -> dict[str, Any]
         "time": _now(),
     }
     if "request_id" in args:
-        entry.update(grant=int(args["request_id"]), requester=str(args["requester"]),
-                     purpose=int(args["purpose"]))
+        entry.update(
+            grant=int(args["request_id"]),
+            requester=str(args["requester"]),
+            purpose=int(args["purpose"]),
+        )
     return entry
 
 

@@ -106,7 +106,55 @@ def fetch(
             stream, data_key, dataset_id, version, out, record.ciphertext_hash
         )
         entry = json.loads(base64.b64decode(response.headers[AUDIT_HEADER]))
+    _keep_receipt(session, dataset_id, entry)
     return Fetched(out, record_size(out), is_dir, int(entry["index"]), entry["entry"])
+
+
+def _keep_receipt(session: Session, dataset_id: bytes, receipt: dict[str, Any]) -> None:
+    """Remember what the gateway said it logged, to check its inclusion later."""
+    folder = session.home.path / "receipts"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"0x{dataset_id.hex()}-{int(receipt['index'])}.json"
+    path.write_text(json.dumps(receipt, sort_keys=True))
+
+
+def kept_receipt(session: Session, dataset_id: bytes, index: int) -> dict[str, Any] | None:
+    path = session.home.path / "receipts" / f"0x{dataset_id.hex()}-{index}.json"
+    if not path.exists():
+        return None
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def check_receipt(
+    session: Session, dataset_id: bytes, index: int, expected: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Ask the owner's gateway to prove audit entry ``index`` is in its log, and check
+    the proof: the checkpoint's signature, the inclusion path, and (if given) that the
+    entry is the one the gateway handed us at fetch time. Returns the logged entry."""
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from ailedger.audit.receipt import receipt_entry, verify_receipt
+
+    record = session.client("DataMarket").dataset(dataset_id)
+    url = session.client("NodeRegistry").url_of(record.owner) if record else None
+    if url is None:
+        raise ConfigError(f"no gateway known for dataset 0x{dataset_id.hex()}")
+    try:
+        key_hex = httpx.get(f"{url}/v1/audit/key", timeout=TIMEOUT_S).json()["ed25519"]
+        receipt = httpx.get(f"{url}/v1/audit/receipts/{index}", timeout=TIMEOUT_S).json()
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise ChainUnreachableError(f"cannot get the receipt from {url}: {exc}") from exc
+    key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex))
+    if not verify_receipt(receipt, key) or receipt.get("index") != index:
+        raise TamperedDataError(f"the gateway's receipt for audit entry {index} does not verify")
+    entry = receipt_entry(receipt)
+    if expected is not None and entry != expected:
+        raise TamperedDataError(
+            f"audit entry {index} is not the entry the gateway reported when serving the data"
+        )
+    return entry
 
 
 def _decrypt_checked(
