@@ -50,6 +50,7 @@ from ailedger.errors import ChainError, ChainLockedError, ConfigError, Transacti
 log = logging.getLogger(__name__)
 
 DEFAULT_CHAIN_ID = 7357
+_BUSY_QUEUE = 16  # this many queued transactions means load: seal without waiting
 OPERATOR_FUNDS_WEI = 10**9 * 10**18  # the dev operator's ether, handed out to new accounts
 SERVING_FILE = "serving.json"
 
@@ -91,8 +92,12 @@ class EmbeddedChain:
         self._tx_builder = self._chain.get_vm().get_transaction_builder()
         self._max_block_txs = max_block_txs
         self._batch_wait_s = batch_wait_s
+        # Two locks, always taken in this order: `_lock` guards the chain state (py-evm,
+        # the store), `_pool` the pending transactions. Admission takes only `_pool`, so
+        # clients keep submitting while a block seals.
         self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)
+        self._pool = threading.Lock()
+        self._wake = threading.Condition(self._pool)
         self._pending: deque[SignedTransactionAPI] = deque()
         self._pending_hashes: set[bytes] = set()
         self._next_nonce: dict[bytes, int] = {}
@@ -213,7 +218,9 @@ class EmbeddedChain:
 
     def _admission_view(self) -> tuple[BlockHeaderAPI, StateAPI, int]:
         """Head, its state and the next base fee; reused until the head moves, because
-        building a VM per submitted transaction cost as much as checking it."""
+        building a VM per submitted transaction cost as much as checking it. Read without
+        the state lock: committed trie nodes never change, so reading them while the
+        sealer writes the next block is safe."""
         head = self._chain.get_canonical_head()
         if self._view is None or self._view[0].hash != head.hash:
             next_fee = _format.base_fee(self._chain.create_header_from_parent(head))
@@ -236,11 +243,11 @@ class EmbeddedChain:
 
     @property
     def pending_count(self) -> int:
-        with self._lock:
+        with self._pool:
             return len(self._pending)
 
     def dropped_reason(self, tx_hash: bytes) -> str | None:
-        with self._lock:
+        with self._pool:
             return self._dropped.get(tx_hash)
 
     # --------------------------------------------------------------------- reads
@@ -272,10 +279,11 @@ class EmbeddedChain:
     def transaction(
         self, tx_hash: bytes
     ) -> tuple[SignedTransactionAPI, BlockHeaderAPI | None, int | None] | None:
+        with self._pool:
+            queued = [tx for tx in self._pending if tx.hash == tx_hash]
+        if queued:
+            return queued[0], None, None
         with self._lock:
-            for tx in self._pending:
-                if tx.hash == tx_hash:
-                    return tx, None, None
             try:
                 number, index = self._chain.chaindb.get_transaction_index(Hash32(tx_hash))
             except Exception:  # py-evm raises TransactionNotFound or KeyError
@@ -308,7 +316,8 @@ class EmbeddedChain:
         with self._lock:
             state_nonce = self._state(self._chain.get_canonical_head()).get_nonce(Address(raw))
             if pending:
-                return max(state_nonce, self._next_nonce.get(raw, 0))
+                with self._pool:
+                    return max(state_nonce, self._next_nonce.get(raw, 0))
             return state_nonce
 
     def call(self, tx: Any, header: BlockHeaderAPI) -> bytes:
@@ -354,8 +363,9 @@ class EmbeddedChain:
                 self._wake.wait()
             if not self._pending:
                 return None
-            if not self._closing:
+            if not self._closing and len(self._pending) < _BUSY_QUEUE:
                 # Batch: give the client a few milliseconds to add more before sealing.
+                # Under load transactions queued while the last block sealed: go at once.
                 self._wake.wait_for(
                     lambda: len(self._pending) >= self._max_block_txs or self._closing,
                     timeout=self._batch_wait_s,
@@ -386,7 +396,8 @@ class EmbeddedChain:
                 header = vm.add_receipt_to_header(header, receipt)
                 included.append(tx)
                 receipts.append(receipt)
-            self._pending.extendleft(reversed(leftovers))
+            with self._pool:
+                self._pending.extendleft(reversed(leftovers))
             if not included:
                 self._kv.discard()
                 return
@@ -395,9 +406,11 @@ class EmbeddedChain:
             chain.chaindb.persist_block(block)
             rows = _receipt_rows(block.header, included, receipts)
             self._kv.commit(extra=lambda conn: self._index(conn, block.header, rows))
-            for tx in included:
-                self._pending_hashes.discard(tx.hash)
-            self._wake.notify_all()
+            with self._wake:
+                for tx in included:
+                    self._pending_hashes.discard(tx.hash)
+                self._view = None  # the head moved
+                self._wake.notify_all()
 
     def _index(
         self, conn: sqlite3.Connection, header: BlockHeaderAPI, rows: list[dict[str, Any]]
@@ -413,11 +426,12 @@ class EmbeddedChain:
 
     def _drop(self, tx: SignedTransactionAPI, reason: str) -> None:
         """Forget a transaction that cannot be included, and the sender's later ones."""
-        self._pending_hashes.discard(tx.hash)
-        self._dropped[tx.hash] = reason
-        sender = tx.sender
-        self._next_nonce.pop(sender, None)
-        self._wake.notify_all()  # wake wait_idle even if no block follows
+        with self._wake:
+            self._pending_hashes.discard(tx.hash)
+            self._dropped[tx.hash] = reason
+            self._next_nonce.pop(tx.sender, None)
+            self._view = None
+            self._wake.notify_all()  # wake wait_idle even if no block follows
         log.warning("dropped transaction %s: %s", tx.hash.hex(), reason)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:

