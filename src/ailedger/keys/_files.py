@@ -17,17 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ailedger._durable import fsync_dir
+
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make the directory's entries (creations, renames) durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Protocol
 
+from ailedger._durable import fsync_dir
 from ailedger.crypto.stream import Reader
 from ailedger.store.errors import BlobNotFoundError, InvalidBlobHashError
 
@@ -83,14 +84,6 @@ class BlobStore(Protocol):
     def size(self, hash_hex: str) -> int: ...
 
     def delete(self, hash_hex: str) -> bool: ...
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _DirectoryBlobWriter:
@@ -184,9 +177,9 @@ class DirectoryBlobStore:
         shard_is_new = not final.parent.exists()
         final.parent.mkdir(exist_ok=True)
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         if shard_is_new:
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
 
     def open(self, hash_hex: str) -> BinaryIO:
         try:
@@ -210,5 +203,5 @@ class DirectoryBlobStore:
             path.unlink()
         except FileNotFoundError:
             return False
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return True
