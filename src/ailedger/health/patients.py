@@ -48,6 +48,26 @@ class PatientNotFoundError(PatientStoreError):
     """No patient with that local id is in the store."""
 
 
+class InvalidRecordError(AiledgerError):
+    """A source record (FHIR resource, NDJSON line, phenopacket) cannot be imported.
+
+    ``file`` names the file, ``record`` the resource (``entry[3] Observation/obs-1`` or
+    ``line 12 Condition/c9``) and ``field`` the path of the bad field (pydantic's ``loc``
+    joined with dots, or ``""`` when the whole record is bad). Nothing of the import was stored.
+    """
+
+    def __init__(self, file: str, record: str, field: str, problem: str) -> None:
+        where = f"{file}: {record}" + (f": field {field}" if field else "")
+        super().__init__(
+            f"{where}: {problem}; fix or remove this record and import again "
+            "(nothing from this import was stored)"
+        )
+        self.file = file
+        self.record = record
+        self.field = field
+        self.problem = problem
+
+
 @dataclass(frozen=True)
 class ClinicianContact:
     """Who answers a Matchmaker Exchange match for this patient (not patient data)."""
@@ -132,15 +152,11 @@ class PatientStore:
 
     def put_many(self, patients: Iterable[Patient]) -> int:
         """Insert or replace ``patients`` in one transaction; all are written or none."""
-        rows = [
-            (p.local_id, int(p.matchmaking), int(p.research), p.to_json()) for p in patients
-        ]
+        rows = [(p.local_id, int(p.matchmaking), int(p.research), p.to_json()) for p in patients]
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO patients VALUES (?, ?, ?, ?)", rows
-                )
+                self._conn.executemany("INSERT OR REPLACE INTO patients VALUES (?, ?, ?, ?)", rows)
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise

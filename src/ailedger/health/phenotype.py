@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -80,7 +80,7 @@ class Ontology:
         ancestors: dict[int, frozenset[int]],
         ic: dict[int, float],
         replaced: dict[int, int],
-        diseases: dict[DiseaseSource, tuple[Disease, ...]],
+        hpo3: Any,
         ic_source: IcSource,
         load_seconds: float,
     ) -> None:
@@ -91,10 +91,15 @@ class Ontology:
         self._ancestors = ancestors
         self._ic = ic
         self._replaced = replaced
-        self._diseases = diseases
+        self._hpo3 = hpo3
+        self._diseases: dict[DiseaseSource, tuple[Disease, ...]] = {}
 
     def __len__(self) -> int:
         return len(self._names)
+
+    def __iter__(self) -> Iterator[int]:
+        """Every term id of the release (obsolete ones included)."""
+        return iter(self._names)
 
     def term_id(self, hpo_id: str | int) -> int:
         """Validate ``hpo_id`` (``"HP:0001250"``, ``"0001250"`` or ``1250``) to its ``int`` id.
@@ -147,12 +152,27 @@ class Ontology:
     def mica(self, a: int, b: int) -> tuple[int, float]:
         """Most informative common ancestor of two terms and its IC (Resnik 1995)."""
         common = self._ancestors[a] & self._ancestors[b]
-        best = max(common, key=lambda t: (self._ic[t], -t))
+        best = max(common, key=lambda t: (self._ic[t], len(self._ancestors[t]), -t))
         return best, self._ic[best]
 
     def diseases(self, source: DiseaseSource = "omim") -> tuple[Disease, ...]:
-        """All diseases of one annotation source, with their HPO terms."""
-        return self._diseases[source]
+        """All diseases of one annotation source with their HPO terms (read on first use)."""
+        found = self._diseases.get(source)
+        if found is None:
+            collection = self._hpo3.omim_diseases if source == "omim" else self._hpo3.orpha_diseases
+            prefix = _DISEASE_PREFIX[source]
+            found = tuple(
+                sorted(
+                    (
+                        Disease(f"{prefix}:{d.id}", d.name, frozenset(d.hpo) & self._names.keys())
+                        for d in collection
+                        if d.hpo
+                    ),
+                    key=lambda d: d.id,
+                )
+            )
+            self._diseases[source] = found
+        return found
 
 
 def _build(ic_source: IcSource) -> Ontology:
@@ -165,46 +185,49 @@ def _build(ic_source: IcSource) -> Ontology:
     except NameError:  # hpo3 signals "not built yet" this way; building twice prints a notice
         onto()
     names: dict[int, str] = {}
-    ancestors: dict[int, frozenset[int]] = {}
+    parents: dict[int, list[int]] = {}
     ic: dict[int, float] = {}
     replaced: dict[int, int] = {}
     obsolete: dict[int, str] = {}
     for term in onto:
         number = int(term)
         names[number] = term.name
-        ancestors[number] = frozenset([number, *(int(p) for p in term.all_parents)])
+        parents[number] = term.parent_ids()
         # hpo3 reports -0.0 for the root; clamp so IC sums are never negative.
-        ic[number] = max(0.0, float(term.information_content[ic_source]))
+        ic[number] = max(0.0, float(getattr(term.information_content, ic_source)))
         if term.is_obsolete and term.replaced_by:
             obsolete[number] = str(term.replaced_by)
+    # Closures from parent ids: 20x faster than asking hpo3 for every term's all_parents.
+    ancestors: dict[int, frozenset[int]] = {}
+
+    def closure_of(number: int) -> frozenset[int]:
+        found = ancestors.get(number)
+        if found is None:
+            acc = {number}
+            for parent in parents[number]:
+                acc |= closure_of(parent)
+            found = ancestors[number] = frozenset(acc)
+        return found
+
+    for number in names:
+        closure_of(number)
+    # hpo3 gives IC 0 to terms no disease is annotated with (p = 0). A term is at least as
+    # informative as its ancestors, so such a term takes its most informative parent's IC;
+    # that keeps IC monotone along the hierarchy, which simGIC and MICA rely on.
+    for number in sorted(names, key=lambda t: len(ancestors[t])):
+        if ic[number] == 0.0 and parents[number]:
+            ic[number] = max(ic[p] for p in parents[number])
     for number, target in obsolete.items():
         target_id = int(target.removeprefix("HP:"))
         if target_id in names:
             replaced[number] = target_id
-    diseases: dict[DiseaseSource, tuple[Disease, ...]] = {}
-    sources: tuple[tuple[DiseaseSource, Any], ...] = (
-        ("omim", onto.omim_diseases),
-        ("orpha", onto.orpha_diseases),
-    )
-    for source, collection in sources:
-        prefix = _DISEASE_PREFIX[source]
-        diseases[source] = tuple(
-            sorted(
-                (
-                    Disease(f"{prefix}:{d.id}", d.name, frozenset(d.hpo) & names.keys())
-                    for d in collection
-                    if d.hpo
-                ),
-                key=lambda d: d.id,
-            )
-        )
     return Ontology(
         version=str(onto.version()),
         names=names,
         ancestors=ancestors,
         ic=ic,
         replaced=replaced,
-        diseases=diseases,
+        hpo3=onto,
         ic_source=ic_source,
         load_seconds=time.perf_counter() - started,
     )

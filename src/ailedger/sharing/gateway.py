@@ -94,7 +94,7 @@ class Gateway:
         self.blobs = blobs
         self.audit = audit
         self._owner_key = owner_key
-        self._owner_address = owner_address
+        self.owner_address = owner_address
         self._market = market
         self._keys = key_registry
         self._lock = threading.Lock()
@@ -170,7 +170,7 @@ class Gateway:
             owner_public=own_public,
             object_id=dataset.dataset_id,
             version=dataset.version,
-            requester=self._owner_address,
+            requester=self.owner_address,
         )
         wrapped = wrap_data_key(
             data_key,

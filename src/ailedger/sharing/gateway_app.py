@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -13,11 +13,18 @@ from starlette.concurrency import run_in_threadpool
 from ailedger.sharing.gateway import AccessDeniedError, Gateway
 from ailedger.sharing.requester import AUDIT_HEADER, VERSION_HEADER, WRAPPED_KEY_HEADER
 
+if TYPE_CHECKING:
+    from ailedger.health.mme import MatchmakerService
+
 MAX_BODY = 64 * 1024  # a signed request is a few hundred bytes
+MAX_MME_BODY = 1024 * 1024
 
 
-def make_gateway_app(gateway: Gateway) -> FastAPI:
-    app = FastAPI(title="ailedger data gateway", docs_url=None, redoc_url=None)
+def make_gateway_app(gateway: Gateway, mme: MatchmakerService | None = None) -> FastAPI:
+    """The node's HTTP API: data access, audit proofs, and (with ``mme``) matchmaking."""
+    app = FastAPI(title="ailedger node", docs_url=None, redoc_url=None)
+    if mme is not None:
+        _add_matchmaking(app, gateway, mme)
 
     @app.post("/v1/access")
     async def access(request: Request) -> Response:
@@ -77,3 +84,36 @@ def make_gateway_app(gateway: Gateway) -> FastAPI:
         return {"ok": True, "audit_size": gateway.audit.size}
 
     return app
+
+
+def _add_matchmaking(app: FastAPI, gateway: Gateway, mme: MatchmakerService) -> None:
+    from ailedger.health.mme_auth import node_token_signer
+    from ailedger.health.mme_schema import MME_CONTENT_TYPE
+
+    @app.post("/mme/match")
+    async def match(request: Request) -> Response:
+        """Matchmaker Exchange API v1.1 ``POST /match``."""
+        body = await request.body()
+        if len(body) > MAX_MME_BODY:
+            return JSONResponse({"message": "request body too large"}, status_code=413)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        reply = await run_in_threadpool(mme.handle, headers, body)
+        return JSONResponse(reply.body, status_code=reply.status, media_type=MME_CONTENT_TYPE)
+
+    @app.post("/v1/audit/outgoing")
+    async def outgoing(request: Request) -> Response:
+        """The node's own CLI logs an outgoing query here while the node holds the log."""
+        me = gateway.owner_address
+        signer = node_token_signer(request.headers.get("x-auth-token", ""), me)
+        if signer is None or signer.lower() != me.lower():
+            return JSONResponse(
+                {"error": "only this node's own account may log here"}, status_code=401
+            )
+        entry = await request.json()
+        if not isinstance(entry, dict) or entry.get("kind") != "mme-query":
+            return JSONResponse(
+                {"error": "only outgoing MME queries are logged here"}, status_code=422
+            )
+        clean = {k: v for k, v in entry.items() if isinstance(v, str | int | bool)}
+        index = await run_in_threadpool(gateway.audit.append, {**clean, "direction": "outgoing"})
+        return JSONResponse({"index": index})

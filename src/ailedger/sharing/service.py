@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ailedger.errors import AiledgerError
 
 if TYPE_CHECKING:
+    from ailedger.health.mme import MatchmakerService
     from ailedger.session import Session
     from ailedger.sharing.owner import OwnerNode
 
@@ -27,6 +28,22 @@ def announce(session: Session, url: str) -> list[str]:
         session.key_registry.register(session.home.encryption_public_key)
         done.append("registered encryption key")
     return done
+
+
+def _matchmaking(session: Session, node: OwnerNode) -> MatchmakerService | None:
+    """The MME service, if this home holds patients (`ailedger health import`)."""
+    if not (session.home.path / "health").exists():
+        return None
+    from ailedger.health.mme import MatchmakerService
+    from ailedger.health.mme_auth import authenticator
+    from ailedger.health.node import HealthNode
+
+    health = HealthNode(session.home.path)
+    registry = session.client("NodeRegistry")
+    authenticate = authenticator(
+        health.tokens, session.address, lambda who: registry.url_of(who) is not None
+    )
+    return MatchmakerService(health.cohort, authenticate, node.audit)
 
 
 def _anchor_loop(node: OwnerNode, every: float, stop: threading.Event) -> None:
@@ -56,7 +73,11 @@ def run_node(
         for line in announce(session, url):
             say(line)
         node.log_chain_decisions()
-        app = make_gateway_app(node.gateway())
+        health = _matchmaking(session, node)
+        if health is not None:
+            count = len(health.cohort.patients)
+            say(f"matchmaking (MME /mme/match) over {count} consented patients")
+        app = make_gateway_app(node.gateway(), health)
         stop = threading.Event()
         if anchor_every > 0:
             threading.Thread(

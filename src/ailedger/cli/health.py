@@ -1,0 +1,264 @@
+"""``ailedger health``: import records, de-identify, find similar cases, rank diagnoses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ailedger.cli._common import JSON_OPTION, console, emit, session, settings_from
+
+app = typer.Typer(
+    help="Health data: FHIR/Phenopacket import, de-identification, rare-disease "
+    "matchmaking (MME) and diagnosis ranking."
+)
+token_app = typer.Typer(help="Tokens for Matchmaker Exchange peers that are not ailedger nodes.")
+app.add_typer(token_app, name="token")
+
+
+def _home(ctx: typer.Context) -> Path:
+    from ailedger.keys.home import NodeHome
+
+    return NodeHome.open(settings_from(ctx).home).path
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(
+        ...,
+        help="FHIR Bundles (.json), bulk NDJSON, Phenopackets v2 (.json), or directories of them.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Validate and import records into this node's patient store, all or nothing.
+    Saved match queries re-run against the new patients."""
+    from rich.progress import Progress
+
+    from ailedger.health.node import HealthNode
+
+    with (
+        HealthNode(_home(ctx)) as node,
+        Progress(console=console, transient=True, disable=as_json) as bar,
+    ):
+        task = bar.add_task("importing", total=None)
+        report, notes = node.import_files(
+            paths, lambda done, total: bar.update(task, completed=done, total=total)
+        )
+        total = node.store.count()
+    data = {
+        "files": report.files,
+        "resources": report.resources,
+        "patients": report.patients,
+        "stored": total,
+        "new_matches": [n.__dict__ for n in notes],
+    }
+
+    def render() -> None:
+        console.print(
+            f"imported {report.patients} patients ({report.resources} resources "
+            f"from {report.files} files); {total} stored"
+        )
+        for note in notes:
+            console.print(
+                f"  saved query {note.query!r} matches new patient {note.surrogate} "
+                f"(score {note.score:.2f}): contact {note.contact}"
+            )
+
+    emit(as_json, data, render)
+
+
+@app.command("deidentify")
+def deidentify(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "-o", "--out", help="De-identified dataset file to write."),
+    k_threshold: int = typer.Option(5, help="Report equivalence classes smaller than this."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Write research-consented patients as HIPAA Safe Harbor records (keys stay in the
+    home), with a k-anonymity report; publish the file with `ailedger data publish`."""
+    from ailedger.errors import ConfigError
+    from ailedger.health.deidentify import deidentify as safe_harbor
+    from ailedger.health.deidentify import k_anonymity, write_dataset
+    from ailedger.health.node import HealthNode
+
+    if out.exists():
+        raise ConfigError(f"{out} already exists; choose a new file")
+    with HealthNode(_home(ctx)) as node:
+        result = safe_harbor(node.store.consented_for_research(), node.directory)
+    write_dataset(result.records, out)
+    report = k_anonymity(result.records, threshold=k_threshold)
+    data = {
+        "records": len(result.records),
+        "out": str(out),
+        "k": report.k,
+        "classes": report.classes,
+        "quasi_identifiers": list(report.quasi_identifiers),
+        "classes_below_threshold": len(report.classes_below_threshold),
+    }
+    emit(
+        as_json,
+        data,
+        lambda: console.print(
+            f"wrote {len(result.records)} de-identified records to {out}; k-anonymity over "
+            f"{', '.join(report.quasi_identifiers)}: k = {report.k} "
+            f"({len(report.classes_below_threshold)} of {report.classes} classes "
+            f"below {k_threshold})"
+        ),
+    )
+
+
+def _query(
+    query_file: Path | None, hpo: list[str], exclude: list[str], gene: list[str], contact: str
+) -> dict[str, Any]:
+    from ailedger.errors import ConfigError
+
+    if query_file is not None:
+        loaded: dict[str, Any] = json.loads(query_file.read_text())
+        return loaded if "patient" in loaded else {"patient": loaded}
+    if not hpo and not gene:
+        raise ConfigError("give --hpo terms (and optionally --gene), or --query FILE")
+    features = [{"id": t, "observed": "yes"} for t in hpo]
+    features += [{"id": t, "observed": "no"} for t in exclude]
+    patient: dict[str, Any] = {
+        "id": "query",
+        "contact": {"name": contact, "href": contact},
+        "features": features,
+    }
+    if gene:
+        patient["genomicFeatures"] = [{"gene": {"id": g}} for g in gene]
+    return {"patient": patient}
+
+
+@app.command("match")
+def match(
+    ctx: typer.Context,
+    hpo: list[str] = typer.Option([], help="Observed HPO term (HP:0001250); repeat."),
+    exclude: list[str] = typer.Option([], help="Excluded HPO term; repeat."),
+    gene: list[str] = typer.Option([], help="Candidate gene symbol; repeat."),
+    query: Path = typer.Option(None, help="An MME request (or patient) JSON file instead."),
+    federated: bool = typer.Option(False, help="Ask every node registered on chain."),
+    save: str = typer.Option(
+        None, help="Save the query under this name; it re-runs when new patients are imported here."
+    ),
+    limit: int = typer.Option(5, help="Most results to show."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Find similar patients: here (consented patients only), or across the federation
+    (results name the clinician to contact, never the record)."""
+    from ailedger.health.matching import PhenotypeProfile
+    from ailedger.health.node import HealthNode
+
+    if not federated:
+        with HealthNode(_home(ctx)) as node:
+            document = _query(query, hpo, exclude, gene, "local")
+            if save:
+                node.save_query(save, document)
+            cohort = node.cohort
+            matches = cohort.search(PhenotypeProfile.from_mme(document["patient"]), limit, 0.0)
+            rows = [{**cohort.result(m), "explanation": _explain(m)} for m in matches]
+        emit(as_json, {"results": rows}, lambda: _render(rows))
+        return
+    from ailedger.health.federation import federated_match
+
+    with session(ctx, unlock=True) as s:
+        document = _query(query, hpo, exclude, gene, f"ailedger node {s.address}")
+        answer = federated_match(s, document, limit)
+        _log_outgoing(s, len(answer.asked), len(answer.results))
+    emit(
+        as_json,
+        {"results": answer.results, "asked": answer.asked},
+        lambda: _render(answer.results, answer.asked),
+    )
+
+
+def _log_outgoing(s: Any, nodes: int, results: int) -> None:
+    """Record the outgoing query in this node's audit log (through the running node if
+    it holds the log, else directly)."""
+    from ailedger.audit.log import AuditLogError
+    from ailedger.health.federation import log_via_own_node
+    from ailedger.sharing.owner import OwnerNode
+
+    entry: dict[str, str | int] = {
+        "kind": "mme-query",
+        "direction": "outgoing",
+        "peers": nodes,
+        "results": results,
+        "outcome": "asked",
+    }
+    with OwnerNode(s) as node:
+        try:
+            node.audit.append(entry)
+        except AuditLogError:  # the running node owns the log: hand it the entry instead
+            log_via_own_node(s, entry)
+
+
+def _explain(m: Any) -> dict[str, Any]:
+    return {
+        "matched_terms": [
+            [t.query_term, t.match_term, t.common_ancestor_name, round(t.contribution, 3)]
+            for t in m.matched_terms[:5]
+        ],
+        "shared_genes": sorted(m.shared_genes),
+        "conflicts": len(m.conflicts),
+    }
+
+
+def _render(rows: list[dict[str, Any]], asked: dict[str, str] | None = None) -> None:
+    for node, status in (asked or {}).items():
+        console.print(f"asked {node}: {status}")
+    if not rows:
+        console.print("no match above the threshold")
+    for row in rows:
+        contact = row["patient"]["contact"]
+        where = f" at node {row['node']}" if "node" in row else ""
+        console.print(
+            f"score {row['score']['patient']:.3f}  patient {row['patient']['id']}"
+            f"{where}: contact {contact.get('name')} {contact.get('institution', '')} "
+            f"{contact.get('href', '')}"
+        )
+        for term in row.get("explanation", {}).get("matched_terms", []):
+            console.print(f"    {term[0]} ~ {term[1]} via {term[2]} (+{term[3]})")
+
+
+@app.command("diagnose")
+def diagnose(
+    hpo: list[str] = typer.Option(..., help="Observed HPO term; repeat."),
+    exclude: list[str] = typer.Option([], help="Excluded HPO term; repeat."),
+    limit: int = typer.Option(10, help="How many diseases to list."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Rank OMIM and Orphanet diseases by how well their annotated phenotypes explain the
+    patient's, with the evidence for each."""
+    from ailedger.health.matching import DiseaseRanker, PhenotypeProfile
+
+    ranked = DiseaseRanker().rank(PhenotypeProfile.of(hpo, exclude), limit=limit)
+    rows = [
+        {
+            "disease": d.disease_id,
+            "name": d.name,
+            "score": round(d.score, 4),
+            "evidence": [
+                [t.query_term, t.match_term, t.common_ancestor_name] for t in d.matched_terms[:5]
+            ],
+        }
+        for d in ranked
+    ]
+
+    def render() -> None:
+        for i, row in enumerate(rows, 1):
+            console.print(f"{i:>2}. {row['disease']:<14} {row['score']:.3f}  {row['name']}")
+
+    emit(as_json, {"diseases": rows}, render)
+
+
+@token_app.command("issue")
+def issue(ctx: typer.Context, peer: str = typer.Argument(..., help="Who gets the token.")) -> None:
+    """Issue an X-Auth-Token for an MME peer; only its digest is stored here."""
+    from ailedger.health.node import HealthNode
+
+    with HealthNode(_home(ctx)) as node:
+        token = node.tokens.issue(peer)
+    console.print(f"token for {peer} (shown once): {token}")

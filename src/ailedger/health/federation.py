@@ -1,0 +1,92 @@
+"""Asking other nodes for matches: peers come from the on-chain NodeRegistry.
+
+A query goes to every registered node's ``/mme/match`` with a node token (signed by this
+node's account, addressed to that node), and the answers are merged best first. A node
+that is down or refuses is reported, not fatal: matchmaking is best effort by nature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ailedger.health.mme import merge_results
+from ailedger.health.mme_auth import node_token
+from ailedger.health.mme_schema import MME_CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from ailedger.session import Session
+
+TIMEOUT_S = 15
+
+
+@dataclass(frozen=True)
+class FederatedAnswer:
+    results: list[dict[str, Any]]
+    asked: dict[str, str]  # node address -> "ok: N results" or the failure
+
+
+def registered_nodes(session: Session) -> dict[str, str]:
+    """Every node with a gateway URL on chain (latest registration wins), but this one."""
+    registry = session.client("NodeRegistry")
+    events = registry._contract.events.NodeRegistered().get_logs(
+        from_block=session.deployment.block
+    )
+    urls: dict[str, str] = {}
+    for event in events:
+        urls[str(event["args"]["node"])] = str(event["args"]["url"])
+    me = session.address.lower()
+    return {node: url for node, url in urls.items() if url and node.lower() != me}
+
+
+def federated_match(session: Session, query: dict[str, Any], limit: int = 10) -> FederatedAnswer:
+    import httpx
+
+    account = session.require_account()
+    answers: dict[str, list[dict[str, Any]]] = {}
+    asked: dict[str, str] = {}
+    for node, url in registered_nodes(session).items():
+        headers = {
+            "Content-Type": MME_CONTENT_TYPE,
+            "Accept": MME_CONTENT_TYPE,
+            "X-Auth-Token": node_token(account, node),
+        }
+        try:
+            response = httpx.post(
+                f"{url}/mme/match", json=query, headers=headers, timeout=TIMEOUT_S
+            )
+        except httpx.HTTPError as exc:
+            asked[node] = f"unreachable ({type(exc).__name__})"
+            continue
+        if response.status_code != 200:
+            asked[node] = f"refused: HTTP {response.status_code}"
+            continue
+        results = list(response.json().get("results", []))
+        answers[node] = results
+        asked[node] = f"ok: {len(results)} results"
+    return FederatedAnswer(merge_results(answers, limit), asked)
+
+
+def log_via_own_node(session: Session, entry: dict[str, Any]) -> None:
+    """Append ``entry`` to this home's audit log through its running node, which owns the
+    log; the node accepts it only with a token signed by its own account."""
+    import httpx
+
+    from ailedger.errors import ChainUnreachableError
+
+    url = session.client("NodeRegistry").url_of(session.address)
+    if url is None:
+        raise ChainUnreachableError("this node has no gateway URL registered; start it first")
+    token = node_token(session.require_account(), session.address)
+    try:
+        response = httpx.post(
+            f"{url}/v1/audit/outgoing",
+            json=entry,
+            headers={"X-Auth-Token": token},
+            timeout=TIMEOUT_S,
+        )
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ChainUnreachableError(
+            f"the running node at {url} did not log the query: {exc}"
+        ) from exc

@@ -1,0 +1,150 @@
+"""Matchmaker Exchange API v1.1 (ga4gh/mme-apis): answering ``POST /match`` and asking
+other nodes.
+
+A node answers only for patients whose consent allows matchmaking, and a result
+discloses the clinician to contact and a score — never the record: the patient id in a
+result is a keyed surrogate (HMAC with a node secret), not the local identifier. Every
+incoming and outgoing query is an audit log entry (who asked, how many results; no
+phenotype data). Status codes follow the API: 401 without a known ``X-Auth-Token``, 400
+for a body that is not JSON, 422 for one that is JSON but not a valid request, 415 for
+another content type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ailedger.health.matching import Match, MatchIndex, PhenotypeProfile
+from ailedger.health.mme_schema import MME_CONTENT_TYPE, validation_errors
+from ailedger.health.patients import Patient
+from ailedger.health.phenotype import PhenotypeError
+
+DEFAULT_THRESHOLD = 0.9  # calibrated: better than 90% of random pairs of stored patients
+DEFAULT_LIMIT = 5
+_ACCEPTED_TYPES = (MME_CONTENT_TYPE, "application/json")
+
+
+class AuditSink(Protocol):
+    def append(self, entry: dict[str, Any]) -> int: ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass
+class MatchableCohort:
+    """The consented patients of this node, indexed for matching."""
+
+    secret: bytes
+    patients: dict[str, Patient] = field(default_factory=dict)
+    index: MatchIndex = field(default_factory=MatchIndex)
+
+    @classmethod
+    def build(cls, patients: list[Patient], secret: bytes) -> MatchableCohort:
+        cohort = cls(secret)
+        cohort.add([p for p in patients if p.matchmaking])
+        return cohort
+
+    def add(self, patients: list[Patient]) -> None:
+        fresh = [p for p in patients if p.matchmaking and p.local_id not in self.patients]
+        for patient in fresh:
+            self.patients[patient.local_id] = patient
+        self.index.add_many(
+            (p.local_id, PhenotypeProfile.of(p.observed, p.excluded, p.genes)) for p in fresh
+        )
+        if len(self.index) >= 2:
+            self.index.calibrate()
+
+    def surrogate(self, local_id: str) -> str:
+        """A stable id for results that cannot be traced back without the node's secret."""
+        return hmac.new(self.secret, local_id.encode(), hashlib.sha256).hexdigest()[:24]
+
+    def search(self, profile: PhenotypeProfile, limit: int, threshold: float) -> list[Match]:
+        if not len(self.index):
+            return []
+        return self.index.search(profile, limit=limit, threshold=threshold)
+
+    def result(self, match: Match) -> dict[str, Any]:
+        patient = self.patients[match.patient_id]
+        contact = patient.contact
+        return {
+            "score": {"patient": round(match.score, 4)},
+            "patient": {
+                "id": self.surrogate(match.patient_id),
+                "contact": {
+                    "name": contact.name if contact else "data custodian",
+                    "institution": contact.institution if contact else "",
+                    "href": f"mailto:{contact.email}" if contact and contact.email else "",
+                },
+            },
+        }
+
+
+class MatchmakerService:
+    """The node's ``POST /match`` handler, independent of the HTTP framework."""
+
+    def __init__(
+        self,
+        cohort: MatchableCohort,
+        authenticate: Callable[[str | None], str | None],
+        audit: AuditSink,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        limit: int = DEFAULT_LIMIT,
+    ) -> None:
+        self.cohort = cohort
+        self._authenticate = authenticate
+        self._audit = audit
+        self._threshold = threshold
+        self._limit = limit
+
+    def handle(self, headers: Mapping[str, str], body: bytes) -> Reply:
+        peer = self._authenticate(headers.get("x-auth-token"))
+        if peer is None:
+            return Reply(401, {"message": "missing or unknown X-Auth-Token"})
+        reply = self._answer(headers, body)
+        self._audit.append(
+            {
+                "kind": "mme-query",
+                "direction": "incoming",
+                "peer": peer,
+                "outcome": str(reply.status),
+                "results": len(reply.body.get("results", [])),
+                "time": int(time.time()),
+            }
+        )
+        return reply
+
+    def _answer(self, headers: Mapping[str, str], body: bytes) -> Reply:
+        content_type = headers.get("content-type", MME_CONTENT_TYPE).split(";")[0].strip()
+        if content_type not in _ACCEPTED_TYPES:
+            return Reply(415, {"message": f"send {MME_CONTENT_TYPE}, not {content_type}"})
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return Reply(400, {"message": "the body is not JSON"})
+        errors = validation_errors(document)
+        if errors:
+            return Reply(422, {"message": "invalid MME request", "errors": errors})
+        try:
+            profile = PhenotypeProfile.from_mme(document["patient"])
+            matches = self.cohort.search(profile, self._limit, self._threshold)
+        except PhenotypeError as exc:
+            return Reply(422, {"message": str(exc)})
+        return Reply(200, {"results": [self.cohort.result(m) for m in matches]})
+
+
+def merge_results(answers: Mapping[str, list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
+    """Results from several nodes, best first, each tagged with the node that holds it."""
+    merged = [{**result, "node": node} for node, results in answers.items() for result in results]
+    merged.sort(key=lambda r: -float(r.get("score", {}).get("patient", 0.0)))
+    return merged[:limit]

@@ -1,0 +1,200 @@
+"""FHIR R4 Bundle / bulk NDJSON / Phenopacket v2 import: mapping, errors, all-or-nothing."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ailedger.health.fhir_import import import_files, read_patients
+from ailedger.health.patients import ClinicianContact, InvalidRecordError, PatientStore
+from tests.health.fhir_synth import synth_bundle
+
+
+def _write_bundles(directory: Path, count: int, start: int = 0) -> list[Path]:
+    rng = random.Random(7)
+    paths = []
+    for n in range(start, start + count):
+        path = directory / f"bundle-{n}.json"
+        path.write_text(json.dumps(synth_bundle(n, rng)))
+        paths.append(path)
+    return paths
+
+
+def test_bundle_mapping(tmp_path: Path) -> None:
+    progress: list[tuple[int, int]] = []
+    (patient,) = read_patients(
+        _write_bundles(tmp_path, 1), progress=lambda d, t: progress.append((d, t))
+    )
+    assert patient.local_id == "pat-0"
+    assert patient.sex in ("male", "female")
+    assert patient.birth_date is not None and len(patient.birth_date) == 10
+    assert patient.postal_code is not None and len(patient.postal_code) == 5
+    assert len(patient.observed) == 3 and len(patient.excluded) == 1
+    assert patient.genes == ("BRCA1",)
+    assert patient.diagnoses == ("OMIM:616439",)
+    assert patient.matchmaking and patient.research
+    assert patient.contact == ClinicianContact(
+        "Greg House", "General Hospital", "house@hospital.example.org"
+    )
+    kinds = {r["resourceType"] for r in patient.resources}
+    assert {"Patient", "RelatedPerson", "Encounter", "DocumentReference", "Device"} <= kinds
+    assert progress[-1] == (16, 16)
+
+
+def test_bulk_ndjson_and_store(tmp_path: Path) -> None:
+    bundle = synth_bundle(5, random.Random(1))
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for entry in bundle["entry"]:
+        res = entry["resource"]
+        by_type.setdefault(res["resourceType"], []).append(res)
+    for kind, items in by_type.items():
+        (tmp_path / f"{kind}.ndjson").write_text("\n".join(json.dumps(r) for r in items) + "\n")
+    store = PatientStore(tmp_path / "store")
+    report = import_files(store, [tmp_path])
+    assert report.patients == 1 and report.files == len(by_type)
+    (patient,) = store.consented_for_matchmaking()
+    assert patient.diagnoses == ("OMIM:616439",) and patient.genes == ("BRCA1",)
+
+
+def test_invalid_resource_names_file_resource_and_field(tmp_path: Path) -> None:
+    bundle = synth_bundle(1, random.Random(1))
+    bundle["entry"][6]["resource"]["valueBoolean"] = "perhaps"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bundle))
+    with pytest.raises(InvalidRecordError) as info:
+        read_patients([path])
+    err = info.value
+    assert err.file == str(path)
+    assert err.record == "entry[6] Observation/obs-1-0"
+    assert err.field == "valueBoolean"
+    assert "bad.json: entry[6] Observation/obs-1-0: field valueBoolean" in str(err)
+
+
+def test_invalid_ndjson_line_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "Patient.ndjson"
+    good = {"resourceType": "Patient", "id": "a"}
+    bad = {"resourceType": "Patient", "id": "b", "name": [{"family": 5}]}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(InvalidRecordError, match=r"line 2 Patient/b: field name\.0\.family"):
+        read_patients([path])
+    path.write_text("{not json\n")
+    with pytest.raises(InvalidRecordError, match="line 1"):
+        read_patients([path])
+    path.write_text(json.dumps({"resourceType": "Nonsense", "id": "z"}) + "\n")
+    with pytest.raises(InvalidRecordError, match="resourceType"):
+        read_patients([path])
+
+
+def test_import_is_all_or_nothing(tmp_path: Path) -> None:
+    store = PatientStore(tmp_path / "store")
+    import_files(store, _write_bundles(tmp_path, 2))
+    before = store.ids()
+    paths = _write_bundles(tmp_path, 3, start=10)
+    last = json.loads(paths[-1].read_text())
+    last["entry"][-1]["resource"]["status"] = 42  # the very last resource is bad
+    paths[-1].write_text(json.dumps(last))
+    with pytest.raises(InvalidRecordError, match=r"bundle-12\.json"):
+        import_files(store, paths)
+    assert store.ids() == before == ["pat-0", "pat-1"]
+
+
+def test_dangling_patient_reference_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "Observation.ndjson"
+    obs = {
+        "resourceType": "Observation",
+        "id": "o",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": "Patient/ghost"},
+    }
+    path.write_text(json.dumps(obs) + "\n")
+    with pytest.raises(InvalidRecordError, match="Patient/ghost"):
+        read_patients([path])
+
+
+PHENOPACKET: dict[str, Any] = {
+    "id": "pp-1",
+    "subject": {"id": "proband-7", "dateOfBirth": "2001-04-05T00:00:00Z", "sex": "MALE"},
+    "phenotypicFeatures": [
+        {"type": {"id": "HP:0001250", "label": "Seizure"}},
+        {"type": {"id": "HP:0000252", "label": "Microcephaly"}, "excluded": True},
+    ],
+    "interpretations": [
+        {
+            "id": "i1",
+            "progressStatus": "SOLVED",
+            "diagnosis": {
+                "disease": {"id": "OMIM:616439", "label": "x"},
+                "genomicInterpretations": [
+                    {
+                        "subjectOrBiosampleId": "proband-7",
+                        "interpretationStatus": "CAUSATIVE",
+                        "variantInterpretation": {
+                            "variationDescriptor": {
+                                "id": "v",
+                                "geneContext": {"valueId": "HGNC:3603", "symbol": "FBN1"},
+                            }
+                        },
+                    },
+                    {
+                        "subjectOrBiosampleId": "proband-7",
+                        "interpretationStatus": "CANDIDATE",
+                        "gene": {"valueId": "HGNC:1100", "symbol": "BRCA1"},
+                    },
+                ],
+            },
+        }
+    ],
+    "diseases": [{"term": {"id": "ORPHA:558", "label": "Marfan"}}],
+    "metaData": {
+        "created": "2024-01-01T00:00:00Z",
+        "createdBy": "x",
+        "phenopacketSchemaVersion": "2.0",
+        "resources": [],
+    },
+}
+
+
+def test_phenopacket_import(tmp_path: Path) -> None:
+    path = tmp_path / "pp.json"
+    path.write_text(json.dumps(PHENOPACKET))
+    store = PatientStore(tmp_path / "s")
+    import_files(store, [path], phenopacket_consent=(True, False))
+    p = store.get("proband-7")
+    assert (p.sex, p.birth_date, p.source) == ("male", "2001-04-05", "phenopacket")
+    assert p.observed == ("HP:0001250",) and p.excluded == ("HP:0000252",)
+    assert p.diagnoses == ("ORPHA:558", "OMIM:616439")
+    assert p.genes == ("FBN1", "BRCA1")
+    assert p.matchmaking and not p.research
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d.pop("subject"), "subject"),
+        (lambda d: d.pop("metaData"), "metaData"),
+        (
+            lambda d: d["phenotypicFeatures"][1]["type"].update(id="HP:12"),
+            "phenotypicFeatures[1].type.id",
+        ),
+        (
+            lambda d: d["phenotypicFeatures"][0].update(excluded="no"),
+            "phenotypicFeatures[0].excluded",
+        ),
+        (lambda d: d["diseases"][0]["term"].update(id="MONDO:1"), "diseases[0].term.id"),
+        (lambda d: d["subject"].update(sex="M"), "subject.sex"),
+        (lambda d: d["subject"].update(dateOfBirth="5 May 2001"), "subject.dateOfBirth"),
+    ],
+)
+def test_phenopacket_errors_name_the_field(tmp_path: Path, mutate: Any, field: str) -> None:
+    doc = json.loads(json.dumps(PHENOPACKET))
+    mutate(doc)
+    path = tmp_path / "pp.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InvalidRecordError) as info:
+        read_patients([path])
+    assert info.value.field == field and info.value.file == str(path)

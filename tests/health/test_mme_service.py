@@ -1,0 +1,152 @@
+"""The node's MME ``/match`` handler: authentication, validation, consent, disclosure, audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ailedger.health.mme import MatchableCohort, MatchmakerService
+from ailedger.health.mme_auth import IssuedTokens, authenticator
+from ailedger.health.mme_schema import MME_CONTENT_TYPE
+from ailedger.health.patients import ClinicianContact, Patient
+
+BENCHMARK = (
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "mme" / "benchmark_patients.json"
+)
+HEADERS = {"content-type": MME_CONTENT_TYPE}
+
+
+class ListAudit:
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def append(self, entry: dict[str, Any]) -> int:
+        self.entries.append(entry)
+        return len(self.entries) - 1
+
+
+def _patient(raw: dict[str, Any], consented: bool) -> Patient:
+    features = raw.get("features", [])
+    return Patient(
+        local_id=f"MRN-{raw['id']}",
+        observed=tuple(f["id"] for f in features if f.get("observed", "yes") == "yes"),
+        excluded=tuple(f["id"] for f in features if f.get("observed") == "no"),
+        genes=tuple(g["gene"]["id"] for g in raw.get("genomicFeatures", [])),
+        contact=ClinicianContact(
+            raw["contact"]["name"], raw["contact"].get("institution", ""), "clinician@example.org"
+        ),
+        matchmaking=consented,
+    )
+
+
+@pytest.fixture(scope="module")
+def published() -> list[dict[str, Any]]:
+    if not BENCHMARK.exists():
+        pytest.skip(f"MME benchmark patients not found at {BENCHMARK}")
+    return list(json.loads(BENCHMARK.read_text()))
+
+
+@pytest.fixture(scope="module")
+def service_parts(
+    published: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[MatchmakerService, str, ListAudit]:
+    # The first patient withholds consent; everyone else may be matched.
+    patients = [_patient(raw, consented=i != 0) for i, raw in enumerate(published)]
+    cohort = MatchableCohort.build(patients, secret=b"k" * 32)
+    tokens = IssuedTokens(tmp_path_factory.mktemp("mme") / "tokens.json")
+    token = tokens.issue("test peer")
+    audit = ListAudit()
+    service = MatchmakerService(
+        cohort, authenticator(tokens, "0x" + "11" * 20, lambda a: False), audit, threshold=0.0
+    )
+    return service, token, audit
+
+
+def _request(raw: dict[str, Any]) -> bytes:
+    return json.dumps({"patient": raw}).encode()
+
+
+def test_unauthenticated_and_unknown_tokens_get_401(
+    service_parts: Any, published: list[dict[str, Any]]
+) -> None:
+    service, _, _ = service_parts
+    assert service.handle(HEADERS, _request(published[1])).status == 401
+    bad = {**HEADERS, "x-auth-token": "guess"}
+    assert service.handle(bad, _request(published[1])).status == 401
+
+
+def test_bad_requests_get_400_415_422(service_parts: Any) -> None:
+    service, token, _ = service_parts
+    auth = {**HEADERS, "x-auth-token": token}
+    assert service.handle(auth, b"{not json").status == 400
+    assert service.handle({**auth, "content-type": "text/plain"}, b"{}").status == 415
+    invalid = service.handle(auth, b'{"patient": {"id": "x"}}')
+    assert invalid.status == 422 and invalid.body["errors"]
+    unknown = {"id": "q", "contact": {"name": "a", "href": "b"}, "features": [{"id": "HP:9999999"}]}
+    assert service.handle(auth, _request(unknown)).status == 422
+
+
+def test_results_disclose_contact_not_record_and_respect_consent(
+    service_parts: Any, published: list[dict[str, Any]]
+) -> None:
+    service, token, audit = service_parts
+    auth = {**HEADERS, "x-auth-token": token}
+    before = len(audit.entries)
+    withheld = published[0]  # identical query to the patient who did not consent
+    reply = service.handle(auth, _request(withheld))
+    assert reply.status == 200
+    cohort = service.cohort
+    assert cohort.surrogate("MRN-" + withheld["id"]) not in [
+        r["patient"]["id"] for r in reply.body["results"]
+    ]
+    for result in reply.body["results"]:
+        assert set(result) == {"score", "patient"}
+        assert set(result["patient"]) == {"id", "contact"}
+        assert not result["patient"]["id"].startswith("MRN-")
+    consenting = published[5]
+    top = service.handle(auth, _request(consenting)).body["results"][0]
+    assert top["patient"]["id"] == cohort.surrogate("MRN-" + consenting["id"])
+    assert top["patient"]["contact"]["href"] == "mailto:clinician@example.org"
+    logged = audit.entries[before:]
+    assert [(e["direction"], e["peer"], e["outcome"]) for e in logged] == [
+        ("incoming", "test peer", "200")
+    ] * 2
+    assert all("features" not in json.dumps(e) for e in logged)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "patient",
+                        "id",
+                        "contact",
+                        "features",
+                        "genomicFeatures",
+                        "observed",
+                        "gene",
+                        "name",
+                        "href",
+                    ]
+                ),
+                children,
+                max_size=5,
+            )
+        ),
+        max_leaves=20,
+    )
+)
+def test_no_input_makes_the_service_fail(service_parts: Any, document: Any) -> None:
+    service, token, _ = service_parts
+    reply = service.handle({**HEADERS, "x-auth-token": token}, json.dumps(document).encode())
+    assert reply.status in (200, 400, 422)
