@@ -137,6 +137,12 @@ def test_publish_request_grant_fetch_audit_revoke(
     )
     dataset = str(published["dataset"])
 
+    from ailedger.demo_records import RARE_CASE, write_bundles
+
+    bundles = write_bundles(tmp_path / "fhir", 12)
+    imported = owner.json("health", "import", *map(str, bundles))
+    assert imported["patients"] == 12
+
     gateway = owner.spawn("node", "start", "--port", str(gateway_port), "--anchor-every", "1")
     try:
         wait_http(f"http://127.0.0.1:{gateway_port}/v1/health")
@@ -169,6 +175,15 @@ def test_publish_request_grant_fetch_audit_revoke(
         wrong = researcher.run("data", "request", dataset, "--purpose", "model-training", ok=False)
         assert wrong.returncode == 1
 
+        hpo = [arg for term in RARE_CASE[:6] for arg in ("--hpo", term)]
+        matched = researcher.json("health", "match", "--federated", *hpo)
+        found = len(matched["results"])
+        assert list(matched["asked"].values()) == [f"ok: {found} results"] and found >= 1
+        top = matched["results"][0]
+        assert top["score"]["patient"] >= 0.99
+        assert top["patient"]["contact"]["href"] == "mailto:genetics@hospital-a.example.org"
+        assert "features" not in top["patient"]
+
         owner.run("data", "revoke", grant)
         again = tmp_path / "again.csv"
         refused = researcher.run(
@@ -184,6 +199,11 @@ def test_publish_request_grant_fetch_audit_revoke(
     assert ("read", "served") in outcomes
     assert [o for o in outcomes if o == ("read", "refused")] == [("read", "refused")] * 2
     assert ("grant", "on chain") in outcomes and ("revoke", "on chain") in outcomes
+    everything = owner.json("audit", "history")["entries"]
+    incoming = [e for e in everything if e["kind"] == "mme-query"]  # type: ignore[index]
+    assert [e["direction"] for e in incoming] == ["incoming"] and incoming[0]["results"] >= 1
+    outgoing = researcher.json("audit", "history")["entries"]
+    assert [e["direction"] for e in outgoing if e["kind"] == "mme-query"] == ["outgoing"]
     assert all(e["proof_ok"] for e in history["entries"])  # type: ignore[index]
     verified = owner.json("audit", "verify")
     assert verified["ok"] is True and verified["anchored"] >= 1

@@ -26,6 +26,10 @@ from ailedger.health.patients import Patient
 from ailedger.health.phenotype import PhenotypeError
 
 DEFAULT_THRESHOLD = 0.9  # calibrated: better than 90% of random pairs of stored patients
+# Calibration is relative to this node's cohort; in a small cohort "better than most
+# random pairs" can still be a weak overlap, so a match also needs this much absolute
+# phenotype similarity (simGIC of the ancestor closures).
+MIN_PHENOTYPE_SIMILARITY = 0.2
 DEFAULT_LIMIT = 5
 _ACCEPTED_TYPES = (MME_CONTENT_TYPE, "application/json")
 
@@ -71,7 +75,8 @@ class MatchableCohort:
     def search(self, profile: PhenotypeProfile, limit: int, threshold: float) -> list[Match]:
         if not len(self.index):
             return []
-        return self.index.search(profile, limit=limit, threshold=threshold)
+        found = self.index.search(profile, limit=limit, threshold=threshold)
+        return [m for m in found if m.phenotype_score >= MIN_PHENOTYPE_SIMILARITY or m.shared_genes]
 
     def result(self, match: Match) -> dict[str, Any]:
         patient = self.patients[match.patient_id]
