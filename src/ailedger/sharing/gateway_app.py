@@ -86,19 +86,30 @@ def make_gateway_app(gateway: Gateway, mme: MatchmakerService | None = None) -> 
     return app
 
 
-def _add_matchmaking(app: FastAPI, gateway: Gateway, mme: MatchmakerService) -> None:
-    from ailedger.health.mme_auth import node_token_signer
-    from ailedger.health.mme_schema import MME_CONTENT_TYPE
+def add_matchmaking_routes(app: FastAPI, mme: MatchmakerService) -> None:
+    """Matchmaker Exchange API v1.1 ``POST /match``, under ``/mme``."""
+    from ailedger.health.mme_schema import MME_CONTENT_TYPE, REQUEST_SCHEMA
 
-    @app.post("/mme/match")
+    body_schema = {"content": {MME_CONTENT_TYPE: {"schema": REQUEST_SCHEMA}}, "required": True}
+    auth = [
+        {"name": "X-Auth-Token", "in": "header", "required": True, "schema": {"type": "string"}}
+    ]
+
+    @app.post("/mme/match", openapi_extra={"requestBody": body_schema, "parameters": auth})
     async def match(request: Request) -> Response:
-        """Matchmaker Exchange API v1.1 ``POST /match``."""
+        """Find patients like the one described; answers only for consented patients."""
         body = await request.body()
         if len(body) > MAX_MME_BODY:
             return JSONResponse({"message": "request body too large"}, status_code=413)
         headers = {k.lower(): v for k, v in request.headers.items()}
         reply = await run_in_threadpool(mme.handle, headers, body)
         return JSONResponse(reply.body, status_code=reply.status, media_type=MME_CONTENT_TYPE)
+
+
+def _add_matchmaking(app: FastAPI, gateway: Gateway, mme: MatchmakerService) -> None:
+    from ailedger.health.mme_auth import node_token_signer
+
+    add_matchmaking_routes(app, mme)
 
     @app.post("/v1/audit/outgoing")
     async def outgoing(request: Request) -> Response:
@@ -109,7 +120,10 @@ def _add_matchmaking(app: FastAPI, gateway: Gateway, mme: MatchmakerService) -> 
             return JSONResponse(
                 {"error": "only this node's own account may log here"}, status_code=401
             )
-        entry = await request.json()
+        try:
+            entry = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
         if not isinstance(entry, dict) or entry.get("kind") != "mme-query":
             return JSONResponse(
                 {"error": "only outgoing MME queries are logged here"}, status_code=422

@@ -1,0 +1,89 @@
+"""schemathesis against the MME endpoint's OpenAPI description: no input gets a 5xx,
+and requests without a valid token get 401."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, settings
+
+from ailedger.health.mme import MatchableCohort, MatchmakerService
+from ailedger.health.mme_auth import IssuedTokens, authenticator
+from ailedger.health.mme_schema import MME_CONTENT_TYPE
+from ailedger.health.patients import ClinicianContact, Patient
+from ailedger.sharing.gateway_app import add_matchmaking_routes
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "mme"
+
+
+def _patients() -> list[Patient]:
+    path = SHARED / "benchmark_patients.json"
+    raw = json.loads(path.read_text()) if path.exists() else []
+    return [
+        Patient(
+            local_id=p["id"],
+            observed=tuple(f["id"] for f in p.get("features", []) if f.get("observed") != "no"),
+            contact=ClinicianContact("Dr A", "Hospital A", "a@example.org"),
+            matchmaking=True,
+        )
+        for p in raw[:20]
+    ]
+
+
+class _Audit:
+    def append(self, entry: dict[str, object]) -> int:
+        return 0
+
+
+def _app(tokens_dir: Path) -> tuple[FastAPI, str]:
+    tokens = IssuedTokens(tokens_dir / "tokens.json")
+    token = tokens.issue("schemathesis")
+    cohort = MatchableCohort.build(_patients(), secret=b"s" * 32)
+    service = MatchmakerService(
+        cohort, authenticator(tokens, "0x" + "11" * 20, lambda a: False), _Audit(), threshold=0.0
+    )
+    app = FastAPI()
+    add_matchmaking_routes(app, service)
+    return app, token
+
+
+TOKENS_DIR = Path(__import__("tempfile").mkdtemp(prefix="ailedger-mme-"))
+APP, TOKEN = _app(TOKENS_DIR)
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_mme_never_fails_with_a_token(case: schemathesis.Case) -> None:
+    case.headers = {**(case.headers or {}), "X-Auth-Token": TOKEN}
+    response = case.call(headers={"Content-Type": MME_CONTENT_TYPE})
+    allowed = (200, 400, 413, 415, 422) if case.method == "POST" else (405,)
+    assert response.status_code in allowed, (case.method, response.text)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_mme_refuses_unknown_tokens(case: schemathesis.Case) -> None:
+    case.headers = {**(case.headers or {}), "X-Auth-Token": "not-a-token"}
+    response = case.call(headers={"Content-Type": MME_CONTENT_TYPE})
+    assert response.status_code == (401 if case.method == "POST" else 405)
+
+
+def test_schema_declares_the_mme_request() -> None:
+    openapi = APP.openapi()
+    body = openapi["paths"]["/mme/match"]["post"]["requestBody"]["content"]
+    assert MME_CONTENT_TYPE in body
+    if not _patients():
+        pytest.skip("benchmark patients absent: cohort empty")
