@@ -1,0 +1,37 @@
+"""The README's quickstart commands, run as a newcomer would (house rule: they never rot)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_readme_quickstart_names_exactly_the_two_scripts() -> None:
+    readme = (REPO / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1].split("##", 1)[0]
+    commands = re.findall(r"^(bash scripts/\S+)", quickstart, flags=re.M)
+    assert commands == ["bash scripts/demo.sh", "bash scripts/test.sh"]
+    assert "scripts/test.sh" in (REPO / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_demo_script_runs_from_the_checkout(tmp_path: Path, contract_cache: Path) -> None:
+    env = {**os.environ, "AILEDGER_CACHE_DIR": str(contract_cache), "COLUMNS": "200"}
+    done = subprocess.run(
+        ["bash", "scripts/demo.sh", "--dir", str(tmp_path / "demo")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "identical to the original: True" in done.stdout
+    assert "audit verify: audit log verified" in done.stdout
