@@ -6,9 +6,14 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 bash scripts/setup.sh
 
-if ! command -v npm >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing Node.js and npm from Debian for the Ganache test node..." >&2
-    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+# System packages the tests use: Node.js/npm for the Ganache test node, bubblewrap to
+# confine compute jobs (the sandbox falls back to unshare, and its tests say so).
+missing=()
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+if ((${#missing[@]})) && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]} from Debian..." >&2
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 bash scripts/install_ethnode.sh
 
