@@ -65,7 +65,19 @@ def genesis_hash(web3: Web3) -> str:
 
 
 # Dependencies first: the market is paid in the token.
-DEPLOY_ORDER = ("Token", "KeyRegistry", "NodeRegistry", "DataMarket", "AuditAnchor")
+DEPLOY_ORDER = (
+    "Token",
+    "KeyRegistry",
+    "NodeRegistry",
+    "DataMarket",
+    "AuditAnchor",
+    "ComputeMarket",
+)
+# The compute market's parameters on a new chain: a provider stakes at least 100 AIL;
+# bids are taken for 2 s (a dev chain seals many blocks a second); results are revealed
+# within 5 minutes and a single-provider result can be disputed for 10 minutes; a
+# provider caught with a wrong result loses half its stake.
+COMPUTE_MARKET_PARAMS = (100 * 10**18, 2, 300, 600, 5_000)
 
 
 def constructor_args(name: str, deployed: dict[str, str]) -> tuple[Any, ...]:
@@ -73,6 +85,8 @@ def constructor_args(name: str, deployed: dict[str, str]) -> tuple[Any, ...]:
         return (TOKEN_INITIAL_SUPPLY,)
     if name == "DataMarket":
         return (deployed["Token"],)
+    if name == "ComputeMarket":
+        return (deployed["Token"], *COMPUTE_MARKET_PARAMS)
     return ()
 
 
