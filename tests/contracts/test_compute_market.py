@@ -1,0 +1,1711 @@
+"""ComputeMarket.vy: providers and stakes, jobs, the reverse auction, commit-reveal
+results, settlement (majority, review, dispute, expiry), reentrancy, gas, and a stateful
+model check.
+
+Contracts are loaded from the very files ``ailedger.chain.compiler`` compiles, with the
+same EVM version (Shanghai: the reentrancy lock lives in storage).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from typing import Any
+
+import boa
+import pytest
+from boa.contracts.vyper.vyper_contract import VyperContract, VyperDeployer
+from eth_utils import keccak
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from ailedger.chain.compiler import EVM_VERSION, source_path
+
+UNIT = 10**18
+SUPPLY = 10_000_000 * UNIT
+MIN_STAKE = 100 * UNIT
+BID_WINDOW = 600
+REVEAL_WINDOW = 3600
+DISPUTE_WINDOW = 86400
+SLASH_BPS = 5000
+HOUR = 3600
+DAY = 86400
+PRICE = 2 * UNIT
+ZERO_ADDR = "0x" + "00" * 20
+ZERO32 = b"\x00" * 32
+BUNDLE = b"\xbb" * 32
+OUT = b"\x0a" * 32
+BAD = b"\x0b" * 32
+SALT = b"\x5a" * 32
+
+NONE, OPEN, ASSIGNED, REVIEW, COMPLETED, DISPUTED, REJECTED, CANCELLED, EXPIRED = range(9)
+WRONG, REJECTED_SLASH, NO_RESULT = 1, 2, 3
+MAX_UINT = 2**256 - 1
+
+
+@functools.cache
+def _deployer(name: str) -> VyperDeployer:
+    return boa.load_partial(str(source_path(name)), compiler_args={"evm_version": EVM_VERSION})
+
+
+def _now() -> int:
+    return int(boa.env.evm.patch.timestamp)
+
+
+def _commitment(output: bytes, salt: bytes = SALT) -> bytes:
+    return keccak(output + salt)
+
+
+def _deploy_market(token: str, slash_bps: int = SLASH_BPS) -> VyperContract:
+    return _deployer("ComputeMarket").deploy(
+        token, MIN_STAKE, BID_WINDOW, REVEAL_WINDOW, DISPUTE_WINDOW, slash_bps
+    )
+
+
+@pytest.fixture
+def token() -> VyperContract:
+    return _deployer("Token").deploy(SUPPLY)
+
+
+@pytest.fixture
+def market(token: VyperContract) -> VyperContract:
+    return _deploy_market(token.address)
+
+
+def _fund(
+    token: VyperContract, market: VyperContract, who: Any, amount: int = 10_000 * UNIT
+) -> None:
+    token.transfer(who, amount)
+    with boa.env.prank(who):
+        token.approve(market.address, MAX_UINT)
+
+
+@pytest.fixture
+def alice(token: VyperContract, market: VyperContract) -> Any:
+    """A funded requester with an unlimited approval."""
+    account = boa.env.generate_address("alice")
+    _fund(token, market, account)
+    return account
+
+
+def _provider(
+    token: VyperContract,
+    market: VyperContract,
+    name: str,
+    stake: int = 2 * MIN_STAKE,
+    cpu: int = 16,
+    ram: int = 65536,
+    gpu: str = "H100",
+    gpu_mem: int = 81920,
+    confined: bool = True,
+) -> Any:
+    account = boa.env.generate_address(name)
+    _fund(token, market, account)
+    with boa.env.prank(account):
+        market.register_provider(stake)
+        market.post_offer(cpu, ram, gpu, gpu_mem, PRICE, confined)
+    return account
+
+
+@pytest.fixture
+def providers(token: VyperContract, market: VyperContract) -> list[Any]:
+    return [_provider(token, market, f"prov{i}") for i in range(5)]
+
+
+def _post(market: VyperContract, who: Any, **kw: Any) -> int:
+    args = {
+        "bundle_hash": BUNDLE,
+        "cpu_cores": 8,
+        "ram_mb": 32768,
+        "gpu_mem_mb": 40960,
+        "max_price_per_hour": 3 * UNIT,
+        "max_hours": 10,
+        "deadline": _now() + DAY,
+        "redundancy": 1,
+        "min_reputation": 0,
+        "require_confined": True,
+    }
+    args.update(kw)
+    with boa.env.prank(who):
+        job_id: int = market.post_job(*args.values())
+    return job_id
+
+
+def _bid(market: VyperContract, who: Any, job_id: int, price: int = PRICE) -> None:
+    with boa.env.prank(who):
+        market.bid(job_id, price)
+
+
+def _close(market: VyperContract, job_id: int) -> None:
+    boa.env.time_travel(seconds=BID_WINDOW)
+    market.close_auction(job_id)
+
+
+def _commit(market: VyperContract, who: Any, job_id: int, output: bytes = OUT) -> None:
+    with boa.env.prank(who):
+        market.commit_result(job_id, _commitment(output))
+
+
+def _reveal(
+    market: VyperContract, who: Any, job_id: int, output: bytes = OUT, hours: int = 4
+) -> None:
+    with boa.env.prank(who):
+        market.reveal_result(job_id, output, SALT, hours)
+
+
+def _assigned_job(market: VyperContract, alice: Any, provs: list[Any], k: int, **kw: Any) -> int:
+    job_id = _post(market, alice, redundancy=k, **kw)
+    for p in provs[:k]:
+        _bid(market, p, job_id)
+    _close(market, job_id)
+    return job_id
+
+
+def _names(logs: list[Any]) -> list[str]:
+    return [type(log).__name__ for log in logs]
+
+
+def _by_name(logs: list[Any], name: str) -> list[Any]:
+    return [log for log in logs if type(log).__name__ == name]
+
+
+# ---------------------------------------------------------------- construction
+
+
+def test_constructor(market: VyperContract, token: VyperContract) -> None:
+    assert market.TOKEN() == token.address
+    assert (market.MIN_STAKE(), market.BID_WINDOW(), market.REVEAL_WINDOW()) == (
+        MIN_STAKE,
+        BID_WINDOW,
+        REVEAL_WINDOW,
+    )
+    assert (market.DISPUTE_WINDOW(), market.SLASH_FRACTION_BPS()) == (DISPUTE_WINDOW, SLASH_BPS)
+    assert (market.job_count(), market.escrowed(), market.total_staked()) == (0, 0, 0)
+    assert (market.MAX_REDUNDANCY(), market.MAX_BIDS()) == (5, 32)
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ((0, 1, 1, 1, 0), "init: min stake is zero"),
+        ((1, 0, 1, 1, 0), "init: bad bid window"),
+        ((1, 366 * DAY, 1, 1, 0), "init: bad bid window"),
+        ((1, 1, 0, 1, 0), "init: bad reveal window"),
+        ((1, 1, 1, 0, 0), "init: bad dispute window"),
+        ((1, 1, 1, 1, 10_001), "init: slash fraction above 100%"),
+    ],
+)
+def test_constructor_refusals(token: VyperContract, args: tuple[int, ...], reason: str) -> None:
+    with boa.reverts(reason):
+        _deployer("ComputeMarket").deploy(token.address, *args)
+
+
+def test_constructor_rejects_non_contract_token() -> None:
+    with boa.reverts("init: token is not a contract"):
+        _deployer("ComputeMarket").deploy(boa.env.generate_address("eoa"), 1, 1, 1, 1, 0)
+
+
+# ---------------------------------------------------------------- providers
+
+
+def test_register_offer_stake(market: VyperContract, token: VyperContract) -> None:
+    p = boa.env.generate_address("p")
+    _fund(token, market, p)
+    with boa.env.prank(p), boa.reverts("offer: not a provider"):
+        market.post_offer(8, 1024, "", 0, PRICE, True)
+    with boa.env.prank(p), boa.reverts("register: stake below minimum"):
+        market.register_provider(MIN_STAKE - 1)
+    with boa.env.prank(p):
+        market.register_provider(MIN_STAKE)
+    [log] = _by_name(market.get_logs(), "ProviderRegistered")
+    assert (log.provider, log.stake) == (p, MIN_STAKE)
+    assert token.balanceOf(market.address) == MIN_STAKE == market.total_staked()
+    with boa.env.prank(p), boa.reverts("register: already registered"):
+        market.register_provider(MIN_STAKE)
+    with boa.env.prank(p), boa.reverts("offer: no cpu cores"):
+        market.post_offer(0, 1024, "", 0, PRICE, True)
+    with boa.env.prank(p):
+        market.post_offer(8, 1024, "RTX 4090", 24576, PRICE, False)
+    [log] = market.get_logs()
+    assert (log.provider, log.cpu_cores, log.ram_mb, log.gpu_model) == (p, 8, 1024, "RTX 4090")
+    assert (log.gpu_mem_mb, log.price_per_hour, log.confined) == (24576, PRICE, False)
+    offer = market.offer_info(p)
+    assert (offer.cpu_cores, offer.gpu_model, offer.confined, offer.posted) == (
+        8,
+        "RTX 4090",
+        False,
+        True,
+    )
+    with boa.env.prank(p):
+        market.add_stake(5 * UNIT)
+    [log] = _by_name(market.get_logs(), "StakeAdded")
+    assert (log.provider, log.amount, log.stake) == (p, 5 * UNIT, MIN_STAKE + 5 * UNIT)
+    with boa.env.prank(p), boa.reverts("add_stake: amount is zero"):
+        market.add_stake(0)
+    with boa.env.prank(p), boa.reverts("withdraw: amount exceeds stake"):
+        market.withdraw_stake(MIN_STAKE + 5 * UNIT + 1)
+    with boa.env.prank(p), boa.reverts("withdraw: amount is zero"):
+        market.withdraw_stake(0)
+    before = token.balanceOf(p)
+    with boa.env.prank(p):
+        market.withdraw_stake(MIN_STAKE)
+    [log] = _by_name(market.get_logs(), "StakeWithdrawn")
+    assert (log.provider, log.amount, log.stake) == (p, MIN_STAKE, 5 * UNIT)
+    assert token.balanceOf(p) == before + MIN_STAKE
+    info = market.provider_info(p)
+    assert (info.registered, info.stake, info.active_jobs) == (True, 5 * UNIT, 0)
+    assert market.total_staked() == 5 * UNIT
+    stranger = boa.env.generate_address("stranger")
+    with boa.env.prank(stranger), boa.reverts("withdraw: not a provider"):
+        market.withdraw_stake(1)
+    with boa.env.prank(stranger), boa.reverts("add_stake: not a provider"):
+        market.add_stake(1)
+
+
+def test_register_insufficient_allowance_and_balance(
+    market: VyperContract, token: VyperContract
+) -> None:
+    p = boa.env.generate_address("poor")
+    token.transfer(p, MIN_STAKE - 1)
+    with boa.env.prank(p), boa.reverts("transferFrom: amount exceeds allowance"):
+        market.register_provider(MIN_STAKE)
+    with boa.env.prank(p):
+        token.approve(market.address, MIN_STAKE)
+    with boa.env.prank(p), boa.reverts("transfer: amount exceeds balance"):
+        market.register_provider(MIN_STAKE)
+    assert market.provider_info(p).registered is False
+    assert market.total_staked() == 0
+
+
+def test_withdraw_locked_while_assigned(
+    market: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    job_id = _assigned_job(market, alice, providers, 1)
+    p = providers[0]
+    assert market.provider_info(p).active_jobs == 1
+    with boa.env.prank(p), boa.reverts("withdraw: stake locked by active jobs"):
+        market.withdraw_stake(1)
+    _commit(market, p, job_id)
+    _reveal(market, p, job_id)
+    with boa.env.prank(alice):
+        market.accept(job_id)
+    assert market.provider_info(p).active_jobs == 0
+    with boa.env.prank(p):
+        market.withdraw_stake(1)
+
+
+# ---------------------------------------------------------------- posting and cancelling
+
+
+def test_post_job_escrows_and_logs(market: VyperContract, token: VyperContract, alice: Any) -> None:
+    before = token.balanceOf(alice)
+    deadline = _now() + DAY
+    job_id = _post(market, alice, redundancy=3, deadline=deadline, min_reputation=-2)
+    assert job_id == 1
+    escrow = 3 * UNIT * 10 * 3
+    [log] = _by_name(market.get_logs(), "JobPosted")
+    assert (log.job_id, log.requester, log.bundle_hash, log.cpu_cores) == (1, alice, BUNDLE, 8)
+    assert (log.ram_mb, log.gpu_mem_mb, log.max_price_per_hour, log.max_hours) == (
+        32768,
+        40960,
+        3 * UNIT,
+        10,
+    )
+    assert (log.deadline, log.redundancy, log.min_reputation, log.require_confined) == (
+        deadline,
+        3,
+        -2,
+        True,
+    )
+    assert (log.escrow, log.bid_deadline) == (escrow, _now() + BID_WINDOW)
+    assert token.balanceOf(alice) == before - escrow
+    assert market.escrowed() == escrow == token.balanceOf(market.address)
+    job = market.job_info(job_id)
+    assert (job.requester, job.status, job.escrow, job.redundancy) == (alice, OPEN, escrow, 3)
+    assert _post(market, alice) == 2 == market.job_count()
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        ({"bundle_hash": ZERO32}, "post: bundle hash is zero"),
+        ({"redundancy": 0}, "post: redundancy not in 1..5"),
+        ({"redundancy": 6}, "post: redundancy not in 1..5"),
+        ({"max_price_per_hour": 0}, "post: max price is zero"),
+        ({"max_hours": 0}, "post: bad max hours"),
+        ({"max_hours": 5 * 365 * 24 + 1}, "post: bad max hours"),
+        ({"deadline": 0}, "post: deadline before bidding ends"),
+        ({"deadline": "bid_end"}, "post: deadline before bidding ends"),
+        ({"deadline": "far"}, "post: deadline too far"),
+    ],
+)
+def test_post_job_refusals(
+    market: VyperContract, token: VyperContract, alice: Any, kw: dict[str, Any], reason: str
+) -> None:
+    if kw.get("deadline") == "bid_end":
+        kw = {"deadline": _now() + BID_WINDOW}
+    elif kw.get("deadline") == "far":
+        kw = {"deadline": _now() + 5 * 365 * DAY + 1}
+    with boa.reverts(reason):
+        _post(market, alice, **kw)
+    assert market.job_count() == 0
+    assert token.balanceOf(market.address) == 0
+
+
+def test_post_job_insufficient_allowance(market: VyperContract, token: VyperContract) -> None:
+    bob = boa.env.generate_address("bob")
+    token.transfer(bob, 1000 * UNIT)
+    with boa.env.prank(bob):
+        token.approve(market.address, 30 * UNIT - 1)
+    with boa.reverts("transferFrom: amount exceeds allowance"):
+        _post(market, bob)
+    assert market.job_count() == 0 == market.escrowed()
+
+
+def test_cancel_job(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    before = token.balanceOf(alice)
+    job_id = _post(market, alice)
+    _bid(market, providers[0], job_id)
+    with boa.env.prank(providers[0]), boa.reverts("cancel: caller is not the requester"):
+        market.cancel_job(job_id)
+    with boa.env.prank(alice), boa.reverts("cancel: unknown job"):
+        market.cancel_job(99)
+    boa.env.time_travel(seconds=BID_WINDOW)  # window over but auction not closed: still ok
+    with boa.env.prank(alice):
+        market.cancel_job(job_id)
+    [log] = _by_name(market.get_logs(), "JobCancelled")
+    assert (log.job_id, log.requester, log.refund) == (job_id, alice, 30 * UNIT)
+    assert token.balanceOf(alice) == before
+    assert market.job_info(job_id).status == CANCELLED
+    assert market.escrowed() == 0
+    with boa.env.prank(alice), boa.reverts("cancel: auction already closed"):
+        market.cancel_job(job_id)
+    with boa.reverts("close: job not open"):
+        market.close_auction(job_id)
+
+
+def test_cancel_after_auction_closed_refused(
+    market: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    job_id = _assigned_job(market, alice, providers, 1)
+    with boa.env.prank(alice), boa.reverts("cancel: auction already closed"):
+        market.cancel_job(job_id)
+
+
+# ---------------------------------------------------------------- bidding
+
+
+def test_bid_eligibility(market: VyperContract, token: VyperContract, alice: Any) -> None:
+    ok = _provider(token, market, "ok")
+    small_cpu = _provider(token, market, "cpu", cpu=4)
+    small_ram = _provider(token, market, "ram", ram=1024)
+    small_gpu = _provider(token, market, "gpu", gpu="", gpu_mem=0)
+    loose = _provider(token, market, "loose", confined=False)
+    job_id = _post(market, alice, min_reputation=0)
+    cases = [
+        (small_cpu, PRICE, "bid: offer lacks resources"),
+        (small_ram, PRICE, "bid: offer lacks resources"),
+        (small_gpu, PRICE, "bid: offer lacks resources"),
+        (loose, PRICE, "bid: machine not confined"),
+        (ok, 3 * UNIT + 1, "bid: price above maximum"),
+        (alice, PRICE, "bid: requester cannot bid"),
+        (boa.env.generate_address("nobody"), PRICE, "bid: not a provider"),
+    ]
+    for who, price, reason in cases:
+        with boa.env.prank(who), boa.reverts(reason):
+            market.bid(job_id, price)
+    with boa.env.prank(ok), boa.reverts("bid: unknown job"):
+        market.bid(99, PRICE)
+    _bid(market, ok, job_id, 3 * UNIT)  # exactly the cap
+    [log] = market.get_logs()
+    assert (type(log).__name__, log.job_id, log.provider, log.price_per_hour, log.bid_index) == (
+        "BidPlaced",
+        job_id,
+        ok,
+        3 * UNIT,
+        0,
+    )
+    with boa.env.prank(ok), boa.reverts("bid: already bid"):
+        market.bid(job_id, PRICE)
+    # An unconfined machine may bid on a job that does not require confinement.
+    open_job = _post(market, alice, require_confined=False)
+    _bid(market, loose, open_job)
+    boa.env.time_travel(seconds=BID_WINDOW)
+    with boa.env.prank(ok), boa.reverts("bid: bidding closed"):
+        market.bid(open_job, PRICE)
+    assert [(b.provider, b.price_per_hour) for b in market.job_bids(job_id)] == [(ok, 3 * UNIT)]
+
+
+def test_bid_without_offer_or_stake(
+    market: VyperContract, token: VyperContract, alice: Any
+) -> None:
+    p = boa.env.generate_address("nooffer")
+    _fund(token, market, p)
+    with boa.env.prank(p):
+        market.register_provider(MIN_STAKE)
+    job_id = _post(market, alice)
+    with boa.env.prank(p), boa.reverts("bid: no offer"):
+        market.bid(job_id, PRICE)
+    with boa.env.prank(p):
+        market.post_offer(64, 10**6, "H100", 10**6, PRICE, True)
+        market.withdraw_stake(1)
+    with boa.env.prank(p), boa.reverts("bid: stake below minimum"):
+        market.bid(job_id, PRICE)
+    with boa.env.prank(p):
+        market.add_stake(1)
+        market.bid(job_id, PRICE)
+
+
+def test_bid_reputation(market: VyperContract, token: VyperContract, alice: Any) -> None:
+    p = _provider(token, market, "rep")
+    assert market.reputation(p) == 0
+    # p fails a job (no result): failed = 1, reputation -1.
+    job_id = _post(market, alice)
+    _bid(market, p, job_id)
+    _close(market, job_id)
+    boa.env.time_travel(seconds=DAY)
+    market.expire(job_id)
+    assert market.reputation(p) == -1
+    picky = _post(market, alice, min_reputation=0)
+    with boa.env.prank(p), boa.reverts("bid: reputation too low"):
+        market.bid(picky, PRICE)
+    lenient = _post(market, alice, min_reputation=-1)
+    _bid(market, p, lenient)
+    with boa.env.prank(p), boa.reverts("bid: job not open"):
+        market.bid(job_id, PRICE)
+
+
+def test_bid_limit(market: VyperContract, token: VyperContract, alice: Any) -> None:
+    job_id = _post(market, alice)
+    for i in range(32):
+        _bid(market, _provider(token, market, f"many{i}"), job_id)
+    late = _provider(token, market, "late")
+    with boa.env.prank(late), boa.reverts("bid: too many bids"):
+        market.bid(job_id, PRICE)
+    _close(market, job_id)
+    assert market.job_assignments(job_id)[0].price_per_hour == PRICE
+
+
+# ---------------------------------------------------------------- auction
+
+
+def test_close_auction_picks_cheapest_then_reputation_then_earliest(
+    market: VyperContract, token: VyperContract, alice: Any
+) -> None:
+    a, b, c, d, e = (_provider(token, market, n) for n in "abcde")
+    # Give d a reputation of 1 (one completed single job).
+    warm = _assigned_job(market, alice, [d], 1)
+    _commit(market, d, warm)
+    _reveal(market, d, warm)
+    with boa.env.prank(alice):
+        market.accept(warm)
+    assert market.reputation(d) == 1
+
+    job_id = _post(market, alice, redundancy=3)
+    _bid(market, a, job_id, 2 * UNIT)
+    _bid(market, b, job_id, UNIT)
+    _bid(market, c, job_id, 2 * UNIT)
+    _bid(market, d, job_id, 2 * UNIT)  # same price as a and c, better reputation
+    _bid(market, e, job_id, 3 * UNIT)
+    with boa.reverts("close: bidding still open"):
+        market.close_auction(job_id)
+    with boa.reverts("close: unknown job"):
+        market.close_auction(99)
+    before = token.balanceOf(alice)
+    _close(market, job_id)
+    logs = market.get_logs()
+    slots = market.job_assignments(job_id)
+    assert [(s.provider, s.price_per_hour) for s in slots] == [
+        (b, UNIT),
+        (d, 2 * UNIT),
+        (a, 2 * UNIT),  # a before c: earlier bid
+    ]
+    assigned = _by_name(logs, "ProviderAssigned")
+    assert [(x.provider, x.slot, x.price_per_hour) for x in assigned] == [
+        (b, 0, UNIT),
+        (d, 1, 2 * UNIT),
+        (a, 2, 2 * UNIT),
+    ]
+    needed = (UNIT + 2 * UNIT + 2 * UNIT) * 10
+    [closed] = _by_name(logs, "AuctionClosed")
+    assert (closed.job_id, closed.requester, closed.escrow, closed.refund) == (
+        job_id,
+        alice,
+        needed,
+        90 * UNIT - needed,
+    )
+    assert token.balanceOf(alice) == before + 90 * UNIT - needed
+    job = market.job_info(job_id)
+    assert (job.status, job.escrow) == (ASSIGNED, needed)
+    assert market.escrowed() == needed
+    assert [market.provider_info(x).active_jobs for x in (a, b, c, d, e)] == [1, 1, 0, 1, 0]
+    with boa.reverts("close: job not open"):
+        market.close_auction(job_id)
+
+
+def test_close_auction_with_too_few_bids_refunds(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    before = token.balanceOf(alice)
+    job_id = _post(market, alice, redundancy=3)
+    _bid(market, providers[0], job_id)
+    _bid(market, providers[1], job_id)
+    # providers[1] drops below the minimum stake before the auction closes: not counted.
+    with boa.env.prank(providers[1]):
+        market.withdraw_stake(2 * MIN_STAKE)
+    _bid(market, providers[2], job_id)
+    _close(market, job_id)
+    [log] = _by_name(market.get_logs(), "AuctionFailed")
+    assert (log.job_id, log.requester, log.eligible_bids, log.refund) == (
+        job_id,
+        alice,
+        2,
+        90 * UNIT,
+    )
+    assert token.balanceOf(alice) == before
+    assert market.job_info(job_id).status == CANCELLED
+    assert market.escrowed() == 0
+    assert market.job_assignments(job_id) == []
+    assert market.provider_info(providers[0]).active_jobs == 0
+
+
+def test_close_auction_after_deadline_refused(
+    market: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    job_id = _post(market, alice, deadline=_now() + BID_WINDOW + 10)
+    _bid(market, providers[0], job_id)
+    boa.env.time_travel(seconds=BID_WINDOW + 10)
+    with boa.reverts("close: deadline passed (expire it)"):
+        market.close_auction(job_id)
+    market.expire(job_id)
+    assert market.job_info(job_id).status == EXPIRED
+
+
+# ---------------------------------------------------------------- commit / reveal
+
+
+def test_commit_reveal_refusals(market: VyperContract, alice: Any, providers: list[Any]) -> None:
+    p0, p1, outsider = providers[0], providers[1], providers[4]
+    job_id = _assigned_job(market, alice, providers, 2)
+    with boa.env.prank(outsider), boa.reverts("commit: caller not assigned"):
+        market.commit_result(job_id, _commitment(OUT))
+    with boa.env.prank(p0), boa.reverts("commit: unknown job"):
+        market.commit_result(99, _commitment(OUT))
+    with boa.env.prank(p0), boa.reverts("commit: commitment is zero"):
+        market.commit_result(job_id, ZERO32)
+    with boa.env.prank(p0), boa.reverts("reveal: nothing committed"):
+        market.reveal_result(job_id, OUT, SALT, 1)
+    _commit(market, p0, job_id)
+    [log] = market.get_logs()
+    assert (type(log).__name__, log.provider, log.commitment, log.reveal_deadline) == (
+        "ResultCommitted",
+        p0,
+        _commitment(OUT),
+        0,
+    )
+    with boa.env.prank(p0), boa.reverts("commit: already committed"):
+        market.commit_result(job_id, _commitment(BAD))
+    # Nobody reveals before everyone has committed (or the deadline).
+    with boa.env.prank(p0), boa.reverts("reveal: commit phase still open"):
+        market.reveal_result(job_id, OUT, SALT, 1)
+    _commit(market, p1, job_id)
+    [log] = market.get_logs()
+    assert log.reveal_deadline == _now() + REVEAL_WINDOW
+    assert market.reveal_deadline(job_id) == _now() + REVEAL_WINDOW
+    with boa.env.prank(outsider), boa.reverts("reveal: caller not assigned"):
+        market.reveal_result(job_id, OUT, SALT, 1)
+    with boa.env.prank(p0), boa.reverts("reveal: does not match commitment"):
+        market.reveal_result(job_id, BAD, SALT, 1)
+    with boa.env.prank(p0), boa.reverts("reveal: does not match commitment"):
+        market.reveal_result(job_id, OUT, b"\x01" * 32, 1)
+    _reveal(market, p0, job_id, hours=3)
+    [log] = market.get_logs()
+    assert (type(log).__name__, log.provider, log.output_hash, log.hours_used) == (
+        "ResultRevealed",
+        p0,
+        OUT,
+        3,
+    )
+    with boa.env.prank(p0), boa.reverts("reveal: already revealed"):
+        market.reveal_result(job_id, OUT, SALT, 3)
+    with boa.reverts("settle: reveals still open"):
+        market.settle(job_id)
+    boa.env.time_travel(seconds=REVEAL_WINDOW)
+    with boa.env.prank(p1), boa.reverts("reveal: reveal window closed"):
+        market.reveal_result(job_id, OUT, SALT, 1)
+
+
+def test_commit_after_deadline_refused_and_late_reveal_opens(
+    market: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p0, p1 = providers[:2]
+    job_id = _assigned_job(market, alice, providers, 2)
+    deadline = market.job_info(job_id).deadline
+    _commit(market, p0, job_id)
+    assert market.reveal_deadline(job_id) == deadline + REVEAL_WINDOW
+    boa.env.time_travel(seconds=deadline - _now())
+    with boa.env.prank(p1), boa.reverts("commit: deadline passed"):
+        market.commit_result(job_id, _commitment(OUT))
+    with boa.reverts("expire: reveal window open"):
+        market.expire(job_id)
+    _reveal(market, p0, job_id)  # at the deadline the committed ones may reveal
+    with boa.reverts("expire: a result was revealed (settle it)"):
+        market.expire(job_id)
+
+
+# ---------------------------------------------------------------- settlement, k >= 2
+
+
+def test_k2_match_pays_both(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p0, p1 = providers[:2]
+    start = token.balanceOf(alice)
+    job_id = _assigned_job(market, alice, providers, 2)
+    for p in (p0, p1):
+        _commit(market, p, job_id)
+    _reveal(market, p0, job_id, hours=4)
+    _reveal(market, p1, job_id, hours=99)  # capped at max_hours = 10
+    b0, b1 = token.balanceOf(p0), token.balanceOf(p1)
+    with boa.reverts("settle: unknown job"):
+        market.settle(99)
+    market.settle(job_id)
+    logs = market.get_logs()
+    paid = _by_name(logs, "ProviderPaid")
+    assert [(x.provider, x.hours, x.amount) for x in paid] == [
+        (p0, 4, 4 * PRICE),
+        (p1, 10, 10 * PRICE),
+    ]
+    [done] = _by_name(logs, "JobCompleted")
+    assert (done.result_hash, done.paid, done.compensation) == (OUT, 14 * PRICE, 0)
+    assert token.balanceOf(p0) == b0 + 4 * PRICE
+    assert token.balanceOf(p1) == b1 + 10 * PRICE
+    assert token.balanceOf(alice) == start - 14 * PRICE
+    job = market.job_info(job_id)
+    assert (job.status, job.escrow, job.result_hash) == (COMPLETED, 0, OUT)
+    assert market.escrowed() == 0
+    assert [a.paid for a in market.job_assignments(job_id)] == [4 * PRICE, 10 * PRICE]
+    for p in (p0, p1):
+        info = market.provider_info(p)
+        assert (info.completed, info.failed, info.slashed, info.active_jobs) == (1, 0, 0, 0)
+    with boa.reverts("settle: job not running"):
+        market.settle(job_id)  # paid at most once
+
+
+def test_k3_one_cheater_is_slashed(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p0, p1, p2 = providers[:3]
+    start = token.balanceOf(alice)
+    job_id = _assigned_job(market, alice, providers, 3)
+    _commit(market, p0, job_id)
+    _commit(market, p1, job_id, BAD)
+    _commit(market, p2, job_id)
+    _reveal(market, p0, job_id, hours=2)
+    _reveal(market, p1, job_id, BAD, hours=2)
+    _reveal(market, p2, job_id, hours=2)
+    market.settle(job_id)
+    logs = market.get_logs()
+    [slash] = _by_name(logs, "ProviderSlashed")
+    stake = 2 * MIN_STAKE
+    assert (slash.provider, slash.amount, slash.reason, slash.stake) == (
+        p1,
+        stake // 2,
+        WRONG,
+        stake // 2,
+    )
+    [done] = _by_name(logs, "JobCompleted")
+    assert (done.paid, done.compensation) == (4 * PRICE, stake // 2)
+    # The requester paid the two honest providers and got the cheater's slash.
+    assert token.balanceOf(alice) == start - 4 * PRICE + stake // 2
+    assert market.provider_info(p1).slashed == 1
+    assert market.provider_info(p1).stake == stake // 2
+    assert market.reputation(p1) == -2
+    assert market.reputation(p0) == market.reputation(p2) == 1
+    assert market.total_staked() == 5 * stake - stake // 2
+    assert token.balanceOf(market.address) == market.total_staked()
+
+
+def test_k2_tie_is_disputed_and_refunded(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p0, p1 = providers[:2]
+    start = token.balanceOf(alice)
+    job_id = _assigned_job(market, alice, providers, 2)
+    _commit(market, p0, job_id)
+    _commit(market, p1, job_id, BAD)
+    _reveal(market, p0, job_id)
+    _reveal(market, p1, job_id, BAD)
+    market.settle(job_id)
+    logs = market.get_logs()
+    assert _by_name(logs, "ProviderSlashed") == []
+    assert _by_name(logs, "ProviderPaid") == []
+    [log] = _by_name(logs, "JobDisputed")
+    assert (log.job_id, log.requester, log.refund, log.compensation) == (
+        job_id,
+        alice,
+        2 * PRICE * 10,
+        0,
+    )
+    assert token.balanceOf(alice) == start
+    assert market.job_info(job_id).status == DISPUTED
+    for p in (p0, p1):
+        info = market.provider_info(p)
+        assert (info.completed, info.failed, info.slashed, info.active_jobs) == (0, 0, 0, 0)
+
+
+def test_k3_non_revealer_slashed_and_majority_of_revealed_pays(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p0, p1, p2 = providers[:3]
+    job_id = _assigned_job(market, alice, providers, 3)
+    _commit(market, p0, job_id)
+    _commit(market, p1, job_id)
+    # p2 never commits: reveals open at the deadline.
+    with boa.env.prank(p0), boa.reverts("reveal: commit phase still open"):
+        market.reveal_result(job_id, OUT, SALT, 1)
+    boa.env.time_travel(seconds=market.job_info(job_id).deadline - _now())
+    _reveal(market, p0, job_id, hours=1)
+    with boa.reverts("settle: reveals still open"):
+        market.settle(job_id)
+    boa.env.time_travel(seconds=REVEAL_WINDOW)
+    market.settle(job_id)  # p1 committed but never revealed
+    logs = market.get_logs()
+    slashes = _by_name(logs, "ProviderSlashed")
+    assert [(x.provider, x.reason) for x in slashes] == [(p1, NO_RESULT), (p2, NO_RESULT)]
+    assert [x.provider for x in _by_name(logs, "ProviderPaid")] == [p0]
+    assert market.job_info(job_id).status == COMPLETED
+    assert market.provider_info(p1).failed == 1 == market.provider_info(p2).failed
+    assert market.provider_info(p1).slashed == 0
+
+
+def test_settle_refusals(market: VyperContract, alice: Any, providers: list[Any]) -> None:
+    single = _assigned_job(market, alice, providers, 1)
+    with boa.reverts("settle: single-provider job"):
+        market.settle(single)
+    job_id = _assigned_job(market, alice, providers[1:], 2)
+    with boa.reverts("settle: nothing revealed"):
+        market.settle(job_id)
+    open_job = _post(market, alice)
+    with boa.reverts("settle: job not running"):
+        market.settle(open_job)
+
+
+# ---------------------------------------------------------------- settlement, k = 1
+
+
+def _revealed_single(market: VyperContract, alice: Any, providers: list[Any]) -> int:
+    job_id = _assigned_job(market, alice, providers, 1)
+    _commit(market, providers[0], job_id)
+    [log] = market.get_logs()
+    assert log.reveal_deadline == _now() + REVEAL_WINDOW
+    _reveal(market, providers[0], job_id, hours=5)
+    [_, review] = market.get_logs()
+    assert type(review).__name__ == "ReviewStarted"
+    assert (review.provider, review.review_deadline) == (providers[0], _now() + DISPUTE_WINDOW)
+    assert market.job_info(job_id).status == REVIEW
+    return job_id
+
+
+def test_k1_accept_pays_at_once(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    start = token.balanceOf(alice)
+    p = providers[0]
+    job_id = _revealed_single(market, alice, providers)
+    with boa.env.prank(p), boa.reverts("accept: caller is not the requester"):
+        market.accept(job_id)
+    before = token.balanceOf(p)
+    with boa.env.prank(alice):
+        market.accept(job_id)
+    [paid] = _by_name(market.get_logs(), "ProviderPaid")
+    assert (paid.provider, paid.hours, paid.amount) == (p, 5, 5 * PRICE)
+    assert token.balanceOf(p) == before + 5 * PRICE
+    assert token.balanceOf(alice) == start - 5 * PRICE
+    assert market.job_info(job_id).status == COMPLETED
+    assert market.escrowed() == 0
+    with boa.env.prank(alice), boa.reverts("accept: job not under review"):
+        market.accept(job_id)
+    with boa.env.prank(alice), boa.reverts("dispute: job not under review"):
+        market.dispute(job_id)
+    with boa.reverts("finalize: job not under review"):
+        market.finalize(job_id)
+
+
+def test_k1_dispute_slashes_and_refunds(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    start = token.balanceOf(alice)
+    p = providers[0]
+    job_id = _revealed_single(market, alice, providers)
+    with boa.env.prank(p), boa.reverts("dispute: caller is not the requester"):
+        market.dispute(job_id)
+    with boa.env.prank(alice):
+        market.dispute(job_id)
+    logs = market.get_logs()
+    [slash] = _by_name(logs, "ProviderSlashed")
+    assert (slash.provider, slash.amount, slash.reason) == (p, MIN_STAKE, REJECTED_SLASH)
+    [rej] = _by_name(logs, "JobRejected")
+    assert (rej.refund, rej.compensation) == (PRICE * 10, MIN_STAKE)
+    assert token.balanceOf(alice) == start + MIN_STAKE
+    info = market.provider_info(p)
+    assert (info.stake, info.slashed, info.active_jobs) == (MIN_STAKE, 1, 0)
+    assert market.job_info(job_id).status == REJECTED
+
+
+def test_k1_silence_accepts(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p = providers[0]
+    job_id = _revealed_single(market, alice, providers)
+    with boa.reverts("finalize: dispute window open"):
+        market.finalize(job_id)
+    boa.env.time_travel(seconds=DISPUTE_WINDOW)
+    with boa.env.prank(alice), boa.reverts("dispute: dispute window over"):
+        market.dispute(job_id)
+    before = token.balanceOf(p)
+    market.finalize(job_id)  # anyone
+    assert token.balanceOf(p) == before + 5 * PRICE
+    assert market.job_info(job_id).status == COMPLETED
+    assert market.provider_info(p).completed == 1
+
+
+# ---------------------------------------------------------------- deadline
+
+
+def test_deadline_refund_and_failures(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    start = token.balanceOf(alice)
+    p0, p1 = providers[:2]
+    job_id = _assigned_job(market, alice, providers, 2)
+    _commit(market, p0, job_id)  # p0 commits, never reveals; p1 never commits
+    with boa.reverts("expire: deadline not reached"):
+        market.expire(job_id)
+    boa.env.time_travel(seconds=market.job_info(job_id).deadline - _now())
+    with boa.reverts("expire: reveal window open"):
+        market.expire(job_id)
+    boa.env.time_travel(seconds=REVEAL_WINDOW)
+    market.expire(job_id)
+    logs = market.get_logs()
+    assert [(x.provider, x.reason) for x in _by_name(logs, "ProviderSlashed")] == [
+        (p0, NO_RESULT),
+        (p1, NO_RESULT),
+    ]
+    [log] = _by_name(logs, "JobExpired")
+    assert (log.refund, log.compensation) == (2 * PRICE * 10, 2 * MIN_STAKE)
+    assert token.balanceOf(alice) == start + 2 * MIN_STAKE
+    assert market.job_info(job_id).status == EXPIRED
+    for p in (p0, p1):
+        info = market.provider_info(p)
+        assert (info.failed, info.slashed, info.active_jobs, info.stake) == (1, 0, 0, MIN_STAKE)
+    with boa.reverts("expire: job not running"):
+        market.expire(job_id)
+    with boa.reverts("expire: unknown job"):
+        market.expire(99)
+
+
+def test_expire_without_commits_at_deadline(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    job_id = _assigned_job(market, alice, providers, 1)
+    boa.env.time_travel(seconds=market.job_info(job_id).deadline - _now())
+    market.expire(job_id)
+    assert market.job_info(job_id).status == EXPIRED
+    with boa.env.prank(providers[0]), boa.reverts("commit: job not running"):
+        market.commit_result(job_id, _commitment(OUT))
+
+
+def test_open_job_expires_with_full_refund(
+    market: VyperContract, token: VyperContract, alice: Any
+) -> None:
+    start = token.balanceOf(alice)
+    job_id = _post(market, alice, redundancy=2)
+    boa.env.time_travel(seconds=DAY)
+    market.expire(job_id)
+    assert token.balanceOf(alice) == start
+    assert market.escrowed() == 0
+
+
+def test_review_job_cannot_expire(market: VyperContract, alice: Any, providers: list[Any]) -> None:
+    job_id = _revealed_single(market, alice, providers)
+    boa.env.time_travel(seconds=2 * DAY)
+    with boa.reverts("expire: job not running"):
+        market.expire(job_id)
+
+
+def test_zero_slash_fraction(token: VyperContract, alice: Any) -> None:
+    market = _deploy_market(token.address, slash_bps=0)
+    _fund(token, market, alice, 0)
+    p = _provider(token, market, "p0")
+    job_id = _assigned_job(market, alice, [p], 1)
+    boa.env.time_travel(seconds=DAY)
+    market.expire(job_id)
+    info = market.provider_info(p)
+    assert (info.stake, info.failed) == (2 * MIN_STAKE, 1)
+
+
+def test_unknown_views_are_zero(market: VyperContract) -> None:
+    job = market.job_info(7)
+    assert (job.requester, job.status, job.escrow) == (ZERO_ADDR, NONE, 0)
+    assert market.job_bids(7) == []
+    assert market.job_assignments(7) == []
+    assert market.provider_info(ZERO_ADDR).registered is False
+
+
+# ---------------------------------------------------------------- gas
+
+
+def test_gas_of_main_calls(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    """Gas of the main calls (printed with -s; bounded so regressions show)."""
+
+    def gas(fn: Any, *args: Any, sender: Any = None) -> int:
+        if sender is None:
+            fn(*args)
+        else:
+            with boa.env.prank(sender):
+                fn(*args)
+        used: int = market._computation.get_gas_used()
+        return used
+
+    figures: dict[str, int] = {}
+    newp = boa.env.generate_address("gasp")
+    _fund(token, market, newp)
+    figures["register_provider"] = gas(market.register_provider, MIN_STAKE, sender=newp)
+    figures["post_offer"] = gas(
+        market.post_offer, 16, 65536, "H100", 81920, PRICE, True, sender=newp
+    )
+    with boa.env.prank(alice):
+        market.post_job(BUNDLE, 8, 32768, 40960, 3 * UNIT, 10, _now() + DAY, 3, 0, True)
+    figures["post_job"] = market._computation.get_gas_used()
+    job_id = market.job_count()
+    for i, p in enumerate(providers):
+        figures[f"bid#{i}"] = gas(market.bid, job_id, PRICE, sender=p)
+    boa.env.time_travel(seconds=BID_WINDOW)
+    figures["close_auction(k=3, 5 bids)"] = gas(market.close_auction, job_id)
+    for i, p in enumerate(providers[:3]):
+        figures[f"commit#{i}"] = gas(market.commit_result, job_id, _commitment(OUT), sender=p)
+    for i, p in enumerate(providers[:3]):
+        figures[f"reveal#{i}"] = gas(market.reveal_result, job_id, OUT, SALT, 4, sender=p)
+    figures["settle(k=3)"] = gas(market.settle, job_id)
+    single = _assigned_job(market, alice, providers, 1)
+    _commit(market, providers[0], single)
+    _reveal(market, providers[0], single)
+    figures["accept(k=1)"] = gas(market.accept, single, sender=alice)
+    figures["withdraw_stake"] = gas(market.withdraw_stake, UNIT, sender=newp)
+    print()
+    for name, used in figures.items():
+        print(f"gas {name}: {used}")
+    assert figures["bid#1"] < 150_000
+    assert figures["close_auction(k=3, 5 bids)"] < 400_000
+    assert figures["settle(k=3)"] < 300_000
+
+
+# ---------------------------------------------------------------- hostile, reentrant token
+
+HOSTILE_TOKEN = """
+# pragma version ~=0.4.3
+# An ERC-20 that, when armed, calls back into a target (the market) from inside
+# transfer/transferFrom, records whether that reentrant call succeeded, and carries on.
+# It can also act as an account itself (act), so it can be a requester or a provider.
+
+balanceOf: public(HashMap[address, uint256])
+allowance: public(HashMap[address, HashMap[address, uint256]])
+target: address
+payload: Bytes[512]
+armed: public(bool)
+attempts: public(uint256)
+successes: public(uint256)
+
+@deploy
+def __init__(supply: uint256):
+    self.balanceOf[msg.sender] = supply
+
+@external
+def arm(target: address, payload: Bytes[512]):
+    self.target = target
+    self.payload = payload
+    self.armed = True
+
+@external
+def act(target: address, payload: Bytes[512]):
+    raw_call(target, payload)
+
+@internal
+def _hook():
+    if self.armed:
+        self.armed = False
+        self.attempts += 1
+        if raw_call(self.target, self.payload, revert_on_failure=False):
+            self.successes += 1
+
+@internal
+def _move(src: address, dst: address, amount: uint256):
+    self.balanceOf[src] -= amount
+    self.balanceOf[dst] += amount
+
+@external
+def transfer(to: address, amount: uint256) -> bool:
+    self._move(msg.sender, to, amount)
+    self._hook()
+    return True
+
+@external
+def transferFrom(src: address, dst: address, amount: uint256) -> bool:
+    self.allowance[src][msg.sender] -= amount
+    self._move(src, dst, amount)
+    self._hook()
+    return True
+
+@external
+def approve(spender: address, amount: uint256) -> bool:
+    self.allowance[msg.sender][spender] = amount
+    return True
+"""
+
+
+@pytest.fixture
+def hostile() -> VyperContract:
+    deployer = boa.loads_partial(HOSTILE_TOKEN, compiler_args={"evm_version": EVM_VERSION})
+    return deployer.deploy(SUPPLY)
+
+
+@pytest.fixture
+def hostile_market(hostile: VyperContract) -> VyperContract:
+    return _deploy_market(hostile.address)
+
+
+def _hostile_self_fund(hostile: VyperContract, market: VyperContract) -> None:
+    hostile.transfer(hostile.address, 10_000 * UNIT)
+    hostile.act(hostile.address, hostile.approve.prepare_calldata(market.address, MAX_UINT))
+
+
+def test_hostile_requester_cannot_double_refund(
+    hostile: VyperContract, hostile_market: VyperContract
+) -> None:
+    """The token is the requester; on the cancel refund it reenters cancel_job and expire."""
+    market = hostile_market
+    _hostile_self_fund(hostile, market)
+    post = market.post_job.prepare_calldata(
+        BUNDLE, 1, 1, 0, UNIT, 10, _now() + BID_WINDOW + 10, 1, 0, False
+    )
+    hostile.act(market.address, post)
+    hostile.act(market.address, post)
+    assert hostile.balanceOf(market.address) == 20 * UNIT
+    hostile.arm(market.address, market.cancel_job.prepare_calldata(1))
+    hostile.act(market.address, market.cancel_job.prepare_calldata(1))
+    assert (hostile.attempts(), hostile.successes()) == (1, 0)
+    assert hostile.balanceOf(market.address) == 10 * UNIT
+    boa.env.time_travel(seconds=BID_WINDOW + 10)
+    hostile.arm(market.address, market.cancel_job.prepare_calldata(2))
+    market.expire(2)  # refund to the token, which tries to cancel the job for a second refund
+    assert (hostile.attempts(), hostile.successes()) == (2, 0)
+    assert hostile.balanceOf(hostile.address) == 10_000 * UNIT  # each job refunded once
+    assert hostile.balanceOf(market.address) == 0 == market.escrowed()
+
+
+def test_hostile_provider_cannot_be_paid_twice(
+    hostile: VyperContract, hostile_market: VyperContract, alice: Any
+) -> None:
+    """The token is the provider; on its payout it reenters finalize, then withdraw_stake."""
+    market = hostile_market
+    hostile.transfer(alice, 1000 * UNIT)
+    with boa.env.prank(alice):
+        hostile.approve(market.address, MAX_UINT)
+    _hostile_self_fund(hostile, market)
+    hostile.act(market.address, market.register_provider.prepare_calldata(MIN_STAKE))
+    hostile.act(
+        market.address, market.post_offer.prepare_calldata(64, 10**6, "H100", 10**6, UNIT, True)
+    )
+    job_id = _post(market, alice)
+    hostile.act(market.address, market.bid.prepare_calldata(job_id, PRICE))
+    _close(market, job_id)
+    hostile.act(market.address, market.commit_result.prepare_calldata(job_id, _commitment(OUT)))
+    hostile.act(market.address, market.reveal_result.prepare_calldata(job_id, OUT, SALT, 3))
+    boa.env.time_travel(seconds=DISPUTE_WINDOW)
+    hostile.arm(market.address, market.finalize.prepare_calldata(job_id))
+    before = hostile.balanceOf(hostile.address)
+    with boa.env.prank(alice):
+        market.accept(job_id)
+    assert (hostile.attempts(), hostile.successes()) == (1, 0)
+    assert hostile.balanceOf(hostile.address) == before + 3 * PRICE  # paid exactly once
+    assert market.escrowed() == 0
+    # Withdrawing reenters withdraw_stake for the same stake: refused.
+    hostile.arm(market.address, market.withdraw_stake.prepare_calldata(MIN_STAKE))
+    hostile.act(market.address, market.withdraw_stake.prepare_calldata(MIN_STAKE))
+    assert (hostile.attempts(), hostile.successes()) == (2, 0)
+    assert hostile.balanceOf(market.address) == 0 == market.total_staked()
+
+
+def test_hostile_requester_cannot_reenter_settle(
+    hostile: VyperContract, hostile_market: VyperContract, token: VyperContract
+) -> None:
+    """The token is the requester of a k = 2 job; on its refund it reenters settle."""
+    market = hostile_market
+    _hostile_self_fund(hostile, market)
+    provs = []
+    for i in range(2):
+        p = boa.env.generate_address(f"hp{i}")
+        hostile.transfer(p, 1000 * UNIT)
+        with boa.env.prank(p):
+            hostile.approve(market.address, MAX_UINT)
+            market.register_provider(MIN_STAKE)
+            market.post_offer(64, 10**6, "", 10**6, UNIT, True)
+        provs.append(p)
+    hostile.act(
+        market.address,
+        market.post_job.prepare_calldata(BUNDLE, 1, 1, 0, UNIT, 10, _now() + DAY, 2, 0, True),
+    )
+    for p in provs:
+        _bid(market, p, 1, UNIT)
+    _close(market, 1)
+    for p in provs:
+        _commit(market, p, 1)
+    for p in provs:
+        _reveal(market, p, 1, hours=10)
+    hostile.arm(market.address, market.settle.prepare_calldata(1))
+    market.settle(1)
+    assert (hostile.attempts(), hostile.successes()) == (1, 0)
+    assert [hostile.balanceOf(p) for p in provs] == [1000 * UNIT - MIN_STAKE + 10 * UNIT] * 2
+    assert hostile.balanceOf(market.address) == 2 * MIN_STAKE == market.total_staked()
+
+
+# ---------------------------------------------------------------- stateful model check
+
+LEGAL = {
+    (OPEN, CANCELLED),
+    (OPEN, EXPIRED),
+    (OPEN, ASSIGNED),
+    (ASSIGNED, REVIEW),
+    (ASSIGNED, COMPLETED),
+    (ASSIGNED, DISPUTED),
+    (ASSIGNED, EXPIRED),
+    (REVIEW, COMPLETED),
+    (REVIEW, REJECTED),
+}
+
+
+def _reachable(status: int) -> set[int]:
+    out: set[int] = set()
+    todo = [status]
+    while todo:
+        for a, b in LEGAL:
+            if a == todo[-1] and b not in out:
+                out.add(b)
+                todo.insert(0, b)
+        todo.pop()
+    return out
+
+
+JOB_PRICE = 3 * UNIT
+JOB_HOURS = 10
+
+
+class ComputeMachine(RuleBasedStateMachine):
+    """Random sequences of market calls against a plain-Python model of balances, stakes,
+    escrow, job states and reputation."""
+
+    market: VyperContract
+    token: VyperContract
+
+    provs = st.integers(0, 3)
+    reqs = st.integers(0, 1)
+    jobs_i = st.integers(0, 30)
+
+    @initialize()
+    def deploy(self) -> None:
+        self.token = _deployer("Token").deploy(SUPPLY)
+        self.market = _deploy_market(self.token.address)
+        self.P = [boa.env.generate_address(f"mp{i}") for i in range(4)]
+        self.R = [boa.env.generate_address(f"mr{i}") for i in range(2)]
+        for who in self.P + self.R:
+            _fund(self.token, self.market, who, 2000 * UNIT)
+        self.holders = [*self.P, *self.R, self.market.address, boa.env.eoa]
+        self.bal = {h: self.token.balanceOf(h) for h in self.holders}
+        # provider -> dict(reg, stake, active, completed, failed, slashed, offer)
+        self.pm: dict[Any, dict[str, Any]] = {
+            p: {"reg": False, "stake": 0, "active": 0, "c": 0, "f": 0, "s": 0, "offer": None}
+            for p in self.P
+        }
+        # P3's machine is small and unconfined.
+        for i, p in enumerate(self.P):
+            self._register(i, 150 * UNIT)
+            cpu, confined = (2, False) if i == 3 else (16, True)
+            with boa.env.prank(p):
+                self.market.post_offer(cpu, 4096, "GPU", 8192, UNIT, confined)
+            self.pm[p]["offer"] = (cpu, confined)
+        self.jobs: dict[int, dict[str, Any]] = {}
+        self.seen: dict[int, int] = {}
+
+    # ------------------------------------------------------------ helpers
+
+    def _move(self, src: Any, dst: Any, amount: int) -> None:
+        self.bal[src] -= amount
+        self.bal[dst] += amount
+
+    def _rep(self, p: Any) -> int:
+        m = self.pm[p]
+        return int(m["c"] - m["f"] - 2 * m["s"])
+
+    def _run(self, who: Any, reason: str | None, fn: Any, *args: Any) -> Any:
+        with boa.env.prank(who):
+            if reason is not None:
+                with boa.reverts(reason):
+                    fn(*args)
+                return None
+            return fn(*args)
+
+    def _register(self, i: int, stake: int) -> None:
+        p = self.P[i]
+        m = self.pm[p]
+        reason = None
+        if m["reg"]:
+            reason = "register: already registered"
+        elif stake < MIN_STAKE:
+            reason = "register: stake below minimum"
+        self._run(p, reason, self.market.register_provider, stake)
+        if reason is None:
+            m.update(reg=True, stake=stake)
+            self._move(p, self.market.address, stake)
+
+    def _job(self, j: int) -> tuple[int, dict[str, Any] | None]:
+        # Mostly the newest job (so jobs get driven to the end), sometimes any job or
+        # one past the last (unknown).
+        job_id = len(self.jobs) if j >= 12 and self.jobs else j % (len(self.jobs) + 1) + 1
+        return job_id, self.jobs.get(job_id)
+
+    def _slash(self, job: dict[str, Any], p: Any, counter: str) -> int:
+        m = self.pm[p]
+        amount = m["stake"] * SLASH_BPS // 10_000
+        m["stake"] -= amount
+        m[counter] += 1
+        return int(amount)
+
+    def _finish(self, job: dict[str, Any], status: int, refund: int) -> None:
+        for a in job["slots"]:
+            self.pm[a["p"]]["active"] -= 1
+        job["status"] = status
+        job["escrow"] = 0
+        self._move(self.market.address, job["req"], refund)
+
+    # ------------------------------------------------------------ rules
+
+    @rule(i=provs, big=st.booleans())
+    def register(self, i: int, big: bool) -> None:
+        self._register(i, 150 * UNIT if big else 50 * UNIT)
+
+    @rule(i=provs)
+    def add_stake(self, i: int) -> None:
+        p = self.P[i]
+        if self.bal[p] < 60 * UNIT:
+            return
+        reason = None if self.pm[p]["reg"] else "add_stake: not a provider"
+        self._run(p, reason, self.market.add_stake, 60 * UNIT)
+        if reason is None:
+            self.pm[p]["stake"] += 60 * UNIT
+            self._move(p, self.market.address, 60 * UNIT)
+
+    @rule(i=provs, amount=st.sampled_from([UNIT, 100 * UNIT]))
+    def withdraw(self, i: int, amount: int) -> None:
+        p = self.P[i]
+        m = self.pm[p]
+        reason = None
+        if not m["reg"]:
+            reason = "withdraw: not a provider"
+        elif m["active"]:
+            reason = "withdraw: stake locked by active jobs"
+        elif amount > m["stake"]:
+            reason = "withdraw: amount exceeds stake"
+        self._run(p, reason, self.market.withdraw_stake, amount)
+        if reason is None:
+            m["stake"] -= amount
+            self._move(self.market.address, p, amount)
+
+    @rule(
+        r=reqs,
+        k=st.integers(1, 3),
+        confined=st.booleans(),
+        min_rep=st.sampled_from([-9, -9, 0, 1]),
+        long=st.booleans(),
+    )
+    def post_job(self, r: int, k: int, confined: bool, min_rep: int, long: bool) -> None:
+        req = self.R[r]
+        deadline = _now() + (DAY if long else BID_WINDOW + 2 * HOUR)
+        escrow = JOB_PRICE * JOB_HOURS * k
+        if self.bal[req] < escrow:
+            return
+        with boa.env.prank(req):
+            job_id = self.market.post_job(
+                BUNDLE, 4, 2048, 4096, JOB_PRICE, JOB_HOURS, deadline, k, min_rep, confined
+            )
+        assert job_id == len(self.jobs) + 1
+        self._move(req, self.market.address, escrow)
+        self.jobs[job_id] = {
+            "req": req,
+            "k": k,
+            "confined": confined,
+            "min_rep": min_rep,
+            "deadline": deadline,
+            "bid_end": _now() + BID_WINDOW,
+            "status": OPEN,
+            "escrow": escrow,
+            "bids": [],
+            "slots": [],
+            "commits": 0,
+            "reveals": 0,
+            "reveal_end": 0,
+            "review_end": 0,
+        }
+
+    @rule(i=provs, j=jobs_i, price=st.sampled_from([UNIT, 2 * UNIT, 4 * UNIT]))
+    def bid(self, i: int, j: int, price: int) -> None:
+        p = self.P[i]
+        job_id, job = self._job(j)
+        m = self.pm[p]
+        now = _now()
+        if job is None:
+            reason: str | None = "bid: unknown job"
+        elif job["status"] != OPEN:
+            reason = "bid: job not open"
+        elif now >= job["bid_end"]:
+            reason = "bid: bidding closed"
+        elif not m["reg"]:
+            reason = "bid: not a provider"
+        elif m["stake"] < MIN_STAKE:
+            reason = "bid: stake below minimum"
+        elif p in [b[0] for b in job["bids"]]:
+            reason = "bid: already bid"
+        elif m["offer"][0] < 4:
+            reason = "bid: offer lacks resources"
+        elif job["confined"] and not m["offer"][1]:
+            reason = "bid: machine not confined"
+        elif price > JOB_PRICE:
+            reason = "bid: price above maximum"
+        elif self._rep(p) < job["min_rep"]:
+            reason = "bid: reputation too low"
+        else:
+            reason = None
+        self._run(p, reason, self.market.bid, job_id, price)
+        if reason is None:
+            assert job is not None
+            job["bids"].append((p, price))
+
+    @rule(j=jobs_i)
+    def close(self, j: int) -> None:
+        job_id, job = self._job(j)
+        now = _now()
+        if job is None:
+            reason: str | None = "close: unknown job"
+        elif job["status"] != OPEN:
+            reason = "close: job not open"
+        elif now < job["bid_end"]:
+            reason = "close: bidding still open"
+        elif now >= job["deadline"]:
+            reason = "close: deadline passed (expire it)"
+        else:
+            reason = None
+        self._run(boa.env.eoa, reason, self.market.close_auction, job_id)
+        if reason is not None:
+            return
+        assert job is not None
+        cands = [
+            (price, -self._rep(p), n, p)
+            for n, (p, price) in enumerate(job["bids"])
+            if self.pm[p]["stake"] >= MIN_STAKE
+        ]
+        if len(cands) < job["k"]:
+            self._finish(job, CANCELLED, job["escrow"])
+            return
+        winners = sorted(cands)[: job["k"]]
+        needed = sum(w[0] for w in winners) * JOB_HOURS
+        job["slots"] = [
+            {
+                "p": w[3],
+                "price": w[0],
+                "out": None,
+                "committed": False,
+                "revealed": False,
+                "hours": 0,
+                "paid": 0,
+            }
+            for w in winners
+        ]
+        for w in winners:
+            self.pm[w[3]]["active"] += 1
+        self._move(self.market.address, job["req"], job["escrow"] - needed)
+        job["escrow"] = needed
+        job["status"] = ASSIGNED
+
+    @rule(r=reqs, j=jobs_i)
+    def cancel(self, r: int, j: int) -> None:
+        job_id, job = self._job(j)
+        who = self.R[r]
+        if job is None:
+            reason: str | None = "cancel: unknown job"
+        elif job["req"] != who:
+            reason = "cancel: caller is not the requester"
+        elif job["status"] != OPEN:
+            reason = "cancel: auction already closed"
+        else:
+            reason = None
+        self._run(who, reason, self.market.cancel_job, job_id)
+        if reason is None:
+            assert job is not None
+            self._finish(job, CANCELLED, job["escrow"])
+
+    def _slot(self, job: dict[str, Any] | None, s: int) -> dict[str, Any] | None:
+        if job is None or not job["slots"]:
+            return None
+        slot: dict[str, Any] = job["slots"][s % len(job["slots"])]
+        return slot
+
+    def _reveal_end(self, job: dict[str, Any]) -> int:
+        if job["commits"] == job["k"]:
+            return int(job["reveal_end"])
+        return int(job["deadline"] + REVEAL_WINDOW)
+
+    @rule(j=jobs_i, s=st.integers(0, 2), cheat=st.booleans())
+    def commit(self, j: int, s: int, cheat: bool) -> None:
+        job_id, job = self._job(j)
+        slot = self._slot(job, s)
+        if slot is None:
+            return
+        assert job is not None
+        out = BAD if cheat else OUT
+        now = _now()
+        if job["status"] != ASSIGNED:
+            reason: str | None = "commit: job not running"
+        elif now >= job["deadline"]:
+            reason = "commit: deadline passed"
+        elif slot["committed"]:
+            reason = "commit: already committed"
+        else:
+            reason = None
+        self._run(slot["p"], reason, self.market.commit_result, job_id, _commitment(out))
+        if reason is None:
+            slot.update(committed=True, out=out)
+            job["commits"] += 1
+            if job["commits"] == job["k"]:
+                job["reveal_end"] = now + REVEAL_WINDOW
+
+    @rule(j=jobs_i, s=st.integers(0, 2), tamper=st.booleans(), hours=st.sampled_from([0, 3, 50]))
+    def reveal(self, j: int, s: int, tamper: bool, hours: int) -> None:
+        job_id, job = self._job(j)
+        slot = self._slot(job, s)
+        if slot is None:
+            return
+        assert job is not None
+        now = _now()
+        out = slot["out"] or OUT
+        shown = (BAD if out == OUT else OUT) if tamper else out
+        if job["status"] != ASSIGNED:
+            reason: str | None = "reveal: job not running"
+        elif not slot["committed"]:
+            reason = "reveal: nothing committed"
+        elif slot["revealed"]:
+            reason = "reveal: already revealed"
+        elif job["commits"] != job["k"] and now < job["deadline"]:
+            reason = "reveal: commit phase still open"
+        elif now >= self._reveal_end(job):
+            reason = "reveal: reveal window closed"
+        elif tamper:
+            reason = "reveal: does not match commitment"
+        else:
+            reason = None
+        self._run(slot["p"], reason, self.market.reveal_result, job_id, shown, SALT, hours)
+        if reason is None:
+            slot.update(revealed=True, hours=hours)
+            job["reveals"] += 1
+            if job["k"] == 1:
+                job["status"] = REVIEW
+                job["review_end"] = now + DISPUTE_WINDOW
+
+    def _pay(self, job: dict[str, Any], slot: dict[str, Any]) -> int:
+        amount = int(min(slot["hours"], JOB_HOURS) * slot["price"])
+        assert slot["paid"] == 0  # paid at most once
+        slot["paid"] = amount
+        self.pm[slot["p"]]["c"] += 1
+        self._move(self.market.address, slot["p"], amount)
+        return amount
+
+    @rule(j=jobs_i)
+    def settle(self, j: int) -> None:
+        job_id, job = self._job(j)
+        if job is None:
+            reason: str | None = "settle: unknown job"
+        elif job["status"] != ASSIGNED:
+            reason = "settle: job not running"
+        elif job["k"] < 2:
+            reason = "settle: single-provider job"
+        elif job["reveals"] == 0:
+            reason = "settle: nothing revealed"
+        elif job["reveals"] != job["k"] and _now() < self._reveal_end(job):
+            reason = "settle: reveals still open"
+        else:
+            reason = None
+        self._run(boa.env.eoa, reason, self.market.settle, job_id)
+        if reason is not None:
+            return
+        assert job is not None
+        votes = Counter(s["out"] for s in job["slots"] if s["revealed"])
+        best, n = votes.most_common(1)[0]
+        majority = n * 2 > job["reveals"]
+        paid = comp = 0
+        for s in job["slots"]:
+            if not s["revealed"]:
+                comp += self._slash(job, s["p"], "f")
+            elif majority and s["out"] == best:
+                paid += self._pay(job, s)
+            elif majority:
+                comp += self._slash(job, s["p"], "s")
+        self._move(self.market.address, job["req"], comp)
+        self._finish(job, COMPLETED if majority else DISPUTED, job["escrow"] - paid)
+
+    @rule(j=jobs_i, action=st.sampled_from(["accept", "dispute", "finalize"]), by_req=st.booleans())
+    def review(self, j: int, action: str, by_req: bool) -> None:
+        job_id, job = self._job(j)
+        if job is None:
+            return
+        who = job["req"] if by_req else self.P[0]
+        now = _now()
+        reason: str | None = None
+        if action in ("accept", "dispute") and who != job["req"]:
+            reason = f"{action}: caller is not the requester"
+        elif job["status"] != REVIEW:
+            reason = f"{action}: job not under review"
+        elif action == "dispute" and now >= job["review_end"]:
+            reason = "dispute: dispute window over"
+        elif action == "finalize" and now < job["review_end"]:
+            reason = "finalize: dispute window open"
+        self._run(who, reason, getattr(self.market, action), job_id)
+        if reason is not None:
+            return
+        slot = job["slots"][0]
+        if action == "dispute":
+            comp = self._slash(job, slot["p"], "s")
+            self._move(self.market.address, job["req"], comp)
+            self._finish(job, REJECTED, job["escrow"])
+        else:
+            paid = self._pay(job, slot)
+            self._finish(job, COMPLETED, job["escrow"] - paid)
+
+    @rule(j=jobs_i)
+    def expire(self, j: int) -> None:
+        job_id, job = self._job(j)
+        now = _now()
+        if job is None:
+            reason: str | None = "expire: unknown job"
+        elif job["status"] not in (OPEN, ASSIGNED):
+            reason = "expire: job not running"
+        elif now < job["deadline"]:
+            reason = "expire: deadline not reached"
+        elif job["status"] == ASSIGNED and job["reveals"]:
+            reason = "expire: a result was revealed (settle it)"
+        elif job["status"] == ASSIGNED and job["commits"] and now < self._reveal_end(job):
+            reason = "expire: reveal window open"
+        else:
+            reason = None
+        self._run(boa.env.eoa, reason, self.market.expire, job_id)
+        if reason is None:
+            assert job is not None
+            comp = sum(self._slash(job, s["p"], "f") for s in job["slots"])
+            self._move(self.market.address, job["req"], comp)
+            self._finish(job, EXPIRED, job["escrow"])
+
+    # Composite rules: drive one job through a whole phase, so that random runs reach
+    # settlement often (each step still goes through the single-call rules above).
+
+    @rule(j=jobs_i, prices=st.lists(st.sampled_from([UNIT, 2 * UNIT]), min_size=4, max_size=4))
+    def run_auction(self, j: int, prices: list[int]) -> None:
+        for i in range(4):
+            self.bid(i, j, prices[i])
+        self.wait(BID_WINDOW)
+        self.close(j)
+
+    @rule(j=jobs_i, cheats=st.integers(0, 7))
+    def commit_all(self, j: int, cheats: int) -> None:
+        for s in range(3):
+            self.commit(j, s, bool(cheats >> s & 1))
+
+    @rule(j=jobs_i, hours=st.sampled_from([3, 50]))
+    def reveal_all(self, j: int, hours: int) -> None:
+        for s in range(3):
+            self.reveal(j, s, False, hours)
+
+    @rule(
+        j=jobs_i,
+        cheats=st.integers(0, 7),
+        action=st.sampled_from(["accept", "dispute", "finalize"]),
+    )
+    def advance(self, j: int, cheats: int, action: str) -> None:
+        """Take the newest (or a chosen) job one phase (or, for even `cheats`, up to three
+        phases) further along."""
+        for _ in range(1 if cheats & 1 else 3):
+            self._advance_once(j, cheats, action)
+
+    def _advance_once(self, j: int, cheats: int, action: str) -> None:
+        _, job = self._job(j)
+        if job is None:
+            return
+        if job["status"] == OPEN:
+            self.run_auction(j, [UNIT, 2 * UNIT, UNIT, 2 * UNIT])
+        elif job["status"] == ASSIGNED and job["commits"] < job["k"] and cheats != 7:
+            self.commit_all(j, cheats)
+        elif job["status"] == ASSIGNED:
+            self.reveal_all(j, 3)
+            self.settle(j)
+        elif job["status"] == REVIEW:
+            if action == "finalize":
+                self.wait(DAY)
+            self.review(j, action, True)
+
+    @rule(seconds=st.sampled_from([60, BID_WINDOW, HOUR, DAY]))
+    def wait(self, seconds: int) -> None:
+        boa.env.time_travel(seconds=seconds)
+
+    # ------------------------------------------------------------ invariants
+
+    @invariant()
+    def balances_are_conserved(self) -> None:
+        actual = {h: self.token.balanceOf(h) for h in self.holders}
+        assert actual == self.bal
+        assert sum(actual.values()) == SUPPLY
+        escrow = sum(j["escrow"] for j in self.jobs.values())
+        stakes = sum(m["stake"] for m in self.pm.values())
+        assert self.market.escrowed() == escrow
+        assert self.market.total_staked() == stakes
+        assert actual[self.market.address] == escrow + stakes
+
+    @invariant()
+    def state_matches_model(self) -> None:
+        assert self.market.job_count() == len(self.jobs)
+        for p, m in self.pm.items():
+            info = self.market.provider_info(p)
+            assert (info.registered, info.stake, info.active_jobs) == (
+                m["reg"],
+                m["stake"],
+                m["active"],
+            )
+            assert (info.completed, info.failed, info.slashed) == (m["c"], m["f"], m["s"])
+        for job_id, job in self.jobs.items():
+            onchain = self.market.job_info(job_id)
+            assert (onchain.status, onchain.escrow) == (job["status"], job["escrow"])
+            assert (onchain.commits, onchain.reveals) == (job["commits"], job["reveals"])
+            previous = self.seen.get(job_id, OPEN)
+            # A composite rule may take several steps at once: check reachability.
+            assert previous == onchain.status or onchain.status in _reachable(previous)
+            self.seen[job_id] = onchain.status
+            if job["slots"]:
+                slots = self.market.job_assignments(job_id)
+                assert [(a.provider, a.price_per_hour, a.paid) for a in slots] == [
+                    (s["p"], s["price"], s["paid"]) for s in job["slots"]
+                ]
+
+
+ComputeMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=40, deadline=None)
+TestComputeMarket = ComputeMachine.TestCase
