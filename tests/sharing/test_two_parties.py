@@ -118,6 +118,8 @@ def test_publish_request_grant_fetch_audit_revoke(
     source = tmp_path / "cohort.csv"
     source.write_bytes(os.urandom(300_000) + b"rare disease cohort, de-identified\n")
 
+    status = researcher.json("chain", "status")
+    assert status["pending"] == 0 and "JSON-RPC node at" in str(status["description"])
     owner.run("account", "fund")
     researcher.run("token", "faucet", "100")
     published = owner.json(
