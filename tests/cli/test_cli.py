@@ -93,7 +93,12 @@ def test_token_lifecycle_through_the_cli(
     status = json.loads(out)
     assert status["chain_id"] == 7357 and status["head"] >= 5 and status["pending"] == 0
     assert set(status["contracts"]) == {
-        "Token", "KeyRegistry", "NodeRegistry", "DataMarket", "AuditAnchor", "ComputeMarket"
+        "Token",
+        "KeyRegistry",
+        "NodeRegistry",
+        "DataMarket",
+        "AuditAnchor",
+        "ComputeMarket",
     }
 
 

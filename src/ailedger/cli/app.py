@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ailedger.cli import account, audit, chain, data, health, node, token
+from ailedger.cli import account, audit, chain, data, health, job, node, provider, token
 from ailedger.cli._common import GlobalOptions, console, err_console, settings_from
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app.add_typer(data.app, name="data")
 app.add_typer(node.app, name="node")
 app.add_typer(audit.app, name="audit")
 app.add_typer(health.app, name="health")
+app.add_typer(job.app, name="job")
+app.add_typer(provider.app, name="provider")
 
 
 @app.callback()
