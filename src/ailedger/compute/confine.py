@@ -38,6 +38,21 @@ def _host_links() -> list[str]:
     return args
 
 
+# Every namespace a job must not share with the provider: its own user (mapped to root
+# inside only), network (none), processes, mounts, IPC and hostname.
+UNSHARE_NAMESPACES = (
+    "unshare",
+    "--user",
+    "--map-root-user",
+    "--net",
+    "--pid",
+    "--mount",
+    "--ipc",
+    "--uts",
+    "--fork",
+)
+
+
 @functools.cache
 def confinement() -> str | None:
     """Which namespace tool confines jobs here: "bwrap", "unshare" or None (probed once)."""
@@ -55,18 +70,7 @@ def confinement() -> str | None:
             *_host_links(),
             "true",
         ],
-        "unshare": [
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "--net",
-            "--pid",
-            "--mount",
-            "--ipc",
-            "--uts",
-            "--fork",
-            "true",
-        ],
+        "unshare": [*UNSHARE_NAMESPACES, "true"],
     }
     for name, argv in probes.items():
         if shutil.which(argv[0]) is None:

@@ -42,6 +42,7 @@ from typing import Literal
 from ailedger.compute.confine import (
     _UNSHARE_SCRIPT,
     NOBODY,
+    UNSHARE_NAMESPACES,
     LineCallback,
     _copy_read_only,
     _host_links,
@@ -267,15 +268,7 @@ class Sandbox:
             RO=" ".join(p.lstrip("/") for p in rt.ro_paths),
         )
         return [
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "--net",
-            "--pid",
-            "--mount",
-            "--ipc",
-            "--uts",
-            "--fork",
+            *UNSHARE_NAMESPACES,
             "--kill-child",
             "sh",
             "-c",
