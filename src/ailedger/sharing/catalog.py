@@ -184,32 +184,17 @@ class Catalog:
         max_price: int | None = None,
         include_retired: bool = False,
     ) -> list[CatalogEntry]:
-        rows = self._conn.execute(
-            "SELECT dataset_id, owner, purposes, needs_approval, price, duration, max_reads, "
-            "retired, metadata FROM datasets ORDER BY block"
-        ).fetchall()
-        found = []
-        for r in rows:
-            entry = CatalogEntry(
-                r[0],
-                r[1],
-                r[2],
-                bool(r[3]),
-                int(r[4]),
-                r[5],
-                r[6],
-                bool(r[7]),
-                json.loads(r[8]) if r[8] else None,
-            )
-            if _matches(entry, text, tag, purpose, owner, max_price, include_retired):
-                found.append(entry)
-        return found
+        rows = self._conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM datasets ORDER BY block")
+        entries = (_entry(r) for r in rows.fetchall())
+        return [
+            e for e in entries if _matches(e, text, tag, purpose, owner, max_price, include_retired)
+        ]
 
     def get(self, dataset_id: str) -> CatalogEntry | None:
-        matches = [
-            e for e in self.search(include_retired=True) if e.dataset_id == dataset_id.lower()
-        ]
-        return matches[0] if matches else None
+        row = self._conn.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM datasets WHERE dataset_id = ?", (dataset_id.lower(),)
+        ).fetchone()
+        return None if row is None else _entry(row)
 
     def requests(self, *, owner: str = "", requester: str = "") -> list[dict[str, Any]]:
         rows = self._conn.execute(
@@ -223,6 +208,16 @@ class Catalog:
         if requester:
             out = [r for r in out if r["requester"].lower() == requester.lower()]
         return out
+
+
+_ENTRY_COLUMNS = (
+    "dataset_id, owner, purposes, needs_approval, price, duration, max_reads, retired, metadata"
+)
+
+
+def _entry(r: Any) -> CatalogEntry:
+    metadata = json.loads(r[8]) if r[8] else None
+    return CatalogEntry(r[0], r[1], r[2], bool(r[3]), int(r[4]), r[5], r[6], bool(r[7]), metadata)
 
 
 def _matches(
