@@ -1,4 +1,6 @@
 # pragma version ~=0.4.3
+# Optimized for size: the runtime code must stay under the EIP-170 limit of 24,576 bytes.
+# pragma optimize codesize
 """
 @title ailedger compute market
 @notice Owners of idle GPUs/CPUs rent them out to requesters, who pay in the payment token.
@@ -9,31 +11,44 @@
         requester's job) can exclude it with `require_confined`.
 
         A job names a bundle (by hash), the resources it needs, a price cap per hour, an
-        hour cap, a deadline and a redundancy k (1..5: how many independent providers run
-        it). Posting escrows `max_price_per_hour * max_hours * k`.
+        hour cap, a deadline, a redundancy k (1..5: how many independent providers run
+        it) and the datasets it computes on (compute-to-data, below). Posting escrows
+        `max_price_per_hour * max_hours * k`, and for k >= 2 one share more,
+        `max_price_per_hour * max_hours * (k + 1)`: the reserve that pays a tie-break
+        provider. The reserve stays in escrow until the job's terminal event, which
+        refunds whatever of it was not paid out.
 
         Job lifecycle:
             OPEN     -> CANCELLED (requester cancels before the auction closes: full refund;
                                    or the auction closes with fewer than k eligible bids)
             OPEN     -> EXPIRED   (deadline passed before anyone closed the auction)
             OPEN     -> ASSIGNED  (close_auction: the k cheapest eligible bids win)
+            ASSIGNED -> CANCELLED (requester cancels before any result is revealed:
+                                   metered pay, the rest refunded)
             ASSIGNED -> REVIEW    (k = 1: the provider revealed; the dispute window runs)
             ASSIGNED -> COMPLETED (k >= 2: settle found a strict majority of revealed results)
-            ASSIGNED -> DISPUTED  (k >= 2: settle found no majority, i.e. a tie)
+            ASSIGNED -> TIEBREAK  (k >= 2: settle found no majority, before the deadline)
+            ASSIGNED -> DISPUTED  (k >= 2: settle found no majority at or after the deadline)
             ASSIGNED -> EXPIRED   (nobody revealed a result and none can come any more)
+            TIEBREAK -> COMPLETED (settle: a strict majority of all revealed results)
+            TIEBREAK -> DISPUTED  (still no majority; no eligible tie-break bid; or the
+                                   tie-break provider revealed nothing in time)
+            TIEBREAK -> CANCELLED (requester cancels before the tie-break result is revealed)
             REVIEW   -> COMPLETED (requester accepts, or anyone finalizes after the window)
             REVIEW   -> REJECTED  (requester disputes within the window)
 
         Reverse auction: for `bid_window` seconds after posting, eligible providers bid a
         price per hour (<= the cap). Eligibility is checked at bid time: registered, stake
         >= min_stake, an offer with at least the job's cpu cores, RAM and GPU memory,
-        reputation >= the job's minimum, confined if the job requires it. `close_auction`
-        (anyone, after the window, before the deadline) picks the k cheapest bids among
-        bidders still staked >= min_stake; ties go to the higher reputation
-        (completed - failed - 2 * slashed), then to the earlier bid. Winners are paid their
-        own bid (pay-as-bid), and the escrow above `sum(winning prices) * max_hours` is
-        refunded at once. A winner's whole stake stays locked (no withdrawal) while it has
-        any assignment that is not finished.
+        reputation >= the job's minimum, confined if the job requires it, allowed to host
+        every dataset of the job. `close_auction` (anyone after the window; the requester
+        earlier, as soon as k eligible bids are in, so a job can start within a block or
+        two; never at or after the deadline) picks the k cheapest bids among bidders
+        still staked >= min_stake; ties go to the higher reputation (completed - failed -
+        2 * slashed), then to the earlier bid. Winners are paid their own bid
+        (pay-as-bid), and the escrow above `sum(winning prices) * max_hours` (plus the
+        reserve, for k >= 2) is refunded at once. A winner's whole stake stays locked (no
+        withdrawal) while it has any assignment that is not finished.
 
         Results, by commit-reveal: each winner commits keccak256(output_hash ++ salt)
         before the deadline. Reveals open when all k have committed (or at the deadline,
@@ -42,14 +57,31 @@
         revealed result into a late commitment.
 
         Settlement, k >= 2 (`settle`, anyone, once all revealed or the reveal window
-        ended): if one output hash has a strict majority of the revealed results, its
-        revealers are paid `min(hours_used, max_hours) * price` each; the others that
-        revealed are slashed as wrong (`slashed` += 1). If no hash has a majority (a tie),
-        the job is DISPUTED: nobody is paid, no revealer is slashed (the chain cannot tell
-        who is right) and the escrow is refunded in full; the requester breaks the tie by
-        posting the same bundle again, which picks fresh providers through a new auction.
-        (A re-auction inside this job would need a new deadline and escrow top-up rules
-        for little gain; reposting gives the same outcome with rules already tested.)
+        ended with at least one reveal): if one output hash has a strict majority of the
+        revealed results, its revealers are paid `min(hours_used, max_hours) * price`
+        each; the others that revealed are slashed as wrong (`slashed` += 1). If no hash
+        has a majority (a tie) and the deadline has not passed, the job goes to TIEBREAK:
+        - one extra slot is auctioned: bids for `bid_window` seconds from then, by the
+          same eligibility rules, except that providers assigned to this job may not bid
+          (a provider that lost the first auction may); the job's bids are cleared, so
+          `job_bids` and `bid_index` count this round's bids. `close_auction` picks the
+          cheapest eligible bid (anyone after the new window; the requester as soon as
+          one eligible bid is in; never at or after the deadline). Its price is paid from
+          the reserve, so nothing is refunded at this close. No eligible bid: DISPUTED.
+        - the winner (slot k) commits before the deadline; its reveal opens at its
+          commitment and stays open `reveal_window` seconds from then.
+        - `settle` (anyone, once the tie-break provider revealed, or its reveal window
+          ended, or the deadline passed without its commitment) counts every revealed
+          result, the first round's and the tie-break's: a strict majority is paid and
+          the revealers of other hashes are slashed as wrong; still no majority, or no
+          tie-break result: DISPUTED.
+        DISPUTED (a tie at settle at or after the deadline, or one the tie-break did not
+        break): nobody is paid, no revealer is slashed (the chain cannot tell who is
+        right) and the escrow is refunded in full. The tie-break provider sees the tied
+        hashes before it commits, so the chain cannot tell whether it computed or chose a
+        side; the tie-break is worth what the stake and reputation of an independent,
+        auction-picked provider are worth, and a requester who wants more reposts the
+        bundle with a larger k.
 
         Settlement, k = 1: the reveal starts a `dispute_window`. The requester may
         `accept` (the provider is paid at once) or `dispute` (the provider is slashed,
@@ -58,34 +90,75 @@
         price of that word being wrong). Silence accepts: anyone may `finalize` after the
         window.
 
-        Every assigned provider that reveals nothing by the end of the reveal phase is
-        slashed and counted `failed`, on every path (settle, expire), whether or not it
-        committed: the chain cannot tell a crashed machine from one withholding a result
-        it does not like, and the locked stake is the bond for delivery. Slashing takes
+        Every assigned provider (the tie-break provider included) that reveals nothing by
+        the end of its reveal phase is slashed and counted `failed`, on every path
+        (settle, expire, a tie-break that fails), whether or not it committed: the chain
+        cannot tell a crashed machine from one withholding a result it does not like,
+        and the locked stake is the bond for delivery. Slashing takes
         `slash_fraction_bps` / 10000 of the provider's stake at that moment, and the
         slashed tokens go to the job's requester as compensation for the lost time.
 
+        Cancelling a running job (`cancel_job` on an ASSIGNED job before any result is
+        revealed, or on a TIEBREAK job before the tie-break result is revealed): each
+        assigned provider is paid for the time since it was assigned,
+        `min(ceil((now - assigned_at) / 3600), max_hours) * its price` (whether or not it
+        committed: the requester stops the work, not the provider); nobody is slashed,
+        no reputation counter moves, the rest of the escrow is refunded and the stake
+        locks end.
+
         `expire` (anyone) ends a job no result can settle any more (past its deadline,
         nothing revealed, reveal phase over): the requester gets the whole escrow back;
-        nobody is paid for a stuck job.
+        nobody is paid for a stuck job. A TIEBREAK job past its deadline whose tie-break
+        provider revealed nothing (none assigned, or its reveal window over) can be
+        expired too; it ends DISPUTED, as `settle` would end it.
+        Every path ends by the deadline plus `reveal_window`: after that, `settle` or
+        `expire` can end any job that is not under k = 1 review (whose dispute window is
+        bounded as well).
+
+        Compute-to-data: a job may name up to 4 datasets of the DataMarket, each with the
+        requester's grant id, and one purpose (a single purpose bit of the DataMarket;
+        the grant must be for it, so 0 only works without datasets). At posting, each
+        grant must be valid for the requester, dataset and purpose
+        (`DataMarket.check_access`), and the ComputePolicy must list the bundle hash among
+        the dataset's allowed algorithms (`may_compute`). At each bid (first round and
+        tie-break) the ComputePolicy must allow the bidder to host each dataset
+        (`may_host`: its owner or on its provider list). The datasets, grant ids and
+        purpose are in JobPosted, so providers watching events know what a job needs;
+        `job_datasets` returns the datasets and purpose.
 
         Events (each transition emits one; replaying them in order rebuilds every job,
-        bid, assignment and provider, reputation counters included):
+        bid, assignment and provider, reputation counters included; assignment times are
+        the timestamps of the blocks holding ProviderAssigned):
             ProviderRegistered, StakeAdded, StakeWithdrawn, OfferPosted,
-            JobPosted, BidPlaced, JobCancelled, AuctionFailed, ProviderAssigned,
-            AuctionClosed, ResultCommitted, ResultRevealed, ReviewStarted,
-            ProviderPaid (completed += 1), ProviderSlashed (reason 1 or 2: slashed += 1;
+            JobPosted, BidPlaced, JobCancelled, AuctionFailed, ProviderAssigned (slot = k:
+            the tie-break provider; the job stays TIEBREAK), AuctionClosed,
+            ResultCommitted, ResultRevealed, ReviewStarted, TieBreakStarted (status
+            TIEBREAK, the new bid deadline, the job's bids cleared),
+            ProviderPaid (completed += 1), ProviderPaidForTime (a cancelled running job's
+            metered pay; no counter moves), ProviderSlashed (reason 1 or 2: slashed += 1;
             reason 3: failed += 1), JobCompleted, JobDisputed, JobRejected, JobExpired.
         An assignment's stake lock ends with its job's terminal event (JobCompleted,
-        JobDisputed, JobRejected, JobExpired).
+        JobDisputed, JobRejected, JobExpired, JobCancelled).
 @dev Funds move only through the token fixed at construction. Every state-changing
      function is @nonreentrant (on Shanghai, a storage lock) and follows checks-effects-
      interactions: statuses, escrow and stakes change before any token call, so even a
-     token that calls back cannot pay or refund twice. The token balance of this contract
-     is at least `escrowed + total_staked`. Token calls must return True.
+     token that calls back cannot pay or refund twice. The DataMarket and ComputePolicy
+     are only read (staticcall). The token balance of this contract is at least
+     `escrowed + total_staked`. Token calls must return True.
 """
 
 from ethereum.ercs import IERC20
+
+
+interface DataMarket:
+    def check_access(
+        request_id: uint256, requester: address, dataset_id: bytes32, purpose: uint256
+    ) -> bool: view
+
+
+interface ComputePolicy:
+    def may_compute(dataset_id: bytes32, code_hash: bytes32) -> bool: view
+    def may_host(dataset_id: bytes32, provider: address) -> bool: view
 
 # ---------------------------------------------------------------- job status
 
@@ -98,6 +171,8 @@ STATUS_DISPUTED: public(constant(uint8)) = 5
 STATUS_REJECTED: public(constant(uint8)) = 6
 STATUS_CANCELLED: public(constant(uint8)) = 7
 STATUS_EXPIRED: public(constant(uint8)) = 8
+# k >= 2: a tie at settle; one extra provider is being found or is running the job.
+STATUS_TIEBREAK: public(constant(uint8)) = 9
 
 # ---------------------------------------------------------------- slash reasons
 
@@ -106,6 +181,10 @@ SLASH_REJECTED: public(constant(uint8)) = 2  # requester disputed (k = 1)
 SLASH_NO_RESULT: public(constant(uint8)) = 3  # assigned, revealed nothing
 
 MAX_REDUNDANCY: public(constant(uint256)) = 5
+# Assignments per job: k, plus one tie-break provider.
+MAX_SLOTS: public(constant(uint256)) = MAX_REDUNDANCY + 1
+# Datasets a compute-to-data job may name.
+MAX_DATASETS: public(constant(uint256)) = 4
 # Bids per job. Bounded so close_auction's cost is bounded (k passes over the bids).
 MAX_BIDS: public(constant(uint256)) = 32
 # Windows, deadlines and hour caps are bounded so timestamps and products stay far
@@ -175,6 +254,8 @@ struct Assignment:
     hours_used: uint256
     revealed: bool
     paid: uint256
+    # When the auction that picked this provider closed (metered pay on cancel).
+    assigned_at: uint256
 
 
 event ProviderRegistered:
@@ -219,6 +300,9 @@ event JobPosted:
     require_confined: bool
     escrow: uint256
     bid_deadline: uint256
+    datasets: DynArray[bytes32, MAX_DATASETS]
+    grant_ids: DynArray[uint256, MAX_DATASETS]
+    purpose: uint256
 
 
 event BidPlaced:
@@ -231,6 +315,8 @@ event BidPlaced:
 event JobCancelled:
     job_id: indexed(uint256)
     requester: indexed(address)
+    # Metered pay to the providers of a running job (0 for an OPEN one).
+    paid: uint256
     refund: uint256
 
 
@@ -276,7 +362,20 @@ event ReviewStarted:
     review_deadline: uint256
 
 
+event TieBreakStarted:
+    job_id: indexed(uint256)
+    requester: indexed(address)
+    bid_deadline: uint256
+
+
 event ProviderPaid:
+    job_id: indexed(uint256)
+    provider: indexed(address)
+    hours: uint256
+    amount: uint256
+
+
+event ProviderPaidForTime:
     job_id: indexed(uint256)
     provider: indexed(address)
     hours: uint256
@@ -322,6 +421,8 @@ event JobExpired:
 
 
 TOKEN: public(immutable(IERC20))
+DATA_MARKET: public(immutable(DataMarket))
+COMPUTE_POLICY: public(immutable(ComputePolicy))
 MIN_STAKE: public(immutable(uint256))
 BID_WINDOW: public(immutable(uint256))
 REVEAL_WINDOW: public(immutable(uint256))
@@ -332,8 +433,12 @@ _providers: HashMap[address, Provider]
 _offers: HashMap[address, Offer]
 _jobs: HashMap[uint256, Job]
 _bids: HashMap[uint256, DynArray[Bid, MAX_BIDS]]
-_has_bid: HashMap[uint256, HashMap[address, bool]]
-_assignments: HashMap[uint256, DynArray[Assignment, MAX_REDUNDANCY]]
+# The round a provider last bid in on a job: 1 = first auction, 2 = tie-break (or
+# assigned to the job, which bars it from the tie-break).
+_bid_round: HashMap[uint256, HashMap[address, uint256]]
+_assignments: HashMap[uint256, DynArray[Assignment, MAX_SLOTS]]
+_datasets: HashMap[uint256, DynArray[bytes32, MAX_DATASETS]]
+_purpose: HashMap[uint256, uint256]
 # slot + 1 of a provider in a job's assignments; 0 = not assigned.
 _slot_of: HashMap[uint256, HashMap[address, uint256]]
 # Number of jobs posted; ids run from 1.
@@ -346,6 +451,8 @@ total_staked: public(uint256)
 @deploy
 def __init__(
     token: address,
+    data_market: address,
+    compute_policy: address,
     min_stake: uint256,
     bid_window: uint256,
     reveal_window: uint256,
@@ -353,6 +460,9 @@ def __init__(
     slash_fraction_bps: uint256,
 ):
     """
+    @param data_market The DataMarket whose grants compute-to-data jobs name.
+    @param compute_policy The ComputePolicy that says which algorithms may run on a
+           dataset and which providers may host it.
     @param min_stake Least stake (token units) a provider needs to bid; must be > 0.
     @param bid_window Seconds after posting during which bids are taken.
     @param reveal_window Seconds the reveal phase lasts.
@@ -360,12 +470,16 @@ def __init__(
     @param slash_fraction_bps Share of a provider's stake taken per slash, in 1/10000.
     """
     assert token.is_contract, "init: token is not a contract"
+    assert data_market.is_contract, "init: data market is not a contract"
+    assert compute_policy.is_contract, "init: compute policy is not a contract"
     assert min_stake != 0, "init: min stake is zero"
     assert bid_window != 0 and bid_window <= MAX_WINDOW, "init: bad bid window"
     assert reveal_window != 0 and reveal_window <= MAX_WINDOW, "init: bad reveal window"
     assert dispute_window != 0 and dispute_window <= MAX_WINDOW, "init: bad dispute window"
     assert slash_fraction_bps <= BPS, "init: slash fraction above 100%"
     TOKEN = IERC20(token)
+    DATA_MARKET = DataMarket(data_market)
+    COMPUTE_POLICY = ComputePolicy(compute_policy)
     MIN_STAKE = min_stake
     BID_WINDOW = bid_window
     REVEAL_WINDOW = reveal_window
@@ -491,6 +605,15 @@ def post_offer(
 # ---------------------------------------------------------------- jobs and the auction
 
 
+@internal
+@pure
+def _reserve(max_price_per_hour: uint256, max_hours: uint256, redundancy: uint256) -> uint256:
+    """The share escrowed for a tie-break provider: one slot at the cap (k >= 2)."""
+    if redundancy >= 2:
+        return max_price_per_hour * max_hours
+    return 0
+
+
 @external
 @nonreentrant
 def post_job(
@@ -504,13 +627,20 @@ def post_job(
     redundancy: uint256,
     min_reputation: int256,
     require_confined: bool,
+    datasets: DynArray[bytes32, MAX_DATASETS],
+    grant_ids: DynArray[uint256, MAX_DATASETS],
+    purpose: uint256,
 ) -> uint256:
     """
-    @notice Post a job and escrow `max_price_per_hour * max_hours * redundancy` (the
-            caller must have approved this contract for it).
+    @notice Post a job and escrow `max_price_per_hour * max_hours * k`, times (k + 1)
+            for k >= 2 (the tie-break reserve); the caller must have approved this
+            contract for it.
     @param deadline Unix time by which results must be committed; after the bid window.
     @param redundancy How many independent providers run the job (1..5).
     @param min_reputation Least completed - failed - 2 * slashed a bidder may have.
+    @param datasets DataMarket datasets the job computes on (compute-to-data; may be empty).
+    @param grant_ids The caller's DataMarket grant for each dataset, in the same order.
+    @param purpose The single DataMarket purpose bit the grants are for (0 without datasets).
     @return The job id.
     """
     assert bundle_hash != empty(bytes32), "post: bundle hash is zero"
@@ -520,7 +650,19 @@ def post_job(
     bid_deadline: uint256 = block.timestamp + BID_WINDOW
     assert deadline > bid_deadline, "post: deadline before bidding ends"
     assert deadline <= block.timestamp + MAX_JOB_DURATION, "post: deadline too far"
-    escrow: uint256 = max_price_per_hour * max_hours * redundancy
+    assert len(grant_ids) == len(datasets), "post: one grant id per dataset"
+    for i: uint256 in range(MAX_DATASETS):
+        if i >= len(datasets):
+            break
+        assert staticcall DATA_MARKET.check_access(
+            grant_ids[i], msg.sender, datasets[i], purpose
+        ), "post: no valid grant for dataset"
+        assert staticcall COMPUTE_POLICY.may_compute(
+            datasets[i], bundle_hash
+        ), "post: algorithm not allowed for dataset"
+    escrow: uint256 = max_price_per_hour * max_hours * redundancy + self._reserve(
+        max_price_per_hour, max_hours, redundancy
+    )
 
     job_id: uint256 = self.job_count + 1
     self.job_count = job_id
@@ -545,6 +687,10 @@ def post_job(
         review_deadline=0,
         result_hash=empty(bytes32),
     )
+    if len(datasets) != 0:
+        self._datasets[job_id] = datasets
+    if purpose != 0:
+        self._purpose[job_id] = purpose
     self.escrowed += escrow
     log JobPosted(
         job_id=job_id,
@@ -561,6 +707,9 @@ def post_job(
         require_confined=require_confined,
         escrow=escrow,
         bid_deadline=bid_deadline,
+        datasets=datasets,
+        grant_ids=grant_ids,
+        purpose=purpose,
     )
     self._pull(msg.sender, escrow)
     return job_id
@@ -571,17 +720,27 @@ def post_job(
 def bid(job_id: uint256, price_per_hour: uint256):
     """
     @notice Offer to run a job at `price_per_hour` (at most the job's cap), during its
-            bid window. One bid per provider per job; it cannot be changed.
+            bid window: the first auction of an OPEN job, or the tie-break auction of a
+            TIEBREAK job (providers assigned to the job may not bid there). One bid per
+            provider per round; it cannot be changed.
     """
     job: Job = self._jobs[job_id]
     assert job.status != STATUS_NONE, "bid: unknown job"
-    assert job.status == STATUS_OPEN, "bid: job not open"
+    # A TIEBREAK job takes bids until its tie-break provider is picked (slot k filled).
+    tiebreak: bool = job.status == STATUS_TIEBREAK
+    assert job.status == STATUS_OPEN or (
+        tiebreak and len(self._assignments[job_id]) == job.redundancy
+    ), "bid: job not open"
+    bid_round: uint256 = 1
+    if tiebreak:
+        bid_round = 2
     assert block.timestamp < job.bid_deadline, "bid: bidding closed"
     assert msg.sender != job.requester, "bid: requester cannot bid"
     p: Provider = self._providers[msg.sender]
     assert p.registered, "bid: not a provider"
     assert p.stake >= MIN_STAKE, "bid: stake below minimum"
-    assert not self._has_bid[job_id][msg.sender], "bid: already bid"
+    # Winners are recorded as having bid in the tie-break round: they may not bid there.
+    assert self._bid_round[job_id][msg.sender] < bid_round, "bid: already bid"
     offer: Offer = self._offers[msg.sender]
     assert offer.posted, "bid: no offer"
     assert (
@@ -592,44 +751,100 @@ def bid(job_id: uint256, price_per_hour: uint256):
     assert offer.confined or not job.require_confined, "bid: machine not confined"
     assert price_per_hour <= job.max_price_per_hour, "bid: price above maximum"
     assert self._reputation(msg.sender) >= job.min_reputation, "bid: reputation too low"
+    for d: bytes32 in self._datasets[job_id]:
+        assert staticcall COMPUTE_POLICY.may_host(
+            d, msg.sender
+        ), "bid: provider may not host dataset"
     n: uint256 = len(self._bids[job_id])
     assert n < MAX_BIDS, "bid: too many bids"
-    self._has_bid[job_id][msg.sender] = True
+    self._bid_round[job_id][msg.sender] = bid_round
     self._bids[job_id].append(Bid(provider=msg.sender, price_per_hour=price_per_hour))
     log BidPlaced(job_id=job_id, provider=msg.sender, price_per_hour=price_per_hour, bid_index=n)
+
+
+@internal
+@view
+def _tiebreak_revealed(job_id: uint256, redundancy: uint256) -> bool:
+    if len(self._assignments[job_id]) > redundancy:
+        return self._assignments[job_id][redundancy].revealed
+    return False
 
 
 @external
 @nonreentrant
 def cancel_job(job_id: uint256):
     """
-    @notice Withdraw a job whose auction has not closed (requester only): full refund.
+    @notice Withdraw a job (requester only). OPEN: full refund. ASSIGNED before any
+            result is revealed, or TIEBREAK before the tie-break result is revealed:
+            each assigned provider is paid `min(ceil((now - assigned_at) / 3600),
+            max_hours) * its price`, nobody is slashed, the rest is refunded.
     """
     job: Job = self._jobs[job_id]
     assert job.status != STATUS_NONE, "cancel: unknown job"
     assert job.requester == msg.sender, "cancel: caller is not the requester"
-    assert job.status == STATUS_OPEN, "cancel: auction already closed"
+    slots: DynArray[Assignment, MAX_SLOTS] = []
+    payouts: DynArray[uint256, MAX_SLOTS] = []
+    paid: uint256 = 0
+    if job.status != STATUS_OPEN:
+        assert (
+            job.status == STATUS_ASSIGNED
+            or job.status == STATUS_TIEBREAK
+            or job.status == STATUS_REVIEW
+        ), "cancel: job has ended"
+        if job.status == STATUS_TIEBREAK:
+            assert not self._tiebreak_revealed(
+                job_id, job.redundancy
+            ), "cancel: a result was revealed"
+        else:
+            assert job.reveals == 0, "cancel: a result was revealed"
+        slots = self._assignments[job_id]
+        for i: uint256 in range(MAX_SLOTS):
+            if i >= len(slots):
+                break
+            a: Assignment = slots[i]
+            hours: uint256 = min((block.timestamp - a.assigned_at + 3599) // 3600, job.max_hours)
+            amount: uint256 = hours * a.price_per_hour
+            self._assignments[job_id][i].paid = amount
+            self._providers[a.provider].active_jobs -= 1
+            paid += amount
+            payouts.append(amount)
+            log ProviderPaidForTime(job_id=job_id, provider=a.provider, hours=hours, amount=amount)
+    refund: uint256 = job.escrow - paid
     self._jobs[job_id].status = STATUS_CANCELLED
     self._jobs[job_id].escrow = 0
     self.escrowed -= job.escrow
-    log JobCancelled(job_id=job_id, requester=msg.sender, refund=job.escrow)
-    self._pay(msg.sender, job.escrow)
+    log JobCancelled(job_id=job_id, requester=msg.sender, paid=paid, refund=refund)
+    for i: uint256 in range(MAX_SLOTS):
+        if i >= len(slots):
+            break
+        self._pay(slots[i].provider, payouts[i])
+    self._pay(msg.sender, refund)
 
 
 @external
 @nonreentrant
 def close_auction(job_id: uint256):
     """
-    @notice End a job's auction (anyone, after its bid window, before its deadline). The
-            k cheapest bids from providers still staked at least MIN_STAKE win (ties:
-            higher reputation, then earlier bid). Fewer than k such bids: the job is
-            cancelled and refunded. Otherwise the escrow above what the winners' prices
-            can cost is refunded at once.
+    @notice End a job's auction: anyone after its bid window, the requester earlier once
+            enough eligible bids are in; never at or after the deadline. First auction:
+            the k cheapest bids from providers still staked at least MIN_STAKE win (ties:
+            higher reputation, then earlier bid); fewer than k such bids: the job is
+            cancelled and refunded; otherwise the escrow above what the winners' prices
+            can cost (and the reserve) is refunded at once. Tie-break auction: the one
+            cheapest such bid wins slot k, paid from the reserve; no such bid: DISPUTED.
     """
     job: Job = self._jobs[job_id]
     assert job.status != STATUS_NONE, "close: unknown job"
-    assert job.status == STATUS_OPEN, "close: job not open"
-    assert block.timestamp >= job.bid_deadline, "close: bidding still open"
+    # The first slot to fill: 0, or k in a tie-break (whose auction fills one slot).
+    base: uint256 = len(self._assignments[job_id])
+    assert job.status == STATUS_OPEN or (
+        job.status == STATUS_TIEBREAK and base == job.redundancy
+    ), "close: job not open"
+    wanted: uint256 = job.redundancy
+    if base != 0:
+        wanted = 1
+    early: bool = block.timestamp < job.bid_deadline
+    assert not early or msg.sender == job.requester, "close: bidding still open"
     assert block.timestamp < job.deadline, "close: deadline passed (expire it)"
 
     bids: DynArray[Bid, MAX_BIDS] = self._bids[job_id]
@@ -642,8 +857,13 @@ def close_auction(job_id: uint256):
         reps.append(self._reputation(b.provider))
         if ok:
             eligible += 1
+    assert not early or eligible >= wanted, "close: too few eligible bids"
 
-    if eligible < job.redundancy:
+    if eligible < wanted:
+        if base != 0:
+            # Nobody can break the tie: the job ends as it stood.
+            self._settle_all(job_id, job)
+            return
         self._jobs[job_id].status = STATUS_CANCELLED
         self._jobs[job_id].escrow = 0
         self.escrowed -= job.escrow
@@ -655,25 +875,26 @@ def close_auction(job_id: uint256):
 
     n: uint256 = len(bids)
     needed: uint256 = 0
-    for slot: uint256 in range(MAX_REDUNDANCY):
-        if slot >= job.redundancy:
+    for i: uint256 in range(MAX_REDUNDANCY):
+        if i >= wanted:
             break
         best: uint256 = n
-        for i: uint256 in range(MAX_BIDS):
-            if i >= n:
+        for j: uint256 in range(MAX_BIDS):
+            if j >= n:
                 break
-            if not available[i]:
+            if not available[j]:
                 continue
             # Scanning in bid order and taking only strictly better bids keeps the
             # earlier bid on a full tie.
             if (
                 best == n
-                or bids[i].price_per_hour < bids[best].price_per_hour
-                or (bids[i].price_per_hour == bids[best].price_per_hour and reps[i] > reps[best])
+                or bids[j].price_per_hour < bids[best].price_per_hour
+                or (bids[j].price_per_hour == bids[best].price_per_hour and reps[j] > reps[best])
             ):
-                best = i
+                best = j
         available[best] = False
         winner: Bid = bids[best]
+        slot: uint256 = base + i
         self._assignments[job_id].append(
             Assignment(
                 provider=winner.provider,
@@ -683,15 +904,21 @@ def close_auction(job_id: uint256):
                 hours_used=0,
                 revealed=False,
                 paid=0,
+                assigned_at=block.timestamp,
             )
         )
         self._slot_of[job_id][winner.provider] = slot + 1
+        self._bid_round[job_id][winner.provider] = 2
         self._providers[winner.provider].active_jobs += 1
         needed += winner.price_per_hour * job.max_hours
         log ProviderAssigned(
             job_id=job_id, provider=winner.provider, slot=slot, price_per_hour=winner.price_per_hour
         )
+    if base != 0:
+        # The tie-break provider is paid from the reserve; the escrow stays as it is.
+        return
 
+    needed += self._reserve(job.max_price_per_hour, job.max_hours, job.redundancy)
     refund: uint256 = job.escrow - needed
     self._jobs[job_id].status = STATUS_ASSIGNED
     self._jobs[job_id].escrow = needed
@@ -706,7 +933,8 @@ def close_auction(job_id: uint256):
 @internal
 @view
 def _reveal_deadline(job: Job) -> uint256:
-    if job.commits == job.redundancy:
+    # In a tie-break, the tie-break provider's own window (0 until it commits).
+    if job.status == STATUS_TIEBREAK or job.commits == job.redundancy:
         return job.reveal_deadline
     return job.deadline + REVEAL_WINDOW
 
@@ -715,14 +943,19 @@ def _reveal_deadline(job: Job) -> uint256:
 @nonreentrant
 def commit_result(job_id: uint256, commitment: bytes32):
     """
-    @notice Commit to a result (assigned providers, before the deadline):
-            commitment = keccak256(output_hash ++ salt), both 32 bytes.
+    @notice Commit to a result (assigned providers, before the deadline; in a tie-break,
+            only the tie-break provider): commitment = keccak256(output_hash ++ salt),
+            both 32 bytes.
     """
     job: Job = self._jobs[job_id]
     assert job.status != STATUS_NONE, "commit: unknown job"
     slot: uint256 = self._slot_of[job_id][msg.sender]
     assert slot != 0, "commit: caller not assigned"
-    assert job.status == STATUS_ASSIGNED, "commit: job not running"
+    # In a tie-break only the tie-break provider (slot k) is still running the job.
+    tiebreak: bool = job.status == STATUS_TIEBREAK
+    assert (
+        job.status == STATUS_ASSIGNED or (tiebreak and slot > job.redundancy)
+    ), "commit: job not running"
     assert block.timestamp < job.deadline, "commit: deadline passed"
     assert commitment != empty(bytes32), "commit: commitment is zero"
     assert self._assignments[job_id][slot - 1].commitment == empty(bytes32), "commit: already committed"
@@ -730,7 +963,7 @@ def commit_result(job_id: uint256, commitment: bytes32):
     commits: uint256 = job.commits + 1
     self._jobs[job_id].commits = commits
     reveal_deadline: uint256 = 0
-    if commits == job.redundancy:
+    if tiebreak or commits == job.redundancy:
         reveal_deadline = block.timestamp + REVEAL_WINDOW
         self._jobs[job_id].reveal_deadline = reveal_deadline
     log ResultCommitted(
@@ -743,20 +976,24 @@ def commit_result(job_id: uint256, commitment: bytes32):
 def reveal_result(job_id: uint256, output_hash: bytes32, salt: bytes32, hours_used: uint256):
     """
     @notice Reveal a committed result. Open once every assigned provider has committed,
-            or from the deadline on, for `REVEAL_WINDOW` seconds. `hours_used` is the
-            metered time claimed; payment is capped at the job's `max_hours`. With k = 1
-            the reveal starts the dispute window.
+            or from the deadline on, for `REVEAL_WINDOW` seconds; the tie-break
+            provider's reveal opens at its commitment, for `REVEAL_WINDOW` seconds.
+            `hours_used` is the metered time claimed; payment is capped at the job's
+            `max_hours`. With k = 1 the reveal starts the dispute window.
     """
     job: Job = self._jobs[job_id]
     assert job.status != STATUS_NONE, "reveal: unknown job"
     slot: uint256 = self._slot_of[job_id][msg.sender]
     assert slot != 0, "reveal: caller not assigned"
-    assert job.status == STATUS_ASSIGNED, "reveal: job not running"
+    tiebreak: bool = job.status == STATUS_TIEBREAK
+    assert (
+        job.status == STATUS_ASSIGNED or (tiebreak and slot > job.redundancy)
+    ), "reveal: job not running"
     a: Assignment = self._assignments[job_id][slot - 1]
     assert a.commitment != empty(bytes32), "reveal: nothing committed"
     assert not a.revealed, "reveal: already revealed"
     assert (
-        job.commits == job.redundancy or block.timestamp >= job.deadline
+        tiebreak or job.commits == job.redundancy or block.timestamp >= job.deadline
     ), "reveal: commit phase still open"
     assert block.timestamp < self._reveal_deadline(job), "reveal: reveal window closed"
     assert keccak256(concat(output_hash, salt)) == a.commitment, "reveal: does not match commitment"
@@ -806,25 +1043,22 @@ def _pay_slot(job_id: uint256, slot: uint256, a: Assignment, max_hours: uint256)
     return amount
 
 
-@external
-@nonreentrant
-def settle(job_id: uint256):
-    """
-    @notice Settle a job with k >= 2 (anyone), once every assigned provider revealed or
-            the reveal window ended with at least one reveal. A strict majority of the
-            revealed output hashes is paid; the rest, and non-revealers, are slashed. No
-            majority: DISPUTED, escrow refunded, only non-revealers slashed.
-    """
-    job: Job = self._jobs[job_id]
-    assert job.status != STATUS_NONE, "settle: unknown job"
-    assert job.status == STATUS_ASSIGNED, "settle: job not running"
-    assert job.redundancy >= 2, "settle: single-provider job"
-    assert job.reveals != 0, "settle: nothing revealed"
-    assert (
-        job.reveals == job.redundancy or block.timestamp >= self._reveal_deadline(job)
-    ), "settle: reveals still open"
+@internal
+@view
+def _tiebreak_over(job_id: uint256, job: Job) -> bool:
+    if self._tiebreak_revealed(job_id, job.redundancy):
+        return True
+    if job.reveal_deadline != 0:
+        # The tie-break provider committed: its reveal window.
+        return block.timestamp >= job.reveal_deadline
+    return block.timestamp >= job.deadline
 
-    slots: DynArray[Assignment, MAX_REDUNDANCY] = self._assignments[job_id]
+
+@internal
+def _settle_all(job_id: uint256, job: Job):
+    """Count every revealed result of a k >= 2 job. A strict majority: COMPLETED. A tie
+    in the first round before the deadline: TIEBREAK. Otherwise DISPUTED."""
+    slots: DynArray[Assignment, MAX_SLOTS] = self._assignments[job_id]
     best: bytes32 = empty(bytes32)
     best_votes: uint256 = 0
     for a: Assignment in slots:
@@ -839,10 +1073,19 @@ def settle(job_id: uint256):
             best = a.output_hash
     majority: bool = best_votes * 2 > job.reveals
 
+    if not majority and job.status == STATUS_ASSIGNED and block.timestamp < job.deadline:
+        bid_deadline: uint256 = block.timestamp + BID_WINDOW
+        self._jobs[job_id].status = STATUS_TIEBREAK
+        self._jobs[job_id].bid_deadline = bid_deadline
+        self._jobs[job_id].reveal_deadline = 0
+        self._bids[job_id] = []
+        log TieBreakStarted(job_id=job_id, requester=job.requester, bid_deadline=bid_deadline)
+        return
+
     paid: uint256 = 0
     compensation: uint256 = 0
-    payouts: DynArray[uint256, MAX_REDUNDANCY] = []
-    for i: uint256 in range(MAX_REDUNDANCY):
+    payouts: DynArray[uint256, MAX_SLOTS] = []
+    for i: uint256 in range(MAX_SLOTS):
         if i >= len(slots):
             break
         a: Assignment = slots[i]
@@ -877,11 +1120,37 @@ def settle(job_id: uint256):
             job_id=job_id, requester=job.requester, refund=refund, compensation=compensation
         )
 
-    for i: uint256 in range(MAX_REDUNDANCY):
+    for i: uint256 in range(MAX_SLOTS):
         if i >= len(slots):
             break
         self._pay(slots[i].provider, payouts[i])
     self._pay(job.requester, refund + compensation)
+
+
+@external
+@nonreentrant
+def settle(job_id: uint256):
+    """
+    @notice Settle a job with k >= 2 (anyone). ASSIGNED: once every assigned provider
+            revealed or the reveal window ended with at least one reveal. TIEBREAK: once
+            the tie-break provider revealed, or its reveal window ended, or the deadline
+            passed without its commitment. A strict majority of the revealed output
+            hashes is paid; the rest, and non-revealers, are slashed. No majority: a
+            tie-break if the first round tied before the deadline, else DISPUTED, escrow
+            refunded, only non-revealers slashed.
+    """
+    job: Job = self._jobs[job_id]
+    assert job.status != STATUS_NONE, "settle: unknown job"
+    if job.status == STATUS_TIEBREAK:
+        assert self._tiebreak_over(job_id, job), "settle: tie-break still running"
+    else:
+        assert job.status == STATUS_ASSIGNED, "settle: job not running"
+        assert job.redundancy >= 2, "settle: single-provider job"
+        assert job.reveals != 0, "settle: nothing revealed"
+        assert (
+            job.reveals == job.redundancy or block.timestamp >= self._reveal_deadline(job)
+        ), "settle: reveals still open"
+    self._settle_all(job_id, job)
 
 
 @internal
@@ -961,21 +1230,36 @@ def dispute(job_id: uint256):
 @nonreentrant
 def expire(job_id: uint256):
     """
-    @notice End a job that can no longer produce a result (anyone): an OPEN job past its
-            deadline, or an ASSIGNED one with nothing revealed once the commit phase
-            (and, if anyone committed, the reveal window) is over. The requester gets the
-            escrow back; every assigned provider is slashed and counted failed.
+    @notice End a job that can no longer produce a result (anyone, from its deadline on):
+            an OPEN job, or an ASSIGNED one with nothing revealed once the commit phase
+            (and, if anyone committed, the reveal window) is over: the requester gets the
+            escrow back and every assigned provider is slashed and counted failed. A
+            TIEBREAK job whose tie-break provider revealed nothing (none assigned, or its
+            reveal window over) ends DISPUTED, exactly as `settle` would end it.
     """
     job: Job = self._jobs[job_id]
     assert job.status != STATUS_NONE, "expire: unknown job"
-    assert job.status == STATUS_OPEN or job.status == STATUS_ASSIGNED, "expire: job not running"
+    assert (
+        job.status == STATUS_OPEN or job.status == STATUS_ASSIGNED or job.status == STATUS_TIEBREAK
+    ), "expire: job not running"
     assert block.timestamp >= job.deadline, "expire: deadline not reached"
+    if job.status != STATUS_OPEN:
+        revealed: bool = job.reveals != 0
+        committed: bool = job.commits != 0
+        if job.status == STATUS_TIEBREAK:
+            # Only the tie-break provider's result counts here (the first round tied).
+            revealed = self._tiebreak_revealed(job_id, job.redundancy)
+            committed = job.reveal_deadline != 0
+        assert not revealed, "expire: a result was revealed (settle it)"
+        assert (
+            not committed or block.timestamp >= self._reveal_deadline(job)
+        ), "expire: reveal window open"
+    if job.status == STATUS_TIEBREAK:
+        # As settle would end it: DISPUTED, non-revealers slashed, escrow refunded.
+        self._settle_all(job_id, job)
+        return
     compensation: uint256 = 0
     if job.status == STATUS_ASSIGNED:
-        assert job.reveals == 0, "expire: a result was revealed (settle it)"
-        assert (
-            job.commits == 0 or block.timestamp >= self._reveal_deadline(job)
-        ), "expire: reveal window open"
         for a: Assignment in self._assignments[job_id]:
             self._providers[a.provider].active_jobs -= 1
             compensation += self._slash(job_id, a.provider, SLASH_NO_RESULT)
@@ -1004,16 +1288,18 @@ def job_info(job_id: uint256) -> Job:
 @external
 def job_bids(job_id: uint256) -> DynArray[Bid, MAX_BIDS]:
     """
-    @notice A job's bids, in the order they were placed.
+    @notice A job's bids of its current (or last) auction round, in the order they were
+            placed: a tie-break starts a new round with no bids.
     """
     return self._bids[job_id]
 
 
 @view
 @external
-def job_assignments(job_id: uint256) -> DynArray[Assignment, MAX_REDUNDANCY]:
+def job_assignments(job_id: uint256) -> DynArray[Assignment, MAX_SLOTS]:
     """
-    @notice A job's winners by slot (empty before its auction closes).
+    @notice A job's winners by slot (empty before its auction closes); slot k, if any,
+            is the tie-break provider.
     """
     return self._assignments[job_id]
 
@@ -1053,3 +1339,13 @@ def reveal_deadline(job_id: uint256) -> uint256:
             last commitment arrives before the deadline).
     """
     return self._reveal_deadline(self._jobs[job_id])
+
+
+@view
+@external
+def job_datasets(job_id: uint256) -> (DynArray[bytes32, MAX_DATASETS], uint256):
+    """
+    @notice The datasets a job computes on and the DataMarket purpose of its grants
+            (empty and 0 for a job without data).
+    """
+    return self._datasets[job_id], self._purpose[job_id]

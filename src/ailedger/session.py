@@ -75,6 +75,8 @@ class Session:
     def client(self, name: str) -> Any:
         """A typed client for contract ``name``, bound to this session's account."""
         from ailedger.chain import clients
+        from ailedger.compute.market import ComputeMarketClient
+        from ailedger.compute.policy import ComputePolicyClient
         from ailedger.sharing.market import DataMarketClient
 
         classes: dict[str, Any] = {
@@ -83,6 +85,8 @@ class Session:
             "NodeRegistry": clients.NodeRegistryClient,
             "DataMarket": DataMarketClient,
             "AuditAnchor": clients.AuditAnchorClient,
+            "ComputePolicy": ComputePolicyClient,
+            "ComputeMarket": ComputeMarketClient,
         }
         address = self.deployment.address(name)
         return classes[name](self.chain.web3, address, self._abi(name), self.account)

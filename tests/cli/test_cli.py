@@ -99,6 +99,7 @@ def test_token_lifecycle_through_the_cli(
         "DataMarket",
         "AuditAnchor",
         "ComputeMarket",
+        "ComputePolicy",
     }
 
 

@@ -42,7 +42,8 @@ def test_job_check_prints_hash_and_escrow(
     assert code == 0, err
     checked = json.loads(out)
     assert len(checked["bundle_hash"]) == 66 and checked["redundancy"] == 2
-    assert checked["max_cost_base_units"] == str(2 * 10**18 * 2 * 2)  # 2 AIL x 2 h x k=2
+    # 2 AIL x 2 h x (k=2 runs + 1 reserve share for a tie-break run)
+    assert checked["max_cost_base_units"] == str(2 * 10**18 * 2 * 3)
 
 
 def test_job_check_names_the_bad_field(

@@ -1,5 +1,5 @@
 """One job through the compute market on the real embedded chain, with the typed client:
-offer, post (escrow), bid, auction, commit, reveal, accept, payment."""
+offer, post (escrow), bid, early close by the requester, commit, reveal, accept, payment."""
 
 from __future__ import annotations
 
@@ -57,9 +57,10 @@ def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
         )
         job_id, _ = as_requester.post_job(terms)
         assert as_requester.job(job_id).escrow == terms.max_cost  # type: ignore[union-attr]
+        assert as_requester.job_datasets(job_id) == ((), 0)
         as_provider.bid(job_id, 3 * AIL)
-        time.sleep(COMPUTE_MARKET_PARAMS[1] + 1.1)  # the bid window
-        as_requester.close_auction(job_id)
+        assert as_requester.job_bids(job_id) == [(provider.address, 3 * AIL)]
+        as_requester.close_auction(job_id)  # early: the requester has its k = 1 bid
         [slot] = as_requester.assignments(job_id)
         assert slot["provider"] == provider.address and slot["price_per_hour"] == 3 * AIL
 
@@ -77,3 +78,11 @@ def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
         assert record.result_hash == output
         assert token.balance_of(provider.address) == before + 3 * AIL  # one hour at 3 AIL
         assert as_requester.provider(provider.address)["completed"] == 1
+
+
+def test_max_cost_includes_the_tie_break_reserve_for_k_of_two_or_more() -> None:
+    base = {"bundle_hash": b"\x42" * 32, "cpu_cores": 1, "ram_mb": 1, "gpu_mem_mb": 0}
+    terms = {**base, "max_price_per_hour": 5, "max_hours": 2, "deadline": 0}
+    assert JobTerms(**terms).max_cost == 10  # type: ignore[arg-type]
+    assert JobTerms(**terms, redundancy=2).max_cost == 30  # type: ignore[arg-type]
+    assert JobTerms(**terms, redundancy=3).max_cost == 40  # type: ignore[arg-type]

@@ -40,7 +40,9 @@ OUT = b"\x0a" * 32
 BAD = b"\x0b" * 32
 SALT = b"\x5a" * 32
 
-NONE, OPEN, ASSIGNED, REVIEW, COMPLETED, DISPUTED, REJECTED, CANCELLED, EXPIRED = range(9)
+NONE, OPEN, ASSIGNED, REVIEW, COMPLETED, DISPUTED, REJECTED, CANCELLED, EXPIRED, TIEBREAK = range(
+    10
+)
 WRONG, REJECTED_SLASH, NO_RESULT = 1, 2, 3
 MAX_UINT = 2**256 - 1
 
@@ -59,8 +61,19 @@ def _commitment(output: bytes, salt: bytes = SALT) -> bytes:
 
 
 def _deploy_market(token: str, slash_bps: int = SLASH_BPS) -> VyperContract:
+    """A market with its own DataMarket and ComputePolicy (reachable through
+    DATA_MARKET() and COMPUTE_POLICY())."""
+    data = _deployer("DataMarket").deploy(token)
+    policy = _deployer("ComputePolicy").deploy(data.address)
     return _deployer("ComputeMarket").deploy(
-        token, MIN_STAKE, BID_WINDOW, REVEAL_WINDOW, DISPUTE_WINDOW, slash_bps
+        token,
+        data.address,
+        policy.address,
+        MIN_STAKE,
+        BID_WINDOW,
+        REVEAL_WINDOW,
+        DISPUTE_WINDOW,
+        slash_bps,
     )
 
 
@@ -126,6 +139,9 @@ def _post(market: VyperContract, who: Any, **kw: Any) -> int:
         "redundancy": 1,
         "min_reputation": 0,
         "require_confined": True,
+        "datasets": [],
+        "grant_ids": [],
+        "purpose": 0,
     }
     args.update(kw)
     with boa.env.prank(who):
@@ -176,6 +192,7 @@ def _by_name(logs: list[Any], name: str) -> list[Any]:
 
 def test_constructor(market: VyperContract, token: VyperContract) -> None:
     assert market.TOKEN() == token.address
+    assert market.COMPUTE_POLICY() != market.DATA_MARKET() != token.address
     assert (market.MIN_STAKE(), market.BID_WINDOW(), market.REVEAL_WINDOW()) == (
         MIN_STAKE,
         BID_WINDOW,
@@ -184,6 +201,7 @@ def test_constructor(market: VyperContract, token: VyperContract) -> None:
     assert (market.DISPUTE_WINDOW(), market.SLASH_FRACTION_BPS()) == (DISPUTE_WINDOW, SLASH_BPS)
     assert (market.job_count(), market.escrowed(), market.total_staked()) == (0, 0, 0)
     assert (market.MAX_REDUNDANCY(), market.MAX_BIDS()) == (5, 32)
+    assert (market.MAX_SLOTS(), market.MAX_DATASETS(), market.STATUS_TIEBREAK()) == (6, 4, 9)
 
 
 @pytest.mark.parametrize(
@@ -199,12 +217,22 @@ def test_constructor(market: VyperContract, token: VyperContract) -> None:
 )
 def test_constructor_refusals(token: VyperContract, args: tuple[int, ...], reason: str) -> None:
     with boa.reverts(reason):
-        _deployer("ComputeMarket").deploy(token.address, *args)
+        _deployer("ComputeMarket").deploy(token.address, token.address, token.address, *args)
 
 
-def test_constructor_rejects_non_contract_token() -> None:
-    with boa.reverts("init: token is not a contract"):
-        _deployer("ComputeMarket").deploy(boa.env.generate_address("eoa"), 1, 1, 1, 1, 0)
+@pytest.mark.parametrize(
+    ("which", "reason"),
+    [
+        (0, "init: token is not a contract"),
+        (1, "init: data market is not a contract"),
+        (2, "init: compute policy is not a contract"),
+    ],
+)
+def test_constructor_rejects_non_contracts(token: VyperContract, which: int, reason: str) -> None:
+    addresses = [token.address] * 3
+    addresses[which] = boa.env.generate_address("eoa")
+    with boa.reverts(reason):
+        _deployer("ComputeMarket").deploy(*addresses, 1, 1, 1, 1, 0)
 
 
 # ---------------------------------------------------------------- providers
@@ -304,7 +332,7 @@ def test_post_job_escrows_and_logs(market: VyperContract, token: VyperContract, 
     deadline = _now() + DAY
     job_id = _post(market, alice, redundancy=3, deadline=deadline, min_reputation=-2)
     assert job_id == 1
-    escrow = 3 * UNIT * 10 * 3
+    escrow = 3 * UNIT * 10 * (3 + 1)  # k shares and the tie-break reserve
     [log] = _by_name(market.get_logs(), "JobPosted")
     assert (log.job_id, log.requester, log.bundle_hash, log.cpu_cores) == (1, alice, BUNDLE, 8)
     assert (log.ram_mb, log.gpu_mem_mb, log.max_price_per_hour, log.max_hours) == (
@@ -320,6 +348,8 @@ def test_post_job_escrows_and_logs(market: VyperContract, token: VyperContract, 
         True,
     )
     assert (log.escrow, log.bid_deadline) == (escrow, _now() + BID_WINDOW)
+    assert (log.datasets, log.grant_ids, log.purpose) == ([], [], 0)
+    assert market.job_datasets(job_id) == ([], 0)
     assert token.balanceOf(alice) == before - escrow
     assert market.escrowed() == escrow == token.balanceOf(market.address)
     job = market.job_info(job_id)
@@ -339,6 +369,8 @@ def test_post_job_escrows_and_logs(market: VyperContract, token: VyperContract, 
         ({"deadline": 0}, "post: deadline before bidding ends"),
         ({"deadline": "bid_end"}, "post: deadline before bidding ends"),
         ({"deadline": "far"}, "post: deadline too far"),
+        ({"datasets": [b"\x01" * 32], "grant_ids": []}, "post: one grant id per dataset"),
+        ({"datasets": [], "grant_ids": [1]}, "post: one grant id per dataset"),
     ],
 )
 def test_post_job_refusals(
@@ -378,21 +410,27 @@ def test_cancel_job(
     with boa.env.prank(alice):
         market.cancel_job(job_id)
     [log] = _by_name(market.get_logs(), "JobCancelled")
-    assert (log.job_id, log.requester, log.refund) == (job_id, alice, 30 * UNIT)
+    assert (log.job_id, log.requester, log.paid, log.refund) == (job_id, alice, 0, 30 * UNIT)
     assert token.balanceOf(alice) == before
     assert market.job_info(job_id).status == CANCELLED
     assert market.escrowed() == 0
-    with boa.env.prank(alice), boa.reverts("cancel: auction already closed"):
+    with boa.env.prank(alice), boa.reverts("cancel: job has ended"):
         market.cancel_job(job_id)
     with boa.reverts("close: job not open"):
         market.close_auction(job_id)
 
 
-def test_cancel_after_auction_closed_refused(
+def test_cancel_after_a_reveal_refused(
     market: VyperContract, alice: Any, providers: list[Any]
 ) -> None:
-    job_id = _assigned_job(market, alice, providers, 1)
-    with boa.env.prank(alice), boa.reverts("cancel: auction already closed"):
+    job_id = _revealed_single(market, alice, providers)  # REVIEW
+    with boa.env.prank(alice), boa.reverts("cancel: a result was revealed"):
+        market.cancel_job(job_id)
+    job_id = _assigned_job(market, alice, providers, 2)
+    for p in providers[:2]:
+        _commit(market, p, job_id)
+    _reveal(market, providers[0], job_id)
+    with boa.env.prank(alice), boa.reverts("cancel: a result was revealed"):
         market.cancel_job(job_id)
 
 
@@ -530,15 +568,16 @@ def test_close_auction_picks_cheapest_then_reputation_then_earliest(
         (d, 1, 2 * UNIT),
         (a, 2, 2 * UNIT),
     ]
-    needed = (UNIT + 2 * UNIT + 2 * UNIT) * 10
+    # The winners' cost at max_hours, plus the tie-break reserve (one share at the cap).
+    needed = (UNIT + 2 * UNIT + 2 * UNIT) * 10 + 3 * UNIT * 10
     [closed] = _by_name(logs, "AuctionClosed")
     assert (closed.job_id, closed.requester, closed.escrow, closed.refund) == (
         job_id,
         alice,
         needed,
-        90 * UNIT - needed,
+        120 * UNIT - needed,
     )
-    assert token.balanceOf(alice) == before + 90 * UNIT - needed
+    assert token.balanceOf(alice) == before + 120 * UNIT - needed
     job = market.job_info(job_id)
     assert (job.status, job.escrow) == (ASSIGNED, needed)
     assert market.escrowed() == needed
@@ -564,7 +603,7 @@ def test_close_auction_with_too_few_bids_refunds(
         job_id,
         alice,
         2,
-        90 * UNIT,
+        120 * UNIT,
     )
     assert token.balanceOf(alice) == before
     assert market.job_info(job_id).status == CANCELLED
@@ -730,9 +769,10 @@ def test_k3_one_cheater_is_slashed(
     assert token.balanceOf(market.address) == market.total_staked()
 
 
-def test_k2_tie_is_disputed_and_refunded(
+def test_k2_tie_settled_after_the_deadline_is_disputed_and_refunded(
     market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
 ) -> None:
+    """No time is left for a tie-break: the tie ends the job at once."""
     p0, p1 = providers[:2]
     start = token.balanceOf(alice)
     job_id = _assigned_job(market, alice, providers, 2)
@@ -740,15 +780,17 @@ def test_k2_tie_is_disputed_and_refunded(
     _commit(market, p1, job_id, BAD)
     _reveal(market, p0, job_id)
     _reveal(market, p1, job_id, BAD)
+    boa.env.time_travel(seconds=market.job_info(job_id).deadline - _now())
     market.settle(job_id)
     logs = market.get_logs()
     assert _by_name(logs, "ProviderSlashed") == []
     assert _by_name(logs, "ProviderPaid") == []
+    assert _by_name(logs, "TieBreakStarted") == []
     [log] = _by_name(logs, "JobDisputed")
     assert (log.job_id, log.requester, log.refund, log.compensation) == (
         job_id,
         alice,
-        2 * PRICE * 10,
+        2 * PRICE * 10 + 3 * UNIT * 10,  # the winners' share and the unused reserve
         0,
     )
     assert token.balanceOf(alice) == start
@@ -897,7 +939,7 @@ def test_deadline_refund_and_failures(
         (p1, NO_RESULT),
     ]
     [log] = _by_name(logs, "JobExpired")
-    assert (log.refund, log.compensation) == (2 * PRICE * 10, 2 * MIN_STAKE)
+    assert (log.refund, log.compensation) == (2 * PRICE * 10 + 3 * UNIT * 10, 2 * MIN_STAKE)
     assert token.balanceOf(alice) == start + 2 * MIN_STAKE
     assert market.job_info(job_id).status == EXPIRED
     for p in (p0, p1):
@@ -957,6 +999,456 @@ def test_unknown_views_are_zero(market: VyperContract) -> None:
     assert market.provider_info(ZERO_ADDR).registered is False
 
 
+# ---------------------------------------------------------------- early close
+
+
+def test_requester_closes_early_once_k_eligible_bids_are_in(
+    market: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p0, p1, p2, p3 = providers[:4]
+    job_id = _post(market, alice, redundancy=2)
+    _bid(market, p0, job_id)
+    with boa.env.prank(alice), boa.reverts("close: too few eligible bids"):
+        market.close_auction(job_id)
+    _bid(market, p1, job_id)
+    with boa.env.prank(p1):  # below the minimum stake: its bid no longer counts
+        market.withdraw_stake(2 * MIN_STAKE)
+    with boa.env.prank(alice), boa.reverts("close: too few eligible bids"):
+        market.close_auction(job_id)
+    _bid(market, p2, job_id)
+    with boa.env.prank(p0), boa.reverts("close: bidding still open"):
+        market.close_auction(job_id)
+    with boa.reverts("close: bidding still open"):
+        market.close_auction(job_id)
+    with boa.env.prank(alice):
+        market.close_auction(job_id)  # in the block after the bids, not after the window
+    assert market.job_info(job_id).status == ASSIGNED
+    slots = market.job_assignments(job_id)
+    assert [(a.provider, a.assigned_at) for a in slots] == [(p0, _now()), (p2, _now())]
+    with boa.env.prank(p3), boa.reverts("bid: job not open"):
+        market.bid(job_id, PRICE)
+
+
+# ---------------------------------------------------------------- tie-break (k >= 2)
+
+TIE_ESCROW = 2 * PRICE * 10 + 3 * UNIT * 10  # two winners at PRICE, and the reserve
+
+
+def _tied_k2(market: VyperContract, alice: Any, providers: list[Any]) -> int:
+    """A k = 2 job whose two providers revealed different hashes, now in TIEBREAK.
+    providers[2] bid in the first auction and lost."""
+    p0, p1, p2 = providers[:3]
+    job_id = _post(market, alice, redundancy=2)
+    _bid(market, p0, job_id)
+    _bid(market, p1, job_id)
+    _bid(market, p2, job_id, 3 * UNIT)
+    _close(market, job_id)
+    _commit(market, p0, job_id)
+    _commit(market, p1, job_id, BAD)
+    _reveal(market, p0, job_id)
+    _reveal(market, p1, job_id, BAD)
+    market.settle(job_id)
+    [log] = market.get_logs()
+    assert (type(log).__name__, log.job_id, log.requester, log.bid_deadline) == (
+        "TieBreakStarted",
+        job_id,
+        alice,
+        _now() + BID_WINDOW,
+    )
+    job = market.job_info(job_id)
+    assert (job.status, job.escrow, job.bid_deadline, job.reveal_deadline) == (
+        TIEBREAK,
+        TIE_ESCROW,
+        _now() + BID_WINDOW,
+        0,
+    )
+    assert market.job_bids(job_id) == []  # a new round
+    return job_id
+
+
+def test_tie_break_majority_pays_the_majority_and_slashes_the_other(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p0, p1, p2, p3 = providers[:4]
+    start = token.balanceOf(alice)
+    job_id = _tied_k2(market, alice, providers)
+    assert token.balanceOf(alice) == start - TIE_ESCROW
+    assert [market.provider_info(p).active_jobs for p in (p0, p1)] == [1, 1]
+    with boa.env.prank(p0), boa.reverts("bid: already bid"):  # assigned to this job
+        market.bid(job_id, PRICE)
+    with boa.reverts("settle: tie-break still running"):
+        market.settle(job_id)
+    with boa.reverts("expire: deadline not reached"):
+        market.expire(job_id)
+    _bid(market, p2, job_id, 3 * UNIT)  # lost the first auction: may bid again
+    _bid(market, p3, job_id, UNIT)
+    assert [(b.provider, b.price_per_hour) for b in market.job_bids(job_id)] == [
+        (p2, 3 * UNIT),
+        (p3, UNIT),
+    ]
+    with boa.env.prank(p2), boa.reverts("close: bidding still open"):
+        market.close_auction(job_id)
+    with boa.env.prank(alice):
+        market.close_auction(job_id)  # early: one eligible bid is enough
+    [assigned] = market.get_logs()
+    assert (type(assigned).__name__, assigned.provider, assigned.slot) == (
+        "ProviderAssigned",
+        p3,
+        2,
+    )
+    assert token.balanceOf(alice) == start - TIE_ESCROW  # the reserve pays the tie-break
+    assert market.job_info(job_id).status == TIEBREAK
+    with boa.env.prank(alice), boa.reverts("close: job not open"):
+        market.close_auction(job_id)
+    with boa.env.prank(providers[4]), boa.reverts("bid: job not open"):
+        market.bid(job_id, PRICE)
+    with boa.env.prank(p1), boa.reverts("commit: job not running"):  # first round is over
+        market.commit_result(job_id, _commitment(OUT))
+    with boa.env.prank(p3), boa.reverts("reveal: nothing committed"):
+        market.reveal_result(job_id, OUT, SALT, 2)
+    _commit(market, p3, job_id)
+    [log] = market.get_logs()
+    assert log.reveal_deadline == _now() + REVEAL_WINDOW == market.reveal_deadline(job_id)
+    with boa.reverts("settle: tie-break still running"):
+        market.settle(job_id)
+    with boa.env.prank(p0), boa.reverts("reveal: job not running"):
+        market.reveal_result(job_id, OUT, SALT, 4)
+    _reveal(market, p3, job_id, hours=2)  # opens at once: the tie-break commitment is in
+    with boa.env.prank(alice), boa.reverts("cancel: a result was revealed"):
+        market.cancel_job(job_id)
+    market.settle(job_id)
+    logs = market.get_logs()
+    paid = _by_name(logs, "ProviderPaid")
+    assert [(x.provider, x.hours, x.amount) for x in paid] == [
+        (p0, 4, 4 * PRICE),
+        (p3, 2, 2 * UNIT),
+    ]
+    [slash] = _by_name(logs, "ProviderSlashed")
+    assert (slash.provider, slash.reason, slash.amount) == (p1, WRONG, MIN_STAKE)
+    [done] = _by_name(logs, "JobCompleted")
+    assert (done.result_hash, done.paid, done.compensation) == (
+        OUT,
+        4 * PRICE + 2 * UNIT,
+        MIN_STAKE,
+    )
+    assert done.refund == TIE_ESCROW - 4 * PRICE - 2 * UNIT
+    assert token.balanceOf(alice) == start - 4 * PRICE - 2 * UNIT + MIN_STAKE
+    assert market.job_info(job_id).status == COMPLETED
+    assert market.escrowed() == 0
+    assert token.balanceOf(market.address) == market.total_staked()
+    assert [market.provider_info(p).active_jobs for p in (p0, p1, p3)] == [0, 0, 0]
+    assert [market.reputation(p) for p in (p0, p1, p3)] == [1, -2, 1]
+    with boa.reverts("settle: job not running"):
+        market.settle(job_id)
+
+
+def test_tie_break_that_stays_tied_is_disputed_and_refunded(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p2 = providers[2]
+    start = token.balanceOf(alice)
+    job_id = _tied_k2(market, alice, providers)
+    _bid(market, p2, job_id)
+    boa.env.time_travel(seconds=BID_WINDOW)
+    market.close_auction(job_id)  # anyone, after the tie-break window
+    _commit(market, p2, job_id, b"\x0c" * 32)
+    _reveal(market, p2, job_id, b"\x0c" * 32)
+    market.settle(job_id)  # 1-1-1
+    logs = market.get_logs()
+    assert _by_name(logs, "ProviderPaid") == _by_name(logs, "ProviderSlashed") == []
+    [log] = _by_name(logs, "JobDisputed")
+    assert (log.refund, log.compensation) == (TIE_ESCROW, 0)
+    assert token.balanceOf(alice) == start
+    assert market.job_info(job_id).status == DISPUTED
+    for p in providers[:3]:
+        info = market.provider_info(p)
+        assert (info.completed, info.failed, info.slashed, info.active_jobs) == (0, 0, 0, 0)
+
+
+def test_tie_break_without_bids_is_refunded_at_the_deadline(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    start = token.balanceOf(alice)
+    job_id = _tied_k2(market, alice, providers)
+    boa.env.time_travel(seconds=market.job_info(job_id).deadline - _now() - 1)
+    with boa.reverts("expire: deadline not reached"):
+        market.expire(job_id)
+    boa.env.time_travel(seconds=1)
+    with boa.reverts("close: deadline passed (expire it)"):
+        market.close_auction(job_id)
+    market.expire(job_id)
+    [log] = _by_name(market.get_logs(), "JobDisputed")
+    assert (log.refund, log.compensation) == (TIE_ESCROW, 0)
+    assert token.balanceOf(alice) == start
+    assert market.job_info(job_id).status == DISPUTED
+    assert market.escrowed() == 0
+
+
+def test_tie_break_auction_without_eligible_bids_disputes_at_close(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p2 = providers[2]
+    start = token.balanceOf(alice)
+    job_id = _tied_k2(market, alice, providers)
+    _bid(market, p2, job_id)
+    with boa.env.prank(p2):
+        market.withdraw_stake(2 * MIN_STAKE)
+    with boa.env.prank(alice), boa.reverts("close: too few eligible bids"):
+        market.close_auction(job_id)
+    boa.env.time_travel(seconds=BID_WINDOW)
+    market.close_auction(job_id)
+    [log] = _by_name(market.get_logs(), "JobDisputed")
+    assert log.refund == TIE_ESCROW
+    assert token.balanceOf(alice) == start
+    assert market.job_info(job_id).status == DISPUTED
+
+
+@pytest.mark.parametrize("commits", [True, False])
+def test_tie_break_provider_that_reveals_nothing_is_slashed(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any], commits: bool
+) -> None:
+    p2 = providers[2]
+    start = token.balanceOf(alice)
+    job_id = _tied_k2(market, alice, providers)
+    _bid(market, p2, job_id)
+    with boa.env.prank(alice):
+        market.close_auction(job_id)
+    if commits:
+        _commit(market, p2, job_id)
+        boa.env.time_travel(seconds=REVEAL_WINDOW - 1)
+        with boa.reverts("settle: tie-break still running"):
+            market.settle(job_id)
+        boa.env.time_travel(seconds=1)
+        with boa.env.prank(p2), boa.reverts("reveal: reveal window closed"):
+            market.reveal_result(job_id, OUT, SALT, 1)
+        market.settle(job_id)  # before the deadline: its reveal window is over
+    else:
+        boa.env.time_travel(seconds=market.job_info(job_id).deadline - _now())
+        with boa.env.prank(p2), boa.reverts("commit: deadline passed"):
+            market.commit_result(job_id, _commitment(OUT))
+        market.expire(job_id)
+    logs = market.get_logs()
+    [slash] = _by_name(logs, "ProviderSlashed")
+    assert (slash.provider, slash.reason, slash.amount) == (p2, NO_RESULT, MIN_STAKE)
+    [log] = _by_name(logs, "JobDisputed")
+    assert (log.refund, log.compensation) == (TIE_ESCROW, MIN_STAKE)
+    assert token.balanceOf(alice) == start + MIN_STAKE
+    assert market.provider_info(p2).failed == 1
+    assert market.job_info(job_id).status == DISPUTED
+
+
+def test_cancel_during_tie_break_pays_everyone_by_the_clock(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p0, p1, p2 = providers[:3]
+    start = token.balanceOf(alice)
+    job_id = _tied_k2(market, alice, providers)
+    _bid(market, p2, job_id, UNIT)
+    with boa.env.prank(alice):
+        market.close_auction(job_id)
+    boa.env.time_travel(seconds=1800)
+    slots = market.job_assignments(job_id)
+    hours = [min(-(-(_now() - a.assigned_at) // HOUR), 10) for a in slots]
+    with boa.env.prank(alice):
+        market.cancel_job(job_id)
+    logs = market.get_logs()
+    metered = _by_name(logs, "ProviderPaidForTime")
+    expected = [(p0, hours[0], hours[0] * PRICE), (p1, hours[1], hours[1] * PRICE)]
+    expected.append((p2, 1, UNIT))
+    assert [(x.provider, x.hours, x.amount) for x in metered] == expected
+    paid = sum(x[2] for x in expected)
+    [log] = _by_name(logs, "JobCancelled")
+    assert (log.paid, log.refund) == (paid, TIE_ESCROW - paid)
+    assert _by_name(logs, "ProviderSlashed") == []
+    assert token.balanceOf(alice) == start - paid
+    assert market.job_info(job_id).status == CANCELLED
+    assert all(market.provider_info(p).active_jobs == 0 for p in (p0, p1, p2))
+
+
+# ---------------------------------------------------------------- cancelling a running job
+
+
+def test_cancel_running_job_pays_metered_time_and_refunds_the_rest(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p0, p1 = providers[:2]
+    start = token.balanceOf(alice)
+    job_id = _post(market, alice, redundancy=2)
+    _bid(market, p0, job_id)
+    _bid(market, p1, job_id, UNIT)
+    _close(market, job_id)
+    escrow = market.job_info(job_id).escrow
+    assert escrow == (PRICE + UNIT) * 10 + 3 * UNIT * 10
+    _commit(market, p0, job_id)  # committed or not, both are paid by the clock
+    boa.env.time_travel(seconds=HOUR + 1)  # two started hours
+    with boa.env.prank(p0), boa.reverts("cancel: caller is not the requester"):
+        market.cancel_job(job_id)
+    b0, b1 = token.balanceOf(p0), token.balanceOf(p1)
+    with boa.env.prank(alice):
+        market.cancel_job(job_id)
+    logs = market.get_logs()
+    metered = _by_name(logs, "ProviderPaidForTime")
+    assert [(x.provider, x.hours, x.amount) for x in metered] == [
+        (p1, 2, 2 * UNIT),  # slot 0: the cheaper bid
+        (p0, 2, 2 * PRICE),
+    ]
+    assert _by_name(logs, "ProviderSlashed") == _by_name(logs, "ProviderPaid") == []
+    [log] = _by_name(logs, "JobCancelled")
+    paid = 2 * PRICE + 2 * UNIT
+    assert (log.job_id, log.requester, log.paid, log.refund) == (job_id, alice, paid, escrow - paid)
+    assert (token.balanceOf(p0), token.balanceOf(p1)) == (b0 + 2 * PRICE, b1 + 2 * UNIT)
+    assert token.balanceOf(alice) == start - paid
+    assert market.job_info(job_id).status == CANCELLED
+    assert [a.paid for a in market.job_assignments(job_id)] == [2 * UNIT, 2 * PRICE]
+    for p in (p0, p1):
+        info = market.provider_info(p)
+        assert (info.completed, info.failed, info.slashed, info.active_jobs) == (0, 0, 0, 0)
+        assert info.stake == 2 * MIN_STAKE
+    assert market.escrowed() == 0
+    with boa.env.prank(p0), boa.reverts("reveal: job not running"):
+        market.reveal_result(job_id, OUT, SALT, 1)
+    with boa.env.prank(alice), boa.reverts("cancel: job has ended"):
+        market.cancel_job(job_id)
+    with boa.env.prank(p0):
+        market.withdraw_stake(MIN_STAKE)  # the lock ended
+
+
+def test_cancel_running_job_at_once_and_past_max_hours(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    start = token.balanceOf(alice)
+    job_id = _assigned_job(market, alice, providers, 1)
+    with boa.env.prank(alice):
+        market.cancel_job(job_id)  # in the block of the close: nothing to pay
+    [log] = _by_name(market.get_logs(), "JobCancelled")
+    assert (log.paid, log.refund) == (0, PRICE * 10)
+    assert token.balanceOf(alice) == start
+    job_id = _assigned_job(market, alice, providers, 1)
+    boa.env.time_travel(seconds=20 * HOUR)
+    with boa.env.prank(alice):
+        market.cancel_job(job_id)
+    [metered] = _by_name(market.get_logs(), "ProviderPaidForTime")
+    assert (metered.hours, metered.amount) == (10, 10 * PRICE)  # capped at max_hours
+    assert token.balanceOf(alice) == start - 10 * PRICE
+
+
+# ---------------------------------------------------------------- compute-to-data
+
+RARE, PUBLIC_HEALTH = 1, 4
+DS1 = b"\xd1" * 32
+
+
+@pytest.fixture
+def c2d(market: VyperContract, alice: Any) -> tuple[VyperContract, VyperContract, Any, int]:
+    """A free, approval-free dataset owned by `owner`, and alice's grant for RARE."""
+    data = _deployer("DataMarket").at(market.DATA_MARKET())
+    policy = _deployer("ComputePolicy").at(market.COMPUTE_POLICY())
+    owner = boa.env.generate_address("owner")
+    with boa.env.prank(owner):
+        data.register_dataset(
+            DS1, b"\x22" * 32, b"\x33" * 32, RARE | PUBLIC_HEALTH, False, 0, 30 * DAY, 3
+        )
+    with boa.env.prank(alice):
+        grant: int = data.request_access(DS1, RARE)
+    return data, policy, owner, grant
+
+
+def test_c2d_posting_needs_a_grant_and_an_allowed_algorithm(
+    market: VyperContract, token: VyperContract, alice: Any, c2d: Any
+) -> None:
+    data, policy, owner, grant = c2d
+
+    def post(**kw: Any) -> int:
+        args = {"datasets": [DS1], "grant_ids": [grant], "purpose": RARE}
+        args.update(kw)
+        return _post(market, alice, **args)
+
+    with boa.reverts("post: algorithm not allowed for dataset"):
+        post()
+    with boa.env.prank(owner):
+        policy.allow_algorithm(DS1, BUNDLE, True)
+    with boa.reverts("post: algorithm not allowed for dataset"):
+        post(bundle_hash=b"\xcc" * 32)
+    for kw in (
+        {"purpose": PUBLIC_HEALTH},  # the grant is for another purpose
+        {"purpose": 0},
+        {"grant_ids": [grant + 1]},  # no such grant
+        {"datasets": [b"\xd2" * 32]},  # the grant is for another dataset
+    ):
+        with boa.reverts("post: no valid grant for dataset"):
+            post(**kw)
+    bob = boa.env.generate_address("bob")
+    _fund(token, market, bob)
+    with boa.reverts("post: no valid grant for dataset"):  # alice's grant, not bob's
+        _post(market, bob, datasets=[DS1], grant_ids=[grant], purpose=RARE)
+    assert market.job_count() == 0
+    job_id = post()
+    [log] = _by_name(market.get_logs(), "JobPosted")
+    assert (log.datasets, log.grant_ids, log.purpose) == ([DS1], [grant], RARE)
+    assert market.job_datasets(job_id) == ([DS1], RARE)
+    with boa.env.prank(owner):
+        data.revoke(grant)
+    with boa.reverts("post: no valid grant for dataset"):
+        post()
+
+
+def test_c2d_bids_need_a_provider_allowed_to_host(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any], c2d: Any
+) -> None:
+    _, policy, owner, grant = c2d
+    with boa.env.prank(owner):
+        policy.allow_algorithm(DS1, BUNDLE, True)
+    kw = {"datasets": [DS1], "grant_ids": [grant], "purpose": RARE}
+    job_id = _post(market, alice, redundancy=2, **kw)
+    with boa.env.prank(providers[0]), boa.reverts("bid: provider may not host dataset"):
+        market.bid(job_id, PRICE)
+    with boa.env.prank(owner):
+        for p in providers[:2]:
+            policy.allow_provider(DS1, p, True)
+    _bid(market, providers[0], job_id)
+    _bid(market, providers[1], job_id)
+    # The owner may host its own dataset without being on its list.
+    _fund(token, market, owner)
+    with boa.env.prank(owner):
+        market.register_provider(MIN_STAKE)
+        market.post_offer(64, 10**6, "H100", 10**6, PRICE, True)
+    _bid(market, owner, job_id, 3 * UNIT)
+    with boa.env.prank(alice):
+        market.close_auction(job_id)
+    # The tie-break round asks the policy too.
+    _commit(market, providers[0], job_id)
+    _commit(market, providers[1], job_id, BAD)
+    _reveal(market, providers[0], job_id)
+    _reveal(market, providers[1], job_id, BAD)
+    market.settle(job_id)
+    assert market.job_info(job_id).status == TIEBREAK
+    with boa.env.prank(providers[2]), boa.reverts("bid: provider may not host dataset"):
+        market.bid(job_id, PRICE)
+    _bid(market, owner, job_id)
+
+
+def test_c2d_job_runs_and_pays(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any], c2d: Any
+) -> None:
+    _, policy, owner, grant = c2d
+    p = providers[0]
+    with boa.env.prank(owner):
+        policy.allow_algorithm(DS1, BUNDLE, True)
+        policy.allow_provider(DS1, p, True)
+    start = token.balanceOf(alice)
+    job_id = _post(market, alice, datasets=[DS1], grant_ids=[grant], purpose=RARE)
+    _bid(market, p, job_id)
+    with boa.env.prank(alice):
+        market.close_auction(job_id)
+    _commit(market, p, job_id)
+    _reveal(market, p, job_id, hours=3)
+    with boa.env.prank(alice):
+        market.accept(job_id)
+    assert market.job_info(job_id).status == COMPLETED
+    assert token.balanceOf(alice) == start - 3 * PRICE
+    assert market.job_datasets(job_id) == ([DS1], RARE)
+
+
 # ---------------------------------------------------------------- gas
 
 
@@ -982,7 +1474,7 @@ def test_gas_of_main_calls(
         market.post_offer, 16, 65536, "H100", 81920, PRICE, True, sender=newp
     )
     with boa.env.prank(alice):
-        market.post_job(BUNDLE, 8, 32768, 40960, 3 * UNIT, 10, _now() + DAY, 3, 0, True)
+        market.post_job(BUNDLE, 8, 32768, 40960, 3 * UNIT, 10, _now() + DAY, 3, 0, True, [], [], 0)
     figures["post_job"] = market._computation.get_gas_used()
     job_id = market.job_count()
     for i, p in enumerate(providers):
@@ -1003,7 +1495,8 @@ def test_gas_of_main_calls(
     for name, used in figures.items():
         print(f"gas {name}: {used}")
     assert figures["bid#1"] < 150_000
-    assert figures["close_auction(k=3, 5 bids)"] < 400_000
+    # Each winner costs a new assignment (assigned_at included) and a bid-round mark.
+    assert figures["close_auction(k=3, 5 bids)"] < 450_000
     assert figures["settle(k=3)"] < 300_000
 
 
@@ -1035,7 +1528,7 @@ def test_hostile_requester_cannot_double_refund(
     market = hostile_market
     _hostile_self_fund(hostile, market)
     post = market.post_job.prepare_calldata(
-        BUNDLE, 1, 1, 0, UNIT, 10, _now() + BID_WINDOW + 10, 1, 0, False
+        BUNDLE, 1, 1, 0, UNIT, 10, _now() + BID_WINDOW + 10, 1, 0, False, [], [], 0
     )
     hostile.act(market.address, post)
     hostile.act(market.address, post)
@@ -1102,7 +1595,9 @@ def test_hostile_requester_cannot_reenter_settle(
         provs.append(p)
     hostile.act(
         market.address,
-        market.post_job.prepare_calldata(BUNDLE, 1, 1, 0, UNIT, 10, _now() + DAY, 2, 0, True),
+        market.post_job.prepare_calldata(
+            BUNDLE, 1, 1, 0, UNIT, 10, _now() + DAY, 2, 0, True, [], [], 0
+        ),
     )
     for p in provs:
         _bid(market, p, 1, UNIT)
@@ -1128,6 +1623,11 @@ LEGAL = {
     (ASSIGNED, COMPLETED),
     (ASSIGNED, DISPUTED),
     (ASSIGNED, EXPIRED),
+    (ASSIGNED, CANCELLED),
+    (ASSIGNED, TIEBREAK),
+    (TIEBREAK, COMPLETED),
+    (TIEBREAK, DISPUTED),
+    (TIEBREAK, CANCELLED),
     (REVIEW, COMPLETED),
     (REVIEW, REJECTED),
 }
@@ -1279,12 +1779,25 @@ class ComputeMachine(RuleBasedStateMachine):
     def post_job(self, r: int, k: int, confined: bool, min_rep: int, long: bool) -> None:
         req = self.R[r]
         deadline = _now() + (DAY if long else BID_WINDOW + 2 * HOUR)
-        escrow = JOB_PRICE * JOB_HOURS * k
+        # k shares, and for k >= 2 the tie-break reserve.
+        escrow = JOB_PRICE * JOB_HOURS * (k + 1 if k >= 2 else 1)
         if self.bal[req] < escrow:
             return
         with boa.env.prank(req):
             job_id = self.market.post_job(
-                BUNDLE, 4, 2048, 4096, JOB_PRICE, JOB_HOURS, deadline, k, min_rep, confined
+                BUNDLE,
+                4,
+                2048,
+                4096,
+                JOB_PRICE,
+                JOB_HOURS,
+                deadline,
+                k,
+                min_rep,
+                confined,
+                [],
+                [],
+                0,
             )
         assert job_id == len(self.jobs) + 1
         self._move(req, self.market.address, escrow)
@@ -1305,6 +1818,12 @@ class ComputeMachine(RuleBasedStateMachine):
             "review_end": 0,
         }
 
+    def _bidding(self, job: dict[str, Any]) -> bool:
+        """The job takes bids: OPEN, or TIEBREAK before its tie-break provider is picked."""
+        return bool(
+            job["status"] == OPEN or (job["status"] == TIEBREAK and len(job["slots"]) == job["k"])
+        )
+
     @rule(i=provs, j=jobs_i, price=st.sampled_from([UNIT, 2 * UNIT, 4 * UNIT]))
     def bid(self, i: int, j: int, price: int) -> None:
         p = self.P[i]
@@ -1313,7 +1832,7 @@ class ComputeMachine(RuleBasedStateMachine):
         now = _now()
         if job is None:
             reason: str | None = "bid: unknown job"
-        elif job["status"] != OPEN:
+        elif not self._bidding(job):
             reason = "bid: job not open"
         elif now >= job["bid_end"]:
             reason = "bid: bidding closed"
@@ -1321,7 +1840,7 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = "bid: not a provider"
         elif m["stake"] < MIN_STAKE:
             reason = "bid: stake below minimum"
-        elif p in [b[0] for b in job["bids"]]:
+        elif p in [b[0] for b in job["bids"]] or p in [s["p"] for s in job["slots"]]:
             reason = "bid: already bid"
         elif m["offer"][0] < 4:
             reason = "bid: offer lacks resources"
@@ -1338,35 +1857,45 @@ class ComputeMachine(RuleBasedStateMachine):
             assert job is not None
             job["bids"].append((p, price))
 
-    @rule(j=jobs_i)
-    def close(self, j: int) -> None:
+    @rule(j=jobs_i, by_req=st.booleans())
+    def close(self, j: int, by_req: bool = False) -> None:
         job_id, job = self._job(j)
         now = _now()
+        who = job["req"] if job is not None and by_req else boa.env.eoa
+        cands: list[tuple[int, int, int, Any]] = []
+        if job is not None:
+            cands = [
+                (price, -self._rep(p), n, p)
+                for n, (p, price) in enumerate(job["bids"])
+                if self.pm[p]["stake"] >= MIN_STAKE
+            ]
         if job is None:
             reason: str | None = "close: unknown job"
-        elif job["status"] != OPEN:
+        elif not self._bidding(job):
             reason = "close: job not open"
-        elif now < job["bid_end"]:
+        elif now < job["bid_end"] and who != job["req"]:
             reason = "close: bidding still open"
         elif now >= job["deadline"]:
             reason = "close: deadline passed (expire it)"
+        elif now < job["bid_end"] and len(cands) < (1 if job["status"] == TIEBREAK else job["k"]):
+            reason = "close: too few eligible bids"
         else:
             reason = None
-        self._run(boa.env.eoa, reason, self.market.close_auction, job_id)
+        self._run(who, reason, self.market.close_auction, job_id)
         if reason is not None:
             return
         assert job is not None
-        cands = [
-            (price, -self._rep(p), n, p)
-            for n, (p, price) in enumerate(job["bids"])
-            if self.pm[p]["stake"] >= MIN_STAKE
-        ]
-        if len(cands) < job["k"]:
-            self._finish(job, CANCELLED, job["escrow"])
+        tiebreak = job["status"] == TIEBREAK
+        wanted = 1 if tiebreak else job["k"]
+        if len(cands) < wanted:
+            if tiebreak:
+                self._settle_all(job)
+            else:
+                self._finish(job, CANCELLED, job["escrow"])
             return
-        winners = sorted(cands)[: job["k"]]
+        winners = sorted(cands)[:wanted]
         needed = sum(w[0] for w in winners) * JOB_HOURS
-        job["slots"] = [
+        job["slots"] += [
             {
                 "p": w[3],
                 "price": w[0],
@@ -1375,14 +1904,22 @@ class ComputeMachine(RuleBasedStateMachine):
                 "revealed": False,
                 "hours": 0,
                 "paid": 0,
+                "at": now,
             }
             for w in winners
         ]
         for w in winners:
             self.pm[w[3]]["active"] += 1
+        if tiebreak:
+            return  # paid from the reserve; nothing refunded yet
+        if job["k"] >= 2:
+            needed += JOB_PRICE * JOB_HOURS
         self._move(self.market.address, job["req"], job["escrow"] - needed)
         job["escrow"] = needed
         job["status"] = ASSIGNED
+
+    def _tb_revealed(self, job: dict[str, Any]) -> bool:
+        return len(job["slots"]) > job["k"] and bool(job["slots"][job["k"]]["revealed"])
 
     @rule(r=reqs, j=jobs_i)
     def cancel(self, r: int, j: int) -> None:
@@ -1392,14 +1929,23 @@ class ComputeMachine(RuleBasedStateMachine):
             reason: str | None = "cancel: unknown job"
         elif job["req"] != who:
             reason = "cancel: caller is not the requester"
-        elif job["status"] != OPEN:
-            reason = "cancel: auction already closed"
+        elif job["status"] not in (OPEN, ASSIGNED, TIEBREAK, REVIEW):
+            reason = "cancel: job has ended"
+        elif self._tb_revealed(job) if job["status"] == TIEBREAK else job["reveals"]:
+            reason = "cancel: a result was revealed"
         else:
             reason = None
         self._run(who, reason, self.market.cancel_job, job_id)
         if reason is None:
             assert job is not None
-            self._finish(job, CANCELLED, job["escrow"])
+            paid = 0
+            for s in job["slots"]:
+                hours = min(-(-(_now() - s["at"]) // HOUR), JOB_HOURS)
+                assert s["paid"] == 0  # paid at most once
+                s["paid"] = hours * s["price"]
+                paid += s["paid"]
+                self._move(self.market.address, s["p"], s["paid"])
+            self._finish(job, CANCELLED, job["escrow"] - paid)
 
     def _slot(self, job: dict[str, Any] | None, s: int) -> dict[str, Any] | None:
         if job is None or not job["slots"]:
@@ -1408,11 +1954,17 @@ class ComputeMachine(RuleBasedStateMachine):
         return slot
 
     def _reveal_end(self, job: dict[str, Any]) -> int:
-        if job["commits"] == job["k"]:
+        if job["status"] == TIEBREAK or job["commits"] == job["k"]:
             return int(job["reveal_end"])
         return int(job["deadline"] + REVEAL_WINDOW)
 
-    @rule(j=jobs_i, s=st.integers(0, 2), cheat=st.booleans())
+    def _running(self, job: dict[str, Any], slot: dict[str, Any]) -> bool:
+        """ASSIGNED, or TIEBREAK for the tie-break provider."""
+        if job["status"] == TIEBREAK:
+            return slot is job["slots"][-1] and len(job["slots"]) > job["k"]
+        return bool(job["status"] == ASSIGNED)
+
+    @rule(j=jobs_i, s=st.integers(0, 3), cheat=st.booleans())
     def commit(self, j: int, s: int, cheat: bool) -> None:
         job_id, job = self._job(j)
         slot = self._slot(job, s)
@@ -1421,7 +1973,7 @@ class ComputeMachine(RuleBasedStateMachine):
         assert job is not None
         out = BAD if cheat else OUT
         now = _now()
-        if job["status"] != ASSIGNED:
+        if not self._running(job, slot):
             reason: str | None = "commit: job not running"
         elif now >= job["deadline"]:
             reason = "commit: deadline passed"
@@ -1433,10 +1985,10 @@ class ComputeMachine(RuleBasedStateMachine):
         if reason is None:
             slot.update(committed=True, out=out)
             job["commits"] += 1
-            if job["commits"] == job["k"]:
+            if job["status"] == TIEBREAK or job["commits"] == job["k"]:
                 job["reveal_end"] = now + REVEAL_WINDOW
 
-    @rule(j=jobs_i, s=st.integers(0, 2), tamper=st.booleans(), hours=st.sampled_from([0, 3, 50]))
+    @rule(j=jobs_i, s=st.integers(0, 3), tamper=st.booleans(), hours=st.sampled_from([0, 3, 50]))
     def reveal(self, j: int, s: int, tamper: bool, hours: int) -> None:
         job_id, job = self._job(j)
         slot = self._slot(job, s)
@@ -1446,13 +1998,13 @@ class ComputeMachine(RuleBasedStateMachine):
         now = _now()
         out = slot["out"] or OUT
         shown = (BAD if out == OUT else OUT) if tamper else out
-        if job["status"] != ASSIGNED:
+        if not self._running(job, slot):
             reason: str | None = "reveal: job not running"
         elif not slot["committed"]:
             reason = "reveal: nothing committed"
         elif slot["revealed"]:
             reason = "reveal: already revealed"
-        elif job["commits"] != job["k"] and now < job["deadline"]:
+        elif job["status"] == ASSIGNED and job["commits"] != job["k"] and now < job["deadline"]:
             reason = "reveal: commit phase still open"
         elif now >= self._reveal_end(job):
             reason = "reveal: reveal window closed"
@@ -1476,11 +2028,38 @@ class ComputeMachine(RuleBasedStateMachine):
         self._move(self.market.address, slot["p"], amount)
         return amount
 
+    def _tiebreak_over(self, job: dict[str, Any]) -> bool:
+        if self._tb_revealed(job):
+            return True
+        if job["reveal_end"]:
+            return _now() >= job["reveal_end"]
+        return _now() >= job["deadline"]
+
+    def _settle_all(self, job: dict[str, Any]) -> None:
+        votes = Counter(s["out"] for s in job["slots"] if s["revealed"])
+        best, n = votes.most_common(1)[0]
+        majority = n * 2 > job["reveals"]
+        if not majority and job["status"] == ASSIGNED and _now() < job["deadline"]:
+            job.update(status=TIEBREAK, bid_end=_now() + BID_WINDOW, bids=[], reveal_end=0)
+            return
+        paid = comp = 0
+        for s in job["slots"]:
+            if not s["revealed"]:
+                comp += self._slash(job, s["p"], "f")
+            elif majority and s["out"] == best:
+                paid += self._pay(job, s)
+            elif majority:
+                comp += self._slash(job, s["p"], "s")
+        self._move(self.market.address, job["req"], comp)
+        self._finish(job, COMPLETED if majority else DISPUTED, job["escrow"] - paid)
+
     @rule(j=jobs_i)
     def settle(self, j: int) -> None:
         job_id, job = self._job(j)
         if job is None:
             reason: str | None = "settle: unknown job"
+        elif job["status"] == TIEBREAK:
+            reason = None if self._tiebreak_over(job) else "settle: tie-break still running"
         elif job["status"] != ASSIGNED:
             reason = "settle: job not running"
         elif job["k"] < 2:
@@ -1492,22 +2071,9 @@ class ComputeMachine(RuleBasedStateMachine):
         else:
             reason = None
         self._run(boa.env.eoa, reason, self.market.settle, job_id)
-        if reason is not None:
-            return
-        assert job is not None
-        votes = Counter(s["out"] for s in job["slots"] if s["revealed"])
-        best, n = votes.most_common(1)[0]
-        majority = n * 2 > job["reveals"]
-        paid = comp = 0
-        for s in job["slots"]:
-            if not s["revealed"]:
-                comp += self._slash(job, s["p"], "f")
-            elif majority and s["out"] == best:
-                paid += self._pay(job, s)
-            elif majority:
-                comp += self._slash(job, s["p"], "s")
-        self._move(self.market.address, job["req"], comp)
-        self._finish(job, COMPLETED if majority else DISPUTED, job["escrow"] - paid)
+        if reason is None:
+            assert job is not None
+            self._settle_all(job)
 
     @rule(j=jobs_i, action=st.sampled_from(["accept", "dispute", "finalize"]), by_req=st.booleans())
     def review(self, j: int, action: str, by_req: bool) -> None:
@@ -1541,43 +2107,56 @@ class ComputeMachine(RuleBasedStateMachine):
     def expire(self, j: int) -> None:
         job_id, job = self._job(j)
         now = _now()
+        reason: str | None = None
         if job is None:
-            reason: str | None = "expire: unknown job"
-        elif job["status"] not in (OPEN, ASSIGNED):
+            reason = "expire: unknown job"
+        elif job["status"] not in (OPEN, ASSIGNED, TIEBREAK):
             reason = "expire: job not running"
         elif now < job["deadline"]:
             reason = "expire: deadline not reached"
-        elif job["status"] == ASSIGNED and job["reveals"]:
-            reason = "expire: a result was revealed (settle it)"
-        elif job["status"] == ASSIGNED and job["commits"] and now < self._reveal_end(job):
-            reason = "expire: reveal window open"
-        else:
-            reason = None
+        elif job["status"] != OPEN:
+            tiebreak = job["status"] == TIEBREAK
+            revealed = self._tb_revealed(job) if tiebreak else job["reveals"] != 0
+            committed = job["reveal_end"] != 0 if tiebreak else job["commits"] != 0
+            if revealed:
+                reason = "expire: a result was revealed (settle it)"
+            elif committed and now < self._reveal_end(job):
+                reason = "expire: reveal window open"
         self._run(boa.env.eoa, reason, self.market.expire, job_id)
-        if reason is None:
-            assert job is not None
-            comp = sum(self._slash(job, s["p"], "f") for s in job["slots"])
-            self._move(self.market.address, job["req"], comp)
-            self._finish(job, EXPIRED, job["escrow"])
+        if reason is not None:
+            return
+        assert job is not None
+        if job["status"] == TIEBREAK:
+            self._settle_all(job)
+            assert job["status"] == DISPUTED
+            return
+        comp = sum(self._slash(job, s["p"], "f") for s in job["slots"])
+        self._move(self.market.address, job["req"], comp)
+        self._finish(job, EXPIRED, job["escrow"])
 
     # Composite rules: drive one job through a whole phase, so that random runs reach
     # settlement often (each step still goes through the single-call rules above).
 
-    @rule(j=jobs_i, prices=st.lists(st.sampled_from([UNIT, 2 * UNIT]), min_size=4, max_size=4))
-    def run_auction(self, j: int, prices: list[int]) -> None:
+    @rule(
+        j=jobs_i,
+        prices=st.lists(st.sampled_from([UNIT, 2 * UNIT]), min_size=4, max_size=4),
+        early=st.booleans(),
+    )
+    def run_auction(self, j: int, prices: list[int], early: bool = False) -> None:
         for i in range(4):
             self.bid(i, j, prices[i])
-        self.wait(BID_WINDOW)
-        self.close(j)
+        if not early:
+            self.wait(BID_WINDOW)
+        self.close(j, early)
 
     @rule(j=jobs_i, cheats=st.integers(0, 7))
     def commit_all(self, j: int, cheats: int) -> None:
-        for s in range(3):
+        for s in range(4):
             self.commit(j, s, bool(cheats >> s & 1))
 
     @rule(j=jobs_i, hours=st.sampled_from([3, 50]))
     def reveal_all(self, j: int, hours: int) -> None:
-        for s in range(3):
+        for s in range(4):
             self.reveal(j, s, False, hours)
 
     @rule(
@@ -1586,20 +2165,47 @@ class ComputeMachine(RuleBasedStateMachine):
         action=st.sampled_from(["accept", "dispute", "finalize"]),
     )
     def advance(self, j: int, cheats: int, action: str) -> None:
-        """Take the newest (or a chosen) job one phase (or, for even `cheats`, up to three
+        """Take the newest (or a chosen) job one phase (or, for even `cheats`, up to four
         phases) further along."""
-        for _ in range(1 if cheats & 1 else 3):
+        for _ in range(1 if cheats & 1 else 4):
             self._advance_once(j, cheats, action)
+
+    @rule(j=jobs_i, cheats=st.integers(0, 15), early=st.booleans())
+    def tie_and_break(self, j: int, cheats: int, early: bool) -> None:
+        """Drive a k >= 2 job into a first-round tie (when the dice allow one), then
+        through its tie-break auction, commitment, reveal and settlement."""
+        _, job = self._job(j)
+        if job is None or job["k"] < 2:
+            return
+        if job["status"] == OPEN:
+            self.run_auction(j, [UNIT, 2 * UNIT, UNIT, 2 * UNIT], early)
+        if job["status"] == ASSIGNED and job["commits"] == 0:
+            for s in range(job["k"]):  # slot 0 disagrees with the rest
+                self.commit(j, s, s == 0)
+            self.reveal_all(j, 3)
+            self.settle(j)
+        if job["status"] == TIEBREAK:
+            self.run_auction(j, [UNIT, 2 * UNIT, UNIT, 2 * UNIT], early)
+            if cheats & 8:
+                self.cancel(self.R.index(job["req"]), j)
+            self.commit_all(j, cheats)
+            if cheats & 4:
+                self.wait(HOUR)
+            self.reveal_all(j, 3)
+            self.settle(j)
 
     def _advance_once(self, j: int, cheats: int, action: str) -> None:
         _, job = self._job(j)
         if job is None:
             return
-        if job["status"] == OPEN:
-            self.run_auction(j, [UNIT, 2 * UNIT, UNIT, 2 * UNIT])
+        tb_slot = job["slots"][-1] if len(job["slots"]) > job["k"] else None
+        if self._bidding(job):
+            self.run_auction(j, [UNIT, 2 * UNIT, UNIT, 2 * UNIT], bool(cheats & 2))
         elif job["status"] == ASSIGNED and job["commits"] < job["k"] and cheats != 7:
             self.commit_all(j, cheats)
-        elif job["status"] == ASSIGNED:
+        elif job["status"] == TIEBREAK and tb_slot is not None and not tb_slot["committed"]:
+            self.commit_all(j, cheats >> 2)
+        elif job["status"] in (ASSIGNED, TIEBREAK):
             self.reveal_all(j, 3)
             self.settle(j)
         elif job["status"] == REVIEW:

@@ -64,13 +64,15 @@ def genesis_hash(web3: Web3) -> str:
     return "0x" + bytes(web3.eth.get_block(0)["hash"]).hex()
 
 
-# Dependencies first: the market is paid in the token.
+# Dependencies first: the markets are paid in the token, the compute policy reads the
+# data market's datasets, and the compute market asks both about compute-to-data jobs.
 DEPLOY_ORDER = (
     "Token",
     "KeyRegistry",
     "NodeRegistry",
     "DataMarket",
     "AuditAnchor",
+    "ComputePolicy",
     "ComputeMarket",
 )
 # The compute market's parameters on a new chain: a provider stakes at least 100 AIL;
@@ -85,8 +87,15 @@ def constructor_args(name: str, deployed: dict[str, str]) -> tuple[Any, ...]:
         return (TOKEN_INITIAL_SUPPLY,)
     if name == "DataMarket":
         return (deployed["Token"],)
+    if name == "ComputePolicy":
+        return (deployed["DataMarket"],)
     if name == "ComputeMarket":
-        return (deployed["Token"], *COMPUTE_MARKET_PARAMS)
+        return (
+            deployed["Token"],
+            deployed["DataMarket"],
+            deployed["ComputePolicy"],
+            *COMPUTE_MARKET_PARAMS,
+        )
     return ()
 
 

@@ -26,11 +26,16 @@ class JobStatus(IntEnum):
     REJECTED = 6
     CANCELLED = 7
     EXPIRED = 8
+    TIEBREAK = 9
 
 
 @dataclass(frozen=True)
 class JobTerms:
-    """What a requester asks for and is ready to pay (escrow = price x hours x k)."""
+    """What a requester asks for and is ready to pay (escrow = price x hours x k, plus
+    one share more for k >= 2: the reserve that pays a tie-break provider).
+
+    ``datasets`` names DataMarket datasets the job computes on, each with the
+    requester's grant in ``grant_ids`` (same order) for the single ``purpose`` bit."""
 
     bundle_hash: bytes
     cpu_cores: int
@@ -42,10 +47,15 @@ class JobTerms:
     redundancy: int = 1
     min_reputation: int = 0
     require_confined: bool = True
+    datasets: tuple[bytes, ...] = ()
+    grant_ids: tuple[int, ...] = ()
+    purpose: int = 0
 
     @property
     def max_cost(self) -> int:
-        return self.max_price_per_hour * self.max_hours * self.redundancy
+        """The escrow posting takes (the token allowance must cover it)."""
+        shares = self.redundancy + 1 if self.redundancy >= 2 else self.redundancy
+        return self.max_price_per_hour * self.max_hours * shares
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,9 @@ class ComputeMarketClient(ContractClient):
             terms.redundancy,
             terms.min_reputation,
             terms.require_confined,
+            list(terms.datasets),
+            list(terms.grant_ids),
+            terms.purpose,
         )
         events = self._contract.events.JobPosted().process_receipt(result.receipt, errors=DISCARD)
         if not events:
@@ -134,10 +147,16 @@ class ComputeMarketClient(ContractClient):
     def dispute(self, job_id: int) -> TxResult:
         return self._write("dispute", job_id)  # type: ignore[no-any-return]
 
+    def finalize(self, job_id: int) -> TxResult:
+        """Pay a k = 1 provider whose result went unchallenged through the dispute window."""
+        return self._write("finalize", job_id)  # type: ignore[no-any-return]
+
     def settle(self, job_id: int) -> TxResult:
         return self._write("settle", job_id)  # type: ignore[no-any-return]
 
     def cancel(self, job_id: int) -> TxResult:
+        """Cancel a job: OPEN for a full refund; ASSIGNED (or TIEBREAK) before a result is
+        revealed, paying each provider for the hours since it was assigned."""
         return self._write("cancel_job", job_id)  # type: ignore[no-any-return]
 
     def expire(self, job_id: int) -> TxResult:
@@ -158,8 +177,61 @@ class ComputeMarketClient(ContractClient):
             bytes(raw["result_hash"]),
         )
 
+    def info(self, job_id: int) -> dict[str, Any] | None:
+        """Every stored field of a job by name, or None for an unknown id."""
+        raw = _named(self._read("job_info", job_id), _JOB_FIELDS)
+        return None if int(raw["status"]) == JobStatus.NONE else raw
+
+    def events(self, from_block: int, to_block: int) -> list[tuple[str, dict[str, Any], int]]:
+        """(event name, args, block number) of every market event in the block range,
+        in chain order: what the provider agent and ``job status`` follow."""
+        from web3.exceptions import MismatchedABI
+
+        logs = self.web3.eth.get_logs(
+            {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
+        )
+        found: list[tuple[str, dict[str, Any], int]] = []
+        for log in logs:
+            topic = bytes(log["topics"][0])
+            event = self._event_by_topic().get(topic)
+            if event is None:
+                continue
+            try:
+                decoded = event().process_log(log)
+            except MismatchedABI:
+                continue
+            found.append((decoded["event"], dict(decoded["args"]), int(log["blockNumber"])))
+        return found
+
+    def _event_by_topic(self) -> dict[bytes, Any]:
+        if not hasattr(self, "_topics"):
+            from eth_utils.abi import event_abi_to_log_topic
+
+            self._topics = {
+                bytes(event_abi_to_log_topic(e)): getattr(self._contract.events, e["name"])  # type: ignore[arg-type,typeddict-item]
+                for e in self._contract.abi
+                if e.get("type") == "event"
+            }
+        return self._topics
+
     def assignments(self, job_id: int) -> list[dict[str, Any]]:
+        """The winners by slot; slot k, if present, is the tie-break provider."""
         return [_named(a, _ASSIGNMENT_FIELDS) for a in self._read("job_assignments", job_id)]
+
+    def job_bids(self, job_id: int) -> list[tuple[str, int]]:
+        """(provider, price per hour) of the job's current auction round, in bid order."""
+        return [
+            (str(raw["provider"]), int(raw["price_per_hour"]))
+            for raw in (_named(b, _BID_FIELDS) for b in self._read("job_bids", job_id))
+        ]
+
+    def job_datasets(self, job_id: int) -> tuple[tuple[bytes, ...], int]:
+        """The datasets a job computes on and the DataMarket purpose of its grants."""
+        datasets, purpose = self._read("job_datasets", job_id)
+        return tuple(bytes(d) for d in datasets), int(purpose)
+
+    def reveal_deadline(self, job_id: int) -> int:
+        return int(self._read("reveal_deadline", job_id))
 
     def provider(self, account: str) -> dict[str, Any]:
         raw = self._read("provider_info", self.web3.to_checksum_address(account))
@@ -195,7 +267,9 @@ _ASSIGNMENT_FIELDS = [
     "hours_used",
     "revealed",
     "paid",
+    "assigned_at",
 ]
+_BID_FIELDS = ["provider", "price_per_hour"]
 _PROVIDER_FIELDS = ["registered", "stake", "active_jobs", "completed", "failed", "slashed"]
 
 
