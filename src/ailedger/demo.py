@@ -33,24 +33,26 @@ def run_demo(directory: Path | None, say: Say) -> None:
 
     say("[bold]1. Two parties create their node homes[/bold]")
     homes = {
-        name: NodeHome.init(root / name, DEMO_PASSPHRASE) for name in ("hospital", "researcher")
+        name: NodeHome.init(root / name, DEMO_PASSPHRASE)
+        for name in ("hospital", "researcher", "gpu-owner")
     }
     for label, home in homes.items():
         say(f"  {label:<10} account {home.address}, keys encrypted in {home.path}")
 
     say("\n[bold]2. The hospital starts the embedded chain; contracts deploy at first start[/bold]")
     with open_embedded(homes["hospital"].chain_dir, cache) as connection:
-        hospital, researcher = (_session(homes[n], connection, cache) for n in homes)
+        hospital, researcher, gpu_owner = (_session(homes[n], connection, cache) for n in homes)
         say(f"  chain id {connection.chain_id}, stored in {homes['hospital'].chain_dir}")
         for name, address in sorted(hospital.deployment.contracts.items()):
             say(f"  contract {name:<12} at {address}")
-        _tokens(hospital, researcher, say)
-        _share_data(hospital, researcher, root, say)
+        _tokens(hospital, researcher, gpu_owner, say)
+        dataset = _share_data(hospital, researcher, root, say)
         _find_similar_cases(hospital, researcher, root, say)
+        _compute(hospital, researcher, gpu_owner, dataset, root, say)
         head = connection.web3.eth.block_number
         balance = hospital.token.balance_of(hospital.address)
 
-    say("\n[bold]10. The chain keeps its state across a restart[/bold]")
+    say("\n[bold]12. The chain keeps its state across a restart[/bold]")
     with open_embedded(homes["hospital"].chain_dir, cache) as reopened:
         again = _session(homes["hospital"], reopened, cache)
         kept = again.token.balance_of(again.address)
@@ -67,9 +69,9 @@ def _session(home: NodeHome, connection: ChainConnection, cache: Path) -> Sessio
     return Session(settings, home, connection, account, DEMO_PASSPHRASE)
 
 
-def _tokens(hospital: Session, researcher: Session, say: Say) -> None:
-    say("\n[bold]3. Both get gas money from the dev chain's operator[/bold]")
-    for label, s in (("hospital", hospital), ("researcher", researcher)):
+def _tokens(hospital: Session, researcher: Session, gpu_owner: Session, say: Say) -> None:
+    say("\n[bold]3. Each gets gas money from the dev chain's operator[/bold]")
+    for label, s in (("hospital", hospital), ("researcher", researcher), ("gpu-owner", gpu_owner)):
         r = fund_from_dev_account(s.chain.web3, s.address, GAS_WEI)
         gas = format_amount(GAS_WEI, "ETH")
         say(f"  {label:<10} +{gas}  tx {r.tx_hash} (block {r.block_number})")
@@ -79,16 +81,18 @@ def _tokens(hospital: Session, researcher: Session, say: Say) -> None:
         r = s.key_registry.register(s.home.encryption_public_key)
         say(f"  {label:<10} key {s.home.encryption_public_key.hex()[:16]}…  tx {r.tx_hash}")
 
-    say("\n[bold]5. The researcher mints test tokens[/bold]")
+    say("\n[bold]5. The researcher mints test tokens, the GPU owner enough for its stake[/bold]")
     r = researcher.token.faucet(1_000 * AIL)
     say(f"  researcher minted {format_amount(1_000 * AIL)}  tx {r.tx_hash}")
+    r = gpu_owner.token.faucet(100 * AIL)
+    say(f"  gpu-owner  minted {format_amount(100 * AIL)}  tx {r.tx_hash}")
     try:
         hospital.token.transfer(researcher.address, 10**30)
     except AiledgerError as exc:
         say(f"  a payment beyond the hospital's balance is refused: {exc}")
 
 
-def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) -> None:
+def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) -> bytes:
     from ailedger.audit.history import read_history
     from ailedger.audit.verify import verify_directory
     from ailedger.sharing.catalog import Catalog
@@ -173,6 +177,27 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
             f"  audit verify: {result.message} ({result.size} entries, {result.checkpoints} "
             f"signed checkpoints, {len(history_anchors)} on-chain anchors)"
         )
+    return dataset
+
+
+def _compute(
+    hospital: Session, researcher: Session, gpu_owner: Session, dataset: bytes, root: Path, say: Say
+) -> None:
+    """The researcher's node must run while its jobs do: providers fetch the bundle from
+    it and send logs and the encrypted output back to it."""
+    from ailedger.compute.inbox import add_job_routes
+    from ailedger.demo_compute import compute_to_data, rent_a_gpu
+    from ailedger.sharing.gateway_app import make_gateway_app
+    from ailedger.sharing.owner import OwnerNode
+    from ailedger.sharing.service import BackgroundServer, announce, job_inbox
+
+    with OwnerNode(researcher) as node:
+        app = make_gateway_app(node.gateway())
+        add_job_routes(app, job_inbox(researcher))
+        with BackgroundServer(app) as url:
+            announce(researcher, url)
+            rent_a_gpu(researcher, gpu_owner, root, say)
+            compute_to_data(hospital, researcher, dataset, root, say)
 
 
 def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say) -> None:

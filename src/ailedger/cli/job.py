@@ -1,15 +1,22 @@
-"""``ailedger job``: compute jobs for the market (submission comes with the provider agent)."""
+"""``ailedger job``: run code on other people's machines, paid from escrow when it checks out."""
 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import typer
 
-from ailedger.cli._common import JSON_OPTION, console, emit
+from ailedger.cli._common import JSON_OPTION, console, emit, session, tx_line
 
-app = typer.Typer(help="Prepare compute jobs: check a job bundle before anything is paid.")
+app = typer.Typer(
+    help="Compute jobs: check a bundle, submit it to the market, follow it, get the result. "
+    "Your node (ailedger node start) must run while a job does: providers fetch the bundle "
+    "from it and send logs and the encrypted output back to it."
+)
+
+JOB_ID = typer.Argument(..., help="The job id printed by `job submit`.")
 
 
 @app.command("check")
@@ -24,7 +31,9 @@ def check(
 
     spec = load_bundle(bundle)
     digest = bundle_hash(bundle)
-    max_cost = spec.max_price_per_hour * math.ceil(spec.max_hours) * spec.redundancy
+    # k runs, plus one reserve share for a tie-break run when k >= 2 (refunded if unused).
+    shares = spec.redundancy + (1 if spec.redundancy >= 2 else 0)
+    max_cost = spec.max_price_per_hour * math.ceil(spec.max_hours) * shares
     data = {
         "bundle_hash": "0x" + digest.hex(),
         "entry": spec.entry,
@@ -41,4 +50,177 @@ def check(
             f"job bundle OK: {spec.entry} on {spec.runtime}, k = {spec.redundancy}; "
             f"hash 0x{digest.hex()}; at most {format_amount(max_cost)} in escrow"
         ),
+    )
+
+
+@app.command("submit")
+def submit(
+    ctx: typer.Context,
+    bundle: Path = typer.Argument(..., help="Job bundle directory with job.toml and code."),
+    purpose: str = typer.Option(
+        "", help="Purpose of your data grant, for jobs that read datasets (e.g. research)."
+    ),
+    min_reputation: int = typer.Option(0, help="Least provider reputation to accept."),
+    allow_unconfined: bool = typer.Option(
+        False, help="Also accept providers that cannot sandbox jobs (declared on chain)."
+    ),
+    wait: float = typer.Option(
+        30.0, help="Seconds to wait for k bids and close the auction (0: leave it open)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Validate the bundle, escrow its maximum cost and post it; close the auction as soon
+    as k eligible bids are in. Jobs that name datasets run at the data (compute-to-data)."""
+    from ailedger.compute.requester import submit as submit_job
+    from ailedger.sharing.market import purpose_bit
+    from ailedger.units import format_amount
+
+    with session(ctx, unlock=True) as s:
+        done = submit_job(
+            s,
+            bundle,
+            purpose=purpose_bit(purpose) if purpose else 0,
+            min_reputation=min_reputation,
+            require_confined=not allow_unconfined,
+            wait_s=wait or None,
+        )
+    data = {
+        "job_id": done.job_id,
+        "bundle_hash": "0x" + done.bundle_hash.hex(),
+        "escrow": str(done.escrow),
+        "tx": done.tx_hash,
+        "status": done.status.name.lower(),
+        "providers": done.providers,
+    }
+
+    def render() -> None:
+        console.print(f"job {done.job_id} posted, {format_amount(done.escrow)} in escrow")
+        console.print(f"  tx {done.tx_hash}")
+        if done.providers:
+            console.print(f"  assigned to {', '.join(done.providers)}")
+        else:
+            console.print(
+                f"  status {done.status.name.lower()} (see: ailedger job status {done.job_id})"
+            )
+
+    emit(as_json, data, render)
+
+
+@app.command("status")
+def status(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION) -> None:
+    """Where the job stands on chain (bids, assignments, commits, reveals, payments) and
+    what your node received (log batches, outputs)."""
+    from ailedger.compute.requester import status as job_status
+    from ailedger.units import format_amount
+
+    with session(ctx, unlock=False) as s:
+        data = job_status(s, job_id)
+
+    def render() -> None:
+        console.print(f"job {job_id}: {data['status']} (k = {data['redundancy']})")
+        console.print(f"  escrow    {format_amount(data['escrow'])}")
+        console.print(f"  bids      {data['bids']}")
+        for a in data["assignments"]:
+            step = "revealed" if a["revealed"] else "committed" if a["committed"] else "running"
+            got = "output received" if a["output_received"] else "no output yet"
+            console.print(
+                f"  provider  {a['provider']}: {step}, {got}, paid {format_amount(a['paid'])}"
+            )
+        if data["result_hash"]:
+            console.print(f"  result    {data['result_hash']}")
+        console.print(f"  logs      {data['log_batches']} batches (ailedger job logs {job_id})")
+
+    emit(as_json, {**data, "escrow": str(data["escrow"])}, render)
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    job_id: int = JOB_ID,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
+) -> None:
+    """Print the job's output lines as the providers stream them (decrypted here)."""
+    from ailedger.compute.market import JobStatus
+    from ailedger.compute.requester import logs as job_logs
+
+    seen = 0
+    with session(ctx, unlock=True) as s:
+        market = s.client("ComputeMarket")
+        while True:
+            batches = list(job_logs(s, job_id))
+            for provider, text in batches[seen:]:
+                for line in text.splitlines():
+                    console.print(f"[{provider[:10]}] {line}", markup=False)
+            seen = len(batches)
+            record = market.job(job_id)
+            active = record is not None and record.status in (JobStatus.OPEN, JobStatus.ASSIGNED)
+            if not follow or not active:
+                return
+            time.sleep(0.5)
+
+
+@app.command("result")
+def result(
+    ctx: typer.Context,
+    job_id: int = JOB_ID,
+    output: Path = typer.Option(..., "-o", "--output", help="New directory for the output."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Decrypt the job's output into OUTPUT, only if it hashes to the result on chain."""
+    from ailedger.compute.requester import fetch_result
+
+    with session(ctx, unlock=True) as s:
+        digest, provider = fetch_result(s, job_id, output)
+    emit(
+        as_json,
+        {
+            "job_id": job_id,
+            "output": str(output),
+            "hash": "0x" + digest.hex(),
+            "provider": provider,
+        },
+        lambda: console.print(
+            f"job {job_id}: output 0x{digest.hex()[:16]}… from {provider} in {output}"
+        ),
+    )
+
+
+def _decide(ctx: typer.Context, job_id: int, action: str, as_json: bool) -> None:
+    with session(ctx, unlock=True) as s:
+        market = s.client("ComputeMarket")
+        tx = getattr(market, action)(job_id)
+    emit(
+        as_json,
+        {"job_id": job_id, "action": action, "tx": tx.tx_hash, "block": tx.block_number},
+        lambda: tx_line(f"job {job_id}: {action}ed", tx.tx_hash, tx.block_number),
+    )
+
+
+@app.command("accept")
+def accept(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION) -> None:
+    """Accept a single-provider result under review: the provider is paid now (silence
+    accepts too, when the dispute window ends)."""
+    _decide(ctx, job_id, "accept", as_json)
+
+
+@app.command("dispute")
+def dispute(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION) -> None:
+    """Reject a single-provider result under review: the escrow comes back and the
+    provider is slashed. Check it first with `job result`."""
+    _decide(ctx, job_id, "dispute", as_json)
+
+
+@app.command("cancel")
+def cancel(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION) -> None:
+    """Stop a job and get back what it did not use: an open job refunds in full, a running
+    one pays its providers for the hours started and refunds the rest, and a job past its
+    deadline with no result is expired with a full refund."""
+    from ailedger.compute.requester import cancel as cancel_job
+
+    with session(ctx, unlock=True) as s:
+        what, tx = cancel_job(s, job_id)
+    emit(
+        as_json,
+        {"job_id": job_id, "action": what, "tx": tx},
+        lambda: console.print(f"job {job_id}: {what}\n  tx {tx}"),
     )

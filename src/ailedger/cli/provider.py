@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from ailedger.cli._common import JSON_OPTION, console, emit
+from ailedger.cli._common import JSON_OPTION, console, emit, session
 
-app = typer.Typer(help="Rent out this machine's spare CPUs and GPUs: inspect what it offers.")
+app = typer.Typer(help="Rent out this machine's spare CPUs and GPUs for tokens.")
 
 
 @app.command("machine")
@@ -31,3 +33,75 @@ def machine(as_json: bool = JSON_OPTION) -> None:
         console.print(f"confinement  {info.confinement or 'NONE: jobs would run unconfined'}")
 
     emit(as_json, data, render)
+
+
+def _runtimes(specs: list[str]) -> dict[str, Any]:
+    from ailedger.compute.sandbox import python_runtime
+    from ailedger.errors import ConfigError
+
+    runtimes = {"python": python_runtime()}
+    for spec in specs:
+        name, sep, interpreter = spec.partition("=")
+        if not sep or not name or not interpreter:
+            raise ConfigError(
+                f"--runtime {spec!r}: expected NAME=PYTHON (e.g. torch=/opt/torch/bin/python)"
+            )
+        runtimes[name] = python_runtime(name, interpreter)
+    return runtimes
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    price: str = typer.Option("1", help="Asking price in AIL per hour of this machine."),
+    stake: str = typer.Option(
+        "100", help="Stake in AIL on first registration (locked while jobs run)."
+    ),
+    max_jobs: int = typer.Option(
+        0, help="Jobs run at once [default: one per 2 cores, at least 1]."
+    ),
+    runtime: list[str] = typer.Option(
+        [], help="Extra runtime NAME=PYTHON to offer (repeat); 'python' is always offered."
+    ),
+    allow_unconfined: bool = typer.Option(
+        False,
+        help="Run jobs even though this machine cannot sandbox them; the offer then says so "
+        "on chain and requesters who require confinement will not pick it.",
+    ),
+    max_output_mb: int = typer.Option(
+        1024, help="Largest job output kept and sent back, in MiB; bigger ones are withheld."
+    ),
+    poll: float = typer.Option(0.05, help="Seconds between looks at the chain."),
+) -> None:
+    """Rent this machine out until Ctrl-C: stake, post an offer, bid on jobs that fit, run
+    them sandboxed, send results encrypted to their requesters and collect payment."""
+    import threading
+
+    from ailedger.compute.agent import AgentSettings, ProviderAgent
+    from ailedger.compute.machine import detect_machine
+    from ailedger.compute.sandbox import Sandbox
+    from ailedger.units import parse_amount
+
+    info = detect_machine()
+    sandbox = Sandbox(_runtimes(runtime), allow_unconfined=allow_unconfined)
+    settings = AgentSettings(
+        price_per_hour=parse_amount(price),
+        stake=parse_amount(stake),
+        max_jobs=max_jobs or max(1, info.cpu_cores // 2),
+        poll_seconds=poll,
+        max_output_mb=max_output_mb,
+    )
+    with session(ctx, unlock=True) as s:
+        agent = ProviderAgent(s, sandbox, info, settings, console.print)
+        for line in agent.prepare():
+            console.print(line)
+        console.print(
+            f"provider {s.address}: watching the market, up to {settings.max_jobs} jobs at once "
+            f"(runtimes: {', '.join(sorted(sandbox.runtimes))}; Ctrl-C stops)"
+        )
+        stop = threading.Event()
+        try:
+            agent.run(stop)
+        except KeyboardInterrupt:
+            stop.set()
+            console.print(f"stopped; earned {agent.earned} base units this run")

@@ -70,7 +70,14 @@ __all__ = [
 ]
 
 Reason = Literal[
-    "ok", "nonzero-exit", "cpu-time", "memory", "wall-time", "output-too-large", "killed"
+    "ok",
+    "nonzero-exit",
+    "cpu-time",
+    "memory",
+    "wall-time",
+    "output-too-large",
+    "killed",
+    "cancelled",
 ]
 _MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
 
@@ -173,9 +180,11 @@ class Sandbox:
         gpu: int | str | None = None,
         env: Mapping[str, str] | None = None,
         on_line: LineCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> SandboxResult:
         """Copy the bundle into a fresh directory, run ``entry`` with ``runtime``, enforce
-        ``limits`` and stream each output line to ``on_line(stream, line)``."""
+        ``limits`` and stream each output line to ``on_line(stream, line)``. Setting
+        ``cancel`` stops the job (reason ``cancelled``)."""
         if runtime not in self.runtimes:
             raise SandboxError(
                 f"runtime {runtime!r} is not offered here; "
@@ -214,7 +223,9 @@ class Sandbox:
             argv = self._bwrap_argv(rt, work, inp, gpu) + argv
         elif self.mode == "unshare":
             argv = self._unshare_argv(rt, root, job_env) + argv
-        return self._execute(argv, None if inside else work, job_env, limits, gpu, root, on_line)
+        return self._execute(
+            argv, None if inside else work, job_env, limits, gpu, root, on_line, cancel
+        )
 
     def _bwrap_argv(self, rt: Runtime, work: Path, inp: Path, gpu: int | str | None) -> list[str]:
         argv = [
@@ -286,6 +297,7 @@ class Sandbox:
         gpu: int | str | None,
         root: Path,
         on_line: LineCallback | None,
+        cancel: threading.Event | None = None,
     ) -> SandboxResult:
         work, logs = root / "work", root / "logs"
         fsize = limits.output_mb << 20
@@ -347,7 +359,9 @@ class Sandbox:
                 break
             now = time.monotonic()
             if killed is None:
-                if now - start > limits.wall_seconds:
+                if cancel is not None and cancel.is_set():
+                    killed = "cancelled"
+                elif now - start > limits.wall_seconds:
                     killed = "wall-time"
                 elif over_log.is_set():
                     killed = "output-too-large"

@@ -25,6 +25,7 @@ def make_gateway_app(gateway: Gateway, mme: MatchmakerService | None = None) -> 
     app = FastAPI(title="ailedger node", docs_url=None, redoc_url=None)
     if mme is not None:
         _add_matchmaking(app, gateway, mme)
+    _add_own_entries(app, gateway)
 
     @app.post("/v1/access")
     async def access(request: Request) -> Response:
@@ -107,13 +108,20 @@ def add_matchmaking_routes(app: FastAPI, mme: MatchmakerService) -> None:
 
 
 def _add_matchmaking(app: FastAPI, gateway: Gateway, mme: MatchmakerService) -> None:
-    from ailedger.health.mme_auth import node_token_signer
-
     add_matchmaking_routes(app, mme)
+
+
+# What the node's own processes (the CLI, the provider agent) may log through the node
+# while it holds the audit log: an outgoing MME query, a compute-to-data read.
+OWN_ENTRY_KINDS = {"mme-query": {"direction": "outgoing"}, "compute-read": {}}
+
+
+def _add_own_entries(app: FastAPI, gateway: Gateway) -> None:
+    from ailedger.health.mme_auth import node_token_signer
 
     @app.post("/v1/audit/outgoing")
     async def outgoing(request: Request) -> Response:
-        """The node's own CLI logs an outgoing query here while the node holds the log."""
+        """The node's own processes log here while the node holds the log."""
         me = gateway.owner_address
         signer = node_token_signer(request.headers.get("x-auth-token", ""), me)
         if signer is None or signer.lower() != me.lower():
@@ -124,10 +132,12 @@ def _add_matchmaking(app: FastAPI, gateway: Gateway, mme: MatchmakerService) -> 
             entry = json.loads(await request.body())
         except ValueError:
             return JSONResponse({"error": "the body is not JSON"}, status_code=400)
-        if not isinstance(entry, dict) or entry.get("kind") != "mme-query":
+        if not isinstance(entry, dict) or entry.get("kind") not in OWN_ENTRY_KINDS:
             return JSONResponse(
-                {"error": "only outgoing MME queries are logged here"}, status_code=422
+                {"error": f"only {', '.join(OWN_ENTRY_KINDS)} entries are logged here"},
+                status_code=422,
             )
         clean = {k: v for k, v in entry.items() if isinstance(v, str | int | bool)}
-        index = await run_in_threadpool(gateway.audit.append, {**clean, "direction": "outgoing"})
+        fixed = OWN_ENTRY_KINDS[entry["kind"]]
+        index = await run_in_threadpool(gateway.audit.append, {**clean, **fixed})
         return JSONResponse({"index": index})

@@ -130,6 +130,27 @@ class OwnerNode:
             result.block_number,
         )
 
+    def decrypt_own(self, dataset_id: bytes, dest: Path) -> None:
+        """Decrypt one of this node's datasets to ``dest`` (compute-to-data: the data is
+        read here, by the owner's own node, and never sent anywhere)."""
+        from ailedger.crypto.hpke import unwrap_data_key
+        from ailedger.store.objects import decrypt_object
+
+        record = self.store.get(dataset_id)
+        if record is None:
+            raise ConfigError(f"dataset 0x{dataset_id.hex()} is not held by this node")
+        own = self.session.encryption_key()
+        key = unwrap_data_key(
+            record.wrapped_key,
+            recipient_private=own,
+            owner_public=own.public_key().public_bytes_raw(),
+            object_id=dataset_id,
+            version=record.version,
+            requester=self.session.address,
+        )
+        with self.blobs.open(record.blob_hash) as reader:
+            decrypt_object(reader, key, object_id=dataset_id, version=record.version, dest=dest)
+
     # ------------------------------------------------------------------ gateway
 
     def gateway(self) -> Gateway:

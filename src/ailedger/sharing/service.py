@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ailedger.errors import AiledgerError
 
 if TYPE_CHECKING:
+    from ailedger.compute.inbox import JobInbox
     from ailedger.health.mme import MatchmakerService
     from ailedger.session import Session
     from ailedger.sharing.owner import OwnerNode
@@ -44,6 +45,14 @@ def _matchmaking(session: Session, node: OwnerNode) -> MatchmakerService | None:
     return MatchmakerService(health.cohort, authenticate, node.audit)
 
 
+def job_inbox(session: Session) -> JobInbox:
+    """Where providers fetch this home's job bundles and send its jobs' results."""
+    from ailedger.compute.inbox import JobInbox
+    from ailedger.compute.job_files import JobFiles
+
+    return JobInbox(JobFiles(session.home.path), session.address, session.client("ComputeMarket"))
+
+
 def _anchor_loop(node: OwnerNode, every: float, stop: threading.Event) -> None:
     """Log on-chain decisions about our datasets, then anchor the log, every ``every`` s."""
     while not stop.wait(every):
@@ -64,6 +73,7 @@ def run_node(
 ) -> None:
     import uvicorn
 
+    from ailedger.compute.inbox import add_job_routes
     from ailedger.sharing.gateway_app import make_gateway_app
     from ailedger.sharing.owner import OwnerNode
 
@@ -76,6 +86,7 @@ def run_node(
             count = len(health.cohort.patients)
             say(f"matchmaking (MME /mme/match) over {count} consented patients")
         app = make_gateway_app(node.gateway(), health)
+        add_job_routes(app, job_inbox(session))
         stop = threading.Event()
         if anchor_every > 0:
             threading.Thread(

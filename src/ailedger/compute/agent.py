@@ -1,0 +1,494 @@
+"""The provider agent (``ailedger provider start``): rent this machine out, job by job.
+
+One loop follows the market's events a few times a second and keeps a list of chores:
+
+* **offer**: at start, stake (once), register the encryption key, post an offer with
+  the machine's cores, memory and GPU, the asking price and whether jobs can be confined.
+* **bid**: on ``JobPosted`` for a job that fits the offer and the free capacity now
+  (cores, memory, a free GPU, a job slot), read its ``job.toml`` from the requester's
+  node (the runtime is not on chain), and bid the asking price if it is under the cap.
+  Compute-to-data jobs are bid on only over datasets this node owns and may host.
+* **close**: after the bid window, close auctions it bid in that nobody closed yet.
+* **run**: on ``ProviderAssigned`` to this account, a :class:`~.runner.Runner` thread
+  fetches, runs, uploads and commits; several run at once within the capacity.
+* **reveal / settle / finalize**: reveal once every assignee committed, then settle a
+  k >= 2 job when all revealed, or finalize a k = 1 job when its dispute window ends,
+  which is when the provider gets paid.
+
+Progress per assignment is kept in ``provider/jobs/<id>.json`` (salt before commit), and
+the last block read in ``provider/agent.json``, so a restarted agent reveals what it
+committed and does not lose jobs assigned while it was down. Transactions go out one at
+a time (one account, one nonce sequence).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ailedger.compute.c2d import DataInputs, audit_appender
+from ailedger.compute.jobs import JobSpecError, parse_job
+from ailedger.compute.market import JobStatus, new_salt
+from ailedger.compute.runner import AssignmentState, JobFetchError, Runner, scratch_dir
+from ailedger.compute.signing import SIGNATURE_HEADER, sign_request
+from ailedger.errors import AiledgerError
+from ailedger.units import format_amount
+
+if TYPE_CHECKING:
+    from ailedger.compute.machine import MachineInfo
+    from ailedger.compute.market import ComputeMarketClient
+    from ailedger.compute.sandbox import Sandbox
+    from ailedger.session import Session
+
+log = logging.getLogger(__name__)
+TERMINAL = {
+    JobStatus.COMPLETED,
+    JobStatus.DISPUTED,
+    JobStatus.REJECTED,
+    JobStatus.CANCELLED,
+    JobStatus.EXPIRED,
+}
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    price_per_hour: int
+    stake: int
+    max_jobs: int
+    poll_seconds: float = 0.05
+    work_dir: Path | None = None
+    max_output_mb: int = 1024
+
+
+@dataclass
+class Capacity:
+    cores: int
+    ram_mb: int
+    gpus: list[int]
+    slots: int
+
+    def fits(self, cores: int, ram_mb: int, gpu_mem_mb: int) -> bool:
+        return (
+            self.slots > 0
+            and cores <= self.cores
+            and ram_mb <= self.ram_mb
+            and (gpu_mem_mb == 0 or bool(self.gpus))
+        )
+
+    def take(self, cores: int, ram_mb: int, gpu_mem_mb: int) -> int | None:
+        self.slots -= 1
+        self.cores -= cores
+        self.ram_mb -= ram_mb
+        return self.gpus.pop(0) if gpu_mem_mb else None
+
+    def give(self, cores: int, ram_mb: int, gpu: int | None) -> None:
+        self.slots += 1
+        self.cores += cores
+        self.ram_mb += ram_mb
+        if gpu is not None:
+            self.gpus.append(gpu)
+
+
+class ProviderAgent:
+    def __init__(
+        self,
+        session: Session,
+        sandbox: Sandbox,
+        machine: MachineInfo,
+        settings: AgentSettings,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.session = session
+        self.sandbox = sandbox
+        self.machine = machine
+        self.settings = settings
+        self.say = say
+        self.me = session.address
+        self.market: ComputeMarketClient = session.client("ComputeMarket")
+        self.dir = session.home.path / "provider"
+        (self.dir / "jobs").mkdir(parents=True, exist_ok=True)
+        self._tx = threading.Lock()
+        self._lock = threading.Lock()  # capacity, bids, runners
+        self.capacity = Capacity(
+            machine.cpu_cores,
+            machine.ram_mb,
+            [g.index for g in machine.gpus],
+            settings.max_jobs,
+        )
+        self._bids: dict[int, dict[str, Any]] = {}  # job id -> JobPosted args (+ reservation)
+        self._runners: dict[int, Runner] = {}
+        self._states: dict[int, AssignmentState] = {}
+        self._urls: dict[str, str] = {}
+        self._next_block = 0
+        self.earned = 0
+
+    # ---------------------------------------------------------------- startup
+
+    def prepare(self) -> list[str]:
+        """Stake if new, register the encryption key, post (or refresh) the offer."""
+        done = []
+        token, market = self.session.token, self.market
+        if not market.provider(self.me)["registered"]:
+            token.approve(market.address, self.settings.stake)
+            market.register_provider(self.settings.stake)
+            done.append(f"registered as a provider, {format_amount(self.settings.stake)} staked")
+        keys = self.session.key_registry
+        if keys.key_of(self.me) != self.session.home.encryption_public_key:
+            keys.register(self.session.home.encryption_public_key)
+            done.append("registered encryption key")
+        gpu = self.machine.gpus[0] if self.machine.gpus else None
+        market.post_offer(
+            self.machine.cpu_cores,
+            self.machine.ram_mb,
+            gpu.name if gpu else "",
+            gpu.memory_mb if gpu else 0,
+            self.settings.price_per_hour,
+            self.sandbox.mode is not None,
+        )
+        done.append(
+            f"offer: {self.machine.cpu_cores} cores, {self.machine.ram_mb} MB"
+            + (f", {gpu.name}" if gpu else "")
+            + ("" if self.sandbox.mode else ", UNCONFINED (declared on chain)")
+        )
+        self._next_block = self._load_progress()
+        self._resume()
+        return done
+
+    def _load_progress(self) -> int:
+        try:
+            return int(json.loads((self.dir / "agent.json").read_text())["next_block"])
+        except (OSError, ValueError, KeyError):
+            return int(self.session.chain.web3.eth.block_number) + 1
+
+    def _save_progress(self) -> None:
+        from ailedger.compute.job_files import write_atomically
+
+        write_atomically(
+            self.dir / "agent.json", json.dumps({"next_block": self._next_block}).encode()
+        )
+
+    def _resume(self) -> None:
+        """Pick up assignments a previous run left unfinished."""
+        for path in sorted((self.dir / "jobs").glob("*.json")):
+            state = AssignmentState.load(path)
+            if state.phase == "done":
+                continue
+            self._states[state.job_id] = state
+            state.extra["held"] = False  # a fresh process: nothing is reserved yet
+            if state.phase == "committing":  # stopped between keeping the salt and committing
+                self._recommit(state)
+            if state.phase == "assigned":
+                with self._lock:
+                    gpu_wanted = 1 if state.extra.get("gpu") is not None else 0
+                    state.extra["gpu"] = self.capacity.take(
+                        state.extra["cores"], state.extra["ram_mb"], gpu_wanted
+                    )
+                    state.extra["held"] = True
+                self._start_runner(state.job_id)
+
+    # ------------------------------------------------------------------- loop
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.step()
+            except AiledgerError as exc:  # the chain or a peer is briefly away
+                log.warning("provider agent: %s", exc)
+                self.say(f"warning: {exc}")
+                stop.wait(1.0)
+            stop.wait(self.settings.poll_seconds)
+
+    def step(self) -> None:
+        head = int(self.session.chain.web3.eth.block_number)
+        if head >= self._next_block:
+            for name, args, _ in self.market.events(self._next_block, head):
+                self._on_event(name, args)
+            self._next_block = head + 1
+            self._save_progress()
+        self._chores()
+
+    def _on_event(self, name: str, args: dict[str, Any]) -> None:
+        job_id = int(args.get("job_id", 0))
+        if name == "JobPosted":
+            self._consider(args)
+        elif name == "TieBreakStarted":
+            self._consider_tiebreak(job_id, int(args["bid_deadline"]))
+        elif name == "ProviderAssigned" and args["provider"].lower() == self.me.lower():
+            self._assigned(job_id, int(args["price_per_hour"]))
+        elif name in ("AuctionClosed", "AuctionFailed", "JobCancelled", "JobExpired"):
+            self._drop_bid(job_id)
+            runner = self._runners.get(job_id)
+            if runner is not None and name in ("JobCancelled", "JobExpired"):
+                runner.cancel.set()
+
+    # ---------------------------------------------------------------- bidding
+
+    def _consider(self, job: dict[str, Any]) -> None:
+        job_id = int(job["job_id"])
+        price = self.settings.price_per_hour
+        cores, ram, gpu_mem = int(job["cpu_cores"]), int(job["ram_mb"]), int(job["gpu_mem_mb"])
+        if job["requester"].lower() == self.me.lower() or price > int(job["max_price_per_hour"]):
+            return
+        if job["require_confined"] and self.sandbox.mode is None:
+            return
+        with self._lock:
+            if not self.capacity.fits(cores, ram, gpu_mem):
+                return
+        datasets = [bytes(d) for d in job.get("datasets", [])]
+        try:
+            spec = parse_job(self._spec_text(job_id, job["requester"]))
+        except (JobFetchError, JobSpecError) as exc:
+            self.say(f"job {job_id}: not bidding: {exc}")
+            return
+        if spec.runtime not in self.sandbox.runtimes:
+            return
+        if datasets and not self._hosts(datasets):
+            return
+        with self._lock:
+            if not self.capacity.fits(cores, ram, gpu_mem):
+                return
+            gpu = self.capacity.take(cores, ram, gpu_mem)
+            self._bids[job_id] = {**job, "gpu": gpu, "datasets": datasets}
+        try:
+            self._send(self.market.bid, job_id, price)
+            self.say(f"job {job_id}: bid {price} per hour")
+        except AiledgerError as exc:
+            self.say(f"job {job_id}: bid refused: {exc}")
+            self._drop_bid(job_id)
+
+    def _consider_tiebreak(self, job_id: int, bid_deadline: int) -> None:
+        """A k >= 2 job whose results tied: one more provider, not one of the first k, runs
+        it again. Bid as for a new job, from the job's stored terms."""
+        info = self.market.info(job_id)
+        if info is None or any(
+            a["provider"].lower() == self.me.lower() for a in self.market.assignments(job_id)
+        ):
+            return
+        datasets, _ = self.market.job_datasets(job_id)
+        self._consider(
+            {**info, "job_id": job_id, "bid_deadline": bid_deadline, "datasets": datasets}
+        )
+
+    def _hosts(self, datasets: list[bytes]) -> bool:
+        from ailedger.sharing.owner_store import OwnerStore
+
+        store = OwnerStore(self.session.home.path / "data" / "owner.sqlite")
+        try:
+            return all(store.get(d) is not None for d in datasets)
+        finally:
+            store.close()
+
+    def _drop_bid(self, job_id: int) -> None:
+        with self._lock:
+            bid = self._bids.pop(job_id, None)
+            if bid is not None and job_id not in self._states:
+                self.capacity.give(int(bid["cpu_cores"]), int(bid["ram_mb"]), bid["gpu"])
+
+    def _node_url(self, requester: str) -> str:
+        if requester not in self._urls:
+            url = self.session.client("NodeRegistry").url_of(requester)
+            if url is None:
+                raise JobFetchError(f"requester {requester} has no node URL on chain")
+            self._urls[requester] = url
+        return self._urls[requester]
+
+    def _spec_text(self, job_id: int, requester: str) -> str:
+        import httpx
+
+        path = f"/v1/jobs/{job_id}/spec"
+        header = sign_request(self.session.require_account(), requester, "GET", path)
+        try:
+            response = httpx.get(
+                self._node_url(requester) + path, headers={SIGNATURE_HEADER: header}, timeout=10
+            )
+        except httpx.HTTPError as exc:
+            raise JobFetchError(f"requester node unreachable: {exc}") from exc
+        if response.status_code != 200:
+            raise JobFetchError(f"spec: HTTP {response.status_code} {response.text[:200]}")
+        return response.text
+
+    def _send(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self._tx:
+            return fn(*args)
+
+    # -------------------------------------------------------------- assignments
+
+    def _assigned(self, job_id: int, price: int) -> None:
+        with self._lock:
+            bid = self._bids.pop(job_id, None)
+        info = self.market.info(job_id)
+        if info is None or job_id in self._states:
+            return
+        state = AssignmentState(
+            job_id,
+            str(info["requester"]),
+            int(info["redundancy"]),
+            int(info["deadline"]),
+            price,
+            extra={
+                "gpu": bid["gpu"] if bid else None,
+                "grants": [int(g) for g in bid.get("grant_ids", [])] if bid else [],
+            },
+        )
+        if bid is None:  # assigned from an auction we did not see start (e.g. restarted)
+            with self._lock:
+                state.extra["gpu"] = self.capacity.take(
+                    int(info["cpu_cores"]), int(info["ram_mb"]), int(info["gpu_mem_mb"])
+                )
+        state.extra.update(cores=int(info["cpu_cores"]), ram_mb=int(info["ram_mb"]), held=True)
+        state.save(self.dir / "jobs")
+        self._states[job_id] = state
+        self.say(f"job {job_id}: assigned at {price} per hour")
+        self._start_runner(job_id)
+
+    def _start_runner(self, job_id: int) -> None:
+        state = self._states[job_id]
+        info = self.market.info(job_id)
+        if info is None or JobStatus(int(info["status"])) in TERMINAL:
+            self._release(state)
+            self._finish(state, "job already ended")
+            return
+        datasets, purpose = self.market.job_datasets(job_id)
+        inputs = None
+        if datasets:
+            inputs = DataInputs(
+                self.session,
+                job_id,
+                state.requester,
+                bytes(info["bundle_hash"]),
+                [bytes(d) for d in datasets],
+                purpose,
+                state.extra.get("grants", []),
+                audit_appender(self.session),
+            )
+        runner = Runner(
+            self.session,
+            self.sandbox,
+            state,
+            self._node_url(state.requester),
+            bytes(info["bundle_hash"]),
+            inputs,
+            state.extra.get("gpu"),
+            self.say,
+            self.settings.max_output_mb,
+        )
+        self._runners[job_id] = runner
+        threading.Thread(target=self._run_assignment, args=(runner,), daemon=True).start()
+
+    def _run_assignment(self, runner: Runner) -> None:
+        state = runner.state
+        scratch = scratch_dir(self.settings.work_dir)
+        try:
+            digest, hours = runner.run(scratch)
+            salt = new_salt()
+            state.output_hash, state.salt, state.hours = digest.hex(), salt.hex(), hours
+            state.phase = "committing"
+            state.save(self.dir / "jobs")  # the salt is on disk before the commitment
+            self._send(self.market.commit_result, state.job_id, digest, salt)
+            state.phase = "committed"
+            state.save(self.dir / "jobs")
+            self.say(f"job {state.job_id}: done ({state.reason}), committed 0x{digest.hex()[:16]}")
+        except (AiledgerError, OSError) as exc:
+            self.say(f"job {state.job_id}: failed: {exc}")
+            self._finish(state, f"failed: {exc}")
+        finally:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
+            self._runners.pop(state.job_id, None)
+            self._release(state)
+
+    def _recommit(self, state: AssignmentState) -> None:
+        """Send the commitment a previous run kept on disk but may not have sent."""
+        mine = [
+            a
+            for a in self.market.assignments(state.job_id)
+            if a["provider"].lower() == self.me.lower()
+        ]
+        if not (mine and bytes(mine[0]["commitment"]) != bytes(32)):
+            digest, salt = bytes.fromhex(state.output_hash), bytes.fromhex(state.salt)
+            if not self._try(self.market.commit_result, state.job_id, digest, salt):
+                return  # too late (deadline) or ended: the chores will see the outcome
+        state.phase = "committed"
+        state.save(self.dir / "jobs")
+
+    def _release(self, state: AssignmentState) -> None:
+        """Give back the cores, memory and GPU of a run that ended (once)."""
+        if state.extra.get("held"):
+            with self._lock:
+                self.capacity.give(state.extra["cores"], state.extra["ram_mb"], state.extra["gpu"])
+            state.extra["held"] = False
+            state.save(self.dir / "jobs")
+
+    def _finish(self, state: AssignmentState, why: str) -> None:
+        state.phase, state.reason = "done", why
+        state.save(self.dir / "jobs")
+        self._states.pop(state.job_id, None)
+
+    # ----------------------------------------------------------------- chores
+
+    def _chores(self) -> None:
+        now = time.time()
+        for job_id, bid in list(self._bids.items()):
+            if now >= int(bid["bid_deadline"]) + 0.2 and not bid.get("close_tried"):
+                bid["close_tried"] = True
+                self._try(self.market.close_auction, job_id)
+        for state in list(self._states.values()):
+            # A state whose runner is still at work belongs to that thread.
+            if state.phase in ("committed", "revealed") and state.job_id not in self._runners:
+                self._advance(state, now)
+
+    def _advance(self, state: AssignmentState, now: float) -> None:
+        info = self.market.info(state.job_id)
+        if info is None:
+            return
+        status = JobStatus(int(info["status"]))
+        if status in TERMINAL:
+            self._settled(state, status)
+            return
+        assigned = len(self.market.assignments(state.job_id))
+        if state.phase == "committed" and (
+            int(info["commits"]) >= assigned or now >= int(info["deadline"])
+        ):
+            salt, digest = bytes.fromhex(state.salt), bytes.fromhex(state.output_hash)
+            if self._try(self.market.reveal_result, state.job_id, digest, salt, state.hours):
+                state.phase = "revealed"
+                state.save(self.dir / "jobs")
+                self.say(f"job {state.job_id}: revealed")
+        elif state.phase == "revealed":
+            if status == JobStatus.REVIEW and now >= int(info["review_deadline"]):
+                self._try(self.market.finalize, state.job_id)
+            elif (
+                status in (JobStatus.ASSIGNED, JobStatus.TIEBREAK)
+                and state.redundancy >= 2
+                and (
+                    int(info["reveals"]) >= assigned
+                    or now >= self.market.reveal_deadline(state.job_id)
+                )
+            ):
+                self._try(self.market.settle, state.job_id)
+
+    def _settled(self, state: AssignmentState, status: JobStatus) -> None:
+        paid = 0
+        for a in self.market.assignments(state.job_id):
+            if a["provider"].lower() == self.me.lower():
+                paid = int(a["paid"])
+        self.earned += paid
+        self.say(f"job {state.job_id}: {status.name.lower()}, paid {paid}")
+        self._finish(state, f"{status.name.lower()}, paid {paid}")
+
+    def _try(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Send a follow-up transaction another party may have sent first; False if it
+        could not go through (the next round re-reads the chain and decides again)."""
+        try:
+            self._send(fn, *args)
+            return True
+        except AiledgerError as exc:
+            log.info("provider agent: %s%s skipped: %s", getattr(fn, "__name__", fn), args, exc)
+            return False

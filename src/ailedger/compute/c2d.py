@@ -1,0 +1,126 @@
+"""Compute-to-data at the dataset owner's node: the job comes to the data.
+
+The market contract already refused, at posting, a requester without a valid grant for
+the job's purpose or a bundle whose hash is not on the dataset's allowed-algorithm list,
+and at bidding, a provider that may not host the dataset. The owner's agent checks again
+right before reading (a grant can be revoked and an algorithm disallowed after posting),
+appends an audit entry for each dataset read *before* decrypting it (the same rule as
+the gateway: no read without a durable entry), mounts the plaintext read-only in the
+sandbox, and releases the output only through the strictest of the datasets' output
+policies (:func:`ailedger.compute.outputs.apply_output_policy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ailedger.compute.outputs import ReleaseRules
+from ailedger.errors import AiledgerError
+
+if TYPE_CHECKING:
+    from ailedger.session import Session
+
+
+class ComputeRefusedError(AiledgerError):
+    """This node will not run the job over its data; the message says which rule failed."""
+
+
+class DataInputs:
+    """The datasets of one compute-to-data job, as this owner node serves them."""
+
+    def __init__(
+        self,
+        session: Session,
+        job_id: int,
+        requester: str,
+        bundle_hash: bytes,
+        datasets: list[bytes],
+        purpose: int,
+        grant_ids: list[int],
+        append_audit: Callable[[dict[str, Any]], int],
+    ) -> None:
+        self.session = session
+        self.job_id = job_id
+        self.requester = requester
+        self.bundle_hash = bundle_hash
+        self.datasets = datasets
+        self.purpose = purpose
+        self.grant_ids = grant_ids
+        self.append_audit = append_audit
+        self.policy = session.client("ComputePolicy")
+        self.market = session.client("DataMarket")
+
+    def check(self) -> None:
+        """Raise :class:`ComputeRefusedError` unless every rule still holds right now."""
+        me = self.session.address
+        for i, dataset in enumerate(self.datasets):
+            name = f"dataset 0x{dataset.hex()}"
+            record = self.market.dataset(dataset)
+            if record is None or record.owner.lower() != me.lower():
+                raise ComputeRefusedError(f"{name} is not owned by this node")
+            if not self.policy.may_compute(dataset, self.bundle_hash):
+                raise ComputeRefusedError(f"{name}: the job's code is not an allowed algorithm")
+            if not self.policy.may_host(dataset, me):
+                raise ComputeRefusedError(f"{name}: this node may not host its jobs")
+            grant = self.grant_ids[i] if i < len(self.grant_ids) else None
+            if grant is not None and not self.market.check_access(
+                grant, self.requester, dataset, self.purpose
+            ):
+                raise ComputeRefusedError(
+                    f"{name}: the requester's grant {grant} is no longer valid for this purpose"
+                )
+
+    def prepare(self, dest: Path) -> dict[str, Path]:
+        """Check, log each read durably, then decrypt each dataset under ``dest``."""
+        from ailedger.sharing.owner import OwnerNode
+
+        self.check()
+        dest.mkdir(parents=True, exist_ok=True)
+        mounted: dict[str, Path] = {}
+        with OwnerNode(self.session) as node:
+            for dataset in self.datasets:
+                name = "0x" + dataset.hex()
+                self.append_audit(
+                    {
+                        "kind": "compute-read",
+                        "dataset": name,
+                        "job": self.job_id,
+                        "requester": self.requester,
+                        "algorithm": "0x" + self.bundle_hash.hex(),
+                        "purpose": self.purpose,
+                        "outcome": "served",
+                    }
+                )
+                node.decrypt_own(dataset, dest / name)
+                mounted[name] = dest / name
+        return mounted
+
+    def release_rules(self) -> ReleaseRules:
+        """The strictest combination of the datasets' output policies."""
+        rules = [self.policy.output_policy(d) for d in self.datasets]
+        epsilons = [r.dp_epsilon for r in rules if r.dp_epsilon]
+        return ReleaseRules(
+            max_output_bytes=min(r.max_output_bytes for r in rules),
+            aggregate_only=any(r.aggregate_only for r in rules),
+            dp_epsilon=min(epsilons) if epsilons else None,
+        )
+
+
+def audit_appender(session: Session) -> Callable[[dict[str, Any]], int]:
+    """Append to this home's audit log, through the running node when it holds the log."""
+
+    def append(entry: dict[str, Any]) -> int:
+        from ailedger.audit.log import AuditLogError
+        from ailedger.health.federation import log_via_own_node
+        from ailedger.sharing.owner import OwnerNode
+
+        with OwnerNode(session) as node:
+            try:
+                return node.audit.append(entry)
+            except AuditLogError:  # the running node owns the log: hand it the entry
+                log_via_own_node(session, entry)
+                return -1
+
+    return append

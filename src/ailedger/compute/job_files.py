@@ -1,0 +1,80 @@
+"""The requester's job directory in its home: bundles it posted, logs and outputs it got.
+
+``job submit`` (a CLI process) writes bundles here and the requester's node (another
+process on the same home) serves them to assigned providers and files what they send
+back. Everything is written to a temporary name, fsynced and renamed, so a crash leaves
+either the whole file or nothing, and the two processes never see a half-written file::
+
+    jobs/bundles/<bundle hash>.tar            the packed bundle (content-addressed)
+    jobs/<job id>/logs/<provider>/<seq>.bin   HPKE-sealed log batches, in order
+    jobs/<job id>/outputs/<provider>.bin      wrapped key + encrypted output tree
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ailedger._durable import fsync_dir
+from ailedger.compute.jobs import bundle_hash, load_bundle, pack_bundle
+
+MAX_LOG_BATCH = 1 << 20
+MAX_LOG_BATCHES = 100_000
+
+
+class JobFiles:
+    def __init__(self, home_path: Path) -> None:
+        self.root = home_path / "jobs"
+
+    # ------------------------------------------------------------------ bundles
+
+    def save_bundle(self, bundle: Path) -> bytes:
+        """Validate and pack ``bundle``; keep the tar under its hash. Returns the hash."""
+        load_bundle(bundle)
+        digest = bundle_hash(bundle)
+        target = self.bundle_path(digest)
+        if not target.exists():
+            write_atomically(target, pack_bundle(bundle))
+        return digest
+
+    def bundle_path(self, digest: bytes) -> Path:
+        return self.root / "bundles" / f"{digest.hex()}.tar"
+
+    # --------------------------------------------------------------------- logs
+
+    def log_dir(self, job_id: int, provider: str) -> Path:
+        return self.root / str(job_id) / "logs" / provider.lower()
+
+    def save_log_batch(self, job_id: int, provider: str, seq: int, sealed: bytes) -> None:
+        write_atomically(self.log_dir(job_id, provider) / f"{seq:08d}.bin", sealed)
+
+    def log_batches(self, job_id: int) -> Iterator[tuple[str, int, bytes]]:
+        """(provider, seq, sealed batch) in provider then sequence order."""
+        base = self.root / str(job_id) / "logs"
+        if not base.is_dir():
+            return
+        for provider_dir in sorted(base.iterdir()):
+            for batch in sorted(provider_dir.glob("*.bin")):
+                yield provider_dir.name, int(batch.stem), batch.read_bytes()
+
+    # ------------------------------------------------------------------ outputs
+
+    def output_path(self, job_id: int, provider: str) -> Path:
+        return self.root / str(job_id) / "outputs" / f"{provider.lower()}.bin"
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(name, target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)

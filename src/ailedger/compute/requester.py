@@ -1,0 +1,278 @@
+"""The requester's side of a compute job: submit, follow, fetch the result, cancel.
+
+``submit`` validates the bundle completely before a token moves, keeps the packed bundle
+where the requester's node serves it to the winners, escrows the maximum cost on chain,
+and (by default) closes the auction as soon as k eligible bids are in: the requester is
+the only party an early close can hurt (a cheaper bid might have come), so the contract
+lets only the requester do it. The result is accepted only if it decrypts, authenticates
+as the provider's, and hashes to what was settled (or revealed) on chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ailedger.compute.job_files import JobFiles
+from ailedger.compute.jobs import load_bundle
+from ailedger.compute.market import JobStatus, JobTerms
+from ailedger.compute.transfer import open_log_batch, open_output
+from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
+
+if TYPE_CHECKING:
+    from ailedger.compute.market import ComputeMarketClient
+    from ailedger.session import Session
+
+
+class JobStateError(AiledgerError):
+    """The job is not in a state that allows this action; the message says what does."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: int
+    bundle_hash: bytes
+    escrow: int
+    tx_hash: str
+    status: JobStatus
+    providers: list[str]
+
+
+def _market(session: Session) -> ComputeMarketClient:
+    client: ComputeMarketClient = session.client("ComputeMarket")
+    return client
+
+
+def check_own_node(session: Session) -> str:
+    """Providers fetch the bundle from the requester's node and send results there."""
+    import httpx
+
+    url = session.client("NodeRegistry").url_of(session.address)
+    hint = "start it first with `ailedger node start` (it serves the bundle and takes results)"
+    if url is None:
+        raise ChainUnreachableError(f"this home has no node URL on chain; {hint}")
+    try:
+        httpx.get(f"{url}/v1/health", timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ChainUnreachableError(f"your node at {url} does not answer ({exc}); {hint}") from None
+    return str(url)
+
+
+def _grants_for(session: Session, datasets: list[bytes], purpose: int) -> list[int]:
+    """This requester's valid grant for each dataset and purpose, newest first."""
+    from ailedger.sharing.catalog import Catalog
+
+    market = session.client("DataMarket")
+    catalog = Catalog(session.home.path / "index.sqlite")
+    try:
+        catalog.sync(session)
+        mine = catalog.requests(requester=session.address)
+    finally:
+        catalog.close()
+    grants = []
+    for dataset in datasets:
+        name = "0x" + dataset.hex()
+        candidates = sorted(
+            (int(r["request_id"]) for r in mine if r["dataset_id"].lower() == name),
+            reverse=True,
+        )
+        valid = [g for g in candidates if market.check_access(g, session.address, dataset, purpose)]
+        if not valid:
+            raise ConfigError(
+                f"no valid grant for dataset {name} and this purpose; request access first "
+                f"(ailedger data request {name} --purpose ...) and wait for the owner's grant"
+            )
+        grants.append(valid[0])
+    return grants
+
+
+def submit(
+    session: Session,
+    bundle: Path,
+    *,
+    purpose: int = 0,
+    min_reputation: int = 0,
+    require_confined: bool = True,
+    wait_s: float | None = 30.0,
+) -> Submitted:
+    spec = load_bundle(bundle)  # every field checked before anything is paid
+    datasets = [bytes.fromhex(i[2:]) for i in spec.inputs]
+    if datasets and not purpose:
+        raise ConfigError("this job reads datasets: give the purpose your grant is for (--purpose)")
+    check_own_node(session)
+    digest = JobFiles(session.home.path).save_bundle(bundle)
+    grants = _grants_for(session, datasets, purpose) if datasets else []
+    terms = JobTerms(
+        bundle_hash=digest,
+        cpu_cores=spec.cpu_cores,
+        ram_mb=spec.ram_mb,
+        gpu_mem_mb=spec.gpu_mem_mb,
+        max_price_per_hour=spec.max_price_per_hour,
+        max_hours=math.ceil(spec.max_hours),
+        deadline=int(time.time() + spec.deadline_hours * 3600),
+        redundancy=spec.redundancy,
+        min_reputation=min_reputation,
+        require_confined=require_confined,
+        datasets=tuple(datasets),
+        grant_ids=tuple(grants),
+        purpose=purpose if datasets else 0,
+    )
+    market = _market(session)
+    session.token.approve(market.address, terms.max_cost)
+    job_id, result = market.post_job(terms)
+    status, providers = JobStatus.OPEN, list[str]()
+    if wait_s:
+        status, providers = close_when_ready(market, job_id, spec.redundancy, wait_s)
+    return Submitted(job_id, digest, terms.max_cost, result.tx_hash, status, providers)
+
+
+def close_when_ready(
+    market: ComputeMarketClient, job_id: int, k: int, wait_s: float
+) -> tuple[JobStatus, list[str]]:
+    """Close the auction once k bids are in (or the window ended); returns the status and
+    the assigned providers. Leaves the job open if neither happens within ``wait_s``."""
+    record = market.job(job_id)
+    assert record is not None
+    give_up = time.monotonic() + wait_s
+    while time.monotonic() < give_up:
+        record = market.job(job_id)
+        assert record is not None
+        if record.status != JobStatus.OPEN:
+            break
+        if len(market.job_bids(job_id)) >= k or time.time() >= record.bid_deadline + 0.2:
+            # Another party may have closed it first, or a bidder fell below the stake.
+            with contextlib.suppress(AiledgerError):
+                market.close_auction(job_id)
+            continue
+        time.sleep(0.02)
+    record = market.job(job_id)
+    assert record is not None
+    return record.status, [a["provider"] for a in market.assignments(job_id)]
+
+
+def status(session: Session, job_id: int) -> dict[str, Any]:
+    market = _market(session)
+    info = market.info(job_id)
+    if info is None:
+        raise ConfigError(f"no job {job_id} on chain; check the id (ailedger job list)")
+    files = JobFiles(session.home.path)
+    slots = []
+    for a in market.assignments(job_id):
+        slots.append(
+            {
+                "provider": a["provider"],
+                "price_per_hour": int(a["price_per_hour"]),
+                "committed": bytes(a["commitment"]) != bytes(32),
+                "revealed": bool(a["revealed"]),
+                "output_hash": "0x" + bytes(a["output_hash"]).hex() if a["revealed"] else None,
+                "hours": int(a["hours_used"]),
+                "paid": int(a["paid"]),
+                "output_received": files.output_path(job_id, a["provider"]).exists(),
+            }
+        )
+    return {
+        "job_id": job_id,
+        "status": JobStatus(int(info["status"])).name.lower(),
+        "requester": info["requester"],
+        "bundle_hash": "0x" + bytes(info["bundle_hash"]).hex(),
+        "redundancy": int(info["redundancy"]),
+        "escrow": int(info["escrow"]),
+        "deadline": int(info["deadline"]),
+        "bids": len(market.job_bids(job_id)),
+        "assignments": slots,
+        "result_hash": "0x" + bytes(info["result_hash"]).hex()
+        if int(info["status"]) == JobStatus.COMPLETED
+        else None,
+        "log_batches": sum(1 for _ in files.log_batches(job_id)),
+    }
+
+
+def logs(session: Session, job_id: int) -> Iterator[tuple[str, str]]:
+    """(provider, text) of every log batch received so far, decrypted and authenticated."""
+    key = session.encryption_key()
+    keys: dict[str, bytes | None] = {}
+    for provider, seq, sealed in JobFiles(session.home.path).log_batches(job_id):
+        if provider not in keys:
+            keys[provider] = session.key_registry.key_of(provider)
+        public = keys[provider]
+        if public is None:
+            continue
+        yield (
+            provider,
+            open_log_batch(
+                sealed,
+                requester_key=key,
+                provider_public=public,
+                chain_id=session.chain.chain_id,
+                job_id=job_id,
+                provider=provider,
+                seq=seq,
+            ),
+        )
+
+
+def expected_result(market: ComputeMarketClient, job_id: int) -> tuple[bytes, list[str]]:
+    """The output hash the chain vouches for, and the providers who revealed it."""
+    info = market.info(job_id)
+    if info is None:
+        raise ConfigError(f"no job {job_id} on chain")
+    state = JobStatus(int(info["status"]))
+    revealed = [a for a in market.assignments(job_id) if a["revealed"]]
+    if state == JobStatus.COMPLETED:
+        expected = bytes(info["result_hash"])
+    elif state == JobStatus.REVIEW and revealed:
+        expected = bytes(revealed[0]["output_hash"])
+    else:
+        raise JobStateError(
+            f"job {job_id} is {state.name.lower()}: no result is settled or under review yet "
+            "(see ailedger job status)"
+        )
+    providers = [a["provider"] for a in revealed if bytes(a["output_hash"]) == expected]
+    return expected, providers
+
+
+def fetch_result(session: Session, job_id: int, dest: Path) -> tuple[bytes, str]:
+    """Decrypt the output that matches the chain to ``dest``; returns (hash, provider)."""
+    market = _market(session)
+    expected, providers = expected_result(market, job_id)
+    files = JobFiles(session.home.path)
+    for provider in providers:
+        upload = files.output_path(job_id, provider)
+        public = session.key_registry.key_of(provider)
+        if not upload.exists() or public is None:
+            continue
+        open_output(
+            upload,
+            dest,
+            requester=session.address,
+            requester_key=session.encryption_key(),
+            provider_public=public,
+            chain_id=session.chain.chain_id,
+            job_id=job_id,
+            expected_hash=expected,
+        )
+        return expected, provider
+    raise JobStateError(
+        f"job {job_id}: no provider that revealed 0x{expected.hex()} has uploaded its output "
+        "to your node yet (is `ailedger node start` running?)"
+    )
+
+
+def cancel(session: Session, job_id: int) -> tuple[str, str]:
+    """Cancel (open or running: refund of the unused part) or expire (deadline passed);
+    returns (what was done, tx hash)."""
+    market = _market(session)
+    info = market.info(job_id)
+    if info is None:
+        raise ConfigError(f"no job {job_id} on chain")
+    state = JobStatus(int(info["status"]))
+    if time.time() >= int(info["deadline"]) and state in (JobStatus.OPEN, JobStatus.ASSIGNED):
+        return "expired", market.expire(job_id).tx_hash
+    if state in (JobStatus.OPEN, JobStatus.ASSIGNED, JobStatus.TIEBREAK):
+        return "cancelled", market.cancel(job_id).tx_hash
+    raise JobStateError(f"job {job_id} is {state.name.lower()}; only open or running jobs cancel")

@@ -1,0 +1,297 @@
+"""One assignment on the provider's machine: fetch, run confined, send back, commit.
+
+The steps, each safe to crash after (progress is kept in ``provider/jobs/<id>.json``
+before the step that depends on it):
+
+1. fetch the bundle from the requester's node (signed request) and check that it hashes
+   to the ``bundle_hash`` on chain, so the requester cannot swap the code after posting;
+2. prepare inputs (compute-to-data: the owner's own datasets, see :mod:`.c2d`);
+3. run it in the :class:`~ailedger.compute.sandbox.Sandbox` with the job's limits, streaming
+   log lines to the requester in sealed batches;
+4. add the exit record, apply a dataset's release rules, hash the output tree;
+5. upload the output encrypted to the requester, *then* commit its hash (so a committed
+   result is always one the requester can check), keeping the salt on disk first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ailedger.compute.c2d import ComputeRefusedError
+from ailedger.compute.jobs import JobSpec, bundle_hash, unpack_bundle
+from ailedger.compute.outputs import (
+    OutputPolicyViolation,
+    apply_output_policy,
+    output_hash,
+    withhold,
+    write_exit_record,
+)
+from ailedger.compute.sandbox import Limits, Sandbox
+from ailedger.compute.signing import SIGNATURE_HEADER, sign_request
+from ailedger.compute.transfer import seal_log_batch, seal_output
+from ailedger.errors import AiledgerError
+
+if TYPE_CHECKING:
+    from ailedger.compute.c2d import DataInputs
+    from ailedger.session import Session
+
+HTTP_TIMEOUT_S = 60
+# Time kept back from the deadline for uploading, committing and revealing.
+DEADLINE_MARGIN_S = 10
+
+
+class JobFetchError(AiledgerError):
+    """The requester's node did not hand over a bundle that matches the chain."""
+
+
+@dataclass
+class AssignmentState:
+    """What the agent must not forget about one assignment, kept on disk."""
+
+    job_id: int
+    requester: str
+    redundancy: int
+    deadline: int
+    price_per_hour: int
+    phase: str = "assigned"  # assigned -> committed -> revealed -> done
+    output_hash: str = ""
+    salt: str = ""
+    hours: int = 0
+    reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: Path) -> None:
+        from ailedger.compute.job_files import write_atomically
+
+        write_atomically(directory / f"{self.job_id}.json", json.dumps(asdict(self)).encode())
+
+    @classmethod
+    def load(cls, path: Path) -> AssignmentState:
+        return cls(**json.loads(path.read_text()))
+
+
+class LogStream:
+    """Buffers a job's output lines and sends them sealed, in numbered batches."""
+
+    def __init__(self, send: Callable[[int, str], None], every: float = 0.5) -> None:
+        self._send = send
+        self._every = every
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> LogStream:
+        self._thread.start()
+        return self
+
+    def line(self, stream: str, text: str) -> None:
+        with self._lock:
+            self._lines.append(text if stream == "stdout" else f"[stderr] {text}")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            text, self._lines = "".join(self._lines), []
+            seq = self._seq
+            if text:
+                self._seq += 1
+        if text:
+            # Logs are a convenience; the result path reports real failures.
+            with contextlib.suppress(AiledgerError):
+                self._send(seq, text)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.flush()
+
+
+class Runner:
+    """Runs one assignment; ``commit`` is called with (output hash, hours) at the end."""
+
+    def __init__(
+        self,
+        session: Session,
+        sandbox: Sandbox,
+        state: AssignmentState,
+        node_url: str,
+        bundle_hash_on_chain: bytes,
+        inputs: DataInputs | None,
+        gpu: int | None,
+        say: Callable[[str], None],
+        max_output_mb: int = 1024,
+    ) -> None:
+        self.session = session
+        self.sandbox = sandbox
+        self.state = state
+        self.url = node_url
+        self.expected_bundle = bundle_hash_on_chain
+        self.inputs = inputs
+        self.gpu = gpu
+        self.say = say
+        self.max_output_mb = max_output_mb
+        self.cancel = threading.Event()
+        self.requester_public = session.key_registry.key_of(state.requester)
+        if self.requester_public is None:
+            raise JobFetchError(f"requester {state.requester} has no encryption key on chain")
+
+    # ------------------------------------------------------------ HTTP helpers
+
+    def _request(self, method: str, path: str, body: bytes = b"") -> Any:
+        import httpx
+
+        header = sign_request(
+            self.session.require_account(), self.state.requester, method, path, body
+        )
+        try:
+            response = httpx.request(
+                method,
+                self.url + path,
+                content=body or None,
+                headers={SIGNATURE_HEADER: header},
+                timeout=HTTP_TIMEOUT_S,
+            )
+        except httpx.HTTPError as exc:
+            raise JobFetchError(f"requester node {self.url} unreachable: {exc}") from exc
+        if response.status_code != 200:
+            raise JobFetchError(
+                f"{method} {path}: HTTP {response.status_code} {response.text[:200]}"
+            )
+        return response
+
+    def _send_log(self, seq: int, text: str) -> None:
+        sealed = seal_log_batch(
+            text,
+            requester_public=self.requester_public,  # type: ignore[arg-type]
+            provider_key=self.session.encryption_key(),
+            chain_id=self.session.chain.chain_id,
+            job_id=self.state.job_id,
+            provider=self.session.address,
+            seq=seq,
+        )
+        self._request("POST", f"/v1/jobs/{self.state.job_id}/logs/{seq}", sealed)
+
+    # -------------------------------------------------------------------- run
+
+    def run(self, scratch: Path) -> tuple[bytes, int]:
+        """Do steps 1-5 up to the upload; returns (output hash, hours to bill)."""
+        job_id = self.state.job_id
+        bundle = scratch / "bundle"
+        data = self._request("GET", f"/v1/jobs/{job_id}/bundle").content
+        spec = unpack_bundle(data, bundle)
+        if bundle_hash(bundle) != self.expected_bundle:
+            raise JobFetchError(f"job {job_id}: the bundle served differs from its on-chain hash")
+        try:
+            inputs = self.inputs.prepare(scratch / "inputs") if self.inputs else {}
+        except ComputeRefusedError as exc:
+            return self._refused(scratch, str(exc))
+        limits = self._limits(spec)
+        with LogStream(self._send_log) as logs:
+            logs.line("stdout", f"[ailedger] job {job_id} starting on {self.session.address}\n")
+            result = self.sandbox.run(
+                bundle,
+                spec.entry,
+                spec.runtime,
+                limits,
+                inputs=inputs,
+                gpu=self.gpu,
+                env=_seed_env(spec),
+                on_line=logs.line,
+                cancel=self.cancel,
+            )
+            logs.line(
+                "stdout",
+                f"[ailedger] job {job_id} stopped: {result.reason}, exit {result.exit_code}, "
+                f"{result.usage.cpu_seconds:.1f} cpu-s, {result.usage.wall_seconds:.1f} s\n",
+            )
+        out = result.output_dir
+        try:
+            write_exit_record(out, result.exit_code, result.reason)
+            if result.reason == "output-too-large":  # never ship what broke the cap
+                withhold(out, f"output-too-large: over {limits.output_mb} MiB")
+            elif self.inputs is not None:
+                try:
+                    apply_output_policy(out, self.inputs.release_rules())
+                except OutputPolicyViolation as exc:
+                    self.say(f"job {job_id}: output withheld: {exc}")
+                    withhold(out, str(exc))
+            digest = output_hash(out)
+            self._upload(out, scratch)
+        finally:
+            shutil.rmtree(out.parent.parent, ignore_errors=True)  # the sandbox's directory
+        hours = max(1, math.ceil(result.usage.wall_seconds / 3600))
+        self.state.reason = result.reason
+        return digest, min(hours, math.ceil(spec.max_hours))
+
+    def _refused(self, scratch: Path, why: str) -> tuple[bytes, int]:
+        """The owner's rules no longer allow the run: the result is the refusal itself, so
+        the requester gets a verdict on chain instead of a provider that never answers."""
+        self.say(f"job {self.state.job_id}: refused to run: {why}")
+        out = scratch / "refused"
+        out.mkdir()
+        withhold(out, f"refused: {why}")
+        self.state.reason = "refused"
+        self._upload(out, scratch)
+        return output_hash(out), 1
+
+    def _limits(self, spec: JobSpec) -> Limits:
+        budget = spec.max_hours * 3600
+        wall = min(budget, self.state.deadline - time.time() - DEADLINE_MARGIN_S)
+        if wall <= 0:
+            raise JobFetchError(f"job {self.state.job_id}: too close to its deadline to run")
+        output_mb = self.max_output_mb
+        if self.inputs is not None:
+            output_mb = min(
+                output_mb, max(1, math.ceil(self.inputs.release_rules().max_output_bytes / 2**20))
+            )
+        return Limits(
+            cpu_seconds=budget * spec.cpu_cores,
+            memory_mb=spec.ram_mb,
+            wall_seconds=wall,
+            output_mb=output_mb,
+        )
+
+    def _upload(self, out: Path, scratch: Path) -> None:
+        upload = scratch / "output.bin"
+        seal_output(
+            out,
+            upload,
+            requester=self.state.requester,
+            requester_public=self.requester_public,  # type: ignore[arg-type]
+            provider_key=self.session.encryption_key(),
+            chain_id=self.session.chain.chain_id,
+            job_id=self.state.job_id,
+        )
+        self._request("PUT", f"/v1/jobs/{self.state.job_id}/output", upload.read_bytes())
+
+
+def _seed_env(spec: JobSpec) -> dict[str, str]:
+    """Deterministic mode: fixed seeds and one thread, so k providers agree bit for bit."""
+    env: dict[str, str] = {}
+    if spec.seed is not None:
+        env["AILEDGER_SEED"] = str(spec.seed)
+        env["PYTHONHASHSEED"] = str(spec.seed)
+    if spec.deterministic:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = "1"
+        env["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    return env
+
+
+def scratch_dir(base: Path | None) -> Path:
+    return Path(tempfile.mkdtemp(prefix="ailedger-assignment-", dir=base))

@@ -1,0 +1,228 @@
+"""The demo's compute chapters: a GPU owner earns tokens for a training job, and a job
+goes to the hospital's data instead of the data leaving (compute-to-data)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ailedger.compute.agent import AgentSettings, ProviderAgent
+from ailedger.compute.machine import detect_machine
+from ailedger.compute.market import JobStatus
+from ailedger.compute.outputs import read_exit_record
+from ailedger.compute.sandbox import ConfinementUnavailableError, Sandbox
+from ailedger.errors import AiledgerError
+from ailedger.session import Session
+from ailedger.units import format_amount
+
+Say = Callable[[str], None]
+AIL = 10**18
+
+TRAIN_SCRIPT = '''\
+"""Logistic regression by gradient descent on synthetic data (fixed seed: deterministic)."""
+import json, math, os, random
+
+rng = random.Random(int(os.environ.get("AILEDGER_SEED", "7")))
+rows = []
+for _ in range(2000):
+    x = [rng.gauss(0, 1) for _ in range(4)]
+    y = 1 if 1.5 * x[0] - 2.0 * x[1] + 0.5 * x[3] + rng.gauss(0, 0.5) > 0 else 0
+    rows.append((x, y))
+w, b = [0.0] * 4, 0.0
+for epoch in range(60):
+    gw, gb = [0.0] * 4, 0.0
+    for x, y in rows:
+        p = 1 / (1 + math.exp(-(sum(wi * xi for wi, xi in zip(w, x)) + b)))
+        for i in range(4):
+            gw[i] += (p - y) * x[i] / len(rows)
+        gb += (p - y) / len(rows)
+    w = [wi - 0.5 * g for wi, g in zip(w, gw)]
+    b -= 0.5 * gb
+    if epoch % 20 == 0:
+        print(f"epoch {epoch}: weights {[round(v, 3) for v in w]}", flush=True)
+hits = sum((sum(wi * xi for wi, xi in zip(w, x)) + b > 0) == bool(y) for x, y in rows)
+out = os.environ["AILEDGER_OUTPUT"]
+with open(os.path.join(out, "model.json"), "w") as f:
+    json.dump({"weights": [round(v, 6) for v in w], "bias": round(b, 6),
+               "train_accuracy": hits / len(rows)}, f, sort_keys=True)
+print(f"trained: accuracy {hits / len(rows):.3f}")
+'''
+
+STATS_SCRIPT = '''\
+"""Cohort statistics over the hospital's dataset, computed where the data lives."""
+import csv, json, os
+
+data = os.environ["AILEDGER_INPUTS"]
+(name,) = os.listdir(data)
+with open(os.path.join(data, name)) as f:
+    rows = list(csv.DictReader(f))
+born = [int(r["year_of_birth"]) for r in rows]
+by_gene = {}
+for r in rows:
+    by_gene[r["candidate_gene"]] = by_gene.get(r["candidate_gene"], 0) + 1
+with open(os.path.join(os.environ["AILEDGER_OUTPUT"], "stats.json"), "w") as f:
+    json.dump({"patients": len(rows), "mean_year_of_birth": sum(born) / len(born),
+               "by_gene": by_gene}, f, sort_keys=True)
+print(f"summarised {len(rows)} records")
+'''
+
+DUMP_SCRIPT = """\
+import os, shutil
+data = os.environ["AILEDGER_INPUTS"]
+(name,) = os.listdir(data)
+shutil.copy(os.path.join(data, name), os.path.join(os.environ["AILEDGER_OUTPUT"], "rows.csv"))
+"""
+
+
+def write_bundle(
+    directory: Path,
+    script: str,
+    *,
+    inputs: tuple[str, ...] = (),
+    redundancy: int = 1,
+) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "main.py").write_text(script)
+    listed = ", ".join(f'"{i}"' for i in inputs)
+    (directory / "job.toml").write_text(
+        "[job]\n"
+        'entry = "main.py"\nruntime = "python"\n'
+        f"inputs = [{listed}]\nseed = 7\ndeterministic = true\n"
+        "[resources]\ncpu_cores = 1\nram_mb = 512\nmax_hours = 1\n"
+        f'[market]\nmax_price_per_hour = "5"\ndeadline_hours = 1\nredundancy = {redundancy}\n'
+    )
+    return directory
+
+
+def make_sandbox(say: Say) -> Sandbox:
+    try:
+        return Sandbox()
+    except ConfinementUnavailableError:
+        say(
+            "  (this machine cannot confine jobs: the demo runs them unconfined, "
+            "and the offer says so on chain)"
+        )
+        return Sandbox(allow_unconfined=True)
+
+
+@contextmanager
+def running_agent(
+    session: Session, sandbox: Sandbox, price: int, say: Say
+) -> Iterator[ProviderAgent]:
+    settings = AgentSettings(price_per_hour=price, stake=100 * AIL, max_jobs=2)
+    agent = ProviderAgent(session, sandbox, detect_machine(), settings, lambda line: None)
+    for line in agent.prepare():
+        say(f"  {line}")
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield agent
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def wait_for_status(
+    session: Session, job_id: int, wanted: set[JobStatus], timeout: float = 120
+) -> JobStatus:
+    market = session.client("ComputeMarket")
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        record = market.job(job_id)
+        if record is not None and record.status in wanted:
+            return record.status  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise TimeoutError(
+        f"job {job_id} did not reach {sorted(s.name for s in wanted)} in {timeout:.0f} s"
+    )
+
+
+def rent_a_gpu(researcher: Session, gpu_owner: Session, root: Path, say: Say) -> None:
+    from ailedger.compute.requester import fetch_result, submit
+
+    say("\n[bold]10. A GPU owner rents out spare time; the researcher trains a model on it[/bold]")
+    sandbox = make_sandbox(say)
+    before = gpu_owner.token.balance_of(gpu_owner.address)
+    with running_agent(gpu_owner, sandbox, 2 * AIL, say):
+        bundle = write_bundle(root / "train-job", TRAIN_SCRIPT)
+        started = time.monotonic()
+        job = submit(researcher, bundle, require_confined=sandbox.mode is not None)
+        say(
+            f"  job {job.job_id} posted: {format_amount(job.escrow)} in escrow; auction closed "
+            f"after {time.monotonic() - started:.2f} s, assigned to {', '.join(job.providers)}"
+        )
+        wait_for_status(researcher, job.job_id, {JobStatus.REVIEW, JobStatus.COMPLETED})
+        digest, _ = fetch_result(researcher, job.job_id, root / "trained-model")
+        model = json.loads((root / "trained-model" / "model.json").read_text())
+        say(
+            f"  result decrypted and checked against the hash on chain (0x{digest.hex()[:16]}…): "
+            f"accuracy {model['train_accuracy']:.3f}"
+        )
+        r = researcher.client("ComputeMarket").accept(job.job_id)
+        say(f"  the researcher accepts the result  tx {r.tx_hash}")
+    earned = gpu_owner.token.balance_of(gpu_owner.address) - before + 100 * AIL
+    say(
+        f"  the GPU owner earned {format_amount(earned)} "
+        "(one hour at its 2 AIL bid; its 100 AIL stake stays staked)"
+    )
+
+
+def compute_to_data(
+    hospital: Session, researcher: Session, dataset: bytes, root: Path, say: Say
+) -> None:
+    from ailedger.compute.jobs import bundle_hash
+    from ailedger.compute.policy import OutputPolicy
+    from ailedger.compute.requester import fetch_result, submit
+    from ailedger.sharing.market import PURPOSES
+    from ailedger.sharing.requester import request_access
+
+    say("\n[bold]11. Compute-to-data: the researcher's code goes to the hospital's cohort[/bold]")
+    research = PURPOSES["rare-disease-research"]
+    name = "0x" + dataset.hex()
+    stats = write_bundle(root / "stats-job", STATS_SCRIPT, inputs=(name,))
+    dump = write_bundle(root / "dump-job", DUMP_SCRIPT, inputs=(name,))
+    policy = hospital.client("ComputePolicy")
+    policy.allow_algorithm(dataset, bundle_hash(stats))
+    policy.allow_algorithm(dataset, bundle_hash(dump))
+    policy.set_output_policy(
+        dataset, OutputPolicy(max_output_bytes=4096, aggregate_only=True, dp_epsilon=1.0)
+    )
+    say(
+        "  the hospital allows two reviewed algorithms; outputs must be aggregates under "
+        "4 KiB, released with Laplace noise (epsilon 1)"
+    )
+    grant, _ = request_access(researcher, dataset, research)
+    hospital.client("DataMarket").grant(grant)
+    say(f"  the researcher holds grant {grant} for rare-disease research")
+    sandbox = make_sandbox(lambda line: None)
+    hospital.token.faucet(200 * AIL)
+    with running_agent(hospital, sandbox, 1 * AIL, say):
+        job = submit(researcher, stats, purpose=research, require_confined=sandbox.mode is not None)
+        say(f"  job {job.job_id} runs at the hospital's own node: {', '.join(job.providers)}")
+        wait_for_status(researcher, job.job_id, {JobStatus.REVIEW})
+        fetch_result(researcher, job.job_id, root / "stats")
+        released = root / "stats" / "stats.json"
+        if not released.exists():
+            raise AiledgerError(
+                f"the statistics job released nothing: {read_exit_record(root / 'stats')}"
+            )
+        say(f"  released result: {released.read_text().strip()}")
+        job = submit(researcher, dump, purpose=research, require_confined=sandbox.mode is not None)
+        wait_for_status(researcher, job.job_id, {JobStatus.REVIEW})
+        fetch_result(researcher, job.job_id, root / "dump")
+        verdict = json.loads((root / "dump" / "ailedger-exit.json").read_text())["reason"]
+        say(f"  a job that copies the rows gets nothing out: {verdict}")
+    from ailedger.sharing.owner import OwnerNode
+
+    with OwnerNode(hospital) as node:
+        reads = [
+            node.audit.entry(i)
+            for i in range(node.audit.size)
+            if node.audit.entry(i).get("kind") == "compute-read"
+        ]
+    say(f"  the hospital's audit log holds {len(reads)} compute-read entries for these jobs")
