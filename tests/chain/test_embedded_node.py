@@ -106,7 +106,8 @@ def rpc(dispatcher: RpcDispatcher, method: str, *params: Any) -> Any:
 
 @pytest.fixture
 def chain(tmp_path: Path) -> Iterator[EmbeddedChain]:
-    with EmbeddedChain.open(tmp_path / "chain") as node:
+    # Not eager: these tests rely on transactions sent back to back sharing a block.
+    with EmbeddedChain.open(tmp_path / "chain", eager=False) as node:
         yield node
 
 
@@ -302,7 +303,9 @@ def test_transactions_sent_together_are_sealed_together(chain: EmbeddedChain) ->
 
 
 def test_a_full_batch_is_split_across_blocks_in_order(tmp_path: Path) -> None:
-    with EmbeddedChain.open(tmp_path / "chain", max_block_txs=8, batch_wait_s=0.2) as node:
+    with EmbeddedChain.open(
+        tmp_path / "chain", max_block_txs=8, batch_wait_s=0.2, eager=False
+    ) as node:
         alice, bob = fund(node, 2)
         start = node.head().block_number
         hashes = [node.send_raw_transaction(sign(alice, n, to=bob.address)) for n in range(50)]
@@ -316,8 +319,26 @@ def test_a_full_batch_is_split_across_blocks_in_order(tmp_path: Path) -> None:
         assert max(per_block.values()) == 8 and len(per_block) == 7, per_block
 
 
+def test_a_lone_transaction_is_sealed_without_waiting_for_company(tmp_path: Path) -> None:
+    """Light traffic (a party waiting on each receipt, then thinking) must not pay the
+    batch window; a burst still shares blocks."""
+    with EmbeddedChain.open(tmp_path / "chain", batch_wait_s=0.1) as node:
+        alice, bob = fund(node, 2)
+        for n in range(3):
+            time.sleep(0.15)  # quiet for longer than the window
+            started = time.monotonic()
+            sent = node.send_raw_transaction(sign(alice, n, to=bob.address))
+            while node.receipt(sent) is None:
+                time.sleep(0.002)
+            assert time.monotonic() - started < 0.08  # sealed before the window ended
+        burst = [node.send_raw_transaction(sign(bob, n, to=alice.address)) for n in range(20)]
+        assert node.wait_idle()
+        blocks = {node.receipt(h)["blockNumber"] for h in burst}  # type: ignore[index]
+        assert len(blocks) <= 3  # the first may go alone, the rest are batched
+
+
 def test_a_transaction_that_does_not_fit_waits_for_the_next_block(tmp_path: Path) -> None:
-    with EmbeddedChain.open(tmp_path / "chain", batch_wait_s=0.5) as node:
+    with EmbeddedChain.open(tmp_path / "chain", batch_wait_s=0.5, eager=False) as node:
         alice, bob, carol = fund(node, 3)
         limit = node.head().gas_limit
         small = node.send_raw_transaction(sign(alice, 0, to=bob.address))
@@ -368,7 +389,7 @@ def test_a_transaction_that_fails_at_sealing_is_dropped(chain: EmbeddedChain) ->
 
 
 def test_a_block_whose_transactions_all_fail_wakes_waiters(tmp_path: Path) -> None:
-    with EmbeddedChain.open(tmp_path / "chain", batch_wait_s=0.5) as node:
+    with EmbeddedChain.open(tmp_path / "chain", batch_wait_s=0.5, eager=False) as node:
         alice, bob = fund(node, 2, wei=ETHER)
         limit = node.head().gas_limit
         sink = Account.create().address

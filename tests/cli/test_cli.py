@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -182,7 +183,11 @@ def test_demo_runs_end_to_end(
     assert "refused on chain" in out and "purpose not allowed" in out
     assert "read    served" in out and "PROOF FAILED" not in out
     assert "audit verify: audit log verified" in out
-    assert "hospital holds 50 AIL (was 50 AIL)" in out
+    assert "hospital holds 200 AIL (was 200 AIL)" in out  # 2 grants + faucet - stake
     assert "imported 25 patients" in out and "research-consented records" in out
     assert "(found on chain): ok: 5 results" in out and "match score 1.00" in out
     assert "incoming MME query from" in out
+    assert "the GPU owner earned 2 AIL" in out and "accuracy 0.9" in out
+    assert re.search(r'released result: \{"by_gene": \{"KMT2D": [0-9.]+', out)
+    assert "a job that copies the rows gets nothing out: withheld:" in out
+    assert "audit log holds 2 compute-read entries" in out

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.cli.test_cli import error_of, run
+from tests.cli.test_cli import error_of, home_env, run  # noqa: F401 (fixture)
 
 JOB_TOML = """
 [job]
@@ -60,3 +60,55 @@ def test_provider_machine_reports_this_machine(
     code, out, _ = run(["provider", "machine", "--json"], capsys, monkeypatch)
     info = json.loads(out)
     assert code == 0 and info["cpu_cores"] >= 1 and info["ram_mb"] > 100
+
+
+@pytest.mark.usefixtures("home_env")
+def test_owner_sets_compute_rules_for_its_dataset(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """allow-algorithm, allow-host and output-policy change the ComputePolicy contract,
+    only for the dataset's owner, and refuse bad input by naming it."""
+    assert run(["init"], capsys, monkeypatch)[0] == 0
+    run(["token", "faucet", "10"], capsys, monkeypatch)
+    source = tmp_path / "cohort.csv"
+    source.write_text("age\n42\n")
+    code, out, err = run(
+        ["data", "publish", str(source), "--title", "t", "--purpose", "public-health", "--json"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    dataset = json.loads(out)["dataset"]
+    digest = json.loads(
+        run(["job", "check", str(_bundle(tmp_path)), "--json"], capsys, monkeypatch)[1]
+    )["bundle_hash"]
+
+    code, out, _ = run(["data", "output-policy", dataset, "--json"], capsys, monkeypatch)
+    assert json.loads(out) | {"tx": None} == {
+        "dataset": dataset,
+        "max_output_bytes": 1 << 20,
+        "aggregate_only": True,
+        "dp_epsilon": None,
+        "tx": None,
+    }
+    code, out, err = run(
+        ["data", "output-policy", dataset, "--max-bytes", "4096", "--dp-epsilon", "0.5", "--json"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    assert json.loads(out)["max_output_bytes"] == 4096 and json.loads(out)["dp_epsilon"] == 0.5
+    assert run(["data", "allow-algorithm", dataset, digest], capsys, monkeypatch)[0] == 0
+    host = "0x" + "11" * 20
+    assert run(["data", "allow-host", dataset, host], capsys, monkeypatch)[0] == 0
+    assert run(["data", "allow-host", dataset, host, "--revoke"], capsys, monkeypatch)[0] == 0
+
+    line = error_of(["data", "allow-algorithm", dataset, "0x1234"], capsys, monkeypatch)
+    assert "bundle hash" in line
+    line = error_of(["data", "output-policy", dataset, "--max-bytes", "0"], capsys, monkeypatch)
+    assert "output size cap" in line
+    other = "0x" + "22" * 32
+    line = error_of(["data", "allow-algorithm", other, digest], capsys, monkeypatch)
+    assert "unknown dataset" in line

@@ -42,12 +42,19 @@ class ContractClient:
         except Exception as exc:
             raise ChainError(f"reading {self.contract_name}.{function} failed: {exc}") from exc
 
-    def _write(self, function: str, *args: Any, wait: bool = True) -> Any:
+    def _write(self, function: str, *args: Any, wait: bool = True, gas: int | None = None) -> Any:
+        """Send a call of ``function``; ``gas`` skips the estimate (see ``send``)."""
         if self._account is None:
             raise ContractError(
                 f"{self.contract_name}.{function} sends a transaction and needs an unlocked account"
             )
-        tx = {"to": self.address, "data": self._contract.encode_abi(function, args), "value": 0}
+        tx: dict[str, Any] = {
+            "to": self.address,
+            "data": self._contract.encode_abi(function, args),
+            "value": 0,
+        }
+        if gas is not None:
+            tx["gas"] = gas
         return send(self.web3, self._account, tx, wait=wait)
 
 
@@ -83,8 +90,12 @@ class TokenClient(ContractClient):
     def transfer(self, to: str, amount: int) -> TxResult:
         return self._write("transfer", self.web3.to_checksum_address(to), amount)  # type: ignore[no-any-return]
 
-    def approve(self, spender: str, amount: int) -> TxResult:
-        return self._write("approve", self.web3.to_checksum_address(spender), amount)  # type: ignore[no-any-return]
+    def approve(self, spender: str, amount: int, *, wait: bool = True) -> TxResult | str:
+        """Allow ``spender`` to take ``amount``; without ``wait``, returns the tx hash at once
+        (the next transaction from this account is ordered after it by its nonce)."""
+        return self._write(  # type: ignore[no-any-return]
+            "approve", self.web3.to_checksum_address(spender), amount, wait=wait
+        )
 
     def transfer_from(self, owner: str, to: str, amount: int) -> TxResult:
         return self._write(  # type: ignore[no-any-return]

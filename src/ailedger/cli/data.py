@@ -342,3 +342,114 @@ def _size_of(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size if path.exists() else 0
+
+
+def _bundle_hash(text: str) -> bytes:
+    from ailedger.errors import ConfigError
+
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(
+            f"{text!r} is not a bundle hash (0x + 64 hex digits, as `job check` prints it)"
+        )
+    return raw
+
+
+@app.command("allow-algorithm")
+def allow_algorithm(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Your dataset id (0x...)."),
+    bundle_hash: str = typer.Argument(..., help="The job bundle's hash (`job check` prints it)."),
+    revoke: bool = typer.Option(False, "--revoke", help="Take the permission back."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Let jobs with exactly this code run over your dataset at your node (compute-to-data).
+    Review the bundle first: the hash pins every byte of it."""
+    with session(ctx, unlock=True) as s:
+        tx = s.client("ComputePolicy").allow_algorithm(
+            _dataset_id(dataset), _bundle_hash(bundle_hash), not revoke
+        )
+    what = "no longer allowed" if revoke else "allowed"
+    emit(
+        as_json,
+        {"dataset": dataset, "bundle_hash": bundle_hash, "allowed": not revoke, "tx": tx.tx_hash},
+        lambda: tx_line(
+            f"algorithm {bundle_hash[:18]}… {what} on {dataset[:18]}…", tx.tx_hash, tx.block_number
+        ),
+    )
+
+
+@app.command("allow-host")
+def allow_host(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Your dataset id (0x...)."),
+    provider: str = typer.Argument(..., help="Provider account that may run its jobs."),
+    revoke: bool = typer.Option(False, "--revoke", help="Take the permission back."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Let a provider you trust (besides your own node) host compute jobs over the dataset."""
+    with session(ctx, unlock=True) as s:
+        tx = s.client("ComputePolicy").allow_provider(_dataset_id(dataset), provider, not revoke)
+    emit(
+        as_json,
+        {"dataset": dataset, "provider": provider, "allowed": not revoke, "tx": tx.tx_hash},
+        lambda: tx_line(
+            f"host {provider} {'removed' if revoke else 'allowed'}", tx.tx_hash, tx.block_number
+        ),
+    )
+
+
+@app.command("output-policy")
+def output_policy(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Dataset id (0x...)."),
+    max_bytes: int = typer.Option(None, help="Largest output released, in bytes (set: 1..1 GiB)."),
+    aggregate_only: bool = typer.Option(
+        None, "--aggregate-only/--any-output", help="Release only JSON aggregates of numbers."
+    ),
+    dp_epsilon: float = typer.Option(
+        None, help="Add Laplace noise of scale 1/EPSILON to every released number (0: none)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show what compute-to-data jobs may release from the dataset; with options, change it
+    (your dataset only). Unset: 1 MiB, aggregates only, no noise."""
+    import dataclasses
+
+    from ailedger.compute.policy import OutputPolicy
+
+    changing = max_bytes is not None or aggregate_only is not None or dp_epsilon is not None
+    dataset_id = _dataset_id(dataset)
+    with session(ctx, unlock=changing) as s:
+        policy_client = s.client("ComputePolicy")
+        current: OutputPolicy = policy_client.output_policy(dataset_id)
+        tx = None
+        if changing:
+            updates: dict[str, Any] = {}
+            if max_bytes is not None:
+                updates["max_output_bytes"] = max_bytes
+            if aggregate_only is not None:
+                updates["aggregate_only"] = aggregate_only
+            if dp_epsilon is not None:
+                updates["dp_epsilon"] = dp_epsilon or None
+            current = dataclasses.replace(current, **updates)
+            tx = policy_client.set_output_policy(dataset_id, current)
+    data = {
+        "dataset": dataset,
+        "max_output_bytes": current.max_output_bytes,
+        "aggregate_only": current.aggregate_only,
+        "dp_epsilon": current.dp_epsilon,
+        "tx": tx.tx_hash if tx else None,
+    }
+
+    def render() -> None:
+        noise = f"Laplace noise, epsilon {current.dp_epsilon}" if current.dp_epsilon else "no noise"
+        shape = "aggregates only" if current.aggregate_only else "any output"
+        console.print(f"{dataset}: up to {current.max_output_bytes} bytes, {shape}, {noise}")
+        if tx:
+            console.print(f"  tx {tx.tx_hash}")
+
+    emit(as_json, data, render)

@@ -71,7 +71,7 @@ def start(
     max_output_mb: int = typer.Option(
         1024, help="Largest job output kept and sent back, in MiB; bigger ones are withheld."
     ),
-    poll: float = typer.Option(0.05, help="Seconds between looks at the chain."),
+    poll: float = typer.Option(0.02, help="Seconds between looks at the chain."),
 ) -> None:
     """Rent this machine out until Ctrl-C: stake, post an offer, bid on jobs that fit, run
     them sandboxed, send results encrypted to their requesters and collect payment."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._http import shared_client
 from ailedger.compute.c2d import DataInputs, audit_appender
 from ailedger.compute.jobs import JobSpecError, parse_job
 from ailedger.compute.market import JobStatus, new_salt
@@ -61,7 +62,7 @@ class AgentSettings:
     price_per_hour: int
     stake: int
     max_jobs: int
-    poll_seconds: float = 0.05
+    poll_seconds: float = 0.02
     work_dir: Path | None = None
     max_output_mb: int = 1024
 
@@ -304,7 +305,7 @@ class ProviderAgent:
         path = f"/v1/jobs/{job_id}/spec"
         header = sign_request(self.session.require_account(), requester, "GET", path)
         try:
-            response = httpx.get(
+            response = shared_client().get(
                 self._node_url(requester) + path, headers={SIGNATURE_HEADER: header}, timeout=10
             )
         except httpx.HTTPError as exc:
@@ -344,12 +345,12 @@ class ProviderAgent:
         state.extra.update(cores=int(info["cpu_cores"]), ram_mb=int(info["ram_mb"]), held=True)
         state.save(self.dir / "jobs")
         self._states[job_id] = state
-        self.say(f"job {job_id}: assigned at {price} per hour")
-        self._start_runner(job_id)
+        self.say(f"job {job_id}: assigned at {format_amount(price)} per hour")
+        self._start_runner(job_id, info)
 
-    def _start_runner(self, job_id: int) -> None:
+    def _start_runner(self, job_id: int, info: dict[str, Any] | None = None) -> None:
         state = self._states[job_id]
-        info = self.market.info(job_id)
+        info = info or self.market.info(job_id)
         if info is None or JobStatus(int(info["status"])) in TERMINAL:
             self._release(state)
             self._finish(state, "job already ended")

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._http import shared_client
 from ailedger.compute.job_files import JobFiles
 from ailedger.compute.jobs import load_bundle
-from ailedger.compute.market import JobStatus, JobTerms
+from ailedger.compute.market import POST_GAS, JobStatus, JobTerms
 from ailedger.compute.transfer import open_log_batch, open_output
 from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
 
@@ -57,7 +58,7 @@ def check_own_node(session: Session) -> str:
     if url is None:
         raise ChainUnreachableError(f"this home has no node URL on chain; {hint}")
     try:
-        httpx.get(f"{url}/v1/health", timeout=5).raise_for_status()
+        shared_client().get(f"{url}/v1/health", timeout=5).raise_for_status()
     except httpx.HTTPError as exc:
         raise ChainUnreachableError(f"your node at {url} does not answer ({exc}); {hint}") from None
     return str(url)
@@ -123,8 +124,10 @@ def submit(
         purpose=purpose if datasets else 0,
     )
     market = _market(session)
-    session.token.approve(market.address, terms.max_cost)
-    job_id, result = market.post_job(terms)
+    # The approval and the posting go out back to back (nonce order keeps them in order),
+    # so the job is on chain one block sooner; a refusal still names its reason.
+    session.token.approve(market.address, terms.max_cost, wait=False)
+    job_id, result = market.post_job(terms, gas=POST_GAS)
     status, providers = JobStatus.OPEN, list[str]()
     if wait_s:
         status, providers = close_when_ready(market, job_id, spec.redundancy, wait_s)

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._http import shared_client
 from ailedger.compute.c2d import ComputeRefusedError
 from ailedger.compute.jobs import JobSpec, bundle_hash, unpack_bundle
 from ailedger.compute.outputs import (
@@ -159,7 +160,7 @@ class Runner:
             self.session.require_account(), self.state.requester, method, path, body
         )
         try:
-            response = httpx.request(
+            response = shared_client().request(
                 method,
                 self.url + path,
                 content=body or None,

@@ -2,7 +2,9 @@
 
 Transactions are admitted one by one (with geth's error texts), queued, and sealed in
 batches: the sealer waits at most ``batch_wait_s`` after the first pending transaction,
-or until ``max_block_txs`` are queued, then executes them all in one block and commits
+or until ``max_block_txs`` are queued (with ``eager``, a lone transaction arriving after a
+quiet ``batch_wait_s`` does not wait: nobody else is sending), then executes them all in
+one block and commits
 state, block, receipts and log index in one SQLite transaction. A receipt is visible
 only after that commit returned, so any receipt a client has seen survives ``kill -9``.
 
@@ -19,6 +21,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +83,7 @@ class EmbeddedChain:
         *,
         max_block_txs: int,
         batch_wait_s: float,
+        eager: bool,
     ) -> None:
         self.directory = directory
         self.chain_id = chain_id
@@ -92,6 +96,12 @@ class EmbeddedChain:
         self._tx_builder = self._chain.get_vm().get_transaction_builder()
         self._max_block_txs = max_block_txs
         self._batch_wait_s = batch_wait_s
+        # When the last block was sealed. A lone transaction after a quiet batch window is
+        # light, one-at-a-time traffic (a party waiting on each receipt): it is sealed at
+        # once instead of waiting for company that is not coming. Right after a seal, more
+        # are likely on the way (a burst): batch.
+        self._last_sealed = 0.0
+        self._eager = eager
         # Two locks, always taken in this order: `_lock` guards the chain state (py-evm,
         # the store), `_pool` the pending transactions. Admission takes only `_pool`, so
         # clients keep submitting while a block seals.
@@ -118,6 +128,7 @@ class EmbeddedChain:
         chain_id: int = DEFAULT_CHAIN_ID,
         max_block_txs: int = 1000,
         batch_wait_s: float = 0.02,
+        eager: bool = True,
     ) -> EmbeddedChain:
         """Open (creating on first use) the chain stored in ``directory``."""
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -143,6 +154,7 @@ class EmbeddedChain:
             chain_id,
             max_block_txs=max_block_txs,
             batch_wait_s=batch_wait_s,
+            eager=eager,
         )
 
     def close(self) -> None:
@@ -348,6 +360,7 @@ class EmbeddedChain:
                 return
             try:
                 self._seal(batch)
+                self._last_sealed = time.monotonic()
             except Exception:
                 # A bug must not wedge the chain: forget the half-built block, report
                 # the transactions as dropped, keep sealing.
@@ -363,7 +376,9 @@ class EmbeddedChain:
                 self._wake.wait()
             if not self._pending:
                 return None
-            if not self._closing and len(self._pending) < _BUSY_QUEUE:
+            quiet = time.monotonic() - self._last_sealed >= self._batch_wait_s
+            streaming = not (self._eager and quiet) or len(self._pending) > 1
+            if streaming and not self._closing and len(self._pending) < _BUSY_QUEUE:
                 # Batch: give the client a few milliseconds to add more before sealing.
                 # Under load transactions queued while the last block sealed: go at once.
                 self._wake.wait_for(
