@@ -137,3 +137,12 @@ def test_submit_follow_fetch_accept_then_survive_a_killed_provider(market: Marke
     market.wait(again, "review")
     bad = market.requester.run("job", "result", "999", "-o", str(market.tmp / "x"), ok=False)
     assert bad.returncode == 1 and "no job 999" in bad.stderr
+
+    # A malformed job.toml is refused, naming the field, before anything is paid.
+    paid_before = market.requester.json("token", "balance")["base_units"]
+    broken = market.bundle("broken", SUM)
+    toml = (broken / "job.toml").read_text().replace("ram_mb = 256", "ram_mb = -1")
+    (broken / "job.toml").write_text(toml)
+    refused = market.requester.run("job", "submit", str(broken), ok=False)
+    assert refused.returncode == 1 and "ram_mb" in refused.stderr
+    assert market.requester.json("token", "balance")["base_units"] == paid_before

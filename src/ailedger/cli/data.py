@@ -16,7 +16,7 @@ PURPOSE_HELP = (
 )
 
 
-def _dataset_id(text: str) -> bytes:
+def _hex32(text: str, what: str) -> bytes:
     from ailedger.errors import ConfigError
 
     try:
@@ -24,8 +24,12 @@ def _dataset_id(text: str) -> bytes:
     except ValueError:
         raw = b""
     if len(raw) != 32:
-        raise ConfigError(f"{text!r} is not a dataset id (0x followed by 64 hex digits)")
+        raise ConfigError(f"{text!r} is not {what}")
     return raw
+
+
+def _dataset_id(text: str) -> bytes:
+    return _hex32(text, "a dataset id (0x followed by 64 hex digits)")
 
 
 def _duration(text: str) -> int:
@@ -345,17 +349,7 @@ def _size_of(path: Path) -> int:
 
 
 def _bundle_hash(text: str) -> bytes:
-    from ailedger.errors import ConfigError
-
-    try:
-        raw = bytes.fromhex(text.removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise ConfigError(
-            f"{text!r} is not a bundle hash (0x + 64 hex digits, as `job check` prints it)"
-        )
-    return raw
+    return _hex32(text, "a bundle hash (0x + 64 hex digits, as `job check` prints it)")
 
 
 @app.command("allow-algorithm")

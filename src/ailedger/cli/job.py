@@ -153,7 +153,11 @@ def logs(
                     console.print(f"[{provider[:10]}] {line}", markup=False)
             seen = len(batches)
             record = market.job(job_id)
-            active = record is not None and record.status in (JobStatus.OPEN, JobStatus.ASSIGNED)
+            active = record is not None and record.status in (
+                JobStatus.OPEN,
+                JobStatus.ASSIGNED,
+                JobStatus.TIEBREAK,
+            )
             if not follow or not active:
                 return
             time.sleep(0.5)

@@ -204,8 +204,14 @@ def load_bundle(bundle: Path) -> JobSpec:
 
 def bundle_hash(bundle: Path) -> bytes:
     """sha256 over sorted (path, size, bytes); the on-chain ``bundle_hash``."""
-    digest = hashlib.sha256(b"ailedger-bundle-v1\0")
-    for rel, path in bundle_files(bundle):
+    return tree_hash(bundle, b"ailedger-bundle-v1")
+
+
+def tree_hash(root: Path, domain: bytes) -> bytes:
+    """sha256 of ``domain`` then each file's (path, size, bytes) in sorted path order:
+    the same on every machine whatever the mtimes, owners or creation order."""
+    digest = hashlib.sha256(domain + b"\0")
+    for rel, path in bundle_files(root):
         data = path.read_bytes()
         name = rel.encode("utf-8")
         digest.update(len(name).to_bytes(4, "big") + name + len(data).to_bytes(8, "big"))

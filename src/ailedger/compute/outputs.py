@@ -14,7 +14,6 @@ the exit record says why, so the requester still gets a verdict it can pay for o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ailedger.compute.jobs import bundle_files
+from ailedger.compute.jobs import bundle_files, tree_hash
 
 EXIT_FILE = "ailedger-exit.json"
 # Aggregate-only outputs: JSON of numbers under short keys, bounded in size, so a job
@@ -50,13 +49,7 @@ class ReleaseRules:
 
 def output_hash(root: Path) -> bytes:
     """sha256 over sorted (path, size, bytes) of every file under ``root``."""
-    digest = hashlib.sha256(b"ailedger-output-v1\0")
-    for rel, path in bundle_files(root):
-        data = path.read_bytes()
-        name = rel.encode("utf-8")
-        digest.update(len(name).to_bytes(4, "big") + name + len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.digest()
+    return tree_hash(root, b"ailedger-output-v1")
 
 
 def write_exit_record(root: Path, exit_code: int | None, reason: str) -> None:

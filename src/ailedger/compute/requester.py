@@ -274,8 +274,9 @@ def cancel(session: Session, job_id: int) -> tuple[str, str]:
     if info is None:
         raise ConfigError(f"no job {job_id} on chain")
     state = JobStatus(int(info["status"]))
-    if time.time() >= int(info["deadline"]) and state in (JobStatus.OPEN, JobStatus.ASSIGNED):
+    running = (JobStatus.OPEN, JobStatus.ASSIGNED, JobStatus.TIEBREAK)
+    if time.time() >= int(info["deadline"]) and state in running:
         return "expired", market.expire(job_id).tx_hash
-    if state in (JobStatus.OPEN, JobStatus.ASSIGNED, JobStatus.TIEBREAK):
+    if state in running:
         return "cancelled", market.cancel(job_id).tx_hash
     raise JobStateError(f"job {job_id} is {state.name.lower()}; only open or running jobs cancel")
