@@ -67,6 +67,11 @@ def submit(
     wait: float = typer.Option(
         30.0, help="Seconds to wait for k bids and close the auction (0: leave it open)."
     ),
+    collect: float = typer.Option(
+        0.0,
+        help="Seconds to keep taking bids once k are in, for a cheaper pick (0: start now; "
+        "the market's bid window, 2 s here, takes every bid).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Validate the bundle, escrow its maximum cost and post it; close the auction as soon
@@ -83,6 +88,7 @@ def submit(
             min_reputation=min_reputation,
             require_confined=not allow_unconfined,
             wait_s=wait or None,
+            collect_s=collect,
         )
     data = {
         "job_id": done.job_id,

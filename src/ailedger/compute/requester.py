@@ -100,6 +100,7 @@ def submit(
     min_reputation: int = 0,
     require_confined: bool = True,
     wait_s: float | None = 30.0,
+    collect_s: float = 0.0,
 ) -> Submitted:
     spec = load_bundle(bundle)  # every field checked before anything is paid
     datasets = [bytes.fromhex(i[2:]) for i in spec.inputs]
@@ -130,24 +131,29 @@ def submit(
     job_id, result = market.post_job(terms, gas=POST_GAS)
     status, providers = JobStatus.OPEN, list[str]()
     if wait_s:
-        status, providers = close_when_ready(market, job_id, spec.redundancy, wait_s)
+        status, providers = close_when_ready(market, job_id, spec.redundancy, wait_s, collect_s)
     return Submitted(job_id, digest, terms.max_cost, result.tx_hash, status, providers)
 
 
 def close_when_ready(
-    market: ComputeMarketClient, job_id: int, k: int, wait_s: float
+    market: ComputeMarketClient, job_id: int, k: int, wait_s: float, collect_s: float = 0.0
 ) -> tuple[JobStatus, list[str]]:
-    """Close the auction once k bids are in (or the window ended); returns the status and
-    the assigned providers. Leaves the job open if neither happens within ``wait_s``."""
+    """Close the auction once k bids are in and ``collect_s`` seconds have passed (more
+    bids, a cheaper pick; 0: start as soon as possible), or when the window ended; returns
+    the status and the assigned providers. Leaves the job open if neither happens within
+    ``wait_s``."""
     record = market.job(job_id)
     assert record is not None
-    give_up = time.monotonic() + wait_s
+    started = time.monotonic()
+    give_up = started + wait_s
     while time.monotonic() < give_up:
         record = market.job(job_id)
         assert record is not None
         if record.status != JobStatus.OPEN:
             break
-        if len(market.job_bids(job_id)) >= k or time.time() >= record.bid_deadline + 0.2:
+        collected = time.monotonic() - started >= collect_s
+        enough = collected and len(market.job_bids(job_id)) >= k
+        if enough or time.time() >= record.bid_deadline + 0.2:
             # Another party may have closed it first, or a bidder fell below the stake.
             with contextlib.suppress(AiledgerError):
                 market.close_auction(job_id)
