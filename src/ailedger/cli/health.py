@@ -177,11 +177,9 @@ def match(
 def _log_outgoing(s: Any, nodes: int, results: int) -> None:
     """Record the outgoing query in this node's audit log (through the running node if
     it holds the log, else directly)."""
-    from ailedger.audit.log import AuditLogError
-    from ailedger.health.federation import log_via_own_node
     from ailedger.sharing.owner import OwnerNode
 
-    entry: dict[str, str | int] = {
+    entry: dict[str, Any] = {
         "kind": "mme-query",
         "direction": "outgoing",
         "peers": nodes,
@@ -189,10 +187,7 @@ def _log_outgoing(s: Any, nodes: int, results: int) -> None:
         "outcome": "asked",
     }
     with OwnerNode(s) as node:
-        try:
-            node.audit.append(entry)
-        except AuditLogError:  # the running node owns the log: hand it the entry instead
-            log_via_own_node(s, entry)
+        node.append_own(entry)
 
 
 def _explain(m: Any) -> dict[str, Any]:

@@ -146,7 +146,6 @@ def logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
 ) -> None:
     """Print the job's output lines as the providers stream them (decrypted here)."""
-    from ailedger.compute.market import JobStatus
     from ailedger.compute.requester import logs as job_logs
 
     seen = 0
@@ -159,11 +158,7 @@ def logs(
                     console.print(f"[{provider[:10]}] {line}", markup=False)
             seen = len(batches)
             record = market.job(job_id)
-            active = record is not None and record.status in (
-                JobStatus.OPEN,
-                JobStatus.ASSIGNED,
-                JobStatus.TIEBREAK,
-            )
+            active = record is not None and record.status.running
             if not follow or not active:
                 return
             time.sleep(0.5)

@@ -32,12 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ailedger._http import shared_client
-from ailedger.compute.c2d import DataInputs, audit_appender
+from ailedger.compute.c2d import DataInputs
 from ailedger.compute.jobs import JobSpecError, parse_job
 from ailedger.compute.market import JobStatus, new_salt
 from ailedger.compute.runner import AssignmentState, JobFetchError, Runner, scratch_dir
-from ailedger.compute.signing import SIGNATURE_HEADER, sign_request
+from ailedger.compute.signing import SignedRequestError, send_signed
 from ailedger.errors import AiledgerError
 from ailedger.units import format_amount
 
@@ -48,13 +47,6 @@ if TYPE_CHECKING:
     from ailedger.session import Session
 
 log = logging.getLogger(__name__)
-TERMINAL = {
-    JobStatus.COMPLETED,
-    JobStatus.DISPUTED,
-    JobStatus.REJECTED,
-    JobStatus.CANCELLED,
-    JobStatus.EXPIRED,
-}
 
 
 @dataclass(frozen=True)
@@ -244,7 +236,7 @@ class ProviderAgent:
         datasets = [bytes(d) for d in job.get("datasets", [])]
         try:
             spec = parse_job(self._spec_text(job_id, job["requester"]))
-        except (JobFetchError, JobSpecError) as exc:
+        except (JobFetchError, JobSpecError, SignedRequestError) as exc:
             self.say(f"job {job_id}: not bidding: {exc}")
             return
         if spec.runtime not in self.sandbox.runtimes:
@@ -300,19 +292,9 @@ class ProviderAgent:
         return self._urls[requester]
 
     def _spec_text(self, job_id: int, requester: str) -> str:
-        import httpx
-
+        account, url = self.session.require_account(), self._node_url(requester)
         path = f"/v1/jobs/{job_id}/spec"
-        header = sign_request(self.session.require_account(), requester, "GET", path)
-        try:
-            response = shared_client().get(
-                self._node_url(requester) + path, headers={SIGNATURE_HEADER: header}, timeout=10
-            )
-        except httpx.HTTPError as exc:
-            raise JobFetchError(f"requester node unreachable: {exc}") from exc
-        if response.status_code != 200:
-            raise JobFetchError(f"spec: HTTP {response.status_code} {response.text[:200]}")
-        return response.text
+        return send_signed(account, url, requester, "GET", path, timeout=10).text
 
     def _send(self, fn: Callable[..., Any], *args: Any) -> Any:
         with self._tx:
@@ -351,7 +333,7 @@ class ProviderAgent:
     def _start_runner(self, job_id: int, info: dict[str, Any] | None = None) -> None:
         state = self._states[job_id]
         info = info or self.market.info(job_id)
-        if info is None or JobStatus(int(info["status"])) in TERMINAL:
+        if info is None or JobStatus(int(info["status"])).ended:
             self._release(state)
             self._finish(state, "job already ended")
             return
@@ -366,7 +348,6 @@ class ProviderAgent:
                 [bytes(d) for d in datasets],
                 purpose,
                 state.extra.get("grants", []),
-                audit_appender(self.session),
             )
         runner = Runner(
             self.session,
@@ -450,7 +431,7 @@ class ProviderAgent:
         if info is None:
             return
         status = JobStatus(int(info["status"]))
-        if status in TERMINAL:
+        if status.ended:
             self._settled(state, status)
             return
         assigned = len(self.market.assignments(state.job_id))

@@ -12,9 +12,8 @@ policies (:func:`ailedger.compute.outputs.apply_output_policy`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ailedger.compute.outputs import ReleaseRules
 from ailedger.errors import AiledgerError
@@ -39,7 +38,6 @@ class DataInputs:
         datasets: list[bytes],
         purpose: int,
         grant_ids: list[int],
-        append_audit: Callable[[dict[str, Any]], int],
     ) -> None:
         self.session = session
         self.job_id = job_id
@@ -48,9 +46,9 @@ class DataInputs:
         self.datasets = datasets
         self.purpose = purpose
         self.grant_ids = grant_ids
-        self.append_audit = append_audit
         self.policy = session.client("ComputePolicy")
         self.market = session.client("DataMarket")
+        self._rules: ReleaseRules | None = None
 
     def check(self) -> None:
         """Raise :class:`ComputeRefusedError` unless every rule still holds right now."""
@@ -82,7 +80,7 @@ class DataInputs:
         with OwnerNode(self.session) as node:
             for dataset in self.datasets:
                 name = "0x" + dataset.hex()
-                self.append_audit(
+                node.append_own(
                     {
                         "kind": "compute-read",
                         "dataset": name,
@@ -98,29 +96,13 @@ class DataInputs:
         return mounted
 
     def release_rules(self) -> ReleaseRules:
-        """The strictest combination of the datasets' output policies."""
-        rules = [self.policy.output_policy(d) for d in self.datasets]
-        epsilons = [r.dp_epsilon for r in rules if r.dp_epsilon]
-        return ReleaseRules(
-            max_output_bytes=min(r.max_output_bytes for r in rules),
-            aggregate_only=any(r.aggregate_only for r in rules),
-            dp_epsilon=min(epsilons) if epsilons else None,
-        )
-
-
-def audit_appender(session: Session) -> Callable[[dict[str, Any]], int]:
-    """Append to this home's audit log, through the running node when it holds the log."""
-
-    def append(entry: dict[str, Any]) -> int:
-        from ailedger.audit.log import AuditLogError
-        from ailedger.health.federation import log_via_own_node
-        from ailedger.sharing.owner import OwnerNode
-
-        with OwnerNode(session) as node:
-            try:
-                return node.audit.append(entry)
-            except AuditLogError:  # the running node owns the log: hand it the entry
-                log_via_own_node(session, entry)
-                return -1
-
-    return append
+        """The strictest combination of the datasets' output policies (read once)."""
+        if self._rules is None:
+            rules = [self.policy.output_policy(d) for d in self.datasets]
+            epsilons = [r.dp_epsilon for r in rules if r.dp_epsilon]
+            self._rules = ReleaseRules(
+                max_output_bytes=min(r.max_output_bytes for r in rules),
+                aggregate_only=any(r.aggregate_only for r in rules),
+                dp_epsilon=min(epsilons) if epsilons else None,
+            )
+        return self._rules

@@ -36,6 +36,16 @@ class JobStatus(IntEnum):
     EXPIRED = 8
     TIEBREAK = 9
 
+    @property
+    def ended(self) -> bool:
+        """Terminal: escrow settled or refunded, stakes unlocked."""
+        return self in (self.COMPLETED, self.DISPUTED, self.REJECTED, self.CANCELLED, self.EXPIRED)
+
+    @property
+    def running(self) -> bool:
+        """Bidding or computing, no result revealed yet: the requester can still cancel."""
+        return self in (self.OPEN, self.ASSIGNED, self.TIEBREAK)
+
 
 @dataclass(frozen=True)
 class JobTerms:

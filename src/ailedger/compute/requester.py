@@ -142,8 +142,6 @@ def close_when_ready(
     bids, a cheaper pick; 0: start as soon as possible), or when the window ended; returns
     the status and the assigned providers. Leaves the job open if neither happens within
     ``wait_s``."""
-    record = market.job(job_id)
-    assert record is not None
     started = time.monotonic()
     give_up = started + wait_s
     while time.monotonic() < give_up:
@@ -280,9 +278,8 @@ def cancel(session: Session, job_id: int) -> tuple[str, str]:
     if info is None:
         raise ConfigError(f"no job {job_id} on chain")
     state = JobStatus(int(info["status"]))
-    running = (JobStatus.OPEN, JobStatus.ASSIGNED, JobStatus.TIEBREAK)
-    if time.time() >= int(info["deadline"]) and state in running:
+    if time.time() >= int(info["deadline"]) and state.running:
         return "expired", market.expire(job_id).tx_hash
-    if state in running:
+    if state.running:
         return "cancelled", market.cancel(job_id).tx_hash
     raise JobStateError(f"job {job_id} is {state.name.lower()}; only open or running jobs cancel")

@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ailedger._http import shared_client
 from ailedger.compute.c2d import ComputeRefusedError
 from ailedger.compute.jobs import JobSpec, bundle_hash, unpack_bundle
 from ailedger.compute.outputs import (
@@ -38,7 +37,7 @@ from ailedger.compute.outputs import (
     write_exit_record,
 )
 from ailedger.compute.sandbox import Limits, Sandbox
-from ailedger.compute.signing import SIGNATURE_HEADER, sign_request
+from ailedger.compute.signing import SignedRequestError, send_signed
 from ailedger.compute.transfer import seal_log_batch, seal_output
 from ailedger.errors import AiledgerError
 
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
     from ailedger.compute.c2d import DataInputs
     from ailedger.session import Session
 
-HTTP_TIMEOUT_S = 60
 # Time kept back from the deadline for uploading, committing and revealing.
 DEADLINE_MARGIN_S = 10
 
@@ -153,27 +151,13 @@ class Runner:
 
     # ------------------------------------------------------------ HTTP helpers
 
-    def _request(self, method: str, path: str, body: bytes = b"") -> Any:
-        import httpx
-
-        header = sign_request(
-            self.session.require_account(), self.state.requester, method, path, body
-        )
+    def _request(self, method: str, path: str, body: bytes | Path = b"") -> Any:
         try:
-            response = shared_client().request(
-                method,
-                self.url + path,
-                content=body or None,
-                headers={SIGNATURE_HEADER: header},
-                timeout=HTTP_TIMEOUT_S,
+            return send_signed(
+                self.session.require_account(), self.url, self.state.requester, method, path, body
             )
-        except httpx.HTTPError as exc:
-            raise JobFetchError(f"requester node {self.url} unreachable: {exc}") from exc
-        if response.status_code != 200:
-            raise JobFetchError(
-                f"{method} {path}: HTTP {response.status_code} {response.text[:200]}"
-            )
-        return response
+        except SignedRequestError as exc:
+            raise JobFetchError(f"job {self.state.job_id}: {exc}") from exc
 
     def _send_log(self, seq: int, text: str) -> None:
         sealed = seal_log_batch(
@@ -278,7 +262,7 @@ class Runner:
             chain_id=self.session.chain.chain_id,
             job_id=self.state.job_id,
         )
-        self._request("PUT", f"/v1/jobs/{self.state.job_id}/output", upload.read_bytes())
+        self._request("PUT", f"/v1/jobs/{self.state.job_id}/output", upload)
 
 
 def _seed_env(spec: JobSpec) -> dict[str, str]:

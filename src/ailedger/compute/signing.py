@@ -16,12 +16,17 @@ the time window bounds replays of the *same* request, which the routes make harm
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ailedger.errors import AiledgerError
+
 if TYPE_CHECKING:
+    import httpx
     from eth_account.signers.local import LocalAccount
 
 SIGNATURE_HEADER = "X-Ailedger-Signature"
@@ -35,16 +40,69 @@ def _message(target: str, method: str, path: str, stamp: int, body_sha256: bytes
 
 
 def sign_request(
-    account: LocalAccount, target: str, method: str, path: str, body: bytes = b""
+    account: LocalAccount,
+    target: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    body_sha256: bytes | None = None,
 ) -> str:
-    """The header value proving ``account`` sends this request to node ``target``."""
+    """The header value proving ``account`` sends this request to node ``target``; give
+    ``body_sha256`` instead of ``body`` for a body streamed from a file."""
     from eth_account.messages import encode_defunct
 
     stamp = int(time.time())
+    digest = hashlib.sha256(body).digest() if body_sha256 is None else body_sha256
     signed = account.sign_message(
-        encode_defunct(text=_message(target, method, path, stamp, hashlib.sha256(body).digest()))
+        encode_defunct(text=_message(target, method, path, stamp, digest))
     )
     return f"{PREFIX}.{account.address}.{stamp}.{bytes(signed.signature).hex()}"
+
+
+class SignedRequestError(AiledgerError):
+    """The node did not answer a signed request with 200; the message says what it said."""
+
+
+def send_signed(
+    account: LocalAccount,
+    base_url: str,
+    target: str,
+    method: str,
+    path: str,
+    body: bytes | Path = b"",
+    timeout: float = 60,
+) -> httpx.Response:
+    """Send a signed request to node ``target`` at ``base_url``. A :class:`Path` body is
+    hashed, then streamed from the file, so a large output is never held in memory."""
+    import httpx
+
+    from ailedger._http import shared_client
+
+    if isinstance(body, Path):
+        digest = hashlib.sha256()
+        with body.open("rb") as data:
+            while chunk := data.read(1 << 20):
+                digest.update(chunk)
+        header = sign_request(account, target, method, path, body_sha256=digest.digest())
+    else:
+        header = sign_request(account, target, method, path, body)
+    try:
+        with contextlib.ExitStack() as files:
+            content = files.enter_context(body.open("rb")) if isinstance(body, Path) else body
+            response = shared_client().request(
+                method,
+                base_url + path,
+                content=content or None,
+                headers={SIGNATURE_HEADER: header},
+                timeout=timeout,
+            )
+    except httpx.HTTPError as exc:
+        raise SignedRequestError(f"node {base_url} unreachable: {exc}") from exc
+    if response.status_code != 200:
+        raise SignedRequestError(
+            f"{method} {path}: HTTP {response.status_code} {response.text[:200]}"
+        )
+    return response
 
 
 def request_signer(

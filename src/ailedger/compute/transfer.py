@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 from ailedger.compute.outputs import output_hash
 from ailedger.crypto.hpke import open_, seal, unwrap_data_key, wrap_data_key
+from ailedger.crypto.stream import new_data_key
 from ailedger.errors import AiledgerError
-from ailedger.store.blobs import DirectoryBlobStore
-from ailedger.store.objects import decrypt_object, encrypt_object
+from ailedger.store.objects import decrypt_object, encrypt_into
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -102,20 +102,18 @@ def seal_output(
 ) -> None:
     """Encrypt the tree ``root`` for ``requester`` into the upload file ``upload``."""
     object_id = output_object_id(chain_id, job_id)
-    with tempfile.TemporaryDirectory(prefix="ailedger-seal-") as scratch:
-        store = DirectoryBlobStore(Path(scratch))
-        sealed = encrypt_object(root, store, object_id=object_id, version=1)
-        wrapped = wrap_data_key(
-            sealed.data_key,
-            recipient_public=requester_public,
-            owner_private=provider_key,
-            object_id=object_id,
-            version=1,
-            requester=requester,
-        )
-        with upload.open("wb") as out, store.path_of(sealed.blob.hash_hex).open("rb") as blob:
-            out.write(len(wrapped).to_bytes(4, "big") + wrapped)
-            shutil.copyfileobj(blob, out, 1 << 20)
+    key = new_data_key()
+    wrapped = wrap_data_key(
+        key,
+        recipient_public=requester_public,
+        owner_private=provider_key,
+        object_id=object_id,
+        version=1,
+        requester=requester,
+    )
+    with upload.open("wb") as out:
+        out.write(len(wrapped).to_bytes(4, "big") + wrapped)
+        encrypt_into(root, out, key, object_id=object_id, version=1)
 
 
 def open_output(

@@ -78,6 +78,17 @@ class OwnerNode:
             )
         return self._audit
 
+    def append_own(self, entry: dict[str, Any]) -> None:
+        """Append an entry this home's own processes make (an outgoing query, a
+        compute-to-data read): directly, or through the running node when it holds the log."""
+        from ailedger.audit.log import AuditLogError
+        from ailedger.health.federation import log_via_own_node
+
+        try:
+            self.audit.append(entry)
+        except AuditLogError:  # the running node owns the log: hand it the entry instead
+            log_via_own_node(self.session, entry)
+
     def close(self) -> None:
         if self._audit is not None:
             self._audit.close()

@@ -41,7 +41,7 @@ from ailedger.crypto.stream import (
     decrypt_stream,
     new_data_key,
 )
-from ailedger.store.blobs import BlobRef, BlobStore
+from ailedger.store.blobs import BlobRef, BlobStore, BlobWriter
 from ailedger.store.errors import StoreError, UnsafeArchiveError
 
 _COPY_SIZE = 1024 * 1024
@@ -79,26 +79,52 @@ def encrypt_object(
     """
     key = new_data_key() if data_key is None else data_key
     source = Path(source)
-    is_dir = source.is_dir()
     with store.create() as writer:
-        enc = StreamEncryptor(
+        size = encrypt_into(
+            source,
             writer,
             key,
             object_id=object_id,
             version=version,
             segment_size=segment_size,
-            content_type=CONTENT_TAR if is_dir else CONTENT_BYTES,
-            nonce_prefix=nonce_prefix,
             progress=progress,
+            nonce_prefix=nonce_prefix,
         )
-        if is_dir:
-            _pack_directory(source, enc)
-        else:
-            with source.open("rb") as reader:
-                _copy(reader, enc)
-        enc.close()
         blob = writer.commit()
-    return EncryptedObject(blob, key, object_id, version, enc.plaintext_size, is_dir, segment_size)
+    return EncryptedObject(blob, key, object_id, version, size, source.is_dir(), segment_size)
+
+
+def encrypt_into(
+    source: Path,
+    out: IO[bytes] | BlobWriter,
+    data_key: bytes,
+    *,
+    object_id: bytes,
+    version: int,
+    segment_size: int = SEGMENT_SIZE,
+    progress: Progress | None = None,
+    nonce_prefix: bytes | None = None,
+) -> int:
+    """Write the STREAM ciphertext of ``source`` (a file, or a directory as a tar) to
+    ``out``; returns the plaintext size. For callers that frame it in a file of their own."""
+    is_dir = source.is_dir()
+    enc = StreamEncryptor(
+        out,
+        data_key,
+        object_id=object_id,
+        version=version,
+        segment_size=segment_size,
+        content_type=CONTENT_TAR if is_dir else CONTENT_BYTES,
+        nonce_prefix=nonce_prefix,
+        progress=progress,
+    )
+    if is_dir:
+        _pack_directory(source, enc)
+    else:
+        with source.open("rb") as reader:
+            _copy(reader, enc)
+    enc.close()
+    return enc.plaintext_size
 
 
 def _copy(reader: Reader, enc: StreamEncryptor) -> None:
