@@ -70,8 +70,7 @@ def _serve_plain(blob: Path, port: int) -> None:
 
     async def download(request: Request) -> Response:
         headers = {"Content-Length": str(blob.stat().st_size)}
-        return StreamingResponse(chunks(), media_type="application/octet-stream",
-                                 headers=headers)
+        return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
 
     async def health(request: Request) -> Response:
         return Response("ok")
@@ -95,8 +94,12 @@ class Party:
     def __init__(self, home: Path, chain: str | None) -> None:
         self.home = home
         self.chain = chain
-        env = {**os.environ, "AILEDGER_HOME": str(home), "AILEDGER_PASSPHRASE": PASSPHRASE,
-               "COLUMNS": "200"}
+        env = {
+            **os.environ,
+            "AILEDGER_HOME": str(home),
+            "AILEDGER_PASSPHRASE": PASSPHRASE,
+            "COLUMNS": "200",
+        }
         env.pop("AILEDGER_CHAIN", None)
         if chain:
             env["AILEDGER_CHAIN"] = chain
@@ -106,8 +109,9 @@ class Party:
         return [sys.executable, "-m", "ailedger.cli", *args]
 
     def run(self, *args: str) -> str:
-        done = subprocess.run(self._argv(args), env=self.env, capture_output=True, text=True,
-                              timeout=900)
+        done = subprocess.run(
+            self._argv(args), env=self.env, capture_output=True, text=True, timeout=900
+        )
         if done.returncode != 0:
             raise RuntimeError(f"ailedger {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
         return done.stdout
@@ -117,12 +121,16 @@ class Party:
         return result
 
     def spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self._argv(args), env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            self._argv(args), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], post: dict[str, Any] | None = None,
-               ) -> None:
+def _wait_http(
+    url: str,
+    process: subprocess.Popen[bytes],
+    post: dict[str, Any] | None = None,
+) -> None:
     import httpx
 
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -237,8 +245,10 @@ def _profile_fetch(session: Any, dataset: bytes, grant: int, out: Path, lines: i
     for label, seconds in phases.items():
         print(f"  {label:48s} {seconds:7.2f} s  {100 * seconds / total:5.1f}%")
     rest = total - sum(phases.values())
-    print(f"  {'other (chain reads, signing, unlock key)':48s} {rest:7.2f} s  "
-          f"{100 * rest / total:5.1f}%")
+    print(
+        f"  {'other (chain reads, signing, unlock key)':48s} {rest:7.2f} s  "
+        f"{100 * rest / total:5.1f}%"
+    )
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(lines)
     print(text.getvalue())
@@ -255,10 +265,14 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, help="dataset size in MiB (default 512)")
     parser.add_argument("--reps", type=int, default=3, help="runs of each side; best counts")
     parser.add_argument("--dir", type=Path, help="where the homes, dataset and downloads go")
-    parser.add_argument("--profile", type=int, metavar="LINES", default=0,
-                        help="also profile one fetch; print this many cProfile lines")
-    parser.add_argument("--serve-plain", nargs=2, metavar=("BLOB", "PORT"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="LINES",
+        default=0,
+        help="also profile one fetch; print this many cProfile lines",
+    )
+    parser.add_argument("--serve-plain", nargs=2, metavar=("BLOB", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_plain:
         _serve_plain(Path(args.serve_plain[0]), int(args.serve_plain[1]))
@@ -281,37 +295,47 @@ def main() -> None:
         researcher = Party(root / "researcher", chain_url)
 
         processes.append(owner.spawn("chain", "serve", "--port", str(chain_port)))
-        _wait_http(chain_url, processes[-1],
-                   {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+        _wait_http(
+            chain_url,
+            processes[-1],
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+        )
         owner.run("account", "fund")
         researcher.run("account", "fund")
 
         source = root / "dataset.bin"
         _write_random_file(source, size)
         start = time.perf_counter()
-        published = owner.json("data", "publish", str(source), "--title", "benchmark",
-                               "--purpose", PURPOSE, "--auto")
-        print(f"published {size // MIB} MiB in {time.perf_counter() - start:.1f} s "
-              f"(CLI, encrypt + register)")
+        published = owner.json(
+            "data", "publish", str(source), "--title", "benchmark", "--purpose", PURPOSE, "--auto"
+        )
+        print(
+            f"published {size // MIB} MiB in {time.perf_counter() - start:.1f} s "
+            f"(CLI, encrypt + register)"
+        )
         dataset = bytes.fromhex(str(published["dataset"]).removeprefix("0x"))
         blob = DirectoryBlobStore(root / "owner" / "data" / "blobs").path_of(
             str(published["ciphertext_sha256"])
         )
 
-        processes.append(owner.spawn("node", "start", "--port", str(gateway_port),
-                                     "--anchor-every", "0"))
+        processes.append(
+            owner.spawn("node", "start", "--port", str(gateway_port), "--anchor-every", "0")
+        )
         _wait_http(f"http://127.0.0.1:{gateway_port}/v1/health", processes[-1])
         researcher.run("account", "register-key")
-        requested = researcher.json("data", "request", str(published["dataset"]),
-                                    "--purpose", PURPOSE)
+        requested = researcher.json(
+            "data", "request", str(published["dataset"]), "--purpose", PURPOSE
+        )
         if requested["status"] != "granted":
             raise RuntimeError(f"the request was not granted on payment: {requested}")
         grant = int(requested["request"])
 
-        processes.append(subprocess.Popen(
-            [sys.executable, __file__, "--serve-plain", str(blob), str(plain_port)],
-            stderr=subprocess.PIPE,
-        ))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, __file__, "--serve-plain", str(blob), str(plain_port)],
+                stderr=subprocess.PIPE,
+            )
+        )
         plain_url = f"http://127.0.0.1:{plain_port}"
         _wait_http(f"{plain_url}/health", processes[-1])
 
@@ -337,8 +361,10 @@ def main() -> None:
                     raise RuntimeError(f"gateway fetch got {got} of {size} bytes")
                 gateway_s.append(seconds)
                 out.unlink()
-                print(f"  rep {rep + 1}: plain {size / plain_s[-1] / 1e6:7.1f} MB/s"
-                      f"   gateway {size / gateway_s[-1] / 1e6:7.1f} MB/s")
+                print(
+                    f"  rep {rep + 1}: plain {size / plain_s[-1] / 1e6:7.1f} MB/s"
+                    f"   gateway {size / gateway_s[-1] / 1e6:7.1f} MB/s"
+                )
             if args.profile:
                 _profile_fetch(session, dataset, grant, downloads / "profiled", args.profile)
         plain_rate = size / min(plain_s) / 1e6

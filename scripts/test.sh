@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set everything up (Python deps, the Ganache JSON-RPC node) and run the whole test suite.
+# Set everything up (Python deps, the Ganache JSON-RPC node), check lint, format and types,
+# and run the whole test suite.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,5 +17,11 @@ if ((${#missing[@]})) && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 bash scripts/install_ethnode.sh
+
+# The house rules before any test: lint, formatting and strict typing, so main stays clean.
+echo "ruff check, ruff format --check, mypy --strict..." >&2
+.venv/bin/ruff check --quiet src tests benchmarks
+.venv/bin/ruff format --check --quiet src tests benchmarks
+.venv/bin/mypy --strict src
 
 exec .venv/bin/python -m pytest "$@"
