@@ -35,3 +35,16 @@ def test_demo_script_runs_from_the_checkout(tmp_path: Path, contract_cache: Path
     assert done.returncode == 0, done.stderr[-2000:]
     assert "identical to the original: True" in done.stdout
     assert "audit verify: audit log verified" in done.stdout
+    # A newcomer's next step: the closing command works exactly as printed, in a fresh shell.
+    lines = done.stdout.splitlines()
+    hint = lines[lines.index(next(x for x in lines if x.startswith("done."))) + 1].strip()
+    shown = subprocess.run(
+        ["bash", "-c", hint],
+        env={k: v for k, v in env.items() if not k.startswith("AILEDGER_")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "checkpoint:" in shown.stdout
+    assert "proved" in shown.stdout and "PROOF FAILED" not in shown.stdout

@@ -191,3 +191,15 @@ def test_demo_runs_end_to_end(
     assert re.search(r'released result: \{"by_gene": \{"KMT2D": [0-9.]+', out)
     assert "a job that copies the rows gets nothing out: withheld:" in out
     assert "audit log holds 2 compute-read entries" in out
+
+
+def test_init_json_reports_the_new_home(
+    home_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = run(["init", "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    created = json.loads(out)
+    assert created["home"] == str(home_env)
+    assert re.fullmatch(r"0x[0-9a-fA-F]{40}", created["address"])
+    assert len(bytes.fromhex(created["encryption_public_key"])) == 32
+    assert created["chain"] == "embedded"

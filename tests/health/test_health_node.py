@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ailedger.demo_records import RARE_CASE, write_bundles
+from ailedger.demo.records import RARE_CASE, write_bundles
 from ailedger.health.node import HealthNode
 
 

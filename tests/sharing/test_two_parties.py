@@ -65,7 +65,7 @@ def test_publish_request_grant_fetch_audit_revoke(
     )
     dataset = str(published["dataset"])
 
-    from ailedger.demo_records import RARE_CASE, write_bundles
+    from ailedger.demo.records import RARE_CASE, write_bundles
 
     bundles = write_bundles(tmp_path / "fhir", 12)
     imported = owner.json("health", "import", *map(str, bundles))

@@ -3,12 +3,20 @@ answers quickly."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 
 from ailedger.cli import account, audit, chain, data, health, job, node, provider, token
-from ailedger.cli._common import GlobalOptions, console, err_console, settings_from
+from ailedger.cli._common import (
+    JSON_OPTION,
+    GlobalOptions,
+    console,
+    emit,
+    err_console,
+    settings_from,
+)
 
 app = typer.Typer(
     help="ailedger: a ledger for AI. Share data under your control, pay for data and "
@@ -53,6 +61,7 @@ def init(
     chain_url: str = typer.Option(
         None, "--chain-url", help="Record a JSON-RPC URL as this home's chain [default: embedded]."
     ),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a node home: an encrypted Ethereum account, an X25519 encryption key and
     a config file. The passphrase comes from AILEDGER_PASSPHRASE or a prompt."""
@@ -62,11 +71,21 @@ def init(
     settings = settings_from(ctx)
     passphrase = resolve_passphrase(settings.passphrase, confirm=True)
     home = NodeHome.init(settings.home, passphrase, chain=chain_url or settings.chain or "embedded")
-    console.print(f"created ailedger home {home.path}")
-    console.print(f"  account         {home.address}")
-    console.print(f"  encryption key  {home.encryption_public_key.hex()}")
-    console.print(f"  chain           {home.config.chain}")
-    console.print("next: `ailedger token faucet` (dev chains) or `ailedger account show`")
+    data = {
+        "home": str(home.path),
+        "address": home.address,
+        "encryption_public_key": home.encryption_public_key.hex(),
+        "chain": home.config.chain,
+    }
+
+    def render() -> None:
+        console.print(f"created ailedger home {home.path}")
+        console.print(f"  account         {home.address}")
+        console.print(f"  encryption key  {home.encryption_public_key.hex()}")
+        console.print(f"  chain           {home.config.chain}")
+        console.print("next: `ailedger token faucet` (dev chains) or `ailedger account show`")
+
+    emit(as_json, data, render)
 
 
 @app.command("demo")
@@ -74,11 +93,20 @@ def demo(
     directory: Path = typer.Option(
         None, "--dir", help="Where the demo's homes live [default: a new temporary directory]."
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print each line of the story as a JSON object, one per line."
+    ),
 ) -> None:
     """Run the end-to-end demo on a fresh embedded chain, telling what happens."""
-    from ailedger.demo import run_demo
+    from ailedger.demo.story import run_demo
 
-    run_demo(directory, console.print)
+    if as_json:
+        from rich.text import Text
+
+        run_demo(directory, lambda line: print(json.dumps({"say": Text.from_markup(line).plain})))
+    else:
+        # soft_wrap: long lines (paths, the closing command) stay whole for copy and paste.
+        run_demo(directory, lambda line: console.print(line, soft_wrap=True))
 
 
 def main() -> None:

@@ -44,9 +44,11 @@ def history(
             who = row.get("requester", "-")
             proof = "proved" if row["proof_ok"] else "PROOF FAILED"
             reason = f" ({row['reason']})" if row.get("reason") else ""
+            # markup=False: "[proved]" and free-text reasons are data, not rich markup tags.
             console.print(
                 f"#{row['index']:<5} {when}  {row['kind']:<8} {row['outcome']:<9} "
-                f"{who}{reason}  [{proof}]"
+                f"{who}{reason}  [{proof}]",
+                markup=False,
             )
 
     emit(as_json, data, render)

@@ -12,6 +12,7 @@ policies (:func:`ailedger.compute.outputs.apply_output_policy`).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,6 +90,7 @@ class DataInputs:
                         "algorithm": "0x" + self.bundle_hash.hex(),
                         "purpose": self.purpose,
                         "outcome": "served",
+                        "time": int(time.time()),
                     }
                 )
                 node.decrypt_own(dataset, dest / name)

@@ -7,6 +7,8 @@ refusals, revocation, and the verifiable audit log anchored on chain.
 
 from __future__ import annotations
 
+import shlex
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -60,7 +62,17 @@ def run_demo(directory: Path | None, say: Say) -> None:
             f"  reopened at block {reopened.web3.eth.block_number} (was {head}); "
             f"hospital holds {format_amount(kept)} (was {format_amount(balance)})"
         )
-    say("\ndone. Try: AILEDGER_HOME=" + str(root / "hospital") + " ailedger audit history")
+    say("\ndone. See who read the hospital's data, each entry proved (copy and run):")
+    say("  " + next_step_command(root / "hospital"))
+
+
+def next_step_command(home: Path) -> str:
+    """A shell line that works as printed: the demo's homes are unlocked by its published
+    passphrase, and a fresh shell may not have the virtual environment on PATH."""
+    program = Path(sys.argv[0])
+    ailedger = str(program.absolute()) if program.name == "ailedger" else "ailedger"
+    env = ["env", f"AILEDGER_HOME={home}", f"AILEDGER_PASSPHRASE={DEMO_PASSPHRASE}"]
+    return shlex.join([*env, ailedger, "audit", "history"])
 
 
 def _session(home: NodeHome, connection: ChainConnection, cache: Path) -> Session:
@@ -186,7 +198,7 @@ def _compute(
     """The researcher's node must run while its jobs do: providers fetch the bundle from
     it and send logs and the encrypted output back to it."""
     from ailedger.compute.inbox import add_job_routes
-    from ailedger.demo_compute import compute_to_data, rent_a_gpu
+    from ailedger.demo.compute import compute_to_data, rent_a_gpu
     from ailedger.sharing.gateway_app import make_gateway_app
     from ailedger.sharing.owner import OwnerNode
     from ailedger.sharing.service import BackgroundServer, announce, job_inbox
@@ -202,7 +214,7 @@ def _compute(
 
 def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say) -> None:
     from ailedger.audit.history import read_history
-    from ailedger.demo_records import RARE_CASE, write_bundles
+    from ailedger.demo.records import RARE_CASE, write_bundles
     from ailedger.health.deidentify import deidentify, k_anonymity, write_dataset
     from ailedger.health.federation import federated_match, known_party
     from ailedger.health.mme import MatchmakerService
