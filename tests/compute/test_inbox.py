@@ -14,7 +14,7 @@ from eth_account import Account
 
 from ailedger.compute.inbox import MAX_UPLOAD, InboxRefusal, JobInbox, add_job_routes
 from ailedger.compute.job_files import MAX_LOG_BATCH, MAX_LOG_BATCHES, JobFiles, write_atomically
-from ailedger.compute.jobs import JobSpecError, bundle_hash, pack_bundle
+from ailedger.compute.jobs import JobBundle, JobSpecError, bundle_hash, pack_bundle
 from ailedger.compute.signing import SIGNATURE_HEADER, sign_request
 
 JOB_TOML = """
@@ -78,7 +78,7 @@ def bundle_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def inbox(tmp_path: Path, bundle_dir: Path) -> JobInbox:
     files = JobFiles(tmp_path / "home")
-    digest = files.save_bundle(bundle_dir)
+    digest = files.save_bundle(JobBundle.read(bundle_dir))
     return JobInbox(files, ME.address, FakeMarket(digest))  # type: ignore[arg-type]
 
 
@@ -94,10 +94,10 @@ def refused(status: int, call: Any, *args: Any) -> InboxRefusal:
 
 def test_save_bundle(tmp_path: Path, bundle_dir: Path) -> None:
     files = JobFiles(tmp_path / "home")
-    digest = files.save_bundle(bundle_dir)
+    digest = files.save_bundle(JobBundle.read(bundle_dir))
     assert digest == bundle_hash(bundle_dir)
     assert files.bundle_path(digest).read_bytes() == pack_bundle(bundle_dir)
-    assert files.save_bundle(bundle_dir) == digest  # idempotent
+    assert files.save_bundle(JobBundle.read(bundle_dir)) == digest  # idempotent
     assert [p.name for p in files.bundle_path(digest).parent.iterdir()] == [f"{digest.hex()}.tar"]
 
 
@@ -105,7 +105,7 @@ def test_save_bundle_validates(tmp_path: Path, bundle_dir: Path) -> None:
     (bundle_dir / "main.py").unlink()
     files = JobFiles(tmp_path / "home")
     with pytest.raises(JobSpecError):
-        files.save_bundle(bundle_dir)
+        files.save_bundle(JobBundle.read(bundle_dir))
     assert not files.root.exists()
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ailedger.compute.jobs import (
+    JobBundle,
     JobSpecError,
     UnsafeBundleError,
     bundle_hash,
@@ -144,7 +145,7 @@ def test_pack_unpack_round_trip(tmp_path: Path) -> None:
     b = write_bundle(tmp_path / "b", files={"z/y.py": b"2", "train.py": b"1"})
     os.utime(a / "train.py", (5, 5))
     assert pack_bundle(a) == pack_bundle(b)
-    spec = unpack_bundle(pack_bundle(a), tmp_path / "out")
+    spec = unpack_bundle(pack_bundle(a), tmp_path / "out").spec
     assert spec.entry == "train.py" and bundle_hash(tmp_path / "out") == bundle_hash(a)
 
 
@@ -161,3 +162,21 @@ def test_unsafe_tar_refused(tmp_path: Path, kind: str) -> None:
     with pytest.raises(UnsafeBundleError):
         unpack_bundle(buf.getvalue(), tmp_path / "out")
     assert not (tmp_path / "x").exists()
+
+
+def test_bundle_is_read_once_so_tar_and_hash_agree(tmp_path: Path) -> None:
+    """A bundle edited after it was read cannot split the stored tar from the posted hash."""
+    a = write_bundle(tmp_path / "a")
+    read = JobBundle.read(a)
+    (a / "train.py").write_text("print('swapped after validation')\n")
+    unpacked = unpack_bundle(read.tar(), tmp_path / "out")
+    assert unpacked.digest == read.digest
+    assert unpacked.digest != bundle_hash(a)
+    assert unpacked.spec == read.spec
+
+
+def test_bundle_with_non_utf8_job_file_is_refused(tmp_path: Path) -> None:
+    b = write_bundle(tmp_path / "b")
+    (b / "job.toml").write_bytes(b"\xff\xfe[job]\n")
+    with pytest.raises(JobSpecError, match="UTF-8"):
+        JobBundle.read(b)

@@ -26,11 +26,11 @@ def check(
 ) -> None:
     """Validate job.toml and the bundle (every field, the entry point, no links), and
     print the bundle hash that goes on chain and the most the job can cost."""
-    from ailedger.compute.jobs import bundle_hash, load_bundle
+    from ailedger.compute.jobs import JobBundle
     from ailedger.units import format_amount
 
-    spec = load_bundle(bundle)
-    digest = bundle_hash(bundle)
+    read = JobBundle.read(bundle)
+    spec, digest = read.spec, read.digest
     # k runs, plus one reserve share for a tie-break run when k >= 2 (refunded if unused).
     shares = spec.redundancy + (1 if spec.redundancy >= 2 else 0)
     max_cost = spec.max_price_per_hour * math.ceil(spec.max_hours) * shares

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ailedger._durable import fsync_dir
-from ailedger.compute.jobs import bundle_hash, load_bundle, pack_bundle
+from ailedger.compute.jobs import JobBundle
 
 MAX_LOG_BATCH = 1 << 20
 MAX_LOG_BATCHES = 100_000
@@ -30,13 +30,12 @@ class JobFiles:
 
     # ------------------------------------------------------------------ bundles
 
-    def save_bundle(self, bundle: Path) -> bytes:
-        """Validate and pack ``bundle``; keep the tar under its hash. Returns the hash."""
-        load_bundle(bundle)
-        digest = bundle_hash(bundle)
+    def save_bundle(self, bundle: JobBundle) -> bytes:
+        """Keep the bundle's tar under its hash (both from the same bytes). Returns the hash."""
+        digest = bundle.digest
         target = self.bundle_path(digest)
         if not target.exists():
-            write_atomically(target, pack_bundle(bundle))
+            write_atomically(target, bundle.tar())
         return digest
 
     def bundle_path(self, digest: bytes) -> Path:

@@ -21,6 +21,7 @@ import re
 import stat
 import tarfile
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -32,6 +33,7 @@ JOB_FILE = "job.toml"
 MAX_BUNDLE_BYTES = 1 << 30
 MAX_BUNDLE_FILES = 10_000
 _DATASET_ID = re.compile(r"0x[0-9a-f]{64}")
+_BUNDLE_DOMAIN = b"ailedger-bundle-v1"
 _RUNTIME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _ALLOWED = {
     "job": {"entry", "runtime", "inputs", "seed", "deterministic"},
@@ -189,55 +191,95 @@ def bundle_files(bundle: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
+@dataclass(frozen=True)
+class JobBundle:
+    """A bundle read once: its spec, its tar and its hash all come from the same bytes.
+
+    Reading the directory once matters: a bundle walked and read several times (validate,
+    hash, pack) could change between the reads, and the tar kept for providers would then
+    not be the code whose hash was posted on chain.
+    """
+
+    spec: JobSpec
+    files: tuple[tuple[str, bytes], ...]  # (relative posix path, bytes), sorted by path
+
+    @classmethod
+    def read(cls, bundle: Path) -> JobBundle:
+        """Walk ``bundle`` once, read each file once, validate ``job.toml`` and the entry."""
+        if not bundle.is_dir():
+            raise JobSpecError(f"{bundle} is not a directory")
+        files = tuple((rel, path.read_bytes()) for rel, path in bundle_files(bundle))
+        return cls.from_files(files, str(bundle))
+
+    @classmethod
+    def from_files(cls, files: tuple[tuple[str, bytes], ...], where: str) -> JobBundle:
+        by_name = dict(files)
+        if JOB_FILE not in by_name:
+            raise JobSpecError(f"{where} has no {JOB_FILE}")
+        try:
+            text = by_name[JOB_FILE].decode("utf-8")
+        except UnicodeDecodeError:
+            raise JobSpecError(f"{where}/{JOB_FILE} is not UTF-8 text") from None
+        spec = parse_job(text)
+        if str(_safe_relative(spec.entry)) not in by_name:
+            raise _fail("job", "entry", "a file that exists inside the bundle", spec.entry)
+        return cls(spec, tuple(sorted(files)))
+
+    @property
+    def digest(self) -> bytes:
+        """The on-chain ``bundle_hash``: sha256 over sorted (path, size, bytes)."""
+        return _hash_files(self.files, _BUNDLE_DOMAIN)
+
+    def tar(self) -> bytes:
+        """A deterministic tar (sorted names, zero mtimes/owners, fixed modes)."""
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for rel, data in self.files:
+                info = tarfile.TarInfo(rel)
+                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(data))
+        return out.getvalue()
+
+
 def load_bundle(bundle: Path) -> JobSpec:
     """Read ``bundle/job.toml``, validate it, and check the entry exists inside the bundle."""
-    if not bundle.is_dir():
-        raise JobSpecError(f"{bundle} is not a directory")
-    files = dict(bundle_files(bundle))
-    if JOB_FILE not in files:
-        raise JobSpecError(f"{bundle} has no {JOB_FILE}")
-    spec = parse_job(files[JOB_FILE].read_text("utf-8"))
-    if str(_safe_relative(spec.entry)) not in files:
-        raise _fail("job", "entry", "a file that exists inside the bundle", spec.entry)
-    return spec
+    return JobBundle.read(bundle).spec
 
 
 def bundle_hash(bundle: Path) -> bytes:
-    """sha256 over sorted (path, size, bytes); the on-chain ``bundle_hash``."""
-    return tree_hash(bundle, b"ailedger-bundle-v1")
+    """The on-chain ``bundle_hash`` of a directory (not validated as a bundle)."""
+    return tree_hash(bundle, _BUNDLE_DOMAIN)
+
+
+def pack_bundle(bundle: Path) -> bytes:
+    """The deterministic tar of the bundle directory."""
+    return JobBundle.read(bundle).tar()
 
 
 def tree_hash(root: Path, domain: bytes) -> bytes:
     """sha256 of ``domain`` then each file's (path, size, bytes) in sorted path order:
     the same on every machine whatever the mtimes, owners or creation order."""
+    return _hash_files(((rel, path.read_bytes()) for rel, path in bundle_files(root)), domain)
+
+
+def _hash_files(files: Iterable[tuple[str, bytes]], domain: bytes) -> bytes:
     digest = hashlib.sha256(domain + b"\0")
-    for rel, path in bundle_files(root):
-        data = path.read_bytes()
+    for rel, data in files:
         name = rel.encode("utf-8")
         digest.update(len(name).to_bytes(4, "big") + name + len(data).to_bytes(8, "big"))
         digest.update(data)
     return digest.digest()
 
 
-def pack_bundle(bundle: Path) -> bytes:
-    """A deterministic tar (sorted names, zero mtimes/owners, fixed modes) of the bundle."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for rel, path in bundle_files(bundle):
-            data = path.read_bytes()
-            info = tarfile.TarInfo(rel)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def unpack_bundle(data: bytes, dest: Path) -> JobSpec:
-    """Unpack a tar from :func:`pack_bundle` into the new directory ``dest``; refuse anything
-    that is not a plain file or directory with a safe relative name, then validate it."""
+def unpack_bundle(data: bytes, dest: Path) -> JobBundle:
+    """Unpack a tar from :meth:`JobBundle.tar` into the new directory ``dest``; refuse anything
+    that is not a plain file or directory with a safe relative name, then validate it. The
+    returned bundle (and so its digest) is built from the bytes written, not re-read."""
     dest.mkdir(parents=True)
     total = 0
+    files: list[tuple[str, bytes]] = []
     try:
         tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115
     except tarfile.TarError as exc:
@@ -267,7 +309,9 @@ def unpack_bundle(data: bytes, dest: Path) -> JobSpec:
             assert src is not None
             try:
                 with src, open(target, "xb") as w:
-                    w.write(src.read())
+                    content = src.read()
+                    w.write(content)
             except OSError as exc:
                 raise UnsafeBundleError(f"bundle archive entry {m.name!r}: {exc}") from None
-    return load_bundle(dest)
+            files.append((name.as_posix(), content))
+    return JobBundle.from_files(tuple(files), str(dest))

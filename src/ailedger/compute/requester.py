@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ailedger._http import shared_client
 from ailedger.compute.job_files import JobFiles
-from ailedger.compute.jobs import load_bundle
+from ailedger.compute.jobs import JobBundle
 from ailedger.compute.market import POST_GAS, JobStatus, JobTerms
 from ailedger.compute.transfer import open_log_batch, open_output
 from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
@@ -102,12 +102,13 @@ def submit(
     wait_s: float | None = 30.0,
     collect_s: float = 0.0,
 ) -> Submitted:
-    spec = load_bundle(bundle)  # every field checked before anything is paid
+    read = JobBundle.read(bundle)  # every field checked before anything is paid
+    spec = read.spec
     datasets = [bytes.fromhex(i[2:]) for i in spec.inputs]
     if datasets and not purpose:
         raise ConfigError("this job reads datasets: give the purpose your grant is for (--purpose)")
     check_own_node(session)
-    digest = JobFiles(session.home.path).save_bundle(bundle)
+    digest = JobFiles(session.home.path).save_bundle(read)
     grants = _grants_for(session, datasets, purpose) if datasets else []
     terms = JobTerms(
         bundle_hash=digest,

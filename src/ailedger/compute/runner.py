@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger.compute.c2d import ComputeRefusedError
-from ailedger.compute.jobs import JobSpec, bundle_hash, unpack_bundle
+from ailedger.compute.jobs import JobSpec, unpack_bundle
 from ailedger.compute.outputs import (
     OutputPolicyViolation,
     apply_output_policy,
@@ -178,8 +178,9 @@ class Runner:
         job_id = self.state.job_id
         bundle = scratch / "bundle"
         data = self._request("GET", f"/v1/jobs/{job_id}/bundle").content
-        spec = unpack_bundle(data, bundle)
-        if bundle_hash(bundle) != self.expected_bundle:
+        unpacked = unpack_bundle(data, bundle)
+        spec = unpacked.spec
+        if unpacked.digest != self.expected_bundle:
             raise JobFetchError(f"job {job_id}: the bundle served differs from its on-chain hash")
         try:
             inputs = self.inputs.prepare(scratch / "inputs") if self.inputs else {}
