@@ -23,8 +23,9 @@ import random
 import statistics
 import time
 
-from ailedger.health.matching import MatchIndex, PhenotypeProfile
+from ailedger.health.matching import MatchIndex
 from ailedger.health.phenotype import Disease, format_hpo, load_ontology
+from ailedger.health.profile import PhenotypeProfile
 
 
 def synthetic(diseases: list[Disease], rng: random.Random) -> PhenotypeProfile:

@@ -24,8 +24,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ailedger.health.matching import DiseaseRanker, MatchIndex, PhenotypeProfile
+from ailedger.health.diagnosis import DiseaseRanker
+from ailedger.health.matching import MatchIndex
 from ailedger.health.phenotype import load_ontology
+from ailedger.health.profile import PhenotypeProfile
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mme" / "benchmark_patients.json"
 

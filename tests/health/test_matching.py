@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ailedger.health.matching import DiseaseRanker, MatchIndex, PhenotypeProfile
+from ailedger.health.diagnosis import DiseaseRanker
+from ailedger.health.matching import MatchIndex
 from ailedger.health.phenotype import (
     Disease,
     Ontology,
@@ -20,6 +21,7 @@ from ailedger.health.phenotype import (
     format_hpo,
     load_ontology,
 )
+from ailedger.health.profile import PhenotypeProfile
 
 MME_DATA = (
     Path(__file__).resolve().parents[3] / "shared" / "data" / "mme" / "benchmark_patients.json"

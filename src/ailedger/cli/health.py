@@ -148,8 +148,8 @@ def match(
 ) -> None:
     """Find similar patients: here (consented patients only), or across the federation
     (results name the clinician to contact, never the record)."""
-    from ailedger.health.matching import PhenotypeProfile
     from ailedger.health.node import HealthNode
+    from ailedger.health.profile import PhenotypeProfile
 
     if not federated:
         with HealthNode(_home(ctx)) as node:
@@ -227,7 +227,8 @@ def diagnose(
 ) -> None:
     """Rank OMIM and Orphanet diseases by how well their annotated phenotypes explain the
     patient's, with the evidence for each."""
-    from ailedger.health.matching import DiseaseRanker, PhenotypeProfile
+    from ailedger.health.diagnosis import DiseaseRanker
+    from ailedger.health.profile import PhenotypeProfile
 
     ranked = DiseaseRanker().rank(PhenotypeProfile.of(hpo, exclude), limit=limit)
     rows = [

@@ -20,10 +20,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ailedger.health.matching import Match, MatchIndex, PhenotypeProfile
+from ailedger.health.matching import Match, MatchIndex
 from ailedger.health.mme_schema import MME_CONTENT_TYPE, validation_errors
 from ailedger.health.patients import Patient
 from ailedger.health.phenotype import PhenotypeError
+from ailedger.health.profile import PhenotypeProfile
 
 DEFAULT_THRESHOLD = 0.9  # calibrated: better than 90% of random pairs of stored patients
 # Calibration is relative to this node's cohort; in a small cohort "better than most

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ailedger.health.matching import PhenotypeProfile
 from ailedger.health.mme import DEFAULT_THRESHOLD, MatchableCohort
 from ailedger.health.mme_auth import IssuedTokens
 from ailedger.health.patients import Patient, PatientStore
+from ailedger.health.profile import PhenotypeProfile
 
 if TYPE_CHECKING:
     from ailedger.health.fhir_import import ImportReport
