@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.compute.jobs import bundle_files, tree_hash
+from ailedger.errors import AiledgerError
 
 EXIT_FILE = "ailedger-exit.json"
 # Aggregate-only outputs: JSON of numbers under short keys, bounded in size, so a job
@@ -34,7 +35,7 @@ MAX_AGGREGATE_NUMBERS = 10_000
 _KEY = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
-class OutputPolicyViolation(ValueError):
+class OutputPolicyViolation(AiledgerError):
     """The output does not satisfy the dataset's output policy; the text says how."""
 
 
