@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 from ailedger.chain.connection import open_embedded
+from ailedger.chain.contracts import JobStatus
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.compute.agent import AgentSettings, ProviderAgent
 from ailedger.compute.inbox import add_job_routes
 from ailedger.compute.machine import detect_machine
-from ailedger.compute.market import JobStatus
 from ailedger.compute.requester import fetch_result, submit
 from ailedger.compute.sandbox import Limits, Sandbox, confinement
 from ailedger.keys.home import NodeHome

@@ -95,9 +95,9 @@ def _tokens(hospital: Session, researcher: Session, gpu_owner: Session, say: Say
 def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) -> bytes:
     from ailedger.audit.history import read_history
     from ailedger.audit.verify import verify_directory
+    from ailedger.chain.contracts.data_market import PURPOSES, Policy
     from ailedger.sharing.catalog import Catalog
     from ailedger.sharing.gateway_app import make_gateway_app
-    from ailedger.sharing.market import PURPOSES, Policy
     from ailedger.sharing.owner import OwnerNode, audit_signing_key
     from ailedger.sharing.requester import fetch, request_access
     from ailedger.sharing.service import BackgroundServer, announce
@@ -202,6 +202,7 @@ def _compute(
 
 def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say) -> None:
     from ailedger.audit.history import read_history
+    from ailedger.chain.contracts.data_market import PURPOSES, Policy
     from ailedger.demo_records import RARE_CASE, write_bundles
     from ailedger.health.deidentify import deidentify, k_anonymity, write_dataset
     from ailedger.health.federation import federated_match, known_party
@@ -209,7 +210,6 @@ def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say
     from ailedger.health.mme_auth import authenticator
     from ailedger.health.node import HealthNode
     from ailedger.sharing.gateway_app import make_gateway_app
-    from ailedger.sharing.market import PURPOSES, Policy
     from ailedger.sharing.owner import OwnerNode, audit_signing_key
     from ailedger.sharing.service import BackgroundServer, announce
 

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ailedger.chain.contracts import JobStatus
 from ailedger.compute.agent import AgentSettings, ProviderAgent
 from ailedger.compute.machine import detect_machine
-from ailedger.compute.market import JobStatus
 from ailedger.compute.outputs import read_exit_record
 from ailedger.compute.sandbox import ConfinementUnavailableError, Sandbox
 from ailedger.errors import AiledgerError
@@ -175,10 +175,10 @@ def rent_a_gpu(researcher: Session, gpu_owner: Session, root: Path, say: Say) ->
 def compute_to_data(
     hospital: Session, researcher: Session, dataset: bytes, root: Path, say: Say
 ) -> None:
+    from ailedger.chain.contracts import OutputPolicy
+    from ailedger.chain.contracts.data_market import PURPOSES
     from ailedger.compute.jobs import bundle_hash
-    from ailedger.compute.policy import OutputPolicy
     from ailedger.compute.requester import fetch_result, submit
-    from ailedger.sharing.market import PURPOSES
     from ailedger.sharing.requester import request_access
 
     say("\n[bold]11. Compute-to-data: the researcher's code goes to the hospital's cohort[/bold]")

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from eth_account.signers.local import LocalAccount
 
-    from ailedger.chain.clients import KeyRegistryClient, TokenClient
+    from ailedger.chain.contracts import KeyRegistryClient, TokenClient
 
 GAS_FUNDING_WEI = 10 * 10**18  # what `account fund` hands out on development chains
 
@@ -51,14 +51,14 @@ class Session:
 
     @cached_property
     def token(self) -> TokenClient:
-        from ailedger.chain.clients import TokenClient
+        from ailedger.chain.contracts import TokenClient
 
         address = self.deployment.address("Token")
         return TokenClient(self.chain.web3, address, self._abi("Token"), self.account)
 
     @cached_property
     def key_registry(self) -> KeyRegistryClient:
-        from ailedger.chain.clients import KeyRegistryClient
+        from ailedger.chain.contracts import KeyRegistryClient
 
         address = self.deployment.address("KeyRegistry")
         return KeyRegistryClient(self.chain.web3, address, self._abi("KeyRegistry"), self.account)
@@ -74,19 +74,16 @@ class Session:
 
     def client(self, name: str) -> Any:
         """A typed client for contract ``name``, bound to this session's account."""
-        from ailedger.chain import clients
-        from ailedger.compute.market import ComputeMarketClient
-        from ailedger.compute.policy import ComputePolicyClient
-        from ailedger.sharing.market import DataMarketClient
+        from ailedger.chain import contracts
 
         classes: dict[str, Any] = {
-            "Token": clients.TokenClient,
-            "KeyRegistry": clients.KeyRegistryClient,
-            "NodeRegistry": clients.NodeRegistryClient,
-            "DataMarket": DataMarketClient,
-            "AuditAnchor": clients.AuditAnchorClient,
-            "ComputePolicy": ComputePolicyClient,
-            "ComputeMarket": ComputeMarketClient,
+            "Token": contracts.TokenClient,
+            "KeyRegistry": contracts.KeyRegistryClient,
+            "NodeRegistry": contracts.NodeRegistryClient,
+            "DataMarket": contracts.DataMarketClient,
+            "AuditAnchor": contracts.AuditAnchorClient,
+            "ComputePolicy": contracts.ComputePolicyClient,
+            "ComputeMarket": contracts.ComputeMarketClient,
         }
         address = self.deployment.address(name)
         return classes[name](self.chain.web3, address, self._abi(name), self.account)

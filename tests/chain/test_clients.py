@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from tests.conftest import ChainUnderTest
 
-from ailedger.chain.clients import KeyRegistryClient, TokenClient
 from ailedger.chain.compiler import compile_contract
+from ailedger.chain.contracts import KeyRegistryClient, TokenClient
 from ailedger.chain.deploy import TOKEN_INITIAL_SUPPLY
 from ailedger.errors import ContractError, TransactionRevertedError
 

@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 
 from ailedger.chain.connection import open_embedded
+from ailedger.chain.contracts import JobStatus, OutputPolicy
+from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.compute.agent import AgentSettings, ProviderAgent
 from ailedger.compute.inbox import add_job_routes
 from ailedger.compute.jobs import bundle_hash
 from ailedger.compute.machine import MachineInfo
-from ailedger.compute.market import JobStatus
 from ailedger.compute.outputs import read_exit_record
-from ailedger.compute.policy import OutputPolicy
 from ailedger.compute.requester import cancel, fetch_result, logs, status, submit
 from ailedger.compute.sandbox import Sandbox, SandboxResult, confinement
 from ailedger.errors import AiledgerError, ChainError
@@ -34,7 +34,6 @@ from ailedger.keys.home import NodeHome
 from ailedger.session import Session
 from ailedger.settings import load_settings
 from ailedger.sharing.gateway_app import make_gateway_app
-from ailedger.sharing.market import PURPOSES, Policy
 from ailedger.sharing.owner import OwnerNode
 from ailedger.sharing.requester import request_access
 from ailedger.sharing.service import BackgroundServer, announce, job_inbox

@@ -13,6 +13,7 @@ import pytest
 from eth_account import Account
 
 from ailedger.chain.connection import open_embedded
+from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.crypto.errors import CryptoError
 from ailedger.keys.home import NodeHome
@@ -21,7 +22,6 @@ from ailedger.settings import load_settings
 from ailedger.sharing.access_request import Domain, new_request, sign_request
 from ailedger.sharing.gateway import AccessDeniedError, Gateway
 from ailedger.sharing.gateway_app import make_gateway_app
-from ailedger.sharing.market import PURPOSES, Policy
 from ailedger.sharing.owner import OwnerNode
 from ailedger.sharing.requester import (
     TamperedDataError,

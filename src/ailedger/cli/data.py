@@ -62,7 +62,7 @@ def publish(
     the ciphertext hash, the metadata hash, the policy and the price go on chain."""
     from rich.progress import Progress
 
-    from ailedger.sharing.market import Policy, purpose_mask
+    from ailedger.chain.contracts.data_market import Policy, purpose_mask
     from ailedger.sharing.owner import OwnerNode
     from ailedger.units import parse_amount
 
@@ -108,8 +108,8 @@ def list_(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Search the datasets registered on chain (indexed locally from chain events)."""
+    from ailedger.chain.contracts.data_market import purpose_bit, purpose_names
     from ailedger.sharing.catalog import Catalog
-    from ailedger.sharing.market import purpose_bit, purpose_names
     from ailedger.units import format_amount
 
     bit = purpose_bit(purpose) if purpose else 0
@@ -154,7 +154,7 @@ def request(
 ) -> None:
     """Request access for one purpose, paying the price into escrow (or to the owner at
     once when the dataset grants automatically). Prints the request id."""
-    from ailedger.sharing.market import purpose_bit
+    from ailedger.chain.contracts.data_market import purpose_bit
     from ailedger.sharing.requester import request_access
 
     with session(ctx, unlock=True) as s:
@@ -302,9 +302,9 @@ def show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one dataset: owner, policy, price, and its verified catalog metadata."""
+    from ailedger.chain.contracts.data_market import purpose_names
     from ailedger.errors import ConfigError
     from ailedger.sharing.catalog import Catalog
-    from ailedger.sharing.market import purpose_names
     from ailedger.units import format_amount
 
     with session(ctx, unlock=False) as s:
@@ -413,7 +413,7 @@ def output_policy(
     (your dataset only). Unset: 1 MiB, aggregates only, no noise."""
     import dataclasses
 
-    from ailedger.compute.policy import OutputPolicy
+    from ailedger.chain.contracts import OutputPolicy
 
     changing = max_bytes is not None or aggregate_only is not None or dp_epsilon is not None
     dataset_id = _dataset_id(dataset)

@@ -77,8 +77,8 @@ def submit(
     """Validate the bundle, escrow its maximum cost and post it; close the auction as soon
     as k eligible bids are in (--collect: a little later, for cheaper bids). Jobs that name
     datasets run at the data (compute-to-data)."""
+    from ailedger.chain.contracts.data_market import purpose_bit
     from ailedger.compute.requester import submit as submit_job
-    from ailedger.sharing.market import purpose_bit
     from ailedger.units import format_amount
 
     with session(ctx, unlock=True) as s:

@@ -32,17 +32,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger.chain.contracts.compute_market import JobStatus, new_salt
 from ailedger.compute.c2d import DataInputs
 from ailedger.compute.jobs import JobSpecError, parse_job
-from ailedger.compute.market import JobStatus, new_salt
 from ailedger.compute.runner import AssignmentState, JobFetchError, Runner, scratch_dir
 from ailedger.compute.signing import SignedRequestError, send_signed
 from ailedger.errors import AiledgerError
 from ailedger.units import format_amount
 
 if TYPE_CHECKING:
+    from ailedger.chain.contracts import ComputeMarketClient
     from ailedger.compute.machine import MachineInfo
-    from ailedger.compute.market import ComputeMarketClient
     from ailedger.compute.sandbox import Sandbox
     from ailedger.session import Session
 

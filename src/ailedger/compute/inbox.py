@@ -38,7 +38,7 @@ from ailedger.errors import AiledgerError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from ailedger.compute.market import ComputeMarketClient
+    from ailedger.chain.contracts import ComputeMarketClient
 
 # An output is at most the sandbox's output cap (1 GiB) plus STREAM overhead and the key.
 MAX_UPLOAD = MAX_BUNDLE_BYTES + (64 << 20)

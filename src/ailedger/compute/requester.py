@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger._http import shared_client
+from ailedger.chain.contracts.compute_market import POST_GAS, JobStatus, JobTerms
 from ailedger.compute.job_files import JobFiles
 from ailedger.compute.jobs import load_bundle
-from ailedger.compute.market import POST_GAS, JobStatus, JobTerms
 from ailedger.compute.transfer import open_log_batch, open_output
 from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
 
 if TYPE_CHECKING:
-    from ailedger.compute.market import ComputeMarketClient
+    from ailedger.chain.contracts import ComputeMarketClient
     from ailedger.session import Session
 
 

@@ -17,9 +17,9 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger.chain.contracts import DataMarketClient, Policy
 from ailedger.errors import ConfigError
 from ailedger.sharing.access_request import Domain
-from ailedger.sharing.market import DataMarketClient, Policy
 from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
 
 if TYPE_CHECKING:

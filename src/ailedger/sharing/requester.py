@@ -16,9 +16,9 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger.chain.contracts import DataMarketClient
 from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
 from ailedger.sharing.access_request import Domain, new_request, sign_request
-from ailedger.sharing.market import DataMarketClient
 
 if TYPE_CHECKING:
     from ailedger.session import Session

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from ailedger.chain.clients import ContractClient
+from ailedger.chain.contracts._base import ContractClient
 from ailedger.chain.transactions import TxResult
 from ailedger.errors import ConfigError, ContractError
 
@@ -23,7 +23,7 @@ PURPOSES: dict[str, int] = {
 }
 
 
-class Status(IntEnum):
+class GrantStatus(IntEnum):
     NONE = 0
     PENDING = 1
     GRANTED = 2
@@ -81,7 +81,7 @@ class GrantRecord:
     dataset_id: bytes
     requester: str
     purpose: int
-    status: Status
+    status: GrantStatus
     amount: int
     expires_at: int
     max_reads: int
@@ -190,14 +190,14 @@ class DataMarketClient(ContractClient):
                 "expires_at",
             ],
         )
-        if int(fields["status"]) == Status.NONE:
+        if int(fields["status"]) == GrantStatus.NONE:
             return None
         return GrantRecord(
             request_id,
             bytes(fields["dataset_id"]),
             str(fields["requester"]),
             int(fields["purpose"]),
-            Status(int(self._read("access_status", request_id))),
+            GrantStatus(int(self._read("access_status", request_id))),
             int(fields["amount"]),
             int(fields["expires_at"]),
             int(fields["max_reads"]),

@@ -11,7 +11,7 @@ from typing import Any
 
 from eth_utils.crypto import keccak
 
-from ailedger.chain.clients import ContractClient
+from ailedger.chain.contracts._base import ContractClient
 from ailedger.chain.transactions import TxResult
 from ailedger.errors import ContractError
 
