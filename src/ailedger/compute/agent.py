@@ -41,7 +41,7 @@ from ailedger.errors import AiledgerError
 from ailedger.units import format_amount
 
 if TYPE_CHECKING:
-    from ailedger.chain.contracts import ComputeMarketClient
+    from ailedger.chain.contracts import ComputeMarketClient, JobInfo
     from ailedger.compute.machine import MachineInfo
     from ailedger.compute.sandbox import Sandbox
     from ailedger.session import Session
@@ -330,7 +330,7 @@ class ProviderAgent:
         self.say(f"job {job_id}: assigned at {format_amount(price)} per hour")
         self._start_runner(job_id, info)
 
-    def _start_runner(self, job_id: int, info: dict[str, Any] | None = None) -> None:
+    def _start_runner(self, job_id: int, info: JobInfo | None = None) -> None:
         state = self._states[job_id]
         info = info or self.market.info(job_id)
         if info is None or JobStatus(int(info["status"])).ended:

@@ -127,7 +127,7 @@ def submit(
     market = _market(session)
     # The approval and the posting go out back to back (nonce order keeps them in order),
     # so the job is on chain one block sooner; a refusal still names its reason.
-    session.token.approve(market.address, terms.max_cost, wait=False)
+    session.token.submit_approval(market.address, terms.max_cost)
     job_id, result = market.post_job(terms, gas=POST_GAS)
     status, providers = JobStatus.OPEN, list[str]()
     if wait_s:

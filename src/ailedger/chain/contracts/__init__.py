@@ -9,10 +9,14 @@ Each client is bound to a deployed address and, for writes, a local account; a
 from ailedger.chain.contracts._base import ContractClient
 from ailedger.chain.contracts.audit_anchor import AuditAnchorClient
 from ailedger.chain.contracts.compute_market import (
+    Assignment,
     ComputeMarketClient,
+    JobInfo,
     JobRecord,
     JobStatus,
     JobTerms,
+    MarketEvent,
+    ProviderInfo,
 )
 from ailedger.chain.contracts.compute_policy import ComputePolicyClient, OutputPolicy
 from ailedger.chain.contracts.data_market import (
@@ -27,6 +31,7 @@ from ailedger.chain.contracts.node_registry import NodeRegistryClient
 from ailedger.chain.contracts.token import TokenClient
 
 __all__ = [
+    "Assignment",
     "AuditAnchorClient",
     "ComputeMarketClient",
     "ComputePolicyClient",
@@ -35,12 +40,15 @@ __all__ = [
     "DatasetRecord",
     "GrantRecord",
     "GrantStatus",
+    "JobInfo",
     "JobRecord",
     "JobStatus",
     "JobTerms",
     "KeyRegistryClient",
+    "MarketEvent",
     "NodeRegistryClient",
     "OutputPolicy",
     "Policy",
+    "ProviderInfo",
     "TokenClient",
 ]

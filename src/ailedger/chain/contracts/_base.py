@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ailedger.chain.transactions import send
+from ailedger.chain.transactions import TxResult, send, submit
 from ailedger.errors import AiledgerError, ChainError, ContractError
 
 if TYPE_CHECKING:
@@ -42,8 +42,20 @@ class ContractClient:
         except Exception as exc:
             raise ChainError(f"reading {self.contract_name}.{function} failed: {exc}") from exc
 
-    def _write(self, function: str, *args: Any, wait: bool = True, gas: int | None = None) -> Any:
-        """Send a call of ``function``; ``gas`` skips the estimate (see ``send``)."""
+    def _write(self, function: str, *args: Any, gas: int | None = None) -> TxResult:
+        """Send a call of ``function`` and wait until it is mined; ``gas`` skips the
+        estimate (see :func:`~ailedger.chain.transactions.send`)."""
+        account, tx = self._transaction(function, args, gas)
+        return send(self.web3, account, tx)
+
+    def _submit(self, function: str, *args: Any, gas: int | None = None) -> str:
+        """Send a call of ``function`` without waiting; returns the tx hash."""
+        account, tx = self._transaction(function, args, gas)
+        return submit(self.web3, account, tx)
+
+    def _transaction(
+        self, function: str, args: tuple[Any, ...], gas: int | None
+    ) -> tuple[LocalAccount, dict[str, Any]]:
         if self._account is None:
             raise ContractError(
                 f"{self.contract_name}.{function} sends a transaction and needs an unlocked account"
@@ -55,4 +67,4 @@ class ContractClient:
         }
         if gas is not None:
             tx["gas"] = gas
-        return send(self.web3, self._account, tx, wait=wait)
+        return self._account, tx

@@ -12,7 +12,7 @@ class AuditAnchorClient(ContractClient):
     contract_name = "AuditAnchor"
 
     def anchor(self, size: int, root: bytes) -> TxResult:
-        return self._write("anchor", size, root)  # type: ignore[no-any-return]
+        return self._write("anchor", size, root)
 
     def latest(self, node: str) -> tuple[int, bytes] | None:
         raw = self._read("latest", self.web3.to_checksum_address(node))

@@ -15,7 +15,7 @@ class KeyRegistryClient(ContractClient):
     def register(self, public_key: bytes) -> TxResult:
         if len(public_key) != 32:
             raise ContractError(f"an X25519 public key has 32 bytes, not {len(public_key)}")
-        return self._write("register", public_key)  # type: ignore[no-any-return]
+        return self._write("register", public_key)
 
     def key_of(self, account: str) -> bytes | None:
         """The registered key, or None if the account never registered one."""

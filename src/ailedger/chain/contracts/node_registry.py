@@ -12,7 +12,7 @@ class NodeRegistryClient(ContractClient):
     contract_name = "NodeRegistry"
 
     def register(self, url: str) -> TxResult:
-        return self._write("register_node", url)  # type: ignore[no-any-return]
+        return self._write("register_node", url)
 
     def url_of(self, account: str) -> str | None:
         url = str(self._read("urls", self.web3.to_checksum_address(account)))

@@ -36,17 +36,19 @@ class TokenClient(ContractClient):
         )
 
     def transfer(self, to: str, amount: int) -> TxResult:
-        return self._write("transfer", self.web3.to_checksum_address(to), amount)  # type: ignore[no-any-return]
+        return self._write("transfer", self.web3.to_checksum_address(to), amount)
 
-    def approve(self, spender: str, amount: int, *, wait: bool = True) -> TxResult | str:
-        """Allow ``spender`` to take ``amount``; without ``wait``, returns the tx hash at once
-        (the next transaction from this account is ordered after it by its nonce)."""
-        return self._write(  # type: ignore[no-any-return]
-            "approve", self.web3.to_checksum_address(spender), amount, wait=wait
-        )
+    def approve(self, spender: str, amount: int) -> TxResult:
+        """Allow ``spender`` to take ``amount``."""
+        return self._write("approve", self.web3.to_checksum_address(spender), amount)
+
+    def submit_approval(self, spender: str, amount: int) -> str:
+        """Like :meth:`approve` but returns the tx hash at once, unmined: the next
+        transaction from this account is ordered after it by its nonce."""
+        return self._submit("approve", self.web3.to_checksum_address(spender), amount)
 
     def transfer_from(self, owner: str, to: str, amount: int) -> TxResult:
-        return self._write(  # type: ignore[no-any-return]
+        return self._write(
             "transferFrom",
             self.web3.to_checksum_address(owner),
             self.web3.to_checksum_address(to),
@@ -55,4 +57,4 @@ class TokenClient(ContractClient):
 
     def faucet(self, amount: int) -> TxResult:
         """Mint ``amount`` to the sender; only development chains allow it."""
-        return self._write("faucet", amount)  # type: ignore[no-any-return]
+        return self._write("faucet", amount)
