@@ -102,7 +102,7 @@ def market_rounds(root: Path, rounds: int, confined: bool) -> list[float]:
         agent.prepare()
         stop = threading.Event()
         threading.Thread(target=agent.run, args=(stop,), daemon=True).start()
-        market = requester.client("ComputeMarket")
+        market = requester.compute_market
         latencies = []
         with OwnerNode(requester) as node:
             app = make_gateway_app(node.gateway())

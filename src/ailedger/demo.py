@@ -139,7 +139,7 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
             grant, tx = request_access(researcher, dataset, research)
             say(f"  request {grant} for rare-disease research, 50 AIL held in escrow  tx {tx}")
             _try_fetch(researcher, dataset, grant, root / "early.csv", say, "before approval")
-            r = hospital.client("DataMarket").grant(grant)
+            r = hospital.data_market.grant(grant)
             say(f"  the hospital approves request {grant}; escrow paid to it  tx {r.tx_hash}")
             got = fetch(researcher, dataset, grant, root / "received.csv")
             same = got.path.read_bytes() == source.read_bytes()
@@ -151,7 +151,7 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
                 request_access(researcher, dataset, PURPOSES["model-training"])
             except AiledgerError as exc:
                 say(f"  asking to use it for model training is refused on chain: {exc}")
-            r = hospital.client("DataMarket").revoke(grant)
+            r = hospital.data_market.revoke(grant)
             say(f"  the hospital revokes the grant  tx {r.tx_hash}")
             _try_fetch(researcher, dataset, grant, root / "late.csv", say, "after revocation")
 
@@ -169,9 +169,7 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
             why = f" ({e['reason']})" if "reason" in e else ""
             proof = "inclusion proved" if item.proof_ok else "PROOF FAILED"
             say(f"  #{item.index} {e['kind']:<7} {e['outcome']:<8} {who}{why}  ({proof})")
-        history_anchors = hospital.client("AuditAnchor").history(
-            hospital.address, hospital.deployment.block
-        )
+        history_anchors = hospital.audit_anchor.history(hospital.address, hospital.deployment.block)
         result = verify_directory(hospital.home.path / "audit", public, history_anchors)
         say(
             f"  audit verify: {result.message} ({result.size} entries, {result.checkpoints} "

@@ -49,8 +49,8 @@ class World:
 
     def grant(self, dataset: bytes | None = None, purpose: int = RESEARCH) -> int:
         request_id, _ = request_access(self.researcher, dataset or self.dataset, purpose)
-        market = self.owner.client("DataMarket")
-        if market.grant_info(request_id).status.name == "PENDING":
+        market = self.owner.data_market
+        if market.grant_info(request_id).status.name == "PENDING":  # type: ignore[union-attr]
             market.grant(request_id)
         return request_id
 
@@ -131,7 +131,7 @@ def test_wrong_purpose(world: World) -> None:
 def test_revoked_grant_is_refused_from_the_next_block(world: World) -> None:
     grant = world.grant()
     world.gateway.authorize(world.body(grant))
-    world.owner.client("DataMarket").revoke(grant)
+    world.owner.data_market.revoke(grant)
     assert "revoked" in world.refused(world.body(grant))
 
 

@@ -159,7 +159,9 @@ def request(
 
     with session(ctx, unlock=True) as s:
         request_id, tx_hash = request_access(s, _dataset_id(dataset), purpose_bit(purpose))
-        status = s.client("DataMarket").grant_info(request_id).status.name.lower()
+        grant = s.data_market.grant_info(request_id)
+        assert grant is not None  # request_access just created it
+        status = grant.status.name.lower()
     emit(
         as_json,
         {"request": request_id, "status": status, "tx": tx_hash},
@@ -171,7 +173,9 @@ def _owner_decision(ctx: typer.Context, request_id: int, action: str, as_json: b
     # Only the transaction: the owner's running node logs the decision in its audit log
     # when it sees the event on chain.
     with session(ctx, unlock=True) as s:
-        result = getattr(s.client("DataMarket"), action)(request_id)
+        market = s.data_market
+        decide = {"grant": market.grant, "deny": market.deny, "revoke": market.revoke}[action]
+        result = decide(request_id)
     emit(
         as_json,
         {"request": request_id, "action": action, "tx": result.tx_hash},
@@ -363,7 +367,7 @@ def allow_algorithm(
     """Let jobs with exactly this code run over your dataset at your node (compute-to-data).
     Review the bundle first: the hash pins every byte of it."""
     with session(ctx, unlock=True) as s:
-        tx = s.client("ComputePolicy").allow_algorithm(
+        tx = s.compute_policy.allow_algorithm(
             _dataset_id(dataset), _bundle_hash(bundle_hash), not revoke
         )
     what = "no longer allowed" if revoke else "allowed"
@@ -386,7 +390,7 @@ def allow_host(
 ) -> None:
     """Let a provider you trust (besides your own node) host compute jobs over the dataset."""
     with session(ctx, unlock=True) as s:
-        tx = s.client("ComputePolicy").allow_provider(_dataset_id(dataset), provider, not revoke)
+        tx = s.compute_policy.allow_provider(_dataset_id(dataset), provider, not revoke)
     emit(
         as_json,
         {"dataset": dataset, "provider": provider, "allowed": not revoke, "tx": tx.tx_hash},
@@ -418,7 +422,7 @@ def output_policy(
     changing = max_bytes is not None or aggregate_only is not None or dp_epsilon is not None
     dataset_id = _dataset_id(dataset)
     with session(ctx, unlock=changing) as s:
-        policy_client = s.client("ComputePolicy")
+        policy_client = s.compute_policy
         current: OutputPolicy = policy_client.output_policy(dataset_id)
         tx = None
         if changing:

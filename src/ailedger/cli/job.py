@@ -151,7 +151,7 @@ def logs(
 
     seen = 0
     with session(ctx, unlock=True) as s:
-        market = s.client("ComputeMarket")
+        market = s.compute_market
         while True:
             batches = list(job_logs(s, job_id))
             for provider, text in batches[seen:]:
@@ -193,8 +193,8 @@ def result(
 
 def _decide(ctx: typer.Context, job_id: int, action: str, as_json: bool) -> None:
     with session(ctx, unlock=True) as s:
-        market = s.client("ComputeMarket")
-        tx = getattr(market, action)(job_id)
+        market = s.compute_market
+        tx = {"accept": market.accept, "dispute": market.dispute}[action](job_id)
     emit(
         as_json,
         {"job_id": job_id, "action": action, "tx": tx.tx_hash, "block": tx.block_number},

@@ -41,7 +41,7 @@ from ailedger.errors import AiledgerError
 from ailedger.units import format_amount
 
 if TYPE_CHECKING:
-    from ailedger.chain.contracts import ComputeMarketClient, JobInfo
+    from ailedger.chain.contracts import JobInfo
     from ailedger.compute.machine import MachineInfo
     from ailedger.compute.sandbox import Sandbox
     from ailedger.session import Session
@@ -103,7 +103,7 @@ class ProviderAgent:
         self.settings = settings
         self.say = say
         self.me = session.address
-        self.market: ComputeMarketClient = session.client("ComputeMarket")
+        self.market = session.compute_market
         self.dir = session.home.path / "provider"
         (self.dir / "jobs").mkdir(parents=True, exist_ok=True)
         self._tx = threading.Lock()
@@ -285,7 +285,7 @@ class ProviderAgent:
 
     def _node_url(self, requester: str) -> str:
         if requester not in self._urls:
-            url = self.session.client("NodeRegistry").url_of(requester)
+            url = self.session.node_registry.url_of(requester)
             if url is None:
                 raise JobFetchError(f"requester {requester} has no node URL on chain")
             self._urls[requester] = url
