@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ailedger.chain.connection import ChainConnection, connect
 from ailedger.chain.deploy import Deployment, find_deployment
-from ailedger.errors import ContractError
+from ailedger.errors import LockedError
 from ailedger.keys.home import NodeHome
 from ailedger.settings import Settings
 
@@ -111,15 +111,17 @@ class Session:
         """The home's X25519 private key (needs the session opened with unlock=True).
         Unlocked once per session: scrypt costs a third of a second each time."""
         if self.passphrase is None:
-            raise ContractError("this action needs the encryption key; open with unlock=True")
+            raise LockedError(
+                "this action needs the unlocked encryption key; open the session with unlock=True"
+            )
         if self._encryption_key is None:
             self._encryption_key = self.home.unlock_encryption_key(self.passphrase)
         return self._encryption_key
 
     def require_account(self) -> LocalAccount:
         if self.account is None:
-            raise ContractError(
-                "this action signs a transaction; open the session with unlock=True"
+            raise LockedError(
+                "this action needs the unlocked account to sign; open the session with unlock=True"
             )
         return self.account
 
