@@ -113,7 +113,9 @@ def market_rounds(root: Path, rounds: int, confined: bool) -> list[float]:
                     directory = bundle(root, i)
                     called = time.time()
                     job = submit(requester, directory, require_confined=confined, wait_s=30)
-                    while market.job(job.job_id).status != JobStatus.REVIEW:
+                    while (record := market.job(job.job_id)) is None or (
+                        record.status != JobStatus.REVIEW
+                    ):
                         time.sleep(0.02)
                     fetch_result(requester, job.job_id, root / f"out-{i}")
                     started = json.loads((root / f"out-{i}" / "start.json").read_text())
