@@ -48,9 +48,9 @@ class ContractClient:
         account, tx = self._transaction(function, args, gas)
         return send(self.web3, account, tx)
 
-    def _submit(self, function: str, *args: Any, gas: int | None = None) -> str:
+    def _submit(self, function: str, *args: Any) -> str:
         """Send a call of ``function`` without waiting; returns the tx hash."""
-        account, tx = self._transaction(function, args, gas)
+        account, tx = self._transaction(function, args, None)
         return submit(self.web3, account, tx)
 
     def _transaction(
