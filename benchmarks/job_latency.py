@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 from ailedger.chain.connection import open_embedded
+from ailedger.chain.contracts import JobStatus
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.compute.agent import AgentSettings, ProviderAgent
 from ailedger.compute.inbox import add_job_routes
 from ailedger.compute.machine import detect_machine
-from ailedger.compute.market import JobStatus
 from ailedger.compute.requester import fetch_result, submit
 from ailedger.compute.sandbox import Limits, Sandbox, confinement
 from ailedger.keys.home import NodeHome
@@ -102,7 +102,7 @@ def market_rounds(root: Path, rounds: int, confined: bool) -> list[float]:
         agent.prepare()
         stop = threading.Event()
         threading.Thread(target=agent.run, args=(stop,), daemon=True).start()
-        market = requester.client("ComputeMarket")
+        market = requester.compute_market
         latencies = []
         with OwnerNode(requester) as node:
             app = make_gateway_app(node.gateway())
@@ -113,7 +113,9 @@ def market_rounds(root: Path, rounds: int, confined: bool) -> list[float]:
                     directory = bundle(root, i)
                     called = time.time()
                     job = submit(requester, directory, require_confined=confined, wait_s=30)
-                    while market.job(job.job_id).status != JobStatus.REVIEW:
+                    while (record := market.job(job.job_id)) is None or (
+                        record.status != JobStatus.REVIEW
+                    ):
                         time.sleep(0.02)
                     fetch_result(requester, job.job_id, root / f"out-{i}")
                     started = json.loads((root / f"out-{i}" / "start.json").read_text())

@@ -12,6 +12,7 @@ Hierarchy::
     ├── HomeError                   node home missing, incomplete or already present
     ├── KeyError_                   keystore problems
     │   └── WrongPassphraseError    the passphrase does not open the keystore
+    ├── LockedError                 the action needs the unlocked account or encryption key
     ├── ContractError               compile failure, unknown deployment
     │   └── NotDeployedError        no contract manifest for this chain
     ├── ChainError                  talking to a chain failed
@@ -53,6 +54,10 @@ class KeyError_(AiledgerError):
 
 class WrongPassphraseError(KeyError_):
     """The passphrase does not decrypt the keystore."""
+
+
+class LockedError(AiledgerError):
+    """The action signs or decrypts, but the session was opened without the passphrase."""
 
 
 class ContractError(AiledgerError):

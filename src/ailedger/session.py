@@ -1,7 +1,8 @@
 """A working session: one node home, its chain, the deployed contracts and the account.
 
 The CLI, the demo and programs using the SDK open a :class:`Session` and call its
-clients; none of them needs to know whether the chain is embedded or remote.
+contract clients (``session.token``, ``session.data_market``, ...: one typed attribute
+per contract); none of them needs to know whether the chain is embedded or remote.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from ailedger.chain.connection import ChainConnection, connect
 from ailedger.chain.deploy import Deployment, find_deployment
-from ailedger.errors import ContractError
+from ailedger.errors import LockedError
 from ailedger.keys.home import NodeHome
 from ailedger.settings import Settings
 
@@ -22,9 +23,20 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from eth_account.signers.local import LocalAccount
 
-    from ailedger.chain.clients import KeyRegistryClient, TokenClient
+    from ailedger.chain.contracts import (
+        AuditAnchorClient,
+        ComputeMarketClient,
+        ComputePolicyClient,
+        ContractClient,
+        DataMarketClient,
+        KeyRegistryClient,
+        NodeRegistryClient,
+        TokenClient,
+    )
 
 GAS_FUNDING_WEI = 10 * 10**18  # what `account fund` hands out on development chains
+
+Client = TypeVar("Client", bound="ContractClient")
 
 
 @dataclass
@@ -44,57 +56,72 @@ class Session:
     def address(self) -> str:
         return str(self.home.address)
 
-    def _abi(self, name: str) -> list[dict[str, Any]]:
+    def _bind(self, client_class: type[Client]) -> Client:
+        """A client of ``client_class``'s contract as deployed here, sending as this
+        session's account (reads only, if the session is locked)."""
         from ailedger.chain.compiler import compile_contract
 
-        return compile_contract(name, self.settings.cache_dir).abi
+        name = client_class.contract_name
+        abi = compile_contract(name, self.settings.cache_dir).abi
+        return client_class(self.chain.web3, self.deployment.address(name), abi, self.account)
 
     @cached_property
     def token(self) -> TokenClient:
-        from ailedger.chain.clients import TokenClient
+        from ailedger.chain.contracts import TokenClient
 
-        address = self.deployment.address("Token")
-        return TokenClient(self.chain.web3, address, self._abi("Token"), self.account)
+        return self._bind(TokenClient)
 
     @cached_property
     def key_registry(self) -> KeyRegistryClient:
-        from ailedger.chain.clients import KeyRegistryClient
+        from ailedger.chain.contracts import KeyRegistryClient
 
-        address = self.deployment.address("KeyRegistry")
-        return KeyRegistryClient(self.chain.web3, address, self._abi("KeyRegistry"), self.account)
+        return self._bind(KeyRegistryClient)
+
+    @cached_property
+    def node_registry(self) -> NodeRegistryClient:
+        from ailedger.chain.contracts import NodeRegistryClient
+
+        return self._bind(NodeRegistryClient)
+
+    @cached_property
+    def data_market(self) -> DataMarketClient:
+        from ailedger.chain.contracts import DataMarketClient
+
+        return self._bind(DataMarketClient)
+
+    @cached_property
+    def audit_anchor(self) -> AuditAnchorClient:
+        from ailedger.chain.contracts import AuditAnchorClient
+
+        return self._bind(AuditAnchorClient)
+
+    @cached_property
+    def compute_market(self) -> ComputeMarketClient:
+        from ailedger.chain.contracts import ComputeMarketClient
+
+        return self._bind(ComputeMarketClient)
+
+    @cached_property
+    def compute_policy(self) -> ComputePolicyClient:
+        from ailedger.chain.contracts import ComputePolicyClient
+
+        return self._bind(ComputePolicyClient)
 
     def encryption_key(self) -> X25519PrivateKey:
         """The home's X25519 private key (needs the session opened with unlock=True).
         Unlocked once per session: scrypt costs a third of a second each time."""
         if self.passphrase is None:
-            raise ContractError("this action needs the encryption key; open with unlock=True")
+            raise LockedError(
+                "this action needs the unlocked encryption key; open the session with unlock=True"
+            )
         if self._encryption_key is None:
             self._encryption_key = self.home.unlock_encryption_key(self.passphrase)
         return self._encryption_key
 
-    def client(self, name: str) -> Any:
-        """A typed client for contract ``name``, bound to this session's account."""
-        from ailedger.chain import clients
-        from ailedger.compute.market import ComputeMarketClient
-        from ailedger.compute.policy import ComputePolicyClient
-        from ailedger.sharing.market import DataMarketClient
-
-        classes: dict[str, Any] = {
-            "Token": clients.TokenClient,
-            "KeyRegistry": clients.KeyRegistryClient,
-            "NodeRegistry": clients.NodeRegistryClient,
-            "DataMarket": DataMarketClient,
-            "AuditAnchor": clients.AuditAnchorClient,
-            "ComputePolicy": ComputePolicyClient,
-            "ComputeMarket": ComputeMarketClient,
-        }
-        address = self.deployment.address(name)
-        return classes[name](self.chain.web3, address, self._abi(name), self.account)
-
     def require_account(self) -> LocalAccount:
         if self.account is None:
-            raise ContractError(
-                "this action signs a transaction; open the session with unlock=True"
+            raise LockedError(
+                "this action needs the unlocked account to sign; open the session with unlock=True"
             )
         return self.account
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from tests.conftest import ChainUnderTest
 
-from ailedger.chain.clients import KeyRegistryClient, TokenClient
 from ailedger.chain.compiler import compile_contract
+from ailedger.chain.contracts import KeyRegistryClient, TokenClient
 from ailedger.chain.deploy import TOKEN_INITIAL_SUPPLY
+from ailedger.chain.transactions import wait_for
 from ailedger.errors import ContractError, TransactionRevertedError
 
 AIL = 10**18
@@ -67,6 +68,20 @@ def test_allowance_and_transfer_from(chain_under_test: ChainUnderTest) -> None:
     assert owner.balance_of(c) == 2 * AIL
     with pytest.raises(TransactionRevertedError):
         spender.transfer_from(o, c, 2 * AIL)
+
+
+def test_submit_approval_returns_the_hash_at_once_and_orders_the_next_write_after_it(
+    chain_under_test: ChainUnderTest,
+) -> None:
+    owner = token(chain_under_test, 0)
+    o, s, c = (acct.address for acct in chain_under_test.accounts)
+    owner.faucet(10 * AIL)
+    tx_hash = owner.submit_approval(s, 3 * AIL)
+    assert tx_hash.startswith("0x") and len(tx_hash) == 66
+    transfer = owner.transfer(c, 1 * AIL)  # the next nonce: mined after the approval
+    approval = wait_for(chain_under_test.connection.web3, tx_hash)
+    assert approval.block_number <= transfer.block_number
+    assert owner.allowance(o, s) == 3 * AIL
 
 
 def test_faucet_refuses_more_than_its_per_call_limit(chain_under_test: ChainUnderTest) -> None:

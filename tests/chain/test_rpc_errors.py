@@ -26,9 +26,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.abi import function_signature_to_4byte_selector
 
-from ailedger.chain.clients import TokenClient
 from ailedger.chain.compiler import compile_contract
 from ailedger.chain.connection import connect, connect_rpc, open_embedded
+from ailedger.chain.contracts import TokenClient
 from ailedger.chain.deploy import TOKEN_INITIAL_SUPPLY, Deployment, find_deployment
 from ailedger.chain.embedded.node import DEFAULT_CHAIN_ID, EmbeddedChain
 from ailedger.chain.embedded.server import MAX_REQUEST_BYTES, make_app

@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 
 from ailedger.chain.connection import open_embedded
+from ailedger.chain.contracts import JobStatus, OutputPolicy
+from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.compute.agent import AgentSettings, ProviderAgent
 from ailedger.compute.inbox import add_job_routes
 from ailedger.compute.jobs import bundle_hash
 from ailedger.compute.machine import MachineInfo
-from ailedger.compute.market import JobStatus
 from ailedger.compute.outputs import read_exit_record
-from ailedger.compute.policy import OutputPolicy
 from ailedger.compute.requester import cancel, fetch_result, logs, status, submit
 from ailedger.compute.sandbox import Sandbox, SandboxResult, confinement
 from ailedger.errors import AiledgerError, ChainError
@@ -34,7 +34,6 @@ from ailedger.keys.home import NodeHome
 from ailedger.session import Session
 from ailedger.settings import load_settings
 from ailedger.sharing.gateway_app import make_gateway_app
-from ailedger.sharing.market import PURPOSES, Policy
 from ailedger.sharing.owner import OwnerNode
 from ailedger.sharing.requester import request_access
 from ailedger.sharing.service import BackgroundServer, announce, job_inbox
@@ -105,12 +104,12 @@ class World:
         return done.job_id
 
     def wait(self, job_id: int, *wanted: JobStatus, timeout: float = 60) -> JobStatus:
-        market = self.requester.client("ComputeMarket")
+        market = self.requester.compute_market
         give_up = time.monotonic() + timeout
         while time.monotonic() < give_up:
             record = market.job(job_id)
             if record is not None and record.status in wanted:
-                return record.status  # type: ignore[no-any-return]
+                return record.status
             time.sleep(0.05)
         raise AssertionError(f"job {job_id}: {status(self.requester, job_id)}")
 
@@ -199,7 +198,7 @@ def test_a_job_runs_is_checked_and_paid(world: World) -> None:
     assert read_exit_record(world.tmp / f"out-{job_id}")["reason"] == "ok"
     text = "".join(t for _, t in logs(world.requester, job_id))
     assert "computed" in text and "stopped: ok" in text  # logs streamed back, decrypted
-    world.requester.client("ComputeMarket").accept(job_id)
+    world.requester.compute_market.accept(job_id)
     assert world.balance(cheap) - before_p == 1 * AIL  # one hour at its own bid
     assert before_r - world.balance(world.requester) == 1 * AIL  # the rest came back
 
@@ -213,7 +212,7 @@ def test_matching_results_settle_k2(world: World) -> None:
 
 
 def test_a_cheating_provider_loses_the_tiebreak_and_is_slashed(world: World) -> None:
-    market = world.requester.client("ComputeMarket")
+    market = world.requester.compute_market
     cheater = world.providers["cheater"].session
     stake_before = market.provider(cheater.address)["stake"]
     job_id = world.submit(world.bundle("tamper", SUM_JOB, k=2, tamper=True))
@@ -259,7 +258,7 @@ def _reviewed_result(world: World, job_id: int) -> Path:
     world.wait(job_id, JobStatus.REVIEW)
     out = world.tmp / f"out-{job_id}"
     fetch_result(world.requester, job_id, out)
-    world.requester.client("ComputeMarket").accept(job_id)
+    world.requester.compute_market.accept(job_id)
     return out
 
 
@@ -285,7 +284,7 @@ SLOW_JOB = """
 
 
 def test_a_provider_that_dies_mid_job_leaves_a_refund(world: World) -> None:
-    market = world.requester.client("ComputeMarket")
+    market = world.requester.compute_market
     cheap = world.providers["cheap"]
     before = world.balance(world.requester)
     job_id = world.submit(world.bundle("slow", SLOW_JOB))
@@ -300,18 +299,18 @@ def test_a_provider_that_dies_mid_job_leaves_a_refund(world: World) -> None:
         raise ChainError("this provider's machine lost power")
 
     # The machine dies: its loop stops, the job is killed and nothing reaches the chain.
-    cheap.agent._send = dead  # type: ignore[method-assign]
+    cheap.agent._send = dead  # type: ignore[method-assign,assignment]
     cheap.halt()
     cheap.agent._runners[job_id].cancel.set()
     what, _ = cancel(world.requester, job_id)
     assert what == "cancelled"
-    assert market.job(job_id).status == JobStatus.CANCELLED
+    assert market.job(job_id).status == JobStatus.CANCELLED  # type: ignore[union-attr]
     # Paid for the hours it started (none if cancelled within the assignment's second:
     # block time has whole seconds), the rest refunded, not slashed, nothing locked.
     (slot,) = market.assignments(job_id)
     assert slot["paid"] in (0, 1 * AIL)
     assert before - world.balance(world.requester) == slot["paid"]
-    assert market.job(job_id).escrow == 0
+    assert market.job(job_id).escrow == 0  # type: ignore[union-attr]
     assert market.provider(cheap.session.address)["active_jobs"] == 0
     assert market.provider(cheap.session.address)["slashed"] == 0
     world.providers["cheap"] = _start(cheap.session, cheap.agent.sandbox, 1 * AIL, world.jobs_dir)
@@ -340,8 +339,8 @@ def dataset(world: World) -> bytes:
     with OwnerNode(world.owner) as node:
         published = node.publish(source, Policy(RESEARCH, True, 0, 3600, 0), {"title": "c"}, None)
     grant, _ = request_access(world.requester, published.dataset_id, RESEARCH)
-    world.owner.client("DataMarket").grant(grant)
-    world.owner.client("ComputePolicy").set_output_policy(
+    world.owner.data_market.grant(grant)
+    world.owner.compute_policy.set_output_policy(
         published.dataset_id, OutputPolicy(max_output_bytes=4096, aggregate_only=True)
     )
     return published.dataset_id
@@ -351,7 +350,7 @@ def test_compute_to_data_runs_at_the_owner_and_releases_only_aggregates(
     world: World, dataset: bytes
 ) -> None:
     name = "0x" + dataset.hex()
-    policy = world.owner.client("ComputePolicy")
+    policy = world.owner.compute_policy
     stats = world.bundle("stats", STATS_JOB, inputs=[name])
     leak = world.bundle("leak", LEAK_JOB, inputs=[name])
     before = world.balance(world.requester)

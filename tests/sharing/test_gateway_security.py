@@ -13,6 +13,7 @@ import pytest
 from eth_account import Account
 
 from ailedger.chain.connection import open_embedded
+from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.crypto.errors import CryptoError
 from ailedger.keys.home import NodeHome
@@ -21,7 +22,6 @@ from ailedger.settings import load_settings
 from ailedger.sharing.access_request import Domain, new_request, sign_request
 from ailedger.sharing.gateway import AccessDeniedError, Gateway
 from ailedger.sharing.gateway_app import make_gateway_app
-from ailedger.sharing.market import PURPOSES, Policy
 from ailedger.sharing.owner import OwnerNode
 from ailedger.sharing.requester import (
     TamperedDataError,
@@ -49,8 +49,8 @@ class World:
 
     def grant(self, dataset: bytes | None = None, purpose: int = RESEARCH) -> int:
         request_id, _ = request_access(self.researcher, dataset or self.dataset, purpose)
-        market = self.owner.client("DataMarket")
-        if market.grant_info(request_id).status.name == "PENDING":
+        market = self.owner.data_market
+        if market.grant_info(request_id).status.name == "PENDING":  # type: ignore[union-attr]
             market.grant(request_id)
         return request_id
 
@@ -131,7 +131,7 @@ def test_wrong_purpose(world: World) -> None:
 def test_revoked_grant_is_refused_from_the_next_block(world: World) -> None:
     grant = world.grant()
     world.gateway.authorize(world.body(grant))
-    world.owner.client("DataMarket").revoke(grant)
+    world.owner.data_market.revoke(grant)
     assert "revoked" in world.refused(world.body(grant))
 
 

@@ -17,6 +17,7 @@ from ailedger.errors import ChainError, TransactionRejectedError, TransactionRev
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from web3 import Web3
+    from web3.types import TxReceipt
 
 GAS_MARGIN = 1.25  # estimates are exact for the state they ran on; leave room for change
 RECEIPT_TIMEOUT_S = 120
@@ -29,8 +30,8 @@ class TxResult:
     tx_hash: str
     block_number: int
     gas_used: int
-    contract_address: str | None = None
-    receipt: Any = field(default=None, repr=False, compare=False)
+    contract_address: str | None
+    receipt: TxReceipt = field(repr=False, compare=False)
     """The web3 receipt, for decoding the events the transaction emitted."""
 
 
@@ -41,17 +42,35 @@ def fee_fields(web3: Web3) -> dict[str, int]:
     return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
 
 
-def send(
-    web3: Web3, account: LocalAccount, tx: dict[str, Any], *, wait: bool = True
-) -> TxResult | str:
-    """Fill in chain id, nonce, fees and gas, sign, send; wait for the receipt if asked.
+def submit(web3: Web3, account: LocalAccount, tx: dict[str, Any]) -> str:
+    """Fill in chain id, nonce, fees and gas, sign and send; returns the tx hash at once.
+
+    The next transaction from this account is ordered after it by its nonce, so a caller
+    can send a dependent one without waiting for this one to be mined."""
+    return _sign_and_send(web3, account, tx)[0]
+
+
+def send(web3: Web3, account: LocalAccount, tx: dict[str, Any]) -> TxResult:
+    """Fill in chain id, nonce, fees and gas, sign, send, and wait for the receipt.
 
     A caller that gives ``gas`` skips the estimate (one EVM run less on a latency-critical
     path); if such a transaction reverts, the call is replayed to name the reason."""
+    tx_hash, sent = _sign_and_send(web3, account, tx)
+    try:
+        return wait_for(web3, tx_hash)
+    except TransactionRevertedError as exc:
+        if "gas" not in tx:
+            raise
+        raise TransactionRevertedError(f"{exc}: {_replayed_reason(web3, sent)}") from exc
+
+
+def _sign_and_send(
+    web3: Web3, account: LocalAccount, tx: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The tx hash and the transaction as sent (every field filled in)."""
     from web3.exceptions import ContractLogicError, Web3RPCError
 
     tx = dict(tx)
-    estimated = "gas" not in tx
     tx["from"] = account.address
     tx.setdefault("chainId", int(web3.eth.chain_id))
     tx.setdefault("nonce", int(web3.eth.get_transaction_count(account.address, "pending")))
@@ -67,14 +86,7 @@ def send(
         raise TransactionRevertedError(f"the transaction would fail: {_reason(exc)}") from exc
     except Web3RPCError as exc:
         raise TransactionRejectedError(f"the node refused the transaction: {_reason(exc)}") from exc
-    if not wait:
-        return "0x" + bytes(tx_hash).hex()
-    try:
-        return wait_for(web3, "0x" + bytes(tx_hash).hex())
-    except TransactionRevertedError as exc:
-        if estimated:
-            raise
-        raise TransactionRevertedError(f"{exc}: {_replayed_reason(web3, tx)}") from exc
+    return "0x" + bytes(tx_hash).hex(), tx
 
 
 def _replayed_reason(web3: Web3, tx: dict[str, Any]) -> str:
@@ -116,7 +128,13 @@ def wait_for(web3: Web3, tx_hash: str, timeout: float = RECEIPT_TIMEOUT_S) -> Tx
             f"transaction {tx_hash} reverted in block {receipt['blockNumber']}"
         )
     address = receipt.get("contractAddress")
-    return TxResult(tx_hash, int(receipt["blockNumber"]), int(receipt["gasUsed"]), address, receipt)
+    return TxResult(
+        tx_hash,
+        int(receipt["blockNumber"]),
+        int(receipt["gasUsed"]),
+        None if address is None else str(address),
+        receipt,
+    )
 
 
 def _reason(exc: Exception) -> str:

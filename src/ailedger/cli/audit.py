@@ -63,7 +63,7 @@ def verify(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
     with session(ctx, unlock=True) as s:
         public = audit_signing_key(s).public_key()
-        anchored = s.client("AuditAnchor").history(s.address, s.deployment.block)
+        anchored = s.audit_anchor.history(s.address, s.deployment.block)
         result = verify_directory(s.home.path / "audit", public, anchored)
     data = {
         "ok": result.ok,

@@ -62,7 +62,7 @@ def publish(
     the ciphertext hash, the metadata hash, the policy and the price go on chain."""
     from rich.progress import Progress
 
-    from ailedger.sharing.market import Policy, purpose_mask
+    from ailedger.chain.contracts.data_market import Policy, purpose_mask
     from ailedger.sharing.owner import OwnerNode
     from ailedger.units import parse_amount
 
@@ -108,8 +108,8 @@ def list_(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Search the datasets registered on chain (indexed locally from chain events)."""
+    from ailedger.chain.contracts.data_market import purpose_bit, purpose_names
     from ailedger.sharing.catalog import Catalog
-    from ailedger.sharing.market import purpose_bit, purpose_names
     from ailedger.units import format_amount
 
     bit = purpose_bit(purpose) if purpose else 0
@@ -154,12 +154,14 @@ def request(
 ) -> None:
     """Request access for one purpose, paying the price into escrow (or to the owner at
     once when the dataset grants automatically). Prints the request id."""
-    from ailedger.sharing.market import purpose_bit
+    from ailedger.chain.contracts.data_market import purpose_bit
     from ailedger.sharing.requester import request_access
 
     with session(ctx, unlock=True) as s:
         request_id, tx_hash = request_access(s, _dataset_id(dataset), purpose_bit(purpose))
-        status = s.client("DataMarket").grant_info(request_id).status.name.lower()
+        grant = s.data_market.grant_info(request_id)
+        assert grant is not None  # request_access just created it
+        status = grant.status.name.lower()
     emit(
         as_json,
         {"request": request_id, "status": status, "tx": tx_hash},
@@ -171,7 +173,9 @@ def _owner_decision(ctx: typer.Context, request_id: int, action: str, as_json: b
     # Only the transaction: the owner's running node logs the decision in its audit log
     # when it sees the event on chain.
     with session(ctx, unlock=True) as s:
-        result = getattr(s.client("DataMarket"), action)(request_id)
+        market = s.data_market
+        decide = {"grant": market.grant, "deny": market.deny, "revoke": market.revoke}[action]
+        result = decide(request_id)
     emit(
         as_json,
         {"request": request_id, "action": action, "tx": result.tx_hash},
@@ -302,9 +306,9 @@ def show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one dataset: owner, policy, price, and its verified catalog metadata."""
+    from ailedger.chain.contracts.data_market import purpose_names
     from ailedger.errors import ConfigError
     from ailedger.sharing.catalog import Catalog
-    from ailedger.sharing.market import purpose_names
     from ailedger.units import format_amount
 
     with session(ctx, unlock=False) as s:
@@ -363,7 +367,7 @@ def allow_algorithm(
     """Let jobs with exactly this code run over your dataset at your node (compute-to-data).
     Review the bundle first: the hash pins every byte of it."""
     with session(ctx, unlock=True) as s:
-        tx = s.client("ComputePolicy").allow_algorithm(
+        tx = s.compute_policy.allow_algorithm(
             _dataset_id(dataset), _bundle_hash(bundle_hash), not revoke
         )
     what = "no longer allowed" if revoke else "allowed"
@@ -386,7 +390,7 @@ def allow_host(
 ) -> None:
     """Let a provider you trust (besides your own node) host compute jobs over the dataset."""
     with session(ctx, unlock=True) as s:
-        tx = s.client("ComputePolicy").allow_provider(_dataset_id(dataset), provider, not revoke)
+        tx = s.compute_policy.allow_provider(_dataset_id(dataset), provider, not revoke)
     emit(
         as_json,
         {"dataset": dataset, "provider": provider, "allowed": not revoke, "tx": tx.tx_hash},
@@ -413,12 +417,12 @@ def output_policy(
     (your dataset only). Unset: 1 MiB, aggregates only, no noise."""
     import dataclasses
 
-    from ailedger.compute.policy import OutputPolicy
+    from ailedger.chain.contracts import OutputPolicy
 
     changing = max_bytes is not None or aggregate_only is not None or dp_epsilon is not None
     dataset_id = _dataset_id(dataset)
     with session(ctx, unlock=changing) as s:
-        policy_client = s.client("ComputePolicy")
+        policy_client = s.compute_policy
         current: OutputPolicy = policy_client.output_policy(dataset_id)
         tx = None
         if changing:

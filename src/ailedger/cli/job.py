@@ -77,8 +77,8 @@ def submit(
     """Validate the bundle, escrow its maximum cost and post it; close the auction as soon
     as k eligible bids are in (--collect: a little later, for cheaper bids). Jobs that name
     datasets run at the data (compute-to-data)."""
+    from ailedger.chain.contracts.data_market import purpose_bit
     from ailedger.compute.requester import submit as submit_job
-    from ailedger.sharing.market import purpose_bit
     from ailedger.units import format_amount
 
     with session(ctx, unlock=True) as s:
@@ -151,7 +151,7 @@ def logs(
 
     seen = 0
     with session(ctx, unlock=True) as s:
-        market = s.client("ComputeMarket")
+        market = s.compute_market
         while True:
             batches = list(job_logs(s, job_id))
             for provider, text in batches[seen:]:
@@ -193,8 +193,8 @@ def result(
 
 def _decide(ctx: typer.Context, job_id: int, action: str, as_json: bool) -> None:
     with session(ctx, unlock=True) as s:
-        market = s.client("ComputeMarket")
-        tx = getattr(market, action)(job_id)
+        market = s.compute_market
+        tx = {"accept": market.accept, "dispute": market.dispute}[action](job_id)
     emit(
         as_json,
         {"job_id": job_id, "action": action, "tx": tx.tx_hash, "block": tx.block_number},

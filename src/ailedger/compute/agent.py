@@ -32,17 +32,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger.chain.contracts.compute_market import JobStatus, new_salt
 from ailedger.compute.c2d import DataInputs
 from ailedger.compute.jobs import JobSpecError, parse_job
-from ailedger.compute.market import JobStatus, new_salt
 from ailedger.compute.runner import AssignmentState, JobFetchError, Runner, scratch_dir
 from ailedger.compute.signing import SignedRequestError, send_signed
 from ailedger.errors import AiledgerError
 from ailedger.units import format_amount
 
 if TYPE_CHECKING:
+    from ailedger.chain.contracts import JobInfo
     from ailedger.compute.machine import MachineInfo
-    from ailedger.compute.market import ComputeMarketClient
     from ailedger.compute.sandbox import Sandbox
     from ailedger.session import Session
 
@@ -103,7 +103,7 @@ class ProviderAgent:
         self.settings = settings
         self.say = say
         self.me = session.address
-        self.market: ComputeMarketClient = session.client("ComputeMarket")
+        self.market = session.compute_market
         self.dir = session.home.path / "provider"
         (self.dir / "jobs").mkdir(parents=True, exist_ok=True)
         self._tx = threading.Lock()
@@ -285,7 +285,7 @@ class ProviderAgent:
 
     def _node_url(self, requester: str) -> str:
         if requester not in self._urls:
-            url = self.session.client("NodeRegistry").url_of(requester)
+            url = self.session.node_registry.url_of(requester)
             if url is None:
                 raise JobFetchError(f"requester {requester} has no node URL on chain")
             self._urls[requester] = url
@@ -330,7 +330,7 @@ class ProviderAgent:
         self.say(f"job {job_id}: assigned at {format_amount(price)} per hour")
         self._start_runner(job_id, info)
 
-    def _start_runner(self, job_id: int, info: dict[str, Any] | None = None) -> None:
+    def _start_runner(self, job_id: int, info: JobInfo | None = None) -> None:
         state = self._states[job_id]
         info = info or self.market.info(job_id)
         if info is None or JobStatus(int(info["status"])).ended:

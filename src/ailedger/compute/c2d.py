@@ -47,8 +47,8 @@ class DataInputs:
         self.datasets = datasets
         self.purpose = purpose
         self.grant_ids = grant_ids
-        self.policy = session.client("ComputePolicy")
-        self.market = session.client("DataMarket")
+        self.policy = session.compute_policy
+        self.market = session.data_market
         self._rules: ReleaseRules | None = None
 
     def check(self) -> None:

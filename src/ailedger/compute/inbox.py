@@ -38,7 +38,7 @@ from ailedger.errors import AiledgerError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from ailedger.compute.market import ComputeMarketClient
+    from ailedger.chain.contracts import ComputeMarketClient, JobInfo
 
 # An output is at most the sandbox's output cap (1 GiB) plus STREAM overhead and the key.
 MAX_UPLOAD = MAX_BUNDLE_BYTES + (64 << 20)
@@ -61,13 +61,13 @@ class JobInbox:
         self.me = me
         self.market = market
 
-    def _own_job(self, job_id: int) -> dict[str, Any]:
+    def _own_job(self, job_id: int) -> JobInfo:
         info = self.market.info(job_id)
         if info is None or info["requester"].lower() != self.me.lower():
             raise InboxRefusal(404, f"job {job_id} was not posted by this node")
         return info
 
-    def _assigned(self, job_id: int, signer: str | None) -> dict[str, Any]:
+    def _assigned(self, job_id: int, signer: str | None) -> JobInfo:
         info = self._own_job(job_id)
         if signer is None:
             raise InboxRefusal(401, "missing or invalid request signature")
@@ -77,7 +77,7 @@ class JobInbox:
             raise InboxRefusal(403, f"{signer} is not assigned to job {job_id}")
         return info
 
-    def _bundle_tar(self, info: dict[str, Any]) -> Path:
+    def _bundle_tar(self, info: JobInfo) -> Path:
         path = self.files.bundle_path(bytes(info["bundle_hash"]))
         if not path.is_file():
             raise InboxRefusal(410, "this node no longer holds the job's bundle")

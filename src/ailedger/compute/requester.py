@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger._http import shared_client
+from ailedger.chain.contracts.compute_market import POST_GAS, JobStatus, JobTerms
 from ailedger.compute.job_files import JobFiles
 from ailedger.compute.jobs import JobBundle
-from ailedger.compute.market import POST_GAS, JobStatus, JobTerms
 from ailedger.compute.transfer import open_log_batch, open_output
 from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
 
 if TYPE_CHECKING:
-    from ailedger.compute.market import ComputeMarketClient
+    from ailedger.chain.contracts import ComputeMarketClient
     from ailedger.session import Session
 
 
@@ -44,16 +44,11 @@ class Submitted:
     providers: list[str]
 
 
-def _market(session: Session) -> ComputeMarketClient:
-    client: ComputeMarketClient = session.client("ComputeMarket")
-    return client
-
-
 def check_own_node(session: Session) -> str:
     """Providers fetch the bundle from the requester's node and send results there."""
     import httpx
 
-    url = session.client("NodeRegistry").url_of(session.address)
+    url = session.node_registry.url_of(session.address)
     hint = "start it first with `ailedger node start` (it serves the bundle and takes results)"
     if url is None:
         raise ChainUnreachableError(f"this home has no node URL on chain; {hint}")
@@ -68,7 +63,7 @@ def _grants_for(session: Session, datasets: list[bytes], purpose: int) -> list[i
     """This requester's valid grant for each dataset and purpose, newest first."""
     from ailedger.sharing.catalog import Catalog
 
-    market = session.client("DataMarket")
+    market = session.data_market
     catalog = Catalog(session.home.path / "index.sqlite")
     try:
         catalog.sync(session)
@@ -125,10 +120,10 @@ def submit(
         grant_ids=tuple(grants),
         purpose=purpose if datasets else 0,
     )
-    market = _market(session)
+    market = session.compute_market
     # The approval and the posting go out back to back (nonce order keeps them in order),
     # so the job is on chain one block sooner; a refusal still names its reason.
-    session.token.approve(market.address, terms.max_cost, wait=False)
+    session.token.submit_approval(market.address, terms.max_cost)
     job_id, result = market.post_job(terms, gas=POST_GAS)
     status, providers = JobStatus.OPEN, list[str]()
     if wait_s:
@@ -164,7 +159,7 @@ def close_when_ready(
 
 
 def status(session: Session, job_id: int) -> dict[str, Any]:
-    market = _market(session)
+    market = session.compute_market
     info = market.info(job_id)
     if info is None:
         raise ConfigError(f"no job {job_id} on chain; check the id (ailedger job list)")
@@ -246,7 +241,7 @@ def expected_result(market: ComputeMarketClient, job_id: int) -> tuple[bytes, li
 
 def fetch_result(session: Session, job_id: int, dest: Path) -> tuple[bytes, str]:
     """Decrypt the output that matches the chain to ``dest``; returns (hash, provider)."""
-    market = _market(session)
+    market = session.compute_market
     expected, providers = expected_result(market, job_id)
     files = JobFiles(session.home.path)
     for provider in providers:
@@ -274,7 +269,7 @@ def fetch_result(session: Session, job_id: int, dest: Path) -> tuple[bytes, str]
 def cancel(session: Session, job_id: int) -> tuple[str, str]:
     """Cancel (open or running: refund of the unused part) or expire (deadline passed);
     returns (what was done, tx hash)."""
-    market = _market(session)
+    market = session.compute_market
     info = market.info(job_id)
     if info is None:
         raise ConfigError(f"no job {job_id} on chain")

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ailedger.chain.contracts import JobStatus
 from ailedger.compute.agent import AgentSettings, ProviderAgent
 from ailedger.compute.machine import detect_machine
-from ailedger.compute.market import JobStatus
 from ailedger.compute.outputs import read_exit_record
 from ailedger.compute.sandbox import ConfinementUnavailableError, Sandbox
 from ailedger.errors import AiledgerError
@@ -130,12 +130,12 @@ def running_agent(
 def wait_for_status(
     session: Session, job_id: int, wanted: set[JobStatus], timeout: float = 120
 ) -> JobStatus:
-    market = session.client("ComputeMarket")
+    market = session.compute_market
     give_up = time.monotonic() + timeout
     while time.monotonic() < give_up:
         record = market.job(job_id)
         if record is not None and record.status in wanted:
-            return record.status  # type: ignore[no-any-return]
+            return record.status
         time.sleep(0.1)
     raise TimeoutError(
         f"job {job_id} did not reach {sorted(s.name for s in wanted)} in {timeout:.0f} s"
@@ -163,7 +163,7 @@ def rent_a_gpu(researcher: Session, gpu_owner: Session, root: Path, say: Say) ->
             f"  result decrypted and checked against the hash on chain (0x{digest.hex()[:16]}…): "
             f"accuracy {model['train_accuracy']:.3f}"
         )
-        r = researcher.client("ComputeMarket").accept(job.job_id)
+        r = researcher.compute_market.accept(job.job_id)
         say(f"  the researcher accepts the result  tx {r.tx_hash}")
     earned = gpu_owner.token.balance_of(gpu_owner.address) - before + 100 * AIL
     say(
@@ -175,10 +175,10 @@ def rent_a_gpu(researcher: Session, gpu_owner: Session, root: Path, say: Say) ->
 def compute_to_data(
     hospital: Session, researcher: Session, dataset: bytes, root: Path, say: Say
 ) -> None:
+    from ailedger.chain.contracts import OutputPolicy
+    from ailedger.chain.contracts.data_market import PURPOSES
     from ailedger.compute.jobs import bundle_hash
-    from ailedger.compute.policy import OutputPolicy
     from ailedger.compute.requester import fetch_result, submit
-    from ailedger.sharing.market import PURPOSES
     from ailedger.sharing.requester import request_access
 
     say("\n[bold]11. Compute-to-data: the researcher's code goes to the hospital's cohort[/bold]")
@@ -186,7 +186,7 @@ def compute_to_data(
     name = "0x" + dataset.hex()
     stats = write_bundle(root / "stats-job", STATS_SCRIPT, inputs=(name,))
     dump = write_bundle(root / "dump-job", DUMP_SCRIPT, inputs=(name,))
-    policy = hospital.client("ComputePolicy")
+    policy = hospital.compute_policy
     policy.allow_algorithm(dataset, bundle_hash(stats))
     policy.allow_algorithm(dataset, bundle_hash(dump))
     policy.set_output_policy(
@@ -197,7 +197,7 @@ def compute_to_data(
         "4 KiB, released with Laplace noise (epsilon 1)"
     )
     grant, _ = request_access(researcher, dataset, research)
-    hospital.client("DataMarket").grant(grant)
+    hospital.data_market.grant(grant)
     say(f"  the researcher holds grant {grant} for rare-disease research")
     sandbox = make_sandbox(lambda line: None)
     hospital.token.faucet(200 * AIL)

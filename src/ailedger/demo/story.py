@@ -107,9 +107,9 @@ def _tokens(hospital: Session, researcher: Session, gpu_owner: Session, say: Say
 def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) -> bytes:
     from ailedger.audit.history import read_history
     from ailedger.audit.verify import verify_directory
+    from ailedger.chain.contracts.data_market import PURPOSES, Policy
     from ailedger.sharing.catalog import Catalog
     from ailedger.sharing.gateway_app import make_gateway_app
-    from ailedger.sharing.market import PURPOSES, Policy
     from ailedger.sharing.owner import OwnerNode, audit_signing_key
     from ailedger.sharing.requester import fetch, request_access
     from ailedger.sharing.service import BackgroundServer, announce
@@ -151,7 +151,7 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
             grant, tx = request_access(researcher, dataset, research)
             say(f"  request {grant} for rare-disease research, 50 AIL held in escrow  tx {tx}")
             _try_fetch(researcher, dataset, grant, root / "early.csv", say, "before approval")
-            r = hospital.client("DataMarket").grant(grant)
+            r = hospital.data_market.grant(grant)
             say(f"  the hospital approves request {grant}; escrow paid to it  tx {r.tx_hash}")
             got = fetch(researcher, dataset, grant, root / "received.csv")
             same = got.path.read_bytes() == source.read_bytes()
@@ -163,7 +163,7 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
                 request_access(researcher, dataset, PURPOSES["model-training"])
             except AiledgerError as exc:
                 say(f"  asking to use it for model training is refused on chain: {exc}")
-            r = hospital.client("DataMarket").revoke(grant)
+            r = hospital.data_market.revoke(grant)
             say(f"  the hospital revokes the grant  tx {r.tx_hash}")
             _try_fetch(researcher, dataset, grant, root / "late.csv", say, "after revocation")
 
@@ -181,9 +181,7 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
             why = f" ({e['reason']})" if "reason" in e else ""
             proof = "inclusion proved" if item.proof_ok else "PROOF FAILED"
             say(f"  #{item.index} {e['kind']:<7} {e['outcome']:<8} {who}{why}  ({proof})")
-        history_anchors = hospital.client("AuditAnchor").history(
-            hospital.address, hospital.deployment.block
-        )
+        history_anchors = hospital.audit_anchor.history(hospital.address, hospital.deployment.block)
         result = verify_directory(hospital.home.path / "audit", public, history_anchors)
         say(
             f"  audit verify: {result.message} ({result.size} entries, {result.checkpoints} "
@@ -214,6 +212,7 @@ def _compute(
 
 def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say) -> None:
     from ailedger.audit.history import read_history
+    from ailedger.chain.contracts.data_market import PURPOSES, Policy
     from ailedger.demo.records import RARE_CASE, write_bundles
     from ailedger.health.deidentify import deidentify, k_anonymity, write_dataset
     from ailedger.health.federation import federated_match, known_party
@@ -221,7 +220,6 @@ def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say
     from ailedger.health.mme_auth import authenticator
     from ailedger.health.node import HealthNode
     from ailedger.sharing.gateway_app import make_gateway_app
-    from ailedger.sharing.market import PURPOSES, Policy
     from ailedger.sharing.owner import OwnerNode, audit_signing_key
     from ailedger.sharing.service import BackgroundServer, announce
 

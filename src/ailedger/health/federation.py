@@ -29,7 +29,7 @@ class FederatedAnswer:
 
 def registered_nodes(session: Session) -> dict[str, str]:
     """Every node with a gateway URL on chain (latest registration wins), but this one."""
-    registry = session.client("NodeRegistry")
+    registry = session.node_registry
     events = registry._contract.events.NodeRegistered().get_logs(
         from_block=session.deployment.block
     )
@@ -44,7 +44,7 @@ def known_party(session: Session) -> Callable[[str], bool]:
     """Who may query us with a node token: an account that registered itself on chain
     (a gateway URL in NodeRegistry or an encryption key in KeyRegistry), so every query
     comes from an accountable, on-chain identity."""
-    nodes, keys = session.client("NodeRegistry"), session.key_registry
+    nodes, keys = session.node_registry, session.key_registry
 
     def known(account: str) -> bool:
         return nodes.url_of(account) is not None or keys.key_of(account) is not None
@@ -87,7 +87,7 @@ def log_via_own_node(session: Session, entry: dict[str, Any]) -> None:
 
     from ailedger.errors import ChainUnreachableError
 
-    url = session.client("NodeRegistry").url_of(session.address)
+    url = session.node_registry.url_of(session.address)
     if url is None:
         raise ChainUnreachableError("this node has no gateway URL registered; start it first")
     token = node_token(session.require_account(), session.address)

@@ -70,7 +70,7 @@ class Catalog:
 
     def sync(self, session: Session) -> int:
         """Index every DataMarket event since the last sync; returns the head indexed."""
-        market = session.client("DataMarket")
+        market = session.data_market
         web3 = session.chain.web3
         head = int(web3.eth.block_number)
         row = self._conn.execute("SELECT block FROM sync WHERE k = 'market'").fetchone()
@@ -155,7 +155,7 @@ class Catalog:
         rows = self._conn.execute(
             "SELECT dataset_id, owner, metadata_hash FROM datasets WHERE metadata IS NULL"
         ).fetchall()
-        registry = session.client("NodeRegistry")
+        registry = session.node_registry
         for dataset_id, owner, metadata_hash in rows:
             url = registry.url_of(owner)
             if url is None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ailedger.chain.contracts.data_market import GrantStatus, purpose_names
 from ailedger.errors import AiledgerError
 from ailedger.sharing.access_request import (
     AccessRequest,
@@ -25,13 +26,11 @@ from ailedger.sharing.access_request import (
     InvalidRequestError,
     verify_request,
 )
-from ailedger.sharing.market import Status, purpose_names
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-    from ailedger.chain.clients import KeyRegistryClient
-    from ailedger.sharing.market import DataMarketClient
+    from ailedger.chain.contracts import DataMarketClient, KeyRegistryClient
     from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
 
 READ = "read"
@@ -151,11 +150,11 @@ class Gateway:
             allowed = ", ".join(purpose_names(grant.purpose))
             return f"wrong purpose: grant {request.grant_id} allows {allowed}"
         return {
-            Status.PENDING: "the request awaits the owner's approval",
-            Status.DENIED: "the request was denied",
-            Status.CANCELLED: "the request was cancelled",
-            Status.REVOKED: "the grant was revoked",
-            Status.EXPIRED: "the grant has expired",
+            GrantStatus.PENDING: "the request awaits the owner's approval",
+            GrantStatus.DENIED: "the request was denied",
+            GrantStatus.CANCELLED: "the request was cancelled",
+            GrantStatus.REVOKED: "the grant was revoked",
+            GrantStatus.EXPIRED: "the grant has expired",
         }.get(grant.status, f"the grant is not valid (status {grant.status.name})")
 
     def _serve(

@@ -17,9 +17,9 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger.chain.contracts import Policy
 from ailedger.errors import ConfigError
 from ailedger.sharing.access_request import Domain
-from ailedger.sharing.market import DataMarketClient, Policy
 from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class OwnerNode:
         root = session.home.path
         self.store = OwnerStore(root / "data" / "owner.sqlite")
         self.blobs = DirectoryBlobStore(root / "data" / "blobs")
-        self.market: DataMarketClient = session.client("DataMarket")
+        self.market = session.data_market
         self._audit: AuditLog | None = None
 
     @property
@@ -186,7 +186,7 @@ class OwnerNode:
         checkpoint = self.audit.latest_checkpoint()
         if checkpoint is None:
             return None
-        anchors = self.session.client("AuditAnchor")
+        anchors = self.session.audit_anchor
         latest = anchors.latest(self.session.address)
         if latest is not None and latest[0] >= checkpoint.size:
             return None

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
 from ailedger.sharing.access_request import Domain, new_request, sign_request
-from ailedger.sharing.market import DataMarketClient
 
 if TYPE_CHECKING:
     from ailedger.session import Session
@@ -49,7 +48,7 @@ class Fetched:
 
 def request_access(session: Session, dataset_id: bytes, purpose: int) -> tuple[int, str]:
     """Approve the price and request access; returns (request id, tx hash)."""
-    market: DataMarketClient = session.client("DataMarket")
+    market = session.data_market
     record = market.dataset(dataset_id)
     if record is None:
         raise ConfigError(f"no dataset 0x{dataset_id.hex()} on chain; check the id")
@@ -71,14 +70,14 @@ def fetch(
 
     if out.exists():
         raise ConfigError(f"{out} already exists; choose a new output path")
-    market: DataMarketClient = session.client("DataMarket")
+    market = session.data_market
     record = market.dataset(dataset_id)
     grant = market.grant_info(grant_id)
     if record is None or grant is None:
         raise ConfigError(
             f"unknown dataset or grant (dataset 0x{dataset_id.hex()}, grant {grant_id})"
         )
-    url = session.client("NodeRegistry").url_of(record.owner)
+    url = session.node_registry.url_of(record.owner)
     if url is None:
         raise ConfigError(f"the owner {record.owner} has registered no gateway URL")
     owner_key = session.key_registry.key_of(record.owner)
@@ -137,8 +136,8 @@ def check_receipt(
 
     from ailedger.audit.receipt import receipt_entry, verify_receipt
 
-    record = session.client("DataMarket").dataset(dataset_id)
-    url = session.client("NodeRegistry").url_of(record.owner) if record else None
+    record = session.data_market.dataset(dataset_id)
+    url = session.node_registry.url_of(record.owner) if record else None
     if url is None:
         raise ConfigError(f"no gateway known for dataset 0x{dataset_id.hex()}")
     try:

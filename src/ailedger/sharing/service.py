@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def announce(session: Session, url: str) -> list[str]:
     """Make sure the chain knows this node's gateway URL and encryption key."""
     done = []
-    registry = session.client("NodeRegistry")
+    registry = session.node_registry
     if registry.url_of(session.address) != url:
         registry.register(url)
         done.append(f"registered gateway URL {url}")
@@ -50,7 +50,7 @@ def job_inbox(session: Session) -> JobInbox:
     from ailedger.compute.inbox import JobInbox
     from ailedger.compute.job_files import JobFiles
 
-    return JobInbox(JobFiles(session.home.path), session.address, session.client("ComputeMarket"))
+    return JobInbox(JobFiles(session.home.path), session.address, session.compute_market)
 
 
 def _anchor_loop(node: OwnerNode, every: float, stop: threading.Event) -> None:

@@ -114,7 +114,7 @@ class EmbeddedChain:
         self._dropped: dict[bytes, str] = {}
         self._closing = False
         self._view: tuple[BlockHeaderAPI, StateAPI, int] | None = None
-        self._operator = Account.from_key(self._meta("operator_key"))
+        self._operator: LocalAccount = Account.from_key(self._meta("operator_key"))
         self._sealer = threading.Thread(target=self._seal_loop, name="ailedger-sealer", daemon=True)
         self._sealer.start()
 
@@ -191,7 +191,7 @@ class EmbeddedChain:
     @property
     def operator_account(self) -> LocalAccount:
         """The operator's key: it deploys the contracts on first start."""
-        return self._operator  # type: ignore[no-any-return]
+        return self._operator
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ailedger.chain.clients import ContractClient
+from ailedger.chain.contracts._base import ContractClient
 from ailedger.chain.transactions import TxResult
 from ailedger.errors import ConfigError
 
@@ -73,16 +73,16 @@ class ComputePolicyClient(ContractClient):
         self, dataset_id: bytes, code_hash: bytes, allowed: bool = True
     ) -> TxResult:
         """Allow (or, with ``allowed=False``, stop allowing) a job bundle by its hash."""
-        return self._write("allow_algorithm", dataset_id, code_hash, allowed)  # type: ignore[no-any-return]
+        return self._write("allow_algorithm", dataset_id, code_hash, allowed)
 
     def allow_provider(self, dataset_id: bytes, provider: str, allowed: bool = True) -> TxResult:
         """Allow (or stop allowing) a provider other than the owner to host jobs."""
-        return self._write(  # type: ignore[no-any-return]
+        return self._write(
             "allow_provider", dataset_id, self.web3.to_checksum_address(provider), allowed
         )
 
     def set_output_policy(self, dataset_id: bytes, policy: OutputPolicy) -> TxResult:
-        return self._write(  # type: ignore[no-any-return]
+        return self._write(
             "set_output_policy",
             dataset_id,
             policy.max_output_bytes,

@@ -10,17 +10,17 @@ from eth_account import Account
 
 from ailedger.chain.compiler import compile_contract
 from ailedger.chain.connection import open_embedded
-from ailedger.chain.deploy import find_deployment
-from ailedger.chain.transactions import fund_from_dev_account
-from ailedger.compute.policy import (
+from ailedger.chain.contracts import DataMarketClient, Policy
+from ailedger.chain.contracts.compute_policy import (
     DEFAULT_OUTPUT_POLICY,
     MAX_OUTPUT_BYTES,
     MIB,
     ComputePolicyClient,
     OutputPolicy,
 )
+from ailedger.chain.deploy import find_deployment
+from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.errors import ConfigError, TransactionRevertedError
-from ailedger.sharing.market import DataMarketClient, Policy
 
 DS = b"\x51" * 32
 CODE = b"\xc0" * 32

@@ -8,12 +8,17 @@ from pathlib import Path
 
 from eth_account import Account
 
-from ailedger.chain.clients import TokenClient
 from ailedger.chain.compiler import compile_contract
 from ailedger.chain.connection import open_embedded
+from ailedger.chain.contracts import TokenClient
+from ailedger.chain.contracts.compute_market import (
+    ComputeMarketClient,
+    JobStatus,
+    JobTerms,
+    new_salt,
+)
 from ailedger.chain.deploy import COMPUTE_MARKET_PARAMS, find_deployment
 from ailedger.chain.transactions import fund_from_dev_account
-from ailedger.compute.market import ComputeMarketClient, JobStatus, JobTerms, new_salt
 
 AIL = 10**18
 

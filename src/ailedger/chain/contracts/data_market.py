@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from ailedger.chain.clients import ContractClient
+from ailedger.chain.contracts._base import ContractClient
 from ailedger.chain.transactions import TxResult
 from ailedger.errors import ConfigError, ContractError
 
@@ -23,7 +23,7 @@ PURPOSES: dict[str, int] = {
 }
 
 
-class Status(IntEnum):
+class GrantStatus(IntEnum):
     NONE = 0
     PENDING = 1
     GRANTED = 2
@@ -81,7 +81,7 @@ class GrantRecord:
     dataset_id: bytes
     requester: str
     purpose: int
-    status: Status
+    status: GrantStatus
     amount: int
     expires_at: int
     max_reads: int
@@ -95,7 +95,7 @@ class DataMarketClient(ContractClient):
     def register_dataset(
         self, dataset_id: bytes, ciphertext_hash: bytes, metadata_hash: bytes, policy: Policy
     ) -> TxResult:
-        return self._write(  # type: ignore[no-any-return]
+        return self._write(
             "register_dataset",
             dataset_id,
             ciphertext_hash,
@@ -108,22 +108,22 @@ class DataMarketClient(ContractClient):
         )
 
     def grant(self, request_id: int) -> TxResult:
-        return self._write("grant", request_id)  # type: ignore[no-any-return]
+        return self._write("grant", request_id)
 
     def deny(self, request_id: int) -> TxResult:
-        return self._write("deny", request_id)  # type: ignore[no-any-return]
+        return self._write("deny", request_id)
 
     def revoke(self, request_id: int) -> TxResult:
-        return self._write("revoke", request_id)  # type: ignore[no-any-return]
+        return self._write("revoke", request_id)
 
     def retire(self, dataset_id: bytes) -> TxResult:
-        return self._write("retire_dataset", dataset_id)  # type: ignore[no-any-return]
+        return self._write("retire_dataset", dataset_id)
 
     # ----------------------------------------------------------- requesters
 
     def request_access(self, dataset_id: bytes, purpose: int) -> tuple[int, TxResult]:
         """Request access (the token allowance must cover the price); returns the id."""
-        result: TxResult = self._write("request_access", dataset_id, purpose)
+        result = self._write("request_access", dataset_id, purpose)
         from web3.logs import DISCARD
 
         # The receipt also holds the token's Transfer logs: skip what is not ours.
@@ -135,7 +135,7 @@ class DataMarketClient(ContractClient):
         return int(events[0]["args"]["request_id"]), result
 
     def cancel(self, request_id: int) -> TxResult:
-        return self._write("cancel_request", request_id)  # type: ignore[no-any-return]
+        return self._write("cancel_request", request_id)
 
     # ---------------------------------------------------------------- views
 
@@ -190,14 +190,14 @@ class DataMarketClient(ContractClient):
                 "expires_at",
             ],
         )
-        if int(fields["status"]) == Status.NONE:
+        if int(fields["status"]) == GrantStatus.NONE:
             return None
         return GrantRecord(
             request_id,
             bytes(fields["dataset_id"]),
             str(fields["requester"]),
             int(fields["purpose"]),
-            Status(int(self._read("access_status", request_id))),
+            GrantStatus(int(self._read("access_status", request_id))),
             int(fields["amount"]),
             int(fields["expires_at"]),
             int(fields["max_reads"]),

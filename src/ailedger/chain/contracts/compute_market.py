@@ -7,11 +7,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 from eth_utils.crypto import keccak
 
-from ailedger.chain.clients import ContractClient
+from ailedger.chain.contracts._base import ContractClient
 from ailedger.chain.transactions import TxResult
 from ailedger.errors import ContractError
 
@@ -86,6 +86,69 @@ class JobRecord:
     result_hash: bytes
 
 
+class JobInfo(TypedDict):
+    """Every stored field of a job (the contract's ``Job`` struct, in its order)."""
+
+    requester: str
+    bundle_hash: bytes
+    cpu_cores: int
+    ram_mb: int
+    gpu_mem_mb: int
+    max_price_per_hour: int
+    max_hours: int
+    deadline: int
+    redundancy: int
+    min_reputation: int
+    require_confined: bool
+    status: JobStatus
+    escrow: int
+    bid_deadline: int
+    commits: int
+    reveals: int
+    reveal_deadline: int
+    review_deadline: int
+    result_hash: bytes
+
+
+class Assignment(TypedDict):
+    """One provider's slot in a job (the contract's ``Assignment`` struct, in its order)."""
+
+    provider: str
+    price_per_hour: int
+    commitment: bytes
+    output_hash: bytes
+    hours_used: int
+    revealed: bool
+    paid: int
+    assigned_at: int
+
+
+class ProviderInfo(TypedDict):
+    """A provider's standing (the contract's ``Provider`` struct, in its order)."""
+
+    registered: bool
+    stake: int
+    active_jobs: int
+    completed: int
+    failed: int
+    slashed: int
+
+
+class _Bid(TypedDict):
+    """The contract's ``Bid`` struct, in its order."""
+
+    provider: str
+    price_per_hour: int
+
+
+class MarketEvent(NamedTuple):
+    """One decoded market event; ``args`` holds that event's fields by name."""
+
+    name: str
+    args: dict[str, Any]
+    block_number: int
+
+
 def commitment(output_hash: bytes, salt: bytes) -> bytes:
     """keccak256(output_hash ++ salt): what a provider commits before revealing."""
     return bytes(keccak(output_hash + salt))
@@ -101,7 +164,7 @@ class ComputeMarketClient(ContractClient):
     # ------------------------------------------------------------- providers
 
     def register_provider(self, stake: int) -> TxResult:
-        return self._write("register_provider", stake)  # type: ignore[no-any-return]
+        return self._write("register_provider", stake)
 
     def post_offer(
         self,
@@ -112,22 +175,18 @@ class ComputeMarketClient(ContractClient):
         price_per_hour: int,
         confined: bool,
     ) -> TxResult:
-        return self._write(  # type: ignore[no-any-return]
+        return self._write(
             "post_offer", cpu_cores, ram_mb, gpu_model, gpu_mem_mb, price_per_hour, confined
         )
 
     def bid(self, job_id: int, price_per_hour: int) -> TxResult:
-        return self._write("bid", job_id, price_per_hour, gas=BID_GAS)  # type: ignore[no-any-return]
+        return self._write("bid", job_id, price_per_hour, gas=BID_GAS)
 
     def commit_result(self, job_id: int, output_hash: bytes, salt: bytes) -> TxResult:
-        return self._write(  # type: ignore[no-any-return]
-            "commit_result", job_id, commitment(output_hash, salt)
-        )
+        return self._write("commit_result", job_id, commitment(output_hash, salt))
 
     def reveal_result(self, job_id: int, output_hash: bytes, salt: bytes, hours: int) -> TxResult:
-        return self._write(  # type: ignore[no-any-return]
-            "reveal_result", job_id, output_hash, salt, hours
-        )
+        return self._write("reveal_result", job_id, output_hash, salt, hours)
 
     # ------------------------------------------------------------ requesters
 
@@ -136,7 +195,7 @@ class ComputeMarketClient(ContractClient):
         ``gas`` skips the estimate, e.g. right after an approval still in the pool."""
         from web3.logs import DISCARD
 
-        result: TxResult = self._write(
+        result = self._write(
             "post_job",
             terms.bundle_hash,
             terms.cpu_cores,
@@ -159,58 +218,81 @@ class ComputeMarketClient(ContractClient):
         return int(events[0]["args"]["job_id"]), result
 
     def close_auction(self, job_id: int) -> TxResult:
-        return self._write("close_auction", job_id, gas=CLOSE_GAS)  # type: ignore[no-any-return]
+        return self._write("close_auction", job_id, gas=CLOSE_GAS)
 
     def accept(self, job_id: int) -> TxResult:
-        return self._write("accept", job_id)  # type: ignore[no-any-return]
+        return self._write("accept", job_id)
 
     def dispute(self, job_id: int) -> TxResult:
-        return self._write("dispute", job_id)  # type: ignore[no-any-return]
+        return self._write("dispute", job_id)
 
     def finalize(self, job_id: int) -> TxResult:
         """Pay a k = 1 provider whose result went unchallenged through the dispute window."""
-        return self._write("finalize", job_id)  # type: ignore[no-any-return]
+        return self._write("finalize", job_id)
 
     def settle(self, job_id: int) -> TxResult:
-        return self._write("settle", job_id)  # type: ignore[no-any-return]
+        return self._write("settle", job_id)
 
     def cancel(self, job_id: int) -> TxResult:
         """Cancel a job: OPEN for a full refund; ASSIGNED (or TIEBREAK) before a result is
         revealed, paying each provider for the hours since it was assigned."""
-        return self._write("cancel_job", job_id)  # type: ignore[no-any-return]
+        return self._write("cancel_job", job_id)
 
     def expire(self, job_id: int) -> TxResult:
-        return self._write("expire", job_id)  # type: ignore[no-any-return]
+        return self._write("expire", job_id)
 
     # ----------------------------------------------------------------- views
 
     def job(self, job_id: int) -> JobRecord | None:
-        raw = _named(self._read("job_info", job_id), _JOB_FIELDS)
-        if int(raw["status"]) == JobStatus.NONE:
+        info = self.info(job_id)
+        if info is None:
             return None
         return JobRecord(
             job_id,
-            str(raw["requester"]),
-            JobStatus(int(raw["status"])),
-            int(raw["escrow"]),
-            int(raw["bid_deadline"]),
-            bytes(raw["result_hash"]),
+            info["requester"],
+            info["status"],
+            info["escrow"],
+            info["bid_deadline"],
+            info["result_hash"],
         )
 
-    def info(self, job_id: int) -> dict[str, Any] | None:
+    def info(self, job_id: int) -> JobInfo | None:
         """Every stored field of a job by name, or None for an unknown id."""
-        raw = _named(self._read("job_info", job_id), _JOB_FIELDS)
-        return None if int(raw["status"]) == JobStatus.NONE else raw
+        raw = _named(self._read("job_info", job_id), JobInfo)
+        status = JobStatus(int(raw["status"]))
+        if status == JobStatus.NONE:
+            return None
+        return JobInfo(
+            requester=str(raw["requester"]),
+            bundle_hash=bytes(raw["bundle_hash"]),
+            cpu_cores=int(raw["cpu_cores"]),
+            ram_mb=int(raw["ram_mb"]),
+            gpu_mem_mb=int(raw["gpu_mem_mb"]),
+            max_price_per_hour=int(raw["max_price_per_hour"]),
+            max_hours=int(raw["max_hours"]),
+            deadline=int(raw["deadline"]),
+            redundancy=int(raw["redundancy"]),
+            min_reputation=int(raw["min_reputation"]),
+            require_confined=bool(raw["require_confined"]),
+            status=status,
+            escrow=int(raw["escrow"]),
+            bid_deadline=int(raw["bid_deadline"]),
+            commits=int(raw["commits"]),
+            reveals=int(raw["reveals"]),
+            reveal_deadline=int(raw["reveal_deadline"]),
+            review_deadline=int(raw["review_deadline"]),
+            result_hash=bytes(raw["result_hash"]),
+        )
 
-    def events(self, from_block: int, to_block: int) -> list[tuple[str, dict[str, Any], int]]:
-        """(event name, args, block number) of every market event in the block range,
-        in chain order: what the provider agent and ``job status`` follow."""
+    def events(self, from_block: int, to_block: int) -> list[MarketEvent]:
+        """Every market event in the block range, in chain order: what the provider agent
+        and ``job status`` follow."""
         from web3.exceptions import MismatchedABI
 
         logs = self.web3.eth.get_logs(
             {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
         )
-        found: list[tuple[str, dict[str, Any], int]] = []
+        found: list[MarketEvent] = []
         for log in logs:
             topic = bytes(log["topics"][0])
             event = self._event_by_topic().get(topic)
@@ -220,7 +302,9 @@ class ComputeMarketClient(ContractClient):
                 decoded = event().process_log(log)
             except MismatchedABI:
                 continue
-            found.append((decoded["event"], dict(decoded["args"]), int(log["blockNumber"])))
+            found.append(
+                MarketEvent(str(decoded["event"]), dict(decoded["args"]), int(log["blockNumber"]))
+            )
         return found
 
     def _event_by_topic(self) -> dict[bytes, Any]:
@@ -234,15 +318,27 @@ class ComputeMarketClient(ContractClient):
             }
         return self._topics
 
-    def assignments(self, job_id: int) -> list[dict[str, Any]]:
+    def assignments(self, job_id: int) -> list[Assignment]:
         """The winners by slot; slot k, if present, is the tie-break provider."""
-        return [_named(a, _ASSIGNMENT_FIELDS) for a in self._read("job_assignments", job_id)]
+        return [
+            Assignment(
+                provider=str(raw["provider"]),
+                price_per_hour=int(raw["price_per_hour"]),
+                commitment=bytes(raw["commitment"]),
+                output_hash=bytes(raw["output_hash"]),
+                hours_used=int(raw["hours_used"]),
+                revealed=bool(raw["revealed"]),
+                paid=int(raw["paid"]),
+                assigned_at=int(raw["assigned_at"]),
+            )
+            for raw in (_named(a, Assignment) for a in self._read("job_assignments", job_id))
+        ]
 
     def job_bids(self, job_id: int) -> list[tuple[str, int]]:
         """(provider, price per hour) of the job's current auction round, in bid order."""
         return [
             (str(raw["provider"]), int(raw["price_per_hour"]))
-            for raw in (_named(b, _BID_FIELDS) for b in self._read("job_bids", job_id))
+            for raw in (_named(b, _Bid) for b in self._read("job_bids", job_id))
         ]
 
     def job_datasets(self, job_id: int) -> tuple[tuple[bytes, ...], int]:
@@ -253,47 +349,23 @@ class ComputeMarketClient(ContractClient):
     def reveal_deadline(self, job_id: int) -> int:
         return int(self._read("reveal_deadline", job_id))
 
-    def provider(self, account: str) -> dict[str, Any]:
-        raw = self._read("provider_info", self.web3.to_checksum_address(account))
-        return _named(raw, _PROVIDER_FIELDS)
+    def provider(self, account: str) -> ProviderInfo:
+        raw = _named(
+            self._read("provider_info", self.web3.to_checksum_address(account)), ProviderInfo
+        )
+        return ProviderInfo(
+            registered=bool(raw["registered"]),
+            stake=int(raw["stake"]),
+            active_jobs=int(raw["active_jobs"]),
+            completed=int(raw["completed"]),
+            failed=int(raw["failed"]),
+            slashed=int(raw["slashed"]),
+        )
 
 
-_JOB_FIELDS = [
-    "requester",
-    "bundle_hash",
-    "cpu_cores",
-    "ram_mb",
-    "gpu_mem_mb",
-    "max_price_per_hour",
-    "max_hours",
-    "deadline",
-    "redundancy",
-    "min_reputation",
-    "require_confined",
-    "status",
-    "escrow",
-    "bid_deadline",
-    "commits",
-    "reveals",
-    "reveal_deadline",
-    "review_deadline",
-    "result_hash",
-]
-_ASSIGNMENT_FIELDS = [
-    "provider",
-    "price_per_hour",
-    "commitment",
-    "output_hash",
-    "hours_used",
-    "revealed",
-    "paid",
-    "assigned_at",
-]
-_BID_FIELDS = ["provider", "price_per_hour"]
-_PROVIDER_FIELDS = ["registered", "stake", "active_jobs", "completed", "failed", "slashed"]
-
-
-def _named(raw: Any, names: list[str]) -> dict[str, Any]:
+def _named(raw: Any, struct: type) -> dict[str, Any]:
+    """web3 returns structs as tuples (or dicts on some versions): name their fields, which
+    ``struct`` (a TypedDict) declares in the contract's order."""
     if isinstance(raw, dict):
         return dict(raw)
-    return dict(zip(names, raw, strict=True))
+    return dict(zip(struct.__annotations__, raw, strict=True))

@@ -1,0 +1,54 @@
+"""Typed clients for ailedger's contracts: one module and one class per contract.
+
+Each client is bound to a deployed address and, for writes, a local account; a
+:class:`~ailedger.session.Session` hands out one of each (``session.token``,
+``session.data_market``, ...). The value classes here are the contracts' own data
+(structs, enums, bit sets) in Python form.
+"""
+
+from ailedger.chain.contracts._base import ContractClient
+from ailedger.chain.contracts.audit_anchor import AuditAnchorClient
+from ailedger.chain.contracts.compute_market import (
+    Assignment,
+    ComputeMarketClient,
+    JobInfo,
+    JobRecord,
+    JobStatus,
+    JobTerms,
+    MarketEvent,
+    ProviderInfo,
+)
+from ailedger.chain.contracts.compute_policy import ComputePolicyClient, OutputPolicy
+from ailedger.chain.contracts.data_market import (
+    DataMarketClient,
+    DatasetRecord,
+    GrantRecord,
+    GrantStatus,
+    Policy,
+)
+from ailedger.chain.contracts.key_registry import KeyRegistryClient
+from ailedger.chain.contracts.node_registry import NodeRegistryClient
+from ailedger.chain.contracts.token import TokenClient
+
+__all__ = [
+    "Assignment",
+    "AuditAnchorClient",
+    "ComputeMarketClient",
+    "ComputePolicyClient",
+    "ContractClient",
+    "DataMarketClient",
+    "DatasetRecord",
+    "GrantRecord",
+    "GrantStatus",
+    "JobInfo",
+    "JobRecord",
+    "JobStatus",
+    "JobTerms",
+    "KeyRegistryClient",
+    "MarketEvent",
+    "NodeRegistryClient",
+    "OutputPolicy",
+    "Policy",
+    "ProviderInfo",
+    "TokenClient",
+]

@@ -1,0 +1,70 @@
+"""What every contract client shares: the bound contract, the sender, error translation.
+
+Clients are written out method by method, never forwarded with ``setattr``, so callers
+get real signatures, types and docstrings. Writes need a local account; reads do not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ailedger.chain.transactions import TxResult, send, submit
+from ailedger.errors import AiledgerError, ChainError, ContractError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3 import Web3
+    from web3.contract import Contract
+
+
+class ContractClient:
+    """Shared plumbing: the bound contract, the sender, and error translation."""
+
+    contract_name = ""
+
+    def __init__(
+        self, web3: Web3, address: str, abi: list[dict[str, Any]], account: LocalAccount | None
+    ) -> None:
+        self.web3 = web3
+        self.address = web3.to_checksum_address(address)
+        self._contract: Contract = web3.eth.contract(address=self.address, abi=abi)
+        self._account = account
+
+    def _read(self, function: str, *args: Any) -> Any:
+        from web3.exceptions import ContractLogicError
+
+        try:
+            return getattr(self._contract.functions, function)(*args).call()
+        except ContractLogicError as exc:
+            raise ContractError(f"{self.contract_name}.{function} failed: {exc}") from exc
+        except AiledgerError:
+            raise
+        except Exception as exc:
+            raise ChainError(f"reading {self.contract_name}.{function} failed: {exc}") from exc
+
+    def _write(self, function: str, *args: Any, gas: int | None = None) -> TxResult:
+        """Send a call of ``function`` and wait until it is mined; ``gas`` skips the
+        estimate (see :func:`~ailedger.chain.transactions.send`)."""
+        account, tx = self._transaction(function, args, gas)
+        return send(self.web3, account, tx)
+
+    def _submit(self, function: str, *args: Any) -> str:
+        """Send a call of ``function`` without waiting; returns the tx hash."""
+        account, tx = self._transaction(function, args, None)
+        return submit(self.web3, account, tx)
+
+    def _transaction(
+        self, function: str, args: tuple[Any, ...], gas: int | None
+    ) -> tuple[LocalAccount, dict[str, Any]]:
+        if self._account is None:
+            raise ContractError(
+                f"{self.contract_name}.{function} sends a transaction and needs an unlocked account"
+            )
+        tx: dict[str, Any] = {
+            "to": self.address,
+            "data": self._contract.encode_abi(function, args),
+            "value": 0,
+        }
+        if gas is not None:
+            tx["gas"] = gas
+        return self._account, tx

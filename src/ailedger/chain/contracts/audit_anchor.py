@@ -1,0 +1,27 @@
+"""Typed client for the AuditAnchor contract: on-chain anchors of audit logs."""
+
+from __future__ import annotations
+
+from ailedger.chain.contracts._base import ContractClient
+from ailedger.chain.transactions import TxResult
+
+
+class AuditAnchorClient(ContractClient):
+    """On-chain anchors of each node's audit log: (size, root), only ever moving forward."""
+
+    contract_name = "AuditAnchor"
+
+    def anchor(self, size: int, root: bytes) -> TxResult:
+        return self._write("anchor", size, root)
+
+    def latest(self, node: str) -> tuple[int, bytes] | None:
+        raw = self._read("latest", self.web3.to_checksum_address(node))
+        size, root = (raw["size"], raw["root"]) if isinstance(raw, dict) else (raw[0], raw[1])
+        return None if int(size) == 0 else (int(size), bytes(root))
+
+    def history(self, node: str, from_block: int = 0) -> list[tuple[int, bytes]]:
+        """Every (size, root) the node anchored, oldest first, from the Anchored events."""
+        logs = self._contract.events.Anchored().get_logs(
+            from_block=from_block, argument_filters={"node": self.web3.to_checksum_address(node)}
+        )
+        return [(int(e["args"]["size"]), bytes(e["args"]["root"])) for e in logs]
