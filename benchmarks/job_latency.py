@@ -32,16 +32,15 @@ from ailedger.chain.connection import open_embedded
 from ailedger.chain.contracts import JobStatus
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.compute.agent import AgentSettings, ProviderAgent
-from ailedger.compute.inbox import add_job_routes
 from ailedger.compute.machine import detect_machine
 from ailedger.compute.requester import fetch_result, submit
 from ailedger.compute.sandbox import Limits, Sandbox, confinement
 from ailedger.keys.home import NodeHome
+from ailedger.node.app import create_app
+from ailedger.node.service import BackgroundServer, announce, job_inbox
 from ailedger.session import Session
 from ailedger.settings import load_settings
-from ailedger.sharing.gateway_app import make_gateway_app
 from ailedger.sharing.owner import OwnerNode
-from ailedger.sharing.service import BackgroundServer, announce, job_inbox
 
 OCEAN_C2D_START_S = 4.8
 PASSPHRASE = "benchmark"
@@ -105,8 +104,7 @@ def market_rounds(root: Path, rounds: int, confined: bool) -> list[float]:
         market = requester.compute_market
         latencies = []
         with OwnerNode(requester) as node:
-            app = make_gateway_app(node.gateway())
-            add_job_routes(app, job_inbox(requester))
+            app = create_app(node.gateway(), jobs=job_inbox(requester))
             with BackgroundServer(app) as url:
                 announce(requester, url)
                 for i in range(rounds + 1):  # round 0 warms caches and connections up

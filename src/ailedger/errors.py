@@ -5,6 +5,10 @@ web3, httpx, SQLAlchemy or py-evm are translated where they are caught (``raise 
 so callers never need to know which library sits underneath. Each message says what
 happened and what to do next.
 
+Errors a node answers over HTTP carry their status as ``http_status``: the node's exception
+handlers (``ailedger.node.errors``) read it there, so each status is written once, here,
+and the modules that raise them know no HTTP.
+
 Hierarchy::
 
     AiledgerError
@@ -20,7 +24,16 @@ Hierarchy::
     │   ├── ChainLockedError        another process holds the embedded chain directory
     │   ├── TransactionRejectedError  the node refused a transaction (nonce, funds, ...)
     │   └── TransactionRevertedError  the transaction was mined but reverted
-    ├── BackPressureError           too much pending work; retry after ``retry_after`` s
+    ├── BackPressureError           503 too much pending work; retry after ``retry_after`` s
+    ├── RequestRefusedError         a node refused a peer's request; ``reason`` says why
+    │   ├── MalformedRequestError   400 the request cannot be read (not JSON, wrong shape)
+    │   ├── UnauthenticatedError    401 no valid signature or token: sign the request
+    │   ├── ForbiddenError          403 the signer is known but may not do this
+    │   ├── NotFoundError           404 no such job, dataset or entry at this node
+    │   │   └── GoneError           410 it was here and is no longer
+    │   ├── PayloadTooLargeError    413 the body or a part it names exceeds the node's limit
+    │   ├── UnsupportedMediaTypeError  415 the body is not in a content type the route takes
+    │   └── UnprocessableError      422 readable, but not a valid request (``details``: where)
     │
     │   defined beside the code that raises them:
     ├── crypto.errors.CryptoError   DecryptionError (WrongObjectError), CiphertextFormatError,
@@ -28,12 +41,18 @@ Hierarchy::
     ├── store.errors.StoreError     InvalidBlobHashError, BlobNotFoundError, UnsafeArchiveError
     ├── audit.log.AuditLogError     AuditLogCorruptError: storage disagrees with a checkpoint
     ├── sharing.access_request.InvalidRequestError   bad, stale or foreign-signed request
-    ├── sharing.gateway.AccessDeniedError            the gateway refused (reason logged)
+    ├── peer.client.SignedRequestError               a node did not take a signed request
+    ├── sharing.gateway.AccessDeniedError            the gateway refused: a ForbiddenError,
+    │   ├── UnknownDatasetError                      ... and a NotFoundError
+    │   └── UnreadableRequestError                   ... and a MalformedRequestError
     ├── sharing.requester.AccessRefusedError         the requester's view of that refusal
     └── sharing.requester.TamperedDataError          ciphertext differs from its on-chain hash
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 
 class AiledgerError(Exception):
@@ -91,6 +110,68 @@ class TransactionRevertedError(ChainError):
 class BackPressureError(AiledgerError):
     """Too much work is pending; the caller should retry later."""
 
+    http_status = 503
+
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RequestRefusedError(AiledgerError):
+    """A node refused a peer's request; ``reason`` is what the peer is told, ``details``
+    any structured detail it also gets (the fields of an invalid document)."""
+
+    http_status = 400
+
+    def __init__(self, reason: str, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = dict(details or {})
+
+
+class MalformedRequestError(RequestRefusedError):
+    """The request cannot be read: its body is not JSON or not of the expected shape."""
+
+    http_status = 400
+
+
+class UnauthenticatedError(RequestRefusedError):
+    """The request carries no valid signature or token; sign it with a known account."""
+
+    http_status = 401
+
+
+class ForbiddenError(RequestRefusedError):
+    """The signer is known but may not do this (not assigned, not registered, no grant)."""
+
+    http_status = 403
+
+
+class NotFoundError(RequestRefusedError):
+    """What the request names (a job, a dataset, an audit entry) is not at this node."""
+
+    http_status = 404
+
+
+class GoneError(NotFoundError):
+    """What the request names was at this node and is no longer."""
+
+    http_status = 410
+
+
+class PayloadTooLargeError(RequestRefusedError):
+    """The body, or a part the request names, is beyond this node's limit."""
+
+    http_status = 413
+
+
+class UnsupportedMediaTypeError(RequestRefusedError):
+    """The body is in a content type the route does not take."""
+
+    http_status = 415
+
+
+class UnprocessableError(RequestRefusedError):
+    """The body is readable but not a valid request; ``details`` say what is wrong."""
+
+    http_status = 422

@@ -12,10 +12,14 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from ailedger.compute.inbox import MAX_UPLOAD, InboxRefusal, JobInbox, add_job_routes
+from ailedger.compute.http import MAX_UPLOAD
+from ailedger.compute.inbox import JobInbox
 from ailedger.compute.job_files import MAX_LOG_BATCH, MAX_LOG_BATCHES, JobFiles, write_atomically
 from ailedger.compute.jobs import JobBundle, JobSpecError, bundle_hash, pack_bundle
-from ailedger.compute.signing import SIGNATURE_HEADER, sign_request
+from ailedger.errors import RequestRefusedError
+from ailedger.node.app import create_app
+from ailedger.peer.signing import sign_request
+from ailedger.peer.wire import SIGNATURE_HEADER
 
 JOB_TOML = """
 [job]
@@ -82,10 +86,11 @@ def inbox(tmp_path: Path, bundle_dir: Path) -> JobInbox:
     return JobInbox(files, ME.address, FakeMarket(digest))  # type: ignore[arg-type]
 
 
-def refused(status: int, call: Any, *args: Any) -> InboxRefusal:
-    with pytest.raises(InboxRefusal) as info:
+def refused(status: int, call: Any, *args: Any) -> RequestRefusedError:
+    """``call`` refuses, with the error the node answers with HTTP ``status``."""
+    with pytest.raises(RequestRefusedError) as info:
         call(*args)
-    assert info.value.status == status, info.value.reason
+    assert info.value.http_status == status, info.value.reason
     return info.value
 
 
@@ -236,16 +241,12 @@ def test_output_refusals(inbox: JobInbox, tmp_path: Path) -> None:
 
 @pytest.fixture
 def client(inbox: JobInbox) -> Any:
-    from fastapi import FastAPI
-
     with warnings.catch_warnings():
         # starlette deprecates httpx in favour of httpx2, which is not installed here
         warnings.filterwarnings("ignore", message=".*httpx.*deprecated")
         from fastapi.testclient import TestClient
 
-    app = FastAPI()
-    add_job_routes(app, inbox)
-    with TestClient(app) as client:
+    with TestClient(create_app(jobs=inbox)) as client:
         yield client
 
 

@@ -23,7 +23,6 @@ from ailedger.chain.contracts import JobStatus, OutputPolicy
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.compute.agent import AgentSettings, ProviderAgent
-from ailedger.compute.inbox import add_job_routes
 from ailedger.compute.jobs import bundle_hash
 from ailedger.compute.machine import MachineInfo
 from ailedger.compute.outputs import read_exit_record
@@ -31,12 +30,12 @@ from ailedger.compute.requester import cancel, fetch_result, logs, status, submi
 from ailedger.compute.sandbox import Sandbox, SandboxResult, confinement
 from ailedger.errors import AiledgerError, ChainError
 from ailedger.keys.home import NodeHome
+from ailedger.node.app import create_app
+from ailedger.node.service import BackgroundServer, announce, job_inbox
 from ailedger.session import Session
 from ailedger.settings import load_settings
-from ailedger.sharing.gateway_app import make_gateway_app
 from ailedger.sharing.owner import OwnerNode
 from ailedger.sharing.requester import request_access
-from ailedger.sharing.service import BackgroundServer, announce, job_inbox
 
 pytestmark = pytest.mark.slow
 PASSPHRASE = "compute market"
@@ -151,8 +150,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             s.token.faucet(1_000 * AIL)
         requester = sessions["requester"]
         with OwnerNode(requester) as node:
-            app = make_gateway_app(node.gateway())
-            add_job_routes(app, job_inbox(requester))
+            app = create_app(node.gateway(), jobs=job_inbox(requester))
             with BackgroundServer(app) as url:
                 announce(requester, url)
 

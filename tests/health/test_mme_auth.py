@@ -1,19 +1,14 @@
-"""MME authentication: issued tokens and on-chain-identity node tokens."""
+"""MME authentication: issued tokens, and node tokens from accounts known on chain."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from eth_account import Account
 
-from ailedger.health.mme_auth import (
-    IssuedTokens,
-    authenticator,
-    node_token,
-    node_token_signer,
-)
+from ailedger.health.mme_auth import IssuedTokens, authenticator
 from ailedger.health.mme_schema import validation_errors
+from ailedger.peer.signing import node_token
 
 ME = "0x" + "11" * 20
 
@@ -25,17 +20,6 @@ def test_issued_tokens_are_stored_as_digests(tmp_path: Path) -> None:
     assert tokens.peer_of(token + "x") is None
     assert token not in (tmp_path / "tokens.json").read_text()
     assert (tmp_path / "tokens.json").stat().st_mode & 0o077 == 0
-
-
-def test_node_tokens_name_their_signer_and_target() -> None:
-    node = Account.create()
-    token = node_token(node, ME)
-    assert node_token_signer(token, ME) == node.address
-    assert node_token_signer(token, "0x" + "22" * 20) is None  # addressed to another node
-    assert node_token_signer(token, ME, now=time.time() + 3600) is None  # expired
-    forged = token.replace(node.address, Account.create().address)
-    assert node_token_signer(forged, ME) is None
-    assert node_token_signer("ailedger1.x.y.z", ME) is None
 
 
 def test_authenticator_requires_a_registered_node(tmp_path: Path) -> None:

@@ -11,11 +11,11 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
+from ailedger.health.http import matchmaking_router
 from ailedger.health.mme import MatchableCohort, MatchmakerService
 from ailedger.health.mme_auth import IssuedTokens, authenticator
 from ailedger.health.mme_schema import MME_CONTENT_TYPE
 from ailedger.health.patients import ClinicianContact, Patient
-from ailedger.sharing.gateway_app import add_matchmaking_routes
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "mme"
 
@@ -47,7 +47,7 @@ def _app(tokens_dir: Path) -> tuple[FastAPI, str]:
         cohort, authenticator(tokens, "0x" + "11" * 20, lambda a: False), _Audit(), threshold=0.0
     )
     app = FastAPI()
-    add_matchmaking_routes(app, service)
+    app.include_router(matchmaking_router(service))
     return app, token
 
 

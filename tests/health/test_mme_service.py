@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ailedger.errors import RequestRefusedError
 from ailedger.health.mme import MatchableCohort, MatchmakerService
 from ailedger.health.mme_auth import IssuedTokens, authenticator
 from ailedger.health.mme_schema import MME_CONTENT_TYPE
@@ -67,6 +70,22 @@ def service_parts(
     return service, token, audit
 
 
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+
+def handle(service: MatchmakerService, headers: Mapping[str, str], body: bytes) -> Reply:
+    """What the MME route answers: the document, or the refusal's status and body."""
+    try:
+        return Reply(
+            200, service.match(headers.get("x-auth-token"), headers.get("content-type"), body)
+        )
+    except RequestRefusedError as exc:
+        return Reply(exc.http_status, {"message": exc.reason, **exc.details})
+
+
 def _request(raw: dict[str, Any]) -> bytes:
     return json.dumps({"patient": raw}).encode()
 
@@ -75,20 +94,20 @@ def test_unauthenticated_and_unknown_tokens_get_401(
     service_parts: Any, published: list[dict[str, Any]]
 ) -> None:
     service, _, _ = service_parts
-    assert service.handle(HEADERS, _request(published[1])).status == 401
+    assert handle(service, HEADERS, _request(published[1])).status == 401
     bad = {**HEADERS, "x-auth-token": "guess"}
-    assert service.handle(bad, _request(published[1])).status == 401
+    assert handle(service, bad, _request(published[1])).status == 401
 
 
 def test_bad_requests_get_400_415_422(service_parts: Any) -> None:
     service, token, _ = service_parts
     auth = {**HEADERS, "x-auth-token": token}
-    assert service.handle(auth, b"{not json").status == 400
-    assert service.handle({**auth, "content-type": "text/plain"}, b"{}").status == 415
-    invalid = service.handle(auth, b'{"patient": {"id": "x"}}')
+    assert handle(service, auth, b"{not json").status == 400
+    assert handle(service, {**auth, "content-type": "text/plain"}, b"{}").status == 415
+    invalid = handle(service, auth, b'{"patient": {"id": "x"}}')
     assert invalid.status == 422 and invalid.body["errors"]
     unknown = {"id": "q", "contact": {"name": "a", "href": "b"}, "features": [{"id": "HP:9999999"}]}
-    assert service.handle(auth, _request(unknown)).status == 422
+    assert handle(service, auth, _request(unknown)).status == 422
 
 
 def test_results_disclose_contact_not_record_and_respect_consent(
@@ -98,7 +117,7 @@ def test_results_disclose_contact_not_record_and_respect_consent(
     auth = {**HEADERS, "x-auth-token": token}
     before = len(audit.entries)
     withheld = published[0]  # identical query to the patient who did not consent
-    reply = service.handle(auth, _request(withheld))
+    reply = handle(service, auth, _request(withheld))
     assert reply.status == 200
     cohort = service.cohort
     assert cohort.surrogate("MRN-" + withheld["id"]) not in [
@@ -109,7 +128,7 @@ def test_results_disclose_contact_not_record_and_respect_consent(
         assert set(result["patient"]) == {"id", "contact"}
         assert not result["patient"]["id"].startswith("MRN-")
     consenting = published[5]
-    top = service.handle(auth, _request(consenting)).body["results"][0]
+    top = handle(service, auth, _request(consenting)).body["results"][0]
     assert top["patient"]["id"] == cohort.surrogate("MRN-" + consenting["id"])
     assert top["patient"]["contact"]["href"] == "mailto:clinician@example.org"
     logged = audit.entries[before:]
@@ -148,5 +167,5 @@ def test_results_disclose_contact_not_record_and_respect_consent(
 )
 def test_no_input_makes_the_service_fail(service_parts: Any, document: Any) -> None:
     service, token, _ = service_parts
-    reply = service.handle({**HEADERS, "x-auth-token": token}, json.dumps(document).encode())
+    reply = handle(service, {**HEADERS, "x-auth-token": token}, json.dumps(document).encode())
     assert reply.status in (200, 400, 422)

@@ -17,11 +17,12 @@ from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.crypto.errors import CryptoError
 from ailedger.keys.home import NodeHome
+from ailedger.node.app import create_app
+from ailedger.node.service import BackgroundServer, announce
 from ailedger.session import Session
 from ailedger.settings import load_settings
 from ailedger.sharing.access_request import Domain, new_request, sign_request
 from ailedger.sharing.gateway import AccessDeniedError, Gateway
-from ailedger.sharing.gateway_app import make_gateway_app
 from ailedger.sharing.owner import OwnerNode
 from ailedger.sharing.requester import (
     TamperedDataError,
@@ -30,7 +31,6 @@ from ailedger.sharing.requester import (
     kept_receipt,
     request_access,
 )
-from ailedger.sharing.service import BackgroundServer, announce
 
 PASSPHRASE = "gateway security"
 RESEARCH = PURPOSES["rare-disease-research"]
@@ -197,7 +197,7 @@ def test_no_read_without_a_durable_audit_entry(
 @pytest.fixture
 def served_gateway(world: World) -> Iterator[str]:
     """The gateway over HTTP, its URL registered on chain."""
-    with BackgroundServer(make_gateway_app(world.gateway)) as url:
+    with BackgroundServer(create_app(world.gateway)) as url:
         announce(world.owner, url)
         yield url
 

@@ -23,7 +23,7 @@ def start(
 ) -> None:
     """Serve your datasets to granted requesters (until Ctrl-C). Registers the gateway
     URL and your encryption key on chain if needed, and anchors the audit log."""
-    from ailedger.sharing.service import run_node
+    from ailedger.node.service import run_node
 
     with session(ctx, unlock=True) as s:
         run_node(s, host, port, public_url or f"http://{host}:{port}", anchor_every, console.print)

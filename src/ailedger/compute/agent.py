@@ -36,8 +36,9 @@ from ailedger.chain.contracts.compute_market import JobStatus, new_salt
 from ailedger.compute.c2d import DataInputs
 from ailedger.compute.jobs import JobSpecError, parse_job
 from ailedger.compute.runner import AssignmentState, JobFetchError, Runner, scratch_dir
-from ailedger.compute.signing import SignedRequestError, send_signed
 from ailedger.errors import AiledgerError
+from ailedger.peer import wire
+from ailedger.peer.client import SignedRequestError, send_signed
 from ailedger.units import format_amount
 
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ class ProviderAgent:
 
     def _spec_text(self, job_id: int, requester: str) -> str:
         account, url = self.session.require_account(), self._node_url(requester)
-        path = f"/v1/jobs/{job_id}/spec"
+        path = wire.path(wire.JOB_SPEC, job_id=job_id)
         return send_signed(account, url, requester, "GET", path, timeout=10).text
 
     def _send(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ailedger._http import shared_client
 from ailedger.chain.contracts.compute_market import POST_GAS, JobStatus, JobTerms
 from ailedger.compute.job_files import JobFiles
 from ailedger.compute.jobs import JobBundle
 from ailedger.compute.transfer import open_log_batch, open_output
 from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
+from ailedger.peer import wire
+from ailedger.peer.client import shared_client
 
 if TYPE_CHECKING:
     from ailedger.chain.contracts import ComputeMarketClient
@@ -53,7 +54,7 @@ def check_own_node(session: Session) -> str:
     if url is None:
         raise ChainUnreachableError(f"this home has no node URL on chain; {hint}")
     try:
-        shared_client().get(f"{url}/v1/health", timeout=5).raise_for_status()
+        shared_client().get(url + wire.HEALTH, timeout=5).raise_for_status()
     except httpx.HTTPError as exc:
         raise ChainUnreachableError(f"your node at {url} does not answer ({exc}); {hint}") from None
     return str(url)

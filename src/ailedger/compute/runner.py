@@ -37,9 +37,10 @@ from ailedger.compute.outputs import (
     write_exit_record,
 )
 from ailedger.compute.sandbox import Limits, Sandbox
-from ailedger.compute.signing import SignedRequestError, send_signed
 from ailedger.compute.transfer import seal_log_batch, seal_output
 from ailedger.errors import AiledgerError
+from ailedger.peer import wire
+from ailedger.peer.client import SignedRequestError, send_signed
 
 if TYPE_CHECKING:
     from ailedger.compute.c2d import DataInputs
@@ -169,7 +170,7 @@ class Runner:
             provider=self.session.address,
             seq=seq,
         )
-        self._request("POST", f"/v1/jobs/{self.state.job_id}/logs/{seq}", sealed)
+        self._request("POST", wire.path(wire.JOB_LOGS, job_id=self.state.job_id, seq=seq), sealed)
 
     # -------------------------------------------------------------------- run
 
@@ -177,7 +178,7 @@ class Runner:
         """Do steps 1-5 up to the upload; returns (output hash, hours to bill)."""
         job_id = self.state.job_id
         bundle = scratch / "bundle"
-        data = self._request("GET", f"/v1/jobs/{job_id}/bundle").content
+        data = self._request("GET", wire.path(wire.JOB_BUNDLE, job_id=job_id)).content
         unpacked = unpack_bundle(data, bundle)
         spec = unpacked.spec
         if unpacked.digest != self.expected_bundle:
@@ -263,7 +264,7 @@ class Runner:
             chain_id=self.session.chain.chain_id,
             job_id=self.state.job_id,
         )
-        self._request("PUT", f"/v1/jobs/{self.state.job_id}/output", upload)
+        self._request("PUT", wire.path(wire.JOB_OUTPUT, job_id=self.state.job_id), upload)
 
 
 def _seed_env(spec: JobSpec) -> dict[str, str]:

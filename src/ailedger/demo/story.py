@@ -108,11 +108,11 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
     from ailedger.audit.history import read_history
     from ailedger.audit.verify import verify_directory
     from ailedger.chain.contracts.data_market import PURPOSES, Policy
+    from ailedger.node.app import create_app
+    from ailedger.node.service import BackgroundServer, announce
     from ailedger.sharing.catalog import Catalog
-    from ailedger.sharing.gateway_app import make_gateway_app
     from ailedger.sharing.owner import OwnerNode, audit_signing_key
     from ailedger.sharing.requester import fetch, request_access
-    from ailedger.sharing.service import BackgroundServer, announce
 
     source = root / "cohort.csv"
     source.write_text(_cohort_csv())
@@ -138,7 +138,7 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
             f"  tx {published.tx_hash}"
         )
 
-        with BackgroundServer(make_gateway_app(node.gateway())) as url:
+        with BackgroundServer(create_app(node.gateway())) as url:
             announce(hospital, url)
             say(f"  the hospital's gateway serves at {url} (registered in NodeRegistry)")
 
@@ -195,15 +195,13 @@ def _compute(
 ) -> None:
     """The researcher's node must run while its jobs do: providers fetch the bundle from
     it and send logs and the encrypted output back to it."""
-    from ailedger.compute.inbox import add_job_routes
     from ailedger.demo.compute import compute_to_data, rent_a_gpu
-    from ailedger.sharing.gateway_app import make_gateway_app
+    from ailedger.node.app import create_app
+    from ailedger.node.service import BackgroundServer, announce, job_inbox
     from ailedger.sharing.owner import OwnerNode
-    from ailedger.sharing.service import BackgroundServer, announce, job_inbox
 
     with OwnerNode(researcher) as node:
-        app = make_gateway_app(node.gateway())
-        add_job_routes(app, job_inbox(researcher))
+        app = create_app(node.gateway(), jobs=job_inbox(researcher))
         with BackgroundServer(app) as url:
             announce(researcher, url)
             rent_a_gpu(researcher, gpu_owner, root, say)
@@ -219,9 +217,9 @@ def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say
     from ailedger.health.mme import MatchmakerService
     from ailedger.health.mme_auth import authenticator
     from ailedger.health.node import HealthNode
-    from ailedger.sharing.gateway_app import make_gateway_app
+    from ailedger.node.app import create_app
+    from ailedger.node.service import BackgroundServer, announce
     from ailedger.sharing.owner import OwnerNode, audit_signing_key
-    from ailedger.sharing.service import BackgroundServer, announce
 
     say(
         "\n[bold]9. Rare disease: the hospital imports FHIR records; a clinician elsewhere "
@@ -256,7 +254,7 @@ def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say
             authenticator(health.tokens, hospital.address, known_party(hospital)),
             node.audit,
         )
-        with BackgroundServer(make_gateway_app(node.gateway(), service)) as url:
+        with BackgroundServer(create_app(node.gateway(), matchmaker=service)) as url:
             announce(hospital, url)
             query = {
                 "patient": {

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ailedger.health.mme import merge_results
-from ailedger.health.mme_auth import node_token
 from ailedger.health.mme_schema import MME_CONTENT_TYPE
+from ailedger.peer import wire
+from ailedger.peer.client import shared_client
+from ailedger.peer.signing import node_token
 
 if TYPE_CHECKING:
     from ailedger.session import Session
@@ -62,11 +64,11 @@ def federated_match(session: Session, query: dict[str, Any], limit: int = 10) ->
         headers = {
             "Content-Type": MME_CONTENT_TYPE,
             "Accept": MME_CONTENT_TYPE,
-            "X-Auth-Token": node_token(account, node),
+            wire.AUTH_TOKEN_HEADER: node_token(account, node),
         }
         try:
-            response = httpx.post(
-                f"{url}/mme/match", json=query, headers=headers, timeout=TIMEOUT_S
+            response = shared_client().post(
+                url + wire.MME_MATCH, json=query, headers=headers, timeout=TIMEOUT_S
             )
         except httpx.HTTPError as exc:
             asked[node] = f"unreachable ({type(exc).__name__})"
@@ -78,28 +80,3 @@ def federated_match(session: Session, query: dict[str, Any], limit: int = 10) ->
         answers[node] = results
         asked[node] = f"ok: {len(results)} results"
     return FederatedAnswer(merge_results(answers, limit), asked)
-
-
-def log_via_own_node(session: Session, entry: dict[str, Any]) -> None:
-    """Append ``entry`` to this home's audit log through its running node, which owns the
-    log; the node accepts it only with a token signed by its own account."""
-    import httpx
-
-    from ailedger.errors import ChainUnreachableError
-
-    url = session.node_registry.url_of(session.address)
-    if url is None:
-        raise ChainUnreachableError("this node has no gateway URL registered; start it first")
-    token = node_token(session.require_account(), session.address)
-    try:
-        response = httpx.post(
-            f"{url}/v1/audit/outgoing",
-            json=entry,
-            headers={"X-Auth-Token": token},
-            timeout=TIMEOUT_S,
-        )
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise ChainUnreachableError(
-            f"the running node at {url} did not log the query: {exc}"
-        ) from exc

@@ -5,9 +5,9 @@ A node answers only for patients whose consent allows matchmaking, and a result
 discloses the clinician to contact and a score — never the record: the patient id in a
 result is a keyed surrogate (HMAC with a node secret), not the local identifier. Every
 incoming and outgoing query is an audit log entry (who asked, how many results; no
-phenotype data). Status codes follow the API: 401 without a known ``X-Auth-Token``, 400
-for a body that is not JSON, 422 for one that is JSON but not a valid request, 415 for
-another content type.
+phenotype data). Refusals follow the API (a status each, see ``ailedger.errors``): no
+known ``X-Auth-Token`` (401), a body that is not JSON (400), JSON that is not a valid
+request (422), another content type (415).
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ailedger.errors import (
+    MalformedRequestError,
+    RequestRefusedError,
+    UnauthenticatedError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+)
 from ailedger.health.matching import Match, MatchIndex
 from ailedger.health.mme_schema import MME_CONTENT_TYPE, validation_errors
 from ailedger.health.patients import Patient
@@ -33,16 +40,13 @@ DEFAULT_THRESHOLD = 0.9  # calibrated: better than 90% of random pairs of stored
 MIN_PHENOTYPE_SIMILARITY = 0.2
 DEFAULT_LIMIT = 5
 _ACCEPTED_TYPES = (MME_CONTENT_TYPE, "application/json")
+# An answered query is logged with the status the API gives it, as refusals are (their
+# ``http_status``), so the audit log reads the same for every incoming query.
+ANSWERED = "200"
 
 
 class AuditSink(Protocol):
     def append(self, entry: dict[str, Any]) -> int: ...
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: dict[str, Any]
 
 
 @dataclass
@@ -96,7 +100,8 @@ class MatchableCohort:
 
 
 class MatchmakerService:
-    """The node's ``POST /match`` handler, independent of the HTTP framework."""
+    """The node's ``POST /match``, independent of the HTTP framework: refusals are raised
+    as :class:`~ailedger.errors.RequestRefusedError` kinds, which carry the API's status."""
 
     def __init__(
         self,
@@ -113,40 +118,48 @@ class MatchmakerService:
         self._threshold = threshold
         self._limit = limit
 
-    def handle(self, headers: Mapping[str, str], body: bytes) -> Reply:
-        peer = self._authenticate(headers.get("x-auth-token"))
+    def match(self, token: str | None, content_type: str | None, body: bytes) -> dict[str, Any]:
+        """Answer one query from the peer holding ``token``; the MME response document."""
+        peer = self._authenticate(token)
         if peer is None:
-            return Reply(401, {"message": "missing or unknown X-Auth-Token"})
-        reply = self._answer(headers, body)
+            raise UnauthenticatedError("missing or unknown X-Auth-Token")
+        try:
+            answer = self._answer(content_type, body)
+        except RequestRefusedError as exc:
+            self._log(peer, str(exc.http_status), 0)
+            raise
+        self._log(peer, ANSWERED, len(answer["results"]))
+        return answer
+
+    def _log(self, peer: str, outcome: str, results: int) -> None:
         self._audit.append(
             {
                 "kind": "mme-query",
                 "direction": "incoming",
                 "peer": peer,
-                "outcome": str(reply.status),
-                "results": len(reply.body.get("results", [])),
+                "outcome": outcome,
+                "results": results,
                 "time": int(time.time()),
             }
         )
-        return reply
 
-    def _answer(self, headers: Mapping[str, str], body: bytes) -> Reply:
-        content_type = headers.get("content-type", MME_CONTENT_TYPE).split(";")[0].strip()
-        if content_type not in _ACCEPTED_TYPES:
-            return Reply(415, {"message": f"send {MME_CONTENT_TYPE}, not {content_type}"})
+    def _answer(self, content_type: str | None, body: bytes) -> dict[str, Any]:
+        kind = (MME_CONTENT_TYPE if content_type is None else content_type).split(";")[0].strip()
+        if kind not in _ACCEPTED_TYPES:
+            raise UnsupportedMediaTypeError(f"send {MME_CONTENT_TYPE}, not {kind}")
         try:
             document = json.loads(body)
         except ValueError:
-            return Reply(400, {"message": "the body is not JSON"})
+            raise MalformedRequestError("the body is not JSON") from None
         errors = validation_errors(document)
         if errors:
-            return Reply(422, {"message": "invalid MME request", "errors": errors})
+            raise UnprocessableError("invalid MME request", {"errors": errors})
         try:
             profile = PhenotypeProfile.from_mme(document["patient"])
             matches = self.cohort.search(profile, self._limit, self._threshold)
         except PhenotypeError as exc:
-            return Reply(422, {"message": str(exc)})
-        return Reply(200, {"results": [self.cohort.result(m) for m in matches]})
+            raise UnprocessableError(str(exc)) from exc
+        return {"results": [self.cohort.result(m) for m in matches]}
 
 
 def merge_results(answers: Mapping[str, list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:

@@ -7,10 +7,9 @@ kinds:
   (``ailedger health token issue NAME``), stored as SHA-256 digests only, so the token
   file never holds a usable secret. For MME peers that are not ailedger nodes.
 * **Node tokens**: between ailedger nodes no secret needs to be exchanged. A node signs
-  (EIP-191) ``ailedger-mme|<target node>|<expiry>`` with its account key; the target
-  accepts it if the signer is a node registered on chain (NodeRegistry), the target is
-  itself and the expiry is at most ``NODE_TOKEN_LIFETIME_S`` ahead. The format is
-  ``ailedger1.<signer>.<expiry>.<signature hex>``.
+  a token addressed to the target with its account key (:mod:`ailedger.peer.signing`);
+  the target accepts it if the signer is registered on chain (NodeRegistry or
+  KeyRegistry), the token is addressed to it and has not expired.
 """
 
 from __future__ import annotations
@@ -19,50 +18,10 @@ import hashlib
 import json
 import os
 import secrets
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
-
-NODE_TOKEN_PREFIX = "ailedger1"
-NODE_TOKEN_LIFETIME_S = 600
-
-
-def _message(target: str, expiry: int) -> str:
-    return f"ailedger-mme|{target.lower()}|{expiry}"
-
-
-def node_token(account: LocalAccount, target: str, lifetime_s: int = 300) -> str:
-    """A short-lived token proving to ``target`` that this node's account asks."""
-    from eth_account.messages import encode_defunct
-
-    expiry = int(time.time()) + lifetime_s
-    signed = account.sign_message(encode_defunct(text=_message(target, expiry)))
-    return f"{NODE_TOKEN_PREFIX}.{account.address}.{expiry}.{bytes(signed.signature).hex()}"
-
-
-def node_token_signer(token: str, me: str, now: float | None = None) -> str | None:
-    """The account that signed a valid node token addressed to ``me``, else None."""
-    from eth_account import Account
-    from eth_account.messages import encode_defunct
-
-    parts = token.split(".")
-    if len(parts) != 4 or parts[0] != NODE_TOKEN_PREFIX or not parts[2].isdigit():
-        return None
-    _, claimed, expiry_text, signature = parts
-    expiry, now = int(expiry_text), time.time() if now is None else now
-    if not now <= expiry <= now + NODE_TOKEN_LIFETIME_S:
-        return None
-    try:
-        signer = Account.recover_message(
-            encode_defunct(text=_message(me, expiry)), signature=bytes.fromhex(signature)
-        )
-    except Exception:  # eth-account raises assorted errors for malformed signatures
-        return None
-    return str(signer) if signer.lower() == claimed.lower() else None
+from ailedger.peer.signing import NODE_TOKEN_PREFIX, node_token_signer
 
 
 class IssuedTokens:

@@ -152,6 +152,9 @@ class Catalog:
     def _fetch_missing_metadata(self, session: Session) -> None:
         import httpx
 
+        from ailedger.peer import wire
+        from ailedger.peer.client import shared_client
+
         rows = self._conn.execute(
             "SELECT dataset_id, owner, metadata_hash FROM datasets WHERE metadata IS NULL"
         ).fetchall()
@@ -161,7 +164,8 @@ class Catalog:
             if url is None:
                 continue
             try:
-                raw = httpx.get(f"{url}/v1/datasets/{dataset_id}/metadata", timeout=5).content
+                path = wire.path(wire.DATASET_METADATA, dataset_id=dataset_id)
+                raw = shared_client().get(url + path, timeout=5).content
                 metadata = json.loads(raw)
             except (httpx.HTTPError, ValueError):
                 continue  # owner offline: try again at the next sync

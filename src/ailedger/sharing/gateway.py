@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ailedger.chain.contracts.data_market import GrantStatus, purpose_names
-from ailedger.errors import AiledgerError
+from ailedger.errors import ForbiddenError, MalformedRequestError, NotFoundError
 from ailedger.sharing.access_request import (
     AccessRequest,
     Domain,
@@ -36,13 +36,19 @@ if TYPE_CHECKING:
 READ = "read"
 
 
-class AccessDeniedError(AiledgerError):
+class AccessDeniedError(ForbiddenError):
     """The gateway refused a request; ``reason`` says why (also in the audit log)."""
 
-    def __init__(self, reason: str, status_code: int = 403) -> None:
-        super().__init__(f"access refused: {reason}")
-        self.reason = reason
-        self.status_code = status_code
+    def __str__(self) -> str:
+        return f"access refused: {self.reason}"
+
+
+class UnknownDatasetError(NotFoundError, AccessDeniedError):
+    """The request names a dataset this node does not hold."""
+
+
+class UnreadableRequestError(MalformedRequestError, AccessDeniedError):
+    """The body is not a signed access request at all."""
 
 
 class AuditAppender(Protocol):
@@ -109,13 +115,14 @@ class Gateway:
                 raise AccessDeniedError("replayed request: this nonce was used before")
             dataset = self.store.get(request.dataset_id)
             if dataset is None:
-                raise AccessDeniedError("no such dataset at this node", 404)
+                raise UnknownDatasetError("no such dataset at this node")
             with self._lock:  # the read limit must hold against concurrent requests
                 recipient = self._check_grant(request)
                 return self._serve(request, dataset, recipient)
         except InvalidRequestError as exc:
             self._log_refusal(request, str(exc))
-            raise AccessDeniedError(str(exc), 400 if request is None else 403) from exc
+            refusal = UnreadableRequestError if request is None else AccessDeniedError
+            raise refusal(str(exc)) from exc
         except AccessDeniedError as exc:
             self._log_refusal(request, exc.reason)
             raise

@@ -82,12 +82,18 @@ class OwnerNode:
         """Append an entry this home's own processes make (an outgoing query, a
         compute-to-data read): directly, or through the running node when it holds the log."""
         from ailedger.audit.log import AuditLogError
-        from ailedger.health.federation import log_via_own_node
+        from ailedger.errors import ChainUnreachableError
+        from ailedger.peer.client import log_via_own_node
 
         try:
             self.audit.append(entry)
         except AuditLogError:  # the running node owns the log: hand it the entry instead
-            log_via_own_node(self.session, entry)
+            url = self.session.node_registry.url_of(self.session.address)
+            if url is None:
+                raise ChainUnreachableError(
+                    "this node has no gateway URL registered; start it first"
+                ) from None
+            log_via_own_node(self.session.require_account(), url, entry)
 
     def close(self) -> None:
         if self._audit is not None:

@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
+from ailedger.peer import wire
+from ailedger.peer.client import shared_client
 from ailedger.sharing.access_request import Domain, new_request, sign_request
 
 if TYPE_CHECKING:
     from ailedger.session import Session
 
 Progress = Callable[[int, int], None]  # (bytes done, total)
-WRAPPED_KEY_HEADER = "X-Ailedger-Wrapped-Key"
-VERSION_HEADER = "X-Ailedger-Object-Version"
-AUDIT_HEADER = "X-Ailedger-Audit-Entry"
 TIMEOUT_S = 60
 
 
@@ -90,9 +89,9 @@ def fetch(
     body = {"request": request.to_json(), "signature": sign_request(account, domain, request)}
     key = session.encryption_key()
     with _gateway_response(url, body) as response:
-        version = int(response.headers[VERSION_HEADER])
+        version = int(response.headers[wire.VERSION_HEADER])
         data_key = unwrap_data_key(
-            bytes.fromhex(response.headers[WRAPPED_KEY_HEADER]),
+            bytes.fromhex(response.headers[wire.WRAPPED_KEY_HEADER]),
             recipient_private=key,
             owner_public=owner_key,
             object_id=dataset_id,
@@ -104,7 +103,7 @@ def fetch(
         is_dir = _decrypt_checked(
             stream, data_key, dataset_id, version, out, record.ciphertext_hash
         )
-        entry = json.loads(base64.b64decode(response.headers[AUDIT_HEADER]))
+        entry = json.loads(base64.b64decode(response.headers[wire.AUDIT_HEADER]))
     _keep_receipt(session, dataset_id, entry)
     return Fetched(out, record_size(out), is_dir, int(entry["index"]), entry["entry"])
 
@@ -141,8 +140,10 @@ def check_receipt(
     if url is None:
         raise ConfigError(f"no gateway known for dataset 0x{dataset_id.hex()}")
     try:
-        key_hex = httpx.get(f"{url}/v1/audit/key", timeout=TIMEOUT_S).json()["ed25519"]
-        receipt = httpx.get(f"{url}/v1/audit/receipts/{index}", timeout=TIMEOUT_S).json()
+        client = shared_client()
+        key_hex = client.get(url + wire.AUDIT_KEY, timeout=TIMEOUT_S).json()["ed25519"]
+        receipt_path = wire.path(wire.AUDIT_RECEIPT, index=index)
+        receipt = client.get(url + receipt_path, timeout=TIMEOUT_S).json()
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         raise ChainUnreachableError(f"cannot get the receipt from {url}: {exc}") from exc
     key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex))
@@ -239,7 +240,8 @@ def _gateway_response(url: str, body: dict[str, Any]) -> Iterator[Any]:
     import httpx
 
     try:
-        with httpx.stream("POST", f"{url}/v1/access", json=body, timeout=TIMEOUT_S) as response:
+        stream = shared_client().stream("POST", url + wire.ACCESS, json=body, timeout=TIMEOUT_S)
+        with stream as response:
             if response.status_code != 200:
                 response.read()
                 raise AccessRefusedError(_reason(response))

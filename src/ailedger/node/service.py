@@ -1,21 +1,24 @@
-"""The node service: the gateway over HTTP plus periodic anchoring of the audit log."""
+"""Running a node: announce it on chain, compose its app, serve it, do its chores.
+
+``run_node`` is ``ailedger node start`` (foreground, until Ctrl-C); the demo and tests
+serve the same app with :class:`BackgroundServer`.
+"""
 
 from __future__ import annotations
 
-import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ailedger.errors import AiledgerError
+from ailedger.node.app import create_app
+from ailedger.node.chores import Chores
 
 if TYPE_CHECKING:
     from ailedger.compute.inbox import JobInbox
     from ailedger.health.mme import MatchmakerService
     from ailedger.session import Session
     from ailedger.sharing.owner import OwnerNode
-
-log = logging.getLogger(__name__)
 
 
 def announce(session: Session, url: str) -> list[str]:
@@ -31,8 +34,9 @@ def announce(session: Session, url: str) -> list[str]:
     return done
 
 
-def _matchmaking(session: Session, node: OwnerNode) -> MatchmakerService | None:
-    """The MME service, if this home holds patients (`ailedger health import`)."""
+def matchmaker(session: Session, node: OwnerNode) -> MatchmakerService | None:
+    """The MME service, if this home holds patients (`ailedger health import`); incoming
+    queries are logged in the node's audit log."""
     if not (session.home.path / "health").exists():
         return None
     from ailedger.health.federation import known_party
@@ -53,16 +57,6 @@ def job_inbox(session: Session) -> JobInbox:
     return JobInbox(JobFiles(session.home.path), session.address, session.compute_market)
 
 
-def _anchor_loop(node: OwnerNode, every: float, stop: threading.Event) -> None:
-    """Log on-chain decisions about our datasets, then anchor the log, every ``every`` s."""
-    while not stop.wait(every):
-        try:
-            node.log_chain_decisions()
-            node.anchor()
-        except AiledgerError as exc:  # the chain may be briefly away; try again later
-            log.warning("anchoring the audit log failed: %s", exc)
-
-
 def run_node(
     session: Session,
     host: str,
@@ -73,30 +67,22 @@ def run_node(
 ) -> None:
     import uvicorn
 
-    from ailedger.compute.inbox import add_job_routes
-    from ailedger.sharing.gateway_app import make_gateway_app
     from ailedger.sharing.owner import OwnerNode
 
     with OwnerNode(session) as node:
         for line in announce(session, url):
             say(line)
         node.log_chain_decisions()
-        health = _matchmaking(session, node)
+        health = matchmaker(session, node)
         if health is not None:
             count = len(health.cohort.patients)
             say(f"matchmaking (MME /mme/match) over {count} consented patients")
-        app = make_gateway_app(node.gateway(), health)
-        add_job_routes(app, job_inbox(session))
-        stop = threading.Event()
-        if anchor_every > 0:
-            threading.Thread(
-                target=_anchor_loop, args=(node, anchor_every, stop), daemon=True
-            ).start()
+        app = create_app(node.gateway(), matchmaker=health, jobs=job_inbox(session))
         say(f"gateway for {session.address} serving at {url} (Ctrl-C stops)")
         try:
-            uvicorn.run(app, host=host, port=port, log_level="warning")
+            with Chores(node, anchor_every):
+                uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
-            stop.set()
             node.anchor()
 
 
@@ -112,8 +98,6 @@ class BackgroundServer:
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> str:
-        import time
-
         self._thread.start()
         while not self._server.started:
             if not self._thread.is_alive():

@@ -1,4 +1,4 @@
-"""Signed requests between a provider agent and a requester's node."""
+"""Signed requests and node tokens between nodes: valid, expired, misaddressed, replayed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ import time
 import pytest
 from eth_account import Account
 
-from ailedger.compute.signing import PREFIX, WINDOW_S, request_signer, sign_request
+from ailedger.peer.signing import (
+    NODE_TOKEN_LIFETIME_S,
+    NODE_TOKEN_PREFIX,
+    PREFIX,
+    WINDOW_S,
+    node_token,
+    node_token_signer,
+    request_signer,
+    sign_request,
+)
 
 ACCOUNT = Account.create()
 NODE = Account.create().address
@@ -117,3 +126,46 @@ def test_garbage_signature(sig: str) -> None:
     _, claimed, stamp, _ = signed().split(".")
     header = f"{PREFIX}.{claimed}.{stamp}.{sig}"
     assert request_signer(header, NODE, "PUT", PATH, BODY_HASH) is None
+
+
+# ------------------------------------------------------------------ node tokens
+
+ME = "0x" + "11" * 20
+
+
+def test_node_tokens_name_their_signer_and_target() -> None:
+    node = Account.create()
+    token = node_token(node, ME)
+    assert node_token_signer(token, ME) == node.address
+    assert node_token_signer(token, "0x" + "22" * 20) is None  # addressed to another node
+    assert node_token_signer(token, ME, now=time.time() + 3600) is None  # expired
+    forged = token.replace(node.address, Account.create().address)
+    assert node_token_signer(forged, ME) is None
+    assert node_token_signer("ailedger1.x.y.z", ME) is None
+
+
+def test_node_token_lifetime() -> None:
+    node = Account.create()
+    token = node_token(node, ME, lifetime_s=60)
+    expiry = int(token.split(".")[2])
+    assert node_token_signer(token, ME, now=expiry) == node.address  # valid to the second
+    assert node_token_signer(token, ME, now=expiry + 1) is None  # expired
+    # a token valid for longer than the node accepts is refused, whoever signed it
+    long = node_token(node, ME, lifetime_s=NODE_TOKEN_LIFETIME_S + 60)
+    assert node_token_signer(long, ME) is None
+
+
+def test_node_token_is_not_a_signed_request() -> None:
+    """The two uses share a format but not a message: neither passes for the other."""
+    token = node_token(ACCOUNT, NODE)
+    assert token.startswith(NODE_TOKEN_PREFIX + ".")
+    assert request_signer(token, NODE, "GET", PATH) is None
+    as_request = PREFIX + token.removeprefix(NODE_TOKEN_PREFIX)
+    assert request_signer(as_request, NODE, "GET", PATH) is None
+    header = sign_request(ACCOUNT, NODE, "GET", PATH)
+    assert node_token_signer(NODE_TOKEN_PREFIX + header.removeprefix(PREFIX), NODE) is None
+
+
+def test_node_token_stamp_must_be_ascii_digits() -> None:
+    _, claimed, _, sig = node_token(ACCOUNT, ME).split(".")
+    assert node_token_signer(f"{NODE_TOKEN_PREFIX}.{claimed}.\u00b2.{sig}", ME) is None

@@ -1,0 +1,1 @@
+"""The node service: one HTTP app composed from each capability's router, plus chores."""

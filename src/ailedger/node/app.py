@@ -1,0 +1,59 @@
+"""The node's HTTP app: one router per capability, errors mapped in one place.
+
+``create_app`` composes what this node serves: the data gateway and its audit proofs
+(``sharing.http``), the node's own audit entries (``node.own_entries``), matchmaking
+when the home holds patients (``health.http``) and the job inbox of the jobs it posted
+(``compute.http``). Its description is at ``/openapi.json`` and ``/api/docs``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from ailedger import __version__
+from ailedger.node.errors import install_error_handlers
+
+if TYPE_CHECKING:
+    from ailedger.compute.inbox import JobInbox
+    from ailedger.health.mme import MatchmakerService
+    from ailedger.sharing.gateway import Gateway
+
+DOCS_PATH = "/api/docs"
+
+
+def create_app(
+    gateway: Gateway | None = None,
+    *,
+    matchmaker: MatchmakerService | None = None,
+    jobs: JobInbox | None = None,
+) -> FastAPI:
+    """The node's API over what it holds; a part given as None is not served."""
+    # The Swagger page loads its script and style from a CDN in the reader's browser;
+    # the node itself fetches nothing.
+    app = FastAPI(
+        title="ailedger node",
+        version=__version__,
+        docs_url=DOCS_PATH,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,  # no OAuth here: signatures and tokens
+    )
+    install_error_handlers(app)
+    # Each capability is imported only when served: a home without patients never loads
+    # the health code (and its ontology).
+    if gateway is not None:
+        from ailedger.node.own_entries import own_entries_router
+        from ailedger.sharing.http import gateway_router
+
+        app.include_router(gateway_router(gateway))
+        app.include_router(own_entries_router(gateway.audit, gateway.owner_address))
+    if matchmaker is not None:
+        from ailedger.health.http import matchmaking_router
+
+        app.include_router(matchmaking_router(matchmaker))
+    if jobs is not None:
+        from ailedger.compute.http import job_router
+
+        app.include_router(job_router(jobs))
+    return app
