@@ -12,6 +12,7 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from ailedger.chain.clients import ContractClient
+from ailedger.chain.market_windows import MarketWindows
 from ailedger.chain.transactions import TxResult
 from ailedger.errors import ContractError
 
@@ -252,6 +253,14 @@ class ComputeMarketClient(ContractClient):
 
     def reveal_deadline(self, job_id: int) -> int:
         return int(self._read("reveal_deadline", job_id))
+
+    def windows(self) -> MarketWindows:
+        """The bid, reveal and dispute windows this market was deployed with."""
+        return MarketWindows(
+            bid_s=int(self._read("BID_WINDOW")),
+            reveal_s=int(self._read("REVEAL_WINDOW")),
+            dispute_s=int(self._read("DISPUTE_WINDOW")),
+        )
 
     def provider(self, account: str) -> dict[str, Any]:
         raw = self._read("provider_info", self.web3.to_checksum_address(account))
