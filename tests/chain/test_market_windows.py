@@ -18,6 +18,7 @@ from ailedger.chain.market_windows import (
     MAX_WINDOW_S,
     MarketWindows,
     WindowChoice,
+    observed_block_interval,
 )
 from ailedger.compute.market import ComputeMarketClient
 from ailedger.errors import ConfigError
@@ -67,9 +68,18 @@ def test_an_operator_fixes_some_windows_and_the_rest_scale() -> None:
 def test_the_windows_in_force_are_read_from_the_contract(
     chain_under_test: ChainUnderTest,
 ) -> None:
-    # The embedded chain is given the development windows; Anvil mining on demand
-    # measures as fast as the embedded chain, so it gets them too.
-    assert market(chain_under_test).windows() == DEV_CHAIN_WINDOWS
+    windows = market(chain_under_test).windows()
+    if chain_under_test.name == "embedded":
+        assert windows == DEV_CHAIN_WINDOWS  # given, not measured
+        return
+    # Deployed like any external chain: scaled to the seconds per transaction of the six
+    # deploys before ComputeMarket's, which went into consecutive blocks.
+    web3, last = chain_under_test.connection.web3, chain_under_test.deployment.block
+    interval = observed_block_interval(web3, range(last - 6, last))
+    assert windows == MarketWindows.for_block_interval(interval)
+    # Anvil mines on demand: however slow the machine, reveals and disputes keep the
+    # development windows (they grow only past 10 s per transaction).
+    assert (windows.reveal_s, windows.dispute_s) == (300, 600)
 
 
 @pytest.mark.slow
