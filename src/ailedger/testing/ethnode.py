@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Final
 
-from ailedger.errors import ChainUnreachableError, ConfigError
+from ailedger.errors import ChainError, ChainUnreachableError, ConfigError
 
 __all__ = ["ANVIL_CHAIN_ID", "AnvilNode", "anvil_available", "default_anvil_path"]
 
@@ -233,7 +233,7 @@ class AnvilNode:
         with urllib.request.urlopen(request, timeout=10) as response:
             answer = json.loads(response.read())
         if not isinstance(answer, dict) or "error" in answer:
-            raise ChainUnreachableError(f"Anvil refused {method}: {answer!r}")
+            raise ChainError(f"Anvil refused {method}: {answer!r}")
         return answer.get("result")
 
     def _output_tail(self) -> str:
