@@ -142,7 +142,9 @@ def _start(session: Session, sandbox: Sandbox, price: int, jobs_dir: Path) -> Pr
     )
     lines: list[str] = []
     agent = ProviderAgent(session, sandbox, MACHINE, settings, lines.append)
-    agent.prepare()
+    prepared = agent.prepare()
+    windows = session.client("ComputeMarket").windows()
+    assert f"market windows: bids {windows.bid_s} s" in prepared[-1]
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
     thread.start()
