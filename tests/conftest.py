@@ -14,7 +14,8 @@ from ailedger.chain.connection import ChainConnection, connect_rpc, open_embedde
 from ailedger.chain.deploy import Deployment, deploy_contracts, find_deployment
 from ailedger.chain.transactions import fund_from_dev_account
 
-BACKENDS = ["embedded", "anvil"]
+# The Anvil variants are marked at collection, so `-m "not rpcnode"` leaves them out.
+BACKENDS = ["embedded", pytest.param("anvil", marks=pytest.mark.rpcnode)]
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +57,6 @@ def chain_under_test(
 
     if not anvil_available():
         pytest.skip("Anvil is not installed: run scripts/install_ethnode.sh")
-    request.applymarker(pytest.mark.rpcnode)
     deployer = Account.create()
     with AnvilNode([(deployer.address, 10**24)]) as node:
         connection = connect_rpc(node.url)
