@@ -46,16 +46,7 @@ def default_anvil_path() -> Path:
         platform.machine().lower(), platform.machine().lower()
     )
     package = f"anvil-{platform.system().lower()}-{arch}"
-    return (
-        _REPO_ROOT
-        / "tools"
-        / "ethnode"
-        / "node_modules"
-        / "@foundry-rs"
-        / package
-        / "bin"
-        / "anvil"
-    )
+    return _REPO_ROOT / "tools/ethnode/node_modules/@foundry-rs" / package / "bin/anvil"
 
 
 def anvil_available() -> bool:
