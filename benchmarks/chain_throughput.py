@@ -12,7 +12,7 @@ Backends, each on a fresh chain with the project's contracts deployed:
 * eth-tester ``PyEVMBackend`` with auto-mining (one block per transaction): the reference
 * ailedger embedded chain served over HTTP JSON-RPC (``serve``: uvicorn on 127.0.0.1, in a
   process of its own)
-* Ganache over HTTP JSON-RPC, when installed (``scripts/install_ethnode.sh``)
+* Anvil over HTTP JSON-RPC, when installed (``scripts/install_ethnode.sh``)
 
 The last line is ``ratio_vs_eth_tester: x``, embedded in-process tx/s over eth-tester tx/s.
 Run ``python benchmarks/chain_throughput.py --quick`` in CI; ``--help`` lists the options.
@@ -338,13 +338,13 @@ def eth_tester_reference(cache_dir: Path) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def ganache(cache_dir: Path) -> Iterator[Target]:
+def anvil(cache_dir: Path) -> Iterator[Target]:
     from web3 import Web3
 
-    from ailedger.testing.ethnode import GanacheNode
+    from ailedger.testing.ethnode import AnvilNode
 
     sender = _new_sender()
-    with GanacheNode([(sender.key.hex(), SENDER_ETHER_WEI)], chain_id=1337) as node:
+    with AnvilNode([(sender.address, SENDER_ETHER_WEI)]) as node:
         web3 = Web3(Web3.HTTPProvider(node.url))
         yield _deploy_from(web3, sender, cache_dir)
 
@@ -402,7 +402,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(
             "Contract-call throughput (tx/s) of ailedger's embedded chain next to eth-tester's "
-            "PyEVMBackend (auto-mine), its own JSON-RPC server, and Ganache when installed. "
+            "PyEVMBackend (auto-mine), its own JSON-RPC server, and Anvil when installed. "
             "One client sends N pre-signed calls (Token.transfer alternating with "
             "KeyRegistry.register) without waiting, then awaits all receipts. The last line "
             "is 'ratio_vs_eth_tester: x' (embedded tx/s / eth-tester tx/s)."
@@ -431,12 +431,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--rpc-node-n",
         type=int,
         metavar="N",
-        help=f"transactions for Ganache (default {DEFAULT_RPC_NODE_N}, --quick {QUICK_RPC_NODE_N})",
+        help=f"transactions for Anvil (default {DEFAULT_RPC_NODE_N}, --quick {QUICK_RPC_NODE_N})",
     )
     parser.add_argument(
         "--no-http", action="store_true", help="skip the embedded chain served over HTTP JSON-RPC"
     )
-    parser.add_argument("--no-rpc-node", action="store_true", help="skip Ganache")
+    parser.add_argument("--no-rpc-node", action="store_true", help="skip Anvil")
     parser.add_argument(
         "--profile",
         type=int,
@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(run_workload("ailedger embedded (HTTP)", target, args.n))
 
         if not args.no_rpc_node:
-            rpc_node = _run_ganache(cache_dir, args.rpc_node_n, notes)
+            rpc_node = _run_anvil(cache_dir, args.rpc_node_n, notes)
             if rpc_node is not None:
                 results.append(rpc_node)
 
@@ -510,23 +510,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_ganache(cache_dir: Path, n: int, notes: list[str]) -> Result | None:
+def _run_anvil(cache_dir: Path, n: int, notes: list[str]) -> Result | None:
     try:
-        from ailedger.testing.ethnode import ganache_available
+        from ailedger.testing.ethnode import anvil_available
     except ImportError as exc:
-        notes.append(f"Ganache skipped: ailedger.testing.ethnode is not importable ({exc})")
+        notes.append(f"Anvil skipped: ailedger.testing.ethnode is not importable ({exc})")
         return None
-    if not ganache_available():
-        notes.append("Ganache skipped: not installed (run scripts/install_ethnode.sh)")
+    if not anvil_available():
+        notes.append("Anvil skipped: not installed (run scripts/install_ethnode.sh)")
         return None
-    print(f"Ganache over HTTP JSON-RPC (instamine), N={n} ...", flush=True)
+    print(f"Anvil over HTTP JSON-RPC (automine), N={n} ...", flush=True)
     try:
-        with ganache(cache_dir) as target:
-            return run_workload("Ganache (HTTP JSON-RPC)", target, n)
+        with anvil(cache_dir) as target:
+            return run_workload("Anvil (HTTP JSON-RPC)", target, n)
     except BenchmarkError:
         raise
     except Exception as exc:  # the reference node is optional; say why it is missing
-        notes.append(f"Ganache skipped: {type(exc).__name__}: {exc}")
+        notes.append(f"Anvil skipped: {type(exc).__name__}: {exc}")
         return None
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set everything up (Python deps, the Ganache JSON-RPC node), check lint, format and types,
+# Set everything up (Python deps, the Anvil JSON-RPC node), check lint, format and types,
 # and run the whole test suite.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
 set -euo pipefail
@@ -7,7 +7,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 bash scripts/setup.sh
 
-# System packages the tests use: Node.js/npm for the Ganache test node, bubblewrap to
+# System packages the tests use: Node.js/npm to install the Anvil test node, bubblewrap to
 # confine compute jobs (the sandbox falls back to unshare, and its tests say so).
 missing=()
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)

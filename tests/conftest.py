@@ -14,7 +14,8 @@ from ailedger.chain.connection import ChainConnection, connect_rpc, open_embedde
 from ailedger.chain.deploy import Deployment, deploy_contracts, find_deployment
 from ailedger.chain.transactions import fund_from_dev_account
 
-BACKENDS = ["embedded", "ganache"]
+# The Anvil variants are marked at collection, so `-m "not rpcnode"` leaves them out.
+BACKENDS = ["embedded", pytest.param("anvil", marks=pytest.mark.rpcnode)]
 
 
 @pytest.fixture(scope="session")
@@ -45,21 +46,20 @@ def _funded_accounts(connection: ChainConnection, count: int) -> list[LocalAccou
 def chain_under_test(
     request: pytest.FixtureRequest, tmp_path: Path, contract_cache: Path
 ) -> Iterator[ChainUnderTest]:
-    """The same tests run on the embedded chain and on a real JSON-RPC node (Ganache)."""
+    """The same tests run on the embedded chain and on a real JSON-RPC node (Anvil)."""
     if request.param == "embedded":
         with open_embedded(tmp_path / "chain", contract_cache) as connection:
             deployment = find_deployment(connection.web3, tmp_path / "home")
             accounts = _funded_accounts(connection, 3)
             yield ChainUnderTest("embedded", connection, deployment, accounts, contract_cache)
         return
-    from ailedger.testing.ethnode import GanacheNode, ganache_available
+    from ailedger.testing.ethnode import AnvilNode, anvil_available
 
-    if not ganache_available():
-        pytest.skip("Ganache is not installed: run scripts/install_ethnode.sh")
-    request.applymarker(pytest.mark.rpcnode)
+    if not anvil_available():
+        pytest.skip("Anvil is not installed: run scripts/install_ethnode.sh")
     deployer = Account.create()
-    with GanacheNode([(deployer.key.hex(), 10**24)], chain_id=1337) as node:
+    with AnvilNode([(deployer.address, 10**24)]) as node:
         connection = connect_rpc(node.url)
         deployment = deploy_contracts(connection.web3, deployer, contract_cache)
         accounts = _funded_accounts(connection, 3)
-        yield ChainUnderTest("ganache", connection, deployment, accounts, contract_cache)
+        yield ChainUnderTest("anvil", connection, deployment, accounts, contract_cache)

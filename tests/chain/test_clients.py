@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import pytest
 from tests.conftest import ChainUnderTest
 
 from ailedger.chain.compiler import compile_contract
-from ailedger.chain.contracts import KeyRegistryClient, TokenClient
+from ailedger.chain.contracts import (
+    AuditAnchorClient,
+    ContractClient,
+    KeyRegistryClient,
+    NodeRegistryClient,
+    TokenClient,
+)
 from ailedger.chain.deploy import TOKEN_INITIAL_SUPPLY
 from ailedger.chain.transactions import wait_for
 from ailedger.errors import ContractError, TransactionRevertedError
 
 AIL = 10**18
+
+
+C = TypeVar("C", bound=ContractClient)
+
+
+def bound(kind: type[C], chain: ChainUnderTest, index: int) -> C:
+    abi = compile_contract(kind.contract_name, chain.cache_dir).abi
+    address = chain.deployment.address(kind.contract_name)
+    return kind(chain.connection.web3, address, abi, chain.accounts[index])
 
 
 def token(chain: ChainUnderTest, index: int | None) -> TokenClient:
@@ -118,3 +135,35 @@ def test_transfer_events_are_found_with_get_logs(chain_under_test: ChainUnderTes
     )
     events = contract.events.Transfer().get_logs(from_block=result.block_number)
     assert [(e["args"]["receiver"], e["args"]["value"]) for e in events] == [(b, 1 * AIL)]
+
+
+def test_node_registry_register_move_and_unknown(chain_under_test: ChainUnderTest) -> None:
+    alice = bound(NodeRegistryClient, chain_under_test, 0)
+    bob = bound(NodeRegistryClient, chain_under_test, 1)
+    a, b = (acct.address for acct in chain_under_test.accounts[:2])
+    assert alice.url_of(a) is None
+    alice.register("http://127.0.0.1:8700")
+    bob.register("https://node.example.org")
+    alice.register("http://127.0.0.1:8701")  # moved
+    assert bob.url_of(a) == "http://127.0.0.1:8701"
+    assert alice.url_of(b) == "https://node.example.org"
+    with pytest.raises(TransactionRevertedError):
+        alice.register("ftp://node.example.org")
+
+
+def test_audit_anchor_moves_only_forward(chain_under_test: ChainUnderTest) -> None:
+    node = bound(AuditAnchorClient, chain_under_test, 0)
+    other = bound(AuditAnchorClient, chain_under_test, 1)
+    n = chain_under_test.accounts[0].address
+    assert node.latest(n) is None
+    first = node.anchor(3, b"\x01" * 32)
+    node.anchor(3, b"\x01" * 32)  # the same checkpoint again: accepted, not recorded
+    node.anchor(8, b"\x02" * 32)
+    assert other.latest(n) == (8, b"\x02" * 32)
+    with pytest.raises(TransactionRevertedError, match="size below latest"):
+        node.anchor(5, b"\x03" * 32)
+    with pytest.raises(TransactionRevertedError, match="root differs"):
+        node.anchor(8, b"\x04" * 32)
+    history = other.history(n, from_block=first.block_number)
+    assert history == [(3, b"\x01" * 32), (8, b"\x02" * 32)]
+    assert other.history(chain_under_test.accounts[1].address) == []

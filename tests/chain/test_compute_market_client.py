@@ -1,15 +1,13 @@
-"""One job through the compute market on the real embedded chain, with the typed client:
+"""One job through the compute market with the typed client, on every chain backend:
 offer, post (escrow), bid, early close by the requester, commit, reveal, accept, payment."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from eth_account import Account
+from tests.conftest import ChainUnderTest
 
 from ailedger.chain.compiler import compile_contract
-from ailedger.chain.connection import open_embedded
 from ailedger.chain.contracts import TokenClient
 from ailedger.chain.contracts.compute_market import (
     ComputeMarketClient,
@@ -17,72 +15,70 @@ from ailedger.chain.contracts.compute_market import (
     JobTerms,
     new_salt,
 )
-from ailedger.chain.deploy import COMPUTE_MARKET_PARAMS, find_deployment
-from ailedger.chain.transactions import fund_from_dev_account
+from ailedger.chain.deploy import COMPUTE_MIN_STAKE
 
 AIL = 10**18
 
 
 def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
-    tmp_path: Path, contract_cache: Path
+    chain_under_test: ChainUnderTest,
 ) -> None:
-    with open_embedded(tmp_path / "chain", contract_cache) as connection:
-        web3 = connection.web3
-        deployment = find_deployment(web3, tmp_path / "home")
-        provider, requester = Account.create(), Account.create()
-        clients = {}
-        for who in (provider, requester):
-            fund_from_dev_account(web3, who.address, 10**20)
-            token = TokenClient(
-                web3,
-                deployment.address("Token"),
-                compile_contract("Token", contract_cache).abi,
-                who,
-            )
-            token.faucet(1_000 * AIL)
-            token.approve(deployment.address("ComputeMarket"), 1_000 * AIL)
-            clients[who.address] = ComputeMarketClient(
-                web3,
-                deployment.address("ComputeMarket"),
-                compile_contract("ComputeMarket", contract_cache).abi,
-                who,
-            )
-        as_provider, as_requester = clients[provider.address], clients[requester.address]
-
-        as_provider.register_provider(COMPUTE_MARKET_PARAMS[0])
-        as_provider.post_offer(2, 4096, "", 0, 3 * AIL, True)
-        terms = JobTerms(
-            bundle_hash=b"\x42" * 32,
-            cpu_cores=1,
-            ram_mb=1024,
-            gpu_mem_mb=0,
-            max_price_per_hour=5 * AIL,
-            max_hours=2,
-            deadline=int(time.time()) + 3600,
-        )
-        job_id, _ = as_requester.post_job(terms)
-        assert as_requester.job(job_id).escrow == terms.max_cost  # type: ignore[union-attr]
-        assert as_requester.job_datasets(job_id) == ((), 0)
-        as_provider.bid(job_id, 3 * AIL)
-        assert as_requester.job_bids(job_id) == [(provider.address, 3 * AIL)]
-        as_requester.close_auction(job_id)  # early: the requester has its k = 1 bid
-        [slot] = as_requester.assignments(job_id)
-        assert slot["provider"] == provider.address and slot["price_per_hour"] == 3 * AIL
-
-        output, salt = b"\x07" * 32, new_salt()
-        as_provider.commit_result(job_id, output, salt)
-        as_provider.reveal_result(job_id, output, salt, 1)
-        assert as_requester.job(job_id).status == JobStatus.REVIEW  # type: ignore[union-attr]
+    contract_cache = chain_under_test.cache_dir
+    web3 = chain_under_test.connection.web3
+    deployment = chain_under_test.deployment
+    provider, requester = chain_under_test.accounts[:2]
+    clients = {}
+    for who in (provider, requester):
         token = TokenClient(
-            web3, deployment.address("Token"), compile_contract("Token", contract_cache).abi, None
+            web3,
+            deployment.address("Token"),
+            compile_contract("Token", contract_cache).abi,
+            who,
         )
-        before = token.balance_of(provider.address)
-        as_requester.accept(job_id)
-        record = as_requester.job(job_id)
-        assert record is not None and record.status == JobStatus.COMPLETED
-        assert record.result_hash == output
-        assert token.balance_of(provider.address) == before + 3 * AIL  # one hour at 3 AIL
-        assert as_requester.provider(provider.address)["completed"] == 1
+        token.faucet(1_000 * AIL)
+        token.approve(deployment.address("ComputeMarket"), 1_000 * AIL)
+        clients[who.address] = ComputeMarketClient(
+            web3,
+            deployment.address("ComputeMarket"),
+            compile_contract("ComputeMarket", contract_cache).abi,
+            who,
+        )
+    as_provider, as_requester = clients[provider.address], clients[requester.address]
+
+    as_provider.register_provider(COMPUTE_MIN_STAKE)
+    as_provider.post_offer(2, 4096, "", 0, 3 * AIL, True)
+    terms = JobTerms(
+        bundle_hash=b"\x42" * 32,
+        cpu_cores=1,
+        ram_mb=1024,
+        gpu_mem_mb=0,
+        max_price_per_hour=5 * AIL,
+        max_hours=2,
+        deadline=int(time.time()) + 3600,
+    )
+    job_id, _ = as_requester.post_job(terms)
+    assert as_requester.job(job_id).escrow == terms.max_cost  # type: ignore[union-attr]
+    assert as_requester.job_datasets(job_id) == ((), 0)
+    as_provider.bid(job_id, 3 * AIL)
+    assert as_requester.job_bids(job_id) == [(provider.address, 3 * AIL)]
+    as_requester.close_auction(job_id)  # early: the requester has its k = 1 bid
+    [slot] = as_requester.assignments(job_id)
+    assert slot["provider"] == provider.address and slot["price_per_hour"] == 3 * AIL
+
+    output, salt = b"\x07" * 32, new_salt()
+    as_provider.commit_result(job_id, output, salt)
+    as_provider.reveal_result(job_id, output, salt, 1)
+    assert as_requester.job(job_id).status == JobStatus.REVIEW  # type: ignore[union-attr]
+    token = TokenClient(
+        web3, deployment.address("Token"), compile_contract("Token", contract_cache).abi, None
+    )
+    before = token.balance_of(provider.address)
+    as_requester.accept(job_id)
+    record = as_requester.job(job_id)
+    assert record is not None and record.status == JobStatus.COMPLETED
+    assert record.result_hash == output
+    assert token.balance_of(provider.address) == before + 3 * AIL  # one hour at 3 AIL
+    assert as_requester.provider(provider.address)["completed"] == 1
 
 
 def test_max_cost_includes_the_tie_break_reserve_for_k_of_two_or_more() -> None:

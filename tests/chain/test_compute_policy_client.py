@@ -1,15 +1,12 @@
 """The ComputePolicy client: OutputPolicy conversions, and the rules of one dataset set and
-read through the typed client on the real embedded chain."""
+read through the typed client on every chain backend."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from eth_account import Account
+from tests.conftest import ChainUnderTest
 
 from ailedger.chain.compiler import compile_contract
-from ailedger.chain.connection import open_embedded
 from ailedger.chain.contracts import DataMarketClient, Policy
 from ailedger.chain.contracts.compute_policy import (
     DEFAULT_OUTPUT_POLICY,
@@ -18,8 +15,6 @@ from ailedger.chain.contracts.compute_policy import (
     ComputePolicyClient,
     OutputPolicy,
 )
-from ailedger.chain.deploy import find_deployment
-from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.errors import ConfigError, TransactionRevertedError
 
 DS = b"\x51" * 32
@@ -53,39 +48,37 @@ def test_output_policy_refuses_what_the_contract_would(size: int, epsilon: float
         OutputPolicy(size, True, epsilon)
 
 
-def test_rules_set_and_read_on_the_embedded_chain(tmp_path: Path, contract_cache: Path) -> None:
-    with open_embedded(tmp_path / "chain", contract_cache) as connection:
-        web3 = connection.web3
-        deployment = find_deployment(web3, tmp_path / "home")
-        owner, provider = Account.create(), Account.create()
-        fund_from_dev_account(web3, owner.address, 10**20)
-        market = DataMarketClient(
-            web3,
-            deployment.address("DataMarket"),
-            compile_contract("DataMarket", contract_cache).abi,
-            owner,
-        )
-        market.register_dataset(DS, b"\x22" * 32, b"\x33" * 32, Policy(1, False, 0, 86400, 0))
-        abi = compile_contract("ComputePolicy", contract_cache).abi
-        address = deployment.address("ComputePolicy")
-        policy = ComputePolicyClient(web3, address, abi, owner)
-        stranger = ComputePolicyClient(web3, address, abi, provider)
+def test_rules_set_and_read_through_the_client(chain_under_test: ChainUnderTest) -> None:
+    contract_cache = chain_under_test.cache_dir
+    web3 = chain_under_test.connection.web3
+    deployment = chain_under_test.deployment
+    owner, provider = chain_under_test.accounts[:2]
+    market = DataMarketClient(
+        web3,
+        deployment.address("DataMarket"),
+        compile_contract("DataMarket", contract_cache).abi,
+        owner,
+    )
+    market.register_dataset(DS, b"\x22" * 32, b"\x33" * 32, Policy(1, False, 0, 86400, 0))
+    abi = compile_contract("ComputePolicy", contract_cache).abi
+    address = deployment.address("ComputePolicy")
+    policy = ComputePolicyClient(web3, address, abi, owner)
+    stranger = ComputePolicyClient(web3, address, abi, provider)
 
-        assert policy.output_policy(DS) == DEFAULT_OUTPUT_POLICY
-        assert not policy.may_compute(DS, CODE)
-        assert policy.may_host(DS, owner.address)
-        assert not policy.may_host(DS, provider.address)
+    assert policy.output_policy(DS) == DEFAULT_OUTPUT_POLICY
+    assert not policy.may_compute(DS, CODE)
+    assert policy.may_host(DS, owner.address)
+    assert not policy.may_host(DS, provider.address)
 
-        policy.allow_algorithm(DS, CODE)
-        policy.allow_provider(DS, provider.address)
-        policy.set_output_policy(DS, OutputPolicy(4096, False, 0.25))
-        assert policy.may_compute(DS, CODE)
-        assert policy.may_host(DS, provider.address)
-        assert stranger.output_policy(DS) == OutputPolicy(4096, False, 0.25)
+    policy.allow_algorithm(DS, CODE)
+    policy.allow_provider(DS, provider.address)
+    policy.set_output_policy(DS, OutputPolicy(4096, False, 0.25))
+    assert policy.may_compute(DS, CODE)
+    assert policy.may_host(DS, provider.address)
+    assert stranger.output_policy(DS) == OutputPolicy(4096, False, 0.25)
 
-        policy.allow_algorithm(DS, CODE, allowed=False)
-        assert not policy.may_compute(DS, CODE)
+    policy.allow_algorithm(DS, CODE, allowed=False)
+    assert not policy.may_compute(DS, CODE)
 
-        fund_from_dev_account(web3, provider.address, 10**20)
-        with pytest.raises(TransactionRevertedError, match="not the dataset owner"):
-            stranger.allow_algorithm(DS, CODE)
+    with pytest.raises(TransactionRevertedError, match="not the dataset owner"):
+        stranger.allow_algorithm(DS, CODE)

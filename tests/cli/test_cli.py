@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ailedger.cli.app import main
+from ailedger.testing.ethnode import AnvilNode, anvil_available
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -102,6 +103,31 @@ def test_token_lifecycle_through_the_cli(
         "ComputeMarket",
         "ComputePolicy",
     }
+    assert status["market_windows"] == {"bid_s": 2, "reveal_s": 300, "dispute_s": 600}
+
+
+@pytest.mark.rpcnode
+@pytest.mark.integration
+@pytest.mark.skipif(not anvil_available(), reason="Anvil: run scripts/install_ethnode.sh")
+def test_deploy_to_an_external_chain_with_a_fixed_bid_window(
+    home_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with AnvilNode() as node:
+        monkeypatch.setenv("AILEDGER_CHAIN", node.url)
+        assert run(["init"], capsys, monkeypatch)[0] == 0
+        assert run(["account", "fund"], capsys, monkeypatch)[0] == 0
+        code, out, err = run(
+            ["chain", "deploy", "--bid-window", "7", "--json"], capsys, monkeypatch
+        )
+        assert code == 0, err
+        deployed = json.loads(out)
+        assert Path(deployed["manifest"]).parent == home_env / "deployments"
+        # The bid window as fixed; reveal and dispute scaled to a chain mining on demand.
+        assert deployed["market_windows"] == {"bid_s": 7, "reveal_s": 300, "dispute_s": 600}
+        code, out, _ = run(["chain", "status", "--json"], capsys, monkeypatch)
+        assert json.loads(out)["market_windows"] == deployed["market_windows"]
+        code, out, _ = run(["chain", "deploy", "--dispute-window", "0"], capsys, monkeypatch)
+        assert code != 0  # the contract would refuse it; the flag refuses it first
 
 
 def error_of(

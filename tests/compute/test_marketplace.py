@@ -1,7 +1,12 @@
 """The compute market end to end, in one process: a requester with its node, provider
 agents bidding and running jobs in sandboxes, results checked against the chain, payment,
 a cheating provider slashed after a tie-break, hostile jobs stopped, a provider that dies
-mid-job, and compute-to-data at a dataset owner's node."""
+mid-job, and compute-to-data at a dataset owner's node.
+
+The paid job, the k = 2 settlement and compute-to-data run on both chain backends (the
+embedded chain, and Anvil with the contracts deployed as on any external network); the
+other tests, which exercise the agent and the sandbox rather than the chain, run on the
+embedded chain only."""
 
 from __future__ import annotations
 
@@ -11,16 +16,19 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 
-from ailedger.chain.connection import open_embedded
+from ailedger.chain.connection import ChainConnection, connect_rpc, open_embedded
 from ailedger.chain.contracts import JobStatus, OutputPolicy
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
+from ailedger.chain.deploy import deploy_contracts, manifest_path, save_manifest
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.compute.agent import AgentSettings, ProviderAgent
 from ailedger.compute.jobs import bundle_hash
@@ -36,6 +44,7 @@ from ailedger.session import Session
 from ailedger.settings import load_settings
 from ailedger.sharing.owner import OwnerNode
 from ailedger.sharing.requester import request_access
+from ailedger.testing.ethnode import AnvilNode, anvil_available
 
 pytestmark = pytest.mark.slow
 PASSPHRASE = "compute market"
@@ -116,6 +125,10 @@ class World:
         return int(session.token.balance_of(session.address))
 
 
+# Tests that exercise the agent and the sandbox, not the chain, run on the embedded one.
+embedded_only = pytest.mark.parametrize("world", ["embedded"], indirect=True)
+
+
 def _session(home: NodeHome, connection: Any, cache: Path) -> Session:
     settings = load_settings(home=home.path, cache_dir=cache)
     return Session(settings, home, connection, home.unlock_account(PASSPHRASE), PASSPHRASE)
@@ -127,26 +140,57 @@ def _start(session: Session, sandbox: Sandbox, price: int, jobs_dir: Path) -> Pr
     )
     lines: list[str] = []
     agent = ProviderAgent(session, sandbox, MACHINE, settings, lines.append)
-    agent.prepare()
+    prepared = agent.prepare()
+    windows = session.compute_market.windows()
+    assert f"market windows: bids {windows.bid_s} s" in prepared[-1]
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
     thread.start()
     return Provider(session, agent, stop, thread, lines)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("market")
-    cache = tmp / "cache"
+@contextmanager
+def _chain(
+    backend: str, homes: dict[str, NodeHome], cache: Path
+) -> Iterator[Callable[[NodeHome], ChainConnection]]:
+    """The chain the parties share; yields how each home connects to it."""
+    if backend == "embedded":
+        with open_embedded(homes["requester"].chain_dir, cache) as connection:
+            yield lambda home: connection
+        return
+    if not anvil_available():
+        pytest.skip("Anvil is not installed: run scripts/install_ethnode.sh")
+    with AnvilNode() as node:
+        # Deployed as on any external network: by an operator account, manifest copied
+        # into each party's home.
+        deployer, web3 = Account.create(), connect_rpc(node.url).web3
+        fund_from_dev_account(web3, deployer.address, 10**20)
+        deployment = deploy_contracts(web3, deployer, cache)
+        for home in homes.values():
+            path = manifest_path(home.path, deployment.chain_id, deployment.genesis_hash)
+            save_manifest(path, deployment)
+        yield lambda home: connect_rpc(node.url)
+
+
+@pytest.fixture(
+    scope="module", params=["embedded", pytest.param("anvil", marks=pytest.mark.rpcnode)]
+)
+def world(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    contract_cache: Path,
+) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp(f"market-{request.param}")
+    cache = contract_cache
     jobs_dir = Path(tempfile.mkdtemp(prefix="ailedger-test-market-"))
     jobs_dir.chmod(0o711)  # reachable by the job's uid
     confined = confinement() is not None
     names = ("requester", "cheap", "cheater", "spare", "owner")
     homes = {n: NodeHome.init(tmp / n, PASSPHRASE, scrypt_n=2**12) for n in names}
-    with open_embedded(homes["requester"].chain_dir, cache) as connection:
-        sessions = {n: _session(h, connection, cache) for n, h in homes.items()}
+    with _chain(request.param, homes, cache) as connect:
+        sessions = {n: _session(h, connect(h), cache) for n, h in homes.items()}
         for s in sessions.values():
-            fund_from_dev_account(connection.web3, s.address, 10**20)
+            fund_from_dev_account(s.chain.web3, s.address, 10**20)
             s.token.faucet(1_000 * AIL)
         requester = sessions["requester"]
         with OwnerNode(requester) as node:
@@ -209,6 +253,7 @@ def test_matching_results_settle_k2(world: World) -> None:
     fetch_result(world.requester, job_id, world.tmp / f"out-{job_id}")
 
 
+@embedded_only
 def test_a_cheating_provider_loses_the_tiebreak_and_is_slashed(world: World) -> None:
     market = world.requester.compute_market
     cheater = world.providers["cheater"].session
@@ -260,6 +305,7 @@ def _reviewed_result(world: World, job_id: int) -> Path:
     return out
 
 
+@embedded_only
 @pytest.mark.skipif(confinement() is None, reason="needs bubblewrap or user namespaces")
 def test_hostile_jobs_are_stopped_and_the_provider_keeps_serving(world: World) -> None:
     out = _reviewed_result(world, world.submit(world.bundle("escape", ESCAPE_JOB)))
@@ -281,6 +327,7 @@ SLOW_JOB = """
 """
 
 
+@embedded_only
 def test_a_provider_that_dies_mid_job_leaves_a_refund(world: World) -> None:
     market = world.requester.compute_market
     cheap = world.providers["cheap"]

@@ -1,12 +1,16 @@
 """Two parties for real: an owner and a researcher, separate homes and processes, one chain.
 
-The owner's home serves its embedded chain over JSON-RPC and runs its gateway; the
-researcher's home talks to both over HTTP. Everything goes through the real CLI.
+On the embedded backend the owner's home serves its embedded chain over JSON-RPC; on the
+Anvil backend both homes use an external node, where the owner deploys the contracts and
+the researcher gets a copy of the manifest. The owner runs its gateway; the researcher's
+home talks to it over HTTP. Everything goes through the real CLI: sharing, federated
+matchmaking and audit anchoring.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +18,46 @@ from pathlib import Path
 import pytest
 from tests.processes import Party, free_port, stop, wait_http
 
+from ailedger.chain.market_windows import DEV_CHAIN_WINDOWS
+from ailedger.testing.ethnode import AnvilNode, anvil_available
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture
-def parties(tmp_path: Path, contract_cache: Path) -> Iterator[tuple[Party, Party, int]]:
+@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.rpcnode)])
+def parties(
+    request: pytest.FixtureRequest, tmp_path: Path, contract_cache: Path
+) -> Iterator[tuple[Party, Party, int]]:
+    if request.param == "anvil":
+        yield from _parties_on_anvil(tmp_path, contract_cache)
+    else:
+        yield from _parties_on_embedded(tmp_path, contract_cache)
+
+
+def _parties_on_anvil(tmp_path: Path, contract_cache: Path) -> Iterator[tuple[Party, Party, int]]:
+    if not anvil_available():
+        pytest.skip("Anvil is not installed: run scripts/install_ethnode.sh")
+    with AnvilNode() as node:
+        owner = Party(tmp_path / "owner", contract_cache, node.url)
+        researcher = Party(tmp_path / "researcher", contract_cache, node.url)
+        owner.run("init")
+        researcher.run("init")
+        owner.run("account", "fund")  # gas for the deploy, from Anvil's dev account
+        deployed = owner.json("chain", "deploy")
+        manifest = Path(str(deployed["manifest"]))
+        (tmp_path / "researcher" / "deployments").mkdir()
+        shutil.copy(manifest, tmp_path / "researcher" / "deployments" / manifest.name)
+        # The windows the deploy chose are read back from the contract by the other home;
+        # Anvil mines on demand, so reveals and disputes keep the development windows.
+        windows = researcher.json("chain", "status")["market_windows"]
+        assert windows == deployed["market_windows"]
+        assert windows["reveal_s"] == DEV_CHAIN_WINDOWS.reveal_s  # type: ignore[index]
+        yield owner, researcher, free_port()
+
+
+def _parties_on_embedded(
+    tmp_path: Path, contract_cache: Path
+) -> Iterator[tuple[Party, Party, int]]:
     chain_port, gateway_port = free_port(), free_port()
     owner = Party(tmp_path / "owner", contract_cache, None)
     researcher = Party(tmp_path / "researcher", contract_cache, f"http://127.0.0.1:{chain_port}")

@@ -1,6 +1,6 @@
-"""GanacheNode: the external JSON-RPC node is usable as a second chain backend.
+"""AnvilNode: the external JSON-RPC node is usable as a second chain backend.
 
-Proves, against a real Ganache process, what the contract clients rely on: chain id, a signed
+Proves, against a real Anvil process, what the contract clients rely on: chain id, a signed
 EIP-1559 transfer, and deploying and calling Vyper 0.4 bytecode built for Shanghai (PUSH0).
 """
 
@@ -20,10 +20,11 @@ from vyper.compiler.settings import Settings  # type: ignore[import-untyped]
 from web3 import Web3
 from web3.types import TxParams, TxReceipt
 
+from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.errors import ConfigError
-from ailedger.testing.ethnode import GanacheNode, ganache_available
+from ailedger.testing.ethnode import ANVIL_CHAIN_ID, AnvilNode, anvil_available
 
-CHAIN_ID = 1337
+CHAIN_ID = ANVIL_CHAIN_ID
 FUNDER: LocalAccount = Account.from_key("0x" + "a1" * 32)
 RECIPIENT: LocalAccount = Account.from_key("0x" + "b2" * 32)
 START_BALANCE = 1000 * 10**18
@@ -46,17 +47,17 @@ def double() -> uint256:
     return self.stored * 2
 """
 
-NOT_INSTALLED = "Ganache is not installed: run scripts/install_ethnode.sh"
+NOT_INSTALLED = "Anvil is not installed: run scripts/install_ethnode.sh"
 
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[GanacheNode]:
-    with GanacheNode([(FUNDER.key.hex(), START_BALANCE)], chain_id=CHAIN_ID) as running:
+def node() -> Iterator[AnvilNode]:
+    with AnvilNode([(FUNDER.address, START_BALANCE)]) as running:
         yield running
 
 
 @pytest.fixture
-def w3(node: GanacheNode) -> Web3:
+def w3(node: AnvilNode) -> Web3:
     return Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 30}))
 
 
@@ -66,6 +67,7 @@ def _send(w3: Web3, account: LocalAccount, tx: dict[str, Any]) -> TxReceipt:
     tip = w3.eth.max_priority_fee
     filled: dict[str, Any] = {
         "type": 2,
+        "from": account.address,  # Anvil checks the estimating sender can pay the fees
         "chainId": CHAIN_ID,
         "nonce": w3.eth.get_transaction_count(account.address),
         "maxPriorityFeePerGas": tip,
@@ -81,7 +83,7 @@ def _send(w3: Web3, account: LocalAccount, tx: dict[str, Any]) -> TxReceipt:
 
 @pytest.mark.rpcnode
 @pytest.mark.integration
-@pytest.mark.skipif(not ganache_available(), reason=NOT_INSTALLED)
+@pytest.mark.skipif(not anvil_available(), reason=NOT_INSTALLED)
 def test_chain_id_and_prefunded_account(w3: Web3) -> None:
     assert w3.eth.chain_id == CHAIN_ID
     assert w3.eth.get_balance(FUNDER.address) == START_BALANCE
@@ -89,7 +91,7 @@ def test_chain_id_and_prefunded_account(w3: Web3) -> None:
 
 @pytest.mark.rpcnode
 @pytest.mark.integration
-@pytest.mark.skipif(not ganache_available(), reason=NOT_INSTALLED)
+@pytest.mark.skipif(not anvil_available(), reason=NOT_INSTALLED)
 def test_signed_eip1559_value_transfer(w3: Web3) -> None:
     before = w3.eth.get_balance(FUNDER.address)
     value = 3 * 10**18
@@ -106,14 +108,14 @@ def test_signed_eip1559_value_transfer(w3: Web3) -> None:
 
 @pytest.mark.rpcnode
 @pytest.mark.integration
-@pytest.mark.skipif(not ganache_available(), reason=NOT_INSTALLED)
+@pytest.mark.skipif(not anvil_available(), reason=NOT_INSTALLED)
 def test_deploys_and_calls_vyper_shanghai_bytecode(w3: Web3) -> None:
     out = vyper.compile_code(
         STORE_SRC,
         output_formats=["bytecode", "abi", "opcodes"],
         settings=Settings(evm_version="shanghai"),
     )
-    # The point of this test: Shanghai's PUSH0 (EIP-3855) is in the code and Ganache runs it.
+    # The point of this test: Shanghai's PUSH0 (EIP-3855) is in the code and Anvil runs it.
     assert "PUSH0" in out["opcodes"].split()
     factory = w3.eth.contract(abi=out["abi"], bytecode=out["bytecode"])
     deploy_tx = factory.constructor(21).build_transaction({"from": FUNDER.address})
@@ -137,20 +139,42 @@ def test_deploys_and_calls_vyper_shanghai_bytecode(w3: Web3) -> None:
 
 @pytest.mark.rpcnode
 @pytest.mark.integration
-@pytest.mark.skipif(not ganache_available(), reason=NOT_INSTALLED)
+@pytest.mark.skipif(not anvil_available(), reason=NOT_INSTALLED)
 def test_stop_ends_the_process() -> None:
-    with GanacheNode(chain_id=4242) as running:
+    with AnvilNode(chain_id=4242) as running:
         url = running.url
         assert Web3(Web3.HTTPProvider(url)).eth.chain_id == 4242
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, data=b"{}", timeout=2)
 
 
+@pytest.mark.rpcnode
+@pytest.mark.integration
+@pytest.mark.skipif(not anvil_available(), reason=NOT_INSTALLED)
+def test_unlocked_dev_account_funds_like_account_fund_does(w3: Web3) -> None:
+    newcomer = Account.create()
+
+    result = fund_from_dev_account(w3, newcomer.address, 2 * 10**18)
+
+    assert result.block_number > 0
+    assert w3.eth.get_balance(newcomer.address) == 2 * 10**18
+
+
+@pytest.mark.rpcnode
+@pytest.mark.integration
+@pytest.mark.skipif(not anvil_available(), reason=NOT_INSTALLED)
+def test_two_nodes_run_side_by_side_on_ports_of_their_own() -> None:
+    with AnvilNode(chain_id=4243) as first, AnvilNode(chain_id=4244) as second:
+        assert first.port != second.port
+        assert Web3(Web3.HTTPProvider(first.url)).eth.chain_id == 4243
+        assert Web3(Web3.HTTPProvider(second.url)).eth.chain_id == 4244
+
+
 def test_missing_executable_says_how_to_install(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"scripts/install_ethnode\.sh"):
-        GanacheNode(executable=tmp_path / "ganache").start()
+        AnvilNode(executable=tmp_path / "anvil").start()
 
 
-def test_rejects_malformed_private_key() -> None:
-    with pytest.raises(ConfigError, match="64 digits"):
-        GanacheNode([("0x1234", 1)])
+def test_rejects_malformed_address() -> None:
+    with pytest.raises(ConfigError, match="40 hex digits"):
+        AnvilNode([("0x1234", 1)])

@@ -2,7 +2,7 @@
 
 Every contract is compiled for ``evm_version="shanghai"``. Vyper 0.4 defaults to
 ``prague``/``cancun``, whose code uses ``MCOPY`` (EIP-5656) and transient storage
-(``TLOAD``/``TSTORE``, EIP-1153). Ganache and many consortium chains (Besu or geth
+(``TLOAD``/``TSTORE``, EIP-1153). Many consortium chains (Besu or geth
 proof-of-authority networks pinned to an older fork) stop at Shanghai and reject those
 opcodes as invalid, so a contract that deploys on the embedded chain would fail there.
 Shanghai code runs on every later fork too, so one bytecode serves every backend.

@@ -91,10 +91,12 @@ def open_embedded(chain_dir: Path, cache_dir: Path) -> ChainConnection:
 
 
 def _deploy_at_first_start(web3: Web3, node: EmbeddedChain, cache_dir: Path) -> None:
-    """A new embedded chain gets its contracts from the operator before first use."""
+    """A new embedded chain gets its contracts from the operator before first use; it seals
+    a transaction within milliseconds, so its market takes the development windows."""
     from ailedger.chain.deploy import deploy_contracts
+    from ailedger.chain.market_windows import DEV_CHAIN_WINDOWS
 
-    deployment = deploy_contracts(web3, node.operator_account, cache_dir)
+    deployment = deploy_contracts(web3, node.operator_account, cache_dir, DEV_CHAIN_WINDOWS)
     node.set_meta("deployment", deployment.to_json())
 
 

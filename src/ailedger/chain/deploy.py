@@ -4,6 +4,9 @@ A deployment manifest names the chain (id and genesis hash, so a manifest is nev
 applied to another chain that reuses the id) and each contract's address. The embedded
 chain keeps its manifest in its own database and serves it as ``ailedger_deployment``;
 for an external chain, ``ailedger chain deploy`` writes it into the home.
+
+The compute market's windows depend on the network's pace (see ``market_windows``): the
+deploy measures it on its own transactions, sent back to back, unless told the windows.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ailedger.chain.compiler import compile_contract, contract_names
+from ailedger.chain.compiler import CompiledContract, compile_contract, contract_names
+from ailedger.chain.market_windows import MarketWindows, WindowChoice, observed_block_interval
 from ailedger.chain.transactions import send
 from ailedger.errors import ConfigError, NotDeployedError
 
@@ -75,14 +79,17 @@ DEPLOY_ORDER = (
     "ComputePolicy",
     "ComputeMarket",
 )
-# The compute market's parameters on a new chain: a provider stakes at least 100 AIL;
-# bids are taken for 2 s (a dev chain seals many blocks a second); results are revealed
-# within 5 minutes and a single-provider result can be disputed for 10 minutes; a
-# provider caught with a wrong result loses half its stake.
-COMPUTE_MARKET_PARAMS = (100 * 10**18, 2, 300, 600, 5_000)
+# The compute market's parameters on a new chain, besides its windows: a provider stakes
+# at least 100 AIL; a provider caught with a wrong result loses half its stake.
+COMPUTE_MIN_STAKE = 100 * 10**18
+COMPUTE_SLASH_BPS = 5_000
 
 
-def constructor_args(name: str, deployed: dict[str, str]) -> tuple[Any, ...]:
+def constructor_args(
+    name: str, deployed: dict[str, str], windows: MarketWindows | None
+) -> tuple[Any, ...]:
+    """The constructor arguments of ``name``, given the contracts deployed before it;
+    ``windows`` are read for ComputeMarket only."""
     if name == "Token":
         return (TOKEN_INITIAL_SUPPLY,)
     if name == "DataMarket":
@@ -90,11 +97,16 @@ def constructor_args(name: str, deployed: dict[str, str]) -> tuple[Any, ...]:
     if name == "ComputePolicy":
         return (deployed["DataMarket"],)
     if name == "ComputeMarket":
+        assert windows is not None, "ComputeMarket is deployed with its windows"
         return (
             deployed["Token"],
             deployed["DataMarket"],
             deployed["ComputePolicy"],
-            *COMPUTE_MARKET_PARAMS,
+            COMPUTE_MIN_STAKE,
+            windows.bid_s,
+            windows.reveal_s,
+            windows.dispute_s,
+            COMPUTE_SLASH_BPS,
         )
     return ()
 
@@ -105,26 +117,63 @@ def deploy_order() -> list[str]:
     return known + sorted(present - set(DEPLOY_ORDER))
 
 
-def deploy_contracts(web3: Web3, deployer: LocalAccount, cache_dir: Path) -> Deployment:
-    """Deploy every contract in ``contracts/`` from ``deployer``; returns the manifest."""
+def deploy_contracts(
+    web3: Web3,
+    deployer: LocalAccount,
+    cache_dir: Path,
+    windows: MarketWindows | WindowChoice = WindowChoice(),  # noqa: B008 - frozen
+) -> Deployment:
+    """Deploy every contract in ``contracts/`` from ``deployer``; returns the manifest.
+
+    ``windows`` are the compute market's windows, or the choice of which ones are fixed:
+    the others are scaled to the block interval that the transactions deploying the
+    contracts before it took (:meth:`MarketWindows.for_block_interval`)."""
+    names = deploy_order()
+    # Everything compiles before the first transaction: no gas is spent on a deployment
+    # that a later compile error would leave half done, and compile time does not pass
+    # for block time in the measurement below.
+    compiled = {name: compile_contract(name, cache_dir) for name in names}
     addresses: dict[str, str] = {}
-    last_block = 0
-    for name in deploy_order():
-        compiled = compile_contract(name, cache_dir)
-        factory = web3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
-        data = factory.constructor(*constructor_args(name, addresses)).data_in_transaction
-        result = send(web3, deployer, {"data": data, "value": 0})
-        if result.contract_address is None:
-            raise NotDeployedError(f"deploying {name} produced no contract address")
-        addresses[name] = str(result.contract_address)
-        last_block = result.block_number
+    blocks: list[int] = []
+    for name in names:
+        market = _market_windows(web3, blocks, windows) if name == "ComputeMarket" else None
+        args = constructor_args(name, addresses, market)
+        blocks.append(_deploy_one(web3, deployer, name, compiled[name], args, addresses))
     return Deployment(
         chain_id=int(web3.eth.chain_id),
         genesis_hash=genesis_hash(web3),
         deployer=str(deployer.address),
-        block=last_block,
+        block=blocks[-1],
         contracts=addresses,
     )
+
+
+def _market_windows(
+    web3: Web3, blocks: list[int], windows: MarketWindows | WindowChoice
+) -> MarketWindows:
+    """The windows to deploy ComputeMarket with, measuring the chain if they are not all
+    fixed (``blocks``: where the transactions so far landed, in sending order)."""
+    if isinstance(windows, MarketWindows):
+        return windows
+    return windows.resolve(observed_block_interval(web3, blocks) if windows.measures else 0.0)
+
+
+def _deploy_one(
+    web3: Web3,
+    deployer: LocalAccount,
+    name: str,
+    compiled: CompiledContract,
+    args: tuple[Any, ...],
+    addresses: dict[str, str],
+) -> int:
+    """Deploy one contract, record its address; returns the block it landed in."""
+    factory = web3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
+    data = factory.constructor(*args).data_in_transaction
+    result = send(web3, deployer, {"data": data, "value": 0})
+    if result.contract_address is None:
+        raise NotDeployedError(f"deploying {name} produced no contract address")
+    addresses[name] = str(result.contract_address)
+    return result.block_number
 
 
 def manifest_path(home: Path, chain_id: int, genesis: str) -> Path:

@@ -147,7 +147,7 @@ def _reason(exc: Exception) -> str:
 def fund_from_dev_account(web3: Web3, to: str, wei: int) -> TxResult:
     """Send ``wei`` of gas money from the node's unlocked development account.
 
-    Development nodes (the embedded chain, Ganache, Hardhat) unlock a prefunded account
+    Development nodes (the embedded chain, Anvil, Hardhat) unlock a prefunded account
     for ``eth_sendTransaction``; production networks do not, and get a clear error.
     """
     from web3.exceptions import Web3RPCError

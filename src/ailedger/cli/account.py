@@ -49,7 +49,7 @@ def fund(
 ) -> None:
     """Receive ether for gas from a development chain's unlocked account.
 
-    Works on the embedded chain, Ganache and Hardhat; production networks refuse.
+    Works on the embedded chain, Anvil and Hardhat; production networks refuse.
     """
     from ailedger.chain.transactions import fund_from_dev_account
     from ailedger.units import format_amount, parse_amount

@@ -70,7 +70,7 @@ def submit(
     collect: float = typer.Option(
         0.0,
         help="Seconds to keep taking bids once k are in, for a cheaper pick (0: start now; "
-        "the market's bid window, 2 s here, takes every bid).",
+        "the market's bid window, shown by `ailedger chain status`, takes every bid).",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:

@@ -150,6 +150,11 @@ class ProviderAgent:
             + (f", {gpu.name}" if gpu else "")
             + ("" if self.sandbox.mode else ", UNCONFINED (declared on chain)")
         )
+        # The windows were chosen for this network at deploy; the operator sees them here.
+        w = market.windows()
+        done.append(
+            f"market windows: bids {w.bid_s} s, reveal {w.reveal_s} s, dispute {w.dispute_s} s"
+        )
         self._next_block = self._load_progress()
         self._resume()
         return done

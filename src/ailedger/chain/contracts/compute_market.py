@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, TypedDict
 from eth_utils.crypto import keccak
 
 from ailedger.chain.contracts._base import ContractClient
+from ailedger.chain.market_windows import MarketWindows
 from ailedger.chain.transactions import TxResult
 from ailedger.errors import ContractError
 
@@ -348,6 +349,14 @@ class ComputeMarketClient(ContractClient):
 
     def reveal_deadline(self, job_id: int) -> int:
         return int(self._read("reveal_deadline", job_id))
+
+    def windows(self) -> MarketWindows:
+        """The bid, reveal and dispute windows this market was deployed with."""
+        return MarketWindows(
+            bid_s=int(self._read("BID_WINDOW")),
+            reveal_s=int(self._read("REVEAL_WINDOW")),
+            dispute_s=int(self._read("DISPUTE_WINDOW")),
+        )
 
     def provider(self, account: str) -> ProviderInfo:
         raw = _named(

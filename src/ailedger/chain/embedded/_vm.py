@@ -1,7 +1,8 @@
 """The embedded chain's py-evm configuration: one Shanghai VM, no proof of work.
 
 Shanghai, not Cancun, because the contracts are compiled for Shanghai so that the same
-bytecode runs on Ganache and on consortium chains that have not adopted Cancun.
+bytecode runs on consortium chains that have not adopted Cancun (the test suite runs it on
+Anvil pinned to Shanghai).
 """
 
 from __future__ import annotations
