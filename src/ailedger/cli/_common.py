@@ -52,5 +52,21 @@ def emit(as_json: bool, data: dict[str, Any], render: Callable[[], None]) -> Non
         render()
 
 
+def narrator(as_json: bool) -> Callable[[str], None]:
+    """How a long-running command tells what happens: rich text for people, or one JSON
+    object per line (``{"say": text}``, markup stripped) for programs following along."""
+    if as_json:
+        from rich.text import Text
+
+        return lambda line: print(json.dumps({"say": Text.from_markup(line).plain}), flush=True)
+    # soft_wrap: long lines (paths, commands to copy) stay whole for copy and paste.
+    return lambda line: console.print(line, soft_wrap=True)
+
+
+JSON_LINES_OPTION = typer.Option(
+    False, "--json", help="Print each event as a JSON object on its own line."
+)
+
+
 def tx_line(what: str, tx_hash: str, block: int) -> None:
     console.print(f"{what}\n  tx {tx_hash} in block {block}")

@@ -3,18 +3,19 @@ answers quickly."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from ailedger.cli import account, audit, chain, data, health, job, node, provider, token
 from ailedger.cli._common import (
+    JSON_LINES_OPTION,
     JSON_OPTION,
     GlobalOptions,
     console,
     emit,
     err_console,
+    narrator,
     settings_from,
 )
 
@@ -93,20 +94,12 @@ def demo(
     directory: Path = typer.Option(
         None, "--dir", help="Where the demo's homes live [default: a new temporary directory]."
     ),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print each line of the story as a JSON object, one per line."
-    ),
+    as_json: bool = JSON_LINES_OPTION,
 ) -> None:
     """Run the end-to-end demo on a fresh embedded chain, telling what happens."""
     from ailedger.demo.story import run_demo
 
-    if as_json:
-        from rich.text import Text
-
-        run_demo(directory, lambda line: print(json.dumps({"say": Text.from_markup(line).plain})))
-    else:
-        # soft_wrap: long lines (paths, the closing command) stay whole for copy and paste.
-        run_demo(directory, lambda line: console.print(line, soft_wrap=True))
+    run_demo(directory, narrator(as_json))
 
 
 def main() -> None:

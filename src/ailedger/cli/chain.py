@@ -8,7 +8,15 @@ import typer
 
 from ailedger.chain.market_windows import BID_BLOCKS, DISPUTE_BLOCKS, MAX_WINDOW_S, REVEAL_BLOCKS
 from ailedger.chain.market_windows import DEV_CHAIN_WINDOWS as DEV
-from ailedger.cli._common import JSON_OPTION, console, emit, session, settings_from
+from ailedger.cli._common import (
+    JSON_LINES_OPTION,
+    JSON_OPTION,
+    console,
+    emit,
+    narrator,
+    session,
+    settings_from,
+)
 
 app = typer.Typer(
     help="Inspect the chain, serve the embedded chain over JSON-RPC, deploy contracts."
@@ -52,6 +60,7 @@ def serve(
     ctx: typer.Context,
     port: int = typer.Option(8545, help="TCP port for JSON-RPC."),
     host: str = typer.Option("127.0.0.1", help="Address to bind; keep loopback unless firewalled."),
+    as_json: bool = JSON_LINES_OPTION,
 ) -> None:
     """Serve this home's embedded chain as standard Ethereum JSON-RPC (until Ctrl-C).
 
@@ -66,7 +75,7 @@ def serve(
     home = NodeHome.open(settings.home)
     connection = open_embedded(home.chain_dir, settings.cache_dir)
     assert connection.embedded is not None
-    console.print(
+    narrator(as_json)(
         f"serving the embedded chain {connection.chain_id} of {home.path} "
         f"at http://{host}:{port} (Ctrl-C stops)"
     )

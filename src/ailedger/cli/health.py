@@ -251,10 +251,18 @@ def diagnose(
 
 
 @token_app.command("issue")
-def issue(ctx: typer.Context, peer: str = typer.Argument(..., help="Who gets the token.")) -> None:
+def issue(
+    ctx: typer.Context,
+    peer: str = typer.Argument(..., help="Who gets the token."),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Issue an X-Auth-Token for an MME peer; only its digest is stored here."""
     from ailedger.health.node import HealthNode
 
     with HealthNode(_home(ctx)) as node:
         token = node.tokens.issue(peer)
-    console.print(f"token for {peer} (shown once): {token}")
+    emit(
+        as_json,
+        {"peer": peer, "token": token},
+        lambda: console.print(f"token for {peer} (shown once): {token}"),
+    )

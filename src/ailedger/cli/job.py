@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -145,6 +146,9 @@ def logs(
     ctx: typer.Context,
     job_id: int = JOB_ID,
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
+    as_json: bool = typer.Option(
+        False, "--json", help='One JSON object per line: {"provider": ..., "line": ...}.'
+    ),
 ) -> None:
     """Print the job's output lines as the providers stream them (decrypted here)."""
     from ailedger.compute.requester import logs as job_logs
@@ -156,7 +160,10 @@ def logs(
             batches = list(job_logs(s, job_id))
             for provider, text in batches[seen:]:
                 for line in text.splitlines():
-                    console.print(f"[{provider[:10]}] {line}", markup=False)
+                    if as_json:
+                        print(json.dumps({"provider": provider, "line": line}), flush=True)
+                    else:
+                        console.print(f"[{provider[:10]}] {line}", markup=False)
             seen = len(batches)
             record = market.job(job_id)
             active = record is not None and record.status.running

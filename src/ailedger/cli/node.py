@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ailedger.cli._common import console, session
+from ailedger.cli._common import JSON_LINES_OPTION, narrator, session
 
 app = typer.Typer(help="Run this home's node: the data gateway that serves your datasets.")
 
@@ -20,10 +20,12 @@ def start(
     anchor_every: float = typer.Option(
         10.0, help="Seconds between on-chain anchors of the audit log (0: never)."
     ),
+    as_json: bool = JSON_LINES_OPTION,
 ) -> None:
     """Serve your datasets to granted requesters (until Ctrl-C). Registers the gateway
     URL and your encryption key on chain if needed, and anchors the audit log."""
     from ailedger.node.service import run_node
 
     with session(ctx, unlock=True) as s:
-        run_node(s, host, port, public_url or f"http://{host}:{port}", anchor_every, console.print)
+        url = public_url or f"http://{host}:{port}"
+        run_node(s, host, port, url, anchor_every, narrator(as_json))

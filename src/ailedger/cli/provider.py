@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from ailedger.cli._common import JSON_OPTION, console, emit, session
+from ailedger.cli._common import JSON_LINES_OPTION, JSON_OPTION, console, emit, narrator, session
 
 app = typer.Typer(help="Rent out this machine's spare CPUs and GPUs for tokens.")
 
@@ -70,6 +70,7 @@ def start(
         1024, help="Largest job output kept and sent back, in MiB; bigger ones are withheld."
     ),
     poll: float = typer.Option(0.02, help="Seconds between looks at the chain."),
+    as_json: bool = JSON_LINES_OPTION,
 ) -> None:
     """Rent this machine out until Ctrl-C: stake, post an offer, bid on jobs that fit, run
     them sandboxed, send results encrypted to their requesters and collect payment."""
@@ -89,11 +90,12 @@ def start(
         poll_seconds=poll,
         max_output_mb=max_output_mb,
     )
+    say = narrator(as_json)
     with session(ctx, unlock=True) as s:
-        agent = ProviderAgent(s, sandbox, info, settings, console.print)
+        agent = ProviderAgent(s, sandbox, info, settings, say)
         for line in agent.prepare():
-            console.print(line)
-        console.print(
+            say(line)
+        say(
             f"provider {s.address}: watching the market, up to {settings.max_jobs} jobs at once "
             f"(runtimes: {', '.join(sorted(sandbox.runtimes))}; Ctrl-C stops)"
         )
@@ -102,4 +104,4 @@ def start(
             agent.run(stop)
         except KeyboardInterrupt:
             stop.set()
-            console.print(f"stopped; earned {agent.earned} base units this run")
+            say(f"stopped; earned {agent.earned} base units this run")
