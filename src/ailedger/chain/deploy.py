@@ -9,11 +9,11 @@ for an external chain, ``ailedger chain deploy`` writes it into the home.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._durable import PUBLIC_FILE_MODE, atomic_write_text
 from ailedger.chain.compiler import compile_contract, contract_names
 from ailedger.chain.transactions import send
 from ailedger.errors import ConfigError, NotDeployedError
@@ -134,12 +134,7 @@ def manifest_path(home: Path, chain_id: int, genesis: str) -> Path:
 
 def save_manifest(path: Path, deployment: Deployment) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(deployment.to_json())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, deployment.to_json(), mode=PUBLIC_FILE_MODE)
 
 
 def find_deployment(web3: Web3, home: Path) -> Deployment:

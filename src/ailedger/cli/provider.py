@@ -57,9 +57,7 @@ def start(
     stake: str = typer.Option(
         "100", help="Stake in AIL on first registration (locked while jobs run)."
     ),
-    max_jobs: int = typer.Option(
-        0, help="Jobs run at once; 0 means one per 2 cores, at least 1."
-    ),
+    max_jobs: int = typer.Option(0, help="Jobs run at once; 0 means one per 2 cores, at least 1."),
     runtime: list[str] = typer.Option(
         [], help="Extra runtime NAME=PYTHON to offer (repeat); 'python' is always offered."
     ),

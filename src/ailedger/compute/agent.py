@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._durable import atomic_write_json
 from ailedger.compute.c2d import DataInputs
 from ailedger.compute.jobs import JobSpecError, parse_job
 from ailedger.compute.market import JobStatus, new_salt
@@ -160,11 +161,7 @@ class ProviderAgent:
             return int(self.session.chain.web3.eth.block_number) + 1
 
     def _save_progress(self) -> None:
-        from ailedger.compute.job_files import write_atomically
-
-        write_atomically(
-            self.dir / "agent.json", json.dumps({"next_block": self._next_block}).encode()
-        )
+        atomic_write_json(self.dir / "agent.json", {"next_block": self._next_block})
 
     def _resume(self) -> None:
         """Pick up assignments a previous run left unfinished."""

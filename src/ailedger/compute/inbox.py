@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 # a required query parameter (every request would be answered 422).
 from fastapi import Request
 
+from ailedger._durable import fsync_file, replace_durably
 from ailedger.compute.job_files import MAX_LOG_BATCH, MAX_LOG_BATCHES, JobFiles
 from ailedger.compute.jobs import JOB_FILE, MAX_BUNDLE_BYTES
 from ailedger.compute.signing import SIGNATURE_HEADER, request_signer
@@ -109,7 +110,7 @@ class JobInbox:
         assert signer is not None
         target = self.files.output_path(job_id, signer)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(upload, target)
+        replace_durably(upload, target)
 
 
 def add_job_routes(app: FastAPI, inbox: JobInbox) -> None:
@@ -173,7 +174,7 @@ def add_job_routes(app: FastAPI, inbox: JobInbox) -> None:
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
-                os.fsync(out.fileno())
+                fsync_file(out.fileno())
             signer = signer_of(request, digest.digest())
             await run_in_threadpool(inbox.output, job_id, signer, Path(name))
         except InboxRefusal as exc:

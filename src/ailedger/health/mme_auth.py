@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ailedger._durable import atomic_write_json
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -81,10 +82,7 @@ class IssuedTokens:
         token = secrets.token_urlsafe(32)
         digests = self._load()
         digests[hashlib.sha256(token.encode()).hexdigest()] = peer
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(digests, indent=1, sort_keys=True))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        atomic_write_json(self.path, digests, indent=1)
         return token
 
     def peer_of(self, token: str) -> str | None:

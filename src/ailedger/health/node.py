@@ -12,7 +12,6 @@ Layout in the node home::
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._durable import atomic_write, atomic_write_json
 from ailedger.health.matching import PhenotypeProfile
 from ailedger.health.mme import DEFAULT_THRESHOLD, MatchableCohort
 from ailedger.health.mme_auth import IssuedTokens
@@ -58,10 +58,7 @@ class HealthNode:
 
     def secret(self) -> bytes:
         if not self._secret_path.exists():
-            tmp = self._secret_path.with_suffix(".tmp")
-            tmp.write_bytes(secrets.token_bytes(32))
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self._secret_path)
+            atomic_write(self._secret_path, secrets.token_bytes(32))
         return self._secret_path.read_bytes()
 
     @property
@@ -89,9 +86,7 @@ class HealthNode:
     def save_query(self, name: str, query: dict[str, Any]) -> None:
         saved = self.saved_queries()
         saved[name] = query
-        tmp = self._saved_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(saved, indent=1, sort_keys=True))
-        os.replace(tmp, self._saved_path)
+        atomic_write_json(self._saved_path, saved, indent=1)
 
     def saved_queries(self) -> dict[str, dict[str, Any]]:
         if not self._saved_path.exists():

@@ -28,9 +28,10 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_hex_address, to_checksum_address
 
+from ailedger._durable import atomic_write
 from ailedger.errors import ConfigError, HomeError, KeyError_
 from ailedger.keys import encryption, wallet
-from ailedger.keys._files import make_private_dir, write_private
+from ailedger.keys._files import make_private_dir
 from ailedger.settings import EMBEDDED
 
 KEYSTORE = "keystore.json"
@@ -96,7 +97,7 @@ class NodeHome:
             )
             created = datetime.now(UTC).replace(microsecond=0)
             config = HomeConfig(chain, address, public_key, created)
-            write_private(path / CONFIG, config.to_toml().encode("utf-8"))
+            atomic_write(path / CONFIG, config.to_toml().encode("utf-8"))
         except OSError as exc:
             raise HomeError(
                 f"cannot create the ailedger home at {path}: {exc}; "

@@ -16,6 +16,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._durable import atomic_write_json
 from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
 from ailedger.sharing.access_request import Domain, new_request, sign_request
 from ailedger.sharing.market import DataMarketClient
@@ -115,7 +116,7 @@ def _keep_receipt(session: Session, dataset_id: bytes, receipt: dict[str, Any]) 
     folder = session.home.path / "receipts"
     folder.mkdir(exist_ok=True)
     path = folder / f"0x{dataset_id.hex()}-{int(receipt['index'])}.json"
-    path.write_text(json.dumps(receipt, sort_keys=True))
+    atomic_write_json(path, receipt)
 
 
 def kept_receipt(session: Session, dataset_id: bytes, index: int) -> dict[str, Any] | None:
