@@ -17,6 +17,7 @@ from ailedger._durable import PUBLIC_FILE_MODE, atomic_write_text
 from ailedger.chain.compiler import compile_contract, contract_names
 from ailedger.chain.transactions import send
 from ailedger.errors import ConfigError, NotDeployedError
+from ailedger.home_layout import HomeLayout
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -129,7 +130,7 @@ def deploy_contracts(web3: Web3, deployer: LocalAccount, cache_dir: Path) -> Dep
 
 
 def manifest_path(home: Path, chain_id: int, genesis: str) -> Path:
-    return home / "deployments" / f"{chain_id}-{genesis[2:14]}.json"
+    return HomeLayout(home).deployments / f"{chain_id}-{genesis[2:14]}.json"
 
 
 def save_manifest(path: Path, deployment: Deployment) -> None:

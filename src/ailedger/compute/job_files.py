@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ailedger._durable import atomic_write
 from ailedger.compute.jobs import bundle_hash, load_bundle, pack_bundle
+from ailedger.home_layout import HomeLayout
 
 MAX_LOG_BATCH = 1 << 20
 MAX_LOG_BATCHES = 100_000
@@ -24,7 +25,7 @@ MAX_LOG_BATCHES = 100_000
 
 class JobFiles:
     def __init__(self, home_path: Path) -> None:
-        self.root = home_path / "jobs"
+        self.root = HomeLayout(home_path).jobs
 
     # ------------------------------------------------------------------ bundles
 

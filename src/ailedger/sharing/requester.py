@@ -113,14 +113,14 @@ def fetch(
 
 def _keep_receipt(session: Session, dataset_id: bytes, receipt: dict[str, Any]) -> None:
     """Remember what the gateway said it logged, to check its inclusion later."""
-    folder = session.home.path / "receipts"
+    folder = session.home.layout.receipts
     folder.mkdir(exist_ok=True)
     path = folder / f"0x{dataset_id.hex()}-{int(receipt['index'])}.json"
     atomic_write_json(path, receipt)
 
 
 def kept_receipt(session: Session, dataset_id: bytes, index: int) -> dict[str, Any] | None:
-    path = session.home.path / "receipts" / f"0x{dataset_id.hex()}-{index}.json"
+    path = session.home.layout.receipts / f"0x{dataset_id.hex()}-{index}.json"
     if not path.exists():
         return None
     loaded: dict[str, Any] = json.loads(path.read_text())
