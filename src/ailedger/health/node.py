@@ -1,12 +1,9 @@
 """A hospital's health data at its node: patients, matchmaking, saved queries.
 
-Layout in the node home::
-
-    health/patients.sqlite3   imported patients (identifiable: never leaves the node)
-    health/mme-secret         key for result surrogates (random, 0600)
-    health/mme-tokens.json    digests of tokens issued to MME peers
-    health/saved-queries.json queries re-run when new patients arrive
-    health/notifications.jsonl new matches found for saved queries
+Imported patients (identifiable: they never leave the organisation) are rows of the node's
+database; the node's own files sit in the home's ``health/`` directory (``HomeLayout``):
+the surrogate key (``mme-secret``, random, 0600), digests of tokens issued to MME peers,
+saved queries (re-run when new patients arrive) and notifications of new matches.
 """
 
 from __future__ import annotations
@@ -20,10 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger._durable import atomic_write, atomic_write_json
+from ailedger.db import database_url as database_url_for
+from ailedger.db import open_database
 from ailedger.health.matching import PhenotypeProfile
 from ailedger.health.mme import DEFAULT_THRESHOLD, MatchableCohort
 from ailedger.health.mme_auth import IssuedTokens
 from ailedger.health.patients import Patient, PatientStore
+from ailedger.home_layout import HomeLayout
 
 if TYPE_CHECKING:
     from ailedger.health.fhir_import import ImportReport
@@ -38,17 +38,23 @@ class Notification:
 
 
 class HealthNode:
-    def __init__(self, home: Path) -> None:
-        self.directory = home / "health"
-        self.store = PatientStore(self.directory)
-        self.tokens = IssuedTokens(self.directory / "mme-tokens.json")
-        self._secret_path = self.directory / "mme-secret"
-        self._saved_path = self.directory / "saved-queries.json"
-        self._notes_path = self.directory / "notifications.jsonl"
+    """The health data of the home at ``home``; its patients in the database at
+    ``database_url`` (AILEDGER_DATABASE_URL; unset: the home's SQLite file)."""
+
+    def __init__(self, home: Path, database_url: str | None = None) -> None:
+        layout = HomeLayout(home)
+        self.directory = layout.health
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.database = open_database(database_url_for(database_url, layout.database))
+        self.store = PatientStore(self.database)
+        self.tokens = IssuedTokens(layout.mme_tokens)
+        self._secret_path = layout.mme_secret
+        self._saved_path = layout.saved_queries
+        self._notes_path = layout.notifications
         self._cohort: MatchableCohort | None = None
 
     def close(self) -> None:
-        self.store.close()
+        self.database.dispose()
 
     def __enter__(self) -> HealthNode:
         return self

@@ -1,0 +1,114 @@
+"""open_database and the migrations, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+import ailedger.health.patients
+import ailedger.sharing.catalog
+import ailedger.sharing.owner_store  # noqa: F401 (each capability adds its tables to metadata)
+from ailedger.db import DatabaseError, database_url, metadata, open_database, sqlite_url
+from ailedger.db.migrate import current_revision, downgrade, head_revision, upgrade
+
+
+def test_sqlite_connections_are_durable_and_wait_for_locks(tmp_path: Path) -> None:
+    engine = open_database(sqlite_url(tmp_path / "node.sqlite"))
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    finally:
+        engine.dispose()
+
+
+def test_the_default_is_the_sqlite_file_in_the_home(tmp_path: Path) -> None:
+    assert database_url(None, tmp_path / "node.sqlite") == f"sqlite:///{tmp_path}/node.sqlite"
+    configured = "postgresql://ailedger@db.example.org:5432/ailedger"
+    assert database_url(configured, tmp_path / "node.sqlite") == configured
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "is invalid"),
+        ("mysql://root@localhost/x", "SQLite or PostgreSQL, not 'mysql'"),
+    ],
+)
+def test_unusable_urls_are_refused_with_a_fix(url: str, message: str) -> None:
+    with pytest.raises(DatabaseError, match=message) as caught:
+        open_database(url)
+    assert "AILEDGER_DATABASE_URL" in str(caught.value)
+
+
+def test_an_unreachable_server_is_a_database_error() -> None:
+    with pytest.raises(DatabaseError, match="check that it is reachable"):
+        open_database("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_migrations_create_exactly_the_tables_capabilities_describe(database: Engine) -> None:
+    with database.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+        assert current_revision(conn) == head_revision()
+    assert differences == []
+
+
+def test_migrations_go_down_and_up_again(database: Engine) -> None:
+    ours = set(metadata.tables)
+    assert ours <= set(inspect(database).get_table_names())
+    with database.begin() as conn:
+        conn.execute(
+            text("INSERT INTO health_patients VALUES ('p1', :yes, :no, '{}')"),
+            {"yes": True, "no": False},
+        )
+    downgrade(database, "base")
+    inspect_after = inspect(database)
+    assert not ours & set(inspect_after.get_table_names())
+    with database.connect() as conn:
+        assert current_revision(conn) is None
+    upgrade(database)
+    assert ours <= set(inspect(database).get_table_names())
+    with database.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM health_patients")).scalar() == 0
+
+
+def test_opening_again_is_a_no_op(db_url: str) -> None:
+    first = open_database(db_url)
+    second = open_database(db_url)
+    try:
+        with second.connect() as conn:
+            assert current_revision(conn) == head_revision()
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+def test_processes_opening_a_new_database_at_once_migrate_it_once(db_url: str) -> None:
+    errors: list[BaseException] = []
+    engines: list[Engine] = []
+    lock = threading.Lock()
+
+    def open_one() -> None:
+        try:
+            engine = open_database(db_url)
+            with lock:
+                engines.append(engine)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for engine in engines:
+        engine.dispose()
+    assert errors == []
+    assert len(engines) == 4
