@@ -126,21 +126,22 @@ class Catalog:
         self._db = database
 
     def sync(self, session: Session) -> int:
-        """Index every DataMarket event since the last sync; returns the head indexed."""
+        """Index every DataMarket event since the last sync, then fetch the metadata still
+        missing (an owner offline last time may be back); returns the head indexed."""
         market = session.client("DataMarket")
         head = int(session.chain.web3.eth.block_number)
         last = self.indexed_block()
         start = last + 1 if last is not None else session.deployment.block
-        if start > head:
-            return head
-        contract_events = market._contract.events
-        found: list[tuple[int, int, MarketEvent]] = []
-        for name in MARKET_EVENTS:
-            for log in getattr(contract_events, name)().get_logs(from_block=start, to_block=head):
-                block = int(log["blockNumber"])
-                found.append((block, int(log["logIndex"]), (name, dict(log["args"]), block)))
-        found.sort(key=lambda item: (item[0], item[1]))
-        self.record_events([event for _, _, event in found], head)
+        if start <= head:
+            contract_events = market._contract.events
+            found: list[tuple[int, int, MarketEvent]] = []
+            for name in MARKET_EVENTS:
+                logs = getattr(contract_events, name)().get_logs(from_block=start, to_block=head)
+                for log in logs:
+                    block = int(log["blockNumber"])
+                    found.append((block, int(log["logIndex"]), (name, dict(log["args"]), block)))
+            found.sort(key=lambda item: (item[0], item[1]))
+            self.record_events([event for _, _, event in found], head)
         self._fetch_missing_metadata(session)
         return head
 
