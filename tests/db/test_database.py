@@ -112,3 +112,31 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(db_url: str) -
         engine.dispose()
     assert errors == []
     assert len(engines) == 4
+
+
+def test_threads_migrating_different_databases_do_not_mix(tmp_path: Path) -> None:
+    # Alembic's op/context are process-wide: unserialised, one thread's CREATE INDEX
+    # once ran on another thread's half-migrated database.
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+    urls = [sqlite_url(tmp_path / f"home{n}" / "node.sqlite") for n in range(6)]
+
+    def open_one(url: str) -> None:
+        start.wait()
+        try:
+            open_database(url).dispose()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(url,)) for url in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for url in urls:
+        engine = open_database(url, migrate=False)
+        try:
+            assert set(metadata.tables) <= set(inspect(engine).get_table_names())
+        finally:
+            engine.dispose()

@@ -4,10 +4,14 @@
 IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock), so two processes opening a
 fresh database at once migrate it once: the second waits, then finds it current.
 Both backends run DDL inside transactions, so a failed migration leaves the old schema.
+Within one process migrations also take turns on a lock of their own: Alembic's ``op`` and
+``context`` are module-level proxies, so two threads migrating two homes' databases at
+once would run each other's operations on the wrong connection.
 """
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -19,20 +23,25 @@ from sqlalchemy import Connection, Engine, text
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _ADVISORY_LOCK = 0x61696C6564676572  # "ailedger": one lock id for every ailedger database
+_ALEMBIC_IN_USE = threading.Lock()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (default: the newest)."""
-    with engine.begin() as connection:
+    if revision == "head":
+        with engine.connect() as connection:
+            if current_revision(connection) == head_revision():
+                return  # the common case: nothing to do, no lock held for long
+    with _ALEMBIC_IN_USE, engine.begin() as connection:
         _lock(connection)
         if revision == "head" and current_revision(connection) == head_revision():
-            return  # the common case: nothing to do, and no migration machinery loaded
+            return  # another process migrated it while we waited
         command.upgrade(_config(connection), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Take the schema down to ``revision`` (``"base"``: no ailedger tables at all)."""
-    with engine.begin() as connection:
+    with _ALEMBIC_IN_USE, engine.begin() as connection:
         _lock(connection)
         command.downgrade(_config(connection), revision)
 
