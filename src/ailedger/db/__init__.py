@@ -20,7 +20,7 @@ from ailedger.db.engine import (
     open_database,
     sqlite_url,
 )
-from ailedger.db.sql import insert_ignore, upsert
+from ailedger.db.sql import insert_ignore, transaction, upsert
 
 __all__ = [
     "DatabaseError",
@@ -30,5 +30,6 @@ __all__ = [
     "metadata",
     "open_database",
     "sqlite_url",
+    "transaction",
     "upsert",
 ]

@@ -1,15 +1,37 @@
-"""The two statements SQLite and PostgreSQL spell alike but SQL Core cannot: upserts.
+"""What every store uses: a transaction whose failures are ailedger errors, and upserts.
 
-Both dialects implement ``INSERT ... ON CONFLICT`` (SQLite 3.24, PostgreSQL 9.5) with the
-same SQLAlchemy construct, imported from the dialect in use.
+:func:`transaction` is the one place SQLAlchemy's errors become :class:`DatabaseError`
+(``raise ... from``), so no caller of a store needs to know SQLAlchemy. Upserts: both
+dialects implement ``INSERT ... ON CONFLICT`` (SQLite 3.24, PostgreSQL 9.5) with the same
+SQLAlchemy construct, imported from the dialect in use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Engine, Table, exc
 from sqlalchemy.dialects import postgresql, sqlite
+
+from ailedger.db.engine import DatabaseError
+
+
+@contextmanager
+def transaction(database: Engine) -> Iterator[Connection]:
+    """A connection in a transaction: committed when the block ends, rolled back if it
+    raises; a database failure is raised as :class:`DatabaseError`."""
+    try:
+        with database.begin() as connection:
+            yield connection
+    except exc.SQLAlchemyError as error:
+        cause = error.orig if isinstance(error, exc.DBAPIError) else error
+        raise DatabaseError(
+            f"the node's database ({database.url.render_as_string()}) failed: {cause}; "
+            "nothing of this operation was kept. If another process holds it locked, retry; "
+            "for PostgreSQL, check the server is reachable (AILEDGER_DATABASE_URL)"
+        ) from error
 
 
 def upsert(

@@ -34,9 +34,8 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
-from ailedger.db import metadata, upsert
+from ailedger.db import DatabaseError, metadata, transaction, upsert
 from ailedger.errors import AiledgerError
 
 patients_table = Table(
@@ -149,16 +148,16 @@ class PatientStore:
             for p in patients
         ]
         try:
-            with self._db.begin() as conn:
+            with transaction(self._db) as conn:
                 upsert(conn, patients_table, rows, key=("local_id",))
-        except SQLAlchemyError as exc:
+        except DatabaseError as exc:
             raise PatientStoreError(
                 f"writing {len(rows)} patients failed and nothing was stored: {exc}"
             ) from exc
         return len(rows)
 
     def get(self, local_id: str) -> Patient:
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             record = conn.execute(
                 select(patients_table.c.record).where(patients_table.c.local_id == local_id)
             ).scalar_one_or_none()
@@ -167,7 +166,7 @@ class PatientStore:
         return Patient.from_json(str(record))
 
     def delete(self, local_id: str) -> None:
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             deleted = conn.execute(
                 patients_table.delete().where(patients_table.c.local_id == local_id)
             ).rowcount
@@ -175,14 +174,14 @@ class PatientStore:
             raise PatientNotFoundError(f"no patient {local_id!r} in this node's patient store")
 
     def ids(self) -> list[str]:
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             found = conn.execute(
                 select(patients_table.c.local_id).order_by(patients_table.c.local_id)
             ).scalars()
             return [str(local_id) for local_id in found]
 
     def count(self) -> int:
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             return int(conn.execute(select(func.count()).select_from(patients_table)).scalar_one())
 
     def __iter__(self) -> Iterator[Patient]:
@@ -200,6 +199,6 @@ class PatientStore:
         query = select(patients_table.c.record).order_by(patients_table.c.local_id)
         if where is not None:
             query = query.where(where)
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             records = conn.execute(query).scalars().all()
         return [Patient.from_json(str(record)) for record in records]

@@ -32,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 
-from ailedger.db import metadata, upsert
+from ailedger.db import metadata, transaction, upsert
 
 if TYPE_CHECKING:
     from ailedger.session import Session
@@ -147,7 +147,7 @@ class Catalog:
 
     def indexed_block(self) -> int | None:
         """The last block indexed, or None before the first sync."""
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             block = conn.execute(
                 select(sync_state.c.block).where(sync_state.c.name == "market")
             ).scalar_one_or_none()
@@ -156,7 +156,7 @@ class Catalog:
     def record_events(self, events: Iterable[MarketEvent], head: int) -> None:
         """Apply ``events`` in chain order and remember ``head``, all in one transaction:
         a crash leaves the index at the old head or the new one, never in between."""
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             for name, args, block in events:
                 _apply(conn, name, args, block)
             upsert(conn, sync_state, {"name": "market", "block": head}, key=("name",))
@@ -165,7 +165,7 @@ class Catalog:
         """Keep ``document`` as the dataset's metadata if it hashes to the registered
         ``metadata_hash``; False (and nothing kept) otherwise."""
         canonical = canonical_metadata(document)
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             registered = conn.execute(
                 select(datasets.c.metadata_hash).where(datasets.c.dataset_id == dataset_id)
             ).scalar_one_or_none()
@@ -181,7 +181,7 @@ class Catalog:
     def _fetch_missing_metadata(self, session: Session) -> None:
         import httpx
 
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             missing = conn.execute(
                 select(datasets.c.dataset_id, datasets.c.owner).where(
                     datasets.c.metadata_json.is_(None)
@@ -209,7 +209,7 @@ class Catalog:
         max_price: int | None = None,
         include_retired: bool = False,
     ) -> list[CatalogEntry]:
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             rows = conn.execute(
                 select(datasets).order_by(datasets.c.block, datasets.c.dataset_id)
             ).all()
@@ -219,7 +219,7 @@ class Catalog:
         ]
 
     def get(self, dataset_id: str) -> CatalogEntry | None:
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             row = conn.execute(
                 select(datasets).where(datasets.c.dataset_id == dataset_id.lower())
             ).one_or_none()
@@ -227,7 +227,7 @@ class Catalog:
 
     def requests(self, *, owner: str = "", requester: str = "") -> list[dict[str, Any]]:
         t = requests_table
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             rows = conn.execute(
                 select(
                     t.c.request_id,

@@ -53,7 +53,7 @@ def audit_signing_key(session: Session) -> Any:
 
 def owned_dataset(session: Session, dataset_id: bytes) -> OwnedDataset | None:
     """This home's record of a dataset it published, or None if it holds no such dataset."""
-    return OwnerStore(session.database).get(dataset_id)
+    return OwnerStore(session.database, session.address).get(dataset_id)
 
 
 class OwnerNode:
@@ -63,7 +63,7 @@ class OwnerNode:
         from ailedger.store.blobs import DirectoryBlobStore
 
         self.session = session
-        self.store = OwnerStore(session.database)
+        self.store = OwnerStore(session.database, session.address)
         self.blobs = DirectoryBlobStore(session.home.layout.blobs)
         self.market: DataMarketClient = session.client("DataMarket")
         self._audit: AuditLog | None = None

@@ -4,6 +4,11 @@ Data keys are kept wrapped to the owner's own X25519 key (HPKE, as they are wrap
 requesters), so these rows hold nothing that decrypts data without the passphrase. The
 tables live in the node's database (:mod:`ailedger.db`); other capabilities reach them
 only through :mod:`ailedger.sharing.owner`'s functions.
+
+Several homes of one organisation may share a database, so datasets and the watched
+block belong to an owner address: a node never takes another owner's dataset for its own
+(it could not unwrap the key) nor skips decisions another owner's node has logged.
+Nonces are shared: they are random, and a request replayed to another owner is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from sqlalchemy import (
     select,
 )
 
-from ailedger.db import insert_ignore, metadata, upsert
+from ailedger.db import insert_ignore, metadata, transaction, upsert
 
 NONCE_GRACE_SECONDS = 3600
 """Nonces are forgotten this long after their request expired (clock skew margin)."""
@@ -36,6 +41,7 @@ datasets = Table(
     "sharing_owner_datasets",
     metadata,
     Column("dataset_id", LargeBinary(32), primary_key=True),
+    Column("owner", String(42), nullable=False, index=True),
     Column("blob_hash", String(64), nullable=False),
     Column("version", Integer, nullable=False),
     Column("wrapped_key", LargeBinary, nullable=False),
@@ -51,7 +57,7 @@ nonces = Table(
 watch = Table(
     "sharing_owner_watch",
     metadata,
-    Column("name", String(32), primary_key=True),
+    Column("owner", String(42), primary_key=True),
     Column("block", BigInteger, nullable=False),
 )
 
@@ -66,16 +72,19 @@ class OwnedDataset:
 
 
 class OwnerStore:
-    """The owner's records in ``database``; safe to share between threads and processes."""
+    """The records of ``owner`` (an address) in ``database``; safe to share between
+    threads and processes."""
 
-    def __init__(self, database: Engine) -> None:
+    def __init__(self, database: Engine, owner: str) -> None:
         self._db = database
+        self.owner = owner.lower()
 
     def add(self, dataset: OwnedDataset) -> None:
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             conn.execute(
                 datasets.insert().values(
                     dataset_id=dataset.dataset_id,
+                    owner=self.owner,
                     blob_hash=dataset.blob_hash,
                     version=dataset.version,
                     wrapped_key=dataset.wrapped_key,
@@ -85,35 +94,39 @@ class OwnerStore:
             )
 
     def get(self, dataset_id: bytes) -> OwnedDataset | None:
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             row = conn.execute(
-                select(datasets).where(datasets.c.dataset_id == dataset_id)
+                select(datasets).where(
+                    datasets.c.dataset_id == dataset_id, datasets.c.owner == self.owner
+                )
             ).one_or_none()
         return None if row is None else _owned(row)
 
     def all(self) -> list[OwnedDataset]:
-        with self._db.begin() as conn:
-            rows = conn.execute(select(datasets).order_by(datasets.c.created)).all()
+        with transaction(self._db) as conn:
+            rows = conn.execute(
+                select(datasets).where(datasets.c.owner == self.owner).order_by(datasets.c.created)
+            ).all()
         return [_owned(row) for row in rows]
 
     def use_nonce(self, nonce: bytes, expiry: int) -> bool:
         """Record a request nonce; False if it was seen before (a replay)."""
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             forget_before = int(time.time()) - NONCE_GRACE_SECONDS
             conn.execute(delete(nonces).where(nonces.c.expiry < forget_before))
             return insert_ignore(conn, nonces, {"nonce": nonce, "expiry": expiry})
 
     def watched_block(self) -> int:
         """The last block whose DataMarket events were logged (-1: none yet)."""
-        with self._db.begin() as conn:
+        with transaction(self._db) as conn:
             block = conn.execute(
-                select(watch.c.block).where(watch.c.name == "market")
+                select(watch.c.block).where(watch.c.owner == self.owner)
             ).scalar_one_or_none()
         return -1 if block is None else int(block)
 
     def set_watched_block(self, block: int) -> None:
-        with self._db.begin() as conn:
-            upsert(conn, watch, {"name": "market", "block": block}, key=("name",))
+        with transaction(self._db) as conn:
+            upsert(conn, watch, {"owner": self.owner, "block": block}, key=("owner",))
 
 
 def _owned(row: Any) -> OwnedDataset:

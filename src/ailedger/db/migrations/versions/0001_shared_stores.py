@@ -52,10 +52,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("request_id", name="pk_sharing_catalog_requests"),
     )
 
-    # sharing: what a data owner's node keeps (data keys wrapped to its own key), nonces
+    # sharing: what data owners' nodes keep (data keys wrapped to the owner's own key),
+    # per owner address, and the request nonces they have seen
     op.create_table(
         "sharing_owner_datasets",
         sa.Column("dataset_id", sa.LargeBinary(32)),
+        sa.Column("owner", sa.String(42), nullable=False),
         sa.Column("blob_hash", sa.String(64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("wrapped_key", sa.LargeBinary(), nullable=False),
@@ -63,6 +65,7 @@ def upgrade() -> None:
         sa.Column("created", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("dataset_id", name="pk_sharing_owner_datasets"),
     )
+    op.create_index("ix_sharing_owner_datasets_owner", "sharing_owner_datasets", ["owner"])
     op.create_table(
         "sharing_owner_nonces",
         sa.Column("nonce", sa.LargeBinary(32)),
@@ -72,9 +75,9 @@ def upgrade() -> None:
     op.create_index("ix_sharing_owner_nonces_expiry", "sharing_owner_nonces", ["expiry"])
     op.create_table(
         "sharing_owner_watch",
-        sa.Column("name", sa.String(32)),
+        sa.Column("owner", sa.String(42)),
         sa.Column("block", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("name", name="pk_sharing_owner_watch"),
+        sa.PrimaryKeyConstraint("owner", name="pk_sharing_owner_watch"),
     )
 
     # health: the patient cohort (identifiable: never leaves the organisation)
@@ -97,6 +100,7 @@ def downgrade() -> None:
     op.drop_table("sharing_owner_watch")
     op.drop_index("ix_sharing_owner_nonces_expiry", "sharing_owner_nonces")
     op.drop_table("sharing_owner_nonces")
+    op.drop_index("ix_sharing_owner_datasets_owner", "sharing_owner_datasets")
     op.drop_table("sharing_owner_datasets")
     op.drop_table("sharing_catalog_requests")
     op.drop_index("ix_sharing_catalog_datasets_block", "sharing_catalog_datasets")
