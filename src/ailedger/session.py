@@ -6,6 +6,7 @@ clients; none of them needs to know whether the chain is embedded or remote.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ class Session:
     passphrase: str | None = field(default=None, repr=False)
     _encryption_key: X25519PrivateKey | None = field(default=None, repr=False, init=False)
     _database: Engine | None = field(default=None, repr=False, init=False)
+    _database_lock: threading.Lock = field(
+        default_factory=threading.Lock, repr=False, init=False, compare=False
+    )
 
     @cached_property
     def deployment(self) -> Deployment:
@@ -45,18 +49,21 @@ class Session:
     @property
     def database(self) -> Engine:
         """The shared stores' database (AILEDGER_DATABASE_URL, else the home's SQLite
-        file), opened and migrated on first use, closed with the session."""
-        if self._database is None:
-            from ailedger.db import database_url, open_database
+        file), opened and migrated on first use, closed with the session. The provider
+        agent's threads share the session, hence the lock: one engine, not one each."""
+        with self._database_lock:
+            if self._database is None:
+                from ailedger.db import database_url, open_database
 
-            url = database_url(self.settings.database_url, self.home.layout.database)
-            self._database = open_database(url)
-        return self._database
+                url = database_url(self.settings.database_url, self.home.layout.database)
+                self._database = open_database(url)
+            return self._database
 
     def close(self) -> None:
-        if self._database is not None:
-            self._database.dispose()
-            self._database = None
+        with self._database_lock:
+            if self._database is not None:
+                self._database.dispose()
+                self._database = None
 
     @property
     def address(self) -> str:
