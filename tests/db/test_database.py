@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, inspect, make_url, text
 
 import ailedger.health.patients
 import ailedger.sharing.catalog
 import ailedger.sharing.owner_store  # noqa: F401 (each capability adds its tables to metadata)
 from ailedger.db import DatabaseError, database_url, metadata, open_database, sqlite_url
 from ailedger.db.migrate import current_revision, downgrade, head_revision, upgrade
+from ailedger.keys.home import NodeHome
+from ailedger.session import Session
+from ailedger.settings import load_settings
 
 
 def test_sqlite_connections_are_durable_and_wait_for_locks(tmp_path: Path) -> None:
@@ -140,3 +144,21 @@ def test_threads_migrating_different_databases_do_not_mix(tmp_path: Path) -> Non
             assert set(metadata.tables) <= set(inspect(engine).get_table_names())
         finally:
             engine.dispose()
+
+
+def test_a_session_opens_the_configured_database_or_the_homes(db_url: str, tmp_path: Path) -> None:
+    home = NodeHome.init(tmp_path / "home", "database", scrypt_n=2**12)
+    no_chain: Any = None  # the database needs no chain
+    for configured, expected in ((db_url, db_url), (None, sqlite_url(home.layout.database))):
+        settings = load_settings(home=home.path, database_url=configured)
+        session = Session(settings, home, no_chain, None)
+        try:
+            assert session.database is session.database
+            opened, wanted = session.database.url, make_url(expected)
+            assert (opened.get_backend_name(), opened.database) == (
+                wanted.get_backend_name(),
+                wanted.database,
+            )
+            assert set(metadata.tables) <= set(inspect(session.database).get_table_names())
+        finally:
+            session.close()
