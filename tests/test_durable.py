@@ -35,11 +35,13 @@ def test_mode_is_set_before_any_data_is_written(
     real_write_all = _durable._write_all
 
     def observe(fd: int, data: bytes) -> None:
-        # The temporary file exists and is still empty: its mode must already be final.
-        [tmp] = _temp_files(tmp_path)
-        info = tmp.stat()
-        seen.append((stat.S_IMODE(info.st_mode), info.st_size))
-        real_write_all(fd, data)
+        # Before any data and half-way through, the temporary file has its final mode.
+        for part in (data[:0], data[: len(data) // 2]):
+            real_write_all(fd, part)
+            [tmp] = _temp_files(tmp_path)
+            info = tmp.stat()
+            seen.append((stat.S_IMODE(info.st_mode), info.st_size))
+        real_write_all(fd, data[len(data) // 2 :])
 
     monkeypatch.setattr(_durable, "_write_all", observe)
     old_umask = os.umask(0o022)
@@ -47,7 +49,7 @@ def test_mode_is_set_before_any_data_is_written(
         atomic_write(tmp_path / "secret", b"x" * 1000, mode=mode)
     finally:
         os.umask(old_umask)
-    assert seen == [(mode, 0)]
+    assert seen == [(mode, 0), (mode, 500)]
     assert stat.S_IMODE((tmp_path / "secret").stat().st_mode) == mode
 
 
