@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, MetaData, create_engine, event, exc, make_url
 from sqlalchemy.engine import URL
 
+from ailedger.db.migrate import upgrade
 from ailedger.errors import AiledgerError
 
 BUSY_TIMEOUT_MS = 30_000
@@ -59,25 +60,22 @@ def open_database(url: str, *, migrate: bool = True) -> Engine:
     try:
         parsed = make_url(url)
     except exc.ArgumentError as error:
+        # Not echoed: a URL may carry a password.
         raise DatabaseError(
-            f"the database URL {url!r} is invalid ({error}); set AILEDGER_DATABASE_URL to "
+            f"the database URL is invalid ({error}); set AILEDGER_DATABASE_URL to "
             "postgresql://USER@HOST:PORT/NAME, or unset it for the SQLite file in the home"
         ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         engine = _sqlite_engine(parsed)
     elif backend in ("postgresql", "postgres"):
-        engine = create_engine(
-            parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True, future=True
-        )
+        engine = create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True)
     else:
         raise DatabaseError(
             f"ailedger stores its data in SQLite or PostgreSQL, not {backend!r}; "
             "fix AILEDGER_DATABASE_URL"
         )
     if migrate:
-        from ailedger.db.migrate import upgrade
-
         try:
             upgrade(engine)
         except exc.SQLAlchemyError as error:
