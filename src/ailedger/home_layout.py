@@ -18,7 +18,8 @@
                             notifications, de-identification keys       (health/)
 
 A layout is only names: it creates nothing. Each part creates its directories when it
-first writes there.
+first writes there. Homes made before ``node.sqlite`` kept owner records and patients in
+files of their own; those are adopted into the database on first open (``legacy_*``).
 """
 
 from __future__ import annotations
@@ -110,3 +111,13 @@ class HomeLayout:
     def notifications(self) -> Path:
         """New matches found for saved queries, one JSON object a line."""
         return self.health / "notifications.jsonl"
+
+    @property
+    def legacy_owner_store(self) -> Path:
+        """Owner records of a home made before ``node.sqlite``."""
+        return self.root / "data" / "owner.sqlite"
+
+    @property
+    def legacy_patient_store(self) -> Path:
+        """Patients of a home made before ``node.sqlite``."""
+        return self.health / "patients.sqlite3"

@@ -20,12 +20,13 @@ from ailedger.db.engine import (
     open_database,
     sqlite_url,
 )
-from ailedger.db.sql import insert_ignore, transaction, upsert
+from ailedger.db.sql import insert_ignore, insert_missing, transaction, upsert
 
 __all__ = [
     "DatabaseError",
     "database_url",
     "insert_ignore",
+    "insert_missing",
     "is_postgresql",
     "metadata",
     "open_database",

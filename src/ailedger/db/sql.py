@@ -56,6 +56,12 @@ def upsert(
     connection.execute(statement, rows)
 
 
+def insert_missing(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert those of ``rows`` whose primary key is not in ``table`` yet."""
+    if rows:
+        connection.execute(_dialect_insert(connection, table).on_conflict_do_nothing(), rows)
+
+
 def insert_ignore(connection: Connection, table: Table, row: dict[str, Any]) -> bool:
     """Insert ``row`` unless its primary key exists; True if it was inserted."""
     # RETURNING rather than rowcount: through SQLAlchemy and psycopg an INSERT's rowcount

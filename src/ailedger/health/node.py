@@ -47,6 +47,7 @@ class HealthNode:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.database = open_database(database_url_for(database_url, layout.database))
         self.store = PatientStore(self.database)
+        self.store.adopt_legacy_file(layout.legacy_patient_store)
         self.tokens = IssuedTokens(layout.mme_tokens)
         self._secret_path = layout.mme_secret
         self._saved_path = layout.saved_queries

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -35,7 +36,8 @@ from sqlalchemy import (
     select,
 )
 
-from ailedger.db import DatabaseError, metadata, transaction, upsert
+from ailedger.db import DatabaseError, insert_missing, metadata, transaction, upsert
+from ailedger.db.legacy import read_legacy_rows, retire_legacy_file
 from ailedger.errors import AiledgerError
 
 patients_table = Table(
@@ -124,6 +126,18 @@ class Patient:
         return cls(contact=ClinicianContact(**contact) if contact else None, **raw)
 
 
+_LEGACY_QUERY = "SELECT record FROM patients ORDER BY local_id"
+
+
+def _row(patient: Patient) -> dict[str, Any]:
+    return {
+        "local_id": patient.local_id,
+        "matchmaking": patient.matchmaking,
+        "research": patient.research,
+        "record": patient.to_json(),
+    }
+
+
 class PatientStore:
     """The patients of one organisation's node, in its database (:mod:`ailedger.db`).
 
@@ -138,15 +152,7 @@ class PatientStore:
 
     def put_many(self, patients: Iterable[Patient]) -> int:
         """Insert or replace ``patients`` in one transaction; all are written or none."""
-        rows = [
-            {
-                "local_id": p.local_id,
-                "matchmaking": p.matchmaking,
-                "research": p.research,
-                "record": p.to_json(),
-            }
-            for p in patients
-        ]
+        rows = [_row(p) for p in patients]
         try:
             with transaction(self._db) as conn:
                 upsert(conn, patients_table, rows, key=("local_id",))
@@ -154,6 +160,24 @@ class PatientStore:
             raise PatientStoreError(
                 f"writing {len(rows)} patients failed and nothing was stored: {exc}"
             ) from exc
+        return len(rows)
+
+    def adopt_legacy_file(self, path: Path) -> int:
+        """Copy the patients of a home made before ``node.sqlite`` (``health/patients.sqlite3``)
+        into this store, then set the file aside; returns how many it held. A patient
+        already in the database (imported since) is kept as it is."""
+        if not path.exists():
+            return 0
+        records = [Patient.from_json(str(r)) for (r,) in read_legacy_rows(path, _LEGACY_QUERY)]
+        rows = [_row(p) for p in records]
+        try:
+            with transaction(self._db) as conn:
+                insert_missing(conn, patients_table, rows)
+        except DatabaseError as exc:
+            raise PatientStoreError(
+                f"adopting the {len(rows)} patients of {path} failed and nothing was stored: {exc}"
+            ) from exc
+        retire_legacy_file(path)
         return len(rows)
 
     def get(self, local_id: str) -> Patient:

@@ -51,9 +51,16 @@ def audit_signing_key(session: Session) -> Any:
     return Ed25519PrivateKey.from_private_bytes(derived.derive(seed))
 
 
+def _records(session: Session) -> OwnerStore:
+    """This home's owner records, with those of a home made before node.sqlite adopted."""
+    store = OwnerStore(session.database, session.address)
+    store.adopt_legacy_file(session.home.layout.legacy_owner_store)
+    return store
+
+
 def owned_dataset(session: Session, dataset_id: bytes) -> OwnedDataset | None:
     """This home's record of a dataset it published, or None if it holds no such dataset."""
-    return OwnerStore(session.database, session.address).get(dataset_id)
+    return _records(session).get(dataset_id)
 
 
 class OwnerNode:
@@ -63,7 +70,7 @@ class OwnerNode:
         from ailedger.store.blobs import DirectoryBlobStore
 
         self.session = session
-        self.store = OwnerStore(session.database, session.address)
+        self.store = _records(session)
         self.blobs = DirectoryBlobStore(session.home.layout.blobs)
         self.market: DataMarketClient = session.client("DataMarket")
         self._audit: AuditLog | None = None

@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     Float,
     Integer,
@@ -32,7 +34,8 @@ from sqlalchemy import (
     select,
 )
 
-from ailedger.db import insert_ignore, metadata, transaction, upsert
+from ailedger.db import insert_ignore, insert_missing, metadata, transaction, upsert
+from ailedger.db.legacy import read_legacy_rows, retire_legacy_file
 
 NONCE_GRACE_SECONDS = 3600
 """Nonces are forgotten this long after their request expired (clock skew margin)."""
@@ -116,12 +119,51 @@ class OwnerStore:
             conn.execute(delete(nonces).where(nonces.c.expiry < forget_before))
             return insert_ignore(conn, nonces, {"nonce": nonce, "expiry": expiry})
 
+    def adopt_legacy_file(self, path: Path) -> int:
+        """Copy the records of a home made before ``node.sqlite`` (``data/owner.sqlite``:
+        datasets with their wrapped keys, nonces, the watched block) into this store, then
+        set the file aside; returns how many datasets it held. Without them the gateway
+        could serve none of the datasets published before."""
+        if not path.exists():
+            return 0
+        old_datasets = read_legacy_rows(
+            path,
+            "SELECT dataset_id, blob_hash, version, wrapped_key, metadata, created FROM datasets",
+        )
+        old_nonces = read_legacy_rows(path, "SELECT nonce, expiry FROM nonces")
+        old_watch = read_legacy_rows(path, "SELECT block FROM watch WHERE k = 'market'")
+        rows = [
+            {
+                "dataset_id": bytes(dataset_id),
+                "owner": self.owner,
+                "blob_hash": blob_hash,
+                "version": version,
+                "wrapped_key": bytes(wrapped_key),
+                "metadata_json": metadata_json,
+                "created": created,
+            }
+            for dataset_id, blob_hash, version, wrapped_key, metadata_json, created in old_datasets
+        ]
+        with transaction(self._db) as conn:
+            insert_missing(conn, datasets, rows)
+            insert_missing(
+                conn, nonces, [{"nonce": bytes(n), "expiry": int(e)} for n, e in old_nonces]
+            )
+            if old_watch and int(old_watch[0][0]) > self._watched_block(conn):
+                block = {"owner": self.owner, "block": int(old_watch[0][0])}
+                upsert(conn, watch, block, key=("owner",))
+        retire_legacy_file(path)
+        return len(rows)
+
     def watched_block(self) -> int:
         """The last block whose DataMarket events were logged (-1: none yet)."""
         with transaction(self._db) as conn:
-            block = conn.execute(
-                select(watch.c.block).where(watch.c.owner == self.owner)
-            ).scalar_one_or_none()
+            return self._watched_block(conn)
+
+    def _watched_block(self, conn: Connection) -> int:
+        block = conn.execute(
+            select(watch.c.block).where(watch.c.owner == self.owner)
+        ).scalar_one_or_none()
         return -1 if block is None else int(block)
 
     def set_watched_block(self, block: int) -> None:
