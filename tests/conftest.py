@@ -13,6 +13,7 @@ from eth_account.signers.local import LocalAccount
 from ailedger.chain.connection import ChainConnection, connect_rpc, open_embedded
 from ailedger.chain.deploy import Deployment, deploy_contracts, find_deployment
 from ailedger.chain.transactions import fund_from_dev_account
+from tests.db.conftest import database, db_url, postgres_server  # noqa: F401 (every store suite)
 
 # The Anvil variants are marked at collection, so `-m "not rpcnode"` leaves them out.
 BACKENDS = ["embedded", pytest.param("anvil", marks=pytest.mark.rpcnode)]

@@ -39,6 +39,7 @@ Hierarchy::
     ├── crypto.errors.CryptoError   DecryptionError (WrongObjectError), CiphertextFormatError,
     │                               HpkeError: tampered, truncated or misaddressed ciphertext
     ├── store.errors.StoreError     InvalidBlobHashError, BlobNotFoundError, UnsafeArchiveError
+    ├── db.DatabaseError            the node's database cannot be opened or migrated
     ├── audit.log.AuditLogError     AuditLogCorruptError: storage disagrees with a checkpoint
     ├── sharing.access_request.InvalidRequestError   bad, stale or foreign-signed request
     ├── peer.client.SignedRequestError               a node did not take a signed request

@@ -7,6 +7,7 @@ per contract); none of them needs to know whether the chain is embedded or remot
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from ailedger.settings import Settings
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from eth_account.signers.local import LocalAccount
+    from sqlalchemy import Engine
 
     from ailedger.chain.contracts import (
         AuditAnchorClient,
@@ -47,10 +49,33 @@ class Session:
     account: LocalAccount | None
     passphrase: str | None = field(default=None, repr=False)
     _encryption_key: X25519PrivateKey | None = field(default=None, repr=False, init=False)
+    _database: Engine | None = field(default=None, repr=False, init=False)
+    _database_lock: threading.Lock = field(
+        default_factory=threading.Lock, repr=False, init=False, compare=False
+    )
 
     @cached_property
     def deployment(self) -> Deployment:
         return find_deployment(self.chain.web3, self.home.path)
+
+    @property
+    def database(self) -> Engine:
+        """The shared stores' database (AILEDGER_DATABASE_URL, else the home's SQLite
+        file), opened and migrated on first use, closed with the session. The provider
+        agent's threads share the session, hence the lock: one engine, not one each."""
+        with self._database_lock:
+            if self._database is None:
+                from ailedger.db import database_url, open_database
+
+                url = database_url(self.settings.database_url, self.home.layout.database)
+                self._database = open_database(url)
+            return self._database
+
+    def close(self) -> None:
+        with self._database_lock:
+            if self._database is not None:
+                self._database.dispose()
+                self._database = None
 
     @property
     def address(self) -> str:
@@ -149,7 +174,9 @@ def open_session(
         secret = passphrase or resolve_passphrase(settings.passphrase, confirm=False)
         account = home.unlock_account(secret)
     connection = connect(effective_chain(settings, home), home.chain_dir, settings.cache_dir)
+    session = Session(settings, home, connection, account, secret)
     try:
-        yield Session(settings, home, connection, account, secret)
+        yield session
     finally:
+        session.close()
         connection.close()

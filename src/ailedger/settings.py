@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "ailedger")
     """Compiled-contract cache, keyed by source hash."""
 
+    database_url: str | None = None
+    """Where the shared stores (catalog, owner records, patients) live: a
+    ``postgresql://USER@HOST:PORT/NAME`` URL for an organisation's server, or unset for
+    ``node.sqlite`` in the home."""
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment, then apply explicit overrides (CLI flags) that are not None."""

@@ -16,6 +16,7 @@ from typing import Any
 import boa
 import pytest
 
+from ailedger import _durable
 from ailedger.chain import compiler
 from ailedger.chain.compiler import (
     CompiledContract,
@@ -170,13 +171,13 @@ def test_failed_cache_write_still_returns_the_contract(
 
 def test_crash_mid_write_leaves_no_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     class Crash(BaseException):
-        """Stands in for a kill or KeyboardInterrupt in the middle of json.dump."""
+        """Stands in for a kill or KeyboardInterrupt in the middle of the write."""
 
-    def half_dump(obj: object, fp: Any) -> None:
-        fp.write('{"format": 1, "abi": [')
+    def half_write(fd: int, data: bytes) -> None:
+        os.write(fd, data[: len(data) // 2])
         raise Crash
 
-    monkeypatch.setattr(json, "dump", half_dump)
+    monkeypatch.setattr(_durable, "_write_all", half_write)
     with pytest.raises(Crash):
         compile_contract("KeyRegistry", tmp_path)
     assert _all_files(tmp_path) == []

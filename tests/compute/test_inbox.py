@@ -14,7 +14,7 @@ from eth_account import Account
 
 from ailedger.compute.http import MAX_UPLOAD
 from ailedger.compute.inbox import JobInbox
-from ailedger.compute.job_files import MAX_LOG_BATCH, MAX_LOG_BATCHES, JobFiles, write_atomically
+from ailedger.compute.job_files import MAX_LOG_BATCH, MAX_LOG_BATCHES, JobFiles
 from ailedger.compute.jobs import JobBundle, JobSpecError, bundle_hash, pack_bundle
 from ailedger.errors import RequestRefusedError
 from ailedger.node.app import create_app
@@ -112,17 +112,6 @@ def test_save_bundle_validates(tmp_path: Path, bundle_dir: Path) -> None:
     with pytest.raises(JobSpecError):
         files.save_bundle(JobBundle.read(bundle_dir))
     assert not files.root.exists()
-
-
-def test_write_atomically_leaves_no_temp_on_failure(tmp_path: Path) -> None:
-    target = tmp_path / "d" / "f.bin"
-    write_atomically(target, b"one")
-    write_atomically(target, b"two")
-    assert target.read_bytes() == b"two"
-    with pytest.raises(TypeError):
-        write_atomically(target, "text")  # type: ignore[arg-type]
-    assert [p.name for p in target.parent.iterdir()] == ["f.bin"]
-    assert target.read_bytes() == b"two"
 
 
 def test_log_batches_in_order(tmp_path: Path) -> None:

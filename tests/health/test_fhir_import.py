@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ailedger.db import open_database, sqlite_url
 from ailedger.health.fhir_import import import_files, read_patients
 from ailedger.health.patients import ClinicianContact, InvalidRecordError, PatientStore
 from tests.health.fhir_synth import synth_bundle
@@ -53,7 +54,7 @@ def test_bulk_ndjson_and_store(tmp_path: Path) -> None:
         by_type.setdefault(res["resourceType"], []).append(res)
     for kind, items in by_type.items():
         (tmp_path / f"{kind}.ndjson").write_text("\n".join(json.dumps(r) for r in items) + "\n")
-    store = PatientStore(tmp_path / "store")
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
     report = import_files(store, [tmp_path])
     assert report.patients == 1 and report.files == len(by_type)
     (patient,) = store.consented_for_matchmaking()
@@ -90,7 +91,7 @@ def test_invalid_ndjson_line_names_line(tmp_path: Path) -> None:
 
 
 def test_import_is_all_or_nothing(tmp_path: Path) -> None:
-    store = PatientStore(tmp_path / "store")
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
     import_files(store, _write_bundles(tmp_path, 2))
     before = store.ids()
     paths = _write_bundles(tmp_path, 3, start=10)
@@ -162,7 +163,7 @@ PHENOPACKET: dict[str, Any] = {
 def test_phenopacket_import(tmp_path: Path) -> None:
     path = tmp_path / "pp.json"
     path.write_text(json.dumps(PHENOPACKET))
-    store = PatientStore(tmp_path / "s")
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
     import_files(store, [path], phenopacket_consent=(True, False))
     p = store.get("proband-7")
     assert (p.sex, p.birth_date, p.source) == ("male", "2001-04-05", "phenopacket")

@@ -1,17 +1,20 @@
-"""PatientStore: round trip, consent queries, all-or-nothing writes."""
+"""PatientStore: round trip, consent queries, all-or-nothing writes (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import stat
-from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
+from ailedger.health import patients
 from ailedger.health.patients import (
     ClinicianContact,
     Patient,
     PatientNotFoundError,
     PatientStore,
+    PatientStoreError,
 )
 
 
@@ -31,28 +34,28 @@ def _patient(n: int, *, matchmaking: bool = False, research: bool = False) -> Pa
     )
 
 
-def test_round_trip_and_queries(tmp_path: Path) -> None:
-    with PatientStore(tmp_path) as store:
-        store.put_many([_patient(1, matchmaking=True), _patient(2, research=True), _patient(3)])
-        assert store.count() == 3
-        assert store.ids() == ["p1", "p2", "p3"]
-        got = store.get("p1")
-        assert got == _patient(1, matchmaking=True)
-        assert got.resources == ({"resourceType": "Patient", "id": "x"},)
-        assert [p.local_id for p in store.consented_for_matchmaking()] == ["p1"]
-        assert [p.local_id for p in store.consented_for_research()] == ["p2"]
-        assert len(list(store)) == 3
-        store.put(_patient(1))  # replace
-        assert store.consented_for_matchmaking() == []
+def test_round_trip_and_queries(database: Engine) -> None:
+    store = PatientStore(database)
+    store.put_many([_patient(1, matchmaking=True), _patient(2, research=True), _patient(3)])
+    assert store.count() == 3
+    assert store.ids() == ["p1", "p2", "p3"]
+    got = store.get("p1")
+    assert got == _patient(1, matchmaking=True)
+    assert got.resources == ({"resourceType": "Patient", "id": "x"},)
+    assert [p.local_id for p in store.consented_for_matchmaking()] == ["p1"]
+    assert [p.local_id for p in store.consented_for_research()] == ["p2"]
+    assert len(list(store)) == 3
+    store.put(_patient(1))  # replace
+    assert store.consented_for_matchmaking() == []
+    store.delete("p3")
+    with pytest.raises(PatientNotFoundError, match="p3"):
+        store.get("p3")
+    with pytest.raises(PatientNotFoundError, match="p3"):
         store.delete("p3")
-        with pytest.raises(PatientNotFoundError, match="p3"):
-            store.get("p3")
-    mode = (tmp_path / "patients.sqlite3").stat().st_mode
-    assert stat.S_ISREG(mode)
 
 
-def test_put_many_is_atomic(tmp_path: Path) -> None:
-    store = PatientStore(tmp_path)
+def test_put_many_is_atomic(database: Engine) -> None:
+    store = PatientStore(database)
     store.put(_patient(0))
 
     def patients() -> object:
@@ -62,7 +65,20 @@ def test_put_many_is_atomic(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         store.put_many(patients())  # type: ignore[arg-type]
     assert store.ids() == ["p0"]
-    journal = store._conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert journal == "wal"
-    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    store.close()
+
+
+def test_a_database_failure_mid_write_stores_nothing(
+    database: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = PatientStore(database)
+    store.put(_patient(0))
+    real_upsert = patients.upsert
+
+    def write_then_fail(*args: Any, **kwargs: Any) -> None:
+        real_upsert(*args, **kwargs)  # the rows are in the transaction...
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))  # ...then it fails
+
+    monkeypatch.setattr(patients, "upsert", write_then_fail)
+    with pytest.raises(PatientStoreError, match="nothing was stored"):
+        store.put_many([_patient(1), _patient(2)])
+    assert store.ids() == ["p0"]

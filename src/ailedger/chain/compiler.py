@@ -8,7 +8,7 @@ opcodes as invalid, so a contract that deploys on the embedded chain would fail 
 Shanghai code runs on every later fork too, so one bytecode serves every backend.
 
 The cache holds one JSON file per (source bytes, vyper version, EVM version). Files are
-written to a temporary name and moved into place with :func:`os.replace`, so a crash
+written with :func:`ailedger._durable.atomic_write` (temporary name, fsync, rename), so a crash
 mid-write leaves either the old entry or none, never half of one; an entry that cannot
 be read or parsed is treated as missing and rebuilt. Vyper itself is imported only on a
 cache miss: importing and running it costs a few hundred milliseconds per contract, which
@@ -17,16 +17,14 @@ every CLI command that talks to a chain would otherwise pay.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ailedger._durable import PUBLIC_FILE_MODE, atomic_write
 from ailedger.errors import ContractError
 
 __all__ = [
@@ -180,24 +178,7 @@ def _read_entry(entry: Path, source_hash: str) -> tuple[list[dict[str, Any]], by
 def _write_entry(entry: Path, data: dict[str, Any]) -> None:
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=entry.parent, prefix=f".{entry.stem}.", suffix=".tmp")
-    except OSError as exc:
-        _logger.warning("cannot write contract cache in %s: %s", entry.parent, exc)
-        return
-    tmp = Path(tmp_name)
-    try:
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f)
-                f.flush()
-                # fsync before the rename: otherwise a power loss can leave the new name
-                # pointing at an empty file on filesystems that reorder metadata writes.
-                os.fsync(f.fileno())
-            os.replace(tmp, entry)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        atomic_write(entry, json.dumps(data).encode("utf-8"), mode=PUBLIC_FILE_MODE)
     except OSError as exc:
         _logger.warning("cannot write contract cache entry %s: %s", entry, exc)
 

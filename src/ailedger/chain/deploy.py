@@ -12,15 +12,16 @@ deploy measures it on its own transactions, sent back to back, unless told the w
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._durable import PUBLIC_FILE_MODE, atomic_write_text
 from ailedger.chain.compiler import CompiledContract, compile_contract, contract_names
 from ailedger.chain.market_windows import MarketWindows, WindowChoice, observed_block_interval
 from ailedger.chain.transactions import send
 from ailedger.errors import ConfigError, NotDeployedError
+from ailedger.home_layout import HomeLayout
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -177,17 +178,12 @@ def _deploy_one(
 
 
 def manifest_path(home: Path, chain_id: int, genesis: str) -> Path:
-    return home / "deployments" / f"{chain_id}-{genesis[2:14]}.json"
+    return HomeLayout(home).deployments / f"{chain_id}-{genesis[2:14]}.json"
 
 
 def save_manifest(path: Path, deployment: Deployment) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(deployment.to_json())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, deployment.to_json(), mode=PUBLIC_FILE_MODE)
 
 
 def find_deployment(web3: Web3, home: Path) -> Deployment:

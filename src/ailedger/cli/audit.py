@@ -24,7 +24,7 @@ def history(
 
     with session(ctx, unlock=True) as s:
         public = audit_signing_key(s).public_key()
-        found = read_history(s.home.path / "audit", public, dataset=dataset)
+        found = read_history(s.home.layout.audit, public, dataset=dataset)
     rows = [
         {"index": h.index, **h.entry, "proof_ok": h.proof_ok, "proof_length": len(h.proof)}
         for h in found.entries
@@ -64,7 +64,7 @@ def verify(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     with session(ctx, unlock=True) as s:
         public = audit_signing_key(s).public_key()
         anchored = s.audit_anchor.history(s.address, s.deployment.block)
-        result = verify_directory(s.home.path / "audit", public, anchored)
+        result = verify_directory(s.home.layout.audit, public, anchored)
     data = {
         "ok": result.ok,
         "size": result.size,

@@ -114,10 +114,9 @@ def list_(
 
     bit = purpose_bit(purpose) if purpose else 0
     with session(ctx, unlock=False) as s:
-        catalog = Catalog(s.home.path / "index.sqlite")
+        catalog = Catalog(s.database)
         catalog.sync(s)
         found = catalog.search(text=search, tag=tag, purpose=bit, owner=owner)
-        catalog.close()
     rows: list[dict[str, Any]] = [
         {
             "dataset": e.dataset_id,
@@ -209,11 +208,10 @@ def requests(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     from ailedger.sharing.catalog import Catalog
 
     with session(ctx, unlock=False) as s:
-        catalog = Catalog(s.home.path / "index.sqlite")
+        catalog = Catalog(s.database)
         catalog.sync(s)
         mine = catalog.requests(owner=s.address)
         made = catalog.requests(requester=s.address)
-        catalog.close()
 
     def render() -> None:
         for title, rows in (("to your datasets", mine), ("made by you", made)):
@@ -312,10 +310,9 @@ def show(
     from ailedger.units import format_amount
 
     with session(ctx, unlock=False) as s:
-        catalog = Catalog(s.home.path / "index.sqlite")
+        catalog = Catalog(s.database)
         catalog.sync(s)
         entry = catalog.get("0x" + _dataset_id(dataset).hex())
-        catalog.close()
     if entry is None:
         raise ConfigError(f"no dataset {dataset} on chain; find ids with `ailedger data list`")
     data = {

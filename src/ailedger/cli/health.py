@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ailedger.cli._common import JSON_OPTION, console, emit, session, settings_from
+
+if TYPE_CHECKING:
+    from ailedger.health.node import HealthNode
 
 app = typer.Typer(
     help="Health data: FHIR/Phenopacket import, de-identification, rare-disease "
@@ -18,10 +21,13 @@ token_app = typer.Typer(help="Tokens for Matchmaker Exchange peers that are not 
 app.add_typer(token_app, name="token")
 
 
-def _home(ctx: typer.Context) -> Path:
+def _health_node(ctx: typer.Context) -> HealthNode:
+    """This home's health data, its patients in the configured database."""
+    from ailedger.health.node import HealthNode
     from ailedger.keys.home import NodeHome
 
-    return NodeHome.open(settings_from(ctx).home).path
+    settings = settings_from(ctx)
+    return HealthNode(NodeHome.open(settings.home).path, settings.database_url)
 
 
 @app.command("import")
@@ -37,10 +43,8 @@ def import_(
     Saved match queries re-run against the new patients."""
     from rich.progress import Progress
 
-    from ailedger.health.node import HealthNode
-
     with (
-        HealthNode(_home(ctx)) as node,
+        _health_node(ctx) as node,
         Progress(console=console, transient=True, disable=as_json) as bar,
     ):
         task = bar.add_task("importing", total=None)
@@ -82,11 +86,10 @@ def deidentify(
     from ailedger.errors import ConfigError
     from ailedger.health.deidentify import deidentify as safe_harbor
     from ailedger.health.deidentify import k_anonymity, write_dataset
-    from ailedger.health.node import HealthNode
 
     if out.exists():
         raise ConfigError(f"{out} already exists; choose a new file")
-    with HealthNode(_home(ctx)) as node:
+    with _health_node(ctx) as node:
         result = safe_harbor(node.store.consented_for_research(), node.directory)
     write_dataset(result.records, out)
     report = k_anonymity(result.records, threshold=k_threshold)
@@ -148,11 +151,10 @@ def match(
 ) -> None:
     """Find similar patients: here (consented patients only), or across the federation
     (results name the clinician to contact, never the record)."""
-    from ailedger.health.node import HealthNode
     from ailedger.health.profile import PhenotypeProfile
 
     if not federated:
-        with HealthNode(_home(ctx)) as node:
+        with _health_node(ctx) as node:
             document = _query(query, hpo, exclude, gene, "local")
             if save:
                 node.save_query(save, document)
@@ -257,9 +259,8 @@ def issue(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Issue an X-Auth-Token for an MME peer; only its digest is stored here."""
-    from ailedger.health.node import HealthNode
 
-    with HealthNode(_home(ctx)) as node:
+    with _health_node(ctx) as node:
         token = node.tokens.issue(peer)
     emit(
         as_json,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._durable import atomic_write_json
 from ailedger.chain.contracts.compute_market import JobStatus, new_salt
 from ailedger.compute.c2d import DataInputs
 from ailedger.compute.jobs import JobSpecError, parse_job
@@ -105,8 +106,8 @@ class ProviderAgent:
         self.say = say
         self.me = session.address
         self.market = session.compute_market
-        self.dir = session.home.path / "provider"
-        (self.dir / "jobs").mkdir(parents=True, exist_ok=True)
+        self.layout = session.home.layout
+        self.layout.provider_jobs.mkdir(parents=True, exist_ok=True)
         self._tx = threading.Lock()
         self._lock = threading.Lock()  # capacity, bids, runners
         self.capacity = Capacity(
@@ -161,20 +162,16 @@ class ProviderAgent:
 
     def _load_progress(self) -> int:
         try:
-            return int(json.loads((self.dir / "agent.json").read_text())["next_block"])
+            return int(json.loads(self.layout.provider_progress.read_text())["next_block"])
         except (OSError, ValueError, KeyError):
             return int(self.session.chain.web3.eth.block_number) + 1
 
     def _save_progress(self) -> None:
-        from ailedger.compute.job_files import write_atomically
-
-        write_atomically(
-            self.dir / "agent.json", json.dumps({"next_block": self._next_block}).encode()
-        )
+        atomic_write_json(self.layout.provider_progress, {"next_block": self._next_block})
 
     def _resume(self) -> None:
         """Pick up assignments a previous run left unfinished."""
-        for path in sorted((self.dir / "jobs").glob("*.json")):
+        for path in sorted(self.layout.provider_jobs.glob("*.json")):
             state = AssignmentState.load(path)
             if state.phase == "done":
                 continue
@@ -275,13 +272,9 @@ class ProviderAgent:
         )
 
     def _hosts(self, datasets: list[bytes]) -> bool:
-        from ailedger.sharing.owner_store import OwnerStore
+        from ailedger.sharing.owner import owned_dataset
 
-        store = OwnerStore(self.session.home.path / "data" / "owner.sqlite")
-        try:
-            return all(store.get(d) is not None for d in datasets)
-        finally:
-            store.close()
+        return all(owned_dataset(self.session, d) is not None for d in datasets)
 
     def _drop_bid(self, job_id: int) -> None:
         with self._lock:
@@ -331,7 +324,7 @@ class ProviderAgent:
                     int(info["cpu_cores"]), int(info["ram_mb"]), int(info["gpu_mem_mb"])
                 )
         state.extra.update(cores=int(info["cpu_cores"]), ram_mb=int(info["ram_mb"]), held=True)
-        state.save(self.dir / "jobs")
+        state.save(self.layout.provider_jobs)
         self._states[job_id] = state
         self.say(f"job {job_id}: assigned at {format_amount(price)} per hour")
         self._start_runner(job_id, info)
@@ -377,10 +370,10 @@ class ProviderAgent:
             salt = new_salt()
             state.output_hash, state.salt, state.hours = digest.hex(), salt.hex(), hours
             state.phase = "committing"
-            state.save(self.dir / "jobs")  # the salt is on disk before the commitment
+            state.save(self.layout.provider_jobs)  # the salt is on disk before the commitment
             self._send(self.market.commit_result, state.job_id, digest, salt)
             state.phase = "committed"
-            state.save(self.dir / "jobs")
+            state.save(self.layout.provider_jobs)
             self.say(f"job {state.job_id}: done ({state.reason}), committed 0x{digest.hex()[:16]}")
         except (AiledgerError, OSError) as exc:
             self.say(f"job {state.job_id}: failed: {exc}")
@@ -404,7 +397,7 @@ class ProviderAgent:
             if not self._try(self.market.commit_result, state.job_id, digest, salt):
                 return  # too late (deadline) or ended: the chores will see the outcome
         state.phase = "committed"
-        state.save(self.dir / "jobs")
+        state.save(self.layout.provider_jobs)
 
     def _release(self, state: AssignmentState) -> None:
         """Give back the cores, memory and GPU of a run that ended (once)."""
@@ -412,11 +405,11 @@ class ProviderAgent:
             with self._lock:
                 self.capacity.give(state.extra["cores"], state.extra["ram_mb"], state.extra["gpu"])
             state.extra["held"] = False
-            state.save(self.dir / "jobs")
+            state.save(self.layout.provider_jobs)
 
     def _finish(self, state: AssignmentState, why: str) -> None:
         state.phase, state.reason = "done", why
-        state.save(self.dir / "jobs")
+        state.save(self.layout.provider_jobs)
         self._states.pop(state.job_id, None)
 
     # ----------------------------------------------------------------- chores
@@ -447,7 +440,7 @@ class ProviderAgent:
             salt, digest = bytes.fromhex(state.salt), bytes.fromhex(state.output_hash)
             if self._try(self.market.reveal_result, state.job_id, digest, salt, state.hours):
                 state.phase = "revealed"
-                state.save(self.dir / "jobs")
+                state.save(self.layout.provider_jobs)
                 self.say(f"job {state.job_id}: revealed")
         elif state.phase == "revealed":
             if status == JobStatus.REVIEW and now >= int(info["review_deadline"]):

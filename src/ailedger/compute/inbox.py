@@ -17,11 +17,11 @@ requester's tokens: paying happens on chain, against hashes the requester checks
 
 from __future__ import annotations
 
-import os
 import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ailedger._durable import replace_durably
 from ailedger.compute.job_files import MAX_LOG_BATCH, MAX_LOG_BATCHES, JobFiles
 from ailedger.compute.jobs import JOB_FILE
 from ailedger.errors import (
@@ -94,4 +94,4 @@ class JobInbox:
         assert signer is not None
         target = self.files.output_path(job_id, signer)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(upload, target)
+        replace_durably(upload, target)

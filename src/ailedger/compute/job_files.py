@@ -2,7 +2,7 @@
 
 ``job submit`` (a CLI process) writes bundles here and the requester's node (another
 process on the same home) serves them to assigned providers and files what they send
-back. Everything is written to a temporary name, fsynced and renamed, so a crash leaves
+back. Everything is written with :func:`ailedger._durable.atomic_write`, so a crash leaves
 either the whole file or nothing, and the two processes never see a half-written file::
 
     jobs/bundles/<bundle hash>.tar            the packed bundle (content-addressed)
@@ -12,13 +12,12 @@ either the whole file or nothing, and the two processes never see a half-written
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ailedger._durable import fsync_dir
+from ailedger._durable import atomic_write
 from ailedger.compute.jobs import JobBundle
+from ailedger.home_layout import HomeLayout
 
 MAX_LOG_BATCH = 1 << 20
 MAX_LOG_BATCHES = 100_000
@@ -26,7 +25,7 @@ MAX_LOG_BATCHES = 100_000
 
 class JobFiles:
     def __init__(self, home_path: Path) -> None:
-        self.root = home_path / "jobs"
+        self.root = HomeLayout(home_path).jobs
 
     # ------------------------------------------------------------------ bundles
 
@@ -35,7 +34,7 @@ class JobFiles:
         digest = bundle.digest
         target = self.bundle_path(digest)
         if not target.exists():
-            write_atomically(target, bundle.tar())
+            _write_file(target, bundle.tar())
         return digest
 
     def bundle_path(self, digest: bytes) -> Path:
@@ -47,7 +46,7 @@ class JobFiles:
         return self.root / str(job_id) / "logs" / provider.lower()
 
     def save_log_batch(self, job_id: int, provider: str, seq: int, sealed: bytes) -> None:
-        write_atomically(self.log_dir(job_id, provider) / f"{seq:08d}.bin", sealed)
+        _write_file(self.log_dir(job_id, provider) / f"{seq:08d}.bin", sealed)
 
     def log_batches(self, job_id: int) -> Iterator[tuple[str, int, bytes]]:
         """(provider, seq, sealed batch) in provider then sequence order."""
@@ -64,16 +63,6 @@ class JobFiles:
         return self.root / str(job_id) / "outputs" / f"{provider.lower()}.bin"
 
 
-def write_atomically(target: Path, data: bytes) -> None:
+def _write_file(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(name, target)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
+    atomic_write(target, data)

@@ -65,12 +65,9 @@ def _grants_for(session: Session, datasets: list[bytes], purpose: int) -> list[i
     from ailedger.sharing.catalog import Catalog
 
     market = session.data_market
-    catalog = Catalog(session.home.path / "index.sqlite")
-    try:
-        catalog.sync(session)
-        mine = catalog.requests(requester=session.address)
-    finally:
-        catalog.close()
+    catalog = Catalog(session.database)
+    catalog.sync(session)
+    mine = catalog.requests(requester=session.address)
     grants = []
     for dataset in datasets:
         name = "0x" + dataset.hex()

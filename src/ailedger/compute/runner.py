@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._durable import atomic_write
 from ailedger.compute.c2d import ComputeRefusedError
 from ailedger.compute.jobs import JobSpec, unpack_bundle
 from ailedger.compute.outputs import (
@@ -71,9 +72,7 @@ class AssignmentState:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, directory: Path) -> None:
-        from ailedger.compute.job_files import write_atomically
-
-        write_atomically(directory / f"{self.job_id}.json", json.dumps(asdict(self)).encode())
+        atomic_write(directory / f"{self.job_id}.json", json.dumps(asdict(self)).encode())
 
     @classmethod
     def load(cls, path: Path) -> AssignmentState:

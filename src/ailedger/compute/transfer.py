@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ailedger._durable import replace_durably
 from ailedger.compute.outputs import output_hash
 from ailedger.crypto.hpke import open_, seal, unwrap_data_key, wrap_data_key
 from ailedger.crypto.stream import new_data_key
@@ -152,6 +153,6 @@ def open_output(
                 f"the output of job {job_id} hashes to 0x{got.hex()}, but 0x{expected_hash.hex()} "
                 "went on chain; do not accept it (dispute it if it is under review)"
             )
-        (staging / "out").rename(dest)
+        replace_durably(staging / "out", dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -143,10 +143,9 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
             say(f"  the hospital's gateway serves at {url} (registered in NodeRegistry)")
 
             say("\n[bold]7. The researcher finds it, asks, and fetches once approved[/bold]")
-            catalog = Catalog(researcher.home.path / "index.sqlite")
+            catalog = Catalog(researcher.database)
             catalog.sync(researcher)
             found = catalog.search(text="rare disease")
-            catalog.close()
             say(f"  catalog search 'rare disease': {[e.title for e in found]}")
             grant, tx = request_access(researcher, dataset, research)
             say(f"  request {grant} for rare-disease research, 50 AIL held in escrow  tx {tx}")
@@ -174,7 +173,7 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
         if anchored:
             say(f"  audit log anchored on chain at size {anchored[0]}  tx {anchored[1]}")
         public = audit_signing_key(hospital).public_key()
-        history = read_history(hospital.home.path / "audit", public, dataset="0x" + dataset.hex())
+        history = read_history(hospital.home.layout.audit, public, dataset="0x" + dataset.hex())
         for item in history.entries:
             e = item.entry
             who = e.get("requester", "")
@@ -182,7 +181,7 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
             proof = "inclusion proved" if item.proof_ok else "PROOF FAILED"
             say(f"  #{item.index} {e['kind']:<7} {e['outcome']:<8} {who}{why}  ({proof})")
         history_anchors = hospital.audit_anchor.history(hospital.address, hospital.deployment.block)
-        result = verify_directory(hospital.home.path / "audit", public, history_anchors)
+        result = verify_directory(hospital.home.layout.audit, public, history_anchors)
         say(
             f"  audit verify: {result.message} ({result.size} entries, {result.checkpoints} "
             f"signed checkpoints, {len(history_anchors)} on-chain anchors)"
@@ -226,7 +225,10 @@ def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say
         "finds a similar case[/bold]"
     )
     bundles = write_bundles(root / "fhir", 25)
-    with HealthNode(hospital.home.path) as health, OwnerNode(hospital) as node:
+    with (
+        HealthNode(hospital.home.path, hospital.settings.database_url) as health,
+        OwnerNode(hospital) as node,
+    ):
         report, _ = health.import_files(bundles)
         say(
             f"  imported {report.patients} patients ({report.resources} FHIR resources), "
@@ -286,7 +288,7 @@ def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say
         public = audit_signing_key(hospital).public_key()
         queries = [
             h
-            for h in read_history(hospital.home.path / "audit", public).entries
+            for h in read_history(hospital.home.layout.audit, public).entries
             if h.entry.get("kind") == "mme-query"
         ]
         for h in queries:

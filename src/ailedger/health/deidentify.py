@@ -36,7 +36,6 @@ Health Information", section 2.4 (2012).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,6 +44,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from ailedger._durable import atomic_write
 from ailedger.errors import AiledgerError
 from ailedger.health import _fhir_allow
 from ailedger.health._fhir_allow import RESTRICTED_ZIP3, zip3
@@ -170,14 +170,7 @@ def _write_keys(key_dir: Path, new: dict[str, Any]) -> Path:
         if path.exists():
             keys = json.loads(path.read_text(encoding="utf-8"))
         keys["patients"].update(new)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(keys, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(keys).encode("utf-8"))
     except (OSError, ValueError, KeyError) as exc:
         raise DeidentificationError(
             f"cannot write the de-identification keys to {path}: {exc}; nothing was published, "

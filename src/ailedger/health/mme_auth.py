@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from ailedger._durable import atomic_write_json
 from ailedger.peer.signing import NODE_TOKEN_PREFIX, node_token_signer
 
 
@@ -40,10 +40,7 @@ class IssuedTokens:
         token = secrets.token_urlsafe(32)
         digests = self._load()
         digests[hashlib.sha256(token.encode()).hexdigest()] = peer
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(digests, indent=1, sort_keys=True))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        atomic_write_json(self.path, digests, indent=1)
         return token
 
     def peer_of(self, token: str) -> str | None:

@@ -1,18 +1,14 @@
 """A hospital's health data at its node: patients, matchmaking, saved queries.
 
-Layout in the node home::
-
-    health/patients.sqlite3   imported patients (identifiable: never leaves the node)
-    health/mme-secret         key for result surrogates (random, 0600)
-    health/mme-tokens.json    digests of tokens issued to MME peers
-    health/saved-queries.json queries re-run when new patients arrive
-    health/notifications.jsonl new matches found for saved queries
+Imported patients (identifiable: they never leave the organisation) are rows of the node's
+database; the node's own files sit in the home's ``health/`` directory (``HomeLayout``):
+the surrogate key (``mme-secret``, random, 0600), digests of tokens issued to MME peers,
+saved queries (re-run when new patients arrive) and notifications of new matches.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -20,10 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._durable import atomic_write, atomic_write_json
+from ailedger.db import database_url as database_url_for
+from ailedger.db import open_database
 from ailedger.health.mme import DEFAULT_THRESHOLD, MatchableCohort
 from ailedger.health.mme_auth import IssuedTokens
 from ailedger.health.patients import Patient, PatientStore
 from ailedger.health.profile import PhenotypeProfile
+from ailedger.home_layout import HomeLayout
 
 if TYPE_CHECKING:
     from ailedger.health.fhir_import import ImportReport
@@ -38,17 +38,24 @@ class Notification:
 
 
 class HealthNode:
-    def __init__(self, home: Path) -> None:
-        self.directory = home / "health"
-        self.store = PatientStore(self.directory)
-        self.tokens = IssuedTokens(self.directory / "mme-tokens.json")
-        self._secret_path = self.directory / "mme-secret"
-        self._saved_path = self.directory / "saved-queries.json"
-        self._notes_path = self.directory / "notifications.jsonl"
+    """The health data of the home at ``home``; its patients in the database at
+    ``database_url`` (AILEDGER_DATABASE_URL; unset: the home's SQLite file)."""
+
+    def __init__(self, home: Path, database_url: str | None = None) -> None:
+        layout = HomeLayout(home)
+        self.directory = layout.health
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.database = open_database(database_url_for(database_url, layout.database))
+        self.store = PatientStore(self.database)
+        self.store.adopt_legacy_file(layout.legacy_patient_store)
+        self.tokens = IssuedTokens(layout.mme_tokens)
+        self._secret_path = layout.mme_secret
+        self._saved_path = layout.saved_queries
+        self._notes_path = layout.notifications
         self._cohort: MatchableCohort | None = None
 
     def close(self) -> None:
-        self.store.close()
+        self.database.dispose()
 
     def __enter__(self) -> HealthNode:
         return self
@@ -58,10 +65,7 @@ class HealthNode:
 
     def secret(self) -> bytes:
         if not self._secret_path.exists():
-            tmp = self._secret_path.with_suffix(".tmp")
-            tmp.write_bytes(secrets.token_bytes(32))
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self._secret_path)
+            atomic_write(self._secret_path, secrets.token_bytes(32))
         return self._secret_path.read_bytes()
 
     @property
@@ -89,9 +93,7 @@ class HealthNode:
     def save_query(self, name: str, query: dict[str, Any]) -> None:
         saved = self.saved_queries()
         saved[name] = query
-        tmp = self._saved_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(saved, indent=1, sort_keys=True))
-        os.replace(tmp, self._saved_path)
+        atomic_write_json(self._saved_path, saved, indent=1)
 
     def saved_queries(self) -> dict[str, dict[str, Any]]:
         if not self._saved_path.exists():

@@ -10,38 +10,48 @@ they stay in the node's own directory and never go on chain.
 The clinician contact is the treating clinician's (name, institution, e-mail) for Matchmaker
 Exchange replies; it is not patient data.
 
-Storage is SQLite in WAL mode with ``synchronous=FULL``; :meth:`PatientStore.put_many` writes a
-whole import in one ``BEGIN IMMEDIATE`` transaction, so an import is all-or-nothing even if the
-process dies half-way.
+Patients are rows of the node's database (:mod:`ailedger.db`: SQLite in WAL mode with
+``synchronous=FULL``, or the organisation's PostgreSQL); :meth:`PatientStore.put_many` writes a
+whole import in one transaction, so an import is all-or-nothing even if the process dies
+half-way.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Engine,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+)
+
+from ailedger.db import DatabaseError, insert_missing, metadata, transaction, upsert
+from ailedger.db.legacy import read_legacy_rows, retire_legacy_file
 from ailedger.errors import AiledgerError
 
-DB_NAME = "patients.sqlite3"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS patients (
-    local_id    TEXT PRIMARY KEY,
-    matchmaking INTEGER NOT NULL,
-    research    INTEGER NOT NULL,
-    record      TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS patients_matchmaking ON patients(matchmaking);
-CREATE INDEX IF NOT EXISTS patients_research ON patients(research);
-"""
+patients_table = Table(
+    "health_patients",
+    metadata,
+    Column("local_id", String(256), primary_key=True),
+    Column("matchmaking", Boolean, nullable=False, index=True),
+    Column("research", Boolean, nullable=False, index=True),
+    Column("record", Text, nullable=False),  # the Patient as JSON, source records included
+)
 
 
 class PatientStoreError(AiledgerError):
-    """The patient store cannot be opened or written; the message says why."""
+    """The patient store cannot be written; the message says why."""
 
 
 class PatientNotFoundError(PatientStoreError):
@@ -116,89 +126,103 @@ class Patient:
         return cls(contact=ClinicianContact(**contact) if contact else None, **raw)
 
 
-class PatientStore:
-    """Patients of one node in ``<directory>/patients.sqlite3``.
+_LEGACY_QUERY = "SELECT record FROM patients ORDER BY local_id"
 
-    Safe to use from one process with several readers; writers serialise on SQLite's lock.
+
+def _row(patient: Patient) -> dict[str, Any]:
+    return {
+        "local_id": patient.local_id,
+        "matchmaking": patient.matchmaking,
+        "research": patient.research,
+        "record": patient.to_json(),
+    }
+
+
+class PatientStore:
+    """The patients of one organisation's node, in its database (:mod:`ailedger.db`).
+
+    Safe to share between threads and processes; each write is one transaction.
     """
 
-    def __init__(self, directory: Path | str) -> None:
-        self.directory = Path(directory)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.directory / DB_NAME, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise PatientStoreError(
-                f"cannot open the patient store in {self.directory}: {exc}; "
-                "check the directory exists and is writable"
-            ) from exc
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> PatientStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __init__(self, database: Engine) -> None:
+        self._db = database
 
     def put(self, patient: Patient) -> None:
         self.put_many([patient])
 
     def put_many(self, patients: Iterable[Patient]) -> int:
         """Insert or replace ``patients`` in one transaction; all are written or none."""
-        rows = [(p.local_id, int(p.matchmaking), int(p.research), p.to_json()) for p in patients]
+        rows = [_row(p) for p in patients]
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany("INSERT OR REPLACE INTO patients VALUES (?, ?, ?, ?)", rows)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+            with transaction(self._db) as conn:
+                upsert(conn, patients_table, rows, key=("local_id",))
+        except DatabaseError as exc:
             raise PatientStoreError(
                 f"writing {len(rows)} patients failed and nothing was stored: {exc}"
             ) from exc
         return len(rows)
 
+    def adopt_legacy_file(self, path: Path) -> int:
+        """Copy the patients of a home made before ``node.sqlite`` (``health/patients.sqlite3``)
+        into this store, then set the file aside; returns how many it held. A patient
+        already in the database (imported since) is kept as it is."""
+        if not path.exists():
+            return 0
+        records = [Patient.from_json(str(r)) for (r,) in read_legacy_rows(path, _LEGACY_QUERY)]
+        rows = [_row(p) for p in records]
+        try:
+            with transaction(self._db) as conn:
+                insert_missing(conn, patients_table, rows)
+        except DatabaseError as exc:
+            raise PatientStoreError(
+                f"adopting the {len(rows)} patients of {path} failed and nothing was stored: {exc}"
+            ) from exc
+        retire_legacy_file(path)
+        return len(rows)
+
     def get(self, local_id: str) -> Patient:
-        row = self._conn.execute(
-            "SELECT record FROM patients WHERE local_id = ?", (local_id,)
-        ).fetchone()
-        if row is None:
-            raise PatientNotFoundError(f"no patient {local_id!r} in {self.directory}")
-        return Patient.from_json(str(row[0]))
+        with transaction(self._db) as conn:
+            record = conn.execute(
+                select(patients_table.c.record).where(patients_table.c.local_id == local_id)
+            ).scalar_one_or_none()
+        if record is None:
+            raise PatientNotFoundError(f"no patient {local_id!r} in this node's patient store")
+        return Patient.from_json(str(record))
 
     def delete(self, local_id: str) -> None:
-        cur = self._conn.execute("DELETE FROM patients WHERE local_id = ?", (local_id,))
-        if cur.rowcount == 0:
-            raise PatientNotFoundError(f"no patient {local_id!r} in {self.directory}")
+        with transaction(self._db) as conn:
+            deleted = conn.execute(
+                patients_table.delete().where(patients_table.c.local_id == local_id)
+            ).rowcount
+        if deleted == 0:
+            raise PatientNotFoundError(f"no patient {local_id!r} in this node's patient store")
 
     def ids(self) -> list[str]:
-        return [str(r[0]) for r in self._conn.execute("SELECT local_id FROM patients ORDER BY 1")]
+        with transaction(self._db) as conn:
+            found = conn.execute(
+                select(patients_table.c.local_id).order_by(patients_table.c.local_id)
+            ).scalars()
+            return [str(local_id) for local_id in found]
 
     def count(self) -> int:
-        (n,) = self._conn.execute("SELECT COUNT(*) FROM patients").fetchone()
-        return int(n)
+        with transaction(self._db) as conn:
+            return int(conn.execute(select(func.count()).select_from(patients_table)).scalar_one())
 
     def __iter__(self) -> Iterator[Patient]:
-        return self._select("")
+        return iter(self._select(None))
 
     def consented_for_matchmaking(self) -> list[Patient]:
         """Patients whose consent allows Matchmaker Exchange queries."""
-        return list(self._select("WHERE matchmaking = 1"))
+        return self._select(patients_table.c.matchmaking.is_(True))
 
     def consented_for_research(self) -> list[Patient]:
         """Patients whose consent allows de-identified research sharing."""
-        return list(self._select("WHERE research = 1"))
+        return self._select(patients_table.c.research.is_(True))
 
-    def _select(self, where: str) -> Iterator[Patient]:
-        query = f"SELECT record FROM patients {where} ORDER BY local_id"
-        for (record,) in self._conn.execute(query).fetchall():
-            yield Patient.from_json(str(record))
+    def _select(self, where: ColumnElement[bool] | None) -> list[Patient]:
+        query = select(patients_table.c.record).order_by(patients_table.c.local_id)
+        if where is not None:
+            query = query.where(where)
+        with transaction(self._db) as conn:
+            records = conn.execute(query).scalars().all()
+        return [Patient.from_json(str(record)) for record in records]

@@ -1,50 +1,24 @@
-"""Crash-safe writes of small private files (keys, config) in the node home.
+"""Private directories and JSON key files in the node home.
 
-A key file must never be seen half-written: a crash between ``open`` and ``close`` of the
-final name could leave a truncated keystore and lose the account. Each file is therefore
-written to a temporary file in the *same* directory (so the rename cannot cross
-filesystems), flushed with ``fsync``, moved over the final name with ``os.replace``
-(atomic on POSIX, rename(2)), and the directory itself is ``fsync``-ed so the new entry
-survives a power loss (the rename is durable only once the directory is on disk).
+Key files are written with :func:`ailedger._durable.atomic_write` (mode 0600 from
+creation, fsync, rename, directory fsync): a crash never leaves a truncated keystore.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ailedger._durable import fsync_dir
+from ailedger._durable import atomic_write_json, fsync_dir
 
-PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Atomically replace ``path`` with ``data``, readable by the owner only (0600)."""
-    # mkstemp creates the file with mode 0600 and O_EXCL, so the secret is never
-    # readable by others, not even for the instant before a chmod.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fchmod(tmp.fileno(), PRIVATE_FILE_MODE)
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    fsync_dir(path.parent)
-
-
 def write_private_json(path: Path, document: dict[str, Any]) -> None:
-    """Atomically write ``document`` as indented JSON (0600)."""
-    write_private(path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+    """Atomically write ``document`` as indented JSON, readable by the owner only (0600)."""
+    atomic_write_json(path, document, indent=2)
 
 
 def make_private_dir(path: Path) -> None:

@@ -1,11 +1,11 @@
 """The node home: one private directory holding a node's keys, config and chain data.
 
-Layout (directory 0700, files 0600)::
+The directory is 0700 and its key files 0600; :class:`~ailedger.home_layout.HomeLayout`
+names every path in it. This module writes three of them::
 
     keystore.json        Ethereum account, keystore v3 (see ``wallet``)
     encryption-key.json  X25519 key pair for wrapped data keys (see ``encryption``)
     config.toml          chain, address, public key, creation time
-    chain/               the embedded chain's data, created by the chain itself
 
 ``init`` writes every file atomically and ``config.toml`` last: it is the commit marker.
 A crash before it leaves keys without a config, which ``open`` reports as an interrupted
@@ -28,14 +28,13 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_hex_address, to_checksum_address
 
+from ailedger._durable import atomic_write
 from ailedger.errors import ConfigError, HomeError, KeyError_
+from ailedger.home_layout import HomeLayout
 from ailedger.keys import encryption, wallet
-from ailedger.keys._files import make_private_dir, write_private
+from ailedger.keys._files import make_private_dir
 from ailedger.settings import EMBEDDED
 
-KEYSTORE = "keystore.json"
-ENCRYPTION_KEY = "encryption-key.json"
-CONFIG = "config.toml"
 CONFIG_VERSION = 1
 
 _T = TypeVar("_T")
@@ -88,15 +87,16 @@ class NodeHome:
         if not passphrase:
             raise KeyError_("an empty passphrase would leave the keys unprotected; choose one")
         _check_can_init(path)
+        layout = HomeLayout(path)
         try:
             make_private_dir(path)
-            address = wallet.create_keystore(path / KEYSTORE, passphrase, scrypt_n=scrypt_n)
+            address = wallet.create_keystore(layout.keystore, passphrase, scrypt_n=scrypt_n)
             public_key = encryption.create_encryption_key(
-                path / ENCRYPTION_KEY, passphrase, scrypt_n=scrypt_n
+                layout.encryption_key, passphrase, scrypt_n=scrypt_n
             )
             created = datetime.now(UTC).replace(microsecond=0)
             config = HomeConfig(chain, address, public_key, created)
-            write_private(path / CONFIG, config.to_toml().encode("utf-8"))
+            atomic_write(layout.config, config.to_toml().encode("utf-8"))
         except OSError as exc:
             raise HomeError(
                 f"cannot create the ailedger home at {path}: {exc}; "
@@ -109,27 +109,32 @@ class NodeHome:
         """Open an existing home; :class:`HomeError` if it is missing or incomplete."""
         path = path.expanduser()
         _check_complete(path)
-        config = read_config(path / CONFIG)
+        config = read_config(HomeLayout(path).config)
         home = cls(path, config)
         home._check_keys_match_config()
         return home
 
     @property
+    def layout(self) -> HomeLayout:
+        """Every path in this home."""
+        return HomeLayout(self.path)
+
+    @property
     def keystore_path(self) -> Path:
-        return self.path / KEYSTORE
+        return self.layout.keystore
 
     @property
     def encryption_key_path(self) -> Path:
-        return self.path / ENCRYPTION_KEY
+        return self.layout.encryption_key
 
     @property
     def config_path(self) -> Path:
-        return self.path / CONFIG
+        return self.layout.config
 
     @property
     def chain_dir(self) -> Path:
         """Where the embedded chain keeps its data."""
-        return self.path / "chain"
+        return self.layout.chain
 
     @property
     def address(self) -> ChecksumAddress:
@@ -165,7 +170,7 @@ class NodeHome:
             if in_key_file != in_config:
                 raise HomeError(
                     f"the ailedger home at {self.path} is inconsistent: the key file holds "
-                    f"{what} {in_key_file} but {CONFIG} names {in_config}; "
+                    f"{what} {in_key_file} but {self.config_path.name} names {in_config}; "
                     "restore the home from one backup"
                 )
 
@@ -204,7 +209,8 @@ def _missing_home(path: Path) -> HomeError:
 
 def _interrupted_init(path: Path) -> HomeError:
     return HomeError(
-        f"the ailedger home at {path} is incomplete: {CONFIG} is missing, so an "
+        f"the ailedger home at {path} is incomplete: {HomeLayout(path).config.name} is "
+        "missing, so an "
         f"`ailedger init` was interrupted; delete {path} and run `ailedger init` again "
         "(or set AILEDGER_HOME to another directory)"
     )
@@ -213,28 +219,30 @@ def _interrupted_init(path: Path) -> HomeError:
 def _check_complete(path: Path) -> None:
     if not path.is_dir():
         raise _missing_home(path)
-    present = [name for name in (KEYSTORE, ENCRYPTION_KEY, CONFIG) if (path / name).exists()]
-    if CONFIG not in present:
-        if not present:
+    layout = HomeLayout(path)
+    keys = (layout.keystore, layout.encryption_key)
+    if not layout.config.exists():
+        if not any(key.exists() for key in keys):
             raise _missing_home(path)
         raise _interrupted_init(path)
-    for name in (KEYSTORE, ENCRYPTION_KEY):
-        if name not in present:
+    for key in keys:
+        if not key.exists():
             raise HomeError(
-                f"the ailedger home at {path} is incomplete: {name} is missing; "
+                f"the ailedger home at {path} is incomplete: {key.name} is missing; "
                 "restore it from your backup"
             )
 
 
 def _check_can_init(path: Path) -> None:
-    if (path / CONFIG).exists():
+    layout = HomeLayout(path)
+    if layout.config.exists():
         raise HomeError(
             f"an ailedger home already exists at {path}; use it, or set AILEDGER_HOME "
             "to another directory to create a new one"
         )
     if path.exists() and not path.is_dir():
         raise HomeError(f"{path} exists and is not a directory; set AILEDGER_HOME elsewhere")
-    if (path / KEYSTORE).exists() or (path / ENCRYPTION_KEY).exists():
+    if layout.keystore.exists() or layout.encryption_key.exists():
         raise _interrupted_init(path)
     if path.is_dir() and any(path.iterdir()):
         raise HomeError(

@@ -37,14 +37,14 @@ def announce(session: Session, url: str) -> list[str]:
 def matchmaker(session: Session, node: OwnerNode) -> MatchmakerService | None:
     """The MME service, if this home holds patients (`ailedger health import`); incoming
     queries are logged in the node's audit log."""
-    if not (session.home.path / "health").exists():
+    if not session.home.layout.health.exists():
         return None
     from ailedger.health.federation import known_party
     from ailedger.health.mme import MatchmakerService
     from ailedger.health.mme_auth import authenticator
     from ailedger.health.node import HealthNode
 
-    health = HealthNode(session.home.path)
+    health = HealthNode(session.home.path, session.settings.database_url)
     authenticate = authenticator(health.tokens, session.address, known_party(session))
     return MatchmakerService(health.cohort, authenticate, node.audit)
 

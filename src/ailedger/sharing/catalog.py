@@ -1,35 +1,86 @@
-"""The dataset catalog: an SQLite index of DataMarket events, plus verified metadata.
+"""The dataset catalog: an index of DataMarket events, plus metadata verified against chain.
 
 The chain holds only hashes and policies; titles and tags are served by each owner's
-gateway and accepted only if they hash to the ``metadata_hash`` registered on chain.
+gateway and accepted only if they hash to the ``metadata_hash`` registered on chain. The
+catalog keeps the verified metadata (its canonical JSON, the bytes that were hashed), so
+``data list`` still shows titles when the owner's node is down; what it reads back is
+hashed again, so a row edited in the database shows as unavailable, never as a lie.
 Indexing resumes from the last block seen, so ``data list`` stays fast as the chain grows.
+
+The tables live in the node's database (:mod:`ailedger.db`): the users of one
+organisation can share one index.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from hashlib import sha256
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    String,
+    Table,
+    Text,
+    select,
+    update,
+)
+
+from ailedger.db import metadata, transaction, upsert
 
 if TYPE_CHECKING:
     from ailedger.session import Session
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sync (k TEXT PRIMARY KEY, block INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS datasets (
-    dataset_id TEXT PRIMARY KEY, owner TEXT NOT NULL, ciphertext_hash TEXT NOT NULL,
-    metadata_hash TEXT NOT NULL, purposes INTEGER NOT NULL, needs_approval INTEGER NOT NULL,
-    price TEXT NOT NULL, duration INTEGER NOT NULL, max_reads INTEGER NOT NULL,
-    retired INTEGER NOT NULL DEFAULT 0, block INTEGER NOT NULL, metadata TEXT
-);
-CREATE TABLE IF NOT EXISTS requests (
-    request_id INTEGER PRIMARY KEY, dataset_id TEXT NOT NULL, requester TEXT NOT NULL,
-    owner TEXT NOT NULL, purpose INTEGER NOT NULL, status TEXT NOT NULL, block INTEGER NOT NULL
-);
-"""
+sync_state = Table(
+    "sharing_catalog_sync",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("block", BigInteger, nullable=False),
+)
+datasets = Table(
+    "sharing_catalog_datasets",
+    metadata,
+    Column("dataset_id", String(66), primary_key=True),
+    Column("owner", String(42), nullable=False),
+    Column("ciphertext_hash", String(64), nullable=False),
+    Column("metadata_hash", String(64), nullable=False),
+    Column("purposes", BigInteger, nullable=False),
+    Column("needs_approval", Boolean, nullable=False),
+    Column("price", String(78), nullable=False),  # uint256: more digits than any BIGINT
+    Column("duration", BigInteger, nullable=False),
+    Column("max_reads", BigInteger, nullable=False),
+    Column("retired", Boolean, nullable=False),
+    Column("block", BigInteger, nullable=False, index=True),
+    Column("metadata_json", Text, nullable=True),  # canonical JSON, as verified
+)
+requests_table = Table(
+    "sharing_catalog_requests",
+    metadata,
+    Column("request_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("dataset_id", String(66), nullable=False),
+    Column("requester", String(42), nullable=False),
+    Column("owner", String(42), nullable=False),
+    Column("purpose", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("block", BigInteger, nullable=False),
+)
+
+MARKET_EVENTS = (
+    "DatasetRegistered",
+    "PolicyUpdated",
+    "DatasetRetired",
+    "RequestCreated",
+    "AccessGranted",
+    "AccessDenied",
+    "RequestCancelled",
+    "AccessRevoked",
+)
 _STATUS_OF_EVENT = {
     "AccessGranted": "granted",
     "AccessDenied": "denied",
@@ -59,95 +110,73 @@ class CatalogEntry:
         return [str(t) for t in (self.metadata or {}).get("tags", [])]
 
 
-class Catalog:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path)
-        self._conn.executescript(_SCHEMA)
+MarketEvent = tuple[str, dict[str, Any], int]
+"""(event name, its arguments as web3 decodes them, block number)."""
 
-    def close(self) -> None:
-        self._conn.close()
+
+def canonical_metadata(document: Any) -> bytes:
+    """The bytes whose sha256 an owner registers as ``metadata_hash``."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+class Catalog:
+    """The catalog in ``database``; safe to share between threads and processes."""
+
+    def __init__(self, database: Engine) -> None:
+        self._db = database
 
     def sync(self, session: Session) -> int:
-        """Index every DataMarket event since the last sync; returns the head indexed."""
+        """Index every DataMarket event since the last sync, then fetch the metadata still
+        missing (an owner offline last time may be back); returns the head indexed."""
         market = session.data_market
-        web3 = session.chain.web3
-        head = int(web3.eth.block_number)
-        row = self._conn.execute("SELECT block FROM sync WHERE k = 'market'").fetchone()
-        start = (row[0] + 1) if row else session.deployment.block
-        if start > head:
-            return head
-        events = market._contract.events
-        with self._conn:
-            for name in (
-                "DatasetRegistered",
-                "PolicyUpdated",
-                "DatasetRetired",
-                "RequestCreated",
-                *_STATUS_OF_EVENT,
-            ):
-                for log in getattr(events, name)().get_logs(from_block=start, to_block=head):
-                    self._apply(name, dict(log["args"]), int(log["blockNumber"]))
-            self._conn.execute("INSERT OR REPLACE INTO sync VALUES ('market', ?)", (head,))
+        head = int(session.chain.web3.eth.block_number)
+        last = self.indexed_block()
+        start = last + 1 if last is not None else session.deployment.block
+        if start <= head:
+            contract_events = market._contract.events
+            found: list[tuple[int, int, MarketEvent]] = []
+            for name in MARKET_EVENTS:
+                logs = getattr(contract_events, name)().get_logs(from_block=start, to_block=head)
+                for log in logs:
+                    block = int(log["blockNumber"])
+                    found.append((block, int(log["logIndex"]), (name, dict(log["args"]), block)))
+            found.sort(key=lambda item: (item[0], item[1]))
+            self.record_events([event for _, _, event in found], head)
         self._fetch_missing_metadata(session)
         return head
 
-    def _apply(self, name: str, args: dict[str, Any], block: int) -> None:
-        if name in ("DatasetRegistered", "PolicyUpdated"):
-            dataset = "0x" + bytes(args["dataset_id"]).hex()
-            if name == "DatasetRegistered":
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO datasets VALUES (?,?,?,?,?,?,?,?,?,0,?,NULL)",
-                    (
-                        dataset,
-                        args["owner"],
-                        bytes(args["ciphertext_hash"]).hex(),
-                        bytes(args["metadata_hash"]).hex(),
-                        args["purposes"],
-                        int(args["needs_approval"]),
-                        str(args["price"]),
-                        args["duration"],
-                        args["max_reads"],
-                        block,
-                    ),
-                )
-            else:
-                self._conn.execute(
-                    "UPDATE datasets SET purposes=?, needs_approval=?, price=?, duration=?, "
-                    "max_reads=? WHERE dataset_id=?",
-                    (
-                        args["purposes"],
-                        int(args["needs_approval"]),
-                        str(args["price"]),
-                        args["duration"],
-                        args["max_reads"],
-                        dataset,
-                    ),
-                )
-        elif name == "DatasetRetired":
-            self._conn.execute(
-                "UPDATE datasets SET retired=1 WHERE dataset_id=?",
-                ("0x" + bytes(args["dataset_id"]).hex(),),
+    def indexed_block(self) -> int | None:
+        """The last block indexed, or None before the first sync."""
+        with transaction(self._db) as conn:
+            block = conn.execute(
+                select(sync_state.c.block).where(sync_state.c.name == "market")
+            ).scalar_one_or_none()
+        return None if block is None else int(block)
+
+    def record_events(self, events: Iterable[MarketEvent], head: int) -> None:
+        """Apply ``events`` in chain order and remember ``head``, all in one transaction:
+        a crash leaves the index at the old head or the new one, never in between."""
+        with transaction(self._db) as conn:
+            for name, args, block in events:
+                _apply(conn, name, args, block)
+            upsert(conn, sync_state, {"name": "market", "block": head}, key=("name",))
+
+    def keep_metadata(self, dataset_id: str, document: Any) -> bool:
+        """Keep ``document`` as the dataset's metadata if it hashes to the registered
+        ``metadata_hash``; False (and nothing kept) otherwise."""
+        canonical = canonical_metadata(document)
+        with transaction(self._db) as conn:
+            registered = conn.execute(
+                select(datasets.c.metadata_hash).where(datasets.c.dataset_id == dataset_id)
+            ).scalar_one_or_none()
+            if registered is None or sha256(canonical).hexdigest() != registered:
+                return False
+            conn.execute(
+                update(datasets)
+                .where(datasets.c.dataset_id == dataset_id)
+                .values(metadata_json=canonical.decode())
             )
-        elif name == "RequestCreated":
-            status = "pending" if args["needs_approval"] else "granted"
-            self._conn.execute(
-                "INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?,?)",
-                (
-                    args["request_id"],
-                    "0x" + bytes(args["dataset_id"]).hex(),
-                    args["requester"],
-                    args["owner"],
-                    args["purpose"],
-                    status,
-                    block,
-                ),
-            )
-        else:
-            self._conn.execute(
-                "UPDATE requests SET status=? WHERE request_id=?",
-                (_STATUS_OF_EVENT[name], args["request_id"]),
-            )
+        return True
 
     def _fetch_missing_metadata(self, session: Session) -> None:
         import httpx
@@ -155,28 +184,24 @@ class Catalog:
         from ailedger.peer import wire
         from ailedger.peer.client import shared_client
 
-        rows = self._conn.execute(
-            "SELECT dataset_id, owner, metadata_hash FROM datasets WHERE metadata IS NULL"
-        ).fetchall()
+        with transaction(self._db) as conn:
+            missing = conn.execute(
+                select(datasets.c.dataset_id, datasets.c.owner).where(
+                    datasets.c.metadata_json.is_(None)
+                )
+            ).all()
         registry = session.node_registry
-        for dataset_id, owner, metadata_hash in rows:
+        for dataset_id, owner in missing:
             url = registry.url_of(owner)
             if url is None:
                 continue
             try:
                 path = wire.path(wire.DATASET_METADATA, dataset_id=dataset_id)
                 raw = shared_client().get(url + path, timeout=5).content
-                metadata = json.loads(raw)
+                document = json.loads(raw)
             except (httpx.HTTPError, ValueError):
                 continue  # owner offline: try again at the next sync
-            canonical = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
-            if sha256(canonical).hexdigest() != metadata_hash:
-                continue  # not what the owner registered: never shown
-            with self._conn:
-                self._conn.execute(
-                    "UPDATE datasets SET metadata=? WHERE dataset_id=?",
-                    (json.dumps(metadata), dataset_id),
-                )
+            self.keep_metadata(dataset_id, document)  # not what was registered: never shown
 
     def search(
         self,
@@ -188,25 +213,36 @@ class Catalog:
         max_price: int | None = None,
         include_retired: bool = False,
     ) -> list[CatalogEntry]:
-        rows = self._conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM datasets ORDER BY block")
-        entries = (_entry(r) for r in rows.fetchall())
+        with transaction(self._db) as conn:
+            rows = conn.execute(
+                select(datasets).order_by(datasets.c.block, datasets.c.dataset_id)
+            ).all()
+        entries = (_entry(r) for r in rows)
         return [
             e for e in entries if _matches(e, text, tag, purpose, owner, max_price, include_retired)
         ]
 
     def get(self, dataset_id: str) -> CatalogEntry | None:
-        row = self._conn.execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM datasets WHERE dataset_id = ?", (dataset_id.lower(),)
-        ).fetchone()
+        with transaction(self._db) as conn:
+            row = conn.execute(
+                select(datasets).where(datasets.c.dataset_id == dataset_id.lower())
+            ).one_or_none()
         return None if row is None else _entry(row)
 
     def requests(self, *, owner: str = "", requester: str = "") -> list[dict[str, Any]]:
-        rows = self._conn.execute(
-            "SELECT request_id, dataset_id, requester, owner, purpose, status FROM requests "
-            "ORDER BY request_id"
-        ).fetchall()
-        keys = ("request_id", "dataset_id", "requester", "owner", "purpose", "status")
-        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        t = requests_table
+        with transaction(self._db) as conn:
+            rows = conn.execute(
+                select(
+                    t.c.request_id,
+                    t.c.dataset_id,
+                    t.c.requester,
+                    t.c.owner,
+                    t.c.purpose,
+                    t.c.status,
+                ).order_by(t.c.request_id)
+            ).all()
+        out = [dict(row._mapping) for row in rows]
         if owner:
             out = [r for r in out if r["owner"].lower() == owner.lower()]
         if requester:
@@ -214,14 +250,72 @@ class Catalog:
         return out
 
 
-_ENTRY_COLUMNS = (
-    "dataset_id, owner, purposes, needs_approval, price, duration, max_reads, retired, metadata"
-)
+def _apply(conn: Connection, name: str, args: dict[str, Any], block: int) -> None:
+    if name in ("DatasetRegistered", "PolicyUpdated"):
+        policy = {
+            "purposes": int(args["purposes"]),
+            "needs_approval": bool(args["needs_approval"]),
+            "price": str(args["price"]),
+            "duration": int(args["duration"]),
+            "max_reads": int(args["max_reads"]),
+        }
+        dataset = "0x" + bytes(args["dataset_id"]).hex()
+        if name == "DatasetRegistered":
+            row = {
+                "dataset_id": dataset,
+                "owner": str(args["owner"]),
+                "ciphertext_hash": bytes(args["ciphertext_hash"]).hex(),
+                "metadata_hash": bytes(args["metadata_hash"]).hex(),
+                **policy,
+                "retired": False,
+                "block": block,
+                "metadata_json": None,
+            }
+            upsert(conn, datasets, row, key=("dataset_id",))
+        else:
+            conn.execute(update(datasets).where(datasets.c.dataset_id == dataset).values(**policy))
+    elif name == "DatasetRetired":
+        dataset = "0x" + bytes(args["dataset_id"]).hex()
+        conn.execute(update(datasets).where(datasets.c.dataset_id == dataset).values(retired=True))
+    elif name == "RequestCreated":
+        row = {
+            "request_id": int(args["request_id"]),
+            "dataset_id": "0x" + bytes(args["dataset_id"]).hex(),
+            "requester": str(args["requester"]),
+            "owner": str(args["owner"]),
+            "purpose": int(args["purpose"]),
+            "status": "pending" if args["needs_approval"] else "granted",
+            "block": block,
+        }
+        upsert(conn, requests_table, row, key=("request_id",))
+    else:
+        conn.execute(
+            update(requests_table)
+            .where(requests_table.c.request_id == int(args["request_id"]))
+            .values(status=_STATUS_OF_EVENT[name])
+        )
 
 
-def _entry(r: Any) -> CatalogEntry:
-    metadata = json.loads(r[8]) if r[8] else None
-    return CatalogEntry(r[0], r[1], r[2], bool(r[3]), int(r[4]), r[5], r[6], bool(r[7]), metadata)
+def _entry(row: Any) -> CatalogEntry:
+    return CatalogEntry(
+        row.dataset_id,
+        row.owner,
+        int(row.purposes),
+        bool(row.needs_approval),
+        int(row.price),
+        int(row.duration),
+        int(row.max_reads),
+        bool(row.retired),
+        _verified_metadata(row.metadata_json, row.metadata_hash),
+    )
+
+
+def _verified_metadata(stored: str | None, metadata_hash: str) -> dict[str, Any] | None:
+    """The kept metadata, only if it still hashes to the on-chain ``metadata_hash``."""
+    if stored is None or sha256(stored.encode()).hexdigest() != metadata_hash:
+        return None
+    document = json.loads(stored)
+    return document if isinstance(document, dict) else None
 
 
 def _matches(

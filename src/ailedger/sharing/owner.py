@@ -1,10 +1,9 @@
 """A data owner's node: publish datasets, answer access requests, keep and anchor the log.
 
-Layout in the node home::
-
-    data/blobs/        ciphertext, content-addressed (sha256 of the ciphertext)
-    data/owner.sqlite  datasets (data keys wrapped to the owner's own key), request nonces
-    audit/             the RFC 6962 audit log of every access
+It keeps ciphertext in the home's blob store (``HomeLayout.blobs``, content-addressed),
+the audit log in ``HomeLayout.audit``, and its records (datasets with their keys wrapped
+to the owner's own key, request nonces) in the node's database. Other capabilities ask
+about those records through :func:`owned_dataset`, never through the store itself.
 """
 
 from __future__ import annotations
@@ -52,6 +51,18 @@ def audit_signing_key(session: Session) -> Any:
     return Ed25519PrivateKey.from_private_bytes(derived.derive(seed))
 
 
+def _records(session: Session) -> OwnerStore:
+    """This home's owner records, with those of a home made before node.sqlite adopted."""
+    store = OwnerStore(session.database, session.address)
+    store.adopt_legacy_file(session.home.layout.legacy_owner_store)
+    return store
+
+
+def owned_dataset(session: Session, dataset_id: bytes) -> OwnedDataset | None:
+    """This home's record of a dataset it published, or None if it holds no such dataset."""
+    return _records(session).get(dataset_id)
+
+
 class OwnerNode:
     """Everything a data owner's node holds, opened from an unlocked session."""
 
@@ -59,9 +70,8 @@ class OwnerNode:
         from ailedger.store.blobs import DirectoryBlobStore
 
         self.session = session
-        root = session.home.path
-        self.store = OwnerStore(root / "data" / "owner.sqlite")
-        self.blobs = DirectoryBlobStore(root / "data" / "blobs")
+        self.store = _records(session)
+        self.blobs = DirectoryBlobStore(session.home.layout.blobs)
         self.market = session.data_market
         self._audit: AuditLog | None = None
 
@@ -72,7 +82,7 @@ class OwnerNode:
             from ailedger.audit.log import AuditLog
 
             self._audit = AuditLog(
-                self.session.home.path / "audit",
+                self.session.home.layout.audit,
                 audit_signing_key(self.session),
                 origin=f"ailedger/{self.session.address}",
             )
@@ -98,7 +108,6 @@ class OwnerNode:
     def close(self) -> None:
         if self._audit is not None:
             self._audit.close()
-        self.store.close()
 
     def __enter__(self) -> OwnerNode:
         return self

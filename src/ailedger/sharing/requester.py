@@ -16,6 +16,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailedger._durable import atomic_write_json
 from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
 from ailedger.peer import wire
 from ailedger.peer.client import shared_client
@@ -110,14 +111,14 @@ def fetch(
 
 def _keep_receipt(session: Session, dataset_id: bytes, receipt: dict[str, Any]) -> None:
     """Remember what the gateway said it logged, to check its inclusion later."""
-    folder = session.home.path / "receipts"
+    folder = session.home.layout.receipts
     folder.mkdir(exist_ok=True)
     path = folder / f"0x{dataset_id.hex()}-{int(receipt['index'])}.json"
-    path.write_text(json.dumps(receipt, sort_keys=True))
+    atomic_write_json(path, receipt)
 
 
 def kept_receipt(session: Session, dataset_id: bytes, index: int) -> dict[str, Any] | None:
-    path = session.home.path / "receipts" / f"0x{dataset_id.hex()}-{index}.json"
+    path = session.home.layout.receipts / f"0x{dataset_id.hex()}-{index}.json"
     if not path.exists():
         return None
     loaded: dict[str, Any] = json.loads(path.read_text())

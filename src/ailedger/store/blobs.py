@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Protocol
 
-from ailedger._durable import fsync_dir
+from ailedger._durable import fsync_dir, fsync_file, replace_durably
 from ailedger.crypto.stream import Reader
 from ailedger.store.errors import BlobNotFoundError, InvalidBlobHashError
 
@@ -110,7 +110,7 @@ class _DirectoryBlobWriter:
         self._finished = True
         try:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            fsync_file(self._file.fileno())
             self._file.close()
             ref = BlobRef(self._hash.hexdigest(), self._size)
             self._store._install(self._tmp, ref.hash_hex)
@@ -176,8 +176,7 @@ class DirectoryBlobStore:
             return
         shard_is_new = not final.parent.exists()
         final.parent.mkdir(exist_ok=True)
-        os.replace(tmp, final)
-        fsync_dir(final.parent)
+        replace_durably(tmp, final)
         if shard_is_new:
             fsync_dir(self.root)
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
+from ailedger._durable import fsync_file, replace_durably
 from ailedger.crypto.stream import (
     CONTENT_BYTES,
     CONTENT_TAR,
@@ -200,13 +201,13 @@ def decrypt_object(
                 reader, out, data_key, object_id=object_id, version=version, progress=progress
             )
             out.flush()
-            os.fsync(out.fileno())
+            fsync_file(out.fileno())
         if before_commit is not None:
             before_commit()
         if header.content_type == CONTENT_TAR:
             _unpack_into_place(tmp, dest)
             return True
-        os.replace(tmp, dest)
+        replace_durably(tmp, dest)
         return False
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -219,7 +220,7 @@ def _unpack_into_place(archive: Path, dest: Path) -> None:
         with tarfile.open(archive, mode="r:") as tar:
             for member in tar:
                 _extract_member(tar, member, staging)
-        os.replace(staging, dest)
+        replace_durably(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

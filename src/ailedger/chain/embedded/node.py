@@ -43,6 +43,7 @@ from eth_typing import Address, BlockNumber, Hash32
 from eth_utils.address import to_checksum_address
 from eth_utils.exceptions import ValidationError
 
+from ailedger._durable import PUBLIC_FILE_MODE, atomic_write_text
 from ailedger.chain.embedded import _format, _txpool
 from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_sqlite
 from ailedger.chain.embedded._logs import LogFilter, LogIndex
@@ -177,8 +178,10 @@ class EmbeddedChain:
 
     def announce_url(self, url: str) -> None:
         """Tell other processes where this chain is served (read by ChainLockedError)."""
-        _write_atomically(
-            self.directory / SERVING_FILE, json.dumps({"url": url, "pid": os.getpid()})
+        atomic_write_text(
+            self.directory / SERVING_FILE,
+            json.dumps({"url": url, "pid": os.getpid()}),
+            mode=PUBLIC_FILE_MODE,
         )
 
     # ------------------------------------------------------------------ accounts
@@ -559,12 +562,6 @@ def serving_url(directory: Path) -> str | None:
         return str(json.loads((directory / SERVING_FILE).read_text())["url"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _address_bytes(address: bytes | str) -> bytes:
