@@ -31,10 +31,10 @@ from pathlib import Path
 from ailedger.chain.connection import open_embedded
 from ailedger.chain.contracts import JobStatus
 from ailedger.chain.transactions import fund_from_dev_account
-from ailedger.compute.agent import AgentSettings, ProviderAgent
-from ailedger.compute.machine import detect_machine
-from ailedger.compute.requester import fetch_result, submit
-from ailedger.compute.sandbox import Limits, Sandbox, confinement
+from ailedger.compute.provider.agent import AgentSettings, ProviderAgent
+from ailedger.compute.provider.machine import detect_machine
+from ailedger.compute.provider.sandbox import Limits, Sandbox, confinement
+from ailedger.compute.requester.job import fetch_result, submit
 from ailedger.keys.home import NodeHome
 from ailedger.node.app import create_app
 from ailedger.node.service import BackgroundServer, announce, job_inbox

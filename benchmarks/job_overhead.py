@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from ailedger.compute.jobs import load_bundle
-from ailedger.compute.sandbox import Limits, Sandbox, confinement, python_runtime
+from ailedger.compute.provider.sandbox import Limits, Sandbox, confinement, python_runtime
 
 JOB = textwrap.dedent(
     """\

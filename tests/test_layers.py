@@ -17,7 +17,7 @@ import ailedger
 PACKAGE = Path(ailedger.__file__).parent
 CAPABILITIES = {"sharing", "compute", "health"}
 # What composes and fronts the capabilities; no layer below may reach up into them.
-COMPOSITION = {"node", "cli", "demo", "demo_compute", "demo_records", "testing"}
+COMPOSITION = {"node", "cli", "demo", "testing"}
 # Capability -> the capabilities it may import (their public modules only).
 MAY_USE = {"sharing": set(), "health": set(), "compute": {"sharing"}}
 
@@ -107,12 +107,25 @@ def test_the_checker_sees_what_it_must() -> None:
     assert _violation("ailedger.peer.client", "ailedger.health.mme")
     assert _violation("ailedger.audit.log", "ailedger.node.app")
     assert _violation("ailedger.sharing.owner", "ailedger.health.federation")
-    assert _violation("ailedger.health.mme", "ailedger.compute.inbox")
+    assert _violation("ailedger.health.mme", "ailedger.compute.requester.inbox")
     assert _violation("ailedger.sharing.http", "ailedger.cli.app")
-    assert _violation("ailedger.compute.agent", "ailedger.sharing.http")
-    assert _violation("ailedger.compute.agent", "ailedger.node.service")
-    assert _violation("ailedger.compute.c2d", "ailedger.sharing.owner") is None
+    assert _violation("ailedger.compute.provider.agent", "ailedger.sharing.http")
+    assert _violation("ailedger.compute.provider.agent", "ailedger.node.service")
+    assert _violation("ailedger.compute.provider.c2d", "ailedger.sharing.owner") is None
     assert _violation("ailedger.node.app", "ailedger.health.http") is None
     assert _violation("ailedger.health.mme", "ailedger.errors") is None
     names = {name for _, name in _imports(PACKAGE / "sharing" / "owner.py")}
     assert "ailedger.peer.client" in names  # imported inside a method
+
+
+def test_compute_roles_stay_apart() -> None:
+    """The requester's and the provider's sides share only compute's common modules, so a
+    provider machine never needs the requester's code paths, and the reverse."""
+    roles = {"requester": "provider", "provider": "requester"}
+    crossing = []
+    for role, other in roles.items():
+        for path in sorted((PACKAGE / "compute" / role).rglob("*.py")):
+            for line, imported in _imports(path):
+                if imported.startswith(f"ailedger.compute.{other}"):
+                    crossing.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {imported}")
+    assert crossing == []

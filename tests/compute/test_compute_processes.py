@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ailedger.compute.sandbox import confinement
+from ailedger.compute.provider.sandbox import confinement
 from tests.processes import Party, free_port, stop, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -30,12 +30,12 @@ from ailedger.chain.contracts import JobStatus, OutputPolicy
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.deploy import deploy_contracts, manifest_path, save_manifest
 from ailedger.chain.transactions import fund_from_dev_account
-from ailedger.compute.agent import AgentSettings, ProviderAgent
 from ailedger.compute.jobs import bundle_hash
-from ailedger.compute.machine import MachineInfo
 from ailedger.compute.outputs import read_exit_record
-from ailedger.compute.requester import cancel, fetch_result, logs, status, submit
-from ailedger.compute.sandbox import Sandbox, SandboxResult, confinement
+from ailedger.compute.provider.agent import AgentSettings, ProviderAgent
+from ailedger.compute.provider.machine import MachineInfo
+from ailedger.compute.provider.sandbox import Sandbox, SandboxResult, confinement
+from ailedger.compute.requester.job import cancel, fetch_result, logs, status, submit
 from ailedger.errors import AiledgerError, ChainError
 from ailedger.keys.home import NodeHome
 from ailedger.node.app import create_app

@@ -15,8 +15,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from ailedger import errors
-from ailedger.compute.inbox import JobInbox
-from ailedger.compute.job_files import JobFiles
+from ailedger.compute.requester.files import JobFiles
+from ailedger.compute.requester.inbox import JobInbox
 from ailedger.health.mme import MatchableCohort, MatchmakerService
 from ailedger.node.app import DOCS_PATH, create_app
 from ailedger.node.errors import install_error_handlers

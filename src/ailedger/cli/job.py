@@ -79,7 +79,7 @@ def submit(
     as k eligible bids are in (--collect: a little later, for cheaper bids). Jobs that name
     datasets run at the data (compute-to-data)."""
     from ailedger.chain.contracts.data_market import purpose_bit
-    from ailedger.compute.requester import submit as submit_job
+    from ailedger.compute.requester.job import submit as submit_job
     from ailedger.units import format_amount
 
     with session(ctx, unlock=True) as s:
@@ -118,7 +118,7 @@ def submit(
 def status(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION) -> None:
     """Where the job stands on chain (bids, assignments, commits, reveals, payments) and
     what your node received (log batches, outputs)."""
-    from ailedger.compute.requester import status as job_status
+    from ailedger.compute.requester.job import status as job_status
     from ailedger.units import format_amount
 
     with session(ctx, unlock=False) as s:
@@ -151,7 +151,7 @@ def logs(
     ),
 ) -> None:
     """Print the job's output lines as the providers stream them (decrypted here)."""
-    from ailedger.compute.requester import logs as job_logs
+    from ailedger.compute.requester.job import logs as job_logs
 
     seen = 0
     with session(ctx, unlock=True) as s:
@@ -180,7 +180,7 @@ def result(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Decrypt the job's output into OUTPUT, only if it hashes to the result on chain."""
-    from ailedger.compute.requester import fetch_result
+    from ailedger.compute.requester.job import fetch_result
 
     with session(ctx, unlock=True) as s:
         digest, provider = fetch_result(s, job_id, output)
@@ -228,7 +228,7 @@ def cancel(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION
     """Stop a job and get back what it did not use: an open job refunds in full, a running
     one pays its providers for the hours started and refunds the rest, and a job past its
     deadline with no result is expired with a full refund."""
-    from ailedger.compute.requester import cancel as cancel_job
+    from ailedger.compute.requester.job import cancel as cancel_job
 
     with session(ctx, unlock=True) as s:
         what, tx = cancel_job(s, job_id)

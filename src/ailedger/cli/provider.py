@@ -15,7 +15,7 @@ app = typer.Typer(help="Rent out this machine's spare CPUs and GPUs for tokens."
 def machine(as_json: bool = JSON_OPTION) -> None:
     """Show the cores, memory and NVIDIA GPUs found here, and whether jobs can be
     confined (bubblewrap or unshare); an unconfined machine is declared so on chain."""
-    from ailedger.compute.machine import detect_machine
+    from ailedger.compute.provider.machine import detect_machine
 
     info = detect_machine()
     data = {
@@ -36,7 +36,7 @@ def machine(as_json: bool = JSON_OPTION) -> None:
 
 
 def _runtimes(specs: list[str]) -> dict[str, Any]:
-    from ailedger.compute.sandbox import python_runtime
+    from ailedger.compute.provider.sandbox import python_runtime
     from ailedger.errors import ConfigError
 
     runtimes = {"python": python_runtime()}
@@ -76,9 +76,9 @@ def start(
     them sandboxed, send results encrypted to their requesters and collect payment."""
     import threading
 
-    from ailedger.compute.agent import AgentSettings, ProviderAgent
-    from ailedger.compute.machine import detect_machine
-    from ailedger.compute.sandbox import Sandbox
+    from ailedger.compute.provider.agent import AgentSettings, ProviderAgent
+    from ailedger.compute.provider.machine import detect_machine
+    from ailedger.compute.provider.sandbox import Sandbox
     from ailedger.units import parse_amount
 
     info = detect_machine()

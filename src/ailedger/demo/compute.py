@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ailedger.chain.contracts import JobStatus
-from ailedger.compute.agent import AgentSettings, ProviderAgent
-from ailedger.compute.machine import detect_machine
 from ailedger.compute.outputs import read_exit_record
-from ailedger.compute.sandbox import ConfinementUnavailableError, Sandbox
+from ailedger.compute.provider.agent import AgentSettings, ProviderAgent
+from ailedger.compute.provider.machine import detect_machine
+from ailedger.compute.provider.sandbox import ConfinementUnavailableError, Sandbox
 from ailedger.errors import AiledgerError
 from ailedger.session import Session
 from ailedger.units import format_amount
@@ -143,7 +143,7 @@ def wait_for_status(
 
 
 def rent_a_gpu(researcher: Session, gpu_owner: Session, root: Path, say: Say) -> None:
-    from ailedger.compute.requester import fetch_result, submit
+    from ailedger.compute.requester.job import fetch_result, submit
 
     say("\n[bold]10. A GPU owner rents out spare time; the researcher trains a model on it[/bold]")
     sandbox = make_sandbox(say)
@@ -178,7 +178,7 @@ def compute_to_data(
     from ailedger.chain.contracts import OutputPolicy
     from ailedger.chain.contracts.data_market import PURPOSES
     from ailedger.compute.jobs import bundle_hash
-    from ailedger.compute.requester import fetch_result, submit
+    from ailedger.compute.requester.job import fetch_result, submit
     from ailedger.sharing.requester import request_access
 
     say("\n[bold]11. Compute-to-data: the researcher's code goes to the hospital's cohort[/bold]")

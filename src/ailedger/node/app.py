@@ -16,7 +16,7 @@ from ailedger import __version__
 from ailedger.node.errors import install_error_handlers
 
 if TYPE_CHECKING:
-    from ailedger.compute.inbox import JobInbox
+    from ailedger.compute.requester.inbox import JobInbox
     from ailedger.health.mme import MatchmakerService
     from ailedger.sharing.gateway import Gateway
 
@@ -53,7 +53,7 @@ def create_app(
 
         app.include_router(matchmaking_router(matchmaker))
     if jobs is not None:
-        from ailedger.compute.http import job_router
+        from ailedger.compute.requester.http import job_router
 
         app.include_router(job_router(jobs))
     return app

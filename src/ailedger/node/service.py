@@ -15,7 +15,7 @@ from ailedger.node.app import create_app
 from ailedger.node.chores import Chores
 
 if TYPE_CHECKING:
-    from ailedger.compute.inbox import JobInbox
+    from ailedger.compute.requester.inbox import JobInbox
     from ailedger.health.mme import MatchmakerService
     from ailedger.session import Session
     from ailedger.sharing.owner import OwnerNode
@@ -51,8 +51,8 @@ def matchmaker(session: Session, node: OwnerNode) -> MatchmakerService | None:
 
 def job_inbox(session: Session) -> JobInbox:
     """Where providers fetch this home's job bundles and send its jobs' results."""
-    from ailedger.compute.inbox import JobInbox
-    from ailedger.compute.job_files import JobFiles
+    from ailedger.compute.requester.files import JobFiles
+    from ailedger.compute.requester.inbox import JobInbox
 
     return JobInbox(JobFiles(session.home.path), session.address, session.compute_market)
 

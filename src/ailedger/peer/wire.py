@@ -17,7 +17,7 @@ HEALTH = "/v1/health"
 # The node's own processes (node/own_entries.py)
 OWN_ENTRIES = "/v1/audit/outgoing"
 
-# The job inbox of a requester's node (compute/http.py)
+# The job inbox of a requester's node (compute/requester/http.py)
 JOB_SPEC = "/v1/jobs/{job_id}/spec"
 JOB_BUNDLE = "/v1/jobs/{job_id}/bundle"
 JOB_LOGS = "/v1/jobs/{job_id}/logs/{seq}"

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger.chain.contracts.compute_market import POST_GAS, JobStatus, JobTerms
-from ailedger.compute.job_files import JobFiles
 from ailedger.compute.jobs import JobBundle
+from ailedger.compute.requester.files import JobFiles
 from ailedger.compute.transfer import open_log_batch, open_output
 from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
 from ailedger.peer import wire

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ailedger.compute.machine import detect_gpus, detect_machine, parse_nvidia_smi, ram_mb
+from ailedger.compute.provider.machine import detect_gpus, detect_machine, parse_nvidia_smi, ram_mb
 
 
 def test_parse_nvidia_smi() -> None:

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ailedger.compute.sandbox import confinement
+from ailedger.compute.provider.sandbox import confinement
 
 log = logging.getLogger(__name__)
 

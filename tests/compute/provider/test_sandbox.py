@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ailedger.compute import sandbox as sb
-from ailedger.compute.sandbox import (
+from ailedger.compute.provider import sandbox as sb
+from ailedger.compute.provider.sandbox import (
     ConfinementUnavailableError,
     Limits,
     Sandbox,

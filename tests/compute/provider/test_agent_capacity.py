@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ailedger.compute.agent import Capacity
+from ailedger.compute.provider.agent import Capacity
 
 
 def test_gpu_jobs_get_a_gpu_of_their_own_and_give_it_back() -> None:

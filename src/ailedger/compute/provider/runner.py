@@ -6,7 +6,7 @@ before the step that depends on it):
 1. fetch the bundle from the requester's node (signed request) and check that it hashes
    to the ``bundle_hash`` on chain, so the requester cannot swap the code after posting;
 2. prepare inputs (compute-to-data: the owner's own datasets, see :mod:`.c2d`);
-3. run it in the :class:`~ailedger.compute.sandbox.Sandbox` with the job's limits, streaming
+3. run it in the :class:`.sandbox.Sandbox` with the job's limits, streaming
    log lines to the requester in sealed batches;
 4. add the exit record, apply a dataset's release rules, hash the output tree;
 5. upload the output encrypted to the requester, *then* commit its hash (so a committed
@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger._durable import atomic_write
-from ailedger.compute.c2d import ComputeRefusedError
 from ailedger.compute.jobs import JobSpec, unpack_bundle
 from ailedger.compute.outputs import (
     OutputPolicyViolation,
@@ -37,14 +36,15 @@ from ailedger.compute.outputs import (
     withhold,
     write_exit_record,
 )
-from ailedger.compute.sandbox import Limits, Sandbox
+from ailedger.compute.provider.c2d import ComputeRefusedError
+from ailedger.compute.provider.sandbox import Limits, Sandbox
 from ailedger.compute.transfer import seal_log_batch, seal_output
 from ailedger.errors import AiledgerError
 from ailedger.peer import wire
 from ailedger.peer.client import SignedRequestError, send_signed
 
 if TYPE_CHECKING:
-    from ailedger.compute.c2d import DataInputs
+    from ailedger.compute.provider.c2d import DataInputs
     from ailedger.session import Session
 
 # Time kept back from the deadline for uploading, committing and revealing.

@@ -1,6 +1,6 @@
 """Process plumbing of the sandbox: probing namespace tools, preparing directories, pumping logs.
 
-Split from :mod:`ailedger.compute.sandbox` (whose docstring holds the threat model). The
+Split from :mod:`ailedger.compute.provider.sandbox` (whose docstring holds the threat model). The
 ``unshare`` fallback builds a chroot by hand: read-only binds of ``/usr`` and the runtime, the
 job's ``/work``, a read-only ``/inputs``, four device nodes and a fresh ``/proc``; then it drops
 every capability (``setpriv``) so the job cannot remount its inputs writable.

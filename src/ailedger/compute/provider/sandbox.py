@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ailedger.compute.confine import (
+from ailedger.compute.provider.confine import (
     _UNSHARE_SCRIPT,
     NOBODY,
     UNSHARE_NAMESPACES,

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from ailedger._durable import atomic_write_json
 from ailedger.chain.contracts.compute_market import JobStatus, new_salt
-from ailedger.compute.c2d import DataInputs
 from ailedger.compute.jobs import JobSpecError, parse_job
-from ailedger.compute.runner import AssignmentState, JobFetchError, Runner, scratch_dir
+from ailedger.compute.provider.c2d import DataInputs
+from ailedger.compute.provider.runner import AssignmentState, JobFetchError, Runner, scratch_dir
 from ailedger.errors import AiledgerError
 from ailedger.peer import wire
 from ailedger.peer.client import SignedRequestError, send_signed
@@ -44,8 +44,8 @@ from ailedger.units import format_amount
 
 if TYPE_CHECKING:
     from ailedger.chain.contracts import JobInfo
-    from ailedger.compute.machine import MachineInfo
-    from ailedger.compute.sandbox import Sandbox
+    from ailedger.compute.provider.machine import MachineInfo
+    from ailedger.compute.provider.sandbox import Sandbox
     from ailedger.session import Session
 
 log = logging.getLogger(__name__)

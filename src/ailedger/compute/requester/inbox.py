@@ -1,6 +1,6 @@
 """The requester's node, for its compute jobs: hand bundles to providers, take results back.
 
-Served by :mod:`ailedger.compute.http`, each request signed by the provider
+Served by :mod:`ailedger.compute.requester.http`, each request signed by the provider
 (:mod:`ailedger.peer.signing`):
 
 * ``GET /v1/jobs/{id}/spec``: the job's ``job.toml``, for any registered provider deciding
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ailedger._durable import replace_durably
-from ailedger.compute.job_files import MAX_LOG_BATCH, MAX_LOG_BATCHES, JobFiles
 from ailedger.compute.jobs import JOB_FILE
+from ailedger.compute.requester.files import MAX_LOG_BATCH, MAX_LOG_BATCHES, JobFiles
 from ailedger.errors import (
     ForbiddenError,
     GoneError,

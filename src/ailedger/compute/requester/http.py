@@ -1,7 +1,7 @@
 """HTTP face of the job inbox: providers fetch specs and bundles, send logs and outputs.
 
 Reads each request's signature (:mod:`ailedger.peer.signing`) and bounded body, then
-calls the :class:`~ailedger.compute.inbox.JobInbox`, which decides. Refusals are raised;
+calls the :class:`~ailedger.compute.requester.inbox.JobInbox`, which decides. Refusals are raised;
 the node turns them into statuses in one place (``ailedger.node.errors``).
 """
 
@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ailedger.compute.inbox import JobInbox
-from ailedger.compute.job_files import MAX_LOG_BATCH
 from ailedger.compute.jobs import MAX_BUNDLE_BYTES
+from ailedger.compute.requester.files import MAX_LOG_BATCH
+from ailedger.compute.requester.inbox import JobInbox
 from ailedger.errors import PayloadTooLargeError
 from ailedger.peer import wire
 from ailedger.peer.signing import EMPTY_BODY_SHA256, request_signer

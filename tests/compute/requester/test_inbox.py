@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from ailedger.compute.http import MAX_UPLOAD
-from ailedger.compute.inbox import JobInbox
-from ailedger.compute.job_files import MAX_LOG_BATCH, MAX_LOG_BATCHES, JobFiles
 from ailedger.compute.jobs import JobBundle, JobSpecError, bundle_hash, pack_bundle
+from ailedger.compute.requester.files import MAX_LOG_BATCH, MAX_LOG_BATCHES, JobFiles
+from ailedger.compute.requester.http import MAX_UPLOAD
+from ailedger.compute.requester.inbox import JobInbox
 from ailedger.errors import RequestRefusedError
 from ailedger.node.app import create_app
 from ailedger.peer.signing import sign_request

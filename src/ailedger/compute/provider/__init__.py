@@ -1,0 +1,1 @@
+"""The provider's side of the compute market (see :mod:`ailedger.compute`)."""

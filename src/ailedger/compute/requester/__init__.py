@@ -1,0 +1,1 @@
+"""The requester's side of the compute market (see :mod:`ailedger.compute`)."""
