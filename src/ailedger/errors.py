@@ -24,6 +24,9 @@ Hierarchy::
     │   ├── ChainLockedError        another process holds the embedded chain directory
     │   ├── TransactionRejectedError  the node refused a transaction (nonce, funds, ...)
     │   └── TransactionRevertedError  the transaction was mined but reverted
+    ├── PeerError                   talking to another node failed
+    │   ├── PeerUnreachableError    it has no URL on chain, or does not answer there
+    │   └── peer.client.SignedRequestError  it did not take a signed request (says why)
     ├── BackPressureError           503 too much pending work; retry after ``retry_after`` s
     ├── RequestRefusedError         a node refused a peer's request; ``reason`` says why
     │   ├── MalformedRequestError   400 the request cannot be read (not JSON, wrong shape)
@@ -35,19 +38,39 @@ Hierarchy::
     │   ├── UnsupportedMediaTypeError  415 the body is not in a content type the route takes
     │   └── UnprocessableError      422 readable, but not a valid request (``details``: where)
     │
-    │   defined beside the code that raises them:
+    │   defined beside the code that raises them (one module each):
     ├── crypto.errors.CryptoError   DecryptionError (WrongObjectError), CiphertextFormatError,
     │                               HpkeError: tampered, truncated or misaddressed ciphertext
     ├── store.errors.StoreError     InvalidBlobHashError, BlobNotFoundError, UnsafeArchiveError
-    ├── db.DatabaseError            the node's database cannot be opened or migrated
+    ├── db.DatabaseError            the node's database cannot be opened, migrated or used
     ├── audit.log.AuditLogError     AuditLogCorruptError: storage disagrees with a checkpoint
-    ├── sharing.access_request.InvalidRequestError   bad, stale or foreign-signed request
-    ├── peer.client.SignedRequestError               a node did not take a signed request
-    ├── sharing.gateway.AccessDeniedError            the gateway refused: a ForbiddenError,
-    │   ├── UnknownDatasetError                      ... and a NotFoundError
-    │   └── UnreadableRequestError                   ... and a MalformedRequestError
-    ├── sharing.requester.AccessRefusedError         the requester's view of that refusal
-    └── sharing.requester.TamperedDataError          ciphertext differs from its on-chain hash
+    │
+    │   sharing/
+    ├── access_request.InvalidRequestError   bad, stale or foreign-signed request
+    ├── gateway.AccessDeniedError            the gateway refused: a ForbiddenError,
+    │   ├── UnknownDatasetError              ... and a NotFoundError
+    │   └── UnreadableRequestError           ... and a MalformedRequestError
+    ├── requester.AccessRefusedError         the requester's view of that refusal
+    ├── requester.TamperedDataError          ciphertext differs from its on-chain hash
+    │
+    │   compute/
+    ├── jobs.JobSpecError                    job.toml or the bundle is malformed (names the field)
+    │   └── UnsafeBundleError                a path, link or tar entry could escape the bundle
+    ├── outputs.OutputPolicyViolation        an output breaks its dataset's release rules: withheld
+    ├── transfer.OutputMismatchError         a decrypted output does not hash to its revealed value
+    ├── requester.job.JobStateError          the job is not in a state that allows the action
+    ├── provider.runner.JobFetchError        the bundle could not be fetched or fails its hash
+    ├── provider.c2d.ComputeRefusedError     this node will not run the job over its data
+    ├── provider.sandbox.SandboxError        a job could not be started in the sandbox
+    │   └── ConfinementUnavailableError      no confinement here, and unconfined not allowed
+    │
+    │   health/
+    ├── phenotype.PhenotypeError             a profile or an HPO term cannot be used
+    │   └── UnknownTermError                 the term is not in the ontology
+    ├── patients.PatientStoreError           the patient records cannot be read or written
+    │   └── PatientNotFoundError             no patient with that id
+    ├── patients.InvalidRecordError          an imported record is malformed (says where)
+    └── deidentify.DeidentificationError     de-identification could not finish
 """
 
 from __future__ import annotations
@@ -106,6 +129,14 @@ class TransactionRejectedError(ChainError):
 
 class TransactionRevertedError(ChainError):
     """A transaction was mined but its execution reverted."""
+
+
+class PeerError(AiledgerError):
+    """Talking to another node (a gateway, a requester's node, an MME peer) failed."""
+
+
+class PeerUnreachableError(PeerError):
+    """The other node has no URL on chain, or does not answer at it."""
 
 
 class BackPressureError(AiledgerError):

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ailedger.errors import AiledgerError
+from ailedger.errors import PeerError
 from ailedger.peer import wire
 from ailedger.peer.signing import sign_request
 
@@ -40,7 +40,7 @@ def shared_client() -> httpx.Client:
         return _client
 
 
-class SignedRequestError(AiledgerError):
+class SignedRequestError(PeerError):
     """A node did not answer a signed request with 200; the message says what it said."""
 
 

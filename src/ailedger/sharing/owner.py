@@ -92,7 +92,7 @@ class OwnerNode:
         """Append an entry this home's own processes make (an outgoing query, a
         compute-to-data read): directly, or through the running node when it holds the log."""
         from ailedger.audit.log import AuditLogError
-        from ailedger.errors import ChainUnreachableError
+        from ailedger.errors import PeerUnreachableError
         from ailedger.peer.client import log_via_own_node
 
         try:
@@ -100,7 +100,7 @@ class OwnerNode:
         except AuditLogError:  # the running node owns the log: hand it the entry instead
             url = self.session.node_registry.url_of(self.session.address)
             if url is None:
-                raise ChainUnreachableError(
+                raise PeerUnreachableError(
                     "this node has no gateway URL registered; start it first"
                 ) from None
             log_via_own_node(self.session.require_account(), url, entry)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger._durable import atomic_write_json
-from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
+from ailedger.errors import AiledgerError, ConfigError, PeerUnreachableError
 from ailedger.peer import wire
 from ailedger.peer.client import shared_client
 from ailedger.sharing.access_request import Domain, new_request, sign_request
@@ -146,7 +146,7 @@ def check_receipt(
         receipt_path = wire.path(wire.AUDIT_RECEIPT, index=index)
         receipt = client.get(url + receipt_path, timeout=TIMEOUT_S).json()
     except (httpx.HTTPError, ValueError, KeyError) as exc:
-        raise ChainUnreachableError(f"cannot get the receipt from {url}: {exc}") from exc
+        raise PeerUnreachableError(f"cannot get the receipt from {url}: {exc}") from exc
     key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex))
     if not verify_receipt(receipt, key) or receipt.get("index") != index:
         raise TamperedDataError(f"the gateway's receipt for audit entry {index} does not verify")
@@ -248,7 +248,7 @@ def _gateway_response(url: str, body: dict[str, Any]) -> Iterator[Any]:
                 raise AccessRefusedError(_reason(response))
             yield response
     except httpx.HTTPError as exc:
-        raise ChainUnreachableError(f"cannot reach the owner's gateway at {url}: {exc}") from exc
+        raise PeerUnreachableError(f"cannot reach the owner's gateway at {url}: {exc}") from exc
 
 
 def _reason(response: Any) -> str:

@@ -149,7 +149,7 @@ class AnvilNode:
     def start(self) -> AnvilNode:
         """Start Anvil, wait until it answers ``eth_chainId``, then fund ``accounts``."""
         if self._process is not None:
-            raise ChainUnreachableError("this Anvil node is already running; stop it first")
+            raise ConfigError("this Anvil node is already running; stop it first")
         if not os.access(self._executable, os.X_OK):
             raise ConfigError(f"Anvil is not installed at {self._executable}: {_INSTALL_HINT}")
         self._spawn()
@@ -200,7 +200,7 @@ class AnvilNode:
                 chain_id = _call(f"http://127.0.0.1:{port}", "eth_chainId")
                 if chain_id is not None:
                     if chain_id != hex(self._chain_id):
-                        raise ChainUnreachableError(
+                        raise ChainError(
                             f"Anvil on port {port} answers chain id {chain_id!r}, not "
                             f"{hex(self._chain_id)}; its output ends with:\n{self._output_tail()}"
                         )

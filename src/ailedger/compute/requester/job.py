@@ -22,7 +22,7 @@ from ailedger.chain.contracts.compute_market import POST_GAS, JobStatus, JobTerm
 from ailedger.compute.jobs import JobBundle
 from ailedger.compute.requester.files import JobFiles
 from ailedger.compute.transfer import open_log_batch, open_output
-from ailedger.errors import AiledgerError, ChainUnreachableError, ConfigError
+from ailedger.errors import AiledgerError, ConfigError, PeerUnreachableError
 from ailedger.peer import wire
 from ailedger.peer.client import shared_client
 
@@ -52,11 +52,11 @@ def check_own_node(session: Session) -> str:
     url = session.node_registry.url_of(session.address)
     hint = "start it first with `ailedger node start` (it serves the bundle and takes results)"
     if url is None:
-        raise ChainUnreachableError(f"this home has no node URL on chain; {hint}")
+        raise PeerUnreachableError(f"this home has no node URL on chain; {hint}")
     try:
         shared_client().get(url + wire.HEALTH, timeout=5).raise_for_status()
     except httpx.HTTPError as exc:
-        raise ChainUnreachableError(f"your node at {url} does not answer ({exc}); {hint}") from None
+        raise PeerUnreachableError(f"your node at {url} does not answer ({exc}); {hint}") from None
     return str(url)
 
 
