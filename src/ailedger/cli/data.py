@@ -63,7 +63,7 @@ def publish(
     from rich.progress import Progress
 
     from ailedger.chain.contracts.data_market import Policy, purpose_mask
-    from ailedger.sharing.owner import OwnerNode
+    from ailedger.sharing.owner import publish as publish_dataset
     from ailedger.units import parse_amount
 
     policy = Policy(
@@ -73,12 +73,11 @@ def publish(
     total = _size_of(path)
     with (
         session(ctx, unlock=True) as s,
-        OwnerNode(s) as node,
         Progress(console=console, transient=True, disable=as_json) as bar,
     ):
         task = bar.add_task("encrypting", total=total or None)
-        published = node.publish(
-            path, policy, metadata, lambda done: bar.update(task, completed=done)
+        published = publish_dataset(
+            s, path, policy, metadata, lambda done: bar.update(task, completed=done)
         )
     data = {
         "dataset": "0x" + published.dataset_id.hex(),

@@ -63,6 +63,21 @@ def owned_dataset(session: Session, dataset_id: bytes) -> OwnedDataset | None:
     return _records(session).get(dataset_id)
 
 
+def publish(
+    session: Session,
+    source: Path,
+    policy: Policy,
+    metadata: dict[str, Any],
+    progress: Progress | None = None,
+) -> Published:
+    """Encrypt ``source`` (a file or a directory) at this home and register it on chain
+    under ``policy``; ``metadata`` (title, tags, description: nothing personal) is served
+    by the running node and checked against its hash by whoever reads the catalog.
+    Needs a session opened with ``unlock=True``."""
+    with OwnerNode(session) as node:
+        return node.publish(source, policy, metadata, progress)
+
+
 class OwnerNode:
     """Everything a data owner's node holds, opened from an unlocked session."""
 
