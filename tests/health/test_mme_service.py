@@ -17,20 +17,12 @@ from ailedger.health.mme import MatchableCohort, MatchmakerService
 from ailedger.health.mme_auth import IssuedTokens, authenticator
 from ailedger.health.mme_schema import MME_CONTENT_TYPE
 from ailedger.health.patients import ClinicianContact, Patient
+from tests.fakes import ListAudit
 
 BENCHMARK = (
     Path(__file__).resolve().parents[3] / "shared" / "data" / "mme" / "benchmark_patients.json"
 )
 HEADERS = {"content-type": MME_CONTENT_TYPE}
-
-
-class ListAudit:
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-
-    def append(self, entry: dict[str, Any]) -> int:
-        self.entries.append(entry)
-        return len(self.entries) - 1
 
 
 def _patient(raw: dict[str, Any], consented: bool) -> Patient:

@@ -22,6 +22,7 @@ from ailedger.node.app import DOCS_PATH, create_app
 from ailedger.node.errors import install_error_handlers
 from ailedger.peer import wire
 from ailedger.peer.signing import sign_request
+from tests.fakes import ListAudit
 
 with warnings.catch_warnings():
     # starlette deprecates httpx in favour of httpx2, which is not installed here
@@ -29,17 +30,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 NODE = Account.create()
-
-
-class ListAudit:
-    """The audit log's append, and the little the routers read at start."""
-
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-
-    def append(self, entry: dict[str, Any]) -> int:
-        self.entries.append(entry)
-        return len(self.entries) - 1
 
 
 def _whole_app(tmp_path: Path, audit: ListAudit) -> FastAPI:
