@@ -43,7 +43,8 @@ Hierarchy::
     │                               HpkeError: tampered, truncated or misaddressed ciphertext
     ├── store.errors.StoreError     InvalidBlobHashError, BlobNotFoundError, UnsafeArchiveError
     ├── db.DatabaseError            the node's database cannot be opened, migrated or used
-    ├── audit.log.AuditLogError     AuditLogCorruptError: storage disagrees with a checkpoint
+    ├── audit.errors.AuditLogError  AuditLogCorruptError: storage disagrees with a checkpoint
+    │                               or is not a readable log
     │
     │   sharing/
     ├── access_request.InvalidRequestError   bad, stale or foreign-signed request

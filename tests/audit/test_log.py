@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.audit.checkpoint import parse_checkpoint
 from ailedger.audit.entry import canonical_json
+from ailedger.audit.errors import AuditLogCorruptError
 from ailedger.audit.log import AuditLog, AuditLogError
 from ailedger.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ailedger.audit.receipt import verify_receipt
@@ -351,3 +352,60 @@ def test_missing_log_verifies_as_empty(tmp_path: Path, key: Ed25519PrivateKey) -
     assert verify_directory(tmp_path / "none", key.public_key()).ok
     result = verify_directory(tmp_path / "none", key.public_key(), [(3, bytes(32))])
     assert not result.ok and result.first_bad_index == 0
+
+
+# -- coverage: checkpoints, anchors and the unsigned tail --------------------------------
+
+
+def test_all_checkpoints_deleted_while_anchors_remain(sealed: Path, key: Ed25519PrivateKey) -> None:
+    with AuditLog(sealed, key) as log:
+        anchors = [(20, log.root(20)), (40, log.root(40))]
+    assert verify_directory(sealed, key.public_key(), anchors).ok
+    _edit(sealed, ("DELETE FROM checkpoints", ()))
+    result = verify_directory(sealed, key.public_key(), anchors)
+    assert not result.ok
+    assert (result.signed_size, result.anchored_size) == (0, 40)
+    assert "checkpoints were deleted" in result.message
+
+
+def test_entry_appended_past_the_last_checkpoint(sealed: Path, key: Ed25519PrivateKey) -> None:
+    forged = canonical_json(_entry(1000))  # with a correct leaf hash: the tree stays valid
+    _edit(
+        sealed,
+        ("INSERT INTO entries VALUES (40, ?)", (forged,)),
+        ("INSERT INTO nodes VALUES (40, ?)", (leaf_hash(forged),)),
+    )
+    result = verify_directory(sealed, key.public_key())
+    assert not result.ok and result.first_bad_index == 40
+    assert (result.size, result.signed_size, result.unsigned_tail) == (41, 40, 1)
+    assert "past the last signed checkpoint" in result.message
+
+
+def test_a_running_logs_unsigned_tail_is_a_note(tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    with AuditLog(tmp_path / "live", key, checkpoint_interval=3600) as log:
+        log.append(_entry(0))  # the first entry is signed at once, the next in an hour
+        log.append(_entry(1))
+        result = log.verify(key.public_key())
+        assert result.ok and result.unsigned_tail == 1
+        assert "entries 1..1 are past the last signed checkpoint" in result.notes[0]
+    assert verify_directory(tmp_path / "live", key.public_key()).unsigned_tail == 0
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"this is not a database" * 100, b"SQLite format 3\x00" + b"\xff" * 4000],
+)
+def test_damaged_store_is_an_audit_error(
+    sealed: Path, key: Ed25519PrivateKey, damage: bytes
+) -> None:
+    from ailedger.audit.history import read_history
+
+    for extra in sealed.glob("audit.sqlite3-*"):
+        extra.unlink()
+    (sealed / "audit.sqlite3").write_bytes(damage)
+    with pytest.raises(AuditLogCorruptError, match="damaged"):
+        verify_directory(sealed, key.public_key())
+    with pytest.raises(AuditLogCorruptError, match="damaged"):
+        read_history(sealed, key.public_key())
+    with pytest.raises(AuditLogCorruptError, match="damaged"):
+        AuditLog(sealed, key)

@@ -229,3 +229,20 @@ def test_init_json_reports_the_new_home(
     assert re.fullmatch(r"0x[0-9a-fA-F]{40}", created["address"])
     assert len(bytes.fromhex(created["encryption_public_key"])) == 32
     assert created["chain"] == "embedded"
+
+
+def test_audit_verify_on_a_damaged_log_says_so_in_one_line(
+    home_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(["init"], capsys, monkeypatch)[0] == 0
+    code, out, err = run(["audit", "verify"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "covered: 0 of 0 entries by signed checkpoints, 0 by anchors on chain" in out
+    audit = home_env / "audit"
+    audit.mkdir(exist_ok=True)
+    (audit / "audit.sqlite3").write_bytes(b"not a database" * 100)
+    for command in (["audit", "verify"], ["audit", "history"]):
+        code, out, err = run(command, capsys, monkeypatch)
+        assert code == 1
+        assert "Traceback" not in out + err
+        assert "error:" in err and "is damaged" in err

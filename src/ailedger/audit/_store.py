@@ -153,6 +153,25 @@ def checkpoint_rows(conn: sqlite3.Connection) -> list[tuple[int, bytes, int, str
     ]
 
 
+def is_locked(directory: Path) -> bool:
+    """Whether a writer (an open :class:`AuditLog`) holds the directory's lock now.
+
+    Probes with a shared lock, released at once, so concurrent verifiers do not block
+    each other; a writer opening in that very instant is refused as if another held it.
+    """
+    try:
+        fd = os.open(directory / "LOCK", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's lock
+    return False
+
+
 def lock_directory(directory: Path) -> int | None:
     """``flock`` the log directory for this process (released by the kernel on ``kill -9``).
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ailedger.audit import _store
 from ailedger.audit.checkpoint import parse_checkpoint
+from ailedger.audit.errors import AuditLogCorruptError
 from ailedger.audit.merkle import inclusion_proof, leaf_hash, verify_inclusion
 
 
@@ -42,7 +43,16 @@ def read_history(
     path = _store.db_path(directory)
     if not path.exists():
         return History(0, b"", [])
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return _read(sqlite3.connect(f"file:{path}?mode=ro", uri=True), public_key, dataset)
+    except (sqlite3.DatabaseError, LookupError, TypeError, ValueError) as exc:  # bad rows
+        raise AuditLogCorruptError(
+            f"audit log {path} is damaged and cannot be read ({exc}); "
+            "run `ailedger audit verify`, then restore it from a backup"
+        ) from exc
+
+
+def _read(conn: sqlite3.Connection, public_key: Ed25519PublicKey, dataset: str | None) -> History:
     try:
         conn.execute("BEGIN")  # one snapshot: checkpoint, entries and nodes agree
         row = conn.execute("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -36,6 +37,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ailedger.audit import _store
 from ailedger.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from ailedger.audit.entry import JsonScalar, canonical_json
+from ailedger.audit.errors import AuditLogCorruptError, AuditLogError
 from ailedger.audit.merkle import (
     consistency_proof,
     fold_frontier,
@@ -44,17 +46,10 @@ from ailedger.audit.merkle import (
 )
 from ailedger.audit.receipt import make_receipt
 from ailedger.audit.verify import VerifyResult, verify_directory
-from ailedger.errors import AiledgerError, BackPressureError
+from ailedger.errors import BackPressureError
 
 DEFAULT_ORIGIN = "ailedger.audit"
-
-
-class AuditLogError(AiledgerError):
-    """The audit log cannot be opened or written (closed, locked, corrupt, disk failure)."""
-
-
-class AuditLogCorruptError(AuditLogError):
-    """The stored log disagrees with its own last checkpoint: run ``verify`` to locate why."""
+__all__ = ["DEFAULT_ORIGIN", "AuditLog", "AuditLogCorruptError", "AuditLogError"]
 
 
 @dataclass
@@ -89,6 +84,12 @@ class AuditLog:
         self._lock_fd = lock_fd
         try:
             self._open_store()
+        except sqlite3.DatabaseError as exc:
+            os.close(self._lock_fd)
+            raise AuditLogCorruptError(
+                f"audit log {self.directory} is damaged and cannot be opened ({exc}); "
+                "restore it from a backup"
+            ) from exc
         except BaseException:
             os.close(self._lock_fd)
             raise

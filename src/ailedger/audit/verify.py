@@ -10,7 +10,15 @@ checkpoint's and anchor's size. What is checked:
   (which also makes consecutive checkpoints consistent); in addition the stored interior
   hashes must produce a verifying RFC 9162 consistency proof between consecutive
   checkpoints, since those are the hashes the log serves proofs from;
-* no checkpoint or anchor is larger than the log (truncation).
+* no checkpoint or anchor is larger than the log (truncation);
+* the signed checkpoints reach at least as far as the anchors: every anchor was taken
+  from a checkpoint, so a log whose checkpoints stop short of the chain lost them;
+* every entry is covered by a signed checkpoint. A closed log always ends on one (closing
+  signs the tail), so entries past the last checkpoint were written outside the log (or
+  the node crashed before signing them). While the node holds the log open, its unsigned
+  tail is only a note: the committer signs it within ``checkpoint_interval``.
+
+The result reports how much of the log the signatures and the anchors cover.
 
 When a root disagrees, the first bad entry is located by binary search: prefix ``j`` is
 good if the stored hashes give a consistency proof from the recomputed root of the first
@@ -32,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ailedger.audit import _store
 from ailedger.audit.checkpoint import parse_checkpoint
+from ailedger.audit.errors import AuditLogCorruptError
 from ailedger.audit.merkle import (
     consistency_proof,
     leaf_hash,
@@ -42,7 +51,11 @@ from ailedger.audit.merkle import (
 
 @dataclass
 class VerifyResult:
-    """Outcome of :func:`verify_directory`; ``first_bad_index`` is None if no entry is bad."""
+    """Outcome of :func:`verify_directory`; ``first_bad_index`` is None if no entry is bad.
+
+    ``signed_size`` and ``anchored_size`` are how many leading entries the largest valid
+    checkpoint and the largest anchor cover; ``notes`` are findings that do not fail it.
+    """
 
     ok: bool
     size: int
@@ -50,11 +63,20 @@ class VerifyResult:
     first_bad_index: int | None = None
     message: str = "audit log verified"
     problems: list[str] = field(default_factory=list)
+    signed_size: int = 0
+    anchored_size: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def unsigned_tail(self) -> int:
+        """Entries past the last signed checkpoint."""
+        return max(0, self.size - self.signed_size)
 
 
 @dataclass
 class _Findings:
     problems: list[tuple[int | None, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, index: int | None, message: str) -> None:
         self.problems.append((index, message))
@@ -63,31 +85,73 @@ class _Findings:
 def verify_directory(
     directory: Path, public_key: Ed25519PublicKey, anchored: Iterable[tuple[int, bytes]] = ()
 ) -> VerifyResult:
-    """Verify the audit log stored in ``directory`` (it may be open in this process)."""
+    """Verify the audit log stored in ``directory`` (it may be open in this process).
+
+    Raises :class:`~ailedger.audit.errors.AuditLogCorruptError` when the store is not a
+    readable log at all (not SQLite, tables missing): there is nothing to verify then.
+    """
     path = _store.db_path(directory)
-    if path.exists():
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    else:  # no log yet: verify an empty one (any anchor then shows truncation)
-        conn = sqlite3.connect(":memory:")
-        _store.create_schema(conn)
+    live = path.exists() and _store.is_locked(directory)
     try:
-        return _verify(conn, public_key, list(anchored))
-    finally:
-        conn.close()
+        if path.exists():
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        else:  # no log yet: verify an empty one (any anchor then shows truncation)
+            conn = sqlite3.connect(":memory:")
+            _store.create_schema(conn)
+        try:
+            return _verify(conn, public_key, list(anchored), live)
+        finally:
+            conn.close()
+    except (sqlite3.DatabaseError, TypeError) as exc:  # TypeError: a column of a wrong type
+        raise AuditLogCorruptError(
+            f"audit log {path} is damaged and cannot be read as a log ({exc}); "
+            "restore it from a backup, then verify it again"
+        ) from exc
 
 
 def _verify(
-    conn: sqlite3.Connection, public_key: Ed25519PublicKey, anchored: list[tuple[int, bytes]]
+    conn: sqlite3.Connection,
+    public_key: Ed25519PublicKey,
+    anchored: list[tuple[int, bytes]],
+    live: bool,
 ) -> VerifyResult:
     conn.execute("BEGIN")  # one read snapshot for the whole check
     found = _Findings()
     leaves = _check_entries(conn, found)
     nodes = _store.NodeReader(conn)
     trusted = _check_checkpoints(conn, public_key, leaves, nodes, found)
+    signed_size = max((size for size, _, _ in trusted), default=0)
+    anchored_size = max((size for size, _ in anchored), default=0)
+    _check_coverage(len(leaves), signed_size, anchored_size, live, found)
     for size, root in anchored:
         trusted.append((size, root, f"anchor at size {size}"))
     _check_roots(trusted, leaves, nodes, found)
-    return _result(len(leaves), len(trusted) - len(anchored), found)
+    result = _result(len(leaves), len(trusted) - len(anchored), found)
+    result.signed_size, result.anchored_size = signed_size, anchored_size
+    return result
+
+
+def _check_coverage(
+    size: int, signed_size: int, anchored_size: int, live: bool, found: _Findings
+) -> None:
+    if anchored_size > signed_size:
+        found.add(
+            None,
+            f"the chain anchors {anchored_size} entries but the log's signed checkpoints "
+            f"cover only {signed_size}: checkpoints were deleted",
+        )
+    covered = max(signed_size, anchored_size)  # entries short of it are flagged above
+    if size <= covered:
+        return
+    tail = f"entries {covered}..{size - 1} are past the last signed checkpoint"
+    if live:
+        found.notes.append(f"{tail}; the running node signs them shortly, verify again")
+    else:
+        found.add(
+            covered,
+            f"{tail}: a closed log ends on a checkpoint, so they were added outside it "
+            "(or the node crashed before signing them)",
+        )
 
 
 def _check_entries(conn: sqlite3.Connection, found: _Findings) -> list[bytes]:
@@ -203,7 +267,7 @@ def _prefix_matches(
 
 def _result(size: int, checkpoints: int, found: _Findings) -> VerifyResult:
     if not found.problems:
-        return VerifyResult(True, size, checkpoints)
+        return VerifyResult(True, size, checkpoints, notes=found.notes)
     indexed = [(i, m) for i, m in found.problems if i is not None]
     first = min(indexed, key=lambda p: p[0]) if indexed else (None, found.problems[0][1])
     return VerifyResult(
@@ -213,4 +277,5 @@ def _result(size: int, checkpoints: int, found: _Findings) -> VerifyResult:
         first_bad_index=first[0],
         message=f"audit log is NOT intact: {first[1]}",
         problems=[m for _, m in found.problems],
+        notes=found.notes,
     )

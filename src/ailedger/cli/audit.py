@@ -70,9 +70,13 @@ def verify(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         "size": result.size,
         "checkpoints": result.checkpoints,
         "anchored": len(anchored),
+        "signed_size": result.signed_size,
+        "anchored_size": result.anchored_size,
+        "unsigned_tail": result.unsigned_tail,
         "first_bad_index": result.first_bad_index,
         "message": result.message,
         "problems": result.problems,
+        "notes": result.notes,
     }
 
     def render() -> None:
@@ -80,6 +84,12 @@ def verify(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
             f"{result.message}: {result.size} entries, {result.checkpoints} "
             f"signed checkpoints, {len(anchored)} anchors on chain"
         )
+        console.print(
+            f"covered: {result.signed_size} of {result.size} entries by signed checkpoints, "
+            f"{result.anchored_size} by anchors on chain; {result.unsigned_tail} unsigned"
+        )
+        for note in result.notes:
+            console.print(f"  note: {note}")
         for problem in result.problems:
             err_console.print(f"  {problem}")
 

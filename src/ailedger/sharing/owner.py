@@ -106,7 +106,7 @@ class OwnerNode:
     def append_own(self, entry: dict[str, Any]) -> None:
         """Append an entry this home's own processes make (an outgoing query, a
         compute-to-data read): directly, or through the running node when it holds the log."""
-        from ailedger.audit.log import AuditLogError
+        from ailedger.audit.errors import AuditLogError
         from ailedger.errors import PeerUnreachableError
         from ailedger.peer.client import log_via_own_node
 
