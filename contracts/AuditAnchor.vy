@@ -16,6 +16,13 @@
        (an RFC 9162 consistency proof) is checked off chain by whoever audits the log:
        verifying it here would cost gas on every anchor.
      Size 0 (an empty log) and the zero root are rejected: they are nothing to anchor.
+
+     Checkpoint keys: each node registers the raw Ed25519 public key (32 bytes) that signs
+     its checkpoints (C2SP signed notes) with `set_checkpoint_key`, from its own account,
+     so the key is bound to the node's on-chain identity: receipts and remote audits check
+     signatures against `checkpoint_key(node)`, never against a key the node's gateway
+     hands out. Setting a new key is a rotation and emits `CheckpointKeySet`, so the events
+     give the key's whole history; re-sending the current key is a no-op (no event).
 """
 
 
@@ -32,7 +39,14 @@ event Anchored:
     root: bytes32
 
 
+event CheckpointKeySet:
+    node: indexed(address)
+    key: bytes32
+
+
 _latest: HashMap[address, Checkpoint]
+
+checkpoint_key: public(HashMap[address, bytes32])
 
 
 @external
@@ -61,3 +75,16 @@ def latest(node: address) -> Checkpoint:
             if it never anchored.
     """
     return self._latest[node]
+
+
+@external
+def set_checkpoint_key(key: bytes32):
+    """
+    @notice Register (or rotate to) `key`, the raw Ed25519 public key that signs the
+            caller's audit checkpoints.
+    """
+    assert key != empty(bytes32), "anchor: key is zero"
+    if key == self.checkpoint_key[msg.sender]:
+        return
+    self.checkpoint_key[msg.sender] = key
+    log CheckpointKeySet(node=msg.sender, key=key)

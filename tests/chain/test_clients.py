@@ -167,3 +167,16 @@ def test_audit_anchor_moves_only_forward(chain_under_test: ChainUnderTest) -> No
     history = other.history(n, from_block=first.block_number)
     assert history == [(3, b"\x01" * 32), (8, b"\x02" * 32)]
     assert other.history(chain_under_test.accounts[1].address) == []
+
+
+def test_audit_anchor_checkpoint_key_is_the_nodes_own(chain_under_test: ChainUnderTest) -> None:
+    node = bound(AuditAnchorClient, chain_under_test, 0)
+    other = bound(AuditAnchorClient, chain_under_test, 1)
+    n = chain_under_test.accounts[0].address
+    assert other.checkpoint_key(n) is None
+    node.set_checkpoint_key(b"\x07" * 32)
+    node.set_checkpoint_key(b"\x08" * 32)  # a rotation
+    assert other.checkpoint_key(n) == b"\x08" * 32
+    assert node.checkpoint_key(chain_under_test.accounts[1].address) is None
+    with pytest.raises(TransactionRevertedError, match="key is zero"):
+        node.set_checkpoint_key(bytes(32))

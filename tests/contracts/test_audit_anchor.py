@@ -126,6 +126,28 @@ def test_nodes_are_isolated(anchor: VyperContract, node: Any, other: Any) -> Non
     assert anchor.latest(other).size == 5
 
 
+def _set_key(contract: VyperContract, who: Any, key: bytes) -> list[Any]:
+    with boa.env.prank(who):
+        contract.set_checkpoint_key(key)
+    logs: list[Any] = contract.get_logs()
+    return logs
+
+
+def test_checkpoint_key_is_set_by_the_node_and_rotation_is_an_event(
+    anchor: VyperContract, node: Any, other: Any
+) -> None:
+    assert anchor.checkpoint_key(node) == ZERO32
+    [log] = _set_key(anchor, node, ROOT_A)
+    assert type(log).__name__ == "CheckpointKeySet" and (log.node, log.key) == (node, ROOT_A)
+    assert _set_key(anchor, node, ROOT_A) == []  # the same key again: no event
+    [rotated] = _set_key(anchor, node, ROOT_B)
+    assert (rotated.node, rotated.key) == (node, ROOT_B)
+    assert anchor.checkpoint_key(node) == ROOT_B
+    assert anchor.checkpoint_key(other) == ZERO32  # only the node itself sets its key
+    with boa.reverts("anchor: key is zero"):
+        _set_key(anchor, node, ZERO32)
+
+
 class AnchorMachine(RuleBasedStateMachine):
     """Random anchors from a few nodes against a per-node model of the forward-only rule."""
 
@@ -136,6 +158,7 @@ class AnchorMachine(RuleBasedStateMachine):
         self.model: dict[Any, tuple[int, bytes, int, int]] = {
             n: (0, ZERO32, 0, 0) for n in self.nodes
         }
+        self.keys: dict[Any, bytes] = {n: ZERO32 for n in self.nodes}
 
     @rule(
         n=st.integers(0, 2),
@@ -172,6 +195,17 @@ class AnchorMachine(RuleBasedStateMachine):
                 boa.env.evm.patch.timestamp,
             )
 
+    @rule(n=st.integers(0, 2), key=st.sampled_from([ZERO32, ROOT_A, ROOT_B]))
+    def set_key(self, n: int, key: bytes) -> None:
+        node = self.nodes[n]
+        if key == ZERO32:
+            with boa.reverts("anchor: key is zero"):
+                _set_key(self.contract, node, key)
+            return
+        logs = _set_key(self.contract, node, key)
+        assert len(logs) == (0 if key == self.keys[node] else 1)
+        self.keys[node] = key
+
     @rule(seconds=st.integers(12, 1000))
     def wait(self, seconds: int) -> None:
         boa.env.time_travel(seconds=seconds)
@@ -180,6 +214,7 @@ class AnchorMachine(RuleBasedStateMachine):
     def latest_matches_model(self) -> None:
         for node in self.nodes:
             assert tuple(self.contract.latest(node)) == self.model[node]
+            assert self.contract.checkpoint_key(node) == self.keys[node]
 
 
 AnchorMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)

@@ -3,15 +3,21 @@ nothing is decrypted. One embedded chain, an owner and a researcher, in one proc
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from eth_account import Account
 
+from ailedger.audit.log import AuditLog
+from ailedger.audit.remote import GatewayLogSource, verify_served_log
 from ailedger.chain.connection import open_embedded
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
@@ -23,7 +29,7 @@ from ailedger.session import Session
 from ailedger.settings import load_settings
 from ailedger.sharing.access_request import Domain, new_request, sign_request
 from ailedger.sharing.gateway import AccessDeniedError, Gateway
-from ailedger.sharing.owner import OwnerNode
+from ailedger.sharing.owner import OwnerNode, audit_signing_key
 from ailedger.sharing.requester import (
     TamperedDataError,
     check_receipt,
@@ -254,3 +260,114 @@ def test_tampered_wrapped_key_is_detected(
     with pytest.raises(CryptoError):
         fetch(world.researcher, world.dataset, grant, world.tmp / "badkey.bin")
     assert not (world.tmp / "badkey.bin").exists()
+
+
+# -- the checkpoint key is the one on chain, for receipts and for outside audits ----------
+
+
+@contextmanager
+def _impostor(
+    world: World, served_gateway: str, key: Ed25519PrivateKey, change: bool
+) -> Iterator[str]:
+    """A gateway for the owner serving a copy of its log signed by ``key`` (with its first
+    entry rewritten if ``change``), registered on chain as the owner's gateway URL."""
+    real = world.node.audit
+    with AuditLog(
+        world.tmp / f"impostor-{secrets.token_hex(4)}", key, origin=real.origin
+    ) as forged:
+        entries = real.entries(0, real.size)
+        if change:
+            entries[0] = {**entries[0], "outcome": "rewritten"}
+        forged.extend(entries)
+        forged.checkpoint_now()
+        impostor = copy.copy(world.gateway)
+        impostor.audit = forged
+        with BackgroundServer(create_app(impostor)) as url:
+            world.owner.node_registry.register(url)
+            try:
+                yield url
+            finally:
+                world.owner.node_registry.register(served_gateway)
+
+
+def _chain_view(world: World) -> tuple[Ed25519PublicKey, list[tuple[int, bytes]]]:
+    anchors = world.researcher.audit_anchor
+    raw = anchors.checkpoint_key(world.owner.address)
+    assert raw is not None
+    history = anchors.history(world.owner.address, world.owner.deployment.block)
+    return Ed25519PublicKey.from_public_bytes(raw), history
+
+
+def _audit_cli(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    import ailedger.cli.audit
+    from ailedger.cli.app import main
+
+    @contextmanager
+    def researcher(ctx: Any, *, unlock: bool) -> Iterator[Session]:
+        yield world.researcher
+
+    monkeypatch.setattr(ailedger.cli.audit, "session", researcher)
+    monkeypatch.setattr("sys.argv", ["ailedger", "audit", "verify", "--node", world.owner.address])
+    monkeypatch.setenv("COLUMNS", "200")
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def test_an_outside_auditor_verifies_the_owners_log_against_the_chain(
+    world: World,
+    served_gateway: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fetch(world.researcher, world.dataset, world.grant(), world.tmp / "audited.bin")
+    world.node.audit.checkpoint_now()
+    assert world.node.anchor() is not None
+    key, anchors = _chain_view(world)
+    result = verify_served_log(GatewayLogSource(served_gateway), key, anchors)
+    assert result.ok, result.problems
+    assert result.signed_size >= result.anchored_size > 0
+    code, out = _audit_cli(world, monkeypatch, capsys)
+    assert code == 0, out
+    assert "audit log verified against the chain" in out and "covered:" in out
+
+
+def test_a_gateway_signing_with_another_key_is_reported(
+    world: World,
+    served_gateway: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    got = fetch(world.researcher, world.dataset, world.grant(), world.tmp / "impostor.bin")
+    world.node.audit.checkpoint_now()
+    world.node.anchor()
+    key, anchors = _chain_view(world)
+    # The impostor serves the log faithfully, but signs it (and offers) a key of its own.
+    with _impostor(world, served_gateway, Ed25519PrivateKey.generate(), change=False) as url:
+        with pytest.raises(TamperedDataError, match="does not verify"):
+            check_receipt(world.researcher, world.dataset, got.audit_index, got.audit_entry)
+        result = verify_served_log(GatewayLogSource(url), key, anchors)
+        assert not result.ok and "not signed by the key the node bound on chain" in result.message
+        code, out = _audit_cli(world, monkeypatch, capsys)
+        assert code == 1 and "not signed by the key the node bound on chain" in out
+
+
+def test_a_gateway_serving_a_log_unlike_its_anchors_is_reported(
+    world: World, served_gateway: str
+) -> None:
+    world.grant()
+    world.node.log_chain_decisions()
+    world.node.audit.checkpoint_now()
+    world.node.anchor()
+    key, anchors = _chain_view(world)
+    # Signed by the owner's own key, but the first entry rewritten: only the anchors tell.
+    with _impostor(world, served_gateway, audit_signing_key(world.owner), change=True) as url:
+        result = verify_served_log(GatewayLogSource(url), key, anchors)
+    assert not result.ok
+    assert "forks from the anchor" in result.message or "does not extend" in result.message

@@ -274,6 +274,8 @@ class AuditLog:
             target = self._size
             if target == 0:
                 raise AuditLogError("the audit log is empty: append an entry before a checkpoint")
+            if self._checkpoint is not None and self._checkpoint.size >= target:
+                return self._checkpoint  # asking now would sign the *next* entry early
             self._checkpoint_wanted = True
             self._cond.notify_all()
             while self._checkpoint is None or self._checkpoint.size < target:
@@ -319,6 +321,15 @@ class AuditLog:
     def entry(self, index: int) -> dict[str, JsonScalar]:
         loaded: dict[str, JsonScalar] = json.loads(self.entry_bytes(index))
         return loaded
+
+    def entries_bytes(self, start: int, stop: int) -> list[bytes]:
+        """Entries ``[start, stop)`` as stored (canonical JSON), the bytes their leaves hash."""
+        stop = min(stop, self.size)
+        with self._read_lock:
+            rows = self._reader.execute(
+                "SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop)
+            ).fetchall()
+        return [bytes(data) for (data,) in rows]
 
     def entries(self, start: int, stop: int) -> list[dict[str, JsonScalar]]:
         stop = min(stop, self.size)

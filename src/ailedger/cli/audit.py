@@ -54,10 +54,22 @@ def history(
     emit(as_json, data, render)
 
 
+NODE_OPTION = typer.Option(
+    None,
+    "--node",
+    help="Verify ANOTHER node's log, as its gateway serves it, against the checkpoint key "
+    "and anchors that node (0x address) has on chain.",
+)
+
+
 @app.command("verify")
-def verify(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+def verify(ctx: typer.Context, node: str = NODE_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Re-derive the whole log from its entries, check every signed checkpoint and
-    every anchor on chain; name the first bad entry if anything was altered."""
+    every anchor on chain; name the first bad entry if anything was altered. With
+    --node, audit another node's log through its gateway instead."""
+    if node is not None:
+        _verify_other_node(ctx, node, as_json)
+        return
     from ailedger.audit.verify import verify_directory
     from ailedger.sharing.owner import audit_signing_key
 
@@ -87,6 +99,53 @@ def verify(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         console.print(
             f"covered: {result.signed_size} of {result.size} entries by signed checkpoints, "
             f"{result.anchored_size} by anchors on chain; {result.unsigned_tail} unsigned"
+        )
+        for note in result.notes:
+            console.print(f"  note: {note}")
+        for problem in result.problems:
+            err_console.print(f"  {problem}")
+
+    emit(as_json, data, render)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _verify_other_node(ctx: typer.Context, node: str, as_json: bool) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from web3 import Web3
+
+    from ailedger.audit.remote import GatewayLogSource, verify_served_log
+    from ailedger.errors import ConfigError
+
+    if not Web3.is_address(node):
+        raise ConfigError(f"--node {node!r} is not an address; give the node's 0x address")
+    with session(ctx, unlock=False) as s:
+        url = s.node_registry.url_of(node)
+        if url is None:
+            raise ConfigError(f"the node {node} has registered no gateway URL on chain")
+        raw = s.audit_anchor.checkpoint_key(node)
+        key = Ed25519PublicKey.from_public_bytes(raw) if raw else None
+        anchors = s.audit_anchor.history(node, s.deployment.block)
+        result = verify_served_log(GatewayLogSource(url), key, anchors)
+    data = {
+        "node": Web3.to_checksum_address(node),
+        "url": url,
+        "ok": result.ok,
+        "checkpoint_key": raw.hex() if raw else None,
+        "signed_size": result.signed_size,
+        "anchored_size": result.anchored_size,
+        "anchored": result.anchors,
+        "served_size": result.served_size,
+        "message": result.message,
+        "problems": result.problems,
+        "notes": result.notes,
+    }
+
+    def render() -> None:
+        console.print(f"{result.message}: node {data['node']} at {url}")
+        console.print(
+            f"covered: {result.signed_size} of {result.served_size} served entries by its "
+            f"signed checkpoint, {result.anchored_size} by {result.anchors} anchors on chain"
         )
         for note in result.notes:
             console.print(f"  note: {note}")

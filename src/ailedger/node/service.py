@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 
 def announce(session: Session, url: str) -> list[str]:
-    """Make sure the chain knows this node's gateway URL and encryption key."""
+    """Make sure the chain knows this node's gateway URL, encryption key and the key
+    that signs its audit checkpoints."""
+    from ailedger.sharing.owner import register_checkpoint_key
+
     done = []
     registry = session.node_registry
     if registry.url_of(session.address) != url:
@@ -31,6 +34,8 @@ def announce(session: Session, url: str) -> list[str]:
     if session.key_registry.key_of(session.address) != session.home.encryption_public_key:
         session.key_registry.register(session.home.encryption_public_key)
         done.append("registered encryption key")
+    if register_checkpoint_key(session) is not None:
+        done.append("registered audit checkpoint key")
     return done
 
 

@@ -12,6 +12,10 @@ DATASET_METADATA = "/v1/datasets/{dataset_id}/metadata"
 AUDIT_CHECKPOINT = "/v1/audit/checkpoint"
 AUDIT_KEY = "/v1/audit/key"
 AUDIT_RECEIPT = "/v1/audit/receipts/{index}"
+# What an outside auditor re-derives the log from (audit/remote.py): stored entries, by
+# ?start=&stop=, and RFC 9162 consistency proofs, by ?first=&second= (tree sizes).
+AUDIT_ENTRIES = "/v1/audit/entries"
+AUDIT_CONSISTENCY = "/v1/audit/consistency"
 HEALTH = "/v1/health"
 
 # The node's own processes (node/own_entries.py)

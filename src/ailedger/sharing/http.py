@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -19,6 +19,19 @@ from ailedger.peer import wire
 from ailedger.sharing.gateway import Gateway
 
 MAX_BODY = 64 * 1024  # a signed request is a few hundred bytes
+MAX_ENTRIES_PAGE = 1000  # entries per /v1/audit/entries answer
+
+
+@runtime_checkable
+class ServedLog(Protocol):
+    """What the routes an outside auditor uses need of the log (an ``AuditLog`` has it)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def entries_bytes(self, start: int, stop: int) -> list[bytes]: ...
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]: ...
 
 
 def gateway_router(gateway: Gateway) -> APIRouter:
@@ -68,7 +81,8 @@ def gateway_router(gateway: Gateway) -> APIRouter:
 
     @router.get(wire.AUDIT_KEY)
     def audit_key() -> dict[str, str]:
-        """The Ed25519 key that signs this log's checkpoints (raw, hex)."""
+        """The Ed25519 key that signs this log's checkpoints (raw, hex). For display only:
+        verifiers take the key the node bound on chain (``AuditAnchor.checkpoint_key``)."""
         return {"ed25519": gateway.audit.public_key.public_bytes_raw().hex()}
 
     @router.get(wire.AUDIT_RECEIPT)
@@ -77,6 +91,31 @@ def gateway_router(gateway: Gateway) -> APIRouter:
         if not 0 <= index < gateway.audit.size:
             raise NotFoundError("no such audit entry")
         return JSONResponse(gateway.audit.receipt(index))
+
+    def served_log() -> ServedLog:
+        if not isinstance(gateway.audit, ServedLog):
+            raise NotFoundError("this node's audit log serves no entries or proofs")
+        return gateway.audit
+
+    @router.get(wire.AUDIT_ENTRIES)
+    def audit_entries(start: int = 0, stop: int = MAX_ENTRIES_PAGE) -> dict[str, Any]:
+        """Entries ``[start, stop)`` as stored (canonical JSON), at most 1000 at a time, so
+        anyone can recompute the log's leaves and roots (RFC 6962)."""
+        log = served_log()
+        size = log.size  # clamped first: SQLite takes no integer past 2**63
+        start = min(max(0, start), size)
+        stop = min(max(start, stop), start + MAX_ENTRIES_PAGE, size)
+        data = log.entries_bytes(start, stop) if start < stop else []
+        return {"start": start, "entries": [d.decode() for d in data]}
+
+    @router.get(wire.AUDIT_CONSISTENCY)
+    def audit_consistency(first: int, second: int) -> dict[str, Any]:
+        """RFC 9162 §2.1.4 proof that the tree of ``second`` entries extends that of ``first``."""
+        log = served_log()
+        if not 0 < first <= second <= log.size:
+            raise NotFoundError(f"no consistency proof from size {first} to {second}")
+        proof = log.consistency_proof(first, second)
+        return {"proof": [base64.b64encode(p).decode() for p in proof]}
 
     @router.get(wire.HEALTH)
     def health() -> dict[str, Any]:

@@ -51,6 +51,16 @@ def audit_signing_key(session: Session) -> Any:
     return Ed25519PrivateKey.from_private_bytes(derived.derive(seed))
 
 
+def register_checkpoint_key(session: Session) -> str | None:
+    """Bind the key that signs this node's checkpoints to its account on chain
+    (``AuditAnchor.set_checkpoint_key``); returns the tx hash, or None if already bound."""
+    raw = audit_signing_key(session).public_key().public_bytes_raw()
+    anchors = session.audit_anchor
+    if anchors.checkpoint_key(session.address) == raw:
+        return None
+    return anchors.set_checkpoint_key(raw).tx_hash
+
+
 def _records(session: Session) -> OwnerStore:
     """This home's owner records, with those of a home made before node.sqlite adopted."""
     store = OwnerStore(session.database, session.address)
@@ -220,6 +230,7 @@ class OwnerNode:
         latest = anchors.latest(self.session.address)
         if latest is not None and latest[0] >= checkpoint.size:
             return None
+        register_checkpoint_key(self.session)  # an anchor is checked against this key
         result = anchors.anchor(checkpoint.size, checkpoint.root)
         return checkpoint.size, result.tx_hash
 

@@ -129,8 +129,10 @@ def check_receipt(
     session: Session, dataset_id: bytes, index: int, expected: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Ask the owner's gateway to prove audit entry ``index`` is in its log, and check
-    the proof: the checkpoint's signature, the inclusion path, and (if given) that the
-    entry is the one the gateway handed us at fetch time. Returns the logged entry."""
+    the proof: the checkpoint's signature under the key the owner bound to its account
+    on chain (``AuditAnchor.checkpoint_key``, never a key the gateway offers), the
+    inclusion path, and (if given) that the entry is the one the gateway handed us at
+    fetch time. Returns the logged entry."""
     import httpx
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -138,16 +140,22 @@ def check_receipt(
 
     record = session.data_market.dataset(dataset_id)
     url = session.node_registry.url_of(record.owner) if record else None
-    if url is None:
+    if record is None or url is None:
         raise ConfigError(f"no gateway known for dataset 0x{dataset_id.hex()}")
+    key_raw = session.audit_anchor.checkpoint_key(record.owner)
+    if key_raw is None:
+        raise TamperedDataError(
+            f"the owner {record.owner} has bound no checkpoint key on chain, so no receipt "
+            "of its log can be checked; ask it to start its node (which registers the key)"
+        )
     try:
-        client = shared_client()
-        key_hex = client.get(url + wire.AUDIT_KEY, timeout=TIMEOUT_S).json()["ed25519"]
         receipt_path = wire.path(wire.AUDIT_RECEIPT, index=index)
-        receipt = client.get(url + receipt_path, timeout=TIMEOUT_S).json()
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        receipt = shared_client().get(url + receipt_path, timeout=TIMEOUT_S).json()
+    except (httpx.HTTPError, ValueError) as exc:
         raise PeerUnreachableError(f"cannot get the receipt from {url}: {exc}") from exc
-    key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex))
+    key = Ed25519PublicKey.from_public_bytes(key_raw)
+    if not isinstance(receipt, dict):
+        raise TamperedDataError(f"the gateway's receipt for audit entry {index} is not JSON")
     if not verify_receipt(receipt, key) or receipt.get("index") != index:
         raise TamperedDataError(f"the gateway's receipt for audit entry {index} does not verify")
     entry = receipt_entry(receipt)

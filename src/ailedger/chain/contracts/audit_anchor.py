@@ -7,7 +7,8 @@ from ailedger.chain.transactions import TxResult
 
 
 class AuditAnchorClient(ContractClient):
-    """On-chain anchors of each node's audit log: (size, root), only ever moving forward."""
+    """On-chain anchors of each node's audit log: (size, root), only ever moving forward,
+    and the Ed25519 key each node signs its checkpoints with."""
 
     contract_name = "AuditAnchor"
 
@@ -25,3 +26,12 @@ class AuditAnchorClient(ContractClient):
             from_block=from_block, argument_filters={"node": self.web3.to_checksum_address(node)}
         )
         return [(int(e["args"]["size"]), bytes(e["args"]["root"])) for e in logs]
+
+    def set_checkpoint_key(self, key: bytes) -> TxResult:
+        """Register (or rotate to) the raw 32-byte Ed25519 key that signs our checkpoints."""
+        return self._write("set_checkpoint_key", key)
+
+    def checkpoint_key(self, node: str) -> bytes | None:
+        """The node's registered checkpoint key (raw Ed25519), or None if it set none."""
+        raw = bytes(self._read("checkpoint_key", self.web3.to_checksum_address(node)))
+        return None if raw == bytes(32) else raw
