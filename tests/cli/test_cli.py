@@ -231,13 +231,24 @@ def test_init_json_reports_the_new_home(
     assert created["chain"] == "embedded"
 
 
-def test_audit_verify_on_a_damaged_log_says_so_in_one_line(
+def test_audit_verify_checks_the_key_on_chain_and_a_damaged_log_is_one_line(
     home_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from ailedger.chain.transactions import fund_from_dev_account
+    from ailedger.session import open_session
+    from ailedger.settings import load_settings
+
     assert run(["init"], capsys, monkeypatch)[0] == 0
     code, out, err = run(["audit", "verify"], capsys, monkeypatch)
     assert code == 0, err
     assert "covered: 0 of 0 entries by signed checkpoints, 0 by anchors on chain" in out
+    assert "checkpoint key on chain: not bound yet" in out
+    with open_session(load_settings(), unlock=True) as s:
+        fund_from_dev_account(s.chain.web3, s.address, 10**18)
+        s.audit_anchor.set_checkpoint_key(b"\x01" * 32)  # a key this log was never signed by
+    code, out, err = run(["audit", "verify"], capsys, monkeypatch)
+    assert code == 1 and "checkpoint key on chain: DIFFERENT" in out
+    assert "receipts will not verify" in err
     audit = home_env / "audit"
     audit.mkdir(exist_ok=True)
     (audit / "audit.sqlite3").write_bytes(b"not a database" * 100)

@@ -54,6 +54,13 @@ def history(
     emit(as_json, data, render)
 
 
+def _key_state(on_chain: bytes | None, ours: bytes) -> str:
+    """Receipts and outside audits check checkpoints against the key on chain, not ours."""
+    if on_chain is None:
+        return "not bound yet (the node binds it when it starts)"
+    return "bound" if on_chain == ours else "DIFFERENT"
+
+
 NODE_OPTION = typer.Option(
     None,
     "--node",
@@ -77,8 +84,19 @@ def verify(ctx: typer.Context, node: str = NODE_OPTION, as_json: bool = JSON_OPT
         public = audit_signing_key(s).public_key()
         anchored = s.audit_anchor.history(s.address, s.deployment.block)
         result = verify_directory(s.home.layout.audit, public, anchored)
+        on_chain = s.audit_anchor.checkpoint_key(s.address)
+    key_state = _key_state(on_chain, public.public_bytes_raw())
+    if key_state == "DIFFERENT":
+        result.ok = False
+        result.problems.append(
+            f"the checkpoint key on chain ({on_chain.hex() if on_chain else ''}) is not this "
+            "log's key: receipts will not verify; start the node to bind this log's key again"
+        )
+        if result.message == "audit log verified":
+            result.message = "audit log verified, but its key on chain is another"
     data = {
         "ok": result.ok,
+        "checkpoint_key_on_chain": key_state,
         "size": result.size,
         "checkpoints": result.checkpoints,
         "anchored": len(anchored),
@@ -96,6 +114,7 @@ def verify(ctx: typer.Context, node: str = NODE_OPTION, as_json: bool = JSON_OPT
             f"{result.message}: {result.size} entries, {result.checkpoints} "
             f"signed checkpoints, {len(anchored)} anchors on chain"
         )
+        console.print(f"checkpoint key on chain: {key_state}")
         console.print(
             f"covered: {result.signed_size} of {result.size} entries by signed checkpoints, "
             f"{result.anchored_size} by anchors on chain; {result.unsigned_tail} unsigned"
