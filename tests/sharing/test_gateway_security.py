@@ -25,6 +25,7 @@ from ailedger.crypto.errors import CryptoError
 from ailedger.keys.home import NodeHome
 from ailedger.node.app import create_app
 from ailedger.node.service import BackgroundServer, announce
+from ailedger.peer import wire
 from ailedger.session import Session
 from ailedger.settings import load_settings
 from ailedger.sharing.access_request import Domain, new_request, sign_request
@@ -371,3 +372,26 @@ def test_a_gateway_serving_a_log_unlike_its_anchors_is_reported(
         result = verify_served_log(GatewayLogSource(url), key, anchors)
     assert not result.ok
     assert "forks from the anchor" in result.message or "does not extend" in result.message
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        (wire.AUDIT_ENTRIES, {"start": -5, "stop": 2}, 200),
+        (wire.AUDIT_ENTRIES, {"start": 2**70, "stop": 2**80}, 200),
+        (wire.AUDIT_ENTRIES, {"start": 3, "stop": -1}, 200),
+        (wire.AUDIT_CONSISTENCY, {"first": 0, "second": 1}, 404),
+        (wire.AUDIT_CONSISTENCY, {"first": 1, "second": 2**70}, 404),
+        (wire.AUDIT_CONSISTENCY, {"first": 2, "second": 1}, 404),
+    ],
+)
+def test_audit_routes_take_hostile_ranges(
+    world: World, served_gateway: str, path: str, params: dict[str, int], status: int
+) -> None:
+    import httpx
+
+    response = httpx.get(served_gateway + path, params=params, timeout=30)
+    assert response.status_code == status
+    if path.endswith("entries"):
+        served = response.json()["entries"]
+        assert len(served) <= 2 and all(isinstance(e, str) for e in served)

@@ -84,9 +84,14 @@ def verify_served_log(
             "nothing vouches for them yet"
         )
     result = RemoteVerifyResult(
-        not problems, signed_size, anchored_size, len(anchors), served_size, problems=problems
+        ok=not problems,
+        signed_size=signed_size,
+        anchored_size=anchored_size,
+        anchors=len(anchors),
+        served_size=served_size,
+        problems=problems,
+        notes=notes,
     )
-    result.notes = notes
     if problems:
         result.message = f"audit log is NOT consistent with the chain: {problems[0]}"
     return result
