@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ailedger.audit.checkpoint import sign_checkpoint
 from ailedger.audit.log import AuditLog
+from ailedger.audit.merkle import (
+    consistency_proof,
+    leaf_hash,
+    list_subtree_hasher,
+    root_from_leaves,
+)
 from ailedger.audit.remote import verify_served_log
 
 
@@ -109,3 +118,45 @@ def test_no_checkpoint_served_while_anchored(tmp_path: Path, key: Ed25519Private
     with AuditLog(tmp_path / "empty", key) as empty:
         result = verify_served_log(LogSource(empty), key.public_key(), [(5, b"\x01" * 32)])
     assert not result.ok and "serves no checkpoint" in result.message
+
+
+class MemorySource:
+    """A served log held in memory: entries, and one checkpoint over the first ``signed``."""
+
+    def __init__(self, entries: list[bytes], key: Ed25519PrivateKey, signed: int) -> None:
+        self.data = entries
+        leaves = [leaf_hash(e) for e in entries[:signed]]
+        self.note = sign_checkpoint(key, "node", signed, root_from_leaves(leaves), 0).note
+
+    def checkpoint_note(self) -> str | None:
+        return self.note
+
+    def entries(self, start: int, stop: int) -> list[bytes]:
+        return self.data[start:stop]
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        leaves = [leaf_hash(e) for e in self.data]
+        return consistency_proof(first, second, list_subtree_hasher(leaves))
+
+    def size(self) -> int:
+        return len(self.data)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(1, 40),
+    picks=st.lists(st.integers(1, 40), max_size=4),
+    changed=st.integers(0, 39),
+)
+def test_any_rewritten_anchored_entry_is_caught(size: int, picks: list[int], changed: int) -> None:
+    key = Ed25519PrivateKey.generate()
+    entries = [b'{"n":%d}' % i for i in range(size)]
+    leaves = [leaf_hash(e) for e in entries]
+    anchors = sorted({(min(p, size), root_from_leaves(leaves[: min(p, size)])) for p in picks})
+    honest = verify_served_log(MemorySource(entries, key, size), key.public_key(), anchors)
+    assert honest.ok, honest.problems
+    changed %= size
+    rewritten = [b'{"n":"forged"}' if i == changed else e for i, e in enumerate(entries)]
+    forged = verify_served_log(MemorySource(rewritten, key, size), key.public_key(), anchors)
+    # Re-signed by the node itself: caught exactly when an anchor covers the changed entry.
+    assert forged.ok == all(anchor_size <= changed for anchor_size, _ in anchors)
