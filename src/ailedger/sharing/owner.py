@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger.chain.contracts import Policy
-from ailedger.errors import ConfigError
+from ailedger.errors import ConfigError, ContractError
 from ailedger.sharing.access_request import Domain
 from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
 
@@ -56,7 +56,17 @@ def register_checkpoint_key(session: Session) -> str | None:
     (``AuditAnchor.set_checkpoint_key``); returns the tx hash, or None if already bound."""
     raw = audit_signing_key(session).public_key().public_bytes_raw()
     anchors = session.audit_anchor
-    if anchors.checkpoint_key(session.address) == raw:
+    try:
+        bound = anchors.checkpoint_key(session.address)
+    except ContractError as exc:
+        # A chain whose AuditAnchor was deployed before checkpoint keys existed: say so,
+        # rather than let the node start with receipts nobody can check.
+        raise ContractError(
+            f"the AuditAnchor contract at {anchors.address} has no checkpoint keys (it predates "
+            "them); deploy the current contracts (`ailedger chain deploy`, or a new embedded "
+            f"chain) so receipts from this node can be verified ({exc})"
+        ) from exc
+    if bound == raw:
         return None
     return anchors.set_checkpoint_key(raw).tx_hash
 
