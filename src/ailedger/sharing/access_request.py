@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 DOMAIN_NAME = "ailedger data gateway"
 DOMAIN_VERSION = "1"
 MAX_LIFETIME_S = 600  # a request valid for longer would widen the replay window
-CLOCK_SKEW_S = 30
+CLOCK_SKEW_S = 5
+"""How far the requester's clock may run behind or ahead of the gateway's. Hosts keep
+their clocks within tens of milliseconds by NTP, so a few seconds cover a drifting one;
+any more would serve a request for that long after the requester let it expire."""
 
 TYPES = {
     "EIP712Domain": [
