@@ -50,6 +50,7 @@ Hierarchy::
     ├── gateway.AccessDeniedError            the gateway refused: a ForbiddenError,
     │   ├── UnknownDatasetError              ... and a NotFoundError
     │   └── UnreadableRequestError           ... and a MalformedRequestError
+    ├── gateway.ServeFailedError             500 allowed, but this node could not serve it
     ├── requester.AccessRefusedError         the requester's view of that refusal
     ├── requester.TamperedDataError          ciphertext differs from its on-chain hash
     │

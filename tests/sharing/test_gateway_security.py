@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from eth_account import Account
 
@@ -16,13 +17,16 @@ from ailedger.chain.connection import open_embedded
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.crypto.errors import CryptoError
+from ailedger.errors import ChainUnreachableError
 from ailedger.keys.home import NodeHome
 from ailedger.node.app import create_app
 from ailedger.node.service import BackgroundServer, announce
+from ailedger.peer import wire
 from ailedger.session import Session
 from ailedger.settings import load_settings
 from ailedger.sharing.access_request import Domain, new_request, sign_request
-from ailedger.sharing.gateway import AccessDeniedError, Gateway
+from ailedger.sharing.gateway import AccessDeniedError, Gateway, ServeFailedError
+from ailedger.sharing.http import MAX_BODY
 from ailedger.sharing.owner import OwnerNode
 from ailedger.sharing.requester import (
     TamperedDataError,
@@ -254,3 +258,85 @@ def test_tampered_wrapped_key_is_detected(
     with pytest.raises(CryptoError):
         fetch(world.researcher, world.dataset, grant, world.tmp / "badkey.bin")
     assert not (world.tmp / "badkey.bin").exists()
+
+
+def _failed(world: World, body: Any) -> str:
+    before = world.node.audit.size
+    with pytest.raises(ServeFailedError) as caught:
+        world.gateway.authorize(body)
+    assert world.node.audit.size == before + 1  # one entry, whatever failed
+    entry = world.node.audit.entry(before)
+    assert (entry["kind"], entry["outcome"]) == ("read", "failed")
+    assert entry["reason"] == caught.value.reason
+    return caught.value.reason
+
+
+def _with_record(world: World, monkeypatch: pytest.MonkeyPatch, **changes: Any) -> None:
+    record = world.node.store.get(world.dataset)
+    assert record is not None
+    damaged = dataclasses.replace(record, **changes)
+    monkeypatch.setattr(world.gateway.store, "get", lambda dataset_id: damaged)
+
+
+def test_a_damaged_wrapped_key_is_logged_as_failed_and_not_counted(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = world.grant()
+    record = world.node.store.get(world.dataset)
+    assert record is not None
+    key = bytearray(record.wrapped_key)
+    key[-1] ^= 1
+    with monkeypatch.context() as patch:
+        _with_record(world, patch, wrapped_key=bytes(key))
+        for _ in range(3):
+            assert "stored key" in _failed(world, world.body(grant))
+    for _ in range(3):  # the failures used none of the grant's 3 reads
+        world.gateway.authorize(world.body(grant))
+    assert "read limit reached" in world.refused(world.body(grant))
+
+
+def test_a_missing_blob_is_logged_as_failed_and_not_counted(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = world.grant()
+    with monkeypatch.context() as patch:
+        _with_record(world, patch, blob_hash="00" * 32)
+        for _ in range(3):
+            assert "ciphertext" in _failed(world, world.body(grant))
+    for _ in range(3):
+        world.gateway.authorize(world.body(grant))
+    assert "read limit reached" in world.refused(world.body(grant))
+
+
+def test_a_chain_that_does_not_answer_is_logged_as_failed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = world.grant()
+
+    def unreachable(*args: Any) -> bool:
+        raise ChainUnreachableError("the RPC endpoint does not answer")
+
+    monkeypatch.setattr(world.gateway._market, "check_access", unreachable)
+    assert "retry later" in _failed(world, world.body(grant))
+
+
+def test_a_failed_serve_answers_500_with_its_reason_over_http(
+    world: World, served_gateway: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = world.grant()
+    _with_record(world, monkeypatch, blob_hash="00" * 32)
+    response = httpx.post(served_gateway + wire.ACCESS, json=world.body(grant))
+    assert response.status_code == 500 and "ciphertext" in response.json()["error"]
+    assert world.node.audit.entry(world.node.audit.size - 1)["outcome"] == "failed"
+
+
+def test_an_oversized_body_is_refused_and_logged(world: World, served_gateway: str) -> None:
+    before = world.node.audit.size
+    response = httpx.post(served_gateway + wire.ACCESS, content=b"{" * (MAX_BODY + 1))
+    assert response.status_code == 413
+    assert world.node.audit.size == before + 1
+    entry = world.node.audit.entry(before)
+    assert (entry["outcome"], entry["reason"]) == (
+        "refused",
+        f"request body too large (over {MAX_BODY} bytes)",
+    )

@@ -3,10 +3,15 @@
 For each signed request the gateway checks, in order: the EIP-712 signature and expiry,
 that the nonce is new (replay), that the dataset lives here, the grant on chain at the
 latest block (purpose, expiry, revocation, requester), the read limit, and that the
-requester has an encryption key registered. Every outcome — served or refused — is
-appended to the audit log *durably before* anything is sent, so no read is ever served
-without its audit entry. Only then is the data key wrapped to the requester (HPKE auth
-mode: the requester can check it came from the owner) and the ciphertext streamed.
+requester has an encryption key registered. Then it prepares the answer: the data key
+wrapped to the requester (HPKE auth mode: the requester can check it came from the
+owner) and the ciphertext found in the blob store.
+
+Every request that reaches the gateway leaves exactly one audit entry, whose outcome is
+what happened: ``served``; ``refused`` with the reason the requester is told; or
+``failed`` with the reason this node could not serve an allowed request (a damaged stored
+key, a missing blob). Each is appended *durably before* anything is sent, so no read is
+ever served without its entry, and only ``served`` entries count as reads.
 """
 
 from __future__ import annotations
@@ -19,13 +24,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ailedger.chain.contracts.data_market import GrantStatus, purpose_names
-from ailedger.errors import ForbiddenError, MalformedRequestError, NotFoundError
+from ailedger.crypto.errors import CryptoError
+from ailedger.db import DatabaseError
+from ailedger.errors import (
+    ChainError,
+    ForbiddenError,
+    MalformedRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RequestRefusedError,
+)
 from ailedger.sharing.access_request import (
     AccessRequest,
     Domain,
     InvalidRequestError,
     verify_request,
 )
+from ailedger.store.errors import StoreError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -49,6 +64,13 @@ class UnknownDatasetError(NotFoundError, AccessDeniedError):
 
 class UnreadableRequestError(MalformedRequestError, AccessDeniedError):
     """The body is not a signed access request at all."""
+
+
+class ServeFailedError(RequestRefusedError):
+    """The request was allowed but this node could not serve it (its stored key or
+    ciphertext is damaged or missing); logged as ``failed``, never counted as a read."""
+
+    http_status = 500
 
 
 class AuditAppender(Protocol):
@@ -79,6 +101,7 @@ class Authorization:
     wrapped_key: bytes
     audit_index: int
     audit_entry: dict[str, Any]
+    size: int  # of the ciphertext, found in the blob store before the read was logged
 
 
 class Gateway:
@@ -126,6 +149,20 @@ class Gateway:
         except AccessDeniedError as exc:
             self._log_refusal(request, exc.reason)
             raise
+        except ServeFailedError as exc:
+            self.audit.append(_entry(request, READ, "failed", exc.reason))
+            raise
+        except (ChainError, DatabaseError) as exc:
+            reason = "this node could not check the request (chain or database); retry later"
+            self.audit.append(_entry(request, READ, "failed", reason))
+            raise ServeFailedError(reason) from exc
+
+    def refuse_oversized(self, limit: int) -> PayloadTooLargeError:
+        """Log a body over ``limit`` bytes (not read further) as refused; returns the error
+        to raise."""
+        reason = f"request body too large (over {limit} bytes)"
+        self._log_refusal(None, reason)
+        return PayloadTooLargeError(reason)
 
     def _check_grant(self, request: AccessRequest) -> bytes:
         granted = self._market.check_access(
@@ -167,6 +204,23 @@ class Gateway:
     def _serve(
         self, request: AccessRequest, dataset: OwnedDataset, recipient: bytes
     ) -> Authorization:
+        try:
+            wrapped = self._wrap_key(request, dataset, recipient)
+            size = self.blobs.size(dataset.blob_hash)
+        except CryptoError as exc:
+            raise ServeFailedError(
+                "this node's stored key for the dataset is damaged; the owner must publish it again"
+            ) from exc
+        except (StoreError, OSError) as exc:
+            raise ServeFailedError(
+                "this node cannot read the dataset's ciphertext; the owner must restore it"
+            ) from exc
+        entry = _entry(request, READ, "served")
+        index = self.audit.append(entry)  # durable before a single byte is sent
+        self._reads[request.grant_id] += 1
+        return Authorization(dataset, wrapped, index, entry, size)
+
+    def _wrap_key(self, request: AccessRequest, dataset: OwnedDataset, recipient: bytes) -> bytes:
         from ailedger.crypto.hpke import unwrap_data_key, wrap_data_key
 
         own_public = self._owner_key.public_key().public_bytes_raw()
@@ -178,7 +232,7 @@ class Gateway:
             version=dataset.version,
             requester=self.owner_address,
         )
-        wrapped = wrap_data_key(
+        return wrap_data_key(
             data_key,
             recipient_public=recipient,
             owner_private=self._owner_key,
@@ -186,10 +240,6 @@ class Gateway:
             version=dataset.version,
             requester=request.requester,
         )
-        entry = _entry(request, READ, "served")
-        index = self.audit.append(entry)  # durable before a single byte is sent
-        self._reads[request.grant_id] += 1
-        return Authorization(dataset, wrapped, index, entry)
 
     def _log_refusal(self, request: AccessRequest | None, reason: str) -> None:
         self.audit.append(_entry(request, READ, "refused", reason))

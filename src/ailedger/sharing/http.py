@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ailedger.errors import NotFoundError, PayloadTooLargeError
+from ailedger.errors import NotFoundError
 from ailedger.peer import wire
 from ailedger.sharing.gateway import Gateway
 
@@ -28,9 +28,9 @@ def gateway_router(gateway: Gateway) -> APIRouter:
     async def access(request: Request) -> Response:
         """Serve a dataset's ciphertext and its data key, wrapped to the requester, for a
         signed access request under a valid grant."""
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise PayloadTooLargeError("request body too large")
+        raw = await _read_at_most(request, MAX_BODY)
+        if raw is None:
+            raise await run_in_threadpool(gateway.refuse_oversized, MAX_BODY)
         try:
             body: Any = json.loads(raw)
         except ValueError:
@@ -41,7 +41,7 @@ def gateway_router(gateway: Gateway) -> APIRouter:
             wire.WRAPPED_KEY_HEADER: granted.wrapped_key.hex(),
             wire.VERSION_HEADER: str(granted.dataset.version),
             wire.AUDIT_HEADER: base64.b64encode(json.dumps(receipt).encode()).decode(),
-            "Content-Length": str(gateway.blobs.size(granted.dataset.blob_hash)),
+            "Content-Length": str(granted.size),
         }
         return StreamingResponse(
             gateway.stream(granted), media_type="application/octet-stream", headers=headers
@@ -84,3 +84,13 @@ def gateway_router(gateway: Gateway) -> APIRouter:
         return {"ok": True, "audit_size": gateway.audit.size}
 
     return router
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it passes ``limit`` bytes (the rest is never read)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
