@@ -38,7 +38,8 @@ from ailedger.sharing.access_request import (
     AccessRequest,
     Domain,
     InvalidRequestError,
-    verify_request,
+    check_request,
+    recover_signer,
 )
 from ailedger.store.errors import StoreError
 
@@ -128,12 +129,24 @@ class Gateway:
         self._lock = threading.Lock()
         self._reads = _count_reads(audit)
 
-    def authorize(self, body: Any) -> Authorization:
-        """Decide one access request; raises :class:`AccessDeniedError` after logging it."""
+    def authorize(self, body: Any, peer: str = "") -> Authorization:
+        """Decide one access request from ``peer`` (the client's address); raises
+        :class:`AccessDeniedError` or :class:`ServeFailedError` after logging it.
+
+        An entry names the account whose signature the request carries, never merely the
+        requester its body names: a request signed by X that names R is logged under X,
+        so no one can fill the log with refusals that blame R. A body that carries no
+        signature at all is logged as unauthenticated, with the peer's address."""
         request: AccessRequest | None = None
+        signer: str | None = None
+
+        def log(outcome: str, reason: str) -> None:
+            self.audit.append(_entry(request, signer, peer, outcome, reason))
+
         try:
             request, signature = _parse(body)
-            verify_request(self.domain, request, signature)
+            signer = recover_signer(self.domain, request, signature)
+            check_request(request, signer)
             if not self.store.use_nonce(request.nonce, request.expiry):
                 raise AccessDeniedError("replayed request: this nonce was used before")
             dataset = self.store.get(request.dataset_id)
@@ -141,27 +154,27 @@ class Gateway:
                 raise UnknownDatasetError("no such dataset at this node")
             with self._lock:  # the read limit must hold against concurrent requests
                 recipient = self._check_grant(request)
-                return self._serve(request, dataset, recipient)
+                return self._serve(request, signer, dataset, recipient)
         except InvalidRequestError as exc:
-            self._log_refusal(request, str(exc))
+            log("refused", str(exc))
             refusal = UnreadableRequestError if request is None else AccessDeniedError
             raise refusal(str(exc)) from exc
         except AccessDeniedError as exc:
-            self._log_refusal(request, exc.reason)
+            log("refused", exc.reason)
             raise
         except ServeFailedError as exc:
-            self.audit.append(_entry(request, READ, "failed", exc.reason))
+            log("failed", exc.reason)
             raise
         except (ChainError, DatabaseError) as exc:
             reason = "this node could not check the request (chain or database); retry later"
-            self.audit.append(_entry(request, READ, "failed", reason))
+            log("failed", reason)
             raise ServeFailedError(reason) from exc
 
-    def refuse_oversized(self, limit: int) -> PayloadTooLargeError:
-        """Log a body over ``limit`` bytes (not read further) as refused; returns the error
-        to raise."""
+    def refuse_oversized(self, limit: int, peer: str = "") -> PayloadTooLargeError:
+        """Log a body over ``limit`` bytes (not read further) from ``peer`` as refused,
+        unauthenticated; returns the error to raise."""
         reason = f"request body too large (over {limit} bytes)"
-        self._log_refusal(None, reason)
+        self.audit.append(_entry(None, None, peer, "refused", reason))
         return PayloadTooLargeError(reason)
 
     def _check_grant(self, request: AccessRequest) -> bytes:
@@ -202,7 +215,7 @@ class Gateway:
         }.get(grant.status, f"the grant is not valid (status {grant.status.name})")
 
     def _serve(
-        self, request: AccessRequest, dataset: OwnedDataset, recipient: bytes
+        self, request: AccessRequest, signer: str, dataset: OwnedDataset, recipient: bytes
     ) -> Authorization:
         try:
             wrapped = self._wrap_key(request, dataset, recipient)
@@ -215,7 +228,7 @@ class Gateway:
             raise ServeFailedError(
                 "this node cannot read the dataset's ciphertext; the owner must restore it"
             ) from exc
-        entry = _entry(request, READ, "served")
+        entry = _entry(request, signer, "", "served")
         index = self.audit.append(entry)  # durable before a single byte is sent
         self._reads[request.grant_id] += 1
         return Authorization(dataset, wrapped, index, entry, size)
@@ -241,9 +254,6 @@ class Gateway:
             requester=request.requester,
         )
 
-    def _log_refusal(self, request: AccessRequest | None, reason: str) -> None:
-        self.audit.append(_entry(request, READ, "refused", reason))
-
     def stream(self, authorization: Authorization, chunk: int = 1 << 20) -> Iterator[bytes]:
         with self.blobs.open(authorization.dataset.blob_hash) as handle:
             while block := handle.read(chunk):
@@ -257,19 +267,23 @@ def _parse(body: Any) -> tuple[AccessRequest, str]:
 
 
 def _entry(
-    request: AccessRequest | None, kind: str, outcome: str, reason: str = ""
+    request: AccessRequest | None, signer: str | None, peer: str, outcome: str, reason: str = ""
 ) -> dict[str, Any]:
     """An audit entry: who, which dataset and grant, what purpose, when, what happened.
 
-    Account addresses and ids only: never names, never data."""
-    entry: dict[str, Any] = {"kind": kind, "outcome": outcome, "time": int(time.time())}
-    if request is not None:
+    "Who" is the account that signed (``signer``); without a signature, the entry says
+    so and gives the peer's network address instead. Account addresses, ids and that
+    address only: never names, never data."""
+    entry: dict[str, Any] = {"kind": READ, "outcome": outcome, "time": int(time.time())}
+    if request is not None and signer is not None:
         entry.update(
             dataset="0x" + request.dataset_id.hex(),
             grant=request.grant_id,
-            requester=request.requester,
+            requester=signer,
             purpose=request.purpose,
         )
+    else:
+        entry.update(authenticated=False, peer=peer or "unknown")
     if reason:
         entry["reason"] = reason
     return entry

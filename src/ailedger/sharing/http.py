@@ -16,26 +16,33 @@ from starlette.concurrency import run_in_threadpool
 
 from ailedger.errors import NotFoundError
 from ailedger.peer import wire
+from ailedger.peer.rate_limit import PeerRateLimiter
 from ailedger.sharing.gateway import Gateway
 
 MAX_BODY = 64 * 1024  # a signed request is a few hundred bytes
 
 
-def gateway_router(gateway: Gateway) -> APIRouter:
+def gateway_router(gateway: Gateway, limiter: PeerRateLimiter | None = None) -> APIRouter:
+    """The gateway's routes; access requests are limited per peer address by ``limiter``
+    (default: :class:`~ailedger.peer.rate_limit.PeerRateLimiter`'s defaults), since each
+    one that gets through is written to the audit log."""
     router = APIRouter(tags=["data"])
+    limiter = limiter or PeerRateLimiter()
 
     @router.post(wire.ACCESS)
     async def access(request: Request) -> Response:
         """Serve a dataset's ciphertext and its data key, wrapped to the requester, for a
         signed access request under a valid grant."""
+        peer = request.client.host if request.client else "unknown"
+        limiter.admit(peer)  # before anything is read or logged: a flood costs nothing
         raw = await _read_at_most(request, MAX_BODY)
         if raw is None:
-            raise await run_in_threadpool(gateway.refuse_oversized, MAX_BODY)
+            raise await run_in_threadpool(gateway.refuse_oversized, MAX_BODY, peer)
         try:
             body: Any = json.loads(raw)
         except ValueError:
             body = None
-        granted = await run_in_threadpool(gateway.authorize, body)
+        granted = await run_in_threadpool(gateway.authorize, body, peer)
         receipt = {"index": granted.audit_index, "entry": granted.audit_entry}
         headers = {
             wire.WRAPPED_KEY_HEADER: granted.wrapped_key.hex(),
