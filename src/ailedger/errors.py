@@ -52,6 +52,7 @@ Hierarchy::
     │   ├── UnknownDatasetError              ... and a NotFoundError
     │   └── UnreadableRequestError           ... and a MalformedRequestError
     ├── gateway.ServeFailedError             500 allowed, but this node could not serve it
+    ├── reads.ReadLimitReachedError          a ForbiddenError: the grant has no read left
     ├── requester.AccessRefusedError         the requester's view of that refusal
     ├── requester.TamperedDataError          ciphertext differs from its on-chain hash
     │

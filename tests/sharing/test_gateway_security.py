@@ -21,7 +21,7 @@ from ailedger.chain.connection import open_embedded
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.crypto.errors import CryptoError
-from ailedger.errors import ChainUnreachableError, TooManyRequestsError
+from ailedger.errors import ChainUnreachableError, NotFoundError, TooManyRequestsError
 from ailedger.keys.home import NodeHome
 from ailedger.node.app import create_app
 from ailedger.node.errors import install_error_handlers
@@ -34,6 +34,7 @@ from ailedger.sharing.access_request import Domain, new_request, sign_request
 from ailedger.sharing.gateway import AccessDeniedError, Gateway, ServeFailedError
 from ailedger.sharing.http import MAX_BODY, gateway_router
 from ailedger.sharing.owner import OwnerNode
+from ailedger.sharing.reads import ReadLimitReachedError
 from ailedger.sharing.requester import (
     TamperedDataError,
     check_receipt,
@@ -425,3 +426,22 @@ def test_the_limiter_forgets_idle_peers_so_its_memory_is_bounded() -> None:
         now[0] += 0.01
         limiter.admit(f"peer-{i}")
     assert len(limiter._buckets) <= 100
+
+
+def test_compute_reads_count_against_the_fetch_limit(world: World) -> None:
+    grant = world.grant()
+    compute_read = {"kind": "compute-read", "grant": grant, "job": 1, "outcome": "served"}
+    world.gateway.append_own(compute_read)  # as the node's own-entries route does
+    world.gateway.authorize(world.body(grant))
+    world.gateway.append_own(compute_read)
+    assert world.gateway.grant_reads(grant)["remaining"] == 0
+    assert "read limit reached (3 reads" in world.refused(world.body(grant))
+    size = world.node.audit.size
+    with pytest.raises(ReadLimitReachedError):
+        world.gateway.append_own(compute_read)
+    assert world.node.audit.size == size
+
+
+def test_grant_reads_are_told_only_for_datasets_held_here(world: World) -> None:
+    with pytest.raises(NotFoundError):
+        world.gateway.grant_reads(10_000)

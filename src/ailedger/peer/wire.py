@@ -12,6 +12,7 @@ DATASET_METADATA = "/v1/datasets/{dataset_id}/metadata"
 AUDIT_CHECKPOINT = "/v1/audit/checkpoint"
 AUDIT_KEY = "/v1/audit/key"
 AUDIT_RECEIPT = "/v1/audit/receipts/{index}"
+GRANT_READS = "/v1/grants/{grant_id}/reads"
 HEALTH = "/v1/health"
 
 # The node's own processes (node/own_entries.py)

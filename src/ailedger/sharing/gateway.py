@@ -16,9 +16,7 @@ ever served without its entry, and only ``served`` entries count as reads.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,6 +39,7 @@ from ailedger.sharing.access_request import (
     check_request,
     recover_signer,
 )
+from ailedger.sharing.reads import COMPUTE_READ, READ, GrantReads, ReadLimitReachedError
 from ailedger.store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -48,8 +47,6 @@ if TYPE_CHECKING:
 
     from ailedger.chain.contracts import DataMarketClient, KeyRegistryClient
     from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
-
-READ = "read"
 
 
 class AccessDeniedError(ForbiddenError):
@@ -126,8 +123,7 @@ class Gateway:
         self.owner_address = owner_address
         self._market = market
         self._keys = key_registry
-        self._lock = threading.Lock()
-        self._reads = _count_reads(audit)
+        self.reads = GrantReads(audit, market)
 
     def authorize(self, body: Any, peer: str = "") -> Authorization:
         """Decide one access request from ``peer`` (the client's address); raises
@@ -152,7 +148,7 @@ class Gateway:
             dataset = self.store.get(request.dataset_id)
             if dataset is None:
                 raise UnknownDatasetError("no such dataset at this node")
-            with self._lock:  # the read limit must hold against concurrent requests
+            with self.reads.exclusive():  # the limit holds against concurrent reads
                 recipient = self._check_grant(request)
                 return self._serve(request, signer, dataset, recipient)
         except InvalidRequestError as exc:
@@ -177,6 +173,27 @@ class Gateway:
         self.audit.append(_entry(None, None, peer, "refused", reason))
         return PayloadTooLargeError(reason)
 
+    def append_own(self, entry: dict[str, Any]) -> int:
+        """Log an entry of this node's own processes; a compute-to-data read first passes
+        its grant's read limit, as a fetch does (raises
+        :class:`~ailedger.sharing.reads.ReadLimitReachedError`, nothing logged)."""
+        if entry.get("kind") == COMPUTE_READ:
+            return self.reads.append_read(entry)
+        return self.audit.append(entry)
+
+    def grant_reads(self, grant_id: int) -> dict[str, Any]:
+        """How many reads a grant of a dataset held here has used and has left, for the
+        requester to see before paying for a compute-to-data job."""
+        grant = self._market.grant_info(grant_id)
+        if grant is None or self.store.get(grant.dataset_id) is None:
+            raise NotFoundError(f"no grant {grant_id} for a dataset at this node")
+        return {
+            "grant": grant_id,
+            "reads": self.reads.count(grant_id),
+            "max_reads": grant.max_reads,
+            "remaining": self.reads.remaining(grant_id, grant.max_reads),
+        }
+
     def _check_grant(self, request: AccessRequest) -> bytes:
         granted = self._market.check_access(
             request.grant_id, request.requester, request.dataset_id, request.purpose
@@ -184,9 +201,10 @@ class Gateway:
         if not granted:
             raise AccessDeniedError(self._why_not(request))
         grant = self._market.grant_info(request.grant_id)
-        limit = grant.max_reads if grant else 0
-        if limit and self._reads[request.grant_id] >= limit:
-            raise AccessDeniedError(f"read limit reached ({limit} reads under this grant)")
+        try:
+            self.reads.check(request.grant_id, grant.max_reads if grant else 0)
+        except ReadLimitReachedError as exc:
+            raise AccessDeniedError(exc.reason) from exc
         key = self._keys.key_of(request.requester)
         if key is None:
             raise AccessDeniedError(
@@ -230,7 +248,6 @@ class Gateway:
             ) from exc
         entry = _entry(request, signer, "", "served")
         index = self.audit.append(entry)  # durable before a single byte is sent
-        self._reads[request.grant_id] += 1
         return Authorization(dataset, wrapped, index, entry, size)
 
     def _wrap_key(self, request: AccessRequest, dataset: OwnedDataset, recipient: bytes) -> bytes:
@@ -287,12 +304,3 @@ def _entry(
     if reason:
         entry["reason"] = reason
     return entry
-
-
-def _count_reads(audit: AuditAppender) -> Counter[int]:
-    """Reads per grant, re-derived from the audit log itself so a restart forgets none."""
-    reads: Counter[int] = Counter()
-    for entry in audit.entries(0, audit.size):
-        if entry.get("kind") == READ and entry.get("outcome") == "served":
-            reads[int(entry["grant"])] += 1
-    return reads

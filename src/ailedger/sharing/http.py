@@ -65,6 +65,12 @@ def gateway_router(gateway: Gateway, limiter: PeerRateLimiter | None = None) -> 
             raise NotFoundError("no such dataset at this node")
         return JSONResponse(record.metadata)
 
+    @router.get(wire.GRANT_READS)
+    def grant_reads(grant_id: int) -> dict[str, Any]:
+        """Reads a grant has used and has left (fetches and compute-to-data together;
+        ``remaining`` null: unlimited)."""
+        return gateway.grant_reads(grant_id)
+
     @router.get(wire.AUDIT_CHECKPOINT)
     def checkpoint() -> Response:
         """The latest signed checkpoint of the audit log (C2SP signed note)."""

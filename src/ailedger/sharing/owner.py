@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger.chain.contracts import Policy
-from ailedger.errors import ConfigError
+from ailedger.errors import ConfigError, PeerUnreachableError
+from ailedger.peer import wire
 from ailedger.sharing.access_request import Domain
 from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
+from ailedger.sharing.reads import COMPUTE_READ, GrantReads, ReadLimitReachedError
 
 if TYPE_CHECKING:
     from ailedger.audit.log import AuditLog
@@ -105,20 +107,56 @@ class OwnerNode:
 
     def append_own(self, entry: dict[str, Any]) -> None:
         """Append an entry this home's own processes make (an outgoing query, a
-        compute-to-data read): directly, or through the running node when it holds the log."""
+        compute-to-data read): directly, or through the running node when it holds the log.
+        A compute-to-data read passes its grant's read limit first, either way; past it,
+        :class:`~ailedger.sharing.reads.ReadLimitReachedError` and nothing is logged."""
         from ailedger.audit.log import AuditLogError
-        from ailedger.errors import PeerUnreachableError
-        from ailedger.peer.client import log_via_own_node
+        from ailedger.peer.client import SignedRequestError, log_via_own_node
 
         try:
-            self.audit.append(entry)
+            audit = self.audit
         except AuditLogError:  # the running node owns the log: hand it the entry instead
-            url = self.session.node_registry.url_of(self.session.address)
-            if url is None:
+            try:
+                log_via_own_node(self.session.require_account(), self._own_url(), entry)
+            except SignedRequestError as exc:
+                if exc.status == ReadLimitReachedError.http_status:
+                    raise ReadLimitReachedError(str(exc)) from exc
+                raise
+            return
+        if entry.get("kind") == COMPUTE_READ:
+            GrantReads(audit, self.market).append_read(entry)
+        else:
+            audit.append(entry)
+
+    def reads_left(self, grant_id: int) -> int | None:
+        """The reads ``grant_id`` has left at this node (None: unlimited), counted from the
+        audit log directly, or by the running node when it holds the log."""
+        import httpx
+
+        from ailedger.audit.log import AuditLogError
+        from ailedger.peer.client import shared_client
+
+        try:
+            audit = self.audit
+        except AuditLogError:
+            path = wire.path(wire.GRANT_READS, grant_id=grant_id)
+            try:
+                response = shared_client().get(self._own_url() + path, timeout=10)
+                response.raise_for_status()
+                remaining = response.json()["remaining"]
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
                 raise PeerUnreachableError(
-                    "this node has no gateway URL registered; start it first"
-                ) from None
-            log_via_own_node(self.session.require_account(), url, entry)
+                    f"this home's running node did not say how many reads grant {grant_id} "
+                    f"has left: {exc}"
+                ) from exc
+            return None if remaining is None else int(remaining)
+        return GrantReads(audit, self.market).remaining(grant_id)
+
+    def _own_url(self) -> str:
+        url = self.session.node_registry.url_of(self.session.address)
+        if url is None:
+            raise PeerUnreachableError("this node has no gateway URL registered; start it first")
+        return str(url)
 
     def close(self) -> None:
         if self._audit is not None:
