@@ -21,7 +21,12 @@ from ailedger.chain.connection import open_embedded
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.crypto.errors import CryptoError
-from ailedger.errors import ChainUnreachableError, NotFoundError, TooManyRequestsError
+from ailedger.errors import (
+    ChainUnreachableError,
+    NotFoundError,
+    TooManyRequestsError,
+    UnprocessableError,
+)
 from ailedger.keys.home import NodeHome
 from ailedger.node.app import create_app
 from ailedger.node.errors import install_error_handlers
@@ -443,5 +448,13 @@ def test_compute_reads_count_against_the_fetch_limit(world: World) -> None:
 
 
 def test_grant_reads_are_told_only_for_datasets_held_here(world: World) -> None:
-    with pytest.raises(NotFoundError):
-        world.gateway.grant_reads(10_000)
+    for grant in (10_000, 2**256, -1):
+        with pytest.raises(NotFoundError):
+            world.gateway.grant_reads(grant)
+
+
+def test_a_compute_read_without_its_grant_is_not_logged(world: World) -> None:
+    size = world.node.audit.size
+    with pytest.raises(UnprocessableError):
+        world.gateway.append_own({"kind": "compute-read", "job": 1, "outcome": "served"})
+    assert world.node.audit.size == size

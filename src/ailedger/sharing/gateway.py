@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ailedger.chain.contracts.data_market import GrantStatus, purpose_names
 from ailedger.crypto.errors import CryptoError
 from ailedger.db import DatabaseError
+from ailedger.db.types import UINT256_MAX
 from ailedger.errors import (
     ChainError,
     ForbiddenError,
@@ -31,6 +32,7 @@ from ailedger.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RequestRefusedError,
+    UnprocessableError,
 )
 from ailedger.sharing.access_request import (
     AccessRequest,
@@ -39,7 +41,13 @@ from ailedger.sharing.access_request import (
     check_request,
     recover_signer,
 )
-from ailedger.sharing.reads import COMPUTE_READ, READ, GrantReads, ReadLimitReachedError
+from ailedger.sharing.reads import (
+    COMPUTE_READ,
+    READ,
+    GrantReads,
+    ReadLimitReachedError,
+    counts_as_read,
+)
 from ailedger.store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -178,13 +186,15 @@ class Gateway:
         its grant's read limit, as a fetch does (raises
         :class:`~ailedger.sharing.reads.ReadLimitReachedError`, nothing logged)."""
         if entry.get("kind") == COMPUTE_READ:
+            if not counts_as_read(entry):  # uncounted, a job could read without limit
+                raise UnprocessableError("a compute-read entry names its grant and is served")
             return self.reads.append_read(entry)
         return self.audit.append(entry)
 
     def grant_reads(self, grant_id: int) -> dict[str, Any]:
         """How many reads a grant of a dataset held here has used and has left, for the
         requester to see before paying for a compute-to-data job."""
-        grant = self._market.grant_info(grant_id)
+        grant = self._market.grant_info(grant_id) if 0 <= grant_id <= UINT256_MAX else None
         if grant is None or self.store.get(grant.dataset_id) is None:
             raise NotFoundError(f"no grant {grant_id} for a dataset at this node")
         return {
