@@ -122,7 +122,10 @@ class Gateway:
         store: OwnerStore,
         blobs: BlobReader,
         audit: AuditAppender,
+        reads: GrantReads | None = None,
     ) -> None:
+        """``reads``: the counter of ``audit``'s reads, when others append reads to the
+        same log (the owner's own compute-to-data runs); one is made otherwise."""
         self.domain = domain
         self.store = store
         self.blobs = blobs
@@ -131,7 +134,7 @@ class Gateway:
         self.owner_address = owner_address
         self._market = market
         self._keys = key_registry
-        self.reads = GrantReads(audit, market)
+        self.reads = reads or GrantReads(audit, market)
 
     def authorize(self, body: Any, peer: str = "") -> Authorization:
         """Decide one access request from ``peer`` (the client's address); raises

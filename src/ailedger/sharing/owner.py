@@ -91,6 +91,7 @@ class OwnerNode:
         self.blobs = DirectoryBlobStore(session.home.layout.blobs)
         self.market = session.data_market
         self._audit: AuditLog | None = None
+        self._reads: GrantReads | None = None
 
     @property
     def audit(self) -> AuditLog:
@@ -104,6 +105,14 @@ class OwnerNode:
                 origin=f"ailedger/{self.session.address}",
             )
         return self._audit
+
+    @property
+    def reads(self) -> GrantReads:
+        """The reads of every grant in this node's audit log (opened on first use), one
+        counter shared by its gateway and its own compute-to-data reads."""
+        if self._reads is None:
+            self._reads = GrantReads(self.audit, self.market)
+        return self._reads
 
     def append_own(self, entry: dict[str, Any]) -> None:
         """Append an entry this home's own processes make (an outgoing query, a
@@ -124,7 +133,7 @@ class OwnerNode:
                 raise
             return
         if entry.get("kind") == COMPUTE_READ:
-            GrantReads(audit, self.market).append_read(entry)
+            self.reads.append_read(entry)
         else:
             audit.append(entry)
 
@@ -137,7 +146,7 @@ class OwnerNode:
         from ailedger.peer.client import shared_client
 
         try:
-            audit = self.audit
+            reads = self.reads
         except AuditLogError:
             path = wire.path(wire.GRANT_READS, grant_id=grant_id)
             try:
@@ -150,7 +159,7 @@ class OwnerNode:
                     f"has left: {exc}"
                 ) from exc
             return None if remaining is None else int(remaining)
-        return GrantReads(audit, self.market).remaining(grant_id)
+        return reads.remaining(grant_id)
 
     def _own_url(self) -> str:
         url = self.session.node_registry.url_of(self.session.address)
@@ -246,6 +255,7 @@ class OwnerNode:
             store=self.store,
             blobs=self.blobs,
             audit=self.audit,
+            reads=self.reads,
         )
 
     def anchor(self) -> tuple[int, str] | None:

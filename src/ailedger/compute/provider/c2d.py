@@ -91,10 +91,10 @@ class DataInputs:
         """Check, log each read durably, then decrypt each dataset under ``dest``."""
         from ailedger.sharing.owner import OwnerNode
 
-        dest.mkdir(parents=True, exist_ok=True)
         mounted: dict[str, Path] = {}
         with OwnerNode(self.session) as node:
             self.check(node.reads_left)
+            dest.mkdir(parents=True, exist_ok=True)
             for i, dataset in enumerate(self.datasets):
                 name = "0x" + dataset.hex()
                 entry = {
