@@ -36,7 +36,8 @@ Hierarchy::
     │   │   └── GoneError           410 it was here and is no longer
     │   ├── PayloadTooLargeError    413 the body or a part it names exceeds the node's limit
     │   ├── UnsupportedMediaTypeError  415 the body is not in a content type the route takes
-    │   └── UnprocessableError      422 readable, but not a valid request (``details``: where)
+    │   ├── UnprocessableError      422 readable, but not a valid request (``details``: where)
+    │   └── TooManyRequestsError    429 this peer sent too many; retry after ``retry_after`` s
     │
     │   defined beside the code that raises them (one module each):
     ├── crypto.errors.CryptoError   DecryptionError (WrongObjectError), CiphertextFormatError,
@@ -51,6 +52,8 @@ Hierarchy::
     ├── gateway.AccessDeniedError            the gateway refused: a ForbiddenError,
     │   ├── UnknownDatasetError              ... and a NotFoundError
     │   └── UnreadableRequestError           ... and a MalformedRequestError
+    ├── gateway.ServeFailedError             500 allowed, but this node could not serve it
+    ├── reads.ReadLimitReachedError          a ForbiddenError: the grant has no read left
     ├── requester.AccessRefusedError         the requester's view of that refusal
     ├── requester.TamperedDataError          ciphertext differs from its on-chain hash
     │
@@ -208,3 +211,14 @@ class UnprocessableError(RequestRefusedError):
     """The body is readable but not a valid request; ``details`` say what is wrong."""
 
     http_status = 422
+
+
+class TooManyRequestsError(RequestRefusedError):
+    """This peer sent more requests than the node takes from one address; retry after
+    ``retry_after`` seconds (RFC 6585 section 4)."""
+
+    http_status = 429
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after

@@ -34,7 +34,7 @@ NODE = Account.create()
 
 def _whole_app(tmp_path: Path, audit: ListAudit) -> FastAPI:
     """Every router the node has; the parts are stand-ins, as only the routes matter."""
-    gateway = SimpleNamespace(audit=audit, owner_address=NODE.address)
+    gateway = SimpleNamespace(audit=audit, owner_address=NODE.address, append_own=audit.append)
     cohort = MatchableCohort.build([], secret=b"s" * 32)
     matchmaker = MatchmakerService(cohort, lambda token: None, audit)
     jobs = JobInbox(JobFiles(tmp_path), NODE.address, cast(Any, None))
@@ -133,6 +133,14 @@ def test_back_pressure_says_when_to_retry() -> None:
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert response.json() == {"error": "the audit log is busy"}
+
+
+def test_a_throttled_peer_is_told_when_to_retry() -> None:
+    with _raising(errors.TooManyRequestsError("too many requests", 2.5)) as client:
+        response = client.get("/fail")
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "3"
+    assert response.json() == {"error": "too many requests"}
 
 
 def test_other_errors_stay_server_errors() -> None:

@@ -8,6 +8,7 @@ import pytest
 from eth_account import Account
 
 from ailedger.sharing.access_request import (
+    CLOCK_SKEW_S,
     MAX_LIFETIME_S,
     AccessRequest,
     Domain,
@@ -65,6 +66,15 @@ def test_expired_and_far_future_requests_are_refused() -> None:
         verify_request(DOMAIN, request, signature, now=request.expiry + 3600)
     with pytest.raises(InvalidRequestError, match="too late"):
         verify_request(DOMAIN, request, signature, now=request.expiry - MAX_LIFETIME_S - 3600)
+
+
+def test_only_a_small_clock_skew_is_allowed_past_expiry() -> None:
+    request, signature, _ = signed()
+    assert CLOCK_SKEW_S <= 5
+    verify_request(DOMAIN, request, signature, now=request.expiry + CLOCK_SKEW_S)
+    for late in (CLOCK_SKEW_S + 1, 29):  # 29 s late was served before
+        with pytest.raises(InvalidRequestError, match="expired"):
+            verify_request(DOMAIN, request, signature, now=request.expiry + late)
 
 
 @pytest.mark.parametrize("signature", ["0x", "0x1234", "not hex", "0x" + "00" * 65])

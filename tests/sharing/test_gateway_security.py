@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from eth_account import Account
+from fastapi import FastAPI
 
 from ailedger.audit.log import AuditLog
 from ailedger.audit.remote import GatewayLogSource, verify_served_log
@@ -22,15 +26,25 @@ from ailedger.chain.connection import open_embedded
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.crypto.errors import CryptoError
+from ailedger.errors import (
+    ChainUnreachableError,
+    NotFoundError,
+    TooManyRequestsError,
+    UnprocessableError,
+)
 from ailedger.keys.home import NodeHome
 from ailedger.node.app import create_app
+from ailedger.node.errors import install_error_handlers
 from ailedger.node.service import BackgroundServer, announce
 from ailedger.peer import wire
+from ailedger.peer.rate_limit import DEFAULT_BURST, DEFAULT_RATE, PeerRateLimiter
 from ailedger.session import Session
 from ailedger.settings import load_settings
 from ailedger.sharing.access_request import Domain, new_request, sign_request
-from ailedger.sharing.gateway import AccessDeniedError, Gateway
+from ailedger.sharing.gateway import AccessDeniedError, Gateway, ServeFailedError
+from ailedger.sharing.http import MAX_BODY, gateway_router
 from ailedger.sharing.owner import OwnerNode, audit_signing_key
+from ailedger.sharing.reads import ReadLimitReachedError
 from ailedger.sharing.requester import (
     TamperedDataError,
     check_receipt,
@@ -170,7 +184,11 @@ def test_replayed_request(world: World) -> None:
 
 def test_request_signed_by_another_key(world: World) -> None:
     grant = world.grant()
-    assert "signed by" in world.refused(world.body(grant, account=Account.create()))
+    intruder = Account.create()
+    assert "signed by" in world.refused(world.body(grant, account=intruder))
+    entry = world.node.audit.entry(world.node.audit.size - 1)
+    assert entry["requester"] == intruder.address  # the signer, not the researcher it named
+    assert world.researcher.address not in json.dumps(entry)
 
 
 def test_wrong_chain_id(world: World) -> None:
@@ -186,6 +204,17 @@ def test_expired_request(world: World) -> None:
 
 def test_garbage_is_refused_and_logged(world: World) -> None:
     assert "body must be" in world.refused({"nonsense": True})
+
+
+def test_an_unsigned_request_is_logged_as_unauthenticated_with_its_peer(world: World) -> None:
+    body = world.body(world.grant())
+    body["signature"] = "0x1234"
+    before = world.node.audit.size
+    with pytest.raises(AccessDeniedError, match="signature is not valid"):
+        world.gateway.authorize(body, peer="203.0.113.9")
+    entry = world.node.audit.entry(before)
+    assert (entry["authenticated"], entry["peer"]) == (False, "203.0.113.9")
+    assert "requester" not in entry and world.researcher.address not in json.dumps(entry)
 
 
 def test_no_read_without_a_durable_audit_entry(
@@ -251,8 +280,8 @@ def test_tampered_wrapped_key_is_detected(
     grant = world.grant()
     real = Gateway.authorize
 
-    def flip_key(self: Gateway, body: Any) -> Any:
-        granted = real(self, body)
+    def flip_key(self: Gateway, body: Any, peer: str = "") -> Any:
+        granted = real(self, body, peer)
         key = bytearray(granted.wrapped_key)
         key[-1] ^= 1
         return dataclasses.replace(granted, wrapped_key=bytes(key))
@@ -395,3 +424,176 @@ def test_audit_routes_take_hostile_ranges(
     if path.endswith("entries"):
         served = response.json()["entries"]
         assert len(served) <= 2 and all(isinstance(e, str) for e in served)
+
+
+def _failed(world: World, body: Any) -> str:
+    before = world.node.audit.size
+    with pytest.raises(ServeFailedError) as caught:
+        world.gateway.authorize(body)
+    assert world.node.audit.size == before + 1  # one entry, whatever failed
+    entry = world.node.audit.entry(before)
+    assert (entry["kind"], entry["outcome"]) == ("read", "failed")
+    assert entry["reason"] == caught.value.reason
+    return caught.value.reason
+
+
+def _with_record(world: World, monkeypatch: pytest.MonkeyPatch, **changes: Any) -> None:
+    record = world.node.store.get(world.dataset)
+    assert record is not None
+    damaged = dataclasses.replace(record, **changes)
+    monkeypatch.setattr(world.gateway.store, "get", lambda dataset_id: damaged)
+
+
+def test_a_damaged_wrapped_key_is_logged_as_failed_and_not_counted(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = world.grant()
+    record = world.node.store.get(world.dataset)
+    assert record is not None
+    key = bytearray(record.wrapped_key)
+    key[-1] ^= 1
+    with monkeypatch.context() as patch:
+        _with_record(world, patch, wrapped_key=bytes(key))
+        for _ in range(3):
+            assert "stored key" in _failed(world, world.body(grant))
+    for _ in range(3):  # the failures used none of the grant's 3 reads
+        world.gateway.authorize(world.body(grant))
+    assert "read limit reached" in world.refused(world.body(grant))
+
+
+def test_a_missing_blob_is_logged_as_failed_and_not_counted(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = world.grant()
+    with monkeypatch.context() as patch:
+        _with_record(world, patch, blob_hash="00" * 32)
+        for _ in range(3):
+            assert "ciphertext" in _failed(world, world.body(grant))
+    for _ in range(3):
+        world.gateway.authorize(world.body(grant))
+    assert "read limit reached" in world.refused(world.body(grant))
+
+
+def test_a_chain_that_does_not_answer_is_logged_as_failed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = world.grant()
+
+    def unreachable(*args: Any) -> bool:
+        raise ChainUnreachableError("the RPC endpoint does not answer")
+
+    monkeypatch.setattr(world.gateway._market, "check_access", unreachable)
+    assert "retry later" in _failed(world, world.body(grant))
+
+
+def test_a_failed_serve_answers_500_with_its_reason_over_http(
+    world: World, served_gateway: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = world.grant()
+    _with_record(world, monkeypatch, blob_hash="00" * 32)
+    response = httpx.post(served_gateway + wire.ACCESS, json=world.body(grant))
+    assert response.status_code == 500 and "ciphertext" in response.json()["error"]
+    assert world.node.audit.entry(world.node.audit.size - 1)["outcome"] == "failed"
+
+
+def test_an_oversized_body_is_refused_and_logged(world: World, served_gateway: str) -> None:
+    before = world.node.audit.size
+    response = httpx.post(served_gateway + wire.ACCESS, content=b"{" * (MAX_BODY + 1))
+    assert response.status_code == 413
+    assert world.node.audit.size == before + 1
+    entry = world.node.audit.entry(before)
+    assert (entry["outcome"], entry["reason"]) == (
+        "refused",
+        f"request body too large (over {MAX_BODY} bytes)",
+    )
+
+
+def _junk_naming(world: World, requester: str) -> dict[str, Any]:
+    request = new_request(Account.create(), world.dataset, 1, RESEARCH)
+    request = dataclasses.replace(request, requester=requester)
+    return {"request": request.to_json(), "signature": "0x" + secrets.token_hex(65)}
+
+
+def test_a_flood_naming_someone_else_is_throttled_and_never_blames_them(world: World) -> None:
+    limiter = PeerRateLimiter(rate=1.0, burst=10, clock=lambda: 0.0)  # time stands still
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(gateway_router(world.gateway, limiter))
+    victim = world.researcher.address
+    before = world.node.audit.size
+    statuses: Counter[int] = Counter()
+    with BackgroundServer(app) as url, httpx.Client(base_url=url) as client:
+        for _ in range(1_000):
+            response = client.post(wire.ACCESS, json=_junk_naming(world, victim))
+            statuses[response.status_code] += 1
+            if response.status_code == 429:
+                assert int(response.headers["Retry-After"]) >= 1
+    assert statuses == {403: 10, 429: 990}
+    added = world.node.audit.entries(before, world.node.audit.size)
+    assert len(added) == 10
+    assert not [entry for entry in added if entry.get("requester") == victim]
+
+
+def test_the_node_throttles_one_peer_by_default(world: World, served_gateway: str) -> None:
+    before = world.node.audit.size
+    started = time.monotonic()
+    with httpx.Client() as client:
+        codes = [
+            client.post(served_gateway + wire.ACCESS, content=b"junk").status_code
+            for _ in range(200)
+        ]
+    elapsed = time.monotonic() - started
+    assert set(codes) == {400, 429}
+    allowed = DEFAULT_BURST + DEFAULT_RATE * elapsed  # what the bucket let through, at most
+    assert codes.count(400) == world.node.audit.size - before <= allowed + 1
+
+
+def test_a_token_bucket_refills_at_its_rate() -> None:
+    now = [0.0]
+    limiter = PeerRateLimiter(rate=2.0, burst=3, clock=lambda: now[0])
+    for _ in range(3):
+        limiter.admit("198.51.100.1")
+    with pytest.raises(TooManyRequestsError) as caught:
+        limiter.admit("198.51.100.1")
+    assert caught.value.retry_after == pytest.approx(0.5)
+    limiter.admit("198.51.100.2")  # another peer has its own bucket
+    now[0] += 0.5
+    limiter.admit("198.51.100.1")
+    with pytest.raises(TooManyRequestsError):
+        limiter.admit("198.51.100.1")
+
+
+def test_the_limiter_forgets_idle_peers_so_its_memory_is_bounded() -> None:
+    now = [0.0]
+    limiter = PeerRateLimiter(rate=1.0, burst=1, clock=lambda: now[0], max_peers=100)
+    for i in range(1_000):
+        now[0] += 0.01
+        limiter.admit(f"peer-{i}")
+    assert len(limiter._buckets) <= 100
+
+
+def test_compute_reads_count_against_the_fetch_limit(world: World) -> None:
+    grant = world.grant()
+    compute_read = {"kind": "compute-read", "grant": grant, "job": 1, "outcome": "served"}
+    world.gateway.append_own(compute_read)  # as the node's own-entries route does
+    world.gateway.authorize(world.body(grant))
+    world.gateway.append_own(compute_read)
+    assert world.gateway.grant_reads(grant)["remaining"] == 0
+    assert "read limit reached (3 reads" in world.refused(world.body(grant))
+    size = world.node.audit.size
+    with pytest.raises(ReadLimitReachedError):
+        world.gateway.append_own(compute_read)
+    assert world.node.audit.size == size
+
+
+def test_grant_reads_are_told_only_for_datasets_held_here(world: World) -> None:
+    for grant in (10_000, 2**256, -1):
+        with pytest.raises(NotFoundError):
+            world.gateway.grant_reads(grant)
+
+
+def test_a_compute_read_without_its_grant_is_not_logged(world: World) -> None:
+    size = world.node.audit.size
+    with pytest.raises(UnprocessableError):
+        world.gateway.append_own({"kind": "compute-read", "job": 1, "outcome": "served"})
+    assert world.node.audit.size == size

@@ -47,7 +47,7 @@ def create_app(
         from ailedger.sharing.http import gateway_router
 
         app.include_router(gateway_router(gateway))
-        app.include_router(own_entries_router(gateway.audit, gateway.owner_address))
+        app.include_router(own_entries_router(gateway.append_own, gateway.owner_address))
     if matchmaker is not None:
         from ailedger.health.http import matchmaking_router
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -34,10 +35,6 @@ OWN_ENTRY_KINDS: dict[str, dict[str, Any]] = {
 MAX_ENTRY = 64 * 1024
 
 
-class AuditAppender(Protocol):
-    def append(self, entry: dict[str, Any]) -> int: ...
-
-
 def own_entry(raw: bytes) -> dict[str, Any]:
     """The entry to log for body ``raw``: one of the own kinds, flat values only."""
     try:
@@ -50,7 +47,10 @@ def own_entry(raw: bytes) -> dict[str, Any]:
     return {**clean, **OWN_ENTRY_KINDS[entry["kind"]]}
 
 
-def own_entries_router(audit: AuditAppender, me: str) -> APIRouter:
+def own_entries_router(append: Callable[[dict[str, Any]], int], me: str) -> APIRouter:
+    """``append`` logs an entry and returns its index: the gateway's
+    :meth:`~ailedger.sharing.gateway.Gateway.append_own`, so a compute-to-data read
+    passes its grant's read limit here as a fetch does."""
     router = APIRouter(tags=["audit"])
 
     @router.post(wire.OWN_ENTRIES)
@@ -68,7 +68,7 @@ def own_entries_router(audit: AuditAppender, me: str) -> APIRouter:
         )
         if signer is None or signer.lower() != me.lower():
             raise UnauthenticatedError("only this node's own account may log here")
-        index = await run_in_threadpool(audit.append, own_entry(raw))
+        index = await run_in_threadpool(append, own_entry(raw))
         return JSONResponse({"index": index})
 
     return router

@@ -41,7 +41,12 @@ def shared_client() -> httpx.Client:
 
 
 class SignedRequestError(PeerError):
-    """A node did not answer a signed request with 200; the message says what it said."""
+    """A node did not answer a signed request with 200; the message says what it said,
+    ``status`` its HTTP status (None: it did not answer at all)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def send_signed(
@@ -80,7 +85,8 @@ def send_signed(
         raise SignedRequestError(f"node {base_url} unreachable: {exc}") from exc
     if response.status_code != 200:
         raise SignedRequestError(
-            f"{method} {path}: HTTP {response.status_code} {response.text[:200]}"
+            f"{method} {path}: HTTP {response.status_code} {response.text[:200]}",
+            status=response.status_code,
         )
     return response
 
@@ -93,5 +99,7 @@ def log_via_own_node(account: LocalAccount, url: str, entry: dict[str, Any]) -> 
     try:
         response = send_signed(account, url, account.address, "POST", wire.OWN_ENTRIES, body)
     except SignedRequestError as exc:
-        raise SignedRequestError(f"the running node at {url} did not log the entry: {exc}") from exc
+        raise SignedRequestError(
+            f"the running node at {url} did not log the entry: {exc}", status=exc.status
+        ) from exc
     return int(response.json()["index"])

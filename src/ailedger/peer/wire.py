@@ -16,6 +16,7 @@ AUDIT_RECEIPT = "/v1/audit/receipts/{index}"
 # ?start=&stop=, and RFC 9162 consistency proofs, by ?first=&second= (tree sizes).
 AUDIT_ENTRIES = "/v1/audit/entries"
 AUDIT_CONSISTENCY = "/v1/audit/consistency"
+GRANT_READS = "/v1/grants/{grant_id}/reads"
 HEALTH = "/v1/health"
 
 # The node's own processes (node/own_entries.py)

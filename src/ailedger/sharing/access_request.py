@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 DOMAIN_NAME = "ailedger data gateway"
 DOMAIN_VERSION = "1"
 MAX_LIFETIME_S = 600  # a request valid for longer would widen the replay window
-CLOCK_SKEW_S = 30
+CLOCK_SKEW_S = 5
+"""How far the requester's clock may run behind or ahead of the gateway's. Hosts keep
+their clocks within tens of milliseconds by NTP, so a few seconds cover a drifting one;
+any more would serve a request for that long after the requester let it expire."""
 
 TYPES = {
     "EIP712Domain": [
@@ -139,23 +142,36 @@ def verify_request(
     domain: Domain, request: AccessRequest, signature: str, now: float | None = None
 ) -> None:
     """Raise :class:`InvalidRequestError` unless it is fresh and signed by its requester."""
+    check_request(request, recover_signer(domain, request, signature), now)
+
+
+def recover_signer(domain: Domain, request: AccessRequest, signature: str) -> str:
+    """The account whose key made ``signature`` over ``request`` in ``domain``; raises
+    :class:`InvalidRequestError` if it is not a signature at all. Any well-formed
+    signature recovers *some* account: :func:`check_request` says if it is the right one."""
     from eth_account import Account
 
+    try:
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+        return str(Account.recover_message(_signable(domain, request), signature=raw))
+    except Exception as exc:  # eth-account raises assorted errors for bad signatures
+        raise InvalidRequestError(f"the signature is not valid: {exc}") from exc
+
+
+def check_request(request: AccessRequest, signer: str, now: float | None = None) -> None:
+    """Raise :class:`InvalidRequestError` unless ``signer`` (recovered from the request's
+    signature) is its requester and it is fresh now."""
+    if signer.lower() != request.requester.lower():
+        # The reason is logged: it names the signer, never the account it claimed to be.
+        raise InvalidRequestError(
+            f"the request was signed by {signer}, not by the requester it names"
+        )
     now = time.time() if now is None else now
     if request.expiry < now - CLOCK_SKEW_S:
         raise InvalidRequestError("the request has expired; sign a new one")
     if request.expiry > now + MAX_LIFETIME_S + CLOCK_SKEW_S:
         raise InvalidRequestError(
             f"the request expires too late (at most {MAX_LIFETIME_S} s ahead)"
-        )
-    try:
-        raw = bytes.fromhex(signature.removeprefix("0x"))
-        signer = Account.recover_message(_signable(domain, request), signature=raw)
-    except Exception as exc:  # eth-account raises assorted errors for bad signatures
-        raise InvalidRequestError(f"the signature is not valid: {exc}") from exc
-    if signer.lower() != request.requester.lower():
-        raise InvalidRequestError(
-            f"the request names requester {request.requester} but was signed by {signer}"
         )
 
 

@@ -14,6 +14,8 @@ organisation can share one index.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from hashlib import sha256
@@ -28,11 +30,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    exc,
     select,
     update,
 )
 
 from ailedger.db import metadata, transaction, upsert
+from ailedger.db.types import Uint256, as_uint256
 
 if TYPE_CHECKING:
     from ailedger.session import Session
@@ -50,11 +54,11 @@ datasets = Table(
     Column("owner", String(42), nullable=False),
     Column("ciphertext_hash", String(64), nullable=False),
     Column("metadata_hash", String(64), nullable=False),
-    Column("purposes", BigInteger, nullable=False),
+    Column("purposes", Uint256, nullable=False),
     Column("needs_approval", Boolean, nullable=False),
-    Column("price", String(78), nullable=False),  # uint256: more digits than any BIGINT
-    Column("duration", BigInteger, nullable=False),
-    Column("max_reads", BigInteger, nullable=False),
+    Column("price", Uint256, nullable=False),
+    Column("duration", Uint256, nullable=False),
+    Column("max_reads", Uint256, nullable=False),
     Column("retired", Boolean, nullable=False),
     Column("block", BigInteger, nullable=False, index=True),
     Column("metadata_json", Text, nullable=True),  # canonical JSON, as verified
@@ -62,14 +66,17 @@ datasets = Table(
 requests_table = Table(
     "sharing_catalog_requests",
     metadata,
-    Column("request_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("request_id", Uint256, primary_key=True, autoincrement=False),
     Column("dataset_id", String(66), nullable=False),
     Column("requester", String(42), nullable=False),
     Column("owner", String(42), nullable=False),
-    Column("purpose", BigInteger, nullable=False),
+    Column("purpose", Uint256, nullable=False),
     Column("status", String(16), nullable=False),
     Column("block", BigInteger, nullable=False),
 )
+
+_log = logging.getLogger(__name__)
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 MARKET_EVENTS = (
     "DatasetRegistered",
@@ -153,13 +160,24 @@ class Catalog:
             ).scalar_one_or_none()
         return None if block is None else int(block)
 
-    def record_events(self, events: Iterable[MarketEvent], head: int) -> None:
+    def record_events(self, events: Iterable[MarketEvent], head: int) -> int:
         """Apply ``events`` in chain order and remember ``head``, all in one transaction:
-        a crash leaves the index at the old head or the new one, never in between."""
+        a crash leaves the index at the old head or the new one, never in between.
+
+        An event the catalog cannot hold is skipped with a warning and the rest are kept:
+        any account can register a dataset, so one hostile record must not stop every
+        node's sync at its block forever. Returns how many were skipped."""
+        skipped = 0
         with transaction(self._db) as conn:
             for name, args, block in events:
-                _apply(conn, name, args, block)
+                try:
+                    with conn.begin_nested():  # a savepoint: a failed write leaves no trace
+                        _apply(conn, name, args, block)
+                except (KeyError, TypeError, ValueError, exc.DataError, exc.IntegrityError) as e:
+                    skipped += 1
+                    _log.warning("catalog: skipped %s at block %d: %s", name, block, e)
             upsert(conn, sync_state, {"name": "market", "block": head}, key=("name",))
+        return skipped
 
     def keep_metadata(self, dataset_id: str, document: Any) -> bool:
         """Keep ``document`` as the dataset's metadata if it hashes to the registered
@@ -251,21 +269,23 @@ class Catalog:
 
 
 def _apply(conn: Connection, name: str, args: dict[str, Any], block: int) -> None:
+    """Write one event; ValueError (or KeyError, TypeError) if its arguments are not what
+    the contract's ABI can carry, before anything is written."""
     if name in ("DatasetRegistered", "PolicyUpdated"):
         policy = {
-            "purposes": int(args["purposes"]),
-            "needs_approval": bool(args["needs_approval"]),
-            "price": str(args["price"]),
-            "duration": int(args["duration"]),
-            "max_reads": int(args["max_reads"]),
+            "purposes": as_uint256(args["purposes"]),
+            "needs_approval": _flag(args["needs_approval"]),
+            "price": as_uint256(args["price"]),
+            "duration": as_uint256(args["duration"]),
+            "max_reads": as_uint256(args["max_reads"]),
         }
-        dataset = "0x" + bytes(args["dataset_id"]).hex()
+        dataset = "0x" + _bytes32(args["dataset_id"]).hex()
         if name == "DatasetRegistered":
             row = {
                 "dataset_id": dataset,
-                "owner": str(args["owner"]),
-                "ciphertext_hash": bytes(args["ciphertext_hash"]).hex(),
-                "metadata_hash": bytes(args["metadata_hash"]).hex(),
+                "owner": _address(args["owner"]),
+                "ciphertext_hash": _bytes32(args["ciphertext_hash"]).hex(),
+                "metadata_hash": _bytes32(args["metadata_hash"]).hex(),
                 **policy,
                 "retired": False,
                 "block": block,
@@ -275,25 +295,44 @@ def _apply(conn: Connection, name: str, args: dict[str, Any], block: int) -> Non
         else:
             conn.execute(update(datasets).where(datasets.c.dataset_id == dataset).values(**policy))
     elif name == "DatasetRetired":
-        dataset = "0x" + bytes(args["dataset_id"]).hex()
+        dataset = "0x" + _bytes32(args["dataset_id"]).hex()
         conn.execute(update(datasets).where(datasets.c.dataset_id == dataset).values(retired=True))
     elif name == "RequestCreated":
         row = {
-            "request_id": int(args["request_id"]),
-            "dataset_id": "0x" + bytes(args["dataset_id"]).hex(),
-            "requester": str(args["requester"]),
-            "owner": str(args["owner"]),
-            "purpose": int(args["purpose"]),
-            "status": "pending" if args["needs_approval"] else "granted",
+            "request_id": as_uint256(args["request_id"]),
+            "dataset_id": "0x" + _bytes32(args["dataset_id"]).hex(),
+            "requester": _address(args["requester"]),
+            "owner": _address(args["owner"]),
+            "purpose": as_uint256(args["purpose"]),
+            "status": "pending" if _flag(args["needs_approval"]) else "granted",
             "block": block,
         }
         upsert(conn, requests_table, row, key=("request_id",))
     else:
         conn.execute(
             update(requests_table)
-            .where(requests_table.c.request_id == int(args["request_id"]))
+            .where(requests_table.c.request_id == as_uint256(args["request_id"]))
             .values(status=_STATUS_OF_EVENT[name])
         )
+
+
+def _bytes32(value: Any) -> bytes:
+    # bytes(n) of an int would allocate n zero bytes: only bytes are taken here
+    if not isinstance(value, bytes | bytearray) or len(value) != 32:
+        raise ValueError(f"expected 32 bytes, got {value!r:.80}")
+    return bytes(value)
+
+
+def _address(value: Any) -> str:
+    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
+        raise ValueError(f"expected a 0x-prefixed 20-byte address, got {value!r:.80}")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected a bool, got {value!r:.80}")
+    return value
 
 
 def _entry(row: Any) -> CatalogEntry:

@@ -3,37 +3,58 @@
 For each signed request the gateway checks, in order: the EIP-712 signature and expiry,
 that the nonce is new (replay), that the dataset lives here, the grant on chain at the
 latest block (purpose, expiry, revocation, requester), the read limit, and that the
-requester has an encryption key registered. Every outcome — served or refused — is
-appended to the audit log *durably before* anything is sent, so no read is ever served
-without its audit entry. Only then is the data key wrapped to the requester (HPKE auth
-mode: the requester can check it came from the owner) and the ciphertext streamed.
+requester has an encryption key registered. Then it prepares the answer: the data key
+wrapped to the requester (HPKE auth mode: the requester can check it came from the
+owner) and the ciphertext found in the blob store.
+
+Every request that reaches the gateway leaves exactly one audit entry, whose outcome is
+what happened: ``served``; ``refused`` with the reason the requester is told; or
+``failed`` with the reason this node could not serve an allowed request (a damaged stored
+key, a missing blob). Each is appended *durably before* anything is sent, so no read is
+ever served without its entry, and only ``served`` entries count as reads.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ailedger.chain.contracts.data_market import GrantStatus, purpose_names
-from ailedger.errors import ForbiddenError, MalformedRequestError, NotFoundError
+from ailedger.crypto.errors import CryptoError
+from ailedger.db import DatabaseError
+from ailedger.db.types import UINT256_MAX
+from ailedger.errors import (
+    ChainError,
+    ForbiddenError,
+    MalformedRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RequestRefusedError,
+    UnprocessableError,
+)
 from ailedger.sharing.access_request import (
     AccessRequest,
     Domain,
     InvalidRequestError,
-    verify_request,
+    check_request,
+    recover_signer,
 )
+from ailedger.sharing.reads import (
+    COMPUTE_READ,
+    READ,
+    GrantReads,
+    ReadLimitReachedError,
+    counts_as_read,
+)
+from ailedger.store.errors import StoreError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     from ailedger.chain.contracts import DataMarketClient, KeyRegistryClient
     from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
-
-READ = "read"
 
 
 class AccessDeniedError(ForbiddenError):
@@ -49,6 +70,13 @@ class UnknownDatasetError(NotFoundError, AccessDeniedError):
 
 class UnreadableRequestError(MalformedRequestError, AccessDeniedError):
     """The body is not a signed access request at all."""
+
+
+class ServeFailedError(RequestRefusedError):
+    """The request was allowed but this node could not serve it (its stored key or
+    ciphertext is damaged or missing); logged as ``failed``, never counted as a read."""
+
+    http_status = 500
 
 
 class AuditAppender(Protocol):
@@ -79,6 +107,7 @@ class Authorization:
     wrapped_key: bytes
     audit_index: int
     audit_entry: dict[str, Any]
+    size: int  # of the ciphertext, found in the blob store before the read was logged
 
 
 class Gateway:
@@ -93,7 +122,10 @@ class Gateway:
         store: OwnerStore,
         blobs: BlobReader,
         audit: AuditAppender,
+        reads: GrantReads | None = None,
     ) -> None:
+        """``reads``: the counter of ``audit``'s reads, when others append reads to the
+        same log (the owner's own compute-to-data runs); one is made otherwise."""
         self.domain = domain
         self.store = store
         self.blobs = blobs
@@ -102,30 +134,78 @@ class Gateway:
         self.owner_address = owner_address
         self._market = market
         self._keys = key_registry
-        self._lock = threading.Lock()
-        self._reads = _count_reads(audit)
+        self.reads = reads or GrantReads(audit, market)
 
-    def authorize(self, body: Any) -> Authorization:
-        """Decide one access request; raises :class:`AccessDeniedError` after logging it."""
+    def authorize(self, body: Any, peer: str = "") -> Authorization:
+        """Decide one access request from ``peer`` (the client's address); raises
+        :class:`AccessDeniedError` or :class:`ServeFailedError` after logging it.
+
+        An entry names the account whose signature the request carries, never merely the
+        requester its body names: a request signed by X that names R is logged under X,
+        so no one can fill the log with refusals that blame R. A body that carries no
+        signature at all is logged as unauthenticated, with the peer's address."""
         request: AccessRequest | None = None
+        signer: str | None = None
+
+        def log(outcome: str, reason: str) -> None:
+            self.audit.append(_entry(request, signer, peer, outcome, reason))
+
         try:
             request, signature = _parse(body)
-            verify_request(self.domain, request, signature)
+            signer = recover_signer(self.domain, request, signature)
+            check_request(request, signer)
             if not self.store.use_nonce(request.nonce, request.expiry):
                 raise AccessDeniedError("replayed request: this nonce was used before")
             dataset = self.store.get(request.dataset_id)
             if dataset is None:
                 raise UnknownDatasetError("no such dataset at this node")
-            with self._lock:  # the read limit must hold against concurrent requests
+            with self.reads.exclusive():  # the limit holds against concurrent reads
                 recipient = self._check_grant(request)
-                return self._serve(request, dataset, recipient)
+                return self._serve(request, signer, dataset, recipient)
         except InvalidRequestError as exc:
-            self._log_refusal(request, str(exc))
+            log("refused", str(exc))
             refusal = UnreadableRequestError if request is None else AccessDeniedError
             raise refusal(str(exc)) from exc
         except AccessDeniedError as exc:
-            self._log_refusal(request, exc.reason)
+            log("refused", exc.reason)
             raise
+        except ServeFailedError as exc:
+            log("failed", exc.reason)
+            raise
+        except (ChainError, DatabaseError) as exc:
+            reason = "this node could not check the request (chain or database); retry later"
+            log("failed", reason)
+            raise ServeFailedError(reason) from exc
+
+    def refuse_oversized(self, limit: int, peer: str = "") -> PayloadTooLargeError:
+        """Log a body over ``limit`` bytes (not read further) from ``peer`` as refused,
+        unauthenticated; returns the error to raise."""
+        reason = f"request body too large (over {limit} bytes)"
+        self.audit.append(_entry(None, None, peer, "refused", reason))
+        return PayloadTooLargeError(reason)
+
+    def append_own(self, entry: dict[str, Any]) -> int:
+        """Log an entry of this node's own processes; a compute-to-data read first passes
+        its grant's read limit, as a fetch does (raises
+        :class:`~ailedger.sharing.reads.ReadLimitReachedError`, nothing logged)."""
+        if entry.get("kind") == COMPUTE_READ:
+            if not counts_as_read(entry):  # uncounted, a job could read without limit
+                raise UnprocessableError("a compute-read entry names its grant and is served")
+            return self.reads.append_read(entry)
+        return self.audit.append(entry)
+
+    def grant_reads(self, grant_id: int) -> dict[str, Any]:
+        """How many reads a grant of a dataset held here has used and has left, for the
+        requester to see before paying for a compute-to-data job."""
+        grant = self._market.grant_info(grant_id) if 0 <= grant_id <= UINT256_MAX else None
+        if grant is None or self.store.get(grant.dataset_id) is None:
+            raise NotFoundError(f"no grant {grant_id} for a dataset at this node")
+        return {
+            "grant": grant_id,
+            "reads": self.reads.count(grant_id),
+            "max_reads": grant.max_reads,
+            "remaining": self.reads.remaining(grant_id, grant.max_reads),
+        }
 
     def _check_grant(self, request: AccessRequest) -> bytes:
         granted = self._market.check_access(
@@ -134,9 +214,10 @@ class Gateway:
         if not granted:
             raise AccessDeniedError(self._why_not(request))
         grant = self._market.grant_info(request.grant_id)
-        limit = grant.max_reads if grant else 0
-        if limit and self._reads[request.grant_id] >= limit:
-            raise AccessDeniedError(f"read limit reached ({limit} reads under this grant)")
+        try:
+            self.reads.check(request.grant_id, grant.max_reads if grant else 0)
+        except ReadLimitReachedError as exc:
+            raise AccessDeniedError(exc.reason) from exc
         key = self._keys.key_of(request.requester)
         if key is None:
             raise AccessDeniedError(
@@ -165,8 +246,24 @@ class Gateway:
         }.get(grant.status, f"the grant is not valid (status {grant.status.name})")
 
     def _serve(
-        self, request: AccessRequest, dataset: OwnedDataset, recipient: bytes
+        self, request: AccessRequest, signer: str, dataset: OwnedDataset, recipient: bytes
     ) -> Authorization:
+        try:
+            wrapped = self._wrap_key(request, dataset, recipient)
+            size = self.blobs.size(dataset.blob_hash)
+        except CryptoError as exc:
+            raise ServeFailedError(
+                "this node's stored key for the dataset is damaged; the owner must publish it again"
+            ) from exc
+        except (StoreError, OSError) as exc:
+            raise ServeFailedError(
+                "this node cannot read the dataset's ciphertext; the owner must restore it"
+            ) from exc
+        entry = _entry(request, signer, "", "served")
+        index = self.audit.append(entry)  # durable before a single byte is sent
+        return Authorization(dataset, wrapped, index, entry, size)
+
+    def _wrap_key(self, request: AccessRequest, dataset: OwnedDataset, recipient: bytes) -> bytes:
         from ailedger.crypto.hpke import unwrap_data_key, wrap_data_key
 
         own_public = self._owner_key.public_key().public_bytes_raw()
@@ -178,7 +275,7 @@ class Gateway:
             version=dataset.version,
             requester=self.owner_address,
         )
-        wrapped = wrap_data_key(
+        return wrap_data_key(
             data_key,
             recipient_public=recipient,
             owner_private=self._owner_key,
@@ -186,13 +283,6 @@ class Gateway:
             version=dataset.version,
             requester=request.requester,
         )
-        entry = _entry(request, READ, "served")
-        index = self.audit.append(entry)  # durable before a single byte is sent
-        self._reads[request.grant_id] += 1
-        return Authorization(dataset, wrapped, index, entry)
-
-    def _log_refusal(self, request: AccessRequest | None, reason: str) -> None:
-        self.audit.append(_entry(request, READ, "refused", reason))
 
     def stream(self, authorization: Authorization, chunk: int = 1 << 20) -> Iterator[bytes]:
         with self.blobs.open(authorization.dataset.blob_hash) as handle:
@@ -207,28 +297,23 @@ def _parse(body: Any) -> tuple[AccessRequest, str]:
 
 
 def _entry(
-    request: AccessRequest | None, kind: str, outcome: str, reason: str = ""
+    request: AccessRequest | None, signer: str | None, peer: str, outcome: str, reason: str = ""
 ) -> dict[str, Any]:
     """An audit entry: who, which dataset and grant, what purpose, when, what happened.
 
-    Account addresses and ids only: never names, never data."""
-    entry: dict[str, Any] = {"kind": kind, "outcome": outcome, "time": int(time.time())}
-    if request is not None:
+    "Who" is the account that signed (``signer``); without a signature, the entry says
+    so and gives the peer's network address instead. Account addresses, ids and that
+    address only: never names, never data."""
+    entry: dict[str, Any] = {"kind": READ, "outcome": outcome, "time": int(time.time())}
+    if request is not None and signer is not None:
         entry.update(
             dataset="0x" + request.dataset_id.hex(),
             grant=request.grant_id,
-            requester=request.requester,
+            requester=signer,
             purpose=request.purpose,
         )
+    else:
+        entry.update(authenticated=False, peer=peer or "unknown")
     if reason:
         entry["reason"] = reason
     return entry
-
-
-def _count_reads(audit: AuditAppender) -> Counter[int]:
-    """Reads per grant, re-derived from the audit log itself so a restart forgets none."""
-    reads: Counter[int] = Counter()
-    for entry in audit.entries(0, audit.size):
-        if entry.get("kind") == READ and entry.get("outcome") == "served":
-            reads[int(entry["grant"])] += 1
-    return reads

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ailedger.errors import NotFoundError, PayloadTooLargeError
+from ailedger.errors import NotFoundError
 from ailedger.peer import wire
+from ailedger.peer.rate_limit import PeerRateLimiter
 from ailedger.sharing.gateway import Gateway
 
 MAX_BODY = 64 * 1024  # a signed request is a few hundred bytes
@@ -34,27 +35,33 @@ class ServedLog(Protocol):
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]: ...
 
 
-def gateway_router(gateway: Gateway) -> APIRouter:
+def gateway_router(gateway: Gateway, limiter: PeerRateLimiter | None = None) -> APIRouter:
+    """The gateway's routes; access requests are limited per peer address by ``limiter``
+    (default: :class:`~ailedger.peer.rate_limit.PeerRateLimiter`'s defaults), since each
+    one that gets through is written to the audit log."""
     router = APIRouter(tags=["data"])
+    limiter = limiter or PeerRateLimiter()
 
     @router.post(wire.ACCESS)
     async def access(request: Request) -> Response:
         """Serve a dataset's ciphertext and its data key, wrapped to the requester, for a
         signed access request under a valid grant."""
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise PayloadTooLargeError("request body too large")
+        peer = request.client.host if request.client else "unknown"
+        limiter.admit(peer)  # before anything is read or logged: a flood costs nothing
+        raw = await _read_at_most(request, MAX_BODY)
+        if raw is None:
+            raise await run_in_threadpool(gateway.refuse_oversized, MAX_BODY, peer)
         try:
             body: Any = json.loads(raw)
         except ValueError:
             body = None
-        granted = await run_in_threadpool(gateway.authorize, body)
+        granted = await run_in_threadpool(gateway.authorize, body, peer)
         receipt = {"index": granted.audit_index, "entry": granted.audit_entry}
         headers = {
             wire.WRAPPED_KEY_HEADER: granted.wrapped_key.hex(),
             wire.VERSION_HEADER: str(granted.dataset.version),
             wire.AUDIT_HEADER: base64.b64encode(json.dumps(receipt).encode()).decode(),
-            "Content-Length": str(gateway.blobs.size(granted.dataset.blob_hash)),
+            "Content-Length": str(granted.size),
         }
         return StreamingResponse(
             gateway.stream(granted), media_type="application/octet-stream", headers=headers
@@ -70,6 +77,12 @@ def gateway_router(gateway: Gateway) -> APIRouter:
         if record is None:
             raise NotFoundError("no such dataset at this node")
         return JSONResponse(record.metadata)
+
+    @router.get(wire.GRANT_READS)
+    def grant_reads(grant_id: int) -> dict[str, Any]:
+        """Reads a grant has used and has left (fetches and compute-to-data together;
+        ``remaining`` null: unlimited)."""
+        return gateway.grant_reads(grant_id)
 
     @router.get(wire.AUDIT_CHECKPOINT)
     def checkpoint() -> Response:
@@ -123,3 +136,13 @@ def gateway_router(gateway: Gateway) -> APIRouter:
         return {"ok": True, "audit_size": gateway.audit.size}
 
     return router
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it passes ``limit`` bytes (the rest is never read)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger.chain.contracts import Policy
-from ailedger.errors import ConfigError, ContractError
+from ailedger.errors import ConfigError, ContractError, PeerUnreachableError
+from ailedger.peer import wire
 from ailedger.sharing.access_request import Domain
 from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
+from ailedger.sharing.reads import COMPUTE_READ, GrantReads, ReadLimitReachedError
 
 if TYPE_CHECKING:
     from ailedger.audit.log import AuditLog
@@ -109,6 +111,7 @@ class OwnerNode:
         self.blobs = DirectoryBlobStore(session.home.layout.blobs)
         self.market = session.data_market
         self._audit: AuditLog | None = None
+        self._reads: GrantReads | None = None
 
     @property
     def audit(self) -> AuditLog:
@@ -123,22 +126,66 @@ class OwnerNode:
             )
         return self._audit
 
+    @property
+    def reads(self) -> GrantReads:
+        """The reads of every grant in this node's audit log (opened on first use), one
+        counter shared by its gateway and its own compute-to-data reads."""
+        if self._reads is None:
+            self._reads = GrantReads(self.audit, self.market)
+        return self._reads
+
     def append_own(self, entry: dict[str, Any]) -> None:
         """Append an entry this home's own processes make (an outgoing query, a
-        compute-to-data read): directly, or through the running node when it holds the log."""
+        compute-to-data read): directly, or through the running node when it holds the log.
+        A compute-to-data read passes its grant's read limit first, either way; past it,
+        :class:`~ailedger.sharing.reads.ReadLimitReachedError` and nothing is logged."""
         from ailedger.audit.errors import AuditLogError
-        from ailedger.errors import PeerUnreachableError
-        from ailedger.peer.client import log_via_own_node
+        from ailedger.peer.client import SignedRequestError, log_via_own_node
 
         try:
-            self.audit.append(entry)
+            audit = self.audit
         except AuditLogError:  # the running node owns the log: hand it the entry instead
-            url = self.session.node_registry.url_of(self.session.address)
-            if url is None:
+            try:
+                log_via_own_node(self.session.require_account(), self._own_url(), entry)
+            except SignedRequestError as exc:
+                if exc.status == ReadLimitReachedError.http_status:
+                    raise ReadLimitReachedError(str(exc)) from exc
+                raise
+            return
+        if entry.get("kind") == COMPUTE_READ:
+            self.reads.append_read(entry)
+        else:
+            audit.append(entry)
+
+    def reads_left(self, grant_id: int) -> int | None:
+        """The reads ``grant_id`` has left at this node (None: unlimited), counted from the
+        audit log directly, or by the running node when it holds the log."""
+        import httpx
+
+        from ailedger.audit.log import AuditLogError
+        from ailedger.peer.client import shared_client
+
+        try:
+            reads = self.reads
+        except AuditLogError:
+            path = wire.path(wire.GRANT_READS, grant_id=grant_id)
+            try:
+                response = shared_client().get(self._own_url() + path, timeout=10)
+                response.raise_for_status()
+                remaining = response.json()["remaining"]
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
                 raise PeerUnreachableError(
-                    "this node has no gateway URL registered; start it first"
-                ) from None
-            log_via_own_node(self.session.require_account(), url, entry)
+                    f"this home's running node did not say how many reads grant {grant_id} "
+                    f"has left: {exc}"
+                ) from exc
+            return None if remaining is None else int(remaining)
+        return reads.remaining(grant_id)
+
+    def _own_url(self) -> str:
+        url = self.session.node_registry.url_of(self.session.address)
+        if url is None:
+            raise PeerUnreachableError("this node has no gateway URL registered; start it first")
+        return str(url)
 
     def close(self) -> None:
         if self._audit is not None:
@@ -228,6 +275,7 @@ class OwnerNode:
             store=self.store,
             blobs=self.blobs,
             audit=self.audit,
+            reads=self.reads,
         )
 
     def anchor(self) -> tuple[int, str] | None:

@@ -246,6 +246,9 @@ class ProviderAgent:
             return
         if datasets and not self._hosts(datasets):
             return
+        if datasets and not self._reads_left([int(g) for g in job.get("grant_ids", [])]):
+            self.say(f"job {job_id}: not bidding: a grant has no read left")
+            return
         with self._lock:
             if not self.capacity.fits(cores, ram, gpu_mem):
                 return
@@ -275,6 +278,19 @@ class ProviderAgent:
         from ailedger.sharing.owner import owned_dataset
 
         return all(owned_dataset(self.session, d) is not None for d in datasets)
+
+    def _reads_left(self, grants: list[int]) -> bool:
+        """False if one of ``grants`` has used all its reads: no bid, so no provider is
+        assigned and the requester is refunded rather than paying for a refusal. If the
+        count cannot be had now, the run itself still checks before reading."""
+        from ailedger.sharing.owner import OwnerNode
+
+        try:
+            with OwnerNode(self.session) as node:
+                return all(node.reads_left(grant) != 0 for grant in grants)
+        except AiledgerError as exc:
+            self.say(f"cannot count the grants' reads now ({exc}); the run will check")
+            return True
 
     def _drop_bid(self, job_id: int) -> None:
         with self._lock:

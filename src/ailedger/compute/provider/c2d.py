@@ -8,16 +8,23 @@ appends an audit entry for each dataset read *before* decrypting it (the same ru
 the gateway: no read without a durable entry), mounts the plaintext read-only in the
 sandbox, and releases the output only through the strictest of the datasets' output
 policies (:func:`ailedger.compute.outputs.apply_output_policy`).
+
+Each ``compute-read`` entry names the requester's grant, and counts against the grant's
+``max_reads`` with its fetches (:mod:`ailedger.sharing.reads`): the check before the run
+refuses a grant with no read left, and the append itself is refused past the limit, so
+a job cannot re-run forever under a limited grant.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ailedger.compute.outputs import ReleaseRules
 from ailedger.errors import AiledgerError
+from ailedger.sharing.reads import COMPUTE_READ, ReadLimitReachedError
 
 if TYPE_CHECKING:
     from ailedger.session import Session
@@ -51,8 +58,9 @@ class DataInputs:
         self.market = session.data_market
         self._rules: ReleaseRules | None = None
 
-    def check(self) -> None:
-        """Raise :class:`ComputeRefusedError` unless every rule still holds right now."""
+    def check(self, reads_left: Callable[[int], int | None] | None = None) -> None:
+        """Raise :class:`ComputeRefusedError` unless every rule still holds right now;
+        ``reads_left(grant)`` (None: unlimited) says whether each grant has a read left."""
         me = self.session.address
         for i, dataset in enumerate(self.datasets):
             name = f"dataset 0x{dataset.hex()}"
@@ -63,36 +71,47 @@ class DataInputs:
                 raise ComputeRefusedError(f"{name}: the job's code is not an allowed algorithm")
             if not self.policy.may_host(dataset, me):
                 raise ComputeRefusedError(f"{name}: this node may not host its jobs")
-            grant = self.grant_ids[i] if i < len(self.grant_ids) else None
-            if grant is not None and not self.market.check_access(
-                grant, self.requester, dataset, self.purpose
-            ):
+            grant = self._grant(i)
+            if not self.market.check_access(grant, self.requester, dataset, self.purpose):
                 raise ComputeRefusedError(
                     f"{name}: the requester's grant {grant} is no longer valid for this purpose"
                 )
+            if reads_left is not None and reads_left(grant) == 0:
+                raise ComputeRefusedError(f"{name}: grant {grant} has no read left")
+
+    def _grant(self, i: int) -> int:
+        # Without the grant its read could not be counted, so the job is not run.
+        if i >= len(self.grant_ids):
+            raise ComputeRefusedError(
+                f"dataset 0x{self.datasets[i].hex()}: the job's grant is unknown to this node"
+            )
+        return int(self.grant_ids[i])
 
     def prepare(self, dest: Path) -> dict[str, Path]:
         """Check, log each read durably, then decrypt each dataset under ``dest``."""
         from ailedger.sharing.owner import OwnerNode
 
-        self.check()
-        dest.mkdir(parents=True, exist_ok=True)
         mounted: dict[str, Path] = {}
         with OwnerNode(self.session) as node:
-            for dataset in self.datasets:
+            self.check(node.reads_left)
+            dest.mkdir(parents=True, exist_ok=True)
+            for i, dataset in enumerate(self.datasets):
                 name = "0x" + dataset.hex()
-                node.append_own(
-                    {
-                        "kind": "compute-read",
-                        "dataset": name,
-                        "job": self.job_id,
-                        "requester": self.requester,
-                        "algorithm": "0x" + self.bundle_hash.hex(),
-                        "purpose": self.purpose,
-                        "outcome": "served",
-                        "time": int(time.time()),
-                    }
-                )
+                entry = {
+                    "kind": COMPUTE_READ,
+                    "dataset": name,
+                    "grant": self._grant(i),
+                    "job": self.job_id,
+                    "requester": self.requester,
+                    "algorithm": "0x" + self.bundle_hash.hex(),
+                    "purpose": self.purpose,
+                    "outcome": "served",
+                    "time": int(time.time()),
+                }
+                try:
+                    node.append_own(entry)
+                except ReadLimitReachedError as exc:
+                    raise ComputeRefusedError(f"{name}: {exc.reason}") from exc
                 node.decrypt_own(dataset, dest / name)
                 mounted[name] = dest / name
         return mounted

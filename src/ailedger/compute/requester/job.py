@@ -60,8 +60,14 @@ def check_own_node(session: Session) -> str:
     return str(url)
 
 
-def _grants_for(session: Session, datasets: list[bytes], purpose: int) -> list[int]:
-    """This requester's valid grant for each dataset and purpose, newest first."""
+def _grants_for(
+    session: Session, datasets: list[bytes], purpose: int, reads_needed: int
+) -> list[int]:
+    """This requester's valid grant for each dataset and purpose, newest first, that has
+    ``reads_needed`` reads left as far as the owner's node says: each provider's run
+    reads each dataset once, and the owner's node refuses a run past the grant's limit,
+    so posting a job the grant cannot cover would only pay for refusals. If the owner's
+    node does not answer, the grant is taken: its node still checks before reading."""
     from ailedger.sharing.catalog import Catalog
 
     market = session.data_market
@@ -81,8 +87,25 @@ def _grants_for(session: Session, datasets: list[bytes], purpose: int) -> list[i
                 f"no valid grant for dataset {name} and this purpose; request access first "
                 f"(ailedger data request {name} --purpose ...) and wait for the owner's grant"
             )
-        grants.append(valid[0])
+        grant = next((g for g in valid if _covers(session, dataset, g, reads_needed)), None)
+        if grant is None:
+            raise ConfigError(
+                f"your grants for dataset {name} have fewer than {reads_needed} reads left "
+                f"(fetches and compute-to-data count alike); request access again "
+                f"(ailedger data request {name} --purpose ...)"
+            )
+        grants.append(grant)
     return grants
+
+
+def _covers(session: Session, dataset: bytes, grant: int, reads_needed: int) -> bool:
+    from ailedger.sharing.requester import reads_left
+
+    try:
+        left = reads_left(session, dataset, grant)
+    except PeerUnreachableError:
+        return True
+    return left is None or left >= reads_needed
 
 
 def submit(
@@ -102,7 +125,7 @@ def submit(
         raise ConfigError("this job reads datasets: give the purpose your grant is for (--purpose)")
     check_own_node(session)
     digest = JobFiles(session.home.path).save_bundle(read)
-    grants = _grants_for(session, datasets, purpose) if datasets else []
+    grants = _grants_for(session, datasets, purpose, spec.redundancy) if datasets else []
     terms = JobTerms(
         bundle_hash=digest,
         cpu_cores=spec.cpu_cores,
