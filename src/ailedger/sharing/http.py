@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from ailedger.errors import NotFoundError, PayloadTooLargeError
 from ailedger.peer import wire
 from ailedger.sharing.gateway import Gateway
+from ailedger.untrusted_json import parse_untrusted
 
 MAX_BODY = 64 * 1024  # a signed request is a few hundred bytes
 
@@ -32,7 +33,7 @@ def gateway_router(gateway: Gateway) -> APIRouter:
         if len(raw) > MAX_BODY:
             raise PayloadTooLargeError("request body too large")
         try:
-            body: Any = json.loads(raw)
+            body: Any = parse_untrusted(raw)
         except ValueError:
             body = None
         granted = await run_in_threadpool(gateway.authorize, body)
