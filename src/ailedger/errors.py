@@ -44,6 +44,8 @@ Hierarchy::
     ├── store.errors.StoreError     InvalidBlobHashError, BlobNotFoundError, UnsafeArchiveError
     ├── db.DatabaseError            the node's database cannot be opened, migrated or used
     ├── audit.log.AuditLogError     AuditLogCorruptError: storage disagrees with a checkpoint
+    ├── untrusted_json.UnreadableJsonError  JSON from outside that is not JSON, or nests
+    │                               too deep to parse safely (also a ValueError)
     │
     │   sharing/
     ├── access_request.InvalidRequestError   bad, stale or foreign-signed request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 
 from ailedger.errors import ConfigError
@@ -9,6 +10,7 @@ from ailedger.errors import ConfigError
 DECIMALS = 18
 MAX_UINT256 = 2**256 - 1
 """The largest amount a contract can hold (every amount is a ``uint256`` on chain)."""
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _MAX_TEXT = 100  # a uint256 has 78 digits; longer text is a mistake, not an amount
 # Exact for every accepted text: the default context keeps 28 digits and would round
 # 12345678901.123456789012345678 silently.
@@ -21,11 +23,15 @@ def parse_amount(text: str, unit: str = "AIL") -> int:
     shown = text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "..."
     if len(text) > _MAX_TEXT:
         raise ConfigError(f"{shown!r} is not an amount; write a number such as 12.5")
+    # ASCII decimals only: Decimal() alone also takes "NaN", "1_000" and other scripts'
+    # digits ("١٢"), none of which a person means as an amount of money.
+    if not _NUMBER.fullmatch(text.strip()):
+        raise ConfigError(f"{shown!r} is not an amount; write a number such as 12.5")
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
         raise ConfigError(f"{shown!r} is not an amount; write a number such as 12.5") from None
-    if not value.is_finite() or value < 0:
+    if value < 0:
         raise ConfigError(f"the amount must be a positive number of {unit}, not {shown!r}")
     # The exponent first: int() of 1e999999999 would build a billion-digit integer.
     too_large = f"{shown} {unit} is more than any account can hold"

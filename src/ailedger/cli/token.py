@@ -20,7 +20,7 @@ def balance(
     from ailedger.units import format_amount
 
     with session(ctx, unlock=False) as s:
-        who = parse.address(address) if address else s.address
+        who = s.address if address is None else parse.address(address)
         amount = s.token.balance_of(who)
     emit(
         as_json,

@@ -21,6 +21,7 @@ from ailedger.errors import AiledgerError, ConfigError, PeerUnreachableError
 from ailedger.peer import wire
 from ailedger.peer.client import shared_client
 from ailedger.sharing.access_request import Domain, new_request, sign_request
+from ailedger.untrusted_json import parse_untrusted
 
 if TYPE_CHECKING:
     from ailedger.session import Session
@@ -142,10 +143,12 @@ def check_receipt(
         raise ConfigError(f"no gateway known for dataset 0x{dataset_id.hex()}")
     try:
         client = shared_client()
-        key_hex = client.get(url + wire.AUDIT_KEY, timeout=TIMEOUT_S).json()["ed25519"]
+        key_hex = parse_untrusted(client.get(url + wire.AUDIT_KEY, timeout=TIMEOUT_S).content)[
+            "ed25519"
+        ]
         receipt_path = wire.path(wire.AUDIT_RECEIPT, index=index)
-        receipt = client.get(url + receipt_path, timeout=TIMEOUT_S).json()
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        receipt = parse_untrusted(client.get(url + receipt_path, timeout=TIMEOUT_S).content)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         raise PeerUnreachableError(f"cannot get the receipt from {url}: {exc}") from exc
     key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex))
     if not verify_receipt(receipt, key) or receipt.get("index") != index:
