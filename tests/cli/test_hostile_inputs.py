@@ -111,8 +111,31 @@ def test_refused_publish_leaves_nothing_behind(
     filled = _filled(PUBLISH, files)
     code, out, err = run(filled, capsys, monkeypatch)
     _assert_refused(code, out, err, filled)
-    assert "refused" in err or "fail" in err or "funds" in err, err
+    assert "the node refused the transaction" in err and "insufficient funds" in err, err
     after = sorted(p for p in blobs.rglob("*") if p.is_file()) if blobs.exists() else []
     assert [p for p in after if p not in before] == []
     with open_session(load_settings(), unlock=False) as session:
         assert OwnerStore(session.database, session.address).all() == []
+
+
+def test_a_policy_no_contract_holds_is_refused_before_encrypting(
+    hostile_home: tuple[dict[str, str], dict[str, str]],
+) -> None:
+    """The library checks too, for callers that skip the command line."""
+    from ailedger.chain.contracts import Policy
+    from ailedger.errors import ConfigError
+    from ailedger.session import open_session
+    from ailedger.settings import load_settings
+    from ailedger.sharing.owner import publish
+
+    env, files = hostile_home
+    blobs = Path(env["AILEDGER_HOME"]) / "data" / "blobs"
+    before = sorted(blobs.rglob("*")) if blobs.exists() else []
+    source = Path(files["small"])
+    for policy in (Policy(1, True, 2**256, 60, 0), Policy(1, True, 0, 60, -1)):
+        with (
+            open_session(load_settings(), unlock=True) as session,
+            pytest.raises(ConfigError, match="2\\*\\*256"),
+        ):
+            publish(session, source, policy, {"title": "t"})
+    assert (sorted(blobs.rglob("*")) if blobs.exists() else []) == before
