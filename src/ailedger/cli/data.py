@@ -98,12 +98,11 @@ def list_(
     from ailedger.units import format_amount
 
     bit = purpose_bit(purpose) if purpose else 0
+    owner_address = parse.address(owner) if owner else ""
     with session(ctx, unlock=False) as s:
         catalog = Catalog(s.database)
         catalog.sync(s)
-        found = catalog.search(
-            text=search, tag=tag, purpose=bit, owner=parse.address(owner) if owner else ""
-        )
+        found = catalog.search(text=search, tag=tag, purpose=bit, owner=owner_address)
     rows: list[dict[str, Any]] = [
         {
             "dataset": e.dataset_id,
@@ -143,8 +142,9 @@ def request(
     from ailedger.chain.contracts.data_market import purpose_bit
     from ailedger.sharing.requester import request_access
 
+    dataset_id, purpose_mask = parse.dataset_id(dataset), purpose_bit(purpose)
     with session(ctx, unlock=True) as s:
-        request_id, tx_hash = request_access(s, parse.dataset_id(dataset), purpose_bit(purpose))
+        request_id, tx_hash = request_access(s, dataset_id, purpose_mask)
         grant = s.data_market.grant_info(request_id)
         assert grant is not None  # request_access just created it
         status = grant.status.name.lower()
@@ -224,6 +224,7 @@ def fetch(
 
     from ailedger.sharing.requester import fetch as fetch_dataset
 
+    dataset_id = parse.dataset_id(dataset)
     with (
         session(ctx, unlock=True) as s,
         Progress(
@@ -238,7 +239,7 @@ def fetch(
         task = bar.add_task("downloading", total=None)
         got = fetch_dataset(
             s,
-            parse.dataset_id(dataset),
+            dataset_id,
             grant_id,
             out,
             lambda done, total: bar.update(task, completed=done, total=total or None),
@@ -296,10 +297,11 @@ def show(
     from ailedger.sharing.catalog import Catalog
     from ailedger.units import format_amount
 
+    wanted = "0x" + parse.dataset_id(dataset).hex()
     with session(ctx, unlock=False) as s:
         catalog = Catalog(s.database)
         catalog.sync(s)
-        entry = catalog.get("0x" + parse.dataset_id(dataset).hex())
+        entry = catalog.get(wanted)
     if entry is None:
         raise ConfigError(f"no dataset {dataset} on chain; find ids with `ailedger data list`")
     data = {
@@ -346,10 +348,9 @@ def allow_algorithm(
 ) -> None:
     """Let jobs with exactly this code run over your dataset at your node (compute-to-data).
     Review the bundle first: the hash pins every byte of it."""
+    dataset_id, algorithm = parse.dataset_id(dataset), parse.bundle_hash(bundle_hash)
     with session(ctx, unlock=True) as s:
-        tx = s.compute_policy.allow_algorithm(
-            parse.dataset_id(dataset), parse.bundle_hash(bundle_hash), not revoke
-        )
+        tx = s.compute_policy.allow_algorithm(dataset_id, algorithm, not revoke)
     what = "no longer allowed" if revoke else "allowed"
     emit(
         as_json,
@@ -369,10 +370,9 @@ def allow_host(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Let a provider you trust (besides your own node) host compute jobs over the dataset."""
+    dataset_id, host = parse.dataset_id(dataset), parse.address(provider)
     with session(ctx, unlock=True) as s:
-        tx = s.compute_policy.allow_provider(
-            parse.dataset_id(dataset), parse.address(provider), not revoke
-        )
+        tx = s.compute_policy.allow_provider(dataset_id, host, not revoke)
     emit(
         as_json,
         {"dataset": dataset, "provider": provider, "allowed": not revoke, "tx": tx.tx_hash},

@@ -271,6 +271,10 @@ def issue(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Issue an X-Auth-Token for an MME peer; only its digest is stored here."""
+    from ailedger.errors import ConfigError
+
+    if not peer.strip() or len(peer) > 200 or not peer.isprintable():
+        raise ConfigError(f"name the peer in 1 to 200 printable characters, not {peer[:40]!r}")
 
     with _health_node(ctx) as node:
         token = node.tokens.issue(peer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import typer
@@ -46,6 +47,9 @@ def _runtimes(specs: list[str]) -> dict[str, Any]:
             raise ConfigError(
                 f"--runtime {spec!r}: expected NAME=PYTHON (e.g. torch=/opt/torch/bin/python)"
             )
+        # Offered on chain and bid on: a runtime that cannot start would fail every job.
+        if shutil.which(interpreter) is None:
+            raise ConfigError(f"--runtime {spec!r}: {interpreter} is not an executable here")
         runtimes[name] = python_runtime(name, interpreter)
     return runtimes
 
