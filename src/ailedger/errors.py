@@ -46,6 +46,8 @@ Hierarchy::
     ├── db.DatabaseError            the node's database cannot be opened, migrated or used
     ├── audit.errors.AuditLogError  AuditLogCorruptError: storage disagrees with a checkpoint
     │                               or is not a readable log
+    ├── untrusted_json.UnreadableJsonError  JSON from outside that is not JSON, or nests
+    │                               too deep to parse safely (also a ValueError)
     │
     │   sharing/
     ├── access_request.InvalidRequestError   bad, stale or foreign-signed request

@@ -94,6 +94,8 @@ def test_exit_record_missing_or_bad(tmp_path: Path) -> None:
     assert read_exit_record(tmp_path)["reason"] == "no exit record"
     (tmp_path / EXIT_FILE).write_text("[1, 2]")
     assert read_exit_record(tmp_path) == {"exit_code": None, "reason": "bad record"}
+    (tmp_path / EXIT_FILE).write_text("[" * 100_000 + "]" * 100_000)
+    assert read_exit_record(tmp_path)["reason"] == "no exit record"
 
 
 # ------------------------------------------------------------------ release policy
@@ -125,6 +127,15 @@ def test_aggregate_accepts_nested_numbers(tmp_path: Path) -> None:
     write_json(tmp_path / "sub", "more.json", [1, 2, 3])
     apply_output_policy(tmp_path, AGG)
     assert json.loads((tmp_path / "stats.json").read_text()) == value
+
+
+def test_aggregate_refuses_deep_or_huge_json_without_crashing(tmp_path: Path) -> None:
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(OutputPolicyViolation, match="nested"):
+        apply_output_policy(tmp_path, AGG)
+    (tmp_path / "deep.json").write_text("1" * 5000)  # over Python's int digit limit
+    with pytest.raises(OutputPolicyViolation, match="not valid JSON"):
+        apply_output_policy(tmp_path, AGG)
 
 
 def test_aggregate_ignores_exit_record(tmp_path: Path) -> None:

@@ -95,6 +95,8 @@ def test_bad_requests_get_400_415_422(service_parts: Any) -> None:
     service, token, _ = service_parts
     auth = {**HEADERS, "x-auth-token": token}
     assert handle(service, auth, b"{not json").status == 400
+    # Nesting that would overflow the C stack in json.loads is refused before parsing.
+    assert handle(service, auth, b"[" * 60_000 + b"]" * 60_000).status == 400
     assert handle(service, {**auth, "content-type": "text/plain"}, b"{}").status == 415
     invalid = handle(service, auth, b'{"patient": {"id": "x"}}')
     assert invalid.status == 422 and invalid.body["errors"]

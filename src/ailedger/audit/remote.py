@@ -29,6 +29,7 @@ from ailedger.audit.checkpoint import Checkpoint, parse_checkpoint
 from ailedger.audit.merkle import leaf_hash, root_from_leaves, verify_consistency
 from ailedger.errors import PeerUnreachableError
 from ailedger.peer import wire
+from ailedger.untrusted_json import parse_untrusted
 
 PAGE = 1000  # the gateway's largest /v1/audit/entries answer
 TIMEOUT_S = 60
@@ -186,7 +187,7 @@ class GatewayLogSource:
         if response is None:
             return {}
         try:
-            body = response.json()
+            body = parse_untrusted(response.content)
         except ValueError:
             body = None
         if not isinstance(body, dict):

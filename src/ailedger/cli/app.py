@@ -4,6 +4,7 @@ answers quickly."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -103,13 +104,44 @@ def demo(
 
 
 def main() -> None:
+    """Run the command in ``sys.argv``. Every refusal ends as one line on stderr, ``error:``
+    and what to do, with exit status 2 for a misused command line and 1 for the rest."""
+    # Typer 0.29 vendors click; its exceptions live there, not in the click package.
+    import typer._click.exceptions as click
+
     from ailedger.errors import AiledgerError
 
     try:
-        app()
+        # standalone_mode=False: click's usage errors reach us, to be told in one line
+        # like every other refusal instead of in a box.
+        code = app(standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:
+        assert exc.ctx is not None  # click sets it for this error
+        console.print(exc.ctx.get_help())
+        raise SystemExit(2) from None
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        _fail(exc.format_message() + hint, 2)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code or 1)
+    except typer.Abort:
+        _fail("aborted", 1)
     except AiledgerError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}")
-        raise SystemExit(1) from None
+        _fail(str(exc), 1)
+    except OSError as exc:  # a path given on the command line that cannot be used
+        where = f": {exc.filename}" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}", 1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise SystemExit(130) from None
+    if isinstance(code, int) and code:  # typer.Exit(code) from a command
+        raise SystemExit(code)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    from rich.markup import escape
+
+    # One line whatever the message holds: scripts read the first line of stderr.
+    line = " ".join(message.split())
+    err_console.print(f"[bold red]error:[/bold red] {escape(line)}", soft_wrap=True)
+    raise SystemExit(code) from None

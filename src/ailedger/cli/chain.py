@@ -8,6 +8,7 @@ import typer
 
 from ailedger.chain.market_windows import BID_BLOCKS, DISPUTE_BLOCKS, MAX_WINDOW_S, REVEAL_BLOCKS
 from ailedger.chain.market_windows import DEV_CHAIN_WINDOWS as DEV
+from ailedger.cli import _parsers as parse
 from ailedger.cli._common import (
     JSON_LINES_OPTION,
     JSON_OPTION,
@@ -58,7 +59,7 @@ def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 @app.command("serve")
 def serve(
     ctx: typer.Context,
-    port: int = typer.Option(8545, help="TCP port for JSON-RPC."),
+    port: int = parse.port_option(8545, "TCP port for JSON-RPC."),
     host: str = typer.Option("127.0.0.1", help="Address to bind; keep loopback unless firewalled."),
     as_json: bool = JSON_LINES_OPTION,
 ) -> None:

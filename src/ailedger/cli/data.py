@@ -7,39 +7,15 @@ from typing import Any
 
 import typer
 
+from ailedger.cli import _parsers as parse
 from ailedger.cli._common import JSON_OPTION, console, emit, session, tx_line
 
 app = typer.Typer(help="Share data under your control: publish, find, request, grant, fetch.")
 
+REQUEST_ID = parse.uint256_argument("The request id (`data requests` lists them).")
 PURPOSE_HELP = (
     "rare-disease-research, model-training, public-health, clinical-care, commercial-development"
 )
-
-
-def _hex32(text: str, what: str) -> bytes:
-    from ailedger.errors import ConfigError
-
-    try:
-        raw = bytes.fromhex(text.removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise ConfigError(f"{text!r} is not {what}")
-    return raw
-
-
-def _dataset_id(text: str) -> bytes:
-    return _hex32(text, "a dataset id (0x followed by 64 hex digits)")
-
-
-def _duration(text: str) -> int:
-    from ailedger.errors import ConfigError
-
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    number, unit = text[:-1], text[-1:]
-    if unit not in units or not number.isdigit() or int(number) == 0:
-        raise ConfigError(f"{text!r} is not a duration; write e.g. 90s, 30m, 12h or 30d")
-    return int(number) * units[unit]
 
 
 @app.command("publish")
@@ -52,7 +28,9 @@ def publish(
     purpose: list[str] = typer.Option(..., help=f"Allowed purpose; repeat. One of {PURPOSE_HELP}."),
     price: str = typer.Option("0", help="Price in AIL per grant."),
     duration: str = typer.Option("30d", help="How long a grant lasts (90s, 30m, 12h, 30d)."),
-    max_reads: int = typer.Option(0, help="Reads allowed per grant; 0 = unlimited."),
+    max_reads: int = typer.Option(
+        0, min=0, max=parse.MAX_READS, help="Reads allowed per grant; 0 = unlimited."
+    ),
     approval: bool = typer.Option(
         True, "--approval/--auto", help="Approve each request yourself, or grant on payment."
     ),
@@ -63,12 +41,20 @@ def publish(
     from rich.progress import Progress
 
     from ailedger.chain.contracts.data_market import Policy, purpose_mask
+    from ailedger.errors import ConfigError
     from ailedger.sharing.owner import publish as publish_dataset
     from ailedger.units import parse_amount
 
+    # Every option is checked before the file is read: a refusal costs nothing.
     policy = Policy(
-        purpose_mask(purpose), approval, parse_amount(price), _duration(duration), max_reads
+        purpose_mask(purpose),
+        approval,
+        parse_amount(price),
+        parse.duration(duration),
+        parse.max_reads(max_reads),
     )
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist; give a file or a directory to publish")
     metadata = {"title": title, "tags": sorted(set(tag)), "description": description}
     total = _size_of(path)
     with (
@@ -112,10 +98,11 @@ def list_(
     from ailedger.units import format_amount
 
     bit = purpose_bit(purpose) if purpose else 0
+    owner_address = parse.address(owner) if owner else ""
     with session(ctx, unlock=False) as s:
         catalog = Catalog(s.database)
         catalog.sync(s)
-        found = catalog.search(text=search, tag=tag, purpose=bit, owner=owner)
+        found = catalog.search(text=search, tag=tag, purpose=bit, owner=owner_address)
     rows: list[dict[str, Any]] = [
         {
             "dataset": e.dataset_id,
@@ -155,8 +142,9 @@ def request(
     from ailedger.chain.contracts.data_market import purpose_bit
     from ailedger.sharing.requester import request_access
 
+    dataset_id, purpose_mask = parse.dataset_id(dataset), purpose_bit(purpose)
     with session(ctx, unlock=True) as s:
-        request_id, tx_hash = request_access(s, _dataset_id(dataset), purpose_bit(purpose))
+        request_id, tx_hash = request_access(s, dataset_id, purpose_mask)
         grant = s.data_market.grant_info(request_id)
         assert grant is not None  # request_access just created it
         status = grant.status.name.lower()
@@ -184,19 +172,19 @@ def _owner_decision(ctx: typer.Context, request_id: int, action: str, as_json: b
 
 
 @app.command("grant")
-def grant(ctx: typer.Context, request_id: int, as_json: bool = JSON_OPTION) -> None:
+def grant(ctx: typer.Context, request_id: int = REQUEST_ID, as_json: bool = JSON_OPTION) -> None:
     """Approve a pending request to one of your datasets (releases the escrow to you)."""
     _owner_decision(ctx, request_id, "grant", as_json)
 
 
 @app.command("deny")
-def deny(ctx: typer.Context, request_id: int, as_json: bool = JSON_OPTION) -> None:
+def deny(ctx: typer.Context, request_id: int = REQUEST_ID, as_json: bool = JSON_OPTION) -> None:
     """Refuse a pending request; the requester's payment is refunded."""
     _owner_decision(ctx, request_id, "deny", as_json)
 
 
 @app.command("revoke")
-def revoke(ctx: typer.Context, request_id: int, as_json: bool = JSON_OPTION) -> None:
+def revoke(ctx: typer.Context, request_id: int = REQUEST_ID, as_json: bool = JSON_OPTION) -> None:
     """Withdraw a grant: the next read under it is refused."""
     _owner_decision(ctx, request_id, "revoke", as_json)
 
@@ -227,7 +215,7 @@ def requests(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 def fetch(
     ctx: typer.Context,
     dataset: str = typer.Argument(..., help="Dataset id (0x...)."),
-    grant_id: int = typer.Option(..., "--grant", help="Your granted request id."),
+    grant_id: int = parse.uint256_option("--grant", "Your granted request id."),
     out: Path = typer.Option(..., "-o", "--out", help="Where to write the decrypted data."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -236,6 +224,7 @@ def fetch(
 
     from ailedger.sharing.requester import fetch as fetch_dataset
 
+    dataset_id = parse.dataset_id(dataset)
     with (
         session(ctx, unlock=True) as s,
         Progress(
@@ -250,7 +239,7 @@ def fetch(
         task = bar.add_task("downloading", total=None)
         got = fetch_dataset(
             s,
-            _dataset_id(dataset),
+            dataset_id,
             grant_id,
             out,
             lambda done, total: bar.update(task, completed=done, total=total or None),
@@ -275,14 +264,14 @@ def fetch(
 def receipt(
     ctx: typer.Context,
     dataset: str = typer.Argument(..., help="Dataset id (0x...)."),
-    index: int = typer.Argument(..., help="Audit entry index printed by `data fetch`."),
+    index: int = parse.uint256_argument("Audit entry index printed by `data fetch`."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check that the owner's audit log holds your access: the gateway proves the entry
     is included under a signed checkpoint, and it must match what you were told."""
     from ailedger.sharing.requester import check_receipt, kept_receipt
 
-    dataset_id = _dataset_id(dataset)
+    dataset_id = parse.dataset_id(dataset)
     with session(ctx, unlock=False) as s:
         kept = kept_receipt(s, dataset_id, index)
         entry = check_receipt(s, dataset_id, index, kept["entry"] if kept else None)
@@ -308,10 +297,11 @@ def show(
     from ailedger.sharing.catalog import Catalog
     from ailedger.units import format_amount
 
+    wanted = "0x" + parse.dataset_id(dataset).hex()
     with session(ctx, unlock=False) as s:
         catalog = Catalog(s.database)
         catalog.sync(s)
-        entry = catalog.get("0x" + _dataset_id(dataset).hex())
+        entry = catalog.get(wanted)
     if entry is None:
         raise ConfigError(f"no dataset {dataset} on chain; find ids with `ailedger data list`")
     data = {
@@ -348,10 +338,6 @@ def _size_of(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def _bundle_hash(text: str) -> bytes:
-    return _hex32(text, "a bundle hash (0x + 64 hex digits, as `job check` prints it)")
-
-
 @app.command("allow-algorithm")
 def allow_algorithm(
     ctx: typer.Context,
@@ -362,10 +348,9 @@ def allow_algorithm(
 ) -> None:
     """Let jobs with exactly this code run over your dataset at your node (compute-to-data).
     Review the bundle first: the hash pins every byte of it."""
+    dataset_id, algorithm = parse.dataset_id(dataset), parse.bundle_hash(bundle_hash)
     with session(ctx, unlock=True) as s:
-        tx = s.compute_policy.allow_algorithm(
-            _dataset_id(dataset), _bundle_hash(bundle_hash), not revoke
-        )
+        tx = s.compute_policy.allow_algorithm(dataset_id, algorithm, not revoke)
     what = "no longer allowed" if revoke else "allowed"
     emit(
         as_json,
@@ -385,8 +370,9 @@ def allow_host(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Let a provider you trust (besides your own node) host compute jobs over the dataset."""
+    dataset_id, host = parse.dataset_id(dataset), parse.address(provider)
     with session(ctx, unlock=True) as s:
-        tx = s.compute_policy.allow_provider(_dataset_id(dataset), provider, not revoke)
+        tx = s.compute_policy.allow_provider(dataset_id, host, not revoke)
     emit(
         as_json,
         {"dataset": dataset, "provider": provider, "allowed": not revoke, "tx": tx.tx_hash},
@@ -416,7 +402,7 @@ def output_policy(
     from ailedger.chain.contracts import OutputPolicy
 
     changing = max_bytes is not None or aggregate_only is not None or dp_epsilon is not None
-    dataset_id = _dataset_id(dataset)
+    dataset_id = parse.dataset_id(dataset)
     with session(ctx, unlock=changing) as s:
         policy_client = s.compute_policy
         current: OutputPolicy = policy_client.output_policy(dataset_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +77,9 @@ def import_(
 def deidentify(
     ctx: typer.Context,
     out: Path = typer.Option(..., "-o", "--out", help="De-identified dataset file to write."),
-    k_threshold: int = typer.Option(5, help="Report equivalence classes smaller than this."),
+    k_threshold: int = typer.Option(
+        5, min=1, max=1_000_000, help="Report equivalence classes smaller than this."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Write research-consented patients as HIPAA Safe Harbor records (keys stay in the
@@ -117,10 +118,21 @@ def _query(
     query_file: Path | None, hpo: list[str], exclude: list[str], gene: list[str], contact: str
 ) -> dict[str, Any]:
     from ailedger.errors import ConfigError
+    from ailedger.health.mme_schema import validation_errors
+    from ailedger.untrusted_json import parse_untrusted
 
     if query_file is not None:
-        loaded: dict[str, Any] = json.loads(query_file.read_text())
-        return loaded if "patient" in loaded else {"patient": loaded}
+        try:
+            loaded = parse_untrusted(query_file.read_bytes())
+        except ValueError as exc:
+            raise ConfigError(f"--query {query_file}: {exc}") from None
+        document = (
+            loaded if isinstance(loaded, dict) and "patient" in loaded else {"patient": loaded}
+        )
+        errors = validation_errors(document)
+        if errors:
+            raise ConfigError(f"--query {query_file} is not an MME request: {errors[0]}")
+        return document
     if not hpo and not gene:
         raise ConfigError("give --hpo terms (and optionally --gene), or --query FILE")
     features = [{"id": t, "observed": "yes"} for t in hpo]
@@ -146,7 +158,7 @@ def match(
     save: str = typer.Option(
         None, help="Save the query under this name; it re-runs when new patients are imported here."
     ),
-    limit: int = typer.Option(5, help="Most results to show."),
+    limit: int = typer.Option(5, min=1, max=1000, help="Most results to show."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Find similar patients: here (consented patients only), or across the federation
@@ -224,7 +236,7 @@ def _render(rows: list[dict[str, Any]], asked: dict[str, str] | None = None) -> 
 def diagnose(
     hpo: list[str] = typer.Option(..., help="Observed HPO term; repeat."),
     exclude: list[str] = typer.Option([], help="Excluded HPO term; repeat."),
-    limit: int = typer.Option(10, help="How many diseases to list."),
+    limit: int = typer.Option(10, min=1, max=1000, help="How many diseases to list."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Rank OMIM and Orphanet diseases by how well their annotated phenotypes explain the
@@ -259,6 +271,10 @@ def issue(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Issue an X-Auth-Token for an MME peer; only its digest is stored here."""
+    from ailedger.errors import ConfigError
+
+    if not peer.strip() or len(peer) > 200 or not peer.isprintable():
+        raise ConfigError(f"name the peer in 1 to 200 printable characters, not {peer[:40]!r}")
 
     with _health_node(ctx) as node:
         token = node.tokens.issue(peer)

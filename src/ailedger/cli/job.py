@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from ailedger.cli import _parsers as parse
 from ailedger.cli._common import JSON_OPTION, console, emit, session, tx_line
 
 app = typer.Typer(
@@ -17,7 +18,7 @@ app = typer.Typer(
     "from it and send logs and the encrypted output back to it."
 )
 
-JOB_ID = typer.Argument(..., help="The job id printed by `job submit`.")
+JOB_ID = parse.uint256_argument("The job id printed by `job submit`.")
 
 
 @app.command("check")
@@ -61,15 +62,25 @@ def submit(
     purpose: str = typer.Option(
         "", help="Purpose of your data grant, for jobs that read datasets (e.g. research)."
     ),
-    min_reputation: int = typer.Option(0, help="Least provider reputation to accept."),
+    min_reputation: int = typer.Option(
+        0,
+        min=parse.MIN_REPUTATION,
+        max=parse.MAX_REPUTATION,
+        help="Least provider reputation to accept.",
+    ),
     allow_unconfined: bool = typer.Option(
         False, help="Also accept providers that cannot sandbox jobs (declared on chain)."
     ),
     wait: float = typer.Option(
-        30.0, help="Seconds to wait for k bids and close the auction (0: leave it open)."
+        30.0,
+        min=0.0,
+        max=parse.MAX_WAIT_S,
+        help="Seconds to wait for k bids and close the auction (0: leave it open).",
     ),
     collect: float = typer.Option(
         0.0,
+        min=0.0,
+        max=parse.MAX_WAIT_S,
         help="Seconds to keep taking bids once k are in, for a cheaper pick (0: start now; "
         "the market's bid window, shown by `ailedger chain status`, takes every bid).",
     ),
@@ -82,11 +93,12 @@ def submit(
     from ailedger.compute.requester.job import submit as submit_job
     from ailedger.units import format_amount
 
+    purpose_mask = purpose_bit(purpose) if purpose else 0
     with session(ctx, unlock=True) as s:
         done = submit_job(
             s,
             bundle,
-            purpose=purpose_bit(purpose) if purpose else 0,
+            purpose=purpose_mask,
             min_reputation=min_reputation,
             require_confined=not allow_unconfined,
             wait_s=wait or None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ailedger.cli import _parsers as parse
 from ailedger.cli._common import JSON_LINES_OPTION, narrator, session
 
 app = typer.Typer(help="Run this home's node: the data gateway that serves your datasets.")
@@ -12,13 +13,16 @@ app = typer.Typer(help="Run this home's node: the data gateway that serves your 
 @app.command("start")
 def start(
     ctx: typer.Context,
-    port: int = typer.Option(8700, help="TCP port of the gateway."),
+    port: int = parse.port_option(8700, "TCP port of the gateway."),
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     public_url: str = typer.Option(
         None, help="URL others reach this gateway at [default: http://HOST:PORT]."
     ),
     anchor_every: float = typer.Option(
-        10.0, help="Seconds between on-chain anchors of the audit log (0: never)."
+        10.0,
+        min=0.0,
+        max=parse.MAX_WAIT_S,
+        help="Seconds between on-chain anchors of the audit log (0: never).",
     ),
     as_json: bool = JSON_LINES_OPTION,
 ) -> None:

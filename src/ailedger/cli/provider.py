@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import typer
@@ -46,6 +47,9 @@ def _runtimes(specs: list[str]) -> dict[str, Any]:
             raise ConfigError(
                 f"--runtime {spec!r}: expected NAME=PYTHON (e.g. torch=/opt/torch/bin/python)"
             )
+        # Offered on chain and bid on: a runtime that cannot start would fail every job.
+        if shutil.which(interpreter) is None:
+            raise ConfigError(f"--runtime {spec!r}: {interpreter} is not an executable here")
         runtimes[name] = python_runtime(name, interpreter)
     return runtimes
 
@@ -57,7 +61,9 @@ def start(
     stake: str = typer.Option(
         "100", help="Stake in AIL on first registration (locked while jobs run)."
     ),
-    max_jobs: int = typer.Option(0, help="Jobs run at once; 0 means one per 2 cores, at least 1."),
+    max_jobs: int = typer.Option(
+        0, min=0, max=1024, help="Jobs run at once; 0 means one per 2 cores, at least 1."
+    ),
     runtime: list[str] = typer.Option(
         [], help="Extra runtime NAME=PYTHON to offer (repeat); 'python' is always offered."
     ),
@@ -67,9 +73,14 @@ def start(
         "on chain and requesters who require confinement will not pick it.",
     ),
     max_output_mb: int = typer.Option(
-        1024, help="Largest job output kept and sent back, in MiB; bigger ones are withheld."
+        1024,
+        min=1,
+        max=1024 * 1024,
+        help="Largest job output kept and sent back, in MiB; bigger ones are withheld.",
     ),
-    poll: float = typer.Option(0.02, help="Seconds between looks at the chain."),
+    poll: float = typer.Option(
+        0.02, min=0.001, max=60.0, help="Seconds between looks at the chain."
+    ),
     as_json: bool = JSON_LINES_OPTION,
 ) -> None:
     """Rent this machine out until Ctrl-C: stake, post an offer, bid on jobs that fit, run
@@ -81,11 +92,12 @@ def start(
     from ailedger.compute.provider.sandbox import Sandbox
     from ailedger.units import parse_amount
 
+    price_per_hour, stake_amount = parse_amount(price), parse_amount(stake)
     info = detect_machine()
     sandbox = Sandbox(_runtimes(runtime), allow_unconfined=allow_unconfined)
     settings = AgentSettings(
-        price_per_hour=parse_amount(price),
-        stake=parse_amount(stake),
+        price_per_hour=price_per_hour,
+        stake=stake_amount,
         max_jobs=max_jobs or max(1, info.cpu_cores // 2),
         poll_seconds=poll,
         max_output_mb=max_output_mb,

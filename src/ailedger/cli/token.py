@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ailedger.cli import _parsers as parse
 from ailedger.cli._common import JSON_OPTION, console, emit, session, tx_line
 
 app = typer.Typer(help="Check balances, pay, and (on development chains) mint AIL tokens.")
@@ -19,7 +20,7 @@ def balance(
     from ailedger.units import format_amount
 
     with session(ctx, unlock=False) as s:
-        who = _checked(s.chain.web3, address) if address else s.address
+        who = s.address if address is None else parse.address(address)
         amount = s.token.balance_of(who)
     emit(
         as_json,
@@ -39,8 +40,8 @@ def transfer(
     from ailedger.units import format_amount, parse_amount
 
     value = parse_amount(amount)
+    recipient = parse.address(to)
     with session(ctx, unlock=True) as s:
-        recipient = _checked(s.chain.web3, to)
         result = s.token.transfer(recipient, value)
     data = {
         "tx": result.tx_hash,
@@ -90,13 +91,3 @@ def faucet(
             result.block_number,
         ),
     )
-
-
-def _checked(web3: object, address: str) -> str:
-    from eth_utils.address import is_address, to_checksum_address
-
-    from ailedger.errors import ConfigError
-
-    if not is_address(address):
-        raise ConfigError(f"{address!r} is not an Ethereum address (0x followed by 40 hex digits)")
-    return str(to_checksum_address(address))

@@ -30,6 +30,7 @@ from ailedger.errors import AiledgerError, ConfigError
 from ailedger.units import parse_amount
 
 JOB_FILE = "job.toml"
+MAX_JOB_FILE_BYTES = 64 * 1024  # a real job.toml is a few hundred bytes
 MAX_BUNDLE_BYTES = 1 << 30
 MAX_BUNDLE_FILES = 10_000
 _DATASET_ID = re.compile(r"0x[0-9a-f]{64}")
@@ -100,10 +101,16 @@ def _safe_relative(entry: str) -> PurePosixPath:
 
 def parse_job(text: str) -> JobSpec:
     """Parse and validate the text of a ``job.toml``; raises :class:`JobSpecError`."""
+    if len(text) > MAX_JOB_FILE_BYTES:
+        raise JobSpecError(
+            f"{JOB_FILE} is over {MAX_JOB_FILE_BYTES} bytes; a job needs a few lines"
+        )
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise JobSpecError(f"{JOB_FILE} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise JobSpecError(f"{JOB_FILE} nests arrays or tables too deeply") from None
     for name, value in doc.items():
         if name not in _ALLOWED:
             raise JobSpecError(

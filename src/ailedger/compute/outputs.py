@@ -26,6 +26,7 @@ from typing import Any
 
 from ailedger.compute.jobs import bundle_files, tree_hash
 from ailedger.errors import AiledgerError
+from ailedger.untrusted_json import parse_untrusted
 
 EXIT_FILE = "ailedger-exit.json"
 # Aggregate-only outputs: JSON of numbers under short keys, bounded in size, so a job
@@ -65,7 +66,7 @@ def write_exit_record(root: Path, exit_code: int | None, reason: str) -> None:
 
 def read_exit_record(root: Path) -> dict[str, Any]:
     try:
-        record = json.loads((root / EXIT_FILE).read_text())
+        record = parse_untrusted((root / EXIT_FILE).read_bytes())
     except (OSError, ValueError):
         return {"exit_code": None, "reason": "no exit record"}
     return record if isinstance(record, dict) else {"exit_code": None, "reason": "bad record"}
@@ -94,7 +95,7 @@ def apply_output_policy(root: Path, rules: ReleaseRules) -> None:
                 f"{rel}: aggregate-only datasets release only .json files of numbers"
             )
         try:
-            value = json.loads(path.read_text("utf-8"))
+            value = parse_untrusted(path.read_text("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise OutputPolicyViolation(f"{rel}: not valid JSON ({exc})") from None
         count = _check_aggregate(value, rel, 0)

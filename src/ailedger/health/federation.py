@@ -76,7 +76,40 @@ def federated_match(session: Session, query: dict[str, Any], limit: int = 10) ->
         if response.status_code != 200:
             asked[node] = f"refused: HTTP {response.status_code}"
             continue
-        results = list(response.json().get("results", []))
+        results = _results_of(response.content)
+        if results is None:
+            asked[node] = "refused: the answer is not an MME response"
+            continue
         answers[node] = results
         asked[node] = f"ok: {len(results)} results"
     return FederatedAnswer(merge_results(answers, limit), asked)
+
+
+def _results_of(body: bytes) -> list[dict[str, Any]] | None:
+    """The ``results`` of a peer's MME response, or None if it sent something else."""
+    from ailedger.untrusted_json import parse_untrusted
+
+    try:
+        document = parse_untrusted(body)
+    except ValueError:
+        return None
+    results = document.get("results", []) if isinstance(document, dict) else None
+    if not isinstance(results, list) or not all(_well_formed(r) for r in results):
+        return None
+    return results
+
+
+def _well_formed(result: object) -> bool:
+    """What this node reads of a result (MME API v1.1): a numeric patient score, and a
+    patient with an id and a contact object."""
+    if not isinstance(result, dict):
+        return False
+    score, patient = result.get("score"), result.get("patient")
+    return (
+        isinstance(score, dict)
+        and isinstance(score.get("patient"), int | float)
+        and not isinstance(score.get("patient"), bool)
+        and isinstance(patient, dict)
+        and isinstance(patient.get("id"), str)
+        and isinstance(patient.get("contact"), dict)
+    )

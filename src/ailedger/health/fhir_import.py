@@ -23,7 +23,6 @@ Encounter, DocumentReference, ...) are kept raw for de-identification.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from ailedger.health.patients import (
     PatientStore,
 )
 from ailedger.health.phenopackets import parse_phenopacket
+from ailedger.untrusted_json import parse_untrusted
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (resources done, resources in total) while an import validates."""
@@ -101,15 +101,15 @@ def _read(paths: Sequence[Path], source: _Source) -> None:
                 if not line.strip():
                     continue
                 try:
-                    resource = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidRecordError(name, f"line {n}", "", f"not JSON: {exc}") from exc
+                    resource = parse_untrusted(line)
+                except ValueError as exc:
+                    raise InvalidRecordError(name, f"line {n}", "", str(exc)) from exc
                 source.units.append(_Unit(name, f"line {n} {_label(resource)}", resource))
             continue
         try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidRecordError(name, "document", "", f"not JSON: {exc}") from exc
+            doc = parse_untrusted(text)
+        except ValueError as exc:
+            raise InvalidRecordError(name, "document", "", str(exc)) from exc
         if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
             _read_bundle(name, doc, source)
         elif isinstance(doc, dict) and "resourceType" in doc:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from ailedger.health.mme_schema import MME_CONTENT_TYPE, validation_errors
 from ailedger.health.patients import Patient
 from ailedger.health.phenotype import PhenotypeError
 from ailedger.health.profile import PhenotypeProfile
+from ailedger.untrusted_json import parse_untrusted
 
 DEFAULT_THRESHOLD = 0.9  # calibrated: better than 90% of random pairs of stored patients
 # Calibration is relative to this node's cohort; in a small cohort "better than most
@@ -148,9 +148,9 @@ class MatchmakerService:
         if kind not in _ACCEPTED_TYPES:
             raise UnsupportedMediaTypeError(f"send {MME_CONTENT_TYPE}, not {kind}")
         try:
-            document = json.loads(body)
-        except ValueError:
-            raise MalformedRequestError("the body is not JSON") from None
+            document = parse_untrusted(body)
+        except ValueError as exc:
+            raise MalformedRequestError(f"the body is not usable JSON: {exc}") from None
         errors = validation_errors(document)
         if errors:
             raise UnprocessableError("invalid MME request", {"errors": errors})

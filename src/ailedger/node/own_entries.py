@@ -10,7 +10,6 @@ these kinds of entry are taken.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from ailedger.errors import (
 )
 from ailedger.peer import wire
 from ailedger.peer.signing import request_signer
+from ailedger.untrusted_json import parse_untrusted
 
 # kind -> fields the node sets itself, whatever the process sent
 OWN_ENTRY_KINDS: dict[str, dict[str, Any]] = {
@@ -38,7 +38,7 @@ MAX_ENTRY = 64 * 1024
 def own_entry(raw: bytes) -> dict[str, Any]:
     """The entry to log for body ``raw``: one of the own kinds, flat values only."""
     try:
-        entry = json.loads(raw)
+        entry = parse_untrusted(raw)
     except ValueError:
         raise MalformedRequestError("the body is not JSON") from None
     if not isinstance(entry, dict) or entry.get("kind") not in OWN_ENTRY_KINDS:

@@ -37,6 +37,7 @@ from sqlalchemy import (
 
 from ailedger.db import metadata, transaction, upsert
 from ailedger.db.types import Uint256, as_uint256
+from ailedger.untrusted_json import parse_untrusted
 
 if TYPE_CHECKING:
     from ailedger.session import Session
@@ -216,7 +217,7 @@ class Catalog:
             try:
                 path = wire.path(wire.DATASET_METADATA, dataset_id=dataset_id)
                 raw = shared_client().get(url + path, timeout=5).content
-                document = json.loads(raw)
+                document = parse_untrusted(raw)
             except (httpx.HTTPError, ValueError):
                 continue  # owner offline: try again at the next sync
             self.keep_metadata(dataset_id, document)  # not what was registered: never shown
@@ -353,7 +354,11 @@ def _verified_metadata(stored: str | None, metadata_hash: str) -> dict[str, Any]
     """The kept metadata, only if it still hashes to the on-chain ``metadata_hash``."""
     if stored is None or sha256(stored.encode()).hexdigest() != metadata_hash:
         return None
-    document = json.loads(stored)
+    # Verified against the chain, yet written by the owner: still parsed as untrusted.
+    try:
+        document = parse_untrusted(stored)
+    except ValueError:
+        return None
     return document if isinstance(document, dict) else None
 
 

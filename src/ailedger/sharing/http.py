@@ -18,6 +18,7 @@ from ailedger.errors import NotFoundError
 from ailedger.peer import wire
 from ailedger.peer.rate_limit import PeerRateLimiter
 from ailedger.sharing.gateway import Gateway
+from ailedger.untrusted_json import parse_untrusted
 
 MAX_BODY = 64 * 1024  # a signed request is a few hundred bytes
 MAX_ENTRIES_PAGE = 1000  # entries per /v1/audit/entries answer
@@ -52,7 +53,7 @@ def gateway_router(gateway: Gateway, limiter: PeerRateLimiter | None = None) -> 
         if raw is None:
             raise await run_in_threadpool(gateway.refuse_oversized, MAX_BODY, peer)
         try:
-            body: Any = json.loads(raw)
+            body: Any = parse_untrusted(raw)
         except ValueError:
             body = None
         granted = await run_in_threadpool(gateway.authorize, body, peer)

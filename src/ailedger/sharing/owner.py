@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger.chain.contracts import Policy
-from ailedger.errors import ConfigError, ContractError, PeerUnreachableError
+from ailedger.errors import (
+    ConfigError,
+    ContractError,
+    PeerUnreachableError,
+    TransactionRejectedError,
+    TransactionRevertedError,
+)
 from ailedger.peer import wire
 from ailedger.sharing.access_request import Domain
 from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
@@ -202,10 +208,13 @@ class OwnerNode:
     def publish(
         self, source: Path, policy: Policy, metadata: dict[str, Any], progress: Progress | None
     ) -> Published:
-        """Encrypt ``source`` into the blob store, keep its key, register it on chain."""
+        """Encrypt ``source`` into the blob store, keep its key, register it on chain.
+        A policy the contract cannot hold is refused before any work, and a registration
+        the chain refuses leaves nothing behind: no ciphertext, no record."""
         from ailedger.crypto.hpke import wrap_data_key
         from ailedger.store.objects import encrypt_object
 
+        _check_fits_contract(policy)
         if not source.exists():
             raise ConfigError(f"{source} does not exist; give a file or a directory to publish")
         dataset_id = secrets.token_bytes(32)  # random: an id reveals nothing about the data
@@ -227,9 +236,19 @@ class OwnerNode:
         self.store.add(
             OwnedDataset(dataset_id, encrypted.blob.hash_hex, FIRST_VERSION, wrapped, metadata)
         )
-        result = self.market.register_dataset(
-            dataset_id, bytes.fromhex(encrypted.blob.hash_hex), sha256(canonical).digest(), policy
-        )
+        try:
+            result = self.market.register_dataset(
+                dataset_id,
+                bytes.fromhex(encrypted.blob.hash_hex),
+                sha256(canonical).digest(),
+                policy,
+            )
+        except (TransactionRejectedError, TransactionRevertedError):
+            # Refused for certain, so nothing on chain needs the key. Any other failure
+            # (a timeout) may still be mined: then the record and ciphertext stay.
+            self.store.remove(dataset_id)
+            self.blobs.delete(encrypted.blob.hash_hex)
+            raise
         return Published(
             dataset_id,
             encrypted.blob.hash_hex,
@@ -318,6 +337,15 @@ class OwnerNode:
             self.audit.append(entry)
         self.store.set_watched_block(head)
         return len(found)
+
+
+def _check_fits_contract(policy: Policy) -> None:
+    from ailedger.units import MAX_UINT256
+
+    for name in ("purposes", "price", "duration_s", "max_reads"):
+        value = getattr(policy, name)
+        if not 0 <= value <= MAX_UINT256:
+            raise ConfigError(f"the policy's {name} must be 0 .. 2**256 - 1, not {value}")
 
 
 _DECISIONS = {

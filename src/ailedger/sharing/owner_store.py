@@ -96,6 +96,15 @@ class OwnerStore:
                 )
             )
 
+    def remove(self, dataset_id: bytes) -> None:
+        """Forget a dataset the chain refused to register (its key protects nothing)."""
+        with transaction(self._db) as conn:
+            conn.execute(
+                datasets.delete().where(
+                    datasets.c.dataset_id == dataset_id, datasets.c.owner == self.owner
+                )
+            )
+
     def get(self, dataset_id: bytes) -> OwnedDataset | None:
         with transaction(self._db) as conn:
             row = conn.execute(

@@ -21,6 +21,7 @@ from ailedger.errors import AiledgerError, ConfigError, PeerUnreachableError
 from ailedger.peer import wire
 from ailedger.peer.client import shared_client
 from ailedger.sharing.access_request import Domain, new_request, sign_request
+from ailedger.untrusted_json import parse_untrusted
 
 if TYPE_CHECKING:
     from ailedger.session import Session
@@ -104,7 +105,7 @@ def fetch(
         is_dir = _decrypt_checked(
             stream, data_key, dataset_id, version, out, record.ciphertext_hash
         )
-        entry = json.loads(base64.b64decode(response.headers[wire.AUDIT_HEADER]))
+        entry = parse_untrusted(base64.b64decode(response.headers[wire.AUDIT_HEADER]))
     _keep_receipt(session, dataset_id, entry)
     return Fetched(out, record_size(out), is_dir, int(entry["index"]), entry["entry"])
 
@@ -170,8 +171,10 @@ def check_receipt(
         )
     try:
         receipt_path = wire.path(wire.AUDIT_RECEIPT, index=index)
-        receipt = shared_client().get(url + receipt_path, timeout=TIMEOUT_S).json()
-    except (httpx.HTTPError, ValueError) as exc:
+        receipt = parse_untrusted(
+            shared_client().get(url + receipt_path, timeout=TIMEOUT_S).content
+        )
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         raise PeerUnreachableError(f"cannot get the receipt from {url}: {exc}") from exc
     key = Ed25519PublicKey.from_public_bytes(key_raw)
     if not isinstance(receipt, dict):

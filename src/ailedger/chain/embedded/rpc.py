@@ -27,6 +27,7 @@ from ailedger.chain.embedded._format import base_fee, data, qty
 from ailedger.chain.embedded._logs import LogFilter, TooManyLogsError
 from ailedger.chain.embedded.node import EmbeddedChain
 from ailedger.errors import AiledgerError, TransactionRejectedError
+from ailedger.untrusted_json import parse_untrusted
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class RpcDispatcher:
 
     def handle_bytes(self, body: bytes) -> bytes:
         try:
-            request = json.loads(body)
+            request = parse_untrusted(body)
         except ValueError:
             return json.dumps(_error(None, RpcError(PARSE_ERROR, "parse error"))).encode()
         if isinstance(request, list):
