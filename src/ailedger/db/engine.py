@@ -16,6 +16,9 @@ so this matters.
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +80,8 @@ def open_database(url: str, *, migrate: bool = True) -> Engine:
         )
     if migrate:
         try:
-            upgrade(engine)
+            with _opening(parsed):
+                upgrade(engine)
         except exc.SQLAlchemyError as error:
             engine.dispose()
             cause = error.orig if isinstance(error, exc.DBAPIError) else error
@@ -86,6 +90,25 @@ def open_database(url: str, *, migrate: bool = True) -> Engine:
                 "check that it is reachable and that this user may create tables"
             ) from error
     return engine
+
+
+@contextmanager
+def _opening(url: URL) -> Iterator[None]:
+    """Processes and threads opening one SQLite file take turns while it is set up: turning
+    a new file into WAL mode needs it alone, and under load SQLite can answer "database is
+    locked" at once instead of waiting its busy timeout. PostgreSQL migrations take an
+    advisory lock instead (``migrate._lock``)."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    path = Path(url.database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _sqlite_engine(url: URL) -> Engine:
