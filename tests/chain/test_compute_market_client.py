@@ -8,7 +8,7 @@ import time
 from tests.conftest import ChainUnderTest
 
 from ailedger.chain.compiler import compile_contract
-from ailedger.chain.contracts import TokenClient
+from ailedger.chain.contracts import ComputeProvidersClient, TokenClient
 from ailedger.chain.contracts.compute_market import (
     ComputeMarketClient,
     JobStatus,
@@ -37,6 +37,7 @@ def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
         )
         token.faucet(1_000 * AIL)
         token.approve(deployment.address("ComputeMarket"), 1_000 * AIL)
+        token.approve(deployment.address("ComputeProviders"), 1_000 * AIL)
         clients[who.address] = ComputeMarketClient(
             web3,
             deployment.address("ComputeMarket"),
@@ -44,9 +45,15 @@ def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
             who,
         )
     as_provider, as_requester = clients[provider.address], clients[requester.address]
+    providers = ComputeProvidersClient(
+        web3,
+        deployment.address("ComputeProviders"),
+        compile_contract("ComputeProviders", contract_cache).abi,
+        provider,
+    )
 
-    as_provider.register_provider(COMPUTE_MIN_STAKE)
-    as_provider.post_offer(2, 4096, "", 0, 3 * AIL, True)
+    providers.register_provider(COMPUTE_MIN_STAKE)
+    providers.post_offer(2, 4096, "", 0, 3 * AIL, True)
     terms = JobTerms(
         bundle_hash=b"\x42" * 32,
         cpu_cores=1,
@@ -78,7 +85,7 @@ def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
     assert record is not None and record.status == JobStatus.COMPLETED
     assert record.result_hash == output
     assert token.balance_of(provider.address) == before + 3 * AIL  # one hour at 3 AIL
-    assert as_requester.provider(provider.address)["completed"] == 1
+    assert providers.provider(provider.address)["completed"] == 1
 
 
 def test_max_cost_includes_the_tie_break_reserve_for_k_of_two_or_more() -> None:

@@ -102,6 +102,7 @@ def test_token_lifecycle_through_the_cli(
         "AuditAnchor",
         "ComputeMarket",
         "ComputePolicy",
+        "ComputeProviders",
     }
     assert status["market_windows"] == {"bid_s": 2, "reveal_s": 300, "dispute_s": 600}
 

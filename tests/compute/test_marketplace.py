@@ -255,16 +255,16 @@ def test_matching_results_settle_k2(world: World) -> None:
 
 @embedded_only
 def test_a_cheating_provider_loses_the_tiebreak_and_is_slashed(world: World) -> None:
-    market = world.requester.compute_market
+    providers = world.requester.compute_providers
     cheater = world.providers["cheater"].session
-    stake_before = market.provider(cheater.address)["stake"]
+    stake_before = providers.provider(cheater.address)["stake"]
     job_id = world.submit(world.bundle("tamper", SUM_JOB, k=2, tamper=True))
     assert world.wait(job_id, JobStatus.COMPLETED, JobStatus.DISPUTED) == JobStatus.COMPLETED
     slots = {a["provider"]: a for a in status(world.requester, job_id)["assignments"]}
     assert len(slots) == 3  # the two first, and the tie-break run
     assert slots[cheater.address]["paid"] == 0
-    assert market.provider(cheater.address)["slashed"] >= 1
-    assert market.provider(cheater.address)["stake"] == stake_before * (1 - SLASH_FRACTION)
+    assert providers.provider(cheater.address)["slashed"] >= 1
+    assert providers.provider(cheater.address)["stake"] == stake_before * (1 - SLASH_FRACTION)
     fetch_result(world.requester, job_id, world.tmp / f"out-{job_id}")
     assert not (world.tmp / f"out-{job_id}" / "forged.txt").exists()
 
@@ -356,8 +356,8 @@ def test_a_provider_that_dies_mid_job_leaves_a_refund(world: World) -> None:
     assert slot["paid"] in (0, 1 * AIL)
     assert before - world.balance(world.requester) == slot["paid"]
     assert market.job(job_id).escrow == 0  # type: ignore[union-attr]
-    assert market.provider(cheap.session.address)["active_jobs"] == 0
-    assert market.provider(cheap.session.address)["slashed"] == 0
+    assert world.requester.compute_providers.provider(cheap.session.address)["active_jobs"] == 0
+    assert world.requester.compute_providers.provider(cheap.session.address)["slashed"] == 0
     world.providers["cheap"] = _start(cheap.session, cheap.agent.sandbox, 1 * AIL, world.jobs_dir)
 
 

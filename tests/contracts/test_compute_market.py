@@ -60,21 +60,34 @@ def _commitment(output: bytes, salt: bytes = SALT) -> bytes:
     return keccak(output + salt)
 
 
+# Each market's ComputeProviders, by market address (the same object, so its get_logs()
+# shows its last call).
+_REGISTRIES: dict[str, VyperContract] = {}
+
+
 def _deploy_market(token: str, slash_bps: int = SLASH_BPS) -> VyperContract:
-    """A market with its own DataMarket and ComputePolicy (reachable through
-    DATA_MARKET() and COMPUTE_POLICY())."""
+    """A market with its own DataMarket, ComputePolicy and ComputeProviders (reachable
+    through DATA_MARKET(), COMPUTE_POLICY() and _reg(market))."""
     data = _deployer("DataMarket").deploy(token)
     policy = _deployer("ComputePolicy").deploy(data.address)
-    return _deployer("ComputeMarket").deploy(
+    registry = _deployer("ComputeProviders").deploy(token, MIN_STAKE, slash_bps)
+    market = _deployer("ComputeMarket").deploy(
         token,
         data.address,
         policy.address,
-        MIN_STAKE,
+        registry.address,
         BID_WINDOW,
         REVEAL_WINDOW,
         DISPUTE_WINDOW,
-        slash_bps,
     )
+    registry.bind_market(market.address)
+    _REGISTRIES[str(market.address)] = registry
+    return market
+
+
+def _reg(market: VyperContract) -> VyperContract:
+    """The market's ComputeProviders: stakes, offers, reputation."""
+    return _REGISTRIES[str(market.address)]
 
 
 @pytest.fixture
@@ -93,6 +106,7 @@ def _fund(
     token.transfer(who, amount)
     with boa.env.prank(who):
         token.approve(market.address, MAX_UINT)
+        token.approve(_reg(market).address, MAX_UINT)
 
 
 @pytest.fixture
@@ -117,8 +131,8 @@ def _provider(
     account = boa.env.generate_address(name)
     _fund(token, market, account)
     with boa.env.prank(account):
-        market.register_provider(stake)
-        market.post_offer(cpu, ram, gpu, gpu_mem, PRICE, confined)
+        _reg(market).register_provider(stake)
+        _reg(market).post_offer(cpu, ram, gpu, gpu_mem, PRICE, confined)
     return account
 
 
@@ -193,13 +207,16 @@ def _by_name(logs: list[Any], name: str) -> list[Any]:
 def test_constructor(market: VyperContract, token: VyperContract) -> None:
     assert market.TOKEN() == token.address
     assert market.COMPUTE_POLICY() != market.DATA_MARKET() != token.address
-    assert (market.MIN_STAKE(), market.BID_WINDOW(), market.REVEAL_WINDOW()) == (
+    assert (_reg(market).MIN_STAKE(), market.BID_WINDOW(), market.REVEAL_WINDOW()) == (
         MIN_STAKE,
         BID_WINDOW,
         REVEAL_WINDOW,
     )
-    assert (market.DISPUTE_WINDOW(), market.SLASH_FRACTION_BPS()) == (DISPUTE_WINDOW, SLASH_BPS)
-    assert (market.job_count(), market.escrowed(), market.total_staked()) == (0, 0, 0)
+    assert (market.DISPUTE_WINDOW(), _reg(market).SLASH_FRACTION_BPS()) == (
+        DISPUTE_WINDOW,
+        SLASH_BPS,
+    )
+    assert (market.job_count(), market.escrowed(), _reg(market).total_staked()) == (0, 0, 0)
     assert (market.MAX_REDUNDANCY(), market.MAX_BIDS()) == (5, 32)
     assert (market.MAX_SLOTS(), market.MAX_DATASETS(), market.STATUS_TIEBREAK()) == (6, 4, 9)
 
@@ -207,17 +224,28 @@ def test_constructor(market: VyperContract, token: VyperContract) -> None:
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
-        ((0, 1, 1, 1, 0), "init: min stake is zero"),
-        ((1, 0, 1, 1, 0), "init: bad bid window"),
-        ((1, 366 * DAY, 1, 1, 0), "init: bad bid window"),
-        ((1, 1, 0, 1, 0), "init: bad reveal window"),
-        ((1, 1, 1, 0, 0), "init: bad dispute window"),
-        ((1, 1, 1, 1, 10_001), "init: slash fraction above 100%"),
+        ((0, 1, 1), "init: bad bid window"),
+        ((366 * DAY, 1, 1), "init: bad bid window"),
+        ((1, 0, 1), "init: bad reveal window"),
+        ((1, 1, 0), "init: bad dispute window"),
     ],
 )
 def test_constructor_refusals(token: VyperContract, args: tuple[int, ...], reason: str) -> None:
     with boa.reverts(reason):
-        _deployer("ComputeMarket").deploy(token.address, token.address, token.address, *args)
+        _deployer("ComputeMarket").deploy(
+            token.address, token.address, token.address, token.address, *args
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [((0, 0), "init: min stake is zero"), ((1, 10_001), "init: slash fraction above 100%")],
+)
+def test_providers_constructor_refusals(
+    token: VyperContract, args: tuple[int, ...], reason: str
+) -> None:
+    with boa.reverts(reason):
+        _deployer("ComputeProviders").deploy(token.address, *args)
 
 
 @pytest.mark.parametrize(
@@ -226,13 +254,34 @@ def test_constructor_refusals(token: VyperContract, args: tuple[int, ...], reaso
         (0, "init: token is not a contract"),
         (1, "init: data market is not a contract"),
         (2, "init: compute policy is not a contract"),
+        (3, "init: providers is not a contract"),
     ],
 )
 def test_constructor_rejects_non_contracts(token: VyperContract, which: int, reason: str) -> None:
-    addresses = [token.address] * 3
+    addresses = [token.address] * 4
     addresses[which] = boa.env.generate_address("eoa")
     with boa.reverts(reason):
-        _deployer("ComputeMarket").deploy(*addresses, 1, 1, 1, 1, 0)
+        _deployer("ComputeMarket").deploy(*addresses, 1, 1, 1)
+
+
+def test_only_the_bound_market_locks_pays_and_slashes(
+    market: VyperContract, token: VyperContract, providers: list[Any]
+) -> None:
+    """Stakes move only by their owner or the one market bound by the deployer."""
+    registry = _reg(market)
+    assert registry.market() == market.address
+    with boa.reverts("bind: already bound"):
+        registry.bind_market(market.address)
+    fresh = _deployer("ComputeProviders").deploy(token.address, MIN_STAKE, SLASH_BPS)
+    with boa.env.prank(providers[0]), boa.reverts("bind: caller is not the deployer"):
+        fresh.bind_market(market.address)
+    with boa.reverts("bind: market is not a contract"):
+        fresh.bind_market(providers[0])
+    with boa.env.prank(providers[1]), boa.reverts("providers: caller is not the market"):
+        registry.release(1, providers[0], 3)
+    with boa.env.prank(providers[1]), boa.reverts("providers: caller is not the market"):
+        registry.lock(providers[0])
+    assert registry.provider_info(providers[0]).stake == 2 * MIN_STAKE
 
 
 # ---------------------------------------------------------------- providers
@@ -242,24 +291,24 @@ def test_register_offer_stake(market: VyperContract, token: VyperContract) -> No
     p = boa.env.generate_address("p")
     _fund(token, market, p)
     with boa.env.prank(p), boa.reverts("offer: not a provider"):
-        market.post_offer(8, 1024, "", 0, PRICE, True)
+        _reg(market).post_offer(8, 1024, "", 0, PRICE, True)
     with boa.env.prank(p), boa.reverts("register: stake below minimum"):
-        market.register_provider(MIN_STAKE - 1)
+        _reg(market).register_provider(MIN_STAKE - 1)
     with boa.env.prank(p):
-        market.register_provider(MIN_STAKE)
-    [log] = _by_name(market.get_logs(), "ProviderRegistered")
+        _reg(market).register_provider(MIN_STAKE)
+    [log] = _by_name(_reg(market).get_logs(), "ProviderRegistered")
     assert (log.provider, log.stake) == (p, MIN_STAKE)
-    assert token.balanceOf(market.address) == MIN_STAKE == market.total_staked()
+    assert token.balanceOf(_reg(market).address) == MIN_STAKE == _reg(market).total_staked()
     with boa.env.prank(p), boa.reverts("register: already registered"):
-        market.register_provider(MIN_STAKE)
+        _reg(market).register_provider(MIN_STAKE)
     with boa.env.prank(p), boa.reverts("offer: no cpu cores"):
-        market.post_offer(0, 1024, "", 0, PRICE, True)
+        _reg(market).post_offer(0, 1024, "", 0, PRICE, True)
     with boa.env.prank(p):
-        market.post_offer(8, 1024, "RTX 4090", 24576, PRICE, False)
-    [log] = market.get_logs()
+        _reg(market).post_offer(8, 1024, "RTX 4090", 24576, PRICE, False)
+    [log] = _reg(market).get_logs()
     assert (log.provider, log.cpu_cores, log.ram_mb, log.gpu_model) == (p, 8, 1024, "RTX 4090")
     assert (log.gpu_mem_mb, log.price_per_hour, log.confined) == (24576, PRICE, False)
-    offer = market.offer_info(p)
+    offer = _reg(market).offer_info(p)
     assert (offer.cpu_cores, offer.gpu_model, offer.confined, offer.posted) == (
         8,
         "RTX 4090",
@@ -267,29 +316,29 @@ def test_register_offer_stake(market: VyperContract, token: VyperContract) -> No
         True,
     )
     with boa.env.prank(p):
-        market.add_stake(5 * UNIT)
-    [log] = _by_name(market.get_logs(), "StakeAdded")
+        _reg(market).add_stake(5 * UNIT)
+    [log] = _by_name(_reg(market).get_logs(), "StakeAdded")
     assert (log.provider, log.amount, log.stake) == (p, 5 * UNIT, MIN_STAKE + 5 * UNIT)
     with boa.env.prank(p), boa.reverts("add_stake: amount is zero"):
-        market.add_stake(0)
+        _reg(market).add_stake(0)
     with boa.env.prank(p), boa.reverts("withdraw: amount exceeds stake"):
-        market.withdraw_stake(MIN_STAKE + 5 * UNIT + 1)
+        _reg(market).withdraw_stake(MIN_STAKE + 5 * UNIT + 1)
     with boa.env.prank(p), boa.reverts("withdraw: amount is zero"):
-        market.withdraw_stake(0)
+        _reg(market).withdraw_stake(0)
     before = token.balanceOf(p)
     with boa.env.prank(p):
-        market.withdraw_stake(MIN_STAKE)
-    [log] = _by_name(market.get_logs(), "StakeWithdrawn")
+        _reg(market).withdraw_stake(MIN_STAKE)
+    [log] = _by_name(_reg(market).get_logs(), "StakeWithdrawn")
     assert (log.provider, log.amount, log.stake) == (p, MIN_STAKE, 5 * UNIT)
     assert token.balanceOf(p) == before + MIN_STAKE
-    info = market.provider_info(p)
+    info = _reg(market).provider_info(p)
     assert (info.registered, info.stake, info.active_jobs) == (True, 5 * UNIT, 0)
-    assert market.total_staked() == 5 * UNIT
+    assert _reg(market).total_staked() == 5 * UNIT
     stranger = boa.env.generate_address("stranger")
     with boa.env.prank(stranger), boa.reverts("withdraw: not a provider"):
-        market.withdraw_stake(1)
+        _reg(market).withdraw_stake(1)
     with boa.env.prank(stranger), boa.reverts("add_stake: not a provider"):
-        market.add_stake(1)
+        _reg(market).add_stake(1)
 
 
 def test_register_insufficient_allowance_and_balance(
@@ -298,13 +347,13 @@ def test_register_insufficient_allowance_and_balance(
     p = boa.env.generate_address("poor")
     token.transfer(p, MIN_STAKE - 1)
     with boa.env.prank(p), boa.reverts("transferFrom: amount exceeds allowance"):
-        market.register_provider(MIN_STAKE)
+        _reg(market).register_provider(MIN_STAKE)
     with boa.env.prank(p):
-        token.approve(market.address, MIN_STAKE)
+        token.approve(_reg(market).address, MIN_STAKE)
     with boa.env.prank(p), boa.reverts("transfer: amount exceeds balance"):
-        market.register_provider(MIN_STAKE)
-    assert market.provider_info(p).registered is False
-    assert market.total_staked() == 0
+        _reg(market).register_provider(MIN_STAKE)
+    assert _reg(market).provider_info(p).registered is False
+    assert _reg(market).total_staked() == 0
 
 
 def test_withdraw_locked_while_assigned(
@@ -312,16 +361,16 @@ def test_withdraw_locked_while_assigned(
 ) -> None:
     job_id = _assigned_job(market, alice, providers, 1)
     p = providers[0]
-    assert market.provider_info(p).active_jobs == 1
+    assert _reg(market).provider_info(p).active_jobs == 1
     with boa.env.prank(p), boa.reverts("withdraw: stake locked by active jobs"):
-        market.withdraw_stake(1)
+        _reg(market).withdraw_stake(1)
     _commit(market, p, job_id)
     _reveal(market, p, job_id)
     with boa.env.prank(alice):
         market.accept(job_id)
-    assert market.provider_info(p).active_jobs == 0
+    assert _reg(market).provider_info(p).active_jobs == 0
     with boa.env.prank(p):
-        market.withdraw_stake(1)
+        _reg(market).withdraw_stake(1)
 
 
 # ---------------------------------------------------------------- posting and cancelling
@@ -484,30 +533,30 @@ def test_bid_without_offer_or_stake(
     p = boa.env.generate_address("nooffer")
     _fund(token, market, p)
     with boa.env.prank(p):
-        market.register_provider(MIN_STAKE)
+        _reg(market).register_provider(MIN_STAKE)
     job_id = _post(market, alice)
     with boa.env.prank(p), boa.reverts("bid: no offer"):
         market.bid(job_id, PRICE)
     with boa.env.prank(p):
-        market.post_offer(64, 10**6, "H100", 10**6, PRICE, True)
-        market.withdraw_stake(1)
+        _reg(market).post_offer(64, 10**6, "H100", 10**6, PRICE, True)
+        _reg(market).withdraw_stake(1)
     with boa.env.prank(p), boa.reverts("bid: stake below minimum"):
         market.bid(job_id, PRICE)
     with boa.env.prank(p):
-        market.add_stake(1)
+        _reg(market).add_stake(1)
         market.bid(job_id, PRICE)
 
 
 def test_bid_reputation(market: VyperContract, token: VyperContract, alice: Any) -> None:
     p = _provider(token, market, "rep")
-    assert market.reputation(p) == 0
+    assert _reg(market).reputation(p) == 0
     # p fails a job (no result): failed = 1, reputation -1.
     job_id = _post(market, alice)
     _bid(market, p, job_id)
     _close(market, job_id)
     boa.env.time_travel(seconds=DAY)
     market.expire(job_id)
-    assert market.reputation(p) == -1
+    assert _reg(market).reputation(p) == -1
     picky = _post(market, alice, min_reputation=0)
     with boa.env.prank(p), boa.reverts("bid: reputation too low"):
         market.bid(picky, PRICE)
@@ -541,7 +590,7 @@ def test_close_auction_picks_cheapest_then_reputation_then_earliest(
     _reveal(market, d, warm)
     with boa.env.prank(alice):
         market.accept(warm)
-    assert market.reputation(d) == 1
+    assert _reg(market).reputation(d) == 1
 
     job_id = _post(market, alice, redundancy=3)
     _bid(market, a, job_id, 2 * UNIT)
@@ -581,7 +630,7 @@ def test_close_auction_picks_cheapest_then_reputation_then_earliest(
     job = market.job_info(job_id)
     assert (job.status, job.escrow) == (ASSIGNED, needed)
     assert market.escrowed() == needed
-    assert [market.provider_info(x).active_jobs for x in (a, b, c, d, e)] == [1, 1, 0, 1, 0]
+    assert [_reg(market).provider_info(x).active_jobs for x in (a, b, c, d, e)] == [1, 1, 0, 1, 0]
     with boa.reverts("close: job not open"):
         market.close_auction(job_id)
 
@@ -595,7 +644,7 @@ def test_close_auction_with_too_few_bids_refunds(
     _bid(market, providers[1], job_id)
     # providers[1] drops below the minimum stake before the auction closes: not counted.
     with boa.env.prank(providers[1]):
-        market.withdraw_stake(2 * MIN_STAKE)
+        _reg(market).withdraw_stake(2 * MIN_STAKE)
     _bid(market, providers[2], job_id)
     _close(market, job_id)
     [log] = _by_name(market.get_logs(), "AuctionFailed")
@@ -609,7 +658,7 @@ def test_close_auction_with_too_few_bids_refunds(
     assert market.job_info(job_id).status == CANCELLED
     assert market.escrowed() == 0
     assert market.job_assignments(job_id) == []
-    assert market.provider_info(providers[0]).active_jobs == 0
+    assert _reg(market).provider_info(providers[0]).active_jobs == 0
 
 
 def test_close_auction_after_deadline_refused(
@@ -729,7 +778,7 @@ def test_k2_match_pays_both(
     assert market.escrowed() == 0
     assert [a.paid for a in market.job_assignments(job_id)] == [4 * PRICE, 10 * PRICE]
     for p in (p0, p1):
-        info = market.provider_info(p)
+        info = _reg(market).provider_info(p)
         assert (info.completed, info.failed, info.slashed, info.active_jobs) == (1, 0, 0, 0)
     with boa.reverts("settle: job not running"):
         market.settle(job_id)  # paid at most once
@@ -761,12 +810,12 @@ def test_k3_one_cheater_is_slashed(
     assert (done.paid, done.compensation) == (4 * PRICE, stake // 2)
     # The requester paid the two honest providers and got the cheater's slash.
     assert token.balanceOf(alice) == start - 4 * PRICE + stake // 2
-    assert market.provider_info(p1).slashed == 1
-    assert market.provider_info(p1).stake == stake // 2
-    assert market.reputation(p1) == -2
-    assert market.reputation(p0) == market.reputation(p2) == 1
-    assert market.total_staked() == 5 * stake - stake // 2
-    assert token.balanceOf(market.address) == market.total_staked()
+    assert _reg(market).provider_info(p1).slashed == 1
+    assert _reg(market).provider_info(p1).stake == stake // 2
+    assert _reg(market).reputation(p1) == -2
+    assert _reg(market).reputation(p0) == _reg(market).reputation(p2) == 1
+    assert _reg(market).total_staked() == 5 * stake - stake // 2
+    assert token.balanceOf(_reg(market).address) == _reg(market).total_staked()
 
 
 def test_k2_tie_settled_after_the_deadline_is_disputed_and_refunded(
@@ -796,7 +845,7 @@ def test_k2_tie_settled_after_the_deadline_is_disputed_and_refunded(
     assert token.balanceOf(alice) == start
     assert market.job_info(job_id).status == DISPUTED
     for p in (p0, p1):
-        info = market.provider_info(p)
+        info = _reg(market).provider_info(p)
         assert (info.completed, info.failed, info.slashed, info.active_jobs) == (0, 0, 0, 0)
 
 
@@ -821,8 +870,8 @@ def test_k3_non_revealer_slashed_and_majority_of_revealed_pays(
     assert [(x.provider, x.reason) for x in slashes] == [(p1, NO_RESULT), (p2, NO_RESULT)]
     assert [x.provider for x in _by_name(logs, "ProviderPaid")] == [p0]
     assert market.job_info(job_id).status == COMPLETED
-    assert market.provider_info(p1).failed == 1 == market.provider_info(p2).failed
-    assert market.provider_info(p1).slashed == 0
+    assert _reg(market).provider_info(p1).failed == 1 == _reg(market).provider_info(p2).failed
+    assert _reg(market).provider_info(p1).slashed == 0
 
 
 def test_settle_refusals(market: VyperContract, alice: Any, providers: list[Any]) -> None:
@@ -894,7 +943,7 @@ def test_k1_dispute_slashes_and_refunds(
     [rej] = _by_name(logs, "JobRejected")
     assert (rej.refund, rej.compensation) == (PRICE * 10, MIN_STAKE)
     assert token.balanceOf(alice) == start + MIN_STAKE
-    info = market.provider_info(p)
+    info = _reg(market).provider_info(p)
     assert (info.stake, info.slashed, info.active_jobs) == (MIN_STAKE, 1, 0)
     assert market.job_info(job_id).status == REJECTED
 
@@ -913,7 +962,7 @@ def test_k1_silence_accepts(
     market.finalize(job_id)  # anyone
     assert token.balanceOf(p) == before + 5 * PRICE
     assert market.job_info(job_id).status == COMPLETED
-    assert market.provider_info(p).completed == 1
+    assert _reg(market).provider_info(p).completed == 1
 
 
 # ---------------------------------------------------------------- deadline
@@ -943,7 +992,7 @@ def test_deadline_refund_and_failures(
     assert token.balanceOf(alice) == start + 2 * MIN_STAKE
     assert market.job_info(job_id).status == EXPIRED
     for p in (p0, p1):
-        info = market.provider_info(p)
+        info = _reg(market).provider_info(p)
         assert (info.failed, info.slashed, info.active_jobs, info.stake) == (1, 0, 0, MIN_STAKE)
     with boa.reverts("expire: job not running"):
         market.expire(job_id)
@@ -987,7 +1036,7 @@ def test_zero_slash_fraction(token: VyperContract, alice: Any) -> None:
     job_id = _assigned_job(market, alice, [p], 1)
     boa.env.time_travel(seconds=DAY)
     market.expire(job_id)
-    info = market.provider_info(p)
+    info = _reg(market).provider_info(p)
     assert (info.stake, info.failed) == (2 * MIN_STAKE, 1)
 
 
@@ -996,7 +1045,7 @@ def test_unknown_views_are_zero(market: VyperContract) -> None:
     assert (job.requester, job.status, job.escrow) == (ZERO_ADDR, NONE, 0)
     assert market.job_bids(7) == []
     assert market.job_assignments(7) == []
-    assert market.provider_info(ZERO_ADDR).registered is False
+    assert _reg(market).provider_info(ZERO_ADDR).registered is False
 
 
 # ---------------------------------------------------------------- early close
@@ -1012,7 +1061,7 @@ def test_requester_closes_early_once_k_eligible_bids_are_in(
         market.close_auction(job_id)
     _bid(market, p1, job_id)
     with boa.env.prank(p1):  # below the minimum stake: its bid no longer counts
-        market.withdraw_stake(2 * MIN_STAKE)
+        _reg(market).withdraw_stake(2 * MIN_STAKE)
     with boa.env.prank(alice), boa.reverts("close: too few eligible bids"):
         market.close_auction(job_id)
     _bid(market, p2, job_id)
@@ -1073,7 +1122,7 @@ def test_tie_break_majority_pays_the_majority_and_slashes_the_other(
     start = token.balanceOf(alice)
     job_id = _tied_k2(market, alice, providers)
     assert token.balanceOf(alice) == start - TIE_ESCROW
-    assert [market.provider_info(p).active_jobs for p in (p0, p1)] == [1, 1]
+    assert [_reg(market).provider_info(p).active_jobs for p in (p0, p1)] == [1, 1]
     with boa.env.prank(p0), boa.reverts("bid: already bid"):  # assigned to this job
         market.bid(job_id, PRICE)
     with boa.reverts("settle: tie-break still running"):
@@ -1135,9 +1184,9 @@ def test_tie_break_majority_pays_the_majority_and_slashes_the_other(
     assert token.balanceOf(alice) == start - 4 * PRICE - 2 * UNIT + MIN_STAKE
     assert market.job_info(job_id).status == COMPLETED
     assert market.escrowed() == 0
-    assert token.balanceOf(market.address) == market.total_staked()
-    assert [market.provider_info(p).active_jobs for p in (p0, p1, p3)] == [0, 0, 0]
-    assert [market.reputation(p) for p in (p0, p1, p3)] == [1, -2, 1]
+    assert token.balanceOf(_reg(market).address) == _reg(market).total_staked()
+    assert [_reg(market).provider_info(p).active_jobs for p in (p0, p1, p3)] == [0, 0, 0]
+    assert [_reg(market).reputation(p) for p in (p0, p1, p3)] == [1, -2, 1]
     with boa.reverts("settle: job not running"):
         market.settle(job_id)
 
@@ -1161,7 +1210,7 @@ def test_tie_break_that_stays_tied_is_disputed_and_refunded(
     assert token.balanceOf(alice) == start
     assert market.job_info(job_id).status == DISPUTED
     for p in providers[:3]:
-        info = market.provider_info(p)
+        info = _reg(market).provider_info(p)
         assert (info.completed, info.failed, info.slashed, info.active_jobs) == (0, 0, 0, 0)
 
 
@@ -1192,7 +1241,7 @@ def test_tie_break_auction_without_eligible_bids_disputes_at_close(
     job_id = _tied_k2(market, alice, providers)
     _bid(market, p2, job_id)
     with boa.env.prank(p2):
-        market.withdraw_stake(2 * MIN_STAKE)
+        _reg(market).withdraw_stake(2 * MIN_STAKE)
     with boa.env.prank(alice), boa.reverts("close: too few eligible bids"):
         market.close_auction(job_id)
     boa.env.time_travel(seconds=BID_WINDOW)
@@ -1233,7 +1282,7 @@ def test_tie_break_provider_that_reveals_nothing_is_slashed(
     [log] = _by_name(logs, "JobDisputed")
     assert (log.refund, log.compensation) == (TIE_ESCROW, MIN_STAKE)
     assert token.balanceOf(alice) == start + MIN_STAKE
-    assert market.provider_info(p2).failed == 1
+    assert _reg(market).provider_info(p2).failed == 1
     assert market.job_info(job_id).status == DISPUTED
 
 
@@ -1262,7 +1311,7 @@ def test_cancel_during_tie_break_pays_everyone_by_the_clock(
     assert _by_name(logs, "ProviderSlashed") == []
     assert token.balanceOf(alice) == start - paid
     assert market.job_info(job_id).status == CANCELLED
-    assert all(market.provider_info(p).active_jobs == 0 for p in (p0, p1, p2))
+    assert all(_reg(market).provider_info(p).active_jobs == 0 for p in (p0, p1, p2))
 
 
 # ---------------------------------------------------------------- cancelling a running job
@@ -1301,7 +1350,7 @@ def test_cancel_running_job_pays_metered_time_and_refunds_the_rest(
     assert market.job_info(job_id).status == CANCELLED
     assert [a.paid for a in market.job_assignments(job_id)] == [2 * UNIT, 2 * PRICE]
     for p in (p0, p1):
-        info = market.provider_info(p)
+        info = _reg(market).provider_info(p)
         assert (info.completed, info.failed, info.slashed, info.active_jobs) == (0, 0, 0, 0)
         assert info.stake == 2 * MIN_STAKE
     assert market.escrowed() == 0
@@ -1310,7 +1359,7 @@ def test_cancel_running_job_pays_metered_time_and_refunds_the_rest(
     with boa.env.prank(alice), boa.reverts("cancel: job has ended"):
         market.cancel_job(job_id)
     with boa.env.prank(p0):
-        market.withdraw_stake(MIN_STAKE)  # the lock ended
+        _reg(market).withdraw_stake(MIN_STAKE)  # the lock ended
 
 
 def test_cancel_running_job_at_once_and_past_max_hours(
@@ -1410,8 +1459,8 @@ def test_c2d_bids_need_a_provider_allowed_to_host(
     # The owner may host its own dataset without being on its list.
     _fund(token, market, owner)
     with boa.env.prank(owner):
-        market.register_provider(MIN_STAKE)
-        market.post_offer(64, 10**6, "H100", 10**6, PRICE, True)
+        _reg(market).register_provider(MIN_STAKE)
+        _reg(market).post_offer(64, 10**6, "H100", 10**6, PRICE, True)
     _bid(market, owner, job_id, 3 * UNIT)
     with boa.env.prank(alice):
         market.close_auction(job_id)
@@ -1469,9 +1518,9 @@ def test_gas_of_main_calls(
     figures: dict[str, int] = {}
     newp = boa.env.generate_address("gasp")
     _fund(token, market, newp)
-    figures["register_provider"] = gas(market.register_provider, MIN_STAKE, sender=newp)
+    figures["register_provider"] = gas(_reg(market).register_provider, MIN_STAKE, sender=newp)
     figures["post_offer"] = gas(
-        market.post_offer, 16, 65536, "H100", 81920, PRICE, True, sender=newp
+        _reg(market).post_offer, 16, 65536, "H100", 81920, PRICE, True, sender=newp
     )
     with boa.env.prank(alice):
         market.post_job(BUNDLE, 8, 32768, 40960, 3 * UNIT, 10, _now() + DAY, 3, 0, True, [], [], 0)
@@ -1490,7 +1539,7 @@ def test_gas_of_main_calls(
     _commit(market, providers[0], single)
     _reveal(market, providers[0], single)
     figures["accept(k=1)"] = gas(market.accept, single, sender=alice)
-    figures["withdraw_stake"] = gas(market.withdraw_stake, UNIT, sender=newp)
+    figures["withdraw_stake"] = gas(_reg(market).withdraw_stake, UNIT, sender=newp)
     print()
     for name, used in figures.items():
         print(f"gas {name}: {used}")
@@ -1519,6 +1568,7 @@ def hostile_market(hostile: VyperContract) -> VyperContract:
 def _hostile_self_fund(hostile: VyperContract, market: VyperContract) -> None:
     hostile.transfer(hostile.address, 10_000 * UNIT)
     hostile.act(hostile.address, hostile.approve.prepare_calldata(market.address, MAX_UINT))
+    hostile.act(hostile.address, hostile.approve.prepare_calldata(_reg(market).address, MAX_UINT))
 
 
 def test_hostile_requester_cannot_double_refund(
@@ -1554,9 +1604,10 @@ def test_hostile_provider_cannot_be_paid_twice(
     with boa.env.prank(alice):
         hostile.approve(market.address, MAX_UINT)
     _hostile_self_fund(hostile, market)
-    hostile.act(market.address, market.register_provider.prepare_calldata(MIN_STAKE))
+    hostile.act(_reg(market).address, _reg(market).register_provider.prepare_calldata(MIN_STAKE))
     hostile.act(
-        market.address, market.post_offer.prepare_calldata(64, 10**6, "H100", 10**6, UNIT, True)
+        _reg(market).address,
+        _reg(market).post_offer.prepare_calldata(64, 10**6, "H100", 10**6, UNIT, True),
     )
     job_id = _post(market, alice)
     hostile.act(market.address, market.bid.prepare_calldata(job_id, PRICE))
@@ -1572,10 +1623,11 @@ def test_hostile_provider_cannot_be_paid_twice(
     assert hostile.balanceOf(hostile.address) == before + 3 * PRICE  # paid exactly once
     assert market.escrowed() == 0
     # Withdrawing reenters withdraw_stake for the same stake: refused.
-    hostile.arm(market.address, market.withdraw_stake.prepare_calldata(MIN_STAKE))
-    hostile.act(market.address, market.withdraw_stake.prepare_calldata(MIN_STAKE))
+    hostile.arm(_reg(market).address, _reg(market).withdraw_stake.prepare_calldata(MIN_STAKE))
+    hostile.act(_reg(market).address, _reg(market).withdraw_stake.prepare_calldata(MIN_STAKE))
     assert (hostile.attempts(), hostile.successes()) == (2, 0)
-    assert hostile.balanceOf(market.address) == 0 == market.total_staked()
+    assert hostile.balanceOf(market.address) == 0
+    assert hostile.balanceOf(_reg(market).address) == 0 == _reg(market).total_staked()
 
 
 def test_hostile_requester_cannot_reenter_settle(
@@ -1589,9 +1641,9 @@ def test_hostile_requester_cannot_reenter_settle(
         p = boa.env.generate_address(f"hp{i}")
         hostile.transfer(p, 1000 * UNIT)
         with boa.env.prank(p):
-            hostile.approve(market.address, MAX_UINT)
-            market.register_provider(MIN_STAKE)
-            market.post_offer(64, 10**6, "", 10**6, UNIT, True)
+            hostile.approve(_reg(market).address, MAX_UINT)
+            _reg(market).register_provider(MIN_STAKE)
+            _reg(market).post_offer(64, 10**6, "", 10**6, UNIT, True)
         provs.append(p)
     hostile.act(
         market.address,
@@ -1610,7 +1662,8 @@ def test_hostile_requester_cannot_reenter_settle(
     market.settle(1)
     assert (hostile.attempts(), hostile.successes()) == (1, 0)
     assert [hostile.balanceOf(p) for p in provs] == [1000 * UNIT - MIN_STAKE + 10 * UNIT] * 2
-    assert hostile.balanceOf(market.address) == 2 * MIN_STAKE == market.total_staked()
+    assert hostile.balanceOf(market.address) == 0
+    assert hostile.balanceOf(_reg(market).address) == 2 * MIN_STAKE == _reg(market).total_staked()
 
 
 # ---------------------------------------------------------------- stateful model check
@@ -1680,7 +1733,7 @@ class ComputeMachine(RuleBasedStateMachine):
             self._register(i, 150 * UNIT)
             cpu, confined = (2, False) if i == 3 else (16, True)
             with boa.env.prank(p):
-                self.market.post_offer(cpu, 4096, "GPU", 8192, UNIT, confined)
+                _reg(self.market).post_offer(cpu, 4096, "GPU", 8192, UNIT, confined)
             self.pm[p]["offer"] = (cpu, confined)
         self.jobs: dict[int, dict[str, Any]] = {}
         self.seen: dict[int, int] = {}
@@ -1711,7 +1764,7 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = "register: already registered"
         elif stake < MIN_STAKE:
             reason = "register: stake below minimum"
-        self._run(p, reason, self.market.register_provider, stake)
+        self._run(p, reason, _reg(self.market).register_provider, stake)
         if reason is None:
             m.update(reg=True, stake=stake)
             self._move(p, self.market.address, stake)
@@ -1748,7 +1801,7 @@ class ComputeMachine(RuleBasedStateMachine):
         if self.bal[p] < 60 * UNIT:
             return
         reason = None if self.pm[p]["reg"] else "add_stake: not a provider"
-        self._run(p, reason, self.market.add_stake, 60 * UNIT)
+        self._run(p, reason, _reg(self.market).add_stake, 60 * UNIT)
         if reason is None:
             self.pm[p]["stake"] += 60 * UNIT
             self._move(p, self.market.address, 60 * UNIT)
@@ -1764,7 +1817,7 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = "withdraw: stake locked by active jobs"
         elif amount > m["stake"]:
             reason = "withdraw: amount exceeds stake"
-        self._run(p, reason, self.market.withdraw_stake, amount)
+        self._run(p, reason, _reg(self.market).withdraw_stake, amount)
         if reason is None:
             m["stake"] -= amount
             self._move(self.market.address, p, amount)
@@ -1836,18 +1889,19 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = "bid: job not open"
         elif now >= job["bid_end"]:
             reason = "bid: bidding closed"
+        elif p in [b[0] for b in job["bids"]] or p in [s["p"] for s in job["slots"]]:
+            reason = "bid: already bid"
+        elif price > JOB_PRICE:
+            reason = "bid: price above maximum"
+        # The providers contract's checks come last (ComputeProviders.check_bidder).
         elif not m["reg"]:
             reason = "bid: not a provider"
         elif m["stake"] < MIN_STAKE:
             reason = "bid: stake below minimum"
-        elif p in [b[0] for b in job["bids"]] or p in [s["p"] for s in job["slots"]]:
-            reason = "bid: already bid"
         elif m["offer"][0] < 4:
             reason = "bid: offer lacks resources"
         elif job["confined"] and not m["offer"][1]:
             reason = "bid: machine not confined"
-        elif price > JOB_PRICE:
-            reason = "bid: price above maximum"
         elif self._rep(p) < job["min_rep"]:
             reason = "bid: reputation too low"
         else:
@@ -2221,20 +2275,22 @@ class ComputeMachine(RuleBasedStateMachine):
 
     @invariant()
     def balances_are_conserved(self) -> None:
+        # The model holds the market and its providers contract as one vault.
+        registry = _reg(self.market).address
         actual = {h: self.token.balanceOf(h) for h in self.holders}
+        actual[self.market.address] += self.token.balanceOf(registry)
         assert actual == self.bal
         assert sum(actual.values()) == SUPPLY
         escrow = sum(j["escrow"] for j in self.jobs.values())
         stakes = sum(m["stake"] for m in self.pm.values())
-        assert self.market.escrowed() == escrow
-        assert self.market.total_staked() == stakes
-        assert actual[self.market.address] == escrow + stakes
+        assert self.market.escrowed() == escrow == self.token.balanceOf(self.market.address)
+        assert _reg(self.market).total_staked() == stakes == self.token.balanceOf(registry)
 
     @invariant()
     def state_matches_model(self) -> None:
         assert self.market.job_count() == len(self.jobs)
         for p, m in self.pm.items():
-            info = self.market.provider_info(p)
+            info = _reg(self.market).provider_info(p)
             assert (info.registered, info.stake, info.active_jobs) == (
                 m["reg"],
                 m["stake"],

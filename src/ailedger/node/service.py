@@ -54,7 +54,12 @@ def job_inbox(session: Session) -> JobInbox:
     from ailedger.compute.requester.files import JobFiles
     from ailedger.compute.requester.inbox import JobInbox
 
-    return JobInbox(JobFiles(session.home.path), session.address, session.compute_market)
+    return JobInbox(
+        JobFiles(session.home.path),
+        session.address,
+        session.compute_market,
+        session.compute_providers,
+    )
 
 
 def run_node(

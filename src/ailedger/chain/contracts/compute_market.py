@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, TypedDict
 
 from eth_utils.crypto import keccak
 
-from ailedger.chain.contracts._base import ContractClient
+from ailedger.chain.contracts._base import ContractClient, named_struct
 from ailedger.chain.market_windows import MarketWindows
 from ailedger.chain.transactions import TxResult
 from ailedger.errors import ContractError
@@ -124,17 +124,6 @@ class Assignment(TypedDict):
     assigned_at: int
 
 
-class ProviderInfo(TypedDict):
-    """A provider's standing (the contract's ``Provider`` struct, in its order)."""
-
-    registered: bool
-    stake: int
-    active_jobs: int
-    completed: int
-    failed: int
-    slashed: int
-
-
 class _Bid(TypedDict):
     """The contract's ``Bid`` struct, in its order."""
 
@@ -163,22 +152,6 @@ class ComputeMarketClient(ContractClient):
     contract_name = "ComputeMarket"
 
     # ------------------------------------------------------------- providers
-
-    def register_provider(self, stake: int) -> TxResult:
-        return self._write("register_provider", stake)
-
-    def post_offer(
-        self,
-        cpu_cores: int,
-        ram_mb: int,
-        gpu_model: str,
-        gpu_mem_mb: int,
-        price_per_hour: int,
-        confined: bool,
-    ) -> TxResult:
-        return self._write(
-            "post_offer", cpu_cores, ram_mb, gpu_model, gpu_mem_mb, price_per_hour, confined
-        )
 
     def bid(self, job_id: int, price_per_hour: int) -> TxResult:
         return self._write("bid", job_id, price_per_hour, gas=BID_GAS)
@@ -259,7 +232,7 @@ class ComputeMarketClient(ContractClient):
 
     def info(self, job_id: int) -> JobInfo | None:
         """Every stored field of a job by name, or None for an unknown id."""
-        raw = _named(self._read("job_info", job_id), JobInfo)
+        raw = named_struct(self._read("job_info", job_id), JobInfo)
         status = JobStatus(int(raw["status"]))
         if status == JobStatus.NONE:
             return None
@@ -332,14 +305,14 @@ class ComputeMarketClient(ContractClient):
                 paid=int(raw["paid"]),
                 assigned_at=int(raw["assigned_at"]),
             )
-            for raw in (_named(a, Assignment) for a in self._read("job_assignments", job_id))
+            for raw in (named_struct(a, Assignment) for a in self._read("job_assignments", job_id))
         ]
 
     def job_bids(self, job_id: int) -> list[tuple[str, int]]:
         """(provider, price per hour) of the job's current auction round, in bid order."""
         return [
             (str(raw["provider"]), int(raw["price_per_hour"]))
-            for raw in (_named(b, _Bid) for b in self._read("job_bids", job_id))
+            for raw in (named_struct(b, _Bid) for b in self._read("job_bids", job_id))
         ]
 
     def job_datasets(self, job_id: int) -> tuple[tuple[bytes, ...], int]:
@@ -357,24 +330,3 @@ class ComputeMarketClient(ContractClient):
             reveal_s=int(self._read("REVEAL_WINDOW")),
             dispute_s=int(self._read("DISPUTE_WINDOW")),
         )
-
-    def provider(self, account: str) -> ProviderInfo:
-        raw = _named(
-            self._read("provider_info", self.web3.to_checksum_address(account)), ProviderInfo
-        )
-        return ProviderInfo(
-            registered=bool(raw["registered"]),
-            stake=int(raw["stake"]),
-            active_jobs=int(raw["active_jobs"]),
-            completed=int(raw["completed"]),
-            failed=int(raw["failed"]),
-            slashed=int(raw["slashed"]),
-        )
-
-
-def _named(raw: Any, struct: type) -> dict[str, Any]:
-    """web3 returns structs as tuples (or dicts on some versions): name their fields, which
-    ``struct`` (a TypedDict) declares in the contract's order."""
-    if isinstance(raw, dict):
-        return dict(raw)
-    return dict(zip(struct.__annotations__, raw, strict=True))

@@ -128,17 +128,17 @@ class ProviderAgent:
     def prepare(self) -> list[str]:
         """Stake if new, register the encryption key, post (or refresh) the offer."""
         done = []
-        token, market = self.session.token, self.market
-        if not market.provider(self.me)["registered"]:
-            token.approve(market.address, self.settings.stake)
-            market.register_provider(self.settings.stake)
+        token, market, providers = self.session.token, self.market, self.session.compute_providers
+        if not providers.provider(self.me)["registered"]:
+            token.approve(providers.address, self.settings.stake)
+            providers.register_provider(self.settings.stake)
             done.append(f"registered as a provider, {format_amount(self.settings.stake)} staked")
         keys = self.session.key_registry
         if keys.key_of(self.me) != self.session.home.encryption_public_key:
             keys.register(self.session.home.encryption_public_key)
             done.append("registered encryption key")
         gpu = self.machine.gpus[0] if self.machine.gpus else None
-        market.post_offer(
+        providers.post_offer(
             self.machine.cpu_cores,
             self.machine.ram_mb,
             gpu.name if gpu else "",
