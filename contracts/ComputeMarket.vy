@@ -56,6 +56,12 @@
         reserve, for k >= 2) is refunded at once. A winner's whole stake stays locked (no
         withdrawal) while it has any assignment that is not finished.
 
+        Billing is by the second, at the winner's price per hour: a winner whose result
+        is paid gets `min(seconds_used, committed_at - assigned_at, max_hours * 3600) *
+        price / 3600`, where `seconds_used` is what it claimed at its reveal and the
+        middle term the time that passed on chain between its assignment (the auction's
+        close) and its commitment: nobody is paid for time that did not pass.
+
         Results, by commit-reveal: each winner commits keccak256(output_hash ++ salt)
         before the deadline. Reveals open when all k have committed (or at the deadline,
         for those that did) and stay open `reveal_window` seconds. Nobody can reveal
@@ -64,7 +70,7 @@
 
         Settlement, k >= 2 (`settle`, anyone, once all revealed or the reveal window
         ended with at least one reveal): if one output hash has a strict majority of the
-        revealed results, its revealers are paid `min(hours_used, max_hours) * price`
+        revealed results, its revealers are paid for their metered time (below)
         each; the others that revealed are slashed as wrong (`slashed` += 1). If no hash
         has a majority (a tie) and the deadline has not passed, the job goes to TIEBREAK:
         - one extra slot is auctioned: bids for `bid_window` seconds from then, by the
@@ -107,7 +113,7 @@
         Cancelling a running job (`cancel_job` on an ASSIGNED job before any result is
         revealed, or on a TIEBREAK job before the tie-break result is revealed): each
         assigned provider is paid for the time since it was assigned,
-        `min(ceil((now - assigned_at) / 3600), max_hours) * its price` (whether or not it
+        `min(now - assigned_at, max_hours * 3600) * its price / 3600` (whether or not it
         committed: the requester stops the work, not the provider); nobody is slashed,
         no reputation counter moves, the rest of the escrow is refunded and the stake
         locks end.
@@ -254,11 +260,14 @@ struct Assignment:
     price_per_hour: uint256
     commitment: bytes32
     output_hash: bytes32
-    hours_used: uint256
+    # Seconds of work the provider claimed at its reveal.
+    seconds_used: uint256
     revealed: bool
     paid: uint256
     # When the auction that picked this provider closed (metered pay on cancel).
     assigned_at: uint256
+    # When its commitment landed: it is paid for no more time than passed until then.
+    committed_at: uint256
 
 
 event JobPosted:
@@ -329,7 +338,7 @@ event ResultRevealed:
     job_id: indexed(uint256)
     provider: indexed(address)
     output_hash: bytes32
-    hours_used: uint256
+    seconds_used: uint256
 
 
 event ReviewStarted:
@@ -347,14 +356,14 @@ event TieBreakStarted:
 event ProviderPaid:
     job_id: indexed(uint256)
     provider: indexed(address)
-    hours: uint256
+    seconds: uint256
     amount: uint256
 
 
 event ProviderPaidForTime:
     job_id: indexed(uint256)
     provider: indexed(address)
-    hours: uint256
+    seconds: uint256
     amount: uint256
 
 
@@ -643,8 +652,8 @@ def cancel_job(job_id: uint256):
     """
     @notice Withdraw a job (requester only). OPEN: full refund. ASSIGNED before any
             result is revealed, or TIEBREAK before the tie-break result is revealed:
-            each assigned provider is paid `min(ceil((now - assigned_at) / 3600),
-            max_hours) * its price`, nobody is slashed, the rest is refunded.
+            each assigned provider is paid `min(now - assigned_at, max_hours * 3600) *
+            its price / 3600`, nobody is slashed, the rest is refunded.
     """
     job: Job = self._jobs[job_id]
     self._req(job.status != STATUS_NONE, "cancel: unknown job")
@@ -669,13 +678,15 @@ def cancel_job(job_id: uint256):
             if i >= len(slots):
                 break
             a: Assignment = slots[i]
-            hours: uint256 = min((block.timestamp - a.assigned_at + 3599) // 3600, job.max_hours)
-            amount: uint256 = hours * a.price_per_hour
+            seconds: uint256 = min(block.timestamp - a.assigned_at, job.max_hours * 3600)
+            amount: uint256 = seconds * a.price_per_hour // 3600
             self._assignments[job_id][i].paid = amount
             extcall PROVIDERS.release(job_id, a.provider, OUTCOME_NONE)
             paid += amount
             payouts.append(amount)
-            log ProviderPaidForTime(job_id=job_id, provider=a.provider, hours=hours, amount=amount)
+            log ProviderPaidForTime(
+                job_id=job_id, provider=a.provider, seconds=seconds, amount=amount
+            )
     refund: uint256 = job.escrow - paid
     self._jobs[job_id].status = STATUS_CANCELLED
     self._jobs[job_id].escrow = 0
@@ -770,10 +781,11 @@ def close_auction(job_id: uint256):
                 price_per_hour=winner.price_per_hour,
                 commitment=empty(bytes32),
                 output_hash=empty(bytes32),
-                hours_used=0,
+                seconds_used=0,
                 revealed=False,
                 paid=0,
                 assigned_at=block.timestamp,
+                committed_at=0,
             )
         )
         self._slot_of[job_id][winner.provider] = slot + 1
@@ -829,6 +841,7 @@ def commit_result(job_id: uint256, commitment: bytes32):
     self._req(commitment != empty(bytes32), "commit: commitment is zero")
     self._req(self._assignments[job_id][slot - 1].commitment == empty(bytes32), "commit: already committed")
     self._assignments[job_id][slot - 1].commitment = commitment
+    self._assignments[job_id][slot - 1].committed_at = block.timestamp
     commits: uint256 = job.commits + 1
     self._jobs[job_id].commits = commits
     reveal_deadline: uint256 = 0
@@ -842,13 +855,14 @@ def commit_result(job_id: uint256, commitment: bytes32):
 
 @external
 @nonreentrant
-def reveal_result(job_id: uint256, output_hash: bytes32, salt: bytes32, hours_used: uint256):
+def reveal_result(job_id: uint256, output_hash: bytes32, salt: bytes32, seconds_used: uint256):
     """
     @notice Reveal a committed result. Open once every assigned provider has committed,
             or from the deadline on, for `REVEAL_WINDOW` seconds; the tie-break
             provider's reveal opens at its commitment, for `REVEAL_WINDOW` seconds.
-            `hours_used` is the metered time claimed; payment is capped at the job's
-            `max_hours`. With k = 1 the reveal starts the dispute window.
+            `seconds_used` is the metered time claimed; payment is capped by the time
+            from assignment to commitment and by the job's `max_hours`. With k = 1 the
+            reveal starts the dispute window.
     """
     job: Job = self._jobs[job_id]
     self._req(job.status != STATUS_NONE, "reveal: unknown job")
@@ -868,10 +882,10 @@ def reveal_result(job_id: uint256, output_hash: bytes32, salt: bytes32, hours_us
     self._req(keccak256(concat(output_hash, salt)) == a.commitment, "reveal: does not match commitment")
     self._assignments[job_id][slot - 1].revealed = True
     self._assignments[job_id][slot - 1].output_hash = output_hash
-    self._assignments[job_id][slot - 1].hours_used = hours_used
+    self._assignments[job_id][slot - 1].seconds_used = seconds_used
     self._jobs[job_id].reveals = job.reveals + 1
     log ResultRevealed(
-        job_id=job_id, provider=msg.sender, output_hash=output_hash, hours_used=hours_used
+        job_id=job_id, provider=msg.sender, output_hash=output_hash, seconds_used=seconds_used
     )
     if job.redundancy == 1:
         review_deadline: uint256 = block.timestamp + DISPUTE_WINDOW
@@ -886,11 +900,12 @@ def reveal_result(job_id: uint256, output_hash: bytes32, salt: bytes32, hours_us
 @internal
 def _pay_slot(job_id: uint256, slot: uint256, a: Assignment, max_hours: uint256) -> uint256:
     """Record the payment of an assignment (state only) and return its amount."""
-    hours: uint256 = min(a.hours_used, max_hours)
-    amount: uint256 = hours * a.price_per_hour
+    # Never more time than passed between assignment and commitment, nor max_hours.
+    seconds: uint256 = min(min(a.seconds_used, a.committed_at - a.assigned_at), max_hours * 3600)
+    amount: uint256 = seconds * a.price_per_hour // 3600
     self._assignments[job_id][slot].paid = amount
     extcall PROVIDERS.release(job_id, a.provider, OUTCOME_PAID)
-    log ProviderPaid(job_id=job_id, provider=a.provider, hours=hours, amount=amount)
+    log ProviderPaid(job_id=job_id, provider=a.provider, seconds=seconds, amount=amount)
     return amount
 
 

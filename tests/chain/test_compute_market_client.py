@@ -74,7 +74,7 @@ def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
 
     output, salt = b"\x07" * 32, new_salt()
     as_provider.commit_result(job_id, output, salt)
-    as_provider.reveal_result(job_id, output, salt, 1)
+    as_provider.reveal_result(job_id, output, salt, 3600)  # claims an hour
     assert as_requester.job(job_id).status == JobStatus.REVIEW  # type: ignore[union-attr]
     token = TokenClient(
         web3, deployment.address("Token"), compile_contract("Token", contract_cache).abi, None
@@ -84,7 +84,12 @@ def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
     record = as_requester.job(job_id)
     assert record is not None and record.status == JobStatus.COMPLETED
     assert record.result_hash == output
-    assert token.balance_of(provider.address) == before + 3 * AIL  # one hour at 3 AIL
+    # Paid by the second for the time that passed before the commitment, not the hour claimed.
+    [slot] = as_requester.assignments(job_id)
+    worked = slot["committed_at"] - slot["assigned_at"]
+    assert worked < 60 and slot["seconds_used"] == 3600
+    assert slot["paid"] == worked * 3 * AIL // 3600
+    assert token.balance_of(provider.address) == before + slot["paid"]
     assert providers.provider(provider.address)["completed"] == 1
 
 

@@ -181,15 +181,20 @@ def _commit(market: VyperContract, who: Any, job_id: int, output: bytes = OUT) -
 def _reveal(
     market: VyperContract, who: Any, job_id: int, output: bytes = OUT, hours: int = 4
 ) -> None:
+    """Reveal, claiming ``hours`` of work (in seconds, as the contract bills)."""
     with boa.env.prank(who):
-        market.reveal_result(job_id, output, SALT, hours)
+        market.reveal_result(job_id, output, SALT, hours * HOUR)
 
 
-def _assigned_job(market: VyperContract, alice: Any, provs: list[Any], k: int, **kw: Any) -> int:
+def _assigned_job(
+    market: VyperContract, alice: Any, provs: list[Any], k: int, work: int = 0, **kw: Any
+) -> int:
+    """A job won by the first k providers, ``work`` seconds after its auction closed."""
     job_id = _post(market, alice, redundancy=k, **kw)
     for p in provs[:k]:
         _bid(market, p, job_id)
     _close(market, job_id)
+    boa.env.time_travel(seconds=work)
     return job_id
 
 
@@ -712,11 +717,11 @@ def test_commit_reveal_refusals(market: VyperContract, alice: Any, providers: li
         market.reveal_result(job_id, OUT, b"\x01" * 32, 1)
     _reveal(market, p0, job_id, hours=3)
     [log] = market.get_logs()
-    assert (type(log).__name__, log.provider, log.output_hash, log.hours_used) == (
+    assert (type(log).__name__, log.provider, log.output_hash, log.seconds_used) == (
         "ResultRevealed",
         p0,
         OUT,
-        3,
+        3 * HOUR,
     )
     with boa.env.prank(p0), boa.reverts("reveal: already revealed"):
         market.reveal_result(job_id, OUT, SALT, 3)
@@ -753,7 +758,7 @@ def test_k2_match_pays_both(
 ) -> None:
     p0, p1 = providers[:2]
     start = token.balanceOf(alice)
-    job_id = _assigned_job(market, alice, providers, 2)
+    job_id = _assigned_job(market, alice, providers, 2, work=11 * HOUR)
     for p in (p0, p1):
         _commit(market, p, job_id)
     _reveal(market, p0, job_id, hours=4)
@@ -764,9 +769,9 @@ def test_k2_match_pays_both(
     market.settle(job_id)
     logs = market.get_logs()
     paid = _by_name(logs, "ProviderPaid")
-    assert [(x.provider, x.hours, x.amount) for x in paid] == [
-        (p0, 4, 4 * PRICE),
-        (p1, 10, 10 * PRICE),
+    assert [(x.provider, x.seconds, x.amount) for x in paid] == [
+        (p0, 4 * HOUR, 4 * PRICE),
+        (p1, 10 * HOUR, 10 * PRICE),
     ]
     [done] = _by_name(logs, "JobCompleted")
     assert (done.result_hash, done.paid, done.compensation) == (OUT, 14 * PRICE, 0)
@@ -789,7 +794,7 @@ def test_k3_one_cheater_is_slashed(
 ) -> None:
     p0, p1, p2 = providers[:3]
     start = token.balanceOf(alice)
-    job_id = _assigned_job(market, alice, providers, 3)
+    job_id = _assigned_job(market, alice, providers, 3, work=2 * HOUR)
     _commit(market, p0, job_id)
     _commit(market, p1, job_id, BAD)
     _commit(market, p2, job_id)
@@ -890,7 +895,7 @@ def test_settle_refusals(market: VyperContract, alice: Any, providers: list[Any]
 
 
 def _revealed_single(market: VyperContract, alice: Any, providers: list[Any]) -> int:
-    job_id = _assigned_job(market, alice, providers, 1)
+    job_id = _assigned_job(market, alice, providers, 1, work=5 * HOUR)
     _commit(market, providers[0], job_id)
     [log] = market.get_logs()
     assert log.reveal_deadline == _now() + REVEAL_WINDOW
@@ -914,7 +919,7 @@ def test_k1_accept_pays_at_once(
     with boa.env.prank(alice):
         market.accept(job_id)
     [paid] = _by_name(market.get_logs(), "ProviderPaid")
-    assert (paid.provider, paid.hours, paid.amount) == (p, 5, 5 * PRICE)
+    assert (paid.provider, paid.seconds, paid.amount) == (p, 5 * HOUR, 5 * PRICE)
     assert token.balanceOf(p) == before + 5 * PRICE
     assert token.balanceOf(alice) == start - 5 * PRICE
     assert market.job_info(job_id).status == COMPLETED
@@ -946,6 +951,42 @@ def test_k1_dispute_slashes_and_refunds(
     info = _reg(market).provider_info(p)
     assert (info.stake, info.slashed, info.active_jobs) == (MIN_STAKE, 1, 0)
     assert market.job_info(job_id).status == REJECTED
+
+
+def test_a_provider_is_never_paid_for_time_that_did_not_pass(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    """A 10-second job whose provider claims 10 hours is paid for 10 seconds."""
+    p = providers[0]
+    start = token.balanceOf(alice)
+    job_id = _assigned_job(market, alice, providers, 1, work=10)
+    _commit(market, p, job_id)
+    boa.env.time_travel(seconds=REVEAL_WINDOW - 1)  # time after the commitment does not count
+    _reveal(market, p, job_id, hours=10)
+    with boa.env.prank(alice):
+        market.accept(job_id)
+    [paid] = _by_name(market.get_logs(), "ProviderPaid")
+    assert (paid.seconds, paid.amount) == (10, 10 * PRICE // HOUR)
+    assert token.balanceOf(alice) == start - 10 * PRICE // HOUR
+
+
+def test_a_provider_claiming_less_than_passed_is_paid_its_claim(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p = providers[0]
+    job_id = _assigned_job(market, alice, providers, 1, work=HOUR)
+    _commit(market, p, job_id)
+    with boa.env.prank(p):
+        market.reveal_result(job_id, OUT, SALT, 90)
+    with boa.env.prank(alice):
+        market.accept(job_id)
+    [paid] = _by_name(market.get_logs(), "ProviderPaid")
+    assert (paid.seconds, paid.amount) == (90, 90 * PRICE // HOUR)
+    assert (
+        market.job_assignments(job_id)[0].committed_at
+        - market.job_assignments(job_id)[0].assigned_at
+        == HOUR
+    )
 
 
 def test_k1_silence_accepts(
@@ -1092,6 +1133,7 @@ def _tied_k2(market: VyperContract, alice: Any, providers: list[Any]) -> int:
     _bid(market, p1, job_id)
     _bid(market, p2, job_id, 3 * UNIT)
     _close(market, job_id)
+    boa.env.time_travel(seconds=4 * HOUR)  # the work
     _commit(market, p0, job_id)
     _commit(market, p1, job_id, BAD)
     _reveal(market, p0, job_id)
@@ -1155,6 +1197,7 @@ def test_tie_break_majority_pays_the_majority_and_slashes_the_other(
         market.commit_result(job_id, _commitment(OUT))
     with boa.env.prank(p3), boa.reverts("reveal: nothing committed"):
         market.reveal_result(job_id, OUT, SALT, 2)
+    boa.env.time_travel(seconds=2 * HOUR)  # the tie-break provider's work
     _commit(market, p3, job_id)
     [log] = market.get_logs()
     assert log.reveal_deadline == _now() + REVEAL_WINDOW == market.reveal_deadline(job_id)
@@ -1168,9 +1211,9 @@ def test_tie_break_majority_pays_the_majority_and_slashes_the_other(
     market.settle(job_id)
     logs = market.get_logs()
     paid = _by_name(logs, "ProviderPaid")
-    assert [(x.provider, x.hours, x.amount) for x in paid] == [
-        (p0, 4, 4 * PRICE),
-        (p3, 2, 2 * UNIT),
+    assert [(x.provider, x.seconds, x.amount) for x in paid] == [
+        (p0, 4 * HOUR, 4 * PRICE),
+        (p3, 2 * HOUR, 2 * UNIT),
     ]
     [slash] = _by_name(logs, "ProviderSlashed")
     assert (slash.provider, slash.reason, slash.amount) == (p1, WRONG, MIN_STAKE)
@@ -1297,14 +1340,14 @@ def test_cancel_during_tie_break_pays_everyone_by_the_clock(
         market.close_auction(job_id)
     boa.env.time_travel(seconds=1800)
     slots = market.job_assignments(job_id)
-    hours = [min(-(-(_now() - a.assigned_at) // HOUR), 10) for a in slots]
+    seconds = [min(_now() - a.assigned_at, 10 * HOUR) for a in slots]
     with boa.env.prank(alice):
         market.cancel_job(job_id)
     logs = market.get_logs()
     metered = _by_name(logs, "ProviderPaidForTime")
-    expected = [(p0, hours[0], hours[0] * PRICE), (p1, hours[1], hours[1] * PRICE)]
-    expected.append((p2, 1, UNIT))
-    assert [(x.provider, x.hours, x.amount) for x in metered] == expected
+    expected = [(p, t, t * PRICE // HOUR) for p, t in zip((p0, p1), seconds, strict=False)]
+    expected.append((p2, 1800, UNIT // 2))
+    assert [(x.provider, x.seconds, x.amount) for x in metered] == expected
     paid = sum(x[2] for x in expected)
     [log] = _by_name(logs, "JobCancelled")
     assert (log.paid, log.refund) == (paid, TIE_ESCROW - paid)
@@ -1329,7 +1372,7 @@ def test_cancel_running_job_pays_metered_time_and_refunds_the_rest(
     escrow = market.job_info(job_id).escrow
     assert escrow == (PRICE + UNIT) * 10 + 3 * UNIT * 10
     _commit(market, p0, job_id)  # committed or not, both are paid by the clock
-    boa.env.time_travel(seconds=HOUR + 1)  # two started hours
+    boa.env.time_travel(seconds=2 * HOUR)  # two hours, by the second
     with boa.env.prank(p0), boa.reverts("cancel: caller is not the requester"):
         market.cancel_job(job_id)
     b0, b1 = token.balanceOf(p0), token.balanceOf(p1)
@@ -1337,9 +1380,9 @@ def test_cancel_running_job_pays_metered_time_and_refunds_the_rest(
         market.cancel_job(job_id)
     logs = market.get_logs()
     metered = _by_name(logs, "ProviderPaidForTime")
-    assert [(x.provider, x.hours, x.amount) for x in metered] == [
-        (p1, 2, 2 * UNIT),  # slot 0: the cheaper bid
-        (p0, 2, 2 * PRICE),
+    assert [(x.provider, x.seconds, x.amount) for x in metered] == [
+        (p1, 2 * HOUR, 2 * UNIT),  # slot 0: the cheaper bid
+        (p0, 2 * HOUR, 2 * PRICE),
     ]
     assert _by_name(logs, "ProviderSlashed") == _by_name(logs, "ProviderPaid") == []
     [log] = _by_name(logs, "JobCancelled")
@@ -1377,7 +1420,7 @@ def test_cancel_running_job_at_once_and_past_max_hours(
     with boa.env.prank(alice):
         market.cancel_job(job_id)
     [metered] = _by_name(market.get_logs(), "ProviderPaidForTime")
-    assert (metered.hours, metered.amount) == (10, 10 * PRICE)  # capped at max_hours
+    assert (metered.seconds, metered.amount) == (10 * HOUR, 10 * PRICE)  # capped at max_hours
     assert token.balanceOf(alice) == start - 10 * PRICE
 
 
@@ -1489,6 +1532,7 @@ def test_c2d_job_runs_and_pays(
     _bid(market, p, job_id)
     with boa.env.prank(alice):
         market.close_auction(job_id)
+    boa.env.time_travel(seconds=3 * HOUR)
     _commit(market, p, job_id)
     _reveal(market, p, job_id, hours=3)
     with boa.env.prank(alice):
@@ -1612,8 +1656,9 @@ def test_hostile_provider_cannot_be_paid_twice(
     job_id = _post(market, alice)
     hostile.act(market.address, market.bid.prepare_calldata(job_id, PRICE))
     _close(market, job_id)
+    boa.env.time_travel(seconds=3 * HOUR)
     hostile.act(market.address, market.commit_result.prepare_calldata(job_id, _commitment(OUT)))
-    hostile.act(market.address, market.reveal_result.prepare_calldata(job_id, OUT, SALT, 3))
+    hostile.act(market.address, market.reveal_result.prepare_calldata(job_id, OUT, SALT, 3 * HOUR))
     boa.env.time_travel(seconds=DISPUTE_WINDOW)
     hostile.arm(market.address, market.finalize.prepare_calldata(job_id))
     before = hostile.balanceOf(hostile.address)
@@ -1654,6 +1699,7 @@ def test_hostile_requester_cannot_reenter_settle(
     for p in provs:
         _bid(market, p, 1, UNIT)
     _close(market, 1)
+    boa.env.time_travel(seconds=10 * HOUR)
     for p in provs:
         _commit(market, p, 1)
     for p in provs:
@@ -1959,6 +2005,7 @@ class ComputeMachine(RuleBasedStateMachine):
                 "hours": 0,
                 "paid": 0,
                 "at": now,
+                "committed_at": 0,
             }
             for w in winners
         ]
@@ -1994,9 +2041,9 @@ class ComputeMachine(RuleBasedStateMachine):
             assert job is not None
             paid = 0
             for s in job["slots"]:
-                hours = min(-(-(_now() - s["at"]) // HOUR), JOB_HOURS)
+                seconds = min(_now() - s["at"], JOB_HOURS * HOUR)
                 assert s["paid"] == 0  # paid at most once
-                s["paid"] = hours * s["price"]
+                s["paid"] = seconds * s["price"] // HOUR
                 paid += s["paid"]
                 self._move(self.market.address, s["p"], s["paid"])
             self._finish(job, CANCELLED, job["escrow"] - paid)
@@ -2037,13 +2084,14 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = None
         self._run(slot["p"], reason, self.market.commit_result, job_id, _commitment(out))
         if reason is None:
-            slot.update(committed=True, out=out)
+            slot.update(committed=True, out=out, committed_at=now)
             job["commits"] += 1
             if job["status"] == TIEBREAK or job["commits"] == job["k"]:
                 job["reveal_end"] = now + REVEAL_WINDOW
 
     @rule(j=jobs_i, s=st.integers(0, 3), tamper=st.booleans(), hours=st.sampled_from([0, 3, 50]))
     def reveal(self, j: int, s: int, tamper: bool, hours: int) -> None:
+        """Reveal, claiming ``hours`` of work: more than passed, often."""
         job_id, job = self._job(j)
         slot = self._slot(job, s)
         if slot is None:
@@ -2066,7 +2114,7 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = "reveal: does not match commitment"
         else:
             reason = None
-        self._run(slot["p"], reason, self.market.reveal_result, job_id, shown, SALT, hours)
+        self._run(slot["p"], reason, self.market.reveal_result, job_id, shown, SALT, hours * HOUR)
         if reason is None:
             slot.update(revealed=True, hours=hours)
             job["reveals"] += 1
@@ -2075,7 +2123,11 @@ class ComputeMachine(RuleBasedStateMachine):
                 job["review_end"] = now + DISPUTE_WINDOW
 
     def _pay(self, job: dict[str, Any], slot: dict[str, Any]) -> int:
-        amount = int(min(slot["hours"], JOB_HOURS) * slot["price"])
+        # Billed by the second, never for more time than passed before the commitment.
+        worked = slot["committed_at"] - slot["at"]
+        seconds = min(slot["hours"] * HOUR, worked, JOB_HOURS * HOUR)
+        amount = int(seconds * slot["price"] // HOUR)
+        assert amount <= worked * slot["price"] // HOUR
         assert slot["paid"] == 0  # paid at most once
         slot["paid"] = amount
         self.pm[slot["p"]]["c"] += 1

@@ -226,7 +226,7 @@ def dispute(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTIO
 @app.command("cancel")
 def cancel(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION) -> None:
     """Stop a job and get back what it did not use: an open job refunds in full, a running
-    one pays its providers for the hours started and refunds the rest, and a job past its
+    one pays its providers for the seconds they ran and refunds the rest, and a job past its
     deadline with no result is expired with a full refund."""
     from ailedger.compute.requester.job import cancel as cancel_job
 

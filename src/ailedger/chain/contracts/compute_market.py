@@ -118,10 +118,11 @@ class Assignment(TypedDict):
     price_per_hour: int
     commitment: bytes
     output_hash: bytes
-    hours_used: int
+    seconds_used: int
     revealed: bool
     paid: int
     assigned_at: int
+    committed_at: int
 
 
 class _Bid(TypedDict):
@@ -159,8 +160,10 @@ class ComputeMarketClient(ContractClient):
     def commit_result(self, job_id: int, output_hash: bytes, salt: bytes) -> TxResult:
         return self._write("commit_result", job_id, commitment(output_hash, salt))
 
-    def reveal_result(self, job_id: int, output_hash: bytes, salt: bytes, hours: int) -> TxResult:
-        return self._write("reveal_result", job_id, output_hash, salt, hours)
+    def reveal_result(self, job_id: int, output_hash: bytes, salt: bytes, seconds: int) -> TxResult:
+        """Reveal a committed result, claiming ``seconds`` of work: the market pays at most
+        the time that passed between assignment and commitment."""
+        return self._write("reveal_result", job_id, output_hash, salt, seconds)
 
     # ------------------------------------------------------------ requesters
 
@@ -209,7 +212,7 @@ class ComputeMarketClient(ContractClient):
 
     def cancel(self, job_id: int) -> TxResult:
         """Cancel a job: OPEN for a full refund; ASSIGNED (or TIEBREAK) before a result is
-        revealed, paying each provider for the hours since it was assigned."""
+        revealed, paying each provider for the seconds since it was assigned."""
         return self._write("cancel_job", job_id)
 
     def expire(self, job_id: int) -> TxResult:
@@ -300,10 +303,11 @@ class ComputeMarketClient(ContractClient):
                 price_per_hour=int(raw["price_per_hour"]),
                 commitment=bytes(raw["commitment"]),
                 output_hash=bytes(raw["output_hash"]),
-                hours_used=int(raw["hours_used"]),
+                seconds_used=int(raw["seconds_used"]),
                 revealed=bool(raw["revealed"]),
                 paid=int(raw["paid"]),
                 assigned_at=int(raw["assigned_at"]),
+                committed_at=int(raw["committed_at"]),
             )
             for raw in (named_struct(a, Assignment) for a in self._read("job_assignments", job_id))
         ]

@@ -366,9 +366,9 @@ class ProviderAgent:
         state = runner.state
         scratch = scratch_dir(self.settings.work_dir)
         try:
-            digest, hours = runner.run(scratch)
+            digest, seconds = runner.run(scratch)
             salt = new_salt()
-            state.output_hash, state.salt, state.hours = digest.hex(), salt.hex(), hours
+            state.output_hash, state.salt, state.seconds = digest.hex(), salt.hex(), seconds
             state.phase = "committing"
             state.save(self.layout.provider_jobs)  # the salt is on disk before the commitment
             self._send(self.market.commit_result, state.job_id, digest, salt)
@@ -438,7 +438,7 @@ class ProviderAgent:
             int(info["commits"]) >= assigned or now >= int(info["deadline"])
         ):
             salt, digest = bytes.fromhex(state.salt), bytes.fromhex(state.output_hash)
-            if self._try(self.market.reveal_result, state.job_id, digest, salt, state.hours):
+            if self._try(self.market.reveal_result, state.job_id, digest, salt, state.seconds):
                 state.phase = "revealed"
                 state.save(self.layout.provider_jobs)
                 self.say(f"job {state.job_id}: revealed")

@@ -171,7 +171,7 @@ def status(session: Session, job_id: int) -> dict[str, Any]:
                 "committed": bytes(a["commitment"]) != bytes(32),
                 "revealed": bool(a["revealed"]),
                 "output_hash": "0x" + bytes(a["output_hash"]).hex() if a["revealed"] else None,
-                "hours": int(a["hours_used"]),
+                "seconds": int(a["seconds_used"]),
                 "paid": int(a["paid"]),
                 "output_received": files.output_path(job_id, a["provider"]).exists(),
             }
