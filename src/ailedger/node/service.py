@@ -15,6 +15,7 @@ from ailedger.node.app import create_app
 from ailedger.node.chores import Chores
 
 if TYPE_CHECKING:
+    from ailedger.compute.expiry import PostedJobs
     from ailedger.compute.requester.inbox import JobInbox
     from ailedger.health.mme import MatchmakerService
     from ailedger.session import Session
@@ -47,6 +48,13 @@ def matchmaker(session: Session, node: OwnerNode) -> MatchmakerService | None:
     health = HealthNode(session.home.path, session.settings.database_url)
     authenticate = authenticator(health.tokens, session.address, known_party(session))
     return MatchmakerService(health.cohort, authenticate, node.audit)
+
+
+def posted_jobs(session: Session) -> PostedJobs:
+    """This home's compute jobs, for the chores to expire when they get stuck."""
+    from ailedger.compute.expiry import PostedJobs
+
+    return PostedJobs(session.compute_market, session.address, session.deployment.block)
 
 
 def job_inbox(session: Session) -> JobInbox:
@@ -85,7 +93,7 @@ def run_node(
         app = create_app(node.gateway(), matchmaker=health, jobs=job_inbox(session))
         say(f"gateway for {session.address} serving at {url} (Ctrl-C stops)")
         try:
-            with Chores(node, anchor_every):
+            with Chores(node, anchor_every, posted_jobs(session)):
                 uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
             node.anchor()

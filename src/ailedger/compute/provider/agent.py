@@ -14,6 +14,9 @@ One loop follows the market's events a few times a second and keeps a list of ch
 * **reveal / settle / finalize**: reveal once every assignee committed, then settle a
   k >= 2 job when all revealed, or finalize a k = 1 job when its dispute window ends,
   which is when the provider gets paid.
+* **expire**: every job it bid on or ran that gets stuck past its deadline (nobody
+  revealed) is expired (:mod:`ailedger.compute.expiry`), once a second at most: the
+  requester is refunded without being there, and stake locks end.
 
 Progress per assignment is kept in ``provider/jobs/<id>.json`` (salt before commit), and
 the last block read in ``provider/agent.json``, so a restarted agent reveals what it
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ailedger._durable import atomic_write_json
 from ailedger.chain.contracts.compute_market import JobStatus, new_salt
+from ailedger.compute.expiry import ExpiryWatch, chain_time
 from ailedger.compute.jobs import JobSpecError, parse_job
 from ailedger.compute.provider.c2d import DataInputs
 from ailedger.compute.provider.runner import AssignmentState, JobFetchError, Runner, scratch_dir
@@ -49,6 +53,9 @@ if TYPE_CHECKING:
     from ailedger.session import Session
 
 log = logging.getLogger(__name__)
+
+# How often the agent looks for stuck jobs to expire.
+EXPIRY_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,8 @@ class ProviderAgent:
         self._urls: dict[str, str] = {}
         self._next_block = 0
         self.earned = 0
+        self.expiry = ExpiryWatch(self.market)
+        self._expiry_at = 0.0
 
     # ---------------------------------------------------------------- startup
 
@@ -254,6 +263,7 @@ class ProviderAgent:
         try:
             self._send(self.market.bid, job_id, price)
             self.say(f"job {job_id}: bid {price} per hour")
+            self.expiry.watch(job_id, int(job["deadline"]))
         except AiledgerError as exc:
             self.say(f"job {job_id}: bid refused: {exc}")
             self._drop_bid(job_id)
@@ -326,6 +336,7 @@ class ProviderAgent:
         state.extra.update(cores=int(info["cpu_cores"]), ram_mb=int(info["ram_mb"]), held=True)
         state.save(self.layout.provider_jobs)
         self._states[job_id] = state
+        self.expiry.watch(job_id, state.deadline)
         self.say(f"job {job_id}: assigned at {format_amount(price)} per hour")
         self._start_runner(job_id, info)
 
@@ -416,6 +427,11 @@ class ProviderAgent:
 
     def _chores(self) -> None:
         now = time.time()
+        if now >= self._expiry_at:  # chain reads only when something is due, once a second
+            self._expiry_at = now + EXPIRY_EVERY_S
+            if self.expiry.watched:
+                for job_id in self.expiry.tick(chain_time(self.market)):
+                    self.say(f"job {job_id}: past its deadline with no result: expired")
         for job_id, bid in list(self._bids.items()):
             if now >= int(bid["bid_deadline"]) + 0.2 and not bid.get("close_tried"):
                 bid["close_tried"] = True
