@@ -41,7 +41,10 @@
                                    tie-break provider revealed nothing in time)
             TIEBREAK -> CANCELLED (requester cancels before the tie-break result is revealed)
             REVIEW   -> COMPLETED (requester accepts, or anyone finalizes after the window)
-            REVIEW   -> REJECTED  (requester disputes within the window)
+            REVIEW   -> TIEBREAK  (requester disputes within the window, posting a bond:
+                                   the job is re-executed by another provider)
+            TIEBREAK -> REJECTED  (k = 1: the re-execution revealed another hash)
+            TIEBREAK -> COMPLETED (k = 1: the re-execution agreed, or gave no result)
 
         Reverse auction: for `bid_window` seconds after posting, eligible providers bid a
         price per hour (<= the cap). Eligibility is checked at bid time: registered, stake
@@ -96,11 +99,28 @@
         bundle with a larger k.
 
         Settlement, k = 1: the reveal starts a `dispute_window`. The requester may
-        `accept` (the provider is paid at once) or `dispute` (the provider is slashed,
-        `slashed` += 1, and the escrow refunded; a real deployment would put an arbiter
-        here, this contract takes the requester's word and the provider's stake is the
-        price of that word being wrong). Silence accepts: anyone may `finalize` after the
-        window.
+        `accept` (the provider is paid at once) or `dispute`. Silence accepts: anyone may
+        `finalize` after the window. A dispute is settled by evidence, not by word: the
+        requester posts a bond of `max_price_per_hour * max_hours` and the job goes to
+        TIEBREAK, where the tie-break machinery above picks one other staked provider
+        (the assigned one may not bid) to re-execute it; the job's deadline moves to at
+        least `max_hours` after that auction. `settle` (or `expire`, or a tie-break
+        auction without eligible bids) then ends it:
+        - the re-execution revealed a different hash: the requester was right. The
+          provider is slashed (`slashed` += 1, to the requester) and not paid; the
+          re-execution is paid from the bond; the rest of the escrow and bond is
+          refunded. REJECTED.
+        - the re-execution revealed the same hash: the dispute was false. The provider
+          is paid for its result and gets what the re-execution did not cost of the
+          bond; the re-execution is paid from the bond; the requester gets back only
+          the unused escrow. COMPLETED.
+        - no re-execution result (no eligible bid, or the re-executor revealed nothing
+          in time, which slashes it to the requester): nothing proves the provider
+          wrong, so it is paid as if accepted and the bond is refunded. COMPLETED.
+        An honest provider is never slashed by a dispute; a false dispute costs the
+        disputer the bond. As with k >= 2 tie-breaks, the evidence is worth what an
+        independent, auction-picked, staked provider is worth. A disputed job cannot
+        be cancelled.
 
         Every assigned provider (the tie-break provider included) that reveals nothing by
         the end of its reveal phase is slashed and counted `failed`, on every path
@@ -381,6 +401,23 @@ event JobDisputed:
     requester: indexed(address)
     refund: uint256
     compensation: uint256
+
+
+event DisputeOpened:
+    job_id: indexed(uint256)
+    requester: indexed(address)
+    bond: uint256
+    # The job's deadline, moved so the re-execution has max_hours after its auction.
+    deadline: uint256
+
+
+event DisputeSettled:
+    job_id: indexed(uint256)
+    # The re-execution revealed a hash other than the provider's.
+    requester_right: bool
+    # False: no re-execution result (no eligible bid, or none revealed in time).
+    evidence: bool
+    provider_paid: uint256
 
 
 event JobRejected:
@@ -667,6 +704,10 @@ def cancel_job(job_id: uint256):
             or job.status == STATUS_TIEBREAK
             or job.status == STATUS_REVIEW
         ), "cancel: job has ended")
+        # A dispute is settled by its re-execution, not withdrawn.
+        self._req(
+            job.status != STATUS_TIEBREAK or job.redundancy >= 2, "cancel: job under dispute"
+        )
         if job.status == STATUS_TIEBREAK:
             self._req(not self._tiebreak_revealed(
                 job_id, job.redundancy
@@ -887,7 +928,7 @@ def reveal_result(job_id: uint256, output_hash: bytes32, salt: bytes32, seconds_
     log ResultRevealed(
         job_id=job_id, provider=msg.sender, output_hash=output_hash, seconds_used=seconds_used
     )
-    if job.redundancy == 1:
+    if job.redundancy == 1 and not tiebreak:
         review_deadline: uint256 = block.timestamp + DISPUTE_WINDOW
         self._jobs[job_id].status = STATUS_REVIEW
         self._jobs[job_id].review_deadline = review_deadline
@@ -921,9 +962,67 @@ def _tiebreak_over(job_id: uint256, job: Job) -> bool:
 
 
 @internal
+def _settle_dispute(job_id: uint256, job: Job):
+    """End a disputed k = 1 job by the re-execution (slot 1), if it revealed a result:
+    a different hash proves the requester right, the same hash the provider."""
+    slots: DynArray[Assignment, MAX_SLOTS] = self._assignments[job_id]
+    a: Assignment = slots[0]
+    bond: uint256 = job.max_price_per_hour * job.max_hours
+    check_pay: uint256 = 0
+    compensation: uint256 = 0
+    evidence: bool = False
+    if len(slots) > 1:
+        if slots[1].revealed:
+            evidence = True
+            check_pay = self._pay_slot(job_id, 1, slots[1], job.max_hours)
+        else:
+            compensation = extcall PROVIDERS.release(job_id, slots[1].provider, SLASH_NO_RESULT)
+    requester_right: bool = evidence and slots[1].output_hash != a.output_hash
+    provider_pay: uint256 = 0
+    if requester_right:
+        compensation += extcall PROVIDERS.release(job_id, a.provider, SLASH_REJECTED)
+    else:
+        provider_pay = self._pay_slot(job_id, 0, a, job.max_hours)
+        if evidence:
+            # The false dispute's bond, less the re-execution it paid, to the provider.
+            provider_pay += bond - check_pay
+            self._assignments[job_id][0].paid = provider_pay
+    refund: uint256 = job.escrow - check_pay - provider_pay
+    self._jobs[job_id].escrow = 0
+    self.escrowed -= job.escrow
+    log DisputeSettled(
+        job_id=job_id, requester_right=requester_right, evidence=evidence, provider_paid=provider_pay
+    )
+    if requester_right:
+        self._jobs[job_id].status = STATUS_REJECTED
+        log JobRejected(
+            job_id=job_id, requester=job.requester, refund=refund, compensation=compensation
+        )
+    else:
+        self._jobs[job_id].status = STATUS_COMPLETED
+        self._jobs[job_id].result_hash = a.output_hash
+        log JobCompleted(
+            job_id=job_id,
+            requester=job.requester,
+            result_hash=a.output_hash,
+            paid=provider_pay + check_pay,
+            refund=refund,
+            compensation=compensation,
+        )
+    self._pay(a.provider, provider_pay)
+    if len(slots) > 1:
+        self._pay(slots[1].provider, check_pay)
+    self._pay(job.requester, refund + compensation)
+
+
+@internal
 def _settle_all(job_id: uint256, job: Job):
     """Count every revealed result of a k >= 2 job. A strict majority: COMPLETED. A tie
-    in the first round before the deadline: TIEBREAK. Otherwise DISPUTED."""
+    in the first round before the deadline: TIEBREAK. Otherwise DISPUTED. A disputed
+    k = 1 job: by its re-execution (_settle_dispute)."""
+    if job.redundancy == 1:
+        self._settle_dispute(job_id, job)
+        return
     slots: DynArray[Assignment, MAX_SLOTS] = self._assignments[job_id]
     best: bytes32 = empty(bytes32)
     best_votes: uint256 = 0
@@ -1071,24 +1170,31 @@ def finalize(job_id: uint256):
 @nonreentrant
 def dispute(job_id: uint256):
     """
-    @notice Reject a k = 1 job's result within the dispute window (requester only): the
-            provider is slashed (to the requester) and the escrow refunded. A real
-            deployment would send this to an arbiter; see the contract notice.
+    @notice Challenge a k = 1 job's result within the dispute window (requester only),
+            posting a bond of `max_price_per_hour * max_hours` (the caller must have
+            approved this contract for it). Another staked provider re-executes the job,
+            picked by the tie-break auction (status TIEBREAK, slot 1); see the contract
+            notice for who pays whom.
     """
     job: Job = self._jobs[job_id]
     self._req(job.status != STATUS_NONE, "dispute: unknown job")
     self._req(job.requester == msg.sender, "dispute: caller is not the requester")
     self._req(job.status == STATUS_REVIEW, "dispute: job not under review")
     self._req(block.timestamp < job.review_deadline, "dispute: dispute window over")
-    provider: address = self._assignments[job_id][0].provider
-    compensation: uint256 = extcall PROVIDERS.release(job_id, provider, SLASH_REJECTED)
-    self._jobs[job_id].status = STATUS_REJECTED
-    self._jobs[job_id].escrow = 0
-    self.escrowed -= job.escrow
-    log JobRejected(
-        job_id=job_id, requester=msg.sender, refund=job.escrow, compensation=compensation
-    )
-    self._pay(msg.sender, job.escrow + compensation)
+    bond: uint256 = job.max_price_per_hour * job.max_hours
+    bid_deadline: uint256 = block.timestamp + BID_WINDOW
+    # The re-execution gets the whole hour cap after its auction, past the old deadline.
+    deadline: uint256 = max(job.deadline, bid_deadline + job.max_hours * 3600)
+    self._jobs[job_id].status = STATUS_TIEBREAK
+    self._jobs[job_id].escrow = job.escrow + bond
+    self._jobs[job_id].bid_deadline = bid_deadline
+    self._jobs[job_id].deadline = deadline
+    self._jobs[job_id].reveal_deadline = 0
+    self._bids[job_id] = []
+    self.escrowed += bond
+    log DisputeOpened(job_id=job_id, requester=msg.sender, bond=bond, deadline=deadline)
+    log TieBreakStarted(job_id=job_id, requester=msg.sender, bid_deadline=bid_deadline)
+    self._pull(msg.sender, bond)
 
 
 @external

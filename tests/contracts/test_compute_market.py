@@ -932,25 +932,116 @@ def test_k1_accept_pays_at_once(
         market.finalize(job_id)
 
 
-def test_k1_dispute_slashes_and_refunds(
-    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
-) -> None:
-    start = token.balanceOf(alice)
-    p = providers[0]
-    job_id = _revealed_single(market, alice, providers)
-    with boa.env.prank(p), boa.reverts("dispute: caller is not the requester"):
-        market.dispute(job_id)
+BOND = 3 * UNIT * 10  # a dispute's bond: the job's max price x max hours
+
+
+def _dispute_and_reexecute(
+    market: VyperContract, alice: Any, providers: list[Any], job_id: int, truth: bytes
+) -> Any:
+    """The requester disputes; providers[1] re-executes (2 hours at 1 AIL) and reveals
+    ``truth``; anyone settles. Returns the re-executing provider."""
     with boa.env.prank(alice):
         market.dispute(job_id)
     logs = market.get_logs()
+    [opened] = _by_name(logs, "DisputeOpened")
+    assert (opened.requester, opened.bond) == (alice, BOND)
+    assert _by_name(logs, "TieBreakStarted")  # the tie-break machinery finds the checker
+    assert market.job_info(job_id).status == TIEBREAK
+    assert _reg(market).provider_info(providers[0]).active_jobs == 1  # still locked
+    with boa.env.prank(providers[0]), boa.reverts("bid: already bid"):
+        market.bid(job_id, UNIT)  # the disputed provider cannot judge itself
+    with boa.env.prank(alice), boa.reverts("cancel: job under dispute"):
+        market.cancel_job(job_id)
+    checker = providers[1]
+    _bid(market, checker, job_id, UNIT)
+    with boa.env.prank(alice):
+        market.close_auction(job_id)
+    boa.env.time_travel(seconds=2 * HOUR)
+    _commit(market, checker, job_id, truth)
+    _reveal(market, checker, job_id, truth, hours=2)
+    market.settle(job_id)
+    return checker
+
+
+def test_k1_dispute_slashes_and_refunds(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    """A lying provider against an honest requester: the re-execution reveals another
+    hash, the provider is slashed and unpaid, the requester pays only the re-execution.
+    (The old rule slashed on the requester's word alone: a requester who had read the
+    result could take it, its escrow and half the stake.)"""
+    start = token.balanceOf(alice)
+    p = providers[0]
+    job_id = _revealed_single(market, alice, providers)  # p revealed OUT
+    with boa.env.prank(p), boa.reverts("dispute: caller is not the requester"):
+        market.dispute(job_id)
+    checker = _dispute_and_reexecute(market, alice, providers, job_id, BAD)
+    logs = market.get_logs()
     [slash] = _by_name(logs, "ProviderSlashed")
     assert (slash.provider, slash.amount, slash.reason) == (p, MIN_STAKE, REJECTED_SLASH)
+    [paid] = _by_name(logs, "ProviderPaid")
+    assert (paid.provider, paid.amount) == (checker, 2 * UNIT)
+    [settled] = _by_name(logs, "DisputeSettled")
+    assert (settled.requester_right, settled.evidence, settled.provider_paid) == (True, True, 0)
     [rej] = _by_name(logs, "JobRejected")
-    assert (rej.refund, rej.compensation) == (PRICE * 10, MIN_STAKE)
-    assert token.balanceOf(alice) == start + MIN_STAKE
+    assert (rej.refund, rej.compensation) == (PRICE * 10 + BOND - 2 * UNIT, MIN_STAKE)
+    assert token.balanceOf(alice) == start - 2 * UNIT + MIN_STAKE
     info = _reg(market).provider_info(p)
-    assert (info.stake, info.slashed, info.active_jobs) == (MIN_STAKE, 1, 0)
+    assert (info.stake, info.slashed, info.completed, info.active_jobs) == (MIN_STAKE, 1, 0, 0)
     assert market.job_info(job_id).status == REJECTED
+    assert market.escrowed() == 0
+
+
+def test_k1_false_dispute_costs_the_disputer_and_never_slashes_the_honest_provider(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    """An honest provider against a lying requester: the re-execution agrees, the
+    provider is paid its 5 hours and the bond less the re-execution's cost."""
+    start = token.balanceOf(alice)
+    p = providers[0]
+    job_id = _revealed_single(market, alice, providers)
+    before = token.balanceOf(p)
+    checker = _dispute_and_reexecute(market, alice, providers, job_id, OUT)
+    logs = market.get_logs()
+    assert _by_name(logs, "ProviderSlashed") == []
+    [settled] = _by_name(logs, "DisputeSettled")
+    assert (settled.requester_right, settled.evidence) == (False, True)
+    assert settled.provider_paid == 5 * PRICE + BOND - 2 * UNIT
+    [done] = _by_name(logs, "JobCompleted")
+    assert (done.result_hash, done.paid) == (OUT, 5 * PRICE + BOND)
+    assert token.balanceOf(p) == before + 5 * PRICE + BOND - 2 * UNIT
+    assert token.balanceOf(checker) > 0
+    # Accepting would have cost 5 hours; the false dispute cost the bond on top.
+    assert token.balanceOf(alice) == start - 5 * PRICE - BOND
+    info = _reg(market).provider_info(p)
+    assert (info.stake, info.slashed, info.completed, info.active_jobs) == (2 * MIN_STAKE, 0, 1, 0)
+    assert market.job_info(job_id).status == COMPLETED
+    assert market.escrowed() == 0
+
+
+def test_k1_dispute_without_a_reexecution_pays_the_provider_and_returns_the_bond(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    """Nobody bids to re-execute: nothing proves the provider wrong."""
+    start = token.balanceOf(alice)
+    p = providers[0]
+    job_id = _revealed_single(market, alice, providers)
+    with boa.env.prank(alice):
+        market.dispute(job_id)
+    assert token.balanceOf(alice) == start - PRICE * 10 - BOND
+    boa.env.time_travel(seconds=BID_WINDOW)
+    market.close_auction(job_id)  # no eligible bid
+    logs = market.get_logs()
+    [settled] = _by_name(logs, "DisputeSettled")
+    assert (settled.requester_right, settled.evidence, settled.provider_paid) == (
+        False,
+        False,
+        5 * PRICE,
+    )
+    assert _by_name(logs, "ProviderSlashed") == []
+    assert token.balanceOf(alice) == start - 5 * PRICE
+    assert _reg(market).provider_info(p).slashed == 0
+    assert market.job_info(job_id).status == COMPLETED
 
 
 def test_a_provider_is_never_paid_for_time_that_did_not_pass(
@@ -1728,7 +1819,8 @@ LEGAL = {
     (TIEBREAK, DISPUTED),
     (TIEBREAK, CANCELLED),
     (REVIEW, COMPLETED),
-    (REVIEW, REJECTED),
+    (REVIEW, TIEBREAK),  # k = 1: disputed, re-executed
+    (TIEBREAK, REJECTED),  # k = 1: the re-execution proved the provider wrong
 }
 
 
@@ -2032,6 +2124,8 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = "cancel: caller is not the requester"
         elif job["status"] not in (OPEN, ASSIGNED, TIEBREAK, REVIEW):
             reason = "cancel: job has ended"
+        elif job["status"] == TIEBREAK and job["k"] == 1:
+            reason = "cancel: job under dispute"
         elif self._tb_revealed(job) if job["status"] == TIEBREAK else job["reveals"]:
             reason = "cancel: a result was revealed"
         else:
@@ -2118,7 +2212,7 @@ class ComputeMachine(RuleBasedStateMachine):
         if reason is None:
             slot.update(revealed=True, hours=hours)
             job["reveals"] += 1
-            if job["k"] == 1:
+            if job["k"] == 1 and job["status"] != TIEBREAK:
                 job["status"] = REVIEW
                 job["review_end"] = now + DISPUTE_WINDOW
 
@@ -2141,7 +2235,35 @@ class ComputeMachine(RuleBasedStateMachine):
             return _now() >= job["reveal_end"]
         return _now() >= job["deadline"]
 
+    def _settle_dispute(self, job: dict[str, Any]) -> None:
+        """A disputed k = 1 job, by its re-execution: the loser pays."""
+        first, check = job["slots"][0], (job["slots"][1:] or [None])[0]
+        bond = JOB_PRICE * JOB_HOURS
+        check_pay = comp = provider_pay = 0
+        evidence = check is not None and check["revealed"]
+        if check is not None and evidence:
+            check_pay = self._pay(job, check)
+        elif check is not None:
+            comp += self._slash(job, check["p"], "f")
+        requester_right = evidence and check is not None and check["out"] != first["out"]
+        if requester_right:
+            comp += self._slash(job, first["p"], "s")
+        else:
+            stake = self.pm[first["p"]]["stake"]
+            provider_pay = self._pay(job, first)
+            if evidence:  # a false dispute: its bond, less the re-execution, to the provider
+                self._move(self.market.address, first["p"], bond - check_pay)
+                provider_pay += bond - check_pay
+                first["paid"] = provider_pay
+            assert self.pm[first["p"]]["stake"] == stake  # never slashed when right
+        self._move(self.market.address, job["req"], comp)
+        refund = job["escrow"] - check_pay - provider_pay
+        self._finish(job, REJECTED if requester_right else COMPLETED, refund)
+
     def _settle_all(self, job: dict[str, Any]) -> None:
+        if job["k"] == 1:
+            self._settle_dispute(job)
+            return
         votes = Counter(s["out"] for s in job["slots"] if s["revealed"])
         best, n = votes.most_common(1)[0]
         majority = n * 2 > job["reveals"]
@@ -2202,9 +2324,13 @@ class ComputeMachine(RuleBasedStateMachine):
             return
         slot = job["slots"][0]
         if action == "dispute":
-            comp = self._slash(job, slot["p"], "s")
-            self._move(self.market.address, job["req"], comp)
-            self._finish(job, REJECTED, job["escrow"])
+            # A bond, and a re-execution by another provider through the tie-break.
+            bond = JOB_PRICE * JOB_HOURS
+            self._move(job["req"], self.market.address, bond)
+            job["escrow"] += bond
+            bid_end = now + BID_WINDOW
+            deadline = max(job["deadline"], bid_end + JOB_HOURS * HOUR)
+            job.update(status=TIEBREAK, bid_end=bid_end, bids=[], reveal_end=0, deadline=deadline)
         else:
             paid = self._pay(job, slot)
             self._finish(job, COMPLETED, job["escrow"] - paid)
@@ -2234,7 +2360,7 @@ class ComputeMachine(RuleBasedStateMachine):
         assert job is not None
         if job["status"] == TIEBREAK:
             self._settle_all(job)
-            assert job["status"] == DISPUTED
+            assert job["status"] in ((COMPLETED, REJECTED) if job["k"] == 1 else (DISPUTED,))
             return
         comp = sum(self._slash(job, s["p"], "f") for s in job["slots"])
         self._move(self.market.address, job["req"], comp)
@@ -2275,6 +2401,31 @@ class ComputeMachine(RuleBasedStateMachine):
         phases) further along."""
         for _ in range(1 if cheats & 1 else 4):
             self._advance_once(j, cheats, action)
+
+    @rule(j=jobs_i, cheats=st.integers(0, 15), early=st.booleans())
+    def dispute_and_reexecute(self, j: int, cheats: int, early: bool) -> None:
+        """Drive a k = 1 job to review, dispute it, then through the re-execution's
+        auction, commitment, reveal (agreeing or not, or nothing) and settlement."""
+        _, job = self._job(j)
+        if job is None or job["k"] != 1:
+            return
+        if job["status"] == OPEN:
+            self.run_auction(j, [UNIT, 2 * UNIT, UNIT, 2 * UNIT], early)
+        if job["status"] == ASSIGNED and job["commits"] == 0:
+            self.commit(j, 0, False)
+            self.reveal(j, 0, False, 3)
+        if job["status"] == REVIEW:
+            self.review(j, "dispute", True)
+        if job["status"] == TIEBREAK:
+            self.run_auction(j, [UNIT, 2 * UNIT, UNIT, 2 * UNIT], early)
+            if cheats & 8:
+                self.cancel(self.R.index(job["req"]), j)
+            self.commit(j, 1, bool(cheats & 2))
+            if cheats & 4:
+                self.wait(HOUR)
+            if not cheats & 1:
+                self.reveal(j, 1, False, 3)
+            self.settle(j)
 
     @rule(j=jobs_i, cheats=st.integers(0, 15), early=st.booleans())
     def tie_and_break(self, j: int, cheats: int, early: bool) -> None:

@@ -198,14 +198,29 @@ def result(
     )
 
 
-def _decide(ctx: typer.Context, job_id: int, action: str, as_json: bool) -> None:
+def _accept(ctx: typer.Context, job_id: int, as_json: bool) -> None:
     with session(ctx, unlock=True) as s:
-        market = s.compute_market
-        tx = {"accept": market.accept, "dispute": market.dispute}[action](job_id)
+        tx = s.compute_market.accept(job_id)
     emit(
         as_json,
-        {"job_id": job_id, "action": action, "tx": tx.tx_hash, "block": tx.block_number},
-        lambda: tx_line(f"job {job_id}: {action}ed", tx.tx_hash, tx.block_number),
+        {"job_id": job_id, "action": "accept", "tx": tx.tx_hash, "block": tx.block_number},
+        lambda: tx_line(f"job {job_id}: accepted", tx.tx_hash, tx.block_number),
+    )
+
+
+def _dispute(ctx: typer.Context, job_id: int, as_json: bool) -> None:
+    from ailedger.compute.requester.job import dispute as dispute_job
+    from ailedger.units import format_amount
+
+    with session(ctx, unlock=True) as s:
+        bond, tx_hash = dispute_job(s, job_id)
+    emit(
+        as_json,
+        {"job_id": job_id, "action": "dispute", "bond": bond, "tx": tx_hash},
+        lambda: console.print(
+            f"job {job_id}: disputed with a bond of {format_amount(bond)}; another provider "
+            f"re-executes it (tx {tx_hash})"
+        ),
     )
 
 
@@ -213,14 +228,16 @@ def _decide(ctx: typer.Context, job_id: int, action: str, as_json: bool) -> None
 def accept(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION) -> None:
     """Accept a single-provider result under review: the provider is paid now (silence
     accepts too, when the dispute window ends)."""
-    _decide(ctx, job_id, "accept", as_json)
+    _accept(ctx, job_id, as_json)
 
 
 @app.command("dispute")
 def dispute(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION) -> None:
-    """Reject a single-provider result under review: the escrow comes back and the
-    provider is slashed. Check it first with `job result`."""
-    _decide(ctx, job_id, "dispute", as_json)
+    """Challenge a single-provider result under review, posting a bond (the job's max
+    price x max hours): another staked provider re-executes the job. A different result
+    slashes the provider and refunds you; the same result pays the provider, with your
+    bond. Check it first with `job result`."""
+    _dispute(ctx, job_id, as_json)
 
 
 @app.command("cancel")

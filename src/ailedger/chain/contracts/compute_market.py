@@ -201,7 +201,15 @@ class ComputeMarketClient(ContractClient):
         return self._write("accept", job_id)
 
     def dispute(self, job_id: int) -> TxResult:
+        """Challenge a k = 1 result under review, posting the bond (the token allowance
+        must cover :meth:`dispute_bond`): another provider re-executes the job and the
+        loser pays (see the contract's notice)."""
         return self._write("dispute", job_id)
+
+    @staticmethod
+    def dispute_bond(info: JobInfo) -> int:
+        """What disputing the job takes from the requester: one share at the cap."""
+        return info["max_price_per_hour"] * info["max_hours"]
 
     def finalize(self, job_id: int) -> TxResult:
         """Pay a k = 1 provider whose result went unchallenged through the dispute window."""

@@ -269,8 +269,9 @@ class ProviderAgent:
             self._drop_bid(job_id)
 
     def _consider_tiebreak(self, job_id: int, bid_deadline: int) -> None:
-        """A k >= 2 job whose results tied: one more provider, not one of the first k, runs
-        it again. Bid as for a new job, from the job's stored terms."""
+        """A k >= 2 job whose results tied, or a disputed k = 1 job: one more provider, not
+        one of the first k, runs it again. Bid as for a new job, from the job's stored
+        terms."""
         info = self.market.info(job_id)
         if info is None or any(
             a["provider"].lower() == self.me.lower() for a in self.market.assignments(job_id)
@@ -462,8 +463,9 @@ class ProviderAgent:
             if status == JobStatus.REVIEW and now >= int(info["review_deadline"]):
                 self._try(self.market.finalize, state.job_id)
             elif (
-                status in (JobStatus.ASSIGNED, JobStatus.TIEBREAK)
-                and state.redundancy >= 2
+                # A k = 1 job in TIEBREAK is disputed: its re-execution settles it too.
+                (status == JobStatus.TIEBREAK or state.redundancy >= 2)
+                and status in (JobStatus.ASSIGNED, JobStatus.TIEBREAK)
                 and (
                     int(info["reveals"]) >= assigned
                     or now >= self.market.reveal_deadline(state.job_id)

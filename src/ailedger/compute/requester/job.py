@@ -277,3 +277,16 @@ def cancel(session: Session, job_id: int) -> tuple[str, str]:
     if state.running:
         return "cancelled", market.cancel(job_id).tx_hash
     raise JobStateError(f"job {job_id} is {state.name.lower()}; only open or running jobs cancel")
+
+
+def dispute(session: Session, job_id: int) -> tuple[int, str]:
+    """Dispute a k = 1 result under review: approve and post the bond (the job's max
+    price x max hours); another provider re-executes the job and the loser pays.
+    Returns (bond, tx hash)."""
+    market = session.compute_market
+    info = market.info(job_id)
+    if info is None:
+        raise ConfigError(f"no job {job_id} on chain")
+    bond = market.dispute_bond(info)
+    session.token.approve(market.address, bond)
+    return bond, market.dispute(job_id).tx_hash
