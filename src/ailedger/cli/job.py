@@ -99,6 +99,7 @@ def submit(
         "tx": done.tx_hash,
         "status": done.status.name.lower(),
         "providers": done.providers,
+        "auction": done.outcome,
     }
 
     def render() -> None:
@@ -106,6 +107,8 @@ def submit(
         console.print(f"  tx {done.tx_hash}")
         if done.providers:
             console.print(f"  assigned to {', '.join(done.providers)}")
+        elif done.outcome:
+            console.print(f"  {done.outcome}")
         else:
             console.print(
                 f"  status {done.status.name.lower()} (see: ailedger job status {done.job_id})"
@@ -128,6 +131,8 @@ def status(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION
         console.print(f"job {job_id}: {data['status']} (k = {data['redundancy']})")
         console.print(f"  escrow    {format_amount(data['escrow'])}")
         console.print(f"  bids      {data['bids']}")
+        if data["auction"]:
+            console.print(f"  auction   {data['auction']}")
         for a in data["assignments"]:
             step = "revealed" if a["revealed"] else "committed" if a["committed"] else "running"
             got = "output received" if a["output_received"] else "no output yet"

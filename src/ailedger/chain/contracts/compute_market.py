@@ -303,6 +303,28 @@ class ComputeMarketClient(ContractClient):
             }
         return self._topics
 
+    def auction_failed(self, job_id: int) -> int | None:
+        """The eligible bids counted when the job's auction closed with fewer than k
+        (``AuctionFailed``: the job was cancelled and its escrow refunded), or None."""
+        from eth_utils.abi import event_abi_to_log_topic
+
+        [abi] = [e for e in self._contract.abi if e.get("name") == "AuctionFailed"]
+        logs = self.web3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [
+                    "0x" + bytes(event_abi_to_log_topic(abi)).hex(),  # type: ignore[arg-type]
+                    "0x" + job_id.to_bytes(32, "big").hex(),
+                ],
+            }
+        )
+        if not logs:
+            return None
+        decoded = self._contract.events.AuctionFailed().process_log(logs[0])
+        return int(decoded["args"]["eligible_bids"])
+
     def assignments(self, job_id: int) -> list[Assignment]:
         """The winners by slot; slot k, if present, is the tie-break provider."""
         return [
