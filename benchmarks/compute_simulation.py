@@ -23,18 +23,21 @@ job assigned or refunded, tokens conserved. ``contracts/Token.vy``, ``contracts/
   starts a tie-break: the job's first-round bidders (and a few others) bid again, the
   cheapest eligible one that is not assigned yet (a cheater or a no-show too) commits and
   reveals, and ``settle`` (or ``expire``) counts every revealed result;
+* a k = 1 dispute posts a bond and goes through the same tie-break auction: the
+  re-execution's hash decides who pays (the provider's slash or the requester's bond);
+* pay is by the second: ``min(claimed, commit time - assignment time, max hours)``;
 * at the end every provider withdraws its whole stake.
 
 A plain-Python model predicts every call's outcome (refusal reason or success), the auction's
 winners and assignment times, every job's status and escrow, and every account's token
 balance, stake and reputation counters; any difference fails the run. Checked before the
-withdrawals: ``escrowed() == 0`` and the market's balance == ``total_staked()`` == the model's
-stakes. Checked at the end: every job terminal (as the model says); token supply conserved
-over all holders; balances == the model's; the market's balance == ``escrowed() +
-total_staked()`` == 0; counters and ``reputation()`` equal the model's and the counted
-pays/slashes. The reference figure is the fraction of jobs that ended assigned-and-settled or
-refunded; the last line is ``jobs_assigned_or_refunded: x`` (must be 1.000; the exit status is
-non-zero on any failure).
+withdrawals: ``escrowed() == 0`` and ComputeProviders' balance == ``total_staked()`` == the
+model's stakes. Checked at the end: every job terminal (as the model says); token supply
+conserved over all holders; balances == the model's; the market's balance == ``escrowed()``
+and ComputeProviders' == ``total_staked()``, both 0; counters and ``reputation()`` equal
+the model's and the counted pays/slashes. The reference figure is the fraction of jobs that
+ended assigned-and-settled or refunded; the last line is ``jobs_assigned_or_refunded: x``
+(must be 1.000; the exit status is non-zero on any failure).
 """
 
 from __future__ import annotations
@@ -113,9 +116,10 @@ def revert_reasons(exc: Exception) -> list[str]:
 # trailing args, the escrow formula): keep them here and small.
 
 
-def deploy(supply: int) -> tuple[VyperContract, VyperContract]:
-    """Deploy Token, DataMarket, ComputePolicy and ComputeMarket from the sources ailedger
-    compiles; returns the token and the market."""
+def deploy(supply: int) -> tuple[VyperContract, VyperContract, VyperContract]:
+    """Deploy Token, DataMarket, ComputePolicy, ComputeProviders and ComputeMarket from the
+    sources ailedger compiles, and bind the providers contract to the market; returns the
+    token, the market and the providers contract."""
     args = {"evm_version": EVM_VERSION}
 
     def load(name: str) -> Any:
@@ -124,19 +128,20 @@ def deploy(supply: int) -> tuple[VyperContract, VyperContract]:
     token = load("Token").deploy(supply)
     data = load("DataMarket").deploy(token.address)
     policy = load("ComputePolicy").deploy(data.address)
+    providers = load("ComputeProviders").deploy(token.address, MIN_STAKE, SLASH_BPS)
     market = load("ComputeMarket").deploy(
         token.address,
         data.address,
         policy.address,
-        MIN_STAKE,
+        providers.address,
         BID_WINDOW,
         REVEAL_WINDOW,
         DISPUTE_WINDOW,
-        SLASH_BPS,
     )
-    for contract in (token, market):
+    providers.bind_market(market.address)
+    for contract in (token, market, providers):
         contract.__class__ = _QuietContract
-    return token, market
+    return token, market, providers
 
 
 def post_job(market: VyperContract, job: Job) -> int:
@@ -200,7 +205,8 @@ class Slot:
     salt: bytes = b""
     committed: bool = False
     revealed: bool = False
-    hours: int = 0
+    hours: int = 0  # claimed at the reveal (sent in seconds)
+    committed_at: int = 0
 
 
 @dataclass
@@ -255,8 +261,9 @@ class Sim:
         self.n_jobs = args.jobs
         self.in_flight_target = args.in_flight
         self.owner = boa.env.eoa
-        self.token, self.market = deploy(SUPPLY)
+        self.token, self.market, self.providers = deploy(SUPPLY)
         self.m = self.market.address
+        self.r = self.providers.address  # holds the stakes
         self.bal: Counter[Any] = Counter({self.owner: SUPPLY})
         self.tx = 0
         self.reverts: Counter[str] = Counter()
@@ -313,6 +320,7 @@ class Sim:
         self.call(self.owner, None, self.token.transfer, who, amount)
         self._move(self.owner, who, amount)
         self.call(who, None, self.token.approve, self.m, MAX_UINT)
+        self.call(who, None, self.token.approve, self.r, MAX_UINT)
 
     def _register(self, i: int, kind: str) -> None:
         rng = self.rng
@@ -329,17 +337,18 @@ class Sim:
             price=rng.randint(1, 40) * UNIT // 10,
             confined=rng.random() >= 0.1,
         )
-        self.call(addr, None, self.market.register_provider, p.stake)
-        self._move(addr, self.m, p.stake)
+        self.call(addr, None, self.providers.register_provider, p.stake)
+        self._move(addr, self.r, p.stake)
         gpu = "" if gpu_mem == 0 else "GPU"
         self.call(
-            addr, None, self.market.post_offer, p.cpu, p.ram, gpu, p.gpu_mem, p.price, p.confined
+            addr, None, self.providers.post_offer, p.cpu, p.ram, gpu, p.gpu_mem, p.price, p.confined
         )
         self.provs.append(p)
 
     def _slash(self, job: Job, p: Prov, reason: str) -> int:
         amount = p.stake * SLASH_BPS // 10_000
         p.stake -= amount
+        self._move(self.r, self.m, amount)  # to the market, which passes it on
         if reason == "no-result":
             p.failed += 1
         else:
@@ -348,7 +357,9 @@ class Sim:
         return amount
 
     def _pay(self, job: Job, s: Slot) -> int:
-        amount = min(s.hours, job.max_hours) * s.price
+        # By the second, never for more time than passed before the commitment.
+        seconds = min(s.hours * HOUR, s.committed_at - s.assigned_at, job.max_hours * HOUR)
+        amount = seconds * s.price // HOUR
         s.prov.completed += 1
         self.paid_events += 1
         self._move(self.m, s.prov.addr, amount)
@@ -451,9 +462,9 @@ class Sim:
         if low and rng.random() < 0.2:
             topup.append(rng.choice(low))
         for p in dict.fromkeys(topup):
-            self.call(p.addr, None, self.market.add_stake, MIN_STAKE)
+            self.call(p.addr, None, self.providers.add_stake, MIN_STAKE)
             p.stake += MIN_STAKE
-            self._move(p.addr, self.m, MIN_STAKE)
+            self._move(p.addr, self.r, MIN_STAKE)
         # Bidders: a random subset (sometimes a crowd, past MAX_BIDS), at random times.
         # Cheaters bid on many jobs (cheaply, see _schedule_bids).
         crowd = 45 if rng.random() < 0.03 else rng.randint(0, 16)
@@ -478,10 +489,11 @@ class Sim:
             reason = "bid: job not open"
         elif self.now() >= job.bid_end:
             reason = "bid: bidding closed"
-        elif p.stake < MIN_STAKE:
-            reason = "bid: stake below minimum"
         elif job.bid_round.get(p.addr, 0) >= rnd:
             reason = "bid: already bid"  # assigned providers may not bid in the tie-break
+        # Price is always under the cap here; then ComputeProviders' checks.
+        elif p.stake < MIN_STAKE:
+            reason = "bid: stake below minimum"
         elif not (p.cpu >= job.cpu and p.ram >= job.ram and p.gpu_mem >= job.gpu_mem):
             reason = "bid: offer lacks resources"
         elif job.confined and not p.confined:
@@ -510,6 +522,8 @@ class Sim:
         if job.status != OPEN:
             if job.status not in (ASSIGNED, TIEBREAK, REVIEW):
                 reason = "cancel: job has ended"
+            elif job.status == TIEBREAK and job.k == 1:
+                reason = "cancel: job under dispute"
             elif job.status == TIEBREAK:
                 if self._tb_revealed(job):
                     reason = "cancel: a result was revealed"
@@ -520,8 +534,8 @@ class Sim:
             return
         now, paid = self.now(), 0
         for s in job.slots:
-            hours = min((now - s.assigned_at + HOUR - 1) // HOUR, job.max_hours)
-            amount = hours * s.price
+            seconds = min(now - s.assigned_at, job.max_hours * HOUR)
+            amount = seconds * s.price // HOUR
             self._move(self.m, s.prov.addr, amount)
             paid += amount
         if job.slots:
@@ -623,6 +637,7 @@ class Sim:
         s.committed = True
         job.commits += 1
         now = self.now()
+        s.committed_at = now
         if job.status == TIEBREAK:
             # The tie-break provider's reveal opens at its commitment.
             job.reveal_end = now + REVEAL_WINDOW
@@ -649,7 +664,7 @@ class Sim:
             reason = "reveal: commit phase still open"
         elif self.now() >= self._reveal_deadline(job):
             reason = "reveal: reveal window closed"
-        args = (job.id, s.output, s.salt, s.hours)
+        args = (job.id, s.output, s.salt, s.hours * HOUR)
         self.call(s.prov.addr, reason, self.market.reveal_result, *args)
         if reason is not None:
             return
@@ -688,9 +703,41 @@ class Sim:
         self._complete_single(job)
 
     def dispute(self, job: Job) -> None:
+        """The requester challenges a k = 1 result with a bond: another provider re-executes
+        it through the tie-break machinery, and the re-execution decides."""
         self.call(job.requester, None, self.market.dispute, job.id)
-        comp = self._slash(job, job.slots[0].prov, "rejected")
-        self._end(job, REJECTED, job.escrow + comp)
+        bond = job.max_price * job.max_hours
+        self._move(job.requester, self.m, bond)
+        job.escrow += bond
+        now = self.now()
+        job.deadline = max(job.deadline, now + BID_WINDOW + job.max_hours * HOUR)
+        self._start_tiebreak(job, now)
+
+    def _settle_dispute(self, job: Job) -> None:
+        """The contract's _settle_dispute: the loser pays."""
+        first = job.slots[0]
+        check = job.slots[1] if len(job.slots) > 1 else None
+        bond = job.max_price * job.max_hours
+        check_pay = comp = provider_pay = 0
+        evidence = check is not None and check.revealed
+        if check is not None and evidence:
+            check_pay = self._pay(job, check)
+        elif check is not None:
+            comp += self._slash(job, check.prov, "no-result")
+        right = evidence and check is not None and check.output != first.output
+        if right:
+            comp += self._slash(job, first.prov, "rejected")
+        else:
+            provider_pay = self._pay(job, first)
+            if evidence:  # a false dispute: the bond, less the re-execution, to the provider
+                self._move(self.m, first.prov.addr, bond - check_pay)
+                provider_pay += bond - check_pay
+        job.outcome = (
+            "dispute upheld" if right else "dispute refuted" if evidence else "dispute unproven"
+        )
+        self._end(
+            job, REJECTED if right else COMPLETED, job.escrow - check_pay - provider_pay + comp
+        )
         self.check_status(job)
 
     def settle(self, job: Job) -> None:
@@ -712,6 +759,9 @@ class Sim:
 
     def _settle_all(self, job: Job) -> None:
         """The contract's _settle_all, after a successful settle / close / expire."""
+        if job.k == 1:
+            self._settle_dispute(job)
+            return
         votes = Counter(s.output for s in job.slots if s.revealed)
         best, n = votes.most_common(1)[0] if votes else (b"", 0)
         majority = n * 2 > job.reveals
@@ -814,8 +864,8 @@ class Sim:
             if p.active:
                 raise Mismatch(f"provider {p.addr} still has {p.active} active jobs")
             if p.stake:
-                self.call(p.addr, None, self.market.withdraw_stake, p.stake)
-                self._move(self.m, p.addr, p.stake)
+                self.call(p.addr, None, self.providers.withdraw_stake, p.stake)
+                self._move(self.r, p.addr, p.stake)
                 p.stake = 0
 
 
@@ -836,19 +886,19 @@ def main() -> int:
     setup_tx, setup_s = sim.tx, time.monotonic() - t0
     sim_start = sim.now()
     failures: list[str] = []
-    market, token = sim.market, sim.token
+    market, token, providers = sim.market, sim.token, sim.providers
     t1 = time.monotonic()
     try:
         sim.run()
         # ---- before the withdrawals: no escrow left, the market holds exactly the stakes
-        held = token.balanceOf(sim.m)
+        held = token.balanceOf(sim.r)
         staked = sum(p.stake for p in sim.provs)
-        if market.escrowed() != 0:
+        if market.escrowed() != 0 or token.balanceOf(sim.m) != 0:
             failures.append(f"escrowed() is {market.escrowed()} after every job ended")
-        if not held == market.total_staked() == staked:
+        if not held == providers.total_staked() == staked:
             failures.append(
-                f"before withdrawals: market balance {held}, total_staked"
-                f" {market.total_staked()}, model stakes {staked}"
+                f"before withdrawals: providers' balance {held}, total_staked"
+                f" {providers.total_staked()}, model stakes {staked}"
             )
         sim.withdraw_all()
     except Mismatch as exc:
@@ -867,28 +917,28 @@ def main() -> int:
         failures.append(f"non-terminal jobs: { {NAMES[s]: c for s, c in statuses.items()} }")
     if chain_status != [j.status for j in jobs]:
         failures.append("job statuses on chain differ from the model")
-    holders = [sim.owner, *sim.requesters, *(p.addr for p in sim.provs), sim.m]
+    holders = [sim.owner, *sim.requesters, *(p.addr for p in sim.provs), sim.m, sim.r]
     balances = {h: token.balanceOf(h) for h in holders}
     if sum(balances.values()) != SUPPLY or token.totalSupply() != SUPPLY:
         failures.append(f"tokens not conserved: {sum(balances.values())} != {SUPPLY}")
     if balances != {h: sim.bal[h] for h in holders}:
         bad = [h for h in holders if balances[h] != sim.bal[h]]
         failures.append(f"{len(bad)} balances differ from the model, e.g. {bad[0]}")
-    if balances[sim.m] != market.escrowed() + market.total_staked():
-        failures.append("market balance != escrowed + total_staked")
-    if market.escrowed() != 0 or market.total_staked() != 0 or balances[sim.m] != 0:
+    if balances[sim.m] != market.escrowed() or balances[sim.r] != providers.total_staked():
+        failures.append("market balance != escrowed, or providers' != total_staked")
+    if market.escrowed() != 0 or providers.total_staked() != 0 or balances[sim.m] != 0:
         failures.append(
-            f"left in the market: escrowed {market.escrowed()}, staked {market.total_staked()}"
+            f"left in the market: escrowed {market.escrowed()}, staked {providers.total_staked()}"
         )
     completed = failed = slashed = 0
     for p in sim.provs:
-        info = market.provider_info(p.addr)
+        info = providers.provider_info(p.addr)
         got = (info.stake, info.active_jobs, info.completed, info.failed, info.slashed)
         want = (p.stake, p.active, p.completed, p.failed, p.slashed)
         if got != want:
             failures.append(f"provider {p.addr}: chain {got}, model {want}")
-        if market.reputation(p.addr) != p.rep():
-            failures.append(f"provider {p.addr}: reputation {market.reputation(p.addr)}")
+        if providers.reputation(p.addr) != p.rep():
+            failures.append(f"provider {p.addr}: reputation {providers.reputation(p.addr)}")
         completed, failed, slashed = (
             completed + info.completed,
             failed + info.failed,

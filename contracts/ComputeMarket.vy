@@ -1,14 +1,20 @@
 # pragma version ~=0.4.3
-# Optimized for size: the runtime code must stay under the EIP-170 limit of 24,576 bytes.
+# Optimized for size: the runtime code must stay under the EIP-170 limit of 24,576 bytes,
+# with 20% to spare (tests/contracts/test_contract_sizes.py).
 # pragma optimize codesize
 """
 @title ailedger compute market
 @notice Owners of idle GPUs/CPUs rent them out to requesters, who pay in the payment token.
 
-        Providers stake tokens (`register_provider`, `add_stake`), advertise one machine
-        (`post_offer`) and bid on jobs. An offer with `confined = False` declares on chain
-        that the machine cannot sandbox jobs, so a requester (or a data owner, through the
-        requester's job) can exclude it with `require_confined`.
+        Providers stake tokens, advertise one machine and keep their reputation in the
+        ComputeProviders contract (`ComputeProviders.vy`: `register_provider`,
+        `add_stake`, `post_offer`, `provider_info`, `reputation`), and bid on jobs here.
+        An offer with `confined = False` declares on chain that the machine cannot
+        sandbox jobs, so a requester (or a data owner, through the requester's job) can
+        exclude it with `require_confined`. This market asks ComputeProviders whether a
+        bidder is eligible, locks a winner's stake there and ends each assignment there
+        (paid, slashed, or neither); the two are split so each keeps 20% headroom
+        under the EIP-170 code size limit.
 
         A job names a bundle (by hash), the resources it needs, a price cap per hour, an
         hour cap, a deadline, a redundancy k (1..5: how many independent providers run
@@ -35,7 +41,10 @@
                                    tie-break provider revealed nothing in time)
             TIEBREAK -> CANCELLED (requester cancels before the tie-break result is revealed)
             REVIEW   -> COMPLETED (requester accepts, or anyone finalizes after the window)
-            REVIEW   -> REJECTED  (requester disputes within the window)
+            REVIEW   -> TIEBREAK  (requester disputes within the window, posting a bond:
+                                   the job is re-executed by another provider)
+            TIEBREAK -> REJECTED  (k = 1: the re-execution revealed another hash)
+            TIEBREAK -> COMPLETED (k = 1: the re-execution agreed, or gave no result)
 
         Reverse auction: for `bid_window` seconds after posting, eligible providers bid a
         price per hour (<= the cap). Eligibility is checked at bid time: registered, stake
@@ -50,6 +59,12 @@
         reserve, for k >= 2) is refunded at once. A winner's whole stake stays locked (no
         withdrawal) while it has any assignment that is not finished.
 
+        Billing is by the second, at the winner's price per hour: a winner whose result
+        is paid gets `min(seconds_used, committed_at - assigned_at, max_hours * 3600) *
+        price / 3600`, where `seconds_used` is what it claimed at its reveal and the
+        middle term the time that passed on chain between its assignment (the auction's
+        close) and its commitment: nobody is paid for time that did not pass.
+
         Results, by commit-reveal: each winner commits keccak256(output_hash ++ salt)
         before the deadline. Reveals open when all k have committed (or at the deadline,
         for those that did) and stay open `reveal_window` seconds. Nobody can reveal
@@ -58,7 +73,7 @@
 
         Settlement, k >= 2 (`settle`, anyone, once all revealed or the reveal window
         ended with at least one reveal): if one output hash has a strict majority of the
-        revealed results, its revealers are paid `min(hours_used, max_hours) * price`
+        revealed results, its revealers are paid for their metered time (below)
         each; the others that revealed are slashed as wrong (`slashed` += 1). If no hash
         has a majority (a tie) and the deadline has not passed, the job goes to TIEBREAK:
         - one extra slot is auctioned: bids for `bid_window` seconds from then, by the
@@ -84,24 +99,41 @@
         bundle with a larger k.
 
         Settlement, k = 1: the reveal starts a `dispute_window`. The requester may
-        `accept` (the provider is paid at once) or `dispute` (the provider is slashed,
-        `slashed` += 1, and the escrow refunded; a real deployment would put an arbiter
-        here, this contract takes the requester's word and the provider's stake is the
-        price of that word being wrong). Silence accepts: anyone may `finalize` after the
-        window.
+        `accept` (the provider is paid at once) or `dispute`. Silence accepts: anyone may
+        `finalize` after the window. A dispute is settled by evidence, not by word: the
+        requester posts a bond of `max_price_per_hour * max_hours` and the job goes to
+        TIEBREAK, where the tie-break machinery above picks one other staked provider
+        (the assigned one may not bid) to re-execute it; the job's deadline moves to at
+        least `max_hours` after that auction. `settle` (or `expire`, or a tie-break
+        auction without eligible bids) then ends it:
+        - the re-execution revealed a different hash: the requester was right. The
+          provider is slashed (`slashed` += 1, to the requester) and not paid; the
+          re-execution is paid from the bond; the rest of the escrow and bond is
+          refunded. REJECTED.
+        - the re-execution revealed the same hash: the dispute was false. The provider
+          is paid for its result and gets what the re-execution did not cost of the
+          bond; the re-execution is paid from the bond; the requester gets back only
+          the unused escrow. COMPLETED.
+        - no re-execution result (no eligible bid, or the re-executor revealed nothing
+          in time, which slashes it to the requester): nothing proves the provider
+          wrong, so it is paid as if accepted and the bond is refunded. COMPLETED.
+        An honest provider is never slashed by a dispute; a false dispute costs the
+        disputer the bond. As with k >= 2 tie-breaks, the evidence is worth what an
+        independent, auction-picked, staked provider is worth. A disputed job cannot
+        be cancelled.
 
         Every assigned provider (the tie-break provider included) that reveals nothing by
         the end of its reveal phase is slashed and counted `failed`, on every path
         (settle, expire, a tie-break that fails), whether or not it committed: the chain
         cannot tell a crashed machine from one withholding a result it does not like,
         and the locked stake is the bond for delivery. Slashing takes
-        `slash_fraction_bps` / 10000 of the provider's stake at that moment, and the
+        ComputeProviders' `slash_fraction_bps` / 10000 of the provider's stake at that moment, and the
         slashed tokens go to the job's requester as compensation for the lost time.
 
         Cancelling a running job (`cancel_job` on an ASSIGNED job before any result is
         revealed, or on a TIEBREAK job before the tie-break result is revealed): each
         assigned provider is paid for the time since it was assigned,
-        `min(ceil((now - assigned_at) / 3600), max_hours) * its price` (whether or not it
+        `min(now - assigned_at, max_hours * 3600) * its price / 3600` (whether or not it
         committed: the requester stops the work, not the provider); nobody is slashed,
         no reputation counter moves, the rest of the escrow is refunded and the stake
         locks end.
@@ -126,25 +158,26 @@
         purpose are in JobPosted, so providers watching events know what a job needs;
         `job_datasets` returns the datasets and purpose.
 
-        Events (each transition emits one; replaying them in order rebuilds every job,
-        bid, assignment and provider, reputation counters included; assignment times are
-        the timestamps of the blocks holding ProviderAssigned):
-            ProviderRegistered, StakeAdded, StakeWithdrawn, OfferPosted,
+        Events (each transition emits one; replaying them in order, with the
+        ComputeProviders events, rebuilds every job, bid, assignment and provider,
+        reputation counters included; assignment times are the timestamps of the blocks
+        holding ProviderAssigned):
             JobPosted, BidPlaced, JobCancelled, AuctionFailed, ProviderAssigned (slot = k:
             the tie-break provider; the job stays TIEBREAK), AuctionClosed,
             ResultCommitted, ResultRevealed, ReviewStarted, TieBreakStarted (status
             TIEBREAK, the new bid deadline, the job's bids cleared),
             ProviderPaid (completed += 1), ProviderPaidForTime (a cancelled running job's
-            metered pay; no counter moves), ProviderSlashed (reason 1 or 2: slashed += 1;
-            reason 3: failed += 1), JobCompleted, JobDisputed, JobRejected, JobExpired.
-        An assignment's stake lock ends with its job's terminal event (JobCompleted,
+            metered pay; no counter moves), JobCompleted, JobDisputed, JobRejected, JobExpired.
+        ComputeProviders emits ProviderSlashed (reason 1 or 2: slashed += 1; reason 3:
+        failed += 1). An assignment's stake lock ends with its job's terminal event (JobCompleted,
         JobDisputed, JobRejected, JobExpired, JobCancelled).
 @dev Funds move only through the token fixed at construction. Every state-changing
      function is @nonreentrant (on Shanghai, a storage lock) and follows checks-effects-
      interactions: statuses, escrow and stakes change before any token call, so even a
      token that calls back cannot pay or refund twice. The DataMarket and ComputePolicy
      are only read (staticcall). The token balance of this contract is at least
-     `escrowed + total_staked`. Token calls must return True.
+     `escrowed` (stakes are held by ComputeProviders, which sends slashed tokens
+     here to be passed on). Token calls must return True.
 """
 
 from ethereum.ercs import IERC20
@@ -159,6 +192,20 @@ interface DataMarket:
 interface ComputePolicy:
     def may_compute(dataset_id: bytes32, code_hash: bytes32) -> bool: view
     def may_host(dataset_id: bytes32, provider: address) -> bool: view
+
+
+interface ComputeProviders:
+    def check_bidder(
+        provider: address,
+        cpu_cores: uint256,
+        ram_mb: uint256,
+        gpu_mem_mb: uint256,
+        require_confined: bool,
+        min_reputation: int256,
+    ) -> bool: view
+    def standing(provider: address) -> (bool, int256): view
+    def lock(provider: address): nonpayable
+    def release(job_id: uint256, provider: address, outcome: uint8) -> uint256: nonpayable
 
 # ---------------------------------------------------------------- job status
 
@@ -179,6 +226,9 @@ STATUS_TIEBREAK: public(constant(uint8)) = 9
 SLASH_WRONG_RESULT: public(constant(uint8)) = 1  # minority result (k >= 2)
 SLASH_REJECTED: public(constant(uint8)) = 2  # requester disputed (k = 1)
 SLASH_NO_RESULT: public(constant(uint8)) = 3  # assigned, revealed nothing
+# An assignment that ends without pay or slash, and one that is paid (ComputeProviders).
+OUTCOME_NONE: constant(uint8) = 0
+OUTCOME_PAID: constant(uint8) = 4
 
 MAX_REDUNDANCY: public(constant(uint256)) = 5
 # Assignments per job: k, plus one tie-break provider.
@@ -192,27 +242,6 @@ MAX_BIDS: public(constant(uint256)) = 32
 MAX_WINDOW: public(constant(uint256)) = 365 * 86400
 MAX_JOB_DURATION: public(constant(uint256)) = 5 * 365 * 86400
 MAX_HOURS: public(constant(uint256)) = 5 * 365 * 24
-BPS: constant(uint256) = 10_000
-
-
-struct Provider:
-    registered: bool
-    stake: uint256
-    # Jobs this provider is assigned to that have not reached a terminal state.
-    active_jobs: uint256
-    completed: uint256
-    failed: uint256
-    slashed: uint256
-
-
-struct Offer:
-    cpu_cores: uint256
-    ram_mb: uint256
-    gpu_model: String[64]
-    gpu_mem_mb: uint256
-    price_per_hour: uint256
-    confined: bool
-    posted: bool
 
 
 struct Job:
@@ -251,38 +280,14 @@ struct Assignment:
     price_per_hour: uint256
     commitment: bytes32
     output_hash: bytes32
-    hours_used: uint256
+    # Seconds of work the provider claimed at its reveal.
+    seconds_used: uint256
     revealed: bool
     paid: uint256
     # When the auction that picked this provider closed (metered pay on cancel).
     assigned_at: uint256
-
-
-event ProviderRegistered:
-    provider: indexed(address)
-    stake: uint256
-
-
-event StakeAdded:
-    provider: indexed(address)
-    amount: uint256
-    stake: uint256
-
-
-event StakeWithdrawn:
-    provider: indexed(address)
-    amount: uint256
-    stake: uint256
-
-
-event OfferPosted:
-    provider: indexed(address)
-    cpu_cores: uint256
-    ram_mb: uint256
-    gpu_model: String[64]
-    gpu_mem_mb: uint256
-    price_per_hour: uint256
-    confined: bool
+    # When its commitment landed: it is paid for no more time than passed until then.
+    committed_at: uint256
 
 
 event JobPosted:
@@ -353,7 +358,7 @@ event ResultRevealed:
     job_id: indexed(uint256)
     provider: indexed(address)
     output_hash: bytes32
-    hours_used: uint256
+    seconds_used: uint256
 
 
 event ReviewStarted:
@@ -371,23 +376,15 @@ event TieBreakStarted:
 event ProviderPaid:
     job_id: indexed(uint256)
     provider: indexed(address)
-    hours: uint256
+    seconds: uint256
     amount: uint256
 
 
 event ProviderPaidForTime:
     job_id: indexed(uint256)
     provider: indexed(address)
-    hours: uint256
+    seconds: uint256
     amount: uint256
-
-
-event ProviderSlashed:
-    job_id: indexed(uint256)
-    provider: indexed(address)
-    amount: uint256
-    reason: uint8
-    stake: uint256
 
 
 event JobCompleted:
@@ -404,6 +401,23 @@ event JobDisputed:
     requester: indexed(address)
     refund: uint256
     compensation: uint256
+
+
+event DisputeOpened:
+    job_id: indexed(uint256)
+    requester: indexed(address)
+    bond: uint256
+    # The job's deadline, moved so the re-execution has max_hours after its auction.
+    deadline: uint256
+
+
+event DisputeSettled:
+    job_id: indexed(uint256)
+    # The re-execution revealed a hash other than the provider's.
+    requester_right: bool
+    # False: no re-execution result (no eligible bid, or none revealed in time).
+    evidence: bool
+    provider_paid: uint256
 
 
 event JobRejected:
@@ -423,14 +437,11 @@ event JobExpired:
 TOKEN: public(immutable(IERC20))
 DATA_MARKET: public(immutable(DataMarket))
 COMPUTE_POLICY: public(immutable(ComputePolicy))
-MIN_STAKE: public(immutable(uint256))
+PROVIDERS: public(immutable(ComputeProviders))
 BID_WINDOW: public(immutable(uint256))
 REVEAL_WINDOW: public(immutable(uint256))
 DISPUTE_WINDOW: public(immutable(uint256))
-SLASH_FRACTION_BPS: public(immutable(uint256))
 
-_providers: HashMap[address, Provider]
-_offers: HashMap[address, Offer]
 _jobs: HashMap[uint256, Job]
 _bids: HashMap[uint256, DynArray[Bid, MAX_BIDS]]
 # The round a provider last bid in on a job: 1 = first auction, 2 = tie-break (or
@@ -443,9 +454,8 @@ _purpose: HashMap[uint256, uint256]
 _slot_of: HashMap[uint256, HashMap[address, uint256]]
 # Number of jobs posted; ids run from 1.
 job_count: public(uint256)
-# Tokens held for jobs, and tokens staked by providers.
+# Tokens held for jobs.
 escrowed: public(uint256)
-total_staked: public(uint256)
 
 
 @deploy
@@ -453,38 +463,43 @@ def __init__(
     token: address,
     data_market: address,
     compute_policy: address,
-    min_stake: uint256,
+    providers: address,
     bid_window: uint256,
     reveal_window: uint256,
     dispute_window: uint256,
-    slash_fraction_bps: uint256,
 ):
     """
     @param data_market The DataMarket whose grants compute-to-data jobs name.
     @param compute_policy The ComputePolicy that says which algorithms may run on a
            dataset and which providers may host it.
-    @param min_stake Least stake (token units) a provider needs to bid; must be > 0.
+    @param providers The ComputeProviders contract holding stakes, offers and
+           reputation (bound to this market after deployment).
     @param bid_window Seconds after posting during which bids are taken.
     @param reveal_window Seconds the reveal phase lasts.
     @param dispute_window Seconds a k = 1 requester has to dispute a revealed result.
-    @param slash_fraction_bps Share of a provider's stake taken per slash, in 1/10000.
     """
     assert token.is_contract, "init: token is not a contract"
     assert data_market.is_contract, "init: data market is not a contract"
     assert compute_policy.is_contract, "init: compute policy is not a contract"
-    assert min_stake != 0, "init: min stake is zero"
+    assert providers.is_contract, "init: providers is not a contract"
     assert bid_window != 0 and bid_window <= MAX_WINDOW, "init: bad bid window"
     assert reveal_window != 0 and reveal_window <= MAX_WINDOW, "init: bad reveal window"
     assert dispute_window != 0 and dispute_window <= MAX_WINDOW, "init: bad dispute window"
-    assert slash_fraction_bps <= BPS, "init: slash fraction above 100%"
     TOKEN = IERC20(token)
     DATA_MARKET = DataMarket(data_market)
     COMPUTE_POLICY = ComputePolicy(compute_policy)
-    MIN_STAKE = min_stake
+    PROVIDERS = ComputeProviders(providers)
     BID_WINDOW = bid_window
     REVEAL_WINDOW = reveal_window
     DISPUTE_WINDOW = dispute_window
-    SLASH_FRACTION_BPS = slash_fraction_bps
+
+
+@internal
+@pure
+def _req(ok: bool, reason: String[48]):
+    # Every check reverts through here: one copy of the revert-with-reason code instead
+    # of one per check keeps the runtime well under EIP-170 (the reasons are unchanged).
+    assert ok, reason
 
 
 # ---------------------------------------------------------------- token helpers
@@ -494,112 +509,13 @@ def __init__(
 def _pay(to: address, amount: uint256):
     # A zero amount makes no token call: some tokens reject zero transfers.
     if amount != 0:
-        assert extcall TOKEN.transfer(to, amount), "token: transfer failed"
+        self._req(extcall TOKEN.transfer(to, amount), "token: transfer failed")
 
 
 @internal
 def _pull(src: address, amount: uint256):
     if amount != 0:
-        assert extcall TOKEN.transferFrom(src, self, amount), "token: transferFrom failed"
-
-
-@internal
-@view
-def _reputation(who: address) -> int256:
-    p: Provider = self._providers[who]
-    return convert(p.completed, int256) - convert(p.failed, int256) - 2 * convert(
-        p.slashed, int256
-    )
-
-
-# ---------------------------------------------------------------- providers
-
-
-@external
-@nonreentrant
-def register_provider(stake: uint256):
-    """
-    @notice Become a provider, staking `stake` tokens (at least MIN_STAKE; the caller
-            must have approved this contract for them).
-    """
-    assert not self._providers[msg.sender].registered, "register: already registered"
-    assert stake >= MIN_STAKE, "register: stake below minimum"
-    self._providers[msg.sender].registered = True
-    self._providers[msg.sender].stake = stake
-    self.total_staked += stake
-    log ProviderRegistered(provider=msg.sender, stake=stake)
-    self._pull(msg.sender, stake)
-
-
-@external
-@nonreentrant
-def add_stake(amount: uint256):
-    """
-    @notice Add to the caller's stake (e.g. to get back above MIN_STAKE after a slash).
-    """
-    assert self._providers[msg.sender].registered, "add_stake: not a provider"
-    assert amount != 0, "add_stake: amount is zero"
-    stake: uint256 = self._providers[msg.sender].stake + amount
-    self._providers[msg.sender].stake = stake
-    self.total_staked += amount
-    log StakeAdded(provider=msg.sender, amount=amount, stake=stake)
-    self._pull(msg.sender, amount)
-
-
-@external
-@nonreentrant
-def withdraw_stake(amount: uint256):
-    """
-    @notice Take back `amount` of the caller's stake. Refused while the caller has any
-            assignment that has not finished. Stake below MIN_STAKE only stops bidding.
-    """
-    p: Provider = self._providers[msg.sender]
-    assert p.registered, "withdraw: not a provider"
-    assert p.active_jobs == 0, "withdraw: stake locked by active jobs"
-    assert amount != 0, "withdraw: amount is zero"
-    assert amount <= p.stake, "withdraw: amount exceeds stake"
-    self._providers[msg.sender].stake = p.stake - amount
-    self.total_staked -= amount
-    log StakeWithdrawn(provider=msg.sender, amount=amount, stake=p.stake - amount)
-    self._pay(msg.sender, amount)
-
-
-@external
-@nonreentrant
-def post_offer(
-    cpu_cores: uint256,
-    ram_mb: uint256,
-    gpu_model: String[64],
-    gpu_mem_mb: uint256,
-    price_per_hour: uint256,
-    confined: bool,
-):
-    """
-    @notice Advertise (or replace) the caller's machine. `confined = False` declares the
-            machine cannot sandbox jobs; jobs that require confinement will refuse it.
-            `gpu_model` is empty and `gpu_mem_mb` 0 for a CPU-only machine. A new offer
-            applies to bids made after it.
-    """
-    assert self._providers[msg.sender].registered, "offer: not a provider"
-    assert cpu_cores != 0, "offer: no cpu cores"
-    self._offers[msg.sender] = Offer(
-        cpu_cores=cpu_cores,
-        ram_mb=ram_mb,
-        gpu_model=gpu_model,
-        gpu_mem_mb=gpu_mem_mb,
-        price_per_hour=price_per_hour,
-        confined=confined,
-        posted=True,
-    )
-    log OfferPosted(
-        provider=msg.sender,
-        cpu_cores=cpu_cores,
-        ram_mb=ram_mb,
-        gpu_model=gpu_model,
-        gpu_mem_mb=gpu_mem_mb,
-        price_per_hour=price_per_hour,
-        confined=confined,
-    )
+        self._req(extcall TOKEN.transferFrom(src, self, amount), "token: transferFrom failed")
 
 
 # ---------------------------------------------------------------- jobs and the auction
@@ -643,23 +559,23 @@ def post_job(
     @param purpose The single DataMarket purpose bit the grants are for (0 without datasets).
     @return The job id.
     """
-    assert bundle_hash != empty(bytes32), "post: bundle hash is zero"
-    assert redundancy >= 1 and redundancy <= MAX_REDUNDANCY, "post: redundancy not in 1..5"
-    assert max_price_per_hour != 0, "post: max price is zero"
-    assert max_hours != 0 and max_hours <= MAX_HOURS, "post: bad max hours"
+    self._req(bundle_hash != empty(bytes32), "post: bundle hash is zero")
+    self._req(redundancy >= 1 and redundancy <= MAX_REDUNDANCY, "post: redundancy not in 1..5")
+    self._req(max_price_per_hour != 0, "post: max price is zero")
+    self._req(max_hours != 0 and max_hours <= MAX_HOURS, "post: bad max hours")
     bid_deadline: uint256 = block.timestamp + BID_WINDOW
-    assert deadline > bid_deadline, "post: deadline before bidding ends"
-    assert deadline <= block.timestamp + MAX_JOB_DURATION, "post: deadline too far"
-    assert len(grant_ids) == len(datasets), "post: one grant id per dataset"
+    self._req(deadline > bid_deadline, "post: deadline before bidding ends")
+    self._req(deadline <= block.timestamp + MAX_JOB_DURATION, "post: deadline too far")
+    self._req(len(grant_ids) == len(datasets), "post: one grant id per dataset")
     for i: uint256 in range(MAX_DATASETS):
         if i >= len(datasets):
             break
-        assert staticcall DATA_MARKET.check_access(
+        self._req(staticcall DATA_MARKET.check_access(
             grant_ids[i], msg.sender, datasets[i], purpose
-        ), "post: no valid grant for dataset"
-        assert staticcall COMPUTE_POLICY.may_compute(
+        ), "post: no valid grant for dataset")
+        self._req(staticcall COMPUTE_POLICY.may_compute(
             datasets[i], bundle_hash
-        ), "post: algorithm not allowed for dataset"
+        ), "post: algorithm not allowed for dataset")
     escrow: uint256 = max_price_per_hour * max_hours * redundancy + self._reserve(
         max_price_per_hour, max_hours, redundancy
     )
@@ -725,38 +641,35 @@ def bid(job_id: uint256, price_per_hour: uint256):
             provider per round; it cannot be changed.
     """
     job: Job = self._jobs[job_id]
-    assert job.status != STATUS_NONE, "bid: unknown job"
+    self._req(job.status != STATUS_NONE, "bid: unknown job")
     # A TIEBREAK job takes bids until its tie-break provider is picked (slot k filled).
     tiebreak: bool = job.status == STATUS_TIEBREAK
-    assert job.status == STATUS_OPEN or (
+    self._req(job.status == STATUS_OPEN or (
         tiebreak and len(self._assignments[job_id]) == job.redundancy
-    ), "bid: job not open"
+    ), "bid: job not open")
     bid_round: uint256 = 1
     if tiebreak:
         bid_round = 2
-    assert block.timestamp < job.bid_deadline, "bid: bidding closed"
-    assert msg.sender != job.requester, "bid: requester cannot bid"
-    p: Provider = self._providers[msg.sender]
-    assert p.registered, "bid: not a provider"
-    assert p.stake >= MIN_STAKE, "bid: stake below minimum"
+    self._req(block.timestamp < job.bid_deadline, "bid: bidding closed")
+    self._req(msg.sender != job.requester, "bid: requester cannot bid")
     # Winners are recorded as having bid in the tie-break round: they may not bid there.
-    assert self._bid_round[job_id][msg.sender] < bid_round, "bid: already bid"
-    offer: Offer = self._offers[msg.sender]
-    assert offer.posted, "bid: no offer"
-    assert (
-        offer.cpu_cores >= job.cpu_cores
-        and offer.ram_mb >= job.ram_mb
-        and offer.gpu_mem_mb >= job.gpu_mem_mb
-    ), "bid: offer lacks resources"
-    assert offer.confined or not job.require_confined, "bid: machine not confined"
-    assert price_per_hour <= job.max_price_per_hour, "bid: price above maximum"
-    assert self._reputation(msg.sender) >= job.min_reputation, "bid: reputation too low"
+    self._req(self._bid_round[job_id][msg.sender] < bid_round, "bid: already bid")
+    self._req(price_per_hour <= job.max_price_per_hour, "bid: price above maximum")
+    # Registered, staked, an offer that fits, reputation: reverts with the reason if not.
+    assert staticcall PROVIDERS.check_bidder(
+        msg.sender,
+        job.cpu_cores,
+        job.ram_mb,
+        job.gpu_mem_mb,
+        job.require_confined,
+        job.min_reputation,
+    )
     for d: bytes32 in self._datasets[job_id]:
-        assert staticcall COMPUTE_POLICY.may_host(
+        self._req(staticcall COMPUTE_POLICY.may_host(
             d, msg.sender
-        ), "bid: provider may not host dataset"
+        ), "bid: provider may not host dataset")
     n: uint256 = len(self._bids[job_id])
-    assert n < MAX_BIDS, "bid: too many bids"
+    self._req(n < MAX_BIDS, "bid: too many bids")
     self._bid_round[job_id][msg.sender] = bid_round
     self._bids[job_id].append(Bid(provider=msg.sender, price_per_hour=price_per_hour))
     log BidPlaced(job_id=job_id, provider=msg.sender, price_per_hour=price_per_hour, bid_index=n)
@@ -776,39 +689,45 @@ def cancel_job(job_id: uint256):
     """
     @notice Withdraw a job (requester only). OPEN: full refund. ASSIGNED before any
             result is revealed, or TIEBREAK before the tie-break result is revealed:
-            each assigned provider is paid `min(ceil((now - assigned_at) / 3600),
-            max_hours) * its price`, nobody is slashed, the rest is refunded.
+            each assigned provider is paid `min(now - assigned_at, max_hours * 3600) *
+            its price / 3600`, nobody is slashed, the rest is refunded.
     """
     job: Job = self._jobs[job_id]
-    assert job.status != STATUS_NONE, "cancel: unknown job"
-    assert job.requester == msg.sender, "cancel: caller is not the requester"
+    self._req(job.status != STATUS_NONE, "cancel: unknown job")
+    self._req(job.requester == msg.sender, "cancel: caller is not the requester")
     slots: DynArray[Assignment, MAX_SLOTS] = []
     payouts: DynArray[uint256, MAX_SLOTS] = []
     paid: uint256 = 0
     if job.status != STATUS_OPEN:
-        assert (
+        self._req((
             job.status == STATUS_ASSIGNED
             or job.status == STATUS_TIEBREAK
             or job.status == STATUS_REVIEW
-        ), "cancel: job has ended"
+        ), "cancel: job has ended")
+        # A dispute is settled by its re-execution, not withdrawn.
+        self._req(
+            job.status != STATUS_TIEBREAK or job.redundancy >= 2, "cancel: job under dispute"
+        )
         if job.status == STATUS_TIEBREAK:
-            assert not self._tiebreak_revealed(
+            self._req(not self._tiebreak_revealed(
                 job_id, job.redundancy
-            ), "cancel: a result was revealed"
+            ), "cancel: a result was revealed")
         else:
-            assert job.reveals == 0, "cancel: a result was revealed"
+            self._req(job.reveals == 0, "cancel: a result was revealed")
         slots = self._assignments[job_id]
         for i: uint256 in range(MAX_SLOTS):
             if i >= len(slots):
                 break
             a: Assignment = slots[i]
-            hours: uint256 = min((block.timestamp - a.assigned_at + 3599) // 3600, job.max_hours)
-            amount: uint256 = hours * a.price_per_hour
+            seconds: uint256 = min(block.timestamp - a.assigned_at, job.max_hours * 3600)
+            amount: uint256 = seconds * a.price_per_hour // 3600
             self._assignments[job_id][i].paid = amount
-            self._providers[a.provider].active_jobs -= 1
+            extcall PROVIDERS.release(job_id, a.provider, OUTCOME_NONE)
             paid += amount
             payouts.append(amount)
-            log ProviderPaidForTime(job_id=job_id, provider=a.provider, hours=hours, amount=amount)
+            log ProviderPaidForTime(
+                job_id=job_id, provider=a.provider, seconds=seconds, amount=amount
+            )
     refund: uint256 = job.escrow - paid
     self._jobs[job_id].status = STATUS_CANCELLED
     self._jobs[job_id].escrow = 0
@@ -834,30 +753,32 @@ def close_auction(job_id: uint256):
             cheapest such bid wins slot k, paid from the reserve; no such bid: DISPUTED.
     """
     job: Job = self._jobs[job_id]
-    assert job.status != STATUS_NONE, "close: unknown job"
+    self._req(job.status != STATUS_NONE, "close: unknown job")
     # The first slot to fill: 0, or k in a tie-break (whose auction fills one slot).
     base: uint256 = len(self._assignments[job_id])
-    assert job.status == STATUS_OPEN or (
+    self._req(job.status == STATUS_OPEN or (
         job.status == STATUS_TIEBREAK and base == job.redundancy
-    ), "close: job not open"
+    ), "close: job not open")
     wanted: uint256 = job.redundancy
     if base != 0:
         wanted = 1
     early: bool = block.timestamp < job.bid_deadline
-    assert not early or msg.sender == job.requester, "close: bidding still open"
-    assert block.timestamp < job.deadline, "close: deadline passed (expire it)"
+    self._req(not early or msg.sender == job.requester, "close: bidding still open")
+    self._req(block.timestamp < job.deadline, "close: deadline passed (expire it)")
 
     bids: DynArray[Bid, MAX_BIDS] = self._bids[job_id]
     available: DynArray[bool, MAX_BIDS] = []
     reps: DynArray[int256, MAX_BIDS] = []
     eligible: uint256 = 0
     for b: Bid in bids:
-        ok: bool = self._providers[b.provider].stake >= MIN_STAKE
+        ok: bool = False
+        rep: int256 = 0
+        ok, rep = staticcall PROVIDERS.standing(b.provider)
         available.append(ok)
-        reps.append(self._reputation(b.provider))
+        reps.append(rep)
         if ok:
             eligible += 1
-    assert not early or eligible >= wanted, "close: too few eligible bids"
+    self._req(not early or eligible >= wanted, "close: too few eligible bids")
 
     if eligible < wanted:
         if base != 0:
@@ -901,15 +822,16 @@ def close_auction(job_id: uint256):
                 price_per_hour=winner.price_per_hour,
                 commitment=empty(bytes32),
                 output_hash=empty(bytes32),
-                hours_used=0,
+                seconds_used=0,
                 revealed=False,
                 paid=0,
                 assigned_at=block.timestamp,
+                committed_at=0,
             )
         )
         self._slot_of[job_id][winner.provider] = slot + 1
         self._bid_round[job_id][winner.provider] = 2
-        self._providers[winner.provider].active_jobs += 1
+        extcall PROVIDERS.lock(winner.provider)
         needed += winner.price_per_hour * job.max_hours
         log ProviderAssigned(
             job_id=job_id, provider=winner.provider, slot=slot, price_per_hour=winner.price_per_hour
@@ -948,18 +870,19 @@ def commit_result(job_id: uint256, commitment: bytes32):
             both 32 bytes.
     """
     job: Job = self._jobs[job_id]
-    assert job.status != STATUS_NONE, "commit: unknown job"
+    self._req(job.status != STATUS_NONE, "commit: unknown job")
     slot: uint256 = self._slot_of[job_id][msg.sender]
-    assert slot != 0, "commit: caller not assigned"
+    self._req(slot != 0, "commit: caller not assigned")
     # In a tie-break only the tie-break provider (slot k) is still running the job.
     tiebreak: bool = job.status == STATUS_TIEBREAK
-    assert (
+    self._req((
         job.status == STATUS_ASSIGNED or (tiebreak and slot > job.redundancy)
-    ), "commit: job not running"
-    assert block.timestamp < job.deadline, "commit: deadline passed"
-    assert commitment != empty(bytes32), "commit: commitment is zero"
-    assert self._assignments[job_id][slot - 1].commitment == empty(bytes32), "commit: already committed"
+    ), "commit: job not running")
+    self._req(block.timestamp < job.deadline, "commit: deadline passed")
+    self._req(commitment != empty(bytes32), "commit: commitment is zero")
+    self._req(self._assignments[job_id][slot - 1].commitment == empty(bytes32), "commit: already committed")
     self._assignments[job_id][slot - 1].commitment = commitment
+    self._assignments[job_id][slot - 1].committed_at = block.timestamp
     commits: uint256 = job.commits + 1
     self._jobs[job_id].commits = commits
     reveal_deadline: uint256 = 0
@@ -973,38 +896,39 @@ def commit_result(job_id: uint256, commitment: bytes32):
 
 @external
 @nonreentrant
-def reveal_result(job_id: uint256, output_hash: bytes32, salt: bytes32, hours_used: uint256):
+def reveal_result(job_id: uint256, output_hash: bytes32, salt: bytes32, seconds_used: uint256):
     """
     @notice Reveal a committed result. Open once every assigned provider has committed,
             or from the deadline on, for `REVEAL_WINDOW` seconds; the tie-break
             provider's reveal opens at its commitment, for `REVEAL_WINDOW` seconds.
-            `hours_used` is the metered time claimed; payment is capped at the job's
-            `max_hours`. With k = 1 the reveal starts the dispute window.
+            `seconds_used` is the metered time claimed; payment is capped by the time
+            from assignment to commitment and by the job's `max_hours`. With k = 1 the
+            reveal starts the dispute window.
     """
     job: Job = self._jobs[job_id]
-    assert job.status != STATUS_NONE, "reveal: unknown job"
+    self._req(job.status != STATUS_NONE, "reveal: unknown job")
     slot: uint256 = self._slot_of[job_id][msg.sender]
-    assert slot != 0, "reveal: caller not assigned"
+    self._req(slot != 0, "reveal: caller not assigned")
     tiebreak: bool = job.status == STATUS_TIEBREAK
-    assert (
+    self._req((
         job.status == STATUS_ASSIGNED or (tiebreak and slot > job.redundancy)
-    ), "reveal: job not running"
+    ), "reveal: job not running")
     a: Assignment = self._assignments[job_id][slot - 1]
-    assert a.commitment != empty(bytes32), "reveal: nothing committed"
-    assert not a.revealed, "reveal: already revealed"
-    assert (
+    self._req(a.commitment != empty(bytes32), "reveal: nothing committed")
+    self._req(not a.revealed, "reveal: already revealed")
+    self._req((
         tiebreak or job.commits == job.redundancy or block.timestamp >= job.deadline
-    ), "reveal: commit phase still open"
-    assert block.timestamp < self._reveal_deadline(job), "reveal: reveal window closed"
-    assert keccak256(concat(output_hash, salt)) == a.commitment, "reveal: does not match commitment"
+    ), "reveal: commit phase still open")
+    self._req(block.timestamp < self._reveal_deadline(job), "reveal: reveal window closed")
+    self._req(keccak256(concat(output_hash, salt)) == a.commitment, "reveal: does not match commitment")
     self._assignments[job_id][slot - 1].revealed = True
     self._assignments[job_id][slot - 1].output_hash = output_hash
-    self._assignments[job_id][slot - 1].hours_used = hours_used
+    self._assignments[job_id][slot - 1].seconds_used = seconds_used
     self._jobs[job_id].reveals = job.reveals + 1
     log ResultRevealed(
-        job_id=job_id, provider=msg.sender, output_hash=output_hash, hours_used=hours_used
+        job_id=job_id, provider=msg.sender, output_hash=output_hash, seconds_used=seconds_used
     )
-    if job.redundancy == 1:
+    if job.redundancy == 1 and not tiebreak:
         review_deadline: uint256 = block.timestamp + DISPUTE_WINDOW
         self._jobs[job_id].status = STATUS_REVIEW
         self._jobs[job_id].review_deadline = review_deadline
@@ -1015,31 +939,14 @@ def reveal_result(job_id: uint256, output_hash: bytes32, salt: bytes32, hours_us
 
 
 @internal
-def _slash(job_id: uint256, provider: address, reason: uint8) -> uint256:
-    """Take SLASH_FRACTION_BPS of the provider's stake (state only; the caller pays it
-    to the requester) and count it against the provider's reputation."""
-    stake: uint256 = self._providers[provider].stake
-    amount: uint256 = stake * SLASH_FRACTION_BPS // BPS
-    self._providers[provider].stake = stake - amount
-    self.total_staked -= amount
-    if reason == SLASH_NO_RESULT:
-        self._providers[provider].failed += 1
-    else:
-        self._providers[provider].slashed += 1
-    log ProviderSlashed(
-        job_id=job_id, provider=provider, amount=amount, reason=reason, stake=stake - amount
-    )
-    return amount
-
-
-@internal
 def _pay_slot(job_id: uint256, slot: uint256, a: Assignment, max_hours: uint256) -> uint256:
     """Record the payment of an assignment (state only) and return its amount."""
-    hours: uint256 = min(a.hours_used, max_hours)
-    amount: uint256 = hours * a.price_per_hour
+    # Never more time than passed between assignment and commitment, nor max_hours.
+    seconds: uint256 = min(min(a.seconds_used, a.committed_at - a.assigned_at), max_hours * 3600)
+    amount: uint256 = seconds * a.price_per_hour // 3600
     self._assignments[job_id][slot].paid = amount
-    self._providers[a.provider].completed += 1
-    log ProviderPaid(job_id=job_id, provider=a.provider, hours=hours, amount=amount)
+    extcall PROVIDERS.release(job_id, a.provider, OUTCOME_PAID)
+    log ProviderPaid(job_id=job_id, provider=a.provider, seconds=seconds, amount=amount)
     return amount
 
 
@@ -1055,9 +962,67 @@ def _tiebreak_over(job_id: uint256, job: Job) -> bool:
 
 
 @internal
+def _settle_dispute(job_id: uint256, job: Job):
+    """End a disputed k = 1 job by the re-execution (slot 1), if it revealed a result:
+    a different hash proves the requester right, the same hash the provider."""
+    slots: DynArray[Assignment, MAX_SLOTS] = self._assignments[job_id]
+    a: Assignment = slots[0]
+    bond: uint256 = job.max_price_per_hour * job.max_hours
+    check_pay: uint256 = 0
+    compensation: uint256 = 0
+    evidence: bool = False
+    if len(slots) > 1:
+        if slots[1].revealed:
+            evidence = True
+            check_pay = self._pay_slot(job_id, 1, slots[1], job.max_hours)
+        else:
+            compensation = extcall PROVIDERS.release(job_id, slots[1].provider, SLASH_NO_RESULT)
+    requester_right: bool = evidence and slots[1].output_hash != a.output_hash
+    provider_pay: uint256 = 0
+    if requester_right:
+        compensation += extcall PROVIDERS.release(job_id, a.provider, SLASH_REJECTED)
+    else:
+        provider_pay = self._pay_slot(job_id, 0, a, job.max_hours)
+        if evidence:
+            # The false dispute's bond, less the re-execution it paid, to the provider.
+            provider_pay += bond - check_pay
+            self._assignments[job_id][0].paid = provider_pay
+    refund: uint256 = job.escrow - check_pay - provider_pay
+    self._jobs[job_id].escrow = 0
+    self.escrowed -= job.escrow
+    log DisputeSettled(
+        job_id=job_id, requester_right=requester_right, evidence=evidence, provider_paid=provider_pay
+    )
+    if requester_right:
+        self._jobs[job_id].status = STATUS_REJECTED
+        log JobRejected(
+            job_id=job_id, requester=job.requester, refund=refund, compensation=compensation
+        )
+    else:
+        self._jobs[job_id].status = STATUS_COMPLETED
+        self._jobs[job_id].result_hash = a.output_hash
+        log JobCompleted(
+            job_id=job_id,
+            requester=job.requester,
+            result_hash=a.output_hash,
+            paid=provider_pay + check_pay,
+            refund=refund,
+            compensation=compensation,
+        )
+    self._pay(a.provider, provider_pay)
+    if len(slots) > 1:
+        self._pay(slots[1].provider, check_pay)
+    self._pay(job.requester, refund + compensation)
+
+
+@internal
 def _settle_all(job_id: uint256, job: Job):
     """Count every revealed result of a k >= 2 job. A strict majority: COMPLETED. A tie
-    in the first round before the deadline: TIEBREAK. Otherwise DISPUTED."""
+    in the first round before the deadline: TIEBREAK. Otherwise DISPUTED. A disputed
+    k = 1 job: by its re-execution (_settle_dispute)."""
+    if job.redundancy == 1:
+        self._settle_dispute(job_id, job)
+        return
     slots: DynArray[Assignment, MAX_SLOTS] = self._assignments[job_id]
     best: bytes32 = empty(bytes32)
     best_votes: uint256 = 0
@@ -1089,15 +1054,16 @@ def _settle_all(job_id: uint256, job: Job):
         if i >= len(slots):
             break
         a: Assignment = slots[i]
-        self._providers[a.provider].active_jobs -= 1
         amount: uint256 = 0
         if not a.revealed:
-            compensation += self._slash(job_id, a.provider, SLASH_NO_RESULT)
+            compensation += extcall PROVIDERS.release(job_id, a.provider, SLASH_NO_RESULT)
         elif majority and a.output_hash == best:
             amount = self._pay_slot(job_id, i, a, job.max_hours)
             paid += amount
         elif majority:
-            compensation += self._slash(job_id, a.provider, SLASH_WRONG_RESULT)
+            compensation += extcall PROVIDERS.release(job_id, a.provider, SLASH_WRONG_RESULT)
+        else:
+            extcall PROVIDERS.release(job_id, a.provider, OUTCOME_NONE)
         payouts.append(amount)
 
     refund: uint256 = job.escrow - paid
@@ -1140,23 +1106,22 @@ def settle(job_id: uint256):
             refunded, only non-revealers slashed.
     """
     job: Job = self._jobs[job_id]
-    assert job.status != STATUS_NONE, "settle: unknown job"
+    self._req(job.status != STATUS_NONE, "settle: unknown job")
     if job.status == STATUS_TIEBREAK:
-        assert self._tiebreak_over(job_id, job), "settle: tie-break still running"
+        self._req(self._tiebreak_over(job_id, job), "settle: tie-break still running")
     else:
-        assert job.status == STATUS_ASSIGNED, "settle: job not running"
-        assert job.redundancy >= 2, "settle: single-provider job"
-        assert job.reveals != 0, "settle: nothing revealed"
-        assert (
+        self._req(job.status == STATUS_ASSIGNED, "settle: job not running")
+        self._req(job.redundancy >= 2, "settle: single-provider job")
+        self._req(job.reveals != 0, "settle: nothing revealed")
+        self._req((
             job.reveals == job.redundancy or block.timestamp >= self._reveal_deadline(job)
-        ), "settle: reveals still open"
+        ), "settle: reveals still open")
     self._settle_all(job_id, job)
 
 
 @internal
 def _complete_single(job_id: uint256, job: Job):
     a: Assignment = self._assignments[job_id][0]
-    self._providers[a.provider].active_jobs -= 1
     amount: uint256 = self._pay_slot(job_id, 0, a, job.max_hours)
     refund: uint256 = job.escrow - amount
     self._jobs[job_id].status = STATUS_COMPLETED
@@ -1182,9 +1147,9 @@ def accept(job_id: uint256):
     @notice Accept a k = 1 job's revealed result (requester only): the provider is paid.
     """
     job: Job = self._jobs[job_id]
-    assert job.status != STATUS_NONE, "accept: unknown job"
-    assert job.requester == msg.sender, "accept: caller is not the requester"
-    assert job.status == STATUS_REVIEW, "accept: job not under review"
+    self._req(job.status != STATUS_NONE, "accept: unknown job")
+    self._req(job.requester == msg.sender, "accept: caller is not the requester")
+    self._req(job.status == STATUS_REVIEW, "accept: job not under review")
     self._complete_single(job_id, job)
 
 
@@ -1195,9 +1160,9 @@ def finalize(job_id: uint256):
     @notice Accept a k = 1 job's result once its dispute window is over (anyone).
     """
     job: Job = self._jobs[job_id]
-    assert job.status != STATUS_NONE, "finalize: unknown job"
-    assert job.status == STATUS_REVIEW, "finalize: job not under review"
-    assert block.timestamp >= job.review_deadline, "finalize: dispute window open"
+    self._req(job.status != STATUS_NONE, "finalize: unknown job")
+    self._req(job.status == STATUS_REVIEW, "finalize: job not under review")
+    self._req(block.timestamp >= job.review_deadline, "finalize: dispute window open")
     self._complete_single(job_id, job)
 
 
@@ -1205,25 +1170,31 @@ def finalize(job_id: uint256):
 @nonreentrant
 def dispute(job_id: uint256):
     """
-    @notice Reject a k = 1 job's result within the dispute window (requester only): the
-            provider is slashed (to the requester) and the escrow refunded. A real
-            deployment would send this to an arbiter; see the contract notice.
+    @notice Challenge a k = 1 job's result within the dispute window (requester only),
+            posting a bond of `max_price_per_hour * max_hours` (the caller must have
+            approved this contract for it). Another staked provider re-executes the job,
+            picked by the tie-break auction (status TIEBREAK, slot 1); see the contract
+            notice for who pays whom.
     """
     job: Job = self._jobs[job_id]
-    assert job.status != STATUS_NONE, "dispute: unknown job"
-    assert job.requester == msg.sender, "dispute: caller is not the requester"
-    assert job.status == STATUS_REVIEW, "dispute: job not under review"
-    assert block.timestamp < job.review_deadline, "dispute: dispute window over"
-    provider: address = self._assignments[job_id][0].provider
-    self._providers[provider].active_jobs -= 1
-    compensation: uint256 = self._slash(job_id, provider, SLASH_REJECTED)
-    self._jobs[job_id].status = STATUS_REJECTED
-    self._jobs[job_id].escrow = 0
-    self.escrowed -= job.escrow
-    log JobRejected(
-        job_id=job_id, requester=msg.sender, refund=job.escrow, compensation=compensation
-    )
-    self._pay(msg.sender, job.escrow + compensation)
+    self._req(job.status != STATUS_NONE, "dispute: unknown job")
+    self._req(job.requester == msg.sender, "dispute: caller is not the requester")
+    self._req(job.status == STATUS_REVIEW, "dispute: job not under review")
+    self._req(block.timestamp < job.review_deadline, "dispute: dispute window over")
+    bond: uint256 = job.max_price_per_hour * job.max_hours
+    bid_deadline: uint256 = block.timestamp + BID_WINDOW
+    # The re-execution gets the whole hour cap after its auction, past the old deadline.
+    deadline: uint256 = max(job.deadline, bid_deadline + job.max_hours * 3600)
+    self._jobs[job_id].status = STATUS_TIEBREAK
+    self._jobs[job_id].escrow = job.escrow + bond
+    self._jobs[job_id].bid_deadline = bid_deadline
+    self._jobs[job_id].deadline = deadline
+    self._jobs[job_id].reveal_deadline = 0
+    self._bids[job_id] = []
+    self.escrowed += bond
+    log DisputeOpened(job_id=job_id, requester=msg.sender, bond=bond, deadline=deadline)
+    log TieBreakStarted(job_id=job_id, requester=msg.sender, bid_deadline=bid_deadline)
+    self._pull(msg.sender, bond)
 
 
 @external
@@ -1238,11 +1209,11 @@ def expire(job_id: uint256):
             reveal window over) ends DISPUTED, exactly as `settle` would end it.
     """
     job: Job = self._jobs[job_id]
-    assert job.status != STATUS_NONE, "expire: unknown job"
-    assert (
+    self._req(job.status != STATUS_NONE, "expire: unknown job")
+    self._req((
         job.status == STATUS_OPEN or job.status == STATUS_ASSIGNED or job.status == STATUS_TIEBREAK
-    ), "expire: job not running"
-    assert block.timestamp >= job.deadline, "expire: deadline not reached"
+    ), "expire: job not running")
+    self._req(block.timestamp >= job.deadline, "expire: deadline not reached")
     if job.status != STATUS_OPEN:
         revealed: bool = job.reveals != 0
         committed: bool = job.commits != 0
@@ -1250,10 +1221,10 @@ def expire(job_id: uint256):
             # Only the tie-break provider's result counts here (the first round tied).
             revealed = self._tiebreak_revealed(job_id, job.redundancy)
             committed = job.reveal_deadline != 0
-        assert not revealed, "expire: a result was revealed (settle it)"
-        assert (
+        self._req(not revealed, "expire: a result was revealed (settle it)")
+        self._req((
             not committed or block.timestamp >= self._reveal_deadline(job)
-        ), "expire: reveal window open"
+        ), "expire: reveal window open")
     if job.status == STATUS_TIEBREAK:
         # As settle would end it: DISPUTED, non-revealers slashed, escrow refunded.
         self._settle_all(job_id, job)
@@ -1261,8 +1232,7 @@ def expire(job_id: uint256):
     compensation: uint256 = 0
     if job.status == STATUS_ASSIGNED:
         for a: Assignment in self._assignments[job_id]:
-            self._providers[a.provider].active_jobs -= 1
-            compensation += self._slash(job_id, a.provider, SLASH_NO_RESULT)
+            compensation += extcall PROVIDERS.release(job_id, a.provider, SLASH_NO_RESULT)
     self._jobs[job_id].status = STATUS_EXPIRED
     self._jobs[job_id].escrow = 0
     self.escrowed -= job.escrow
@@ -1302,33 +1272,6 @@ def job_assignments(job_id: uint256) -> DynArray[Assignment, MAX_SLOTS]:
             is the tie-break provider.
     """
     return self._assignments[job_id]
-
-
-@view
-@external
-def provider_info(provider: address) -> Provider:
-    """
-    @notice A provider's stake, lock count and reputation counters.
-    """
-    return self._providers[provider]
-
-
-@view
-@external
-def offer_info(provider: address) -> Offer:
-    """
-    @notice A provider's current offer (`posted` is False if none).
-    """
-    return self._offers[provider]
-
-
-@view
-@external
-def reputation(provider: address) -> int256:
-    """
-    @notice completed - failed - 2 * slashed.
-    """
-    return self._reputation(provider)
 
 
 @view

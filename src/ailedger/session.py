@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         AuditAnchorClient,
         ComputeMarketClient,
         ComputePolicyClient,
+        ComputeProvidersClient,
         ContractClient,
         DataMarketClient,
         KeyRegistryClient,
@@ -125,6 +126,13 @@ class Session:
         from ailedger.chain.contracts import ComputeMarketClient
 
         return self._bind(ComputeMarketClient)
+
+    @cached_property
+    def compute_providers(self) -> ComputeProvidersClient:
+        """The compute market's providers: stakes, offers, reputation."""
+        from ailedger.chain.contracts import ComputeProvidersClient
+
+        return self._bind(ComputeProvidersClient)
 
     @cached_property
     def compute_policy(self) -> ComputePolicyClient:

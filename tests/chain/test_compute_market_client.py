@@ -8,7 +8,7 @@ import time
 from tests.conftest import ChainUnderTest
 
 from ailedger.chain.compiler import compile_contract
-from ailedger.chain.contracts import TokenClient
+from ailedger.chain.contracts import ComputeProvidersClient, TokenClient
 from ailedger.chain.contracts.compute_market import (
     ComputeMarketClient,
     JobStatus,
@@ -37,6 +37,7 @@ def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
         )
         token.faucet(1_000 * AIL)
         token.approve(deployment.address("ComputeMarket"), 1_000 * AIL)
+        token.approve(deployment.address("ComputeProviders"), 1_000 * AIL)
         clients[who.address] = ComputeMarketClient(
             web3,
             deployment.address("ComputeMarket"),
@@ -44,9 +45,15 @@ def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
             who,
         )
     as_provider, as_requester = clients[provider.address], clients[requester.address]
+    providers = ComputeProvidersClient(
+        web3,
+        deployment.address("ComputeProviders"),
+        compile_contract("ComputeProviders", contract_cache).abi,
+        provider,
+    )
 
-    as_provider.register_provider(COMPUTE_MIN_STAKE)
-    as_provider.post_offer(2, 4096, "", 0, 3 * AIL, True)
+    providers.register_provider(COMPUTE_MIN_STAKE)
+    providers.post_offer(2, 4096, "", 0, 3 * AIL, True)
     terms = JobTerms(
         bundle_hash=b"\x42" * 32,
         cpu_cores=1,
@@ -67,7 +74,7 @@ def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
 
     output, salt = b"\x07" * 32, new_salt()
     as_provider.commit_result(job_id, output, salt)
-    as_provider.reveal_result(job_id, output, salt, 1)
+    as_provider.reveal_result(job_id, output, salt, 3600)  # claims an hour
     assert as_requester.job(job_id).status == JobStatus.REVIEW  # type: ignore[union-attr]
     token = TokenClient(
         web3, deployment.address("Token"), compile_contract("Token", contract_cache).abi, None
@@ -77,8 +84,13 @@ def test_a_job_is_auctioned_run_revealed_accepted_and_paid(
     record = as_requester.job(job_id)
     assert record is not None and record.status == JobStatus.COMPLETED
     assert record.result_hash == output
-    assert token.balance_of(provider.address) == before + 3 * AIL  # one hour at 3 AIL
-    assert as_requester.provider(provider.address)["completed"] == 1
+    # Paid by the second for the time that passed before the commitment, not the hour claimed.
+    [slot] = as_requester.assignments(job_id)
+    worked = slot["committed_at"] - slot["assigned_at"]
+    assert worked < 60 and slot["seconds_used"] == 3600
+    assert slot["paid"] == worked * 3 * AIL // 3600
+    assert token.balance_of(provider.address) == before + slot["paid"]
+    assert providers.provider(provider.address)["completed"] == 1
 
 
 def test_max_cost_includes_the_tie_break_reserve_for_k_of_two_or_more() -> None:

@@ -102,6 +102,7 @@ def test_token_lifecycle_through_the_cli(
         "AuditAnchor",
         "ComputeMarket",
         "ComputePolicy",
+        "ComputeProviders",
     }
     assert status["market_windows"] == {"bid_s": 2, "reveal_s": 300, "dispute_s": 600}
 
@@ -213,7 +214,12 @@ def test_demo_runs_end_to_end(
     assert "imported 25 patients" in out and "research-consented records" in out
     assert "(found on chain): ok: 5 results" in out and "match score 1.00" in out
     assert "incoming MME query from" in out
-    assert "the GPU owner earned 2 AIL" in out and "accuracy 0.9" in out
+    # Billed by the second the job ran on chain, a few seconds of a 2 AIL hour.
+    earned = re.search(r"the GPU owner earned ([0-9.]+) AIL \(([0-9]+) s at its 2 AIL", out)
+    assert earned is not None and "accuracy 0.9" in out
+    assert 0 <= float(earned[1]) < 2 and float(earned[1]) == pytest.approx(
+        int(earned[2]) * 2 / 3600, abs=1e-6
+    )
     assert re.search(r'released result: \{"by_gene": \{"KMT2D": [0-9.]+', out)
     assert "a job that copies the rows gets nothing out: withheld:" in out
     assert "audit log holds 2 compute-read entries" in out

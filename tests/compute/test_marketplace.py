@@ -241,30 +241,38 @@ def test_a_job_runs_is_checked_and_paid(world: World) -> None:
     text = "".join(t for _, t in logs(world.requester, job_id))
     assert "computed" in text and "stopped: ok" in text  # logs streamed back, decrypted
     world.requester.compute_market.accept(job_id)
-    assert world.balance(cheap) - before_p == 1 * AIL  # one hour at its own bid
-    assert before_r - world.balance(world.requester) == 1 * AIL  # the rest came back
+    # Billed by the second at its own bid of 1 AIL an hour, for no more time than passed
+    # on chain between its assignment and its commitment (it used to be one whole hour).
+    (slot,) = world.requester.compute_market.assignments(job_id)
+    seconds = min(slot["seconds_used"], slot["committed_at"] - slot["assigned_at"])
+    assert slot["paid"] == seconds * AIL // 3600 and seconds < 600
+    assert world.balance(cheap) - before_p == slot["paid"]
+    assert before_r - world.balance(world.requester) == slot["paid"]  # the rest came back
 
 
 def test_matching_results_settle_k2(world: World) -> None:
     job_id = world.submit(world.bundle("sum2", SUM_JOB, k=2))
     assert world.wait(job_id, JobStatus.COMPLETED) == JobStatus.COMPLETED
-    paid = {a["provider"]: a["paid"] for a in status(world.requester, job_id)["assignments"]}
-    assert len(paid) == 2 and all(v > 0 for v in paid.values())
+    slots = world.requester.compute_market.assignments(job_id)
+    assert len(slots) == 2 and all(a["revealed"] for a in slots)
+    for a in slots:  # both paid, by the second
+        worked = min(a["seconds_used"], a["committed_at"] - a["assigned_at"])
+        assert a["paid"] == worked * a["price_per_hour"] // 3600
     fetch_result(world.requester, job_id, world.tmp / f"out-{job_id}")
 
 
 @embedded_only
 def test_a_cheating_provider_loses_the_tiebreak_and_is_slashed(world: World) -> None:
-    market = world.requester.compute_market
+    providers = world.requester.compute_providers
     cheater = world.providers["cheater"].session
-    stake_before = market.provider(cheater.address)["stake"]
+    stake_before = providers.provider(cheater.address)["stake"]
     job_id = world.submit(world.bundle("tamper", SUM_JOB, k=2, tamper=True))
     assert world.wait(job_id, JobStatus.COMPLETED, JobStatus.DISPUTED) == JobStatus.COMPLETED
     slots = {a["provider"]: a for a in status(world.requester, job_id)["assignments"]}
     assert len(slots) == 3  # the two first, and the tie-break run
     assert slots[cheater.address]["paid"] == 0
-    assert market.provider(cheater.address)["slashed"] >= 1
-    assert market.provider(cheater.address)["stake"] == stake_before * (1 - SLASH_FRACTION)
+    assert providers.provider(cheater.address)["slashed"] >= 1
+    assert providers.provider(cheater.address)["stake"] == stake_before * (1 - SLASH_FRACTION)
     fetch_result(world.requester, job_id, world.tmp / f"out-{job_id}")
     assert not (world.tmp / f"out-{job_id}" / "forged.txt").exists()
 
@@ -350,14 +358,14 @@ def test_a_provider_that_dies_mid_job_leaves_a_refund(world: World) -> None:
     what, _ = cancel(world.requester, job_id)
     assert what == "cancelled"
     assert market.job(job_id).status == JobStatus.CANCELLED  # type: ignore[union-attr]
-    # Paid for the hours it started (none if cancelled within the assignment's second:
-    # block time has whole seconds), the rest refunded, not slashed, nothing locked.
+    # Paid by the second since its assignment at its 1 AIL an hour (whole seconds of
+    # block time), the rest refunded, not slashed, nothing locked.
     (slot,) = market.assignments(job_id)
-    assert slot["paid"] in (0, 1 * AIL)
+    assert any(slot["paid"] == sec * AIL // 3600 for sec in range(600)), slot["paid"]
     assert before - world.balance(world.requester) == slot["paid"]
     assert market.job(job_id).escrow == 0  # type: ignore[union-attr]
-    assert market.provider(cheap.session.address)["active_jobs"] == 0
-    assert market.provider(cheap.session.address)["slashed"] == 0
+    assert world.requester.compute_providers.provider(cheap.session.address)["active_jobs"] == 0
+    assert world.requester.compute_providers.provider(cheap.session.address)["slashed"] == 0
     world.providers["cheap"] = _start(cheap.session, cheap.agent.sandbox, 1 * AIL, world.jobs_dir)
 
 

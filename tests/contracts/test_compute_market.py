@@ -60,21 +60,34 @@ def _commitment(output: bytes, salt: bytes = SALT) -> bytes:
     return keccak(output + salt)
 
 
+# Each market's ComputeProviders, by market address (the same object, so its get_logs()
+# shows its last call).
+_REGISTRIES: dict[str, VyperContract] = {}
+
+
 def _deploy_market(token: str, slash_bps: int = SLASH_BPS) -> VyperContract:
-    """A market with its own DataMarket and ComputePolicy (reachable through
-    DATA_MARKET() and COMPUTE_POLICY())."""
+    """A market with its own DataMarket, ComputePolicy and ComputeProviders (reachable
+    through DATA_MARKET(), COMPUTE_POLICY() and _reg(market))."""
     data = _deployer("DataMarket").deploy(token)
     policy = _deployer("ComputePolicy").deploy(data.address)
-    return _deployer("ComputeMarket").deploy(
+    registry = _deployer("ComputeProviders").deploy(token, MIN_STAKE, slash_bps)
+    market = _deployer("ComputeMarket").deploy(
         token,
         data.address,
         policy.address,
-        MIN_STAKE,
+        registry.address,
         BID_WINDOW,
         REVEAL_WINDOW,
         DISPUTE_WINDOW,
-        slash_bps,
     )
+    registry.bind_market(market.address)
+    _REGISTRIES[str(market.address)] = registry
+    return market
+
+
+def _reg(market: VyperContract) -> VyperContract:
+    """The market's ComputeProviders: stakes, offers, reputation."""
+    return _REGISTRIES[str(market.address)]
 
 
 @pytest.fixture
@@ -93,6 +106,7 @@ def _fund(
     token.transfer(who, amount)
     with boa.env.prank(who):
         token.approve(market.address, MAX_UINT)
+        token.approve(_reg(market).address, MAX_UINT)
 
 
 @pytest.fixture
@@ -117,8 +131,8 @@ def _provider(
     account = boa.env.generate_address(name)
     _fund(token, market, account)
     with boa.env.prank(account):
-        market.register_provider(stake)
-        market.post_offer(cpu, ram, gpu, gpu_mem, PRICE, confined)
+        _reg(market).register_provider(stake)
+        _reg(market).post_offer(cpu, ram, gpu, gpu_mem, PRICE, confined)
     return account
 
 
@@ -167,15 +181,20 @@ def _commit(market: VyperContract, who: Any, job_id: int, output: bytes = OUT) -
 def _reveal(
     market: VyperContract, who: Any, job_id: int, output: bytes = OUT, hours: int = 4
 ) -> None:
+    """Reveal, claiming ``hours`` of work (in seconds, as the contract bills)."""
     with boa.env.prank(who):
-        market.reveal_result(job_id, output, SALT, hours)
+        market.reveal_result(job_id, output, SALT, hours * HOUR)
 
 
-def _assigned_job(market: VyperContract, alice: Any, provs: list[Any], k: int, **kw: Any) -> int:
+def _assigned_job(
+    market: VyperContract, alice: Any, provs: list[Any], k: int, work: int = 0, **kw: Any
+) -> int:
+    """A job won by the first k providers, ``work`` seconds after its auction closed."""
     job_id = _post(market, alice, redundancy=k, **kw)
     for p in provs[:k]:
         _bid(market, p, job_id)
     _close(market, job_id)
+    boa.env.time_travel(seconds=work)
     return job_id
 
 
@@ -193,13 +212,16 @@ def _by_name(logs: list[Any], name: str) -> list[Any]:
 def test_constructor(market: VyperContract, token: VyperContract) -> None:
     assert market.TOKEN() == token.address
     assert market.COMPUTE_POLICY() != market.DATA_MARKET() != token.address
-    assert (market.MIN_STAKE(), market.BID_WINDOW(), market.REVEAL_WINDOW()) == (
+    assert (_reg(market).MIN_STAKE(), market.BID_WINDOW(), market.REVEAL_WINDOW()) == (
         MIN_STAKE,
         BID_WINDOW,
         REVEAL_WINDOW,
     )
-    assert (market.DISPUTE_WINDOW(), market.SLASH_FRACTION_BPS()) == (DISPUTE_WINDOW, SLASH_BPS)
-    assert (market.job_count(), market.escrowed(), market.total_staked()) == (0, 0, 0)
+    assert (market.DISPUTE_WINDOW(), _reg(market).SLASH_FRACTION_BPS()) == (
+        DISPUTE_WINDOW,
+        SLASH_BPS,
+    )
+    assert (market.job_count(), market.escrowed(), _reg(market).total_staked()) == (0, 0, 0)
     assert (market.MAX_REDUNDANCY(), market.MAX_BIDS()) == (5, 32)
     assert (market.MAX_SLOTS(), market.MAX_DATASETS(), market.STATUS_TIEBREAK()) == (6, 4, 9)
 
@@ -207,17 +229,28 @@ def test_constructor(market: VyperContract, token: VyperContract) -> None:
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
-        ((0, 1, 1, 1, 0), "init: min stake is zero"),
-        ((1, 0, 1, 1, 0), "init: bad bid window"),
-        ((1, 366 * DAY, 1, 1, 0), "init: bad bid window"),
-        ((1, 1, 0, 1, 0), "init: bad reveal window"),
-        ((1, 1, 1, 0, 0), "init: bad dispute window"),
-        ((1, 1, 1, 1, 10_001), "init: slash fraction above 100%"),
+        ((0, 1, 1), "init: bad bid window"),
+        ((366 * DAY, 1, 1), "init: bad bid window"),
+        ((1, 0, 1), "init: bad reveal window"),
+        ((1, 1, 0), "init: bad dispute window"),
     ],
 )
 def test_constructor_refusals(token: VyperContract, args: tuple[int, ...], reason: str) -> None:
     with boa.reverts(reason):
-        _deployer("ComputeMarket").deploy(token.address, token.address, token.address, *args)
+        _deployer("ComputeMarket").deploy(
+            token.address, token.address, token.address, token.address, *args
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [((0, 0), "init: min stake is zero"), ((1, 10_001), "init: slash fraction above 100%")],
+)
+def test_providers_constructor_refusals(
+    token: VyperContract, args: tuple[int, ...], reason: str
+) -> None:
+    with boa.reverts(reason):
+        _deployer("ComputeProviders").deploy(token.address, *args)
 
 
 @pytest.mark.parametrize(
@@ -226,13 +259,34 @@ def test_constructor_refusals(token: VyperContract, args: tuple[int, ...], reaso
         (0, "init: token is not a contract"),
         (1, "init: data market is not a contract"),
         (2, "init: compute policy is not a contract"),
+        (3, "init: providers is not a contract"),
     ],
 )
 def test_constructor_rejects_non_contracts(token: VyperContract, which: int, reason: str) -> None:
-    addresses = [token.address] * 3
+    addresses = [token.address] * 4
     addresses[which] = boa.env.generate_address("eoa")
     with boa.reverts(reason):
-        _deployer("ComputeMarket").deploy(*addresses, 1, 1, 1, 1, 0)
+        _deployer("ComputeMarket").deploy(*addresses, 1, 1, 1)
+
+
+def test_only_the_bound_market_locks_pays_and_slashes(
+    market: VyperContract, token: VyperContract, providers: list[Any]
+) -> None:
+    """Stakes move only by their owner or the one market bound by the deployer."""
+    registry = _reg(market)
+    assert registry.market() == market.address
+    with boa.reverts("bind: already bound"):
+        registry.bind_market(market.address)
+    fresh = _deployer("ComputeProviders").deploy(token.address, MIN_STAKE, SLASH_BPS)
+    with boa.env.prank(providers[0]), boa.reverts("bind: caller is not the deployer"):
+        fresh.bind_market(market.address)
+    with boa.reverts("bind: market is not a contract"):
+        fresh.bind_market(providers[0])
+    with boa.env.prank(providers[1]), boa.reverts("providers: caller is not the market"):
+        registry.release(1, providers[0], 3)
+    with boa.env.prank(providers[1]), boa.reverts("providers: caller is not the market"):
+        registry.lock(providers[0])
+    assert registry.provider_info(providers[0]).stake == 2 * MIN_STAKE
 
 
 # ---------------------------------------------------------------- providers
@@ -242,24 +296,24 @@ def test_register_offer_stake(market: VyperContract, token: VyperContract) -> No
     p = boa.env.generate_address("p")
     _fund(token, market, p)
     with boa.env.prank(p), boa.reverts("offer: not a provider"):
-        market.post_offer(8, 1024, "", 0, PRICE, True)
+        _reg(market).post_offer(8, 1024, "", 0, PRICE, True)
     with boa.env.prank(p), boa.reverts("register: stake below minimum"):
-        market.register_provider(MIN_STAKE - 1)
+        _reg(market).register_provider(MIN_STAKE - 1)
     with boa.env.prank(p):
-        market.register_provider(MIN_STAKE)
-    [log] = _by_name(market.get_logs(), "ProviderRegistered")
+        _reg(market).register_provider(MIN_STAKE)
+    [log] = _by_name(_reg(market).get_logs(), "ProviderRegistered")
     assert (log.provider, log.stake) == (p, MIN_STAKE)
-    assert token.balanceOf(market.address) == MIN_STAKE == market.total_staked()
+    assert token.balanceOf(_reg(market).address) == MIN_STAKE == _reg(market).total_staked()
     with boa.env.prank(p), boa.reverts("register: already registered"):
-        market.register_provider(MIN_STAKE)
+        _reg(market).register_provider(MIN_STAKE)
     with boa.env.prank(p), boa.reverts("offer: no cpu cores"):
-        market.post_offer(0, 1024, "", 0, PRICE, True)
+        _reg(market).post_offer(0, 1024, "", 0, PRICE, True)
     with boa.env.prank(p):
-        market.post_offer(8, 1024, "RTX 4090", 24576, PRICE, False)
-    [log] = market.get_logs()
+        _reg(market).post_offer(8, 1024, "RTX 4090", 24576, PRICE, False)
+    [log] = _reg(market).get_logs()
     assert (log.provider, log.cpu_cores, log.ram_mb, log.gpu_model) == (p, 8, 1024, "RTX 4090")
     assert (log.gpu_mem_mb, log.price_per_hour, log.confined) == (24576, PRICE, False)
-    offer = market.offer_info(p)
+    offer = _reg(market).offer_info(p)
     assert (offer.cpu_cores, offer.gpu_model, offer.confined, offer.posted) == (
         8,
         "RTX 4090",
@@ -267,29 +321,29 @@ def test_register_offer_stake(market: VyperContract, token: VyperContract) -> No
         True,
     )
     with boa.env.prank(p):
-        market.add_stake(5 * UNIT)
-    [log] = _by_name(market.get_logs(), "StakeAdded")
+        _reg(market).add_stake(5 * UNIT)
+    [log] = _by_name(_reg(market).get_logs(), "StakeAdded")
     assert (log.provider, log.amount, log.stake) == (p, 5 * UNIT, MIN_STAKE + 5 * UNIT)
     with boa.env.prank(p), boa.reverts("add_stake: amount is zero"):
-        market.add_stake(0)
+        _reg(market).add_stake(0)
     with boa.env.prank(p), boa.reverts("withdraw: amount exceeds stake"):
-        market.withdraw_stake(MIN_STAKE + 5 * UNIT + 1)
+        _reg(market).withdraw_stake(MIN_STAKE + 5 * UNIT + 1)
     with boa.env.prank(p), boa.reverts("withdraw: amount is zero"):
-        market.withdraw_stake(0)
+        _reg(market).withdraw_stake(0)
     before = token.balanceOf(p)
     with boa.env.prank(p):
-        market.withdraw_stake(MIN_STAKE)
-    [log] = _by_name(market.get_logs(), "StakeWithdrawn")
+        _reg(market).withdraw_stake(MIN_STAKE)
+    [log] = _by_name(_reg(market).get_logs(), "StakeWithdrawn")
     assert (log.provider, log.amount, log.stake) == (p, MIN_STAKE, 5 * UNIT)
     assert token.balanceOf(p) == before + MIN_STAKE
-    info = market.provider_info(p)
+    info = _reg(market).provider_info(p)
     assert (info.registered, info.stake, info.active_jobs) == (True, 5 * UNIT, 0)
-    assert market.total_staked() == 5 * UNIT
+    assert _reg(market).total_staked() == 5 * UNIT
     stranger = boa.env.generate_address("stranger")
     with boa.env.prank(stranger), boa.reverts("withdraw: not a provider"):
-        market.withdraw_stake(1)
+        _reg(market).withdraw_stake(1)
     with boa.env.prank(stranger), boa.reverts("add_stake: not a provider"):
-        market.add_stake(1)
+        _reg(market).add_stake(1)
 
 
 def test_register_insufficient_allowance_and_balance(
@@ -298,13 +352,13 @@ def test_register_insufficient_allowance_and_balance(
     p = boa.env.generate_address("poor")
     token.transfer(p, MIN_STAKE - 1)
     with boa.env.prank(p), boa.reverts("transferFrom: amount exceeds allowance"):
-        market.register_provider(MIN_STAKE)
+        _reg(market).register_provider(MIN_STAKE)
     with boa.env.prank(p):
-        token.approve(market.address, MIN_STAKE)
+        token.approve(_reg(market).address, MIN_STAKE)
     with boa.env.prank(p), boa.reverts("transfer: amount exceeds balance"):
-        market.register_provider(MIN_STAKE)
-    assert market.provider_info(p).registered is False
-    assert market.total_staked() == 0
+        _reg(market).register_provider(MIN_STAKE)
+    assert _reg(market).provider_info(p).registered is False
+    assert _reg(market).total_staked() == 0
 
 
 def test_withdraw_locked_while_assigned(
@@ -312,16 +366,16 @@ def test_withdraw_locked_while_assigned(
 ) -> None:
     job_id = _assigned_job(market, alice, providers, 1)
     p = providers[0]
-    assert market.provider_info(p).active_jobs == 1
+    assert _reg(market).provider_info(p).active_jobs == 1
     with boa.env.prank(p), boa.reverts("withdraw: stake locked by active jobs"):
-        market.withdraw_stake(1)
+        _reg(market).withdraw_stake(1)
     _commit(market, p, job_id)
     _reveal(market, p, job_id)
     with boa.env.prank(alice):
         market.accept(job_id)
-    assert market.provider_info(p).active_jobs == 0
+    assert _reg(market).provider_info(p).active_jobs == 0
     with boa.env.prank(p):
-        market.withdraw_stake(1)
+        _reg(market).withdraw_stake(1)
 
 
 # ---------------------------------------------------------------- posting and cancelling
@@ -484,30 +538,30 @@ def test_bid_without_offer_or_stake(
     p = boa.env.generate_address("nooffer")
     _fund(token, market, p)
     with boa.env.prank(p):
-        market.register_provider(MIN_STAKE)
+        _reg(market).register_provider(MIN_STAKE)
     job_id = _post(market, alice)
     with boa.env.prank(p), boa.reverts("bid: no offer"):
         market.bid(job_id, PRICE)
     with boa.env.prank(p):
-        market.post_offer(64, 10**6, "H100", 10**6, PRICE, True)
-        market.withdraw_stake(1)
+        _reg(market).post_offer(64, 10**6, "H100", 10**6, PRICE, True)
+        _reg(market).withdraw_stake(1)
     with boa.env.prank(p), boa.reverts("bid: stake below minimum"):
         market.bid(job_id, PRICE)
     with boa.env.prank(p):
-        market.add_stake(1)
+        _reg(market).add_stake(1)
         market.bid(job_id, PRICE)
 
 
 def test_bid_reputation(market: VyperContract, token: VyperContract, alice: Any) -> None:
     p = _provider(token, market, "rep")
-    assert market.reputation(p) == 0
+    assert _reg(market).reputation(p) == 0
     # p fails a job (no result): failed = 1, reputation -1.
     job_id = _post(market, alice)
     _bid(market, p, job_id)
     _close(market, job_id)
     boa.env.time_travel(seconds=DAY)
     market.expire(job_id)
-    assert market.reputation(p) == -1
+    assert _reg(market).reputation(p) == -1
     picky = _post(market, alice, min_reputation=0)
     with boa.env.prank(p), boa.reverts("bid: reputation too low"):
         market.bid(picky, PRICE)
@@ -541,7 +595,7 @@ def test_close_auction_picks_cheapest_then_reputation_then_earliest(
     _reveal(market, d, warm)
     with boa.env.prank(alice):
         market.accept(warm)
-    assert market.reputation(d) == 1
+    assert _reg(market).reputation(d) == 1
 
     job_id = _post(market, alice, redundancy=3)
     _bid(market, a, job_id, 2 * UNIT)
@@ -581,7 +635,7 @@ def test_close_auction_picks_cheapest_then_reputation_then_earliest(
     job = market.job_info(job_id)
     assert (job.status, job.escrow) == (ASSIGNED, needed)
     assert market.escrowed() == needed
-    assert [market.provider_info(x).active_jobs for x in (a, b, c, d, e)] == [1, 1, 0, 1, 0]
+    assert [_reg(market).provider_info(x).active_jobs for x in (a, b, c, d, e)] == [1, 1, 0, 1, 0]
     with boa.reverts("close: job not open"):
         market.close_auction(job_id)
 
@@ -595,7 +649,7 @@ def test_close_auction_with_too_few_bids_refunds(
     _bid(market, providers[1], job_id)
     # providers[1] drops below the minimum stake before the auction closes: not counted.
     with boa.env.prank(providers[1]):
-        market.withdraw_stake(2 * MIN_STAKE)
+        _reg(market).withdraw_stake(2 * MIN_STAKE)
     _bid(market, providers[2], job_id)
     _close(market, job_id)
     [log] = _by_name(market.get_logs(), "AuctionFailed")
@@ -609,7 +663,7 @@ def test_close_auction_with_too_few_bids_refunds(
     assert market.job_info(job_id).status == CANCELLED
     assert market.escrowed() == 0
     assert market.job_assignments(job_id) == []
-    assert market.provider_info(providers[0]).active_jobs == 0
+    assert _reg(market).provider_info(providers[0]).active_jobs == 0
 
 
 def test_close_auction_after_deadline_refused(
@@ -663,11 +717,11 @@ def test_commit_reveal_refusals(market: VyperContract, alice: Any, providers: li
         market.reveal_result(job_id, OUT, b"\x01" * 32, 1)
     _reveal(market, p0, job_id, hours=3)
     [log] = market.get_logs()
-    assert (type(log).__name__, log.provider, log.output_hash, log.hours_used) == (
+    assert (type(log).__name__, log.provider, log.output_hash, log.seconds_used) == (
         "ResultRevealed",
         p0,
         OUT,
-        3,
+        3 * HOUR,
     )
     with boa.env.prank(p0), boa.reverts("reveal: already revealed"):
         market.reveal_result(job_id, OUT, SALT, 3)
@@ -704,7 +758,7 @@ def test_k2_match_pays_both(
 ) -> None:
     p0, p1 = providers[:2]
     start = token.balanceOf(alice)
-    job_id = _assigned_job(market, alice, providers, 2)
+    job_id = _assigned_job(market, alice, providers, 2, work=11 * HOUR)
     for p in (p0, p1):
         _commit(market, p, job_id)
     _reveal(market, p0, job_id, hours=4)
@@ -715,9 +769,9 @@ def test_k2_match_pays_both(
     market.settle(job_id)
     logs = market.get_logs()
     paid = _by_name(logs, "ProviderPaid")
-    assert [(x.provider, x.hours, x.amount) for x in paid] == [
-        (p0, 4, 4 * PRICE),
-        (p1, 10, 10 * PRICE),
+    assert [(x.provider, x.seconds, x.amount) for x in paid] == [
+        (p0, 4 * HOUR, 4 * PRICE),
+        (p1, 10 * HOUR, 10 * PRICE),
     ]
     [done] = _by_name(logs, "JobCompleted")
     assert (done.result_hash, done.paid, done.compensation) == (OUT, 14 * PRICE, 0)
@@ -729,7 +783,7 @@ def test_k2_match_pays_both(
     assert market.escrowed() == 0
     assert [a.paid for a in market.job_assignments(job_id)] == [4 * PRICE, 10 * PRICE]
     for p in (p0, p1):
-        info = market.provider_info(p)
+        info = _reg(market).provider_info(p)
         assert (info.completed, info.failed, info.slashed, info.active_jobs) == (1, 0, 0, 0)
     with boa.reverts("settle: job not running"):
         market.settle(job_id)  # paid at most once
@@ -740,7 +794,7 @@ def test_k3_one_cheater_is_slashed(
 ) -> None:
     p0, p1, p2 = providers[:3]
     start = token.balanceOf(alice)
-    job_id = _assigned_job(market, alice, providers, 3)
+    job_id = _assigned_job(market, alice, providers, 3, work=2 * HOUR)
     _commit(market, p0, job_id)
     _commit(market, p1, job_id, BAD)
     _commit(market, p2, job_id)
@@ -761,12 +815,12 @@ def test_k3_one_cheater_is_slashed(
     assert (done.paid, done.compensation) == (4 * PRICE, stake // 2)
     # The requester paid the two honest providers and got the cheater's slash.
     assert token.balanceOf(alice) == start - 4 * PRICE + stake // 2
-    assert market.provider_info(p1).slashed == 1
-    assert market.provider_info(p1).stake == stake // 2
-    assert market.reputation(p1) == -2
-    assert market.reputation(p0) == market.reputation(p2) == 1
-    assert market.total_staked() == 5 * stake - stake // 2
-    assert token.balanceOf(market.address) == market.total_staked()
+    assert _reg(market).provider_info(p1).slashed == 1
+    assert _reg(market).provider_info(p1).stake == stake // 2
+    assert _reg(market).reputation(p1) == -2
+    assert _reg(market).reputation(p0) == _reg(market).reputation(p2) == 1
+    assert _reg(market).total_staked() == 5 * stake - stake // 2
+    assert token.balanceOf(_reg(market).address) == _reg(market).total_staked()
 
 
 def test_k2_tie_settled_after_the_deadline_is_disputed_and_refunded(
@@ -796,7 +850,7 @@ def test_k2_tie_settled_after_the_deadline_is_disputed_and_refunded(
     assert token.balanceOf(alice) == start
     assert market.job_info(job_id).status == DISPUTED
     for p in (p0, p1):
-        info = market.provider_info(p)
+        info = _reg(market).provider_info(p)
         assert (info.completed, info.failed, info.slashed, info.active_jobs) == (0, 0, 0, 0)
 
 
@@ -821,8 +875,8 @@ def test_k3_non_revealer_slashed_and_majority_of_revealed_pays(
     assert [(x.provider, x.reason) for x in slashes] == [(p1, NO_RESULT), (p2, NO_RESULT)]
     assert [x.provider for x in _by_name(logs, "ProviderPaid")] == [p0]
     assert market.job_info(job_id).status == COMPLETED
-    assert market.provider_info(p1).failed == 1 == market.provider_info(p2).failed
-    assert market.provider_info(p1).slashed == 0
+    assert _reg(market).provider_info(p1).failed == 1 == _reg(market).provider_info(p2).failed
+    assert _reg(market).provider_info(p1).slashed == 0
 
 
 def test_settle_refusals(market: VyperContract, alice: Any, providers: list[Any]) -> None:
@@ -841,7 +895,7 @@ def test_settle_refusals(market: VyperContract, alice: Any, providers: list[Any]
 
 
 def _revealed_single(market: VyperContract, alice: Any, providers: list[Any]) -> int:
-    job_id = _assigned_job(market, alice, providers, 1)
+    job_id = _assigned_job(market, alice, providers, 1, work=5 * HOUR)
     _commit(market, providers[0], job_id)
     [log] = market.get_logs()
     assert log.reveal_deadline == _now() + REVEAL_WINDOW
@@ -865,7 +919,7 @@ def test_k1_accept_pays_at_once(
     with boa.env.prank(alice):
         market.accept(job_id)
     [paid] = _by_name(market.get_logs(), "ProviderPaid")
-    assert (paid.provider, paid.hours, paid.amount) == (p, 5, 5 * PRICE)
+    assert (paid.provider, paid.seconds, paid.amount) == (p, 5 * HOUR, 5 * PRICE)
     assert token.balanceOf(p) == before + 5 * PRICE
     assert token.balanceOf(alice) == start - 5 * PRICE
     assert market.job_info(job_id).status == COMPLETED
@@ -878,25 +932,152 @@ def test_k1_accept_pays_at_once(
         market.finalize(job_id)
 
 
-def test_k1_dispute_slashes_and_refunds(
-    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
-) -> None:
-    start = token.balanceOf(alice)
-    p = providers[0]
-    job_id = _revealed_single(market, alice, providers)
-    with boa.env.prank(p), boa.reverts("dispute: caller is not the requester"):
-        market.dispute(job_id)
+BOND = 3 * UNIT * 10  # a dispute's bond: the job's max price x max hours
+
+
+def _dispute_and_reexecute(
+    market: VyperContract, alice: Any, providers: list[Any], job_id: int, truth: bytes
+) -> Any:
+    """The requester disputes; providers[1] re-executes (2 hours at 1 AIL) and reveals
+    ``truth``; anyone settles. Returns the re-executing provider."""
     with boa.env.prank(alice):
         market.dispute(job_id)
     logs = market.get_logs()
+    [opened] = _by_name(logs, "DisputeOpened")
+    assert (opened.requester, opened.bond) == (alice, BOND)
+    assert _by_name(logs, "TieBreakStarted")  # the tie-break machinery finds the checker
+    assert market.job_info(job_id).status == TIEBREAK
+    assert _reg(market).provider_info(providers[0]).active_jobs == 1  # still locked
+    with boa.env.prank(providers[0]), boa.reverts("bid: already bid"):
+        market.bid(job_id, UNIT)  # the disputed provider cannot judge itself
+    with boa.env.prank(alice), boa.reverts("cancel: job under dispute"):
+        market.cancel_job(job_id)
+    checker = providers[1]
+    _bid(market, checker, job_id, UNIT)
+    with boa.env.prank(alice):
+        market.close_auction(job_id)
+    boa.env.time_travel(seconds=2 * HOUR)
+    _commit(market, checker, job_id, truth)
+    _reveal(market, checker, job_id, truth, hours=2)
+    market.settle(job_id)
+    return checker
+
+
+def test_k1_dispute_slashes_and_refunds(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    """A lying provider against an honest requester: the re-execution reveals another
+    hash, the provider is slashed and unpaid, the requester pays only the re-execution.
+    (The old rule slashed on the requester's word alone: a requester who had read the
+    result could take it, its escrow and half the stake.)"""
+    start = token.balanceOf(alice)
+    p = providers[0]
+    job_id = _revealed_single(market, alice, providers)  # p revealed OUT
+    with boa.env.prank(p), boa.reverts("dispute: caller is not the requester"):
+        market.dispute(job_id)
+    checker = _dispute_and_reexecute(market, alice, providers, job_id, BAD)
+    logs = market.get_logs()
     [slash] = _by_name(logs, "ProviderSlashed")
     assert (slash.provider, slash.amount, slash.reason) == (p, MIN_STAKE, REJECTED_SLASH)
+    [paid] = _by_name(logs, "ProviderPaid")
+    assert (paid.provider, paid.amount) == (checker, 2 * UNIT)
+    [settled] = _by_name(logs, "DisputeSettled")
+    assert (settled.requester_right, settled.evidence, settled.provider_paid) == (True, True, 0)
     [rej] = _by_name(logs, "JobRejected")
-    assert (rej.refund, rej.compensation) == (PRICE * 10, MIN_STAKE)
-    assert token.balanceOf(alice) == start + MIN_STAKE
-    info = market.provider_info(p)
-    assert (info.stake, info.slashed, info.active_jobs) == (MIN_STAKE, 1, 0)
+    assert (rej.refund, rej.compensation) == (PRICE * 10 + BOND - 2 * UNIT, MIN_STAKE)
+    assert token.balanceOf(alice) == start - 2 * UNIT + MIN_STAKE
+    info = _reg(market).provider_info(p)
+    assert (info.stake, info.slashed, info.completed, info.active_jobs) == (MIN_STAKE, 1, 0, 0)
     assert market.job_info(job_id).status == REJECTED
+    assert market.escrowed() == 0
+
+
+def test_k1_false_dispute_costs_the_disputer_and_never_slashes_the_honest_provider(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    """An honest provider against a lying requester: the re-execution agrees, the
+    provider is paid its 5 hours and the bond less the re-execution's cost."""
+    start = token.balanceOf(alice)
+    p = providers[0]
+    job_id = _revealed_single(market, alice, providers)
+    before = token.balanceOf(p)
+    checker = _dispute_and_reexecute(market, alice, providers, job_id, OUT)
+    logs = market.get_logs()
+    assert _by_name(logs, "ProviderSlashed") == []
+    [settled] = _by_name(logs, "DisputeSettled")
+    assert (settled.requester_right, settled.evidence) == (False, True)
+    assert settled.provider_paid == 5 * PRICE + BOND - 2 * UNIT
+    [done] = _by_name(logs, "JobCompleted")
+    assert (done.result_hash, done.paid) == (OUT, 5 * PRICE + BOND)
+    assert token.balanceOf(p) == before + 5 * PRICE + BOND - 2 * UNIT
+    assert token.balanceOf(checker) > 0
+    # Accepting would have cost 5 hours; the false dispute cost the bond on top.
+    assert token.balanceOf(alice) == start - 5 * PRICE - BOND
+    info = _reg(market).provider_info(p)
+    assert (info.stake, info.slashed, info.completed, info.active_jobs) == (2 * MIN_STAKE, 0, 1, 0)
+    assert market.job_info(job_id).status == COMPLETED
+    assert market.escrowed() == 0
+
+
+def test_k1_dispute_without_a_reexecution_pays_the_provider_and_returns_the_bond(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    """Nobody bids to re-execute: nothing proves the provider wrong."""
+    start = token.balanceOf(alice)
+    p = providers[0]
+    job_id = _revealed_single(market, alice, providers)
+    with boa.env.prank(alice):
+        market.dispute(job_id)
+    assert token.balanceOf(alice) == start - PRICE * 10 - BOND
+    boa.env.time_travel(seconds=BID_WINDOW)
+    market.close_auction(job_id)  # no eligible bid
+    logs = market.get_logs()
+    [settled] = _by_name(logs, "DisputeSettled")
+    assert (settled.requester_right, settled.evidence, settled.provider_paid) == (
+        False,
+        False,
+        5 * PRICE,
+    )
+    assert _by_name(logs, "ProviderSlashed") == []
+    assert token.balanceOf(alice) == start - 5 * PRICE
+    assert _reg(market).provider_info(p).slashed == 0
+    assert market.job_info(job_id).status == COMPLETED
+
+
+def test_a_provider_is_never_paid_for_time_that_did_not_pass(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    """A 10-second job whose provider claims 10 hours is paid for 10 seconds."""
+    p = providers[0]
+    start = token.balanceOf(alice)
+    job_id = _assigned_job(market, alice, providers, 1, work=10)
+    _commit(market, p, job_id)
+    boa.env.time_travel(seconds=REVEAL_WINDOW - 1)  # time after the commitment does not count
+    _reveal(market, p, job_id, hours=10)
+    with boa.env.prank(alice):
+        market.accept(job_id)
+    [paid] = _by_name(market.get_logs(), "ProviderPaid")
+    assert (paid.seconds, paid.amount) == (10, 10 * PRICE // HOUR)
+    assert token.balanceOf(alice) == start - 10 * PRICE // HOUR
+
+
+def test_a_provider_claiming_less_than_passed_is_paid_its_claim(
+    market: VyperContract, token: VyperContract, alice: Any, providers: list[Any]
+) -> None:
+    p = providers[0]
+    job_id = _assigned_job(market, alice, providers, 1, work=HOUR)
+    _commit(market, p, job_id)
+    with boa.env.prank(p):
+        market.reveal_result(job_id, OUT, SALT, 90)
+    with boa.env.prank(alice):
+        market.accept(job_id)
+    [paid] = _by_name(market.get_logs(), "ProviderPaid")
+    assert (paid.seconds, paid.amount) == (90, 90 * PRICE // HOUR)
+    assert (
+        market.job_assignments(job_id)[0].committed_at
+        - market.job_assignments(job_id)[0].assigned_at
+        == HOUR
+    )
 
 
 def test_k1_silence_accepts(
@@ -913,7 +1094,7 @@ def test_k1_silence_accepts(
     market.finalize(job_id)  # anyone
     assert token.balanceOf(p) == before + 5 * PRICE
     assert market.job_info(job_id).status == COMPLETED
-    assert market.provider_info(p).completed == 1
+    assert _reg(market).provider_info(p).completed == 1
 
 
 # ---------------------------------------------------------------- deadline
@@ -943,7 +1124,7 @@ def test_deadline_refund_and_failures(
     assert token.balanceOf(alice) == start + 2 * MIN_STAKE
     assert market.job_info(job_id).status == EXPIRED
     for p in (p0, p1):
-        info = market.provider_info(p)
+        info = _reg(market).provider_info(p)
         assert (info.failed, info.slashed, info.active_jobs, info.stake) == (1, 0, 0, MIN_STAKE)
     with boa.reverts("expire: job not running"):
         market.expire(job_id)
@@ -987,7 +1168,7 @@ def test_zero_slash_fraction(token: VyperContract, alice: Any) -> None:
     job_id = _assigned_job(market, alice, [p], 1)
     boa.env.time_travel(seconds=DAY)
     market.expire(job_id)
-    info = market.provider_info(p)
+    info = _reg(market).provider_info(p)
     assert (info.stake, info.failed) == (2 * MIN_STAKE, 1)
 
 
@@ -996,7 +1177,7 @@ def test_unknown_views_are_zero(market: VyperContract) -> None:
     assert (job.requester, job.status, job.escrow) == (ZERO_ADDR, NONE, 0)
     assert market.job_bids(7) == []
     assert market.job_assignments(7) == []
-    assert market.provider_info(ZERO_ADDR).registered is False
+    assert _reg(market).provider_info(ZERO_ADDR).registered is False
 
 
 # ---------------------------------------------------------------- early close
@@ -1012,7 +1193,7 @@ def test_requester_closes_early_once_k_eligible_bids_are_in(
         market.close_auction(job_id)
     _bid(market, p1, job_id)
     with boa.env.prank(p1):  # below the minimum stake: its bid no longer counts
-        market.withdraw_stake(2 * MIN_STAKE)
+        _reg(market).withdraw_stake(2 * MIN_STAKE)
     with boa.env.prank(alice), boa.reverts("close: too few eligible bids"):
         market.close_auction(job_id)
     _bid(market, p2, job_id)
@@ -1043,6 +1224,7 @@ def _tied_k2(market: VyperContract, alice: Any, providers: list[Any]) -> int:
     _bid(market, p1, job_id)
     _bid(market, p2, job_id, 3 * UNIT)
     _close(market, job_id)
+    boa.env.time_travel(seconds=4 * HOUR)  # the work
     _commit(market, p0, job_id)
     _commit(market, p1, job_id, BAD)
     _reveal(market, p0, job_id)
@@ -1073,7 +1255,7 @@ def test_tie_break_majority_pays_the_majority_and_slashes_the_other(
     start = token.balanceOf(alice)
     job_id = _tied_k2(market, alice, providers)
     assert token.balanceOf(alice) == start - TIE_ESCROW
-    assert [market.provider_info(p).active_jobs for p in (p0, p1)] == [1, 1]
+    assert [_reg(market).provider_info(p).active_jobs for p in (p0, p1)] == [1, 1]
     with boa.env.prank(p0), boa.reverts("bid: already bid"):  # assigned to this job
         market.bid(job_id, PRICE)
     with boa.reverts("settle: tie-break still running"):
@@ -1106,6 +1288,7 @@ def test_tie_break_majority_pays_the_majority_and_slashes_the_other(
         market.commit_result(job_id, _commitment(OUT))
     with boa.env.prank(p3), boa.reverts("reveal: nothing committed"):
         market.reveal_result(job_id, OUT, SALT, 2)
+    boa.env.time_travel(seconds=2 * HOUR)  # the tie-break provider's work
     _commit(market, p3, job_id)
     [log] = market.get_logs()
     assert log.reveal_deadline == _now() + REVEAL_WINDOW == market.reveal_deadline(job_id)
@@ -1119,9 +1302,9 @@ def test_tie_break_majority_pays_the_majority_and_slashes_the_other(
     market.settle(job_id)
     logs = market.get_logs()
     paid = _by_name(logs, "ProviderPaid")
-    assert [(x.provider, x.hours, x.amount) for x in paid] == [
-        (p0, 4, 4 * PRICE),
-        (p3, 2, 2 * UNIT),
+    assert [(x.provider, x.seconds, x.amount) for x in paid] == [
+        (p0, 4 * HOUR, 4 * PRICE),
+        (p3, 2 * HOUR, 2 * UNIT),
     ]
     [slash] = _by_name(logs, "ProviderSlashed")
     assert (slash.provider, slash.reason, slash.amount) == (p1, WRONG, MIN_STAKE)
@@ -1135,9 +1318,9 @@ def test_tie_break_majority_pays_the_majority_and_slashes_the_other(
     assert token.balanceOf(alice) == start - 4 * PRICE - 2 * UNIT + MIN_STAKE
     assert market.job_info(job_id).status == COMPLETED
     assert market.escrowed() == 0
-    assert token.balanceOf(market.address) == market.total_staked()
-    assert [market.provider_info(p).active_jobs for p in (p0, p1, p3)] == [0, 0, 0]
-    assert [market.reputation(p) for p in (p0, p1, p3)] == [1, -2, 1]
+    assert token.balanceOf(_reg(market).address) == _reg(market).total_staked()
+    assert [_reg(market).provider_info(p).active_jobs for p in (p0, p1, p3)] == [0, 0, 0]
+    assert [_reg(market).reputation(p) for p in (p0, p1, p3)] == [1, -2, 1]
     with boa.reverts("settle: job not running"):
         market.settle(job_id)
 
@@ -1161,7 +1344,7 @@ def test_tie_break_that_stays_tied_is_disputed_and_refunded(
     assert token.balanceOf(alice) == start
     assert market.job_info(job_id).status == DISPUTED
     for p in providers[:3]:
-        info = market.provider_info(p)
+        info = _reg(market).provider_info(p)
         assert (info.completed, info.failed, info.slashed, info.active_jobs) == (0, 0, 0, 0)
 
 
@@ -1192,7 +1375,7 @@ def test_tie_break_auction_without_eligible_bids_disputes_at_close(
     job_id = _tied_k2(market, alice, providers)
     _bid(market, p2, job_id)
     with boa.env.prank(p2):
-        market.withdraw_stake(2 * MIN_STAKE)
+        _reg(market).withdraw_stake(2 * MIN_STAKE)
     with boa.env.prank(alice), boa.reverts("close: too few eligible bids"):
         market.close_auction(job_id)
     boa.env.time_travel(seconds=BID_WINDOW)
@@ -1233,7 +1416,7 @@ def test_tie_break_provider_that_reveals_nothing_is_slashed(
     [log] = _by_name(logs, "JobDisputed")
     assert (log.refund, log.compensation) == (TIE_ESCROW, MIN_STAKE)
     assert token.balanceOf(alice) == start + MIN_STAKE
-    assert market.provider_info(p2).failed == 1
+    assert _reg(market).provider_info(p2).failed == 1
     assert market.job_info(job_id).status == DISPUTED
 
 
@@ -1248,21 +1431,21 @@ def test_cancel_during_tie_break_pays_everyone_by_the_clock(
         market.close_auction(job_id)
     boa.env.time_travel(seconds=1800)
     slots = market.job_assignments(job_id)
-    hours = [min(-(-(_now() - a.assigned_at) // HOUR), 10) for a in slots]
+    seconds = [min(_now() - a.assigned_at, 10 * HOUR) for a in slots]
     with boa.env.prank(alice):
         market.cancel_job(job_id)
     logs = market.get_logs()
     metered = _by_name(logs, "ProviderPaidForTime")
-    expected = [(p0, hours[0], hours[0] * PRICE), (p1, hours[1], hours[1] * PRICE)]
-    expected.append((p2, 1, UNIT))
-    assert [(x.provider, x.hours, x.amount) for x in metered] == expected
+    expected = [(p, t, t * PRICE // HOUR) for p, t in zip((p0, p1), seconds, strict=False)]
+    expected.append((p2, 1800, UNIT // 2))
+    assert [(x.provider, x.seconds, x.amount) for x in metered] == expected
     paid = sum(x[2] for x in expected)
     [log] = _by_name(logs, "JobCancelled")
     assert (log.paid, log.refund) == (paid, TIE_ESCROW - paid)
     assert _by_name(logs, "ProviderSlashed") == []
     assert token.balanceOf(alice) == start - paid
     assert market.job_info(job_id).status == CANCELLED
-    assert all(market.provider_info(p).active_jobs == 0 for p in (p0, p1, p2))
+    assert all(_reg(market).provider_info(p).active_jobs == 0 for p in (p0, p1, p2))
 
 
 # ---------------------------------------------------------------- cancelling a running job
@@ -1280,7 +1463,7 @@ def test_cancel_running_job_pays_metered_time_and_refunds_the_rest(
     escrow = market.job_info(job_id).escrow
     assert escrow == (PRICE + UNIT) * 10 + 3 * UNIT * 10
     _commit(market, p0, job_id)  # committed or not, both are paid by the clock
-    boa.env.time_travel(seconds=HOUR + 1)  # two started hours
+    boa.env.time_travel(seconds=2 * HOUR)  # two hours, by the second
     with boa.env.prank(p0), boa.reverts("cancel: caller is not the requester"):
         market.cancel_job(job_id)
     b0, b1 = token.balanceOf(p0), token.balanceOf(p1)
@@ -1288,9 +1471,9 @@ def test_cancel_running_job_pays_metered_time_and_refunds_the_rest(
         market.cancel_job(job_id)
     logs = market.get_logs()
     metered = _by_name(logs, "ProviderPaidForTime")
-    assert [(x.provider, x.hours, x.amount) for x in metered] == [
-        (p1, 2, 2 * UNIT),  # slot 0: the cheaper bid
-        (p0, 2, 2 * PRICE),
+    assert [(x.provider, x.seconds, x.amount) for x in metered] == [
+        (p1, 2 * HOUR, 2 * UNIT),  # slot 0: the cheaper bid
+        (p0, 2 * HOUR, 2 * PRICE),
     ]
     assert _by_name(logs, "ProviderSlashed") == _by_name(logs, "ProviderPaid") == []
     [log] = _by_name(logs, "JobCancelled")
@@ -1301,7 +1484,7 @@ def test_cancel_running_job_pays_metered_time_and_refunds_the_rest(
     assert market.job_info(job_id).status == CANCELLED
     assert [a.paid for a in market.job_assignments(job_id)] == [2 * UNIT, 2 * PRICE]
     for p in (p0, p1):
-        info = market.provider_info(p)
+        info = _reg(market).provider_info(p)
         assert (info.completed, info.failed, info.slashed, info.active_jobs) == (0, 0, 0, 0)
         assert info.stake == 2 * MIN_STAKE
     assert market.escrowed() == 0
@@ -1310,7 +1493,7 @@ def test_cancel_running_job_pays_metered_time_and_refunds_the_rest(
     with boa.env.prank(alice), boa.reverts("cancel: job has ended"):
         market.cancel_job(job_id)
     with boa.env.prank(p0):
-        market.withdraw_stake(MIN_STAKE)  # the lock ended
+        _reg(market).withdraw_stake(MIN_STAKE)  # the lock ended
 
 
 def test_cancel_running_job_at_once_and_past_max_hours(
@@ -1328,7 +1511,7 @@ def test_cancel_running_job_at_once_and_past_max_hours(
     with boa.env.prank(alice):
         market.cancel_job(job_id)
     [metered] = _by_name(market.get_logs(), "ProviderPaidForTime")
-    assert (metered.hours, metered.amount) == (10, 10 * PRICE)  # capped at max_hours
+    assert (metered.seconds, metered.amount) == (10 * HOUR, 10 * PRICE)  # capped at max_hours
     assert token.balanceOf(alice) == start - 10 * PRICE
 
 
@@ -1410,8 +1593,8 @@ def test_c2d_bids_need_a_provider_allowed_to_host(
     # The owner may host its own dataset without being on its list.
     _fund(token, market, owner)
     with boa.env.prank(owner):
-        market.register_provider(MIN_STAKE)
-        market.post_offer(64, 10**6, "H100", 10**6, PRICE, True)
+        _reg(market).register_provider(MIN_STAKE)
+        _reg(market).post_offer(64, 10**6, "H100", 10**6, PRICE, True)
     _bid(market, owner, job_id, 3 * UNIT)
     with boa.env.prank(alice):
         market.close_auction(job_id)
@@ -1440,6 +1623,7 @@ def test_c2d_job_runs_and_pays(
     _bid(market, p, job_id)
     with boa.env.prank(alice):
         market.close_auction(job_id)
+    boa.env.time_travel(seconds=3 * HOUR)
     _commit(market, p, job_id)
     _reveal(market, p, job_id, hours=3)
     with boa.env.prank(alice):
@@ -1469,9 +1653,9 @@ def test_gas_of_main_calls(
     figures: dict[str, int] = {}
     newp = boa.env.generate_address("gasp")
     _fund(token, market, newp)
-    figures["register_provider"] = gas(market.register_provider, MIN_STAKE, sender=newp)
+    figures["register_provider"] = gas(_reg(market).register_provider, MIN_STAKE, sender=newp)
     figures["post_offer"] = gas(
-        market.post_offer, 16, 65536, "H100", 81920, PRICE, True, sender=newp
+        _reg(market).post_offer, 16, 65536, "H100", 81920, PRICE, True, sender=newp
     )
     with boa.env.prank(alice):
         market.post_job(BUNDLE, 8, 32768, 40960, 3 * UNIT, 10, _now() + DAY, 3, 0, True, [], [], 0)
@@ -1490,7 +1674,7 @@ def test_gas_of_main_calls(
     _commit(market, providers[0], single)
     _reveal(market, providers[0], single)
     figures["accept(k=1)"] = gas(market.accept, single, sender=alice)
-    figures["withdraw_stake"] = gas(market.withdraw_stake, UNIT, sender=newp)
+    figures["withdraw_stake"] = gas(_reg(market).withdraw_stake, UNIT, sender=newp)
     print()
     for name, used in figures.items():
         print(f"gas {name}: {used}")
@@ -1519,6 +1703,7 @@ def hostile_market(hostile: VyperContract) -> VyperContract:
 def _hostile_self_fund(hostile: VyperContract, market: VyperContract) -> None:
     hostile.transfer(hostile.address, 10_000 * UNIT)
     hostile.act(hostile.address, hostile.approve.prepare_calldata(market.address, MAX_UINT))
+    hostile.act(hostile.address, hostile.approve.prepare_calldata(_reg(market).address, MAX_UINT))
 
 
 def test_hostile_requester_cannot_double_refund(
@@ -1554,15 +1739,17 @@ def test_hostile_provider_cannot_be_paid_twice(
     with boa.env.prank(alice):
         hostile.approve(market.address, MAX_UINT)
     _hostile_self_fund(hostile, market)
-    hostile.act(market.address, market.register_provider.prepare_calldata(MIN_STAKE))
+    hostile.act(_reg(market).address, _reg(market).register_provider.prepare_calldata(MIN_STAKE))
     hostile.act(
-        market.address, market.post_offer.prepare_calldata(64, 10**6, "H100", 10**6, UNIT, True)
+        _reg(market).address,
+        _reg(market).post_offer.prepare_calldata(64, 10**6, "H100", 10**6, UNIT, True),
     )
     job_id = _post(market, alice)
     hostile.act(market.address, market.bid.prepare_calldata(job_id, PRICE))
     _close(market, job_id)
+    boa.env.time_travel(seconds=3 * HOUR)
     hostile.act(market.address, market.commit_result.prepare_calldata(job_id, _commitment(OUT)))
-    hostile.act(market.address, market.reveal_result.prepare_calldata(job_id, OUT, SALT, 3))
+    hostile.act(market.address, market.reveal_result.prepare_calldata(job_id, OUT, SALT, 3 * HOUR))
     boa.env.time_travel(seconds=DISPUTE_WINDOW)
     hostile.arm(market.address, market.finalize.prepare_calldata(job_id))
     before = hostile.balanceOf(hostile.address)
@@ -1572,10 +1759,11 @@ def test_hostile_provider_cannot_be_paid_twice(
     assert hostile.balanceOf(hostile.address) == before + 3 * PRICE  # paid exactly once
     assert market.escrowed() == 0
     # Withdrawing reenters withdraw_stake for the same stake: refused.
-    hostile.arm(market.address, market.withdraw_stake.prepare_calldata(MIN_STAKE))
-    hostile.act(market.address, market.withdraw_stake.prepare_calldata(MIN_STAKE))
+    hostile.arm(_reg(market).address, _reg(market).withdraw_stake.prepare_calldata(MIN_STAKE))
+    hostile.act(_reg(market).address, _reg(market).withdraw_stake.prepare_calldata(MIN_STAKE))
     assert (hostile.attempts(), hostile.successes()) == (2, 0)
-    assert hostile.balanceOf(market.address) == 0 == market.total_staked()
+    assert hostile.balanceOf(market.address) == 0
+    assert hostile.balanceOf(_reg(market).address) == 0 == _reg(market).total_staked()
 
 
 def test_hostile_requester_cannot_reenter_settle(
@@ -1589,9 +1777,9 @@ def test_hostile_requester_cannot_reenter_settle(
         p = boa.env.generate_address(f"hp{i}")
         hostile.transfer(p, 1000 * UNIT)
         with boa.env.prank(p):
-            hostile.approve(market.address, MAX_UINT)
-            market.register_provider(MIN_STAKE)
-            market.post_offer(64, 10**6, "", 10**6, UNIT, True)
+            hostile.approve(_reg(market).address, MAX_UINT)
+            _reg(market).register_provider(MIN_STAKE)
+            _reg(market).post_offer(64, 10**6, "", 10**6, UNIT, True)
         provs.append(p)
     hostile.act(
         market.address,
@@ -1602,6 +1790,7 @@ def test_hostile_requester_cannot_reenter_settle(
     for p in provs:
         _bid(market, p, 1, UNIT)
     _close(market, 1)
+    boa.env.time_travel(seconds=10 * HOUR)
     for p in provs:
         _commit(market, p, 1)
     for p in provs:
@@ -1610,7 +1799,8 @@ def test_hostile_requester_cannot_reenter_settle(
     market.settle(1)
     assert (hostile.attempts(), hostile.successes()) == (1, 0)
     assert [hostile.balanceOf(p) for p in provs] == [1000 * UNIT - MIN_STAKE + 10 * UNIT] * 2
-    assert hostile.balanceOf(market.address) == 2 * MIN_STAKE == market.total_staked()
+    assert hostile.balanceOf(market.address) == 0
+    assert hostile.balanceOf(_reg(market).address) == 2 * MIN_STAKE == _reg(market).total_staked()
 
 
 # ---------------------------------------------------------------- stateful model check
@@ -1629,7 +1819,8 @@ LEGAL = {
     (TIEBREAK, DISPUTED),
     (TIEBREAK, CANCELLED),
     (REVIEW, COMPLETED),
-    (REVIEW, REJECTED),
+    (REVIEW, TIEBREAK),  # k = 1: disputed, re-executed
+    (TIEBREAK, REJECTED),  # k = 1: the re-execution proved the provider wrong
 }
 
 
@@ -1680,7 +1871,7 @@ class ComputeMachine(RuleBasedStateMachine):
             self._register(i, 150 * UNIT)
             cpu, confined = (2, False) if i == 3 else (16, True)
             with boa.env.prank(p):
-                self.market.post_offer(cpu, 4096, "GPU", 8192, UNIT, confined)
+                _reg(self.market).post_offer(cpu, 4096, "GPU", 8192, UNIT, confined)
             self.pm[p]["offer"] = (cpu, confined)
         self.jobs: dict[int, dict[str, Any]] = {}
         self.seen: dict[int, int] = {}
@@ -1711,7 +1902,7 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = "register: already registered"
         elif stake < MIN_STAKE:
             reason = "register: stake below minimum"
-        self._run(p, reason, self.market.register_provider, stake)
+        self._run(p, reason, _reg(self.market).register_provider, stake)
         if reason is None:
             m.update(reg=True, stake=stake)
             self._move(p, self.market.address, stake)
@@ -1748,7 +1939,7 @@ class ComputeMachine(RuleBasedStateMachine):
         if self.bal[p] < 60 * UNIT:
             return
         reason = None if self.pm[p]["reg"] else "add_stake: not a provider"
-        self._run(p, reason, self.market.add_stake, 60 * UNIT)
+        self._run(p, reason, _reg(self.market).add_stake, 60 * UNIT)
         if reason is None:
             self.pm[p]["stake"] += 60 * UNIT
             self._move(p, self.market.address, 60 * UNIT)
@@ -1764,7 +1955,7 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = "withdraw: stake locked by active jobs"
         elif amount > m["stake"]:
             reason = "withdraw: amount exceeds stake"
-        self._run(p, reason, self.market.withdraw_stake, amount)
+        self._run(p, reason, _reg(self.market).withdraw_stake, amount)
         if reason is None:
             m["stake"] -= amount
             self._move(self.market.address, p, amount)
@@ -1836,18 +2027,19 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = "bid: job not open"
         elif now >= job["bid_end"]:
             reason = "bid: bidding closed"
+        elif p in [b[0] for b in job["bids"]] or p in [s["p"] for s in job["slots"]]:
+            reason = "bid: already bid"
+        elif price > JOB_PRICE:
+            reason = "bid: price above maximum"
+        # The providers contract's checks come last (ComputeProviders.check_bidder).
         elif not m["reg"]:
             reason = "bid: not a provider"
         elif m["stake"] < MIN_STAKE:
             reason = "bid: stake below minimum"
-        elif p in [b[0] for b in job["bids"]] or p in [s["p"] for s in job["slots"]]:
-            reason = "bid: already bid"
         elif m["offer"][0] < 4:
             reason = "bid: offer lacks resources"
         elif job["confined"] and not m["offer"][1]:
             reason = "bid: machine not confined"
-        elif price > JOB_PRICE:
-            reason = "bid: price above maximum"
         elif self._rep(p) < job["min_rep"]:
             reason = "bid: reputation too low"
         else:
@@ -1905,6 +2097,7 @@ class ComputeMachine(RuleBasedStateMachine):
                 "hours": 0,
                 "paid": 0,
                 "at": now,
+                "committed_at": 0,
             }
             for w in winners
         ]
@@ -1931,6 +2124,8 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = "cancel: caller is not the requester"
         elif job["status"] not in (OPEN, ASSIGNED, TIEBREAK, REVIEW):
             reason = "cancel: job has ended"
+        elif job["status"] == TIEBREAK and job["k"] == 1:
+            reason = "cancel: job under dispute"
         elif self._tb_revealed(job) if job["status"] == TIEBREAK else job["reveals"]:
             reason = "cancel: a result was revealed"
         else:
@@ -1940,9 +2135,9 @@ class ComputeMachine(RuleBasedStateMachine):
             assert job is not None
             paid = 0
             for s in job["slots"]:
-                hours = min(-(-(_now() - s["at"]) // HOUR), JOB_HOURS)
+                seconds = min(_now() - s["at"], JOB_HOURS * HOUR)
                 assert s["paid"] == 0  # paid at most once
-                s["paid"] = hours * s["price"]
+                s["paid"] = seconds * s["price"] // HOUR
                 paid += s["paid"]
                 self._move(self.market.address, s["p"], s["paid"])
             self._finish(job, CANCELLED, job["escrow"] - paid)
@@ -1983,13 +2178,14 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = None
         self._run(slot["p"], reason, self.market.commit_result, job_id, _commitment(out))
         if reason is None:
-            slot.update(committed=True, out=out)
+            slot.update(committed=True, out=out, committed_at=now)
             job["commits"] += 1
             if job["status"] == TIEBREAK or job["commits"] == job["k"]:
                 job["reveal_end"] = now + REVEAL_WINDOW
 
     @rule(j=jobs_i, s=st.integers(0, 3), tamper=st.booleans(), hours=st.sampled_from([0, 3, 50]))
     def reveal(self, j: int, s: int, tamper: bool, hours: int) -> None:
+        """Reveal, claiming ``hours`` of work: more than passed, often."""
         job_id, job = self._job(j)
         slot = self._slot(job, s)
         if slot is None:
@@ -2012,16 +2208,20 @@ class ComputeMachine(RuleBasedStateMachine):
             reason = "reveal: does not match commitment"
         else:
             reason = None
-        self._run(slot["p"], reason, self.market.reveal_result, job_id, shown, SALT, hours)
+        self._run(slot["p"], reason, self.market.reveal_result, job_id, shown, SALT, hours * HOUR)
         if reason is None:
             slot.update(revealed=True, hours=hours)
             job["reveals"] += 1
-            if job["k"] == 1:
+            if job["k"] == 1 and job["status"] != TIEBREAK:
                 job["status"] = REVIEW
                 job["review_end"] = now + DISPUTE_WINDOW
 
     def _pay(self, job: dict[str, Any], slot: dict[str, Any]) -> int:
-        amount = int(min(slot["hours"], JOB_HOURS) * slot["price"])
+        # Billed by the second, never for more time than passed before the commitment.
+        worked = slot["committed_at"] - slot["at"]
+        seconds = min(slot["hours"] * HOUR, worked, JOB_HOURS * HOUR)
+        amount = int(seconds * slot["price"] // HOUR)
+        assert amount <= worked * slot["price"] // HOUR
         assert slot["paid"] == 0  # paid at most once
         slot["paid"] = amount
         self.pm[slot["p"]]["c"] += 1
@@ -2035,7 +2235,35 @@ class ComputeMachine(RuleBasedStateMachine):
             return _now() >= job["reveal_end"]
         return _now() >= job["deadline"]
 
+    def _settle_dispute(self, job: dict[str, Any]) -> None:
+        """A disputed k = 1 job, by its re-execution: the loser pays."""
+        first, check = job["slots"][0], (job["slots"][1:] or [None])[0]
+        bond = JOB_PRICE * JOB_HOURS
+        check_pay = comp = provider_pay = 0
+        evidence = check is not None and check["revealed"]
+        if check is not None and evidence:
+            check_pay = self._pay(job, check)
+        elif check is not None:
+            comp += self._slash(job, check["p"], "f")
+        requester_right = evidence and check is not None and check["out"] != first["out"]
+        if requester_right:
+            comp += self._slash(job, first["p"], "s")
+        else:
+            stake = self.pm[first["p"]]["stake"]
+            provider_pay = self._pay(job, first)
+            if evidence:  # a false dispute: its bond, less the re-execution, to the provider
+                self._move(self.market.address, first["p"], bond - check_pay)
+                provider_pay += bond - check_pay
+                first["paid"] = provider_pay
+            assert self.pm[first["p"]]["stake"] == stake  # never slashed when right
+        self._move(self.market.address, job["req"], comp)
+        refund = job["escrow"] - check_pay - provider_pay
+        self._finish(job, REJECTED if requester_right else COMPLETED, refund)
+
     def _settle_all(self, job: dict[str, Any]) -> None:
+        if job["k"] == 1:
+            self._settle_dispute(job)
+            return
         votes = Counter(s["out"] for s in job["slots"] if s["revealed"])
         best, n = votes.most_common(1)[0]
         majority = n * 2 > job["reveals"]
@@ -2096,9 +2324,13 @@ class ComputeMachine(RuleBasedStateMachine):
             return
         slot = job["slots"][0]
         if action == "dispute":
-            comp = self._slash(job, slot["p"], "s")
-            self._move(self.market.address, job["req"], comp)
-            self._finish(job, REJECTED, job["escrow"])
+            # A bond, and a re-execution by another provider through the tie-break.
+            bond = JOB_PRICE * JOB_HOURS
+            self._move(job["req"], self.market.address, bond)
+            job["escrow"] += bond
+            bid_end = now + BID_WINDOW
+            deadline = max(job["deadline"], bid_end + JOB_HOURS * HOUR)
+            job.update(status=TIEBREAK, bid_end=bid_end, bids=[], reveal_end=0, deadline=deadline)
         else:
             paid = self._pay(job, slot)
             self._finish(job, COMPLETED, job["escrow"] - paid)
@@ -2128,7 +2360,7 @@ class ComputeMachine(RuleBasedStateMachine):
         assert job is not None
         if job["status"] == TIEBREAK:
             self._settle_all(job)
-            assert job["status"] == DISPUTED
+            assert job["status"] in ((COMPLETED, REJECTED) if job["k"] == 1 else (DISPUTED,))
             return
         comp = sum(self._slash(job, s["p"], "f") for s in job["slots"])
         self._move(self.market.address, job["req"], comp)
@@ -2169,6 +2401,31 @@ class ComputeMachine(RuleBasedStateMachine):
         phases) further along."""
         for _ in range(1 if cheats & 1 else 4):
             self._advance_once(j, cheats, action)
+
+    @rule(j=jobs_i, cheats=st.integers(0, 15), early=st.booleans())
+    def dispute_and_reexecute(self, j: int, cheats: int, early: bool) -> None:
+        """Drive a k = 1 job to review, dispute it, then through the re-execution's
+        auction, commitment, reveal (agreeing or not, or nothing) and settlement."""
+        _, job = self._job(j)
+        if job is None or job["k"] != 1:
+            return
+        if job["status"] == OPEN:
+            self.run_auction(j, [UNIT, 2 * UNIT, UNIT, 2 * UNIT], early)
+        if job["status"] == ASSIGNED and job["commits"] == 0:
+            self.commit(j, 0, False)
+            self.reveal(j, 0, False, 3)
+        if job["status"] == REVIEW:
+            self.review(j, "dispute", True)
+        if job["status"] == TIEBREAK:
+            self.run_auction(j, [UNIT, 2 * UNIT, UNIT, 2 * UNIT], early)
+            if cheats & 8:
+                self.cancel(self.R.index(job["req"]), j)
+            self.commit(j, 1, bool(cheats & 2))
+            if cheats & 4:
+                self.wait(HOUR)
+            if not cheats & 1:
+                self.reveal(j, 1, False, 3)
+            self.settle(j)
 
     @rule(j=jobs_i, cheats=st.integers(0, 15), early=st.booleans())
     def tie_and_break(self, j: int, cheats: int, early: bool) -> None:
@@ -2221,20 +2478,22 @@ class ComputeMachine(RuleBasedStateMachine):
 
     @invariant()
     def balances_are_conserved(self) -> None:
+        # The model holds the market and its providers contract as one vault.
+        registry = _reg(self.market).address
         actual = {h: self.token.balanceOf(h) for h in self.holders}
+        actual[self.market.address] += self.token.balanceOf(registry)
         assert actual == self.bal
         assert sum(actual.values()) == SUPPLY
         escrow = sum(j["escrow"] for j in self.jobs.values())
         stakes = sum(m["stake"] for m in self.pm.values())
-        assert self.market.escrowed() == escrow
-        assert self.market.total_staked() == stakes
-        assert actual[self.market.address] == escrow + stakes
+        assert self.market.escrowed() == escrow == self.token.balanceOf(self.market.address)
+        assert _reg(self.market).total_staked() == stakes == self.token.balanceOf(registry)
 
     @invariant()
     def state_matches_model(self) -> None:
         assert self.market.job_count() == len(self.jobs)
         for p, m in self.pm.items():
-            info = self.market.provider_info(p)
+            info = _reg(self.market).provider_info(p)
             assert (info.registered, info.stake, info.active_jobs) == (
                 m["reg"],
                 m["stake"],

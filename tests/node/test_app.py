@@ -37,7 +37,7 @@ def _whole_app(tmp_path: Path, audit: ListAudit) -> FastAPI:
     gateway = SimpleNamespace(audit=audit, owner_address=NODE.address, append_own=audit.append)
     cohort = MatchableCohort.build([], secret=b"s" * 32)
     matchmaker = MatchmakerService(cohort, lambda token: None, audit)
-    jobs = JobInbox(JobFiles(tmp_path), NODE.address, cast(Any, None))
+    jobs = JobInbox(JobFiles(tmp_path), NODE.address, cast(Any, None), cast(Any, None))
     return create_app(cast(Any, gateway), matchmaker=matchmaker, jobs=jobs)
 
 

@@ -70,7 +70,8 @@ def genesis_hash(web3: Web3) -> str:
 
 
 # Dependencies first: the markets are paid in the token, the compute policy reads the
-# data market's datasets, and the compute market asks both about compute-to-data jobs.
+# data market's datasets, and the compute market asks both about compute-to-data jobs and
+# its providers contract about stakes (the providers contract is bound to it afterwards).
 DEPLOY_ORDER = (
     "Token",
     "KeyRegistry",
@@ -78,6 +79,7 @@ DEPLOY_ORDER = (
     "DataMarket",
     "AuditAnchor",
     "ComputePolicy",
+    "ComputeProviders",
     "ComputeMarket",
 )
 # The compute market's parameters on a new chain, besides its windows: a provider stakes
@@ -97,17 +99,18 @@ def constructor_args(
         return (deployed["Token"],)
     if name == "ComputePolicy":
         return (deployed["DataMarket"],)
+    if name == "ComputeProviders":
+        return (deployed["Token"], COMPUTE_MIN_STAKE, COMPUTE_SLASH_BPS)
     if name == "ComputeMarket":
         assert windows is not None, "ComputeMarket is deployed with its windows"
         return (
             deployed["Token"],
             deployed["DataMarket"],
             deployed["ComputePolicy"],
-            COMPUTE_MIN_STAKE,
+            deployed["ComputeProviders"],
             windows.bid_s,
             windows.reveal_s,
             windows.dispute_s,
-            COMPUTE_SLASH_BPS,
         )
     return ()
 
@@ -140,6 +143,7 @@ def deploy_contracts(
         market = _market_windows(web3, blocks, windows) if name == "ComputeMarket" else None
         args = constructor_args(name, addresses, market)
         blocks.append(_deploy_one(web3, deployer, name, compiled[name], args, addresses))
+    _bind_providers(web3, deployer, compiled, addresses)
     return Deployment(
         chain_id=int(web3.eth.chain_id),
         genesis_hash=genesis_hash(web3),
@@ -147,6 +151,23 @@ def deploy_contracts(
         block=blocks[-1],
         contracts=addresses,
     )
+
+
+def _bind_providers(
+    web3: Web3,
+    deployer: LocalAccount,
+    compiled: dict[str, CompiledContract],
+    addresses: dict[str, str],
+) -> None:
+    """Let the compute market (and only it) lock, pay and slash in ComputeProviders."""
+    if "ComputeProviders" not in addresses or "ComputeMarket" not in addresses:
+        return
+    providers = web3.eth.contract(
+        address=web3.to_checksum_address(addresses["ComputeProviders"]),
+        abi=compiled["ComputeProviders"].abi,
+    )
+    data = providers.encode_abi("bind_market", [addresses["ComputeMarket"]])
+    send(web3, deployer, {"to": providers.address, "data": data, "value": 0})
 
 
 def _market_windows(

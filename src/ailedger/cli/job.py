@@ -111,6 +111,7 @@ def submit(
         "tx": done.tx_hash,
         "status": done.status.name.lower(),
         "providers": done.providers,
+        "auction": done.outcome,
     }
 
     def render() -> None:
@@ -118,6 +119,8 @@ def submit(
         console.print(f"  tx {done.tx_hash}")
         if done.providers:
             console.print(f"  assigned to {', '.join(done.providers)}")
+        elif done.outcome:
+            console.print(f"  {done.outcome}")
         else:
             console.print(
                 f"  status {done.status.name.lower()} (see: ailedger job status {done.job_id})"
@@ -140,6 +143,8 @@ def status(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION
         console.print(f"job {job_id}: {data['status']} (k = {data['redundancy']})")
         console.print(f"  escrow    {format_amount(data['escrow'])}")
         console.print(f"  bids      {data['bids']}")
+        if data["auction"]:
+            console.print(f"  auction   {data['auction']}")
         for a in data["assignments"]:
             step = "revealed" if a["revealed"] else "committed" if a["committed"] else "running"
             got = "output received" if a["output_received"] else "no output yet"
@@ -210,14 +215,29 @@ def result(
     )
 
 
-def _decide(ctx: typer.Context, job_id: int, action: str, as_json: bool) -> None:
+def _accept(ctx: typer.Context, job_id: int, as_json: bool) -> None:
     with session(ctx, unlock=True) as s:
-        market = s.compute_market
-        tx = {"accept": market.accept, "dispute": market.dispute}[action](job_id)
+        tx = s.compute_market.accept(job_id)
     emit(
         as_json,
-        {"job_id": job_id, "action": action, "tx": tx.tx_hash, "block": tx.block_number},
-        lambda: tx_line(f"job {job_id}: {action}ed", tx.tx_hash, tx.block_number),
+        {"job_id": job_id, "action": "accept", "tx": tx.tx_hash, "block": tx.block_number},
+        lambda: tx_line(f"job {job_id}: accepted", tx.tx_hash, tx.block_number),
+    )
+
+
+def _dispute(ctx: typer.Context, job_id: int, as_json: bool) -> None:
+    from ailedger.compute.requester.job import dispute as dispute_job
+    from ailedger.units import format_amount
+
+    with session(ctx, unlock=True) as s:
+        bond, tx_hash = dispute_job(s, job_id)
+    emit(
+        as_json,
+        {"job_id": job_id, "action": "dispute", "bond": bond, "tx": tx_hash},
+        lambda: console.print(
+            f"job {job_id}: disputed with a bond of {format_amount(bond)}; another provider "
+            f"re-executes it (tx {tx_hash})"
+        ),
     )
 
 
@@ -225,20 +245,22 @@ def _decide(ctx: typer.Context, job_id: int, action: str, as_json: bool) -> None
 def accept(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION) -> None:
     """Accept a single-provider result under review: the provider is paid now (silence
     accepts too, when the dispute window ends)."""
-    _decide(ctx, job_id, "accept", as_json)
+    _accept(ctx, job_id, as_json)
 
 
 @app.command("dispute")
 def dispute(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION) -> None:
-    """Reject a single-provider result under review: the escrow comes back and the
-    provider is slashed. Check it first with `job result`."""
-    _decide(ctx, job_id, "dispute", as_json)
+    """Challenge a single-provider result under review, posting a bond (the job's max
+    price x max hours): another staked provider re-executes the job. A different result
+    slashes the provider and refunds you; the same result pays the provider, with your
+    bond. Check it first with `job result`."""
+    _dispute(ctx, job_id, as_json)
 
 
 @app.command("cancel")
 def cancel(ctx: typer.Context, job_id: int = JOB_ID, as_json: bool = JSON_OPTION) -> None:
     """Stop a job and get back what it did not use: an open job refunds in full, a running
-    one pays its providers for the hours started and refunds the rest, and a job past its
+    one pays its providers for the seconds they ran and refunds the rest, and a job past its
     deadline with no result is expired with a full refund."""
     from ailedger.compute.requester.job import cancel as cancel_job
 

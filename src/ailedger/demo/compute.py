@@ -166,9 +166,11 @@ def rent_a_gpu(researcher: Session, gpu_owner: Session, root: Path, say: Say) ->
         r = researcher.compute_market.accept(job.job_id)
         say(f"  the researcher accepts the result  tx {r.tx_hash}")
     earned = gpu_owner.token.balance_of(gpu_owner.address) - before + 100 * AIL
+    (slot,) = researcher.compute_market.assignments(job.job_id)
+    billed = min(slot["seconds_used"], slot["committed_at"] - slot["assigned_at"])
     say(
         f"  the GPU owner earned {format_amount(earned)} "
-        "(one hour at its 2 AIL bid; its 100 AIL stake stays staked)"
+        f"({billed} s at its 2 AIL per hour bid; its 100 AIL stake stays staked)"
     )
 
 

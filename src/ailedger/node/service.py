@@ -15,6 +15,7 @@ from ailedger.node.app import create_app
 from ailedger.node.chores import Chores
 
 if TYPE_CHECKING:
+    from ailedger.compute.expiry import PostedJobs
     from ailedger.compute.requester.inbox import JobInbox
     from ailedger.health.mme import MatchmakerService
     from ailedger.session import Session
@@ -54,12 +55,24 @@ def matchmaker(session: Session, node: OwnerNode) -> MatchmakerService | None:
     return MatchmakerService(health.cohort, authenticate, node.audit)
 
 
+def posted_jobs(session: Session) -> PostedJobs:
+    """This home's compute jobs, for the chores to expire when they get stuck."""
+    from ailedger.compute.expiry import PostedJobs
+
+    return PostedJobs(session.compute_market, session.address, session.deployment.block)
+
+
 def job_inbox(session: Session) -> JobInbox:
     """Where providers fetch this home's job bundles and send its jobs' results."""
     from ailedger.compute.requester.files import JobFiles
     from ailedger.compute.requester.inbox import JobInbox
 
-    return JobInbox(JobFiles(session.home.path), session.address, session.compute_market)
+    return JobInbox(
+        JobFiles(session.home.path),
+        session.address,
+        session.compute_market,
+        session.compute_providers,
+    )
 
 
 def run_node(
@@ -85,7 +98,7 @@ def run_node(
         app = create_app(node.gateway(), matchmaker=health, jobs=job_inbox(session))
         say(f"gateway for {session.address} serving at {url} (Ctrl-C stops)")
         try:
-            with Chores(node, anchor_every):
+            with Chores(node, anchor_every, posted_jobs(session)):
                 uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
             node.anchor()

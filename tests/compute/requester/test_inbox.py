@@ -83,7 +83,8 @@ def bundle_dir(tmp_path: Path) -> Path:
 def inbox(tmp_path: Path, bundle_dir: Path) -> JobInbox:
     files = JobFiles(tmp_path / "home")
     digest = files.save_bundle(JobBundle.read(bundle_dir))
-    return JobInbox(files, ME.address, FakeMarket(digest))  # type: ignore[arg-type]
+    market = FakeMarket(digest)
+    return JobInbox(files, ME.address, market, market)  # type: ignore[arg-type]
 
 
 def refused(status: int, call: Any, *args: Any) -> RequestRefusedError:

@@ -16,9 +16,9 @@ from ailedger.chain.contracts.compute_market import (
     JobStatus,
     JobTerms,
     MarketEvent,
-    ProviderInfo,
 )
 from ailedger.chain.contracts.compute_policy import ComputePolicyClient, OutputPolicy
+from ailedger.chain.contracts.compute_providers import ComputeProvidersClient, ProviderInfo
 from ailedger.chain.contracts.data_market import (
     DataMarketClient,
     DatasetRecord,
@@ -35,6 +35,7 @@ __all__ = [
     "AuditAnchorClient",
     "ComputeMarketClient",
     "ComputePolicyClient",
+    "ComputeProvidersClient",
     "ContractClient",
     "DataMarketClient",
     "DatasetRecord",

@@ -68,3 +68,11 @@ class ContractClient:
         if gas is not None:
             tx["gas"] = gas
         return self._account, tx
+
+
+def named_struct(raw: Any, struct: type) -> dict[str, Any]:
+    """web3 returns structs as tuples (or dicts on some versions): name their fields, which
+    ``struct`` (a TypedDict) declares in the contract's order."""
+    if isinstance(raw, dict):
+        return dict(raw)
+    return dict(zip(struct.__annotations__, raw, strict=True))

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, TypedDict
 
 from eth_utils.crypto import keccak
 
-from ailedger.chain.contracts._base import ContractClient
+from ailedger.chain.contracts._base import ContractClient, named_struct
 from ailedger.chain.market_windows import MarketWindows
 from ailedger.chain.transactions import TxResult
 from ailedger.errors import ContractError
@@ -118,21 +118,11 @@ class Assignment(TypedDict):
     price_per_hour: int
     commitment: bytes
     output_hash: bytes
-    hours_used: int
+    seconds_used: int
     revealed: bool
     paid: int
     assigned_at: int
-
-
-class ProviderInfo(TypedDict):
-    """A provider's standing (the contract's ``Provider`` struct, in its order)."""
-
-    registered: bool
-    stake: int
-    active_jobs: int
-    completed: int
-    failed: int
-    slashed: int
+    committed_at: int
 
 
 class _Bid(TypedDict):
@@ -164,30 +154,16 @@ class ComputeMarketClient(ContractClient):
 
     # ------------------------------------------------------------- providers
 
-    def register_provider(self, stake: int) -> TxResult:
-        return self._write("register_provider", stake)
-
-    def post_offer(
-        self,
-        cpu_cores: int,
-        ram_mb: int,
-        gpu_model: str,
-        gpu_mem_mb: int,
-        price_per_hour: int,
-        confined: bool,
-    ) -> TxResult:
-        return self._write(
-            "post_offer", cpu_cores, ram_mb, gpu_model, gpu_mem_mb, price_per_hour, confined
-        )
-
     def bid(self, job_id: int, price_per_hour: int) -> TxResult:
         return self._write("bid", job_id, price_per_hour, gas=BID_GAS)
 
     def commit_result(self, job_id: int, output_hash: bytes, salt: bytes) -> TxResult:
         return self._write("commit_result", job_id, commitment(output_hash, salt))
 
-    def reveal_result(self, job_id: int, output_hash: bytes, salt: bytes, hours: int) -> TxResult:
-        return self._write("reveal_result", job_id, output_hash, salt, hours)
+    def reveal_result(self, job_id: int, output_hash: bytes, salt: bytes, seconds: int) -> TxResult:
+        """Reveal a committed result, claiming ``seconds`` of work: the market pays at most
+        the time that passed between assignment and commitment."""
+        return self._write("reveal_result", job_id, output_hash, salt, seconds)
 
     # ------------------------------------------------------------ requesters
 
@@ -225,7 +201,15 @@ class ComputeMarketClient(ContractClient):
         return self._write("accept", job_id)
 
     def dispute(self, job_id: int) -> TxResult:
+        """Challenge a k = 1 result under review, posting the bond (the token allowance
+        must cover :meth:`dispute_bond`): another provider re-executes the job and the
+        loser pays (see the contract's notice)."""
         return self._write("dispute", job_id)
+
+    @staticmethod
+    def dispute_bond(info: JobInfo) -> int:
+        """What disputing the job takes from the requester: one share at the cap."""
+        return info["max_price_per_hour"] * info["max_hours"]
 
     def finalize(self, job_id: int) -> TxResult:
         """Pay a k = 1 provider whose result went unchallenged through the dispute window."""
@@ -236,7 +220,7 @@ class ComputeMarketClient(ContractClient):
 
     def cancel(self, job_id: int) -> TxResult:
         """Cancel a job: OPEN for a full refund; ASSIGNED (or TIEBREAK) before a result is
-        revealed, paying each provider for the hours since it was assigned."""
+        revealed, paying each provider for the seconds since it was assigned."""
         return self._write("cancel_job", job_id)
 
     def expire(self, job_id: int) -> TxResult:
@@ -259,7 +243,7 @@ class ComputeMarketClient(ContractClient):
 
     def info(self, job_id: int) -> JobInfo | None:
         """Every stored field of a job by name, or None for an unknown id."""
-        raw = _named(self._read("job_info", job_id), JobInfo)
+        raw = named_struct(self._read("job_info", job_id), JobInfo)
         status = JobStatus(int(raw["status"]))
         if status == JobStatus.NONE:
             return None
@@ -319,6 +303,28 @@ class ComputeMarketClient(ContractClient):
             }
         return self._topics
 
+    def auction_failed(self, job_id: int) -> int | None:
+        """The eligible bids counted when the job's auction closed with fewer than k
+        (``AuctionFailed``: the job was cancelled and its escrow refunded), or None."""
+        from eth_utils.abi import event_abi_to_log_topic
+
+        [abi] = [e for e in self._contract.abi if e.get("name") == "AuctionFailed"]
+        logs = self.web3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [
+                    "0x" + bytes(event_abi_to_log_topic(abi)).hex(),  # type: ignore[arg-type]
+                    "0x" + job_id.to_bytes(32, "big").hex(),
+                ],
+            }
+        )
+        if not logs:
+            return None
+        decoded = self._contract.events.AuctionFailed().process_log(logs[0])
+        return int(decoded["args"]["eligible_bids"])
+
     def assignments(self, job_id: int) -> list[Assignment]:
         """The winners by slot; slot k, if present, is the tie-break provider."""
         return [
@@ -327,19 +333,20 @@ class ComputeMarketClient(ContractClient):
                 price_per_hour=int(raw["price_per_hour"]),
                 commitment=bytes(raw["commitment"]),
                 output_hash=bytes(raw["output_hash"]),
-                hours_used=int(raw["hours_used"]),
+                seconds_used=int(raw["seconds_used"]),
                 revealed=bool(raw["revealed"]),
                 paid=int(raw["paid"]),
                 assigned_at=int(raw["assigned_at"]),
+                committed_at=int(raw["committed_at"]),
             )
-            for raw in (_named(a, Assignment) for a in self._read("job_assignments", job_id))
+            for raw in (named_struct(a, Assignment) for a in self._read("job_assignments", job_id))
         ]
 
     def job_bids(self, job_id: int) -> list[tuple[str, int]]:
         """(provider, price per hour) of the job's current auction round, in bid order."""
         return [
             (str(raw["provider"]), int(raw["price_per_hour"]))
-            for raw in (_named(b, _Bid) for b in self._read("job_bids", job_id))
+            for raw in (named_struct(b, _Bid) for b in self._read("job_bids", job_id))
         ]
 
     def job_datasets(self, job_id: int) -> tuple[tuple[bytes, ...], int]:
@@ -357,24 +364,3 @@ class ComputeMarketClient(ContractClient):
             reveal_s=int(self._read("REVEAL_WINDOW")),
             dispute_s=int(self._read("DISPUTE_WINDOW")),
         )
-
-    def provider(self, account: str) -> ProviderInfo:
-        raw = _named(
-            self._read("provider_info", self.web3.to_checksum_address(account)), ProviderInfo
-        )
-        return ProviderInfo(
-            registered=bool(raw["registered"]),
-            stake=int(raw["stake"]),
-            active_jobs=int(raw["active_jobs"]),
-            completed=int(raw["completed"]),
-            failed=int(raw["failed"]),
-            slashed=int(raw["slashed"]),
-        )
-
-
-def _named(raw: Any, struct: type) -> dict[str, Any]:
-    """web3 returns structs as tuples (or dicts on some versions): name their fields, which
-    ``struct`` (a TypedDict) declares in the contract's order."""
-    if isinstance(raw, dict):
-        return dict(raw)
-    return dict(zip(struct.__annotations__, raw, strict=True))

@@ -14,6 +14,9 @@ One loop follows the market's events a few times a second and keeps a list of ch
 * **reveal / settle / finalize**: reveal once every assignee committed, then settle a
   k >= 2 job when all revealed, or finalize a k = 1 job when its dispute window ends,
   which is when the provider gets paid.
+* **expire**: every job it bid on or ran that gets stuck past its deadline (nobody
+  revealed) is expired (:mod:`ailedger.compute.expiry`), once a second at most: the
+  requester is refunded without being there, and stake locks end.
 
 Progress per assignment is kept in ``provider/jobs/<id>.json`` (salt before commit), and
 the last block read in ``provider/agent.json``, so a restarted agent reveals what it
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ailedger._durable import atomic_write_json
 from ailedger.chain.contracts.compute_market import JobStatus, new_salt
+from ailedger.compute.expiry import ExpiryWatch, chain_time
 from ailedger.compute.jobs import JobSpecError, parse_job
 from ailedger.compute.provider.c2d import DataInputs
 from ailedger.compute.provider.runner import AssignmentState, JobFetchError, Runner, scratch_dir
@@ -49,6 +53,9 @@ if TYPE_CHECKING:
     from ailedger.session import Session
 
 log = logging.getLogger(__name__)
+
+# How often the agent looks for stuck jobs to expire.
+EXPIRY_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -122,23 +129,25 @@ class ProviderAgent:
         self._urls: dict[str, str] = {}
         self._next_block = 0
         self.earned = 0
+        self.expiry = ExpiryWatch(self.market)
+        self._expiry_at = 0.0
 
     # ---------------------------------------------------------------- startup
 
     def prepare(self) -> list[str]:
         """Stake if new, register the encryption key, post (or refresh) the offer."""
         done = []
-        token, market = self.session.token, self.market
-        if not market.provider(self.me)["registered"]:
-            token.approve(market.address, self.settings.stake)
-            market.register_provider(self.settings.stake)
+        token, market, providers = self.session.token, self.market, self.session.compute_providers
+        if not providers.provider(self.me)["registered"]:
+            token.approve(providers.address, self.settings.stake)
+            providers.register_provider(self.settings.stake)
             done.append(f"registered as a provider, {format_amount(self.settings.stake)} staked")
         keys = self.session.key_registry
         if keys.key_of(self.me) != self.session.home.encryption_public_key:
             keys.register(self.session.home.encryption_public_key)
             done.append("registered encryption key")
         gpu = self.machine.gpus[0] if self.machine.gpus else None
-        market.post_offer(
+        providers.post_offer(
             self.machine.cpu_cores,
             self.machine.ram_mb,
             gpu.name if gpu else "",
@@ -257,13 +266,15 @@ class ProviderAgent:
         try:
             self._send(self.market.bid, job_id, price)
             self.say(f"job {job_id}: bid {price} per hour")
+            self.expiry.watch(job_id, int(job["deadline"]))
         except AiledgerError as exc:
             self.say(f"job {job_id}: bid refused: {exc}")
             self._drop_bid(job_id)
 
     def _consider_tiebreak(self, job_id: int, bid_deadline: int) -> None:
-        """A k >= 2 job whose results tied: one more provider, not one of the first k, runs
-        it again. Bid as for a new job, from the job's stored terms."""
+        """A k >= 2 job whose results tied, or a disputed k = 1 job: one more provider, not
+        one of the first k, runs it again. Bid as for a new job, from the job's stored
+        terms."""
         info = self.market.info(job_id)
         if info is None or any(
             a["provider"].lower() == self.me.lower() for a in self.market.assignments(job_id)
@@ -342,6 +353,7 @@ class ProviderAgent:
         state.extra.update(cores=int(info["cpu_cores"]), ram_mb=int(info["ram_mb"]), held=True)
         state.save(self.layout.provider_jobs)
         self._states[job_id] = state
+        self.expiry.watch(job_id, state.deadline)
         self.say(f"job {job_id}: assigned at {format_amount(price)} per hour")
         self._start_runner(job_id, info)
 
@@ -382,9 +394,9 @@ class ProviderAgent:
         state = runner.state
         scratch = scratch_dir(self.settings.work_dir)
         try:
-            digest, hours = runner.run(scratch)
+            digest, seconds = runner.run(scratch)
             salt = new_salt()
-            state.output_hash, state.salt, state.hours = digest.hex(), salt.hex(), hours
+            state.output_hash, state.salt, state.seconds = digest.hex(), salt.hex(), seconds
             state.phase = "committing"
             state.save(self.layout.provider_jobs)  # the salt is on disk before the commitment
             self._send(self.market.commit_result, state.job_id, digest, salt)
@@ -432,6 +444,11 @@ class ProviderAgent:
 
     def _chores(self) -> None:
         now = time.time()
+        if now >= self._expiry_at:  # chain reads only when something is due, once a second
+            self._expiry_at = now + EXPIRY_EVERY_S
+            if self.expiry.watched:
+                for job_id in self.expiry.tick(chain_time(self.market)):
+                    self.say(f"job {job_id}: past its deadline with no result: expired")
         for job_id, bid in list(self._bids.items()):
             if now >= int(bid["bid_deadline"]) + 0.2 and not bid.get("close_tried"):
                 bid["close_tried"] = True
@@ -454,7 +471,7 @@ class ProviderAgent:
             int(info["commits"]) >= assigned or now >= int(info["deadline"])
         ):
             salt, digest = bytes.fromhex(state.salt), bytes.fromhex(state.output_hash)
-            if self._try(self.market.reveal_result, state.job_id, digest, salt, state.hours):
+            if self._try(self.market.reveal_result, state.job_id, digest, salt, state.seconds):
                 state.phase = "revealed"
                 state.save(self.layout.provider_jobs)
                 self.say(f"job {state.job_id}: revealed")
@@ -462,8 +479,9 @@ class ProviderAgent:
             if status == JobStatus.REVIEW and now >= int(info["review_deadline"]):
                 self._try(self.market.finalize, state.job_id)
             elif (
-                status in (JobStatus.ASSIGNED, JobStatus.TIEBREAK)
-                and state.redundancy >= 2
+                # A k = 1 job in TIEBREAK is disputed: its re-execution settles it too.
+                (status == JobStatus.TIEBREAK or state.redundancy >= 2)
+                and status in (JobStatus.ASSIGNED, JobStatus.TIEBREAK)
                 and (
                     int(info["reveals"]) >= assigned
                     or now >= self.market.reveal_deadline(state.job_id)

@@ -67,7 +67,8 @@ class AssignmentState:
     phase: str = "assigned"  # assigned -> committed -> revealed -> done
     output_hash: str = ""
     salt: str = ""
-    hours: int = 0
+    # Seconds of work to bill (the contract pays no more than passed before the commit).
+    seconds: int = 0
     reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -121,7 +122,7 @@ class LogStream:
 
 
 class Runner:
-    """Runs one assignment; ``commit`` is called with (output hash, hours) at the end."""
+    """Runs one assignment; ``commit`` is called with (output hash, seconds) at the end."""
 
     def __init__(
         self,
@@ -174,7 +175,7 @@ class Runner:
     # -------------------------------------------------------------------- run
 
     def run(self, scratch: Path) -> tuple[bytes, int]:
-        """Do steps 1-5 up to the upload; returns (output hash, hours to bill)."""
+        """Do steps 1-5 up to the upload; returns (output hash, seconds to bill)."""
         job_id = self.state.job_id
         bundle = scratch / "bundle"
         data = self._request("GET", wire.path(wire.JOB_BUNDLE, job_id=job_id)).content
@@ -220,9 +221,10 @@ class Runner:
             self._upload(out, scratch)
         finally:
             shutil.rmtree(out.parent.parent, ignore_errors=True)  # the sandbox's directory
-        hours = max(1, math.ceil(result.usage.wall_seconds / 3600))
+        # The seconds the job actually ran, started seconds counted, never above its cap.
+        seconds = max(1, math.ceil(result.usage.wall_seconds))
         self.state.reason = result.reason
-        return digest, min(hours, math.ceil(spec.max_hours))
+        return digest, min(seconds, math.floor(spec.max_hours * 3600))
 
     def _refused(self, scratch: Path, why: str) -> tuple[bytes, int]:
         """The owner's rules no longer allow the run: the result is the refusal itself, so

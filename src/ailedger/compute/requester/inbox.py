@@ -33,7 +33,7 @@ from ailedger.errors import (
 )
 
 if TYPE_CHECKING:
-    from ailedger.chain.contracts import ComputeMarketClient, JobInfo
+    from ailedger.chain.contracts import ComputeMarketClient, ComputeProvidersClient, JobInfo
 
 NO_SIGNATURE = "missing or invalid request signature"
 
@@ -41,10 +41,17 @@ NO_SIGNATURE = "missing or invalid request signature"
 class JobInbox:
     """The checks behind the routes; no HTTP here, so each rule is unit-testable."""
 
-    def __init__(self, files: JobFiles, me: str, market: ComputeMarketClient) -> None:
+    def __init__(
+        self,
+        files: JobFiles,
+        me: str,
+        market: ComputeMarketClient,
+        providers: ComputeProvidersClient,
+    ) -> None:
         self.files = files
         self.me = me
         self.market = market
+        self.providers = providers
 
     def _own_job(self, job_id: int) -> JobInfo:
         info = self.market.info(job_id)
@@ -72,7 +79,7 @@ class JobInbox:
         info = self._own_job(job_id)
         if signer is None:
             raise UnauthenticatedError(NO_SIGNATURE)
-        if not self.market.provider(signer)["registered"]:
+        if not self.providers.provider(signer)["registered"]:
             raise ForbiddenError(f"{signer} is not a registered provider")
         with tarfile.open(self._bundle_tar(info), mode="r:") as tar:
             member = tar.extractfile(JOB_FILE)

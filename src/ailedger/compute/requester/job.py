@@ -43,6 +43,8 @@ class Submitted:
     tx_hash: str
     status: JobStatus
     providers: list[str]
+    # What became of an auction that did not start the job (auction_outcome), if so.
+    outcome: str | None = None
 
 
 def check_own_node(session: Session) -> str:
@@ -149,7 +151,33 @@ def submit(
     status, providers = JobStatus.OPEN, list[str]()
     if wait_s:
         status, providers = close_when_ready(market, job_id, spec.redundancy, wait_s, collect_s)
-    return Submitted(job_id, digest, terms.max_cost, result.tx_hash, status, providers)
+    outcome = auction_outcome(market, job_id) if wait_s else None
+    return Submitted(job_id, digest, terms.max_cost, result.tx_hash, status, providers, outcome)
+
+
+def auction_outcome(market: ComputeMarketClient, job_id: int) -> str | None:
+    """In words, when the job's auction did not start it: it failed (fewer than k
+    eligible bids: cancelled, escrow refunded in full), or its window closed without
+    enough bids and closing it will refund. None while bidding is open or once assigned."""
+    info = market.info(job_id)
+    if info is None:
+        return None
+    k, status = int(info["redundancy"]), JobStatus(int(info["status"]))
+    if status == JobStatus.CANCELLED and not market.assignments(job_id):
+        eligible = market.auction_failed(job_id)
+        if eligible is not None:
+            return (
+                f"auction failed: {eligible} eligible bid(s) of the {k} needed; "
+                "the job was cancelled and its escrow refunded in full"
+            )
+    if status == JobStatus.OPEN and time.time() >= int(info["bid_deadline"]):
+        bids = len(market.job_bids(job_id))
+        if bids < k:
+            return (
+                f"bidding closed with {bids} bid(s) of the {k} needed: closing the auction "
+                f"refunds the escrow in full (ailedger job cancel {job_id})"
+            )
+    return None
 
 
 def close_when_ready(
@@ -194,7 +222,7 @@ def status(session: Session, job_id: int) -> dict[str, Any]:
                 "committed": bytes(a["commitment"]) != bytes(32),
                 "revealed": bool(a["revealed"]),
                 "output_hash": "0x" + bytes(a["output_hash"]).hex() if a["revealed"] else None,
-                "hours": int(a["hours_used"]),
+                "seconds": int(a["seconds_used"]),
                 "paid": int(a["paid"]),
                 "output_received": files.output_path(job_id, a["provider"]).exists(),
             }
@@ -213,6 +241,7 @@ def status(session: Session, job_id: int) -> dict[str, Any]:
         if int(info["status"]) == JobStatus.COMPLETED
         else None,
         "log_batches": sum(1 for _ in files.log_batches(job_id)),
+        "auction": auction_outcome(market, job_id),
     }
 
 
@@ -300,3 +329,16 @@ def cancel(session: Session, job_id: int) -> tuple[str, str]:
     if state.running:
         return "cancelled", market.cancel(job_id).tx_hash
     raise JobStateError(f"job {job_id} is {state.name.lower()}; only open or running jobs cancel")
+
+
+def dispute(session: Session, job_id: int) -> tuple[int, str]:
+    """Dispute a k = 1 result under review: approve and post the bond (the job's max
+    price x max hours); another provider re-executes the job and the loser pays.
+    Returns (bond, tx hash)."""
+    market = session.compute_market
+    info = market.info(job_id)
+    if info is None:
+        raise ConfigError(f"no job {job_id} on chain")
+    bond = market.dispute_bond(info)
+    session.token.approve(market.address, bond)
+    return bond, market.dispute(job_id).tx_hash
