@@ -60,10 +60,11 @@
         withdrawal) while it has any assignment that is not finished.
 
         Billing is by the second, at the winner's price per hour: a winner whose result
-        is paid gets `min(seconds_used, committed_at - assigned_at, max_hours * 3600) *
-        price / 3600`, where `seconds_used` is what it claimed at its reveal and the
-        middle term the time that passed on chain between its assignment (the auction's
-        close) and its commitment: nobody is paid for time that did not pass.
+        is paid gets `min(seconds_used, max(committed_at - assigned_at, 1), max_hours *
+        3600) * price / 3600`, where `seconds_used` is what it claimed at its reveal and
+        the middle term the time that passed on chain between its assignment (the
+        auction's close) and its commitment, at least the one second the chain's clock
+        cannot split: nobody is paid for time that did not pass.
 
         Results, by commit-reveal: each winner commits keccak256(output_hash ++ salt)
         before the deadline. Reveals open when all k have committed (or at the deadline,
@@ -941,8 +942,11 @@ def reveal_result(job_id: uint256, output_hash: bytes32, salt: bytes32, seconds_
 @internal
 def _pay_slot(job_id: uint256, slot: uint256, a: Assignment, max_hours: uint256) -> uint256:
     """Record the payment of an assignment (state only) and return its amount."""
-    # Never more time than passed between assignment and commitment, nor max_hours.
-    seconds: uint256 = min(min(a.seconds_used, a.committed_at - a.assigned_at), max_hours * 3600)
+    # Never more time than passed between assignment and commitment, nor max_hours. The
+    # chain's clock counts whole seconds: work committed within the second it was assigned
+    # ran for up to one, which is what the runner claims for it.
+    elapsed: uint256 = max(a.committed_at - a.assigned_at, 1)
+    seconds: uint256 = min(min(a.seconds_used, elapsed), max_hours * 3600)
     amount: uint256 = seconds * a.price_per_hour // 3600
     self._assignments[job_id][slot].paid = amount
     extcall PROVIDERS.release(job_id, a.provider, OUTCOME_PAID)

@@ -244,7 +244,7 @@ def test_a_job_runs_is_checked_and_paid(world: World) -> None:
     # Billed by the second at its own bid of 1 AIL an hour, for no more time than passed
     # on chain between its assignment and its commitment (it used to be one whole hour).
     (slot,) = world.requester.compute_market.assignments(job_id)
-    seconds = min(slot["seconds_used"], slot["committed_at"] - slot["assigned_at"])
+    seconds = min(slot["seconds_used"], max(slot["committed_at"] - slot["assigned_at"], 1))
     assert slot["paid"] == seconds * AIL // 3600 and seconds < 600
     assert world.balance(cheap) - before_p == slot["paid"]
     assert before_r - world.balance(world.requester) == slot["paid"]  # the rest came back
@@ -256,7 +256,7 @@ def test_matching_results_settle_k2(world: World) -> None:
     slots = world.requester.compute_market.assignments(job_id)
     assert len(slots) == 2 and all(a["revealed"] for a in slots)
     for a in slots:  # both paid, by the second
-        worked = min(a["seconds_used"], a["committed_at"] - a["assigned_at"])
+        worked = min(a["seconds_used"], max(a["committed_at"] - a["assigned_at"], 1))
         assert a["paid"] == worked * a["price_per_hour"] // 3600
     fetch_result(world.requester, job_id, world.tmp / f"out-{job_id}")
 

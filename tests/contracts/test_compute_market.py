@@ -2218,7 +2218,7 @@ class ComputeMachine(RuleBasedStateMachine):
 
     def _pay(self, job: dict[str, Any], slot: dict[str, Any]) -> int:
         # Billed by the second, never for more time than passed before the commitment.
-        worked = slot["committed_at"] - slot["at"]
+        worked = max(slot["committed_at"] - slot["at"], 1)  # the clock counts whole seconds
         seconds = min(slot["hours"] * HOUR, worked, JOB_HOURS * HOUR)
         amount = int(seconds * slot["price"] // HOUR)
         assert amount <= worked * slot["price"] // HOUR
