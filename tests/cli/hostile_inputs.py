@@ -120,6 +120,7 @@ def _cases() -> list[list[str]]:
             ["token", "transfer", "--", address, "1"],
             ["token", "balance", "--", address],
             ["data", "allow-host", DATASET, "--", address],
+            ["audit", "verify", "--node", address],
         ]
         if address:  # an empty --owner is the default: every owner
             cases.append(["data", "list", "--owner", address])

@@ -131,13 +131,12 @@ def verify(ctx: typer.Context, node: str = NODE_OPTION, as_json: bool = JSON_OPT
 
 def _verify_other_node(ctx: typer.Context, node: str, as_json: bool) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    from web3 import Web3
 
     from ailedger.audit.remote import GatewayLogSource, verify_served_log
+    from ailedger.cli._parsers import address
     from ailedger.errors import ConfigError
 
-    if not Web3.is_address(node):
-        raise ConfigError(f"--node {node!r} is not an address; give the node's 0x address")
+    node = address(node)
     with session(ctx, unlock=False) as s:
         url = s.node_registry.url_of(node)
         if url is None:
@@ -147,7 +146,7 @@ def _verify_other_node(ctx: typer.Context, node: str, as_json: bool) -> None:
         anchors = s.audit_anchor.history(node, s.deployment.block)
         result = verify_served_log(GatewayLogSource(url), key, anchors)
     data = {
-        "node": Web3.to_checksum_address(node),
+        "node": node,
         "url": url,
         "ok": result.ok,
         "checkpoint_key": raw.hex() if raw else None,
