@@ -94,3 +94,27 @@ def test_an_entry_that_names_no_grant_is_not_appended_as_a_read() -> None:
     with pytest.raises(ValueError, match="names its grant"):
         GrantReads(log, Market({})).append_read({"kind": "compute-read", "outcome": "served"})
     assert log.size == 0
+
+
+@pytest.mark.parametrize(
+    "answer", [b'{"remaining": "many"}', b'{"remaining": [1]}', b"[]", b"[" * 5000, b"{}"]
+)
+def test_a_hostile_answer_about_reads_left_is_one_clear_error(answer: bytes) -> None:
+    """An owner's node answering nonsense about a grant's reads is refused in one error,
+    whatever it sends (a crash here would stop `job submit` with a traceback)."""
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    from ailedger.errors import PeerUnreachableError
+    from ailedger.node.service import BackgroundServer
+    from ailedger.peer import wire
+    from ailedger.sharing.requester import reads_left_at
+
+    app = FastAPI()
+
+    @app.get(wire.GRANT_READS)
+    def reads(grant_id: int) -> Response:
+        return Response(answer, media_type="application/json")
+
+    with BackgroundServer(app) as url, pytest.raises(PeerUnreachableError, match="grant 7"):
+        reads_left_at(url, 7)

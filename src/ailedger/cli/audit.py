@@ -119,10 +119,7 @@ def verify(ctx: typer.Context, node: str = NODE_OPTION, as_json: bool = JSON_OPT
             f"covered: {result.signed_size} of {result.size} entries by signed checkpoints, "
             f"{result.anchored_size} by anchors on chain; {result.unsigned_tail} unsigned"
         )
-        for note in result.notes:
-            console.print(f"  note: {note}")
-        for problem in result.problems:
-            err_console.print(f"  {problem}")
+        _findings(result.notes, result.problems)
 
     emit(as_json, data, render)
     if not result.ok:
@@ -165,11 +162,16 @@ def _verify_other_node(ctx: typer.Context, node: str, as_json: bool) -> None:
             f"covered: {result.signed_size} of {result.served_size} served entries by its "
             f"signed checkpoint, {result.anchored_size} by {result.anchors} anchors on chain"
         )
-        for note in result.notes:
-            console.print(f"  note: {note}")
-        for problem in result.problems:
-            err_console.print(f"  {problem}")
+        _findings(result.notes, result.problems)
 
     emit(as_json, data, render)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _findings(notes: list[str], problems: list[str]) -> None:
+    """Notes on stdout, problems on stderr; free text, so never read as markup."""
+    for note in notes:
+        console.print(f"  note: {note}", markup=False)
+    for problem in problems:
+        err_console.print(f"  {problem}", markup=False)

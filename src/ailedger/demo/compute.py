@@ -167,7 +167,7 @@ def rent_a_gpu(researcher: Session, gpu_owner: Session, root: Path, say: Say) ->
         say(f"  the researcher accepts the result  tx {r.tx_hash}")
     earned = gpu_owner.token.balance_of(gpu_owner.address) - before + 100 * AIL
     (slot,) = researcher.compute_market.assignments(job.job_id)
-    billed = min(slot["seconds_used"], slot["committed_at"] - slot["assigned_at"])
+    billed = round(slot["paid"] * 3600 / slot["price_per_hour"])  # what the chain paid for
     say(
         f"  the GPU owner earned {format_amount(earned)} "
         f"({billed} s at its 2 AIL per hour bid; its 100 AIL stake stays staked)"

@@ -11,14 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ailedger._durable import atomic_write_json, fsync_dir
+from ailedger._durable import fsync_dir
 
 PRIVATE_DIR_MODE = 0o700
-
-
-def write_private_json(path: Path, document: dict[str, Any]) -> None:
-    """Atomically write ``document`` as indented JSON, readable by the owner only (0600)."""
-    atomic_write_json(path, document, indent=2)
 
 
 def make_private_dir(path: Path) -> None:

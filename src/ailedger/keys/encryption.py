@@ -30,8 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from ailedger._durable import atomic_write_json
 from ailedger.errors import KeyError_, WrongPassphraseError
-from ailedger.keys._files import read_json_object, write_private_json
+from ailedger.keys._files import read_json_object
 from ailedger.keys.wallet import DEFAULT_SCRYPT_N
 
 FORMAT = "ailedger-encryption-key"
@@ -86,7 +87,7 @@ def write_encryption_key(
     aes_key, check = _derive(passphrase, salt, scrypt_n)
     ciphertext = AESGCM(aes_key).encrypt(nonce, private_key.private_bytes_raw(), _aad(public_key))
     sealed = _Sealed(public_key, scrypt_n, salt, nonce, ciphertext, check)
-    write_private_json(path, sealed.to_json())
+    atomic_write_json(path, sealed.to_json(), indent=2)  # 0600 from creation
     return public_key
 
 

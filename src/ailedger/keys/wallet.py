@@ -28,8 +28,9 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_hex_address, to_checksum_address
 
+from ailedger._durable import atomic_write_json
 from ailedger.errors import KeyError_, WrongPassphraseError
-from ailedger.keys._files import read_json_object, write_private_json
+from ailedger.keys._files import read_json_object
 
 DEFAULT_SCRYPT_N = 2**17
 """scrypt CPU/memory cost of new keystores; see the module docstring for the choice."""
@@ -50,7 +51,7 @@ def create_keystore(
         raise KeyError_("an empty passphrase would leave the key unprotected; choose one")
     account: LocalAccount = Account.create()
     keystore = Account.encrypt(account.key, passphrase, kdf="scrypt", iterations=scrypt_n)
-    write_private_json(path, keystore)
+    atomic_write_json(path, keystore, indent=2)  # 0600 from creation
     return account.address
 
 

@@ -24,7 +24,6 @@ from ailedger.errors import (
     TransactionRejectedError,
     TransactionRevertedError,
 )
-from ailedger.peer import wire
 from ailedger.sharing.access_request import Domain
 from ailedger.sharing.owner_store import OwnedDataset, OwnerStore
 from ailedger.sharing.reads import COMPUTE_READ, GrantReads, ReadLimitReachedError
@@ -166,25 +165,13 @@ class OwnerNode:
     def reads_left(self, grant_id: int) -> int | None:
         """The reads ``grant_id`` has left at this node (None: unlimited), counted from the
         audit log directly, or by the running node when it holds the log."""
-        import httpx
-
         from ailedger.audit.log import AuditLogError
-        from ailedger.peer.client import shared_client
+        from ailedger.sharing.requester import reads_left_at
 
         try:
             reads = self.reads
-        except AuditLogError:
-            path = wire.path(wire.GRANT_READS, grant_id=grant_id)
-            try:
-                response = shared_client().get(self._own_url() + path, timeout=10)
-                response.raise_for_status()
-                remaining = response.json()["remaining"]
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                raise PeerUnreachableError(
-                    f"this home's running node did not say how many reads grant {grant_id} "
-                    f"has left: {exc}"
-                ) from exc
-            return None if remaining is None else int(remaining)
+        except AuditLogError:  # the running node holds the log: it counts
+            return reads_left_at(self._own_url(), grant_id)
         return reads.remaining(grant_id)
 
     def _own_url(self) -> str:

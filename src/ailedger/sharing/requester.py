@@ -114,20 +114,28 @@ def reads_left(session: Session, dataset_id: bytes, grant_id: int) -> int | None
     """The reads ``grant_id`` has left at the dataset owner's node (None: unlimited),
     fetches and compute-to-data together, as its gateway counts them; raises
     :class:`PeerUnreachableError` if the owner's node does not say."""
-    import httpx
-
     record = session.data_market.dataset(dataset_id)
     url = session.node_registry.url_of(record.owner) if record else None
     if url is None:
         raise PeerUnreachableError(f"no gateway known for dataset 0x{dataset_id.hex()}")
+    return reads_left_at(url, grant_id)
+
+
+def reads_left_at(url: str, grant_id: int) -> int | None:
+    """What the node at ``url`` says ``grant_id`` has left (None: unlimited); its answer is
+    a peer's word, parsed as untrusted."""
+    import httpx
+
     try:
         path = wire.path(wire.GRANT_READS, grant_id=grant_id)
         response = shared_client().get(url + path, timeout=TIMEOUT_S)
         response.raise_for_status()
-        remaining = response.json()["remaining"]
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
-        raise PeerUnreachableError(f"{url} did not say how many reads are left: {exc}") from exc
-    return None if remaining is None else int(remaining)
+        remaining = parse_untrusted(response.content)["remaining"]
+        return None if remaining is None else int(remaining)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise PeerUnreachableError(
+            f"{url} did not say how many reads grant {grant_id} has left: {exc}"
+        ) from exc
 
 
 def _keep_receipt(session: Session, dataset_id: bytes, receipt: dict[str, Any]) -> None:
