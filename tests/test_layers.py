@@ -17,7 +17,7 @@ import ailedger
 PACKAGE = Path(ailedger.__file__).parent
 CAPABILITIES = {"sharing", "compute", "health"}
 # What composes and fronts the capabilities; no layer below may reach up into them.
-COMPOSITION = {"node", "cli", "demo", "testing"}
+COMPOSITION = {"node", "cli", "demo", "testing", "web"}
 # Capability -> the capabilities it may import (their public modules only).
 MAY_USE = {"sharing": set(), "health": set(), "compute": {"sharing"}}
 
