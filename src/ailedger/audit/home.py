@@ -21,7 +21,7 @@ from ailedger.audit import browse
 from ailedger.audit.receipt import ReceiptVerdict, receipt_checks
 from ailedger.audit.remote import GatewayLogSource, RemoteVerifyResult, verify_served_log
 from ailedger.audit.verify import verify_directory
-from ailedger.errors import ConfigError, NotFoundError
+from ailedger.errors import ConfigError, NotFoundError, UnprocessableError
 
 if TYPE_CHECKING:
     from ailedger.session import Session
@@ -200,7 +200,13 @@ class HomeAudit:
                     raise ConfigError(f"the node {node} has registered no gateway URL")
                 return GatewayLogSource(url).consistency_proof(size1, size2)
 
-        return receipt_checks(receipt, key, anchors, proof)
+        verdict = receipt_checks(receipt, key, anchors, proof)
+        if verdict.checks[0].ok is False:  # not a receipt at all: nothing was checked
+            raise UnprocessableError(
+                f"not an audit receipt: {verdict.checks[0].detail}",
+                {"failed": verdict.failed},
+            )
+        return verdict
 
     # -- receipts this home holds (as a requester) -------------------------------------
 
