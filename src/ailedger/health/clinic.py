@@ -209,6 +209,12 @@ def notifications(node: HealthNode, limit: int = 100) -> list[dict[str, Any]]:
             note = json.loads(line)
         except ValueError:
             continue  # a line cut by a crash mid-write: the others still count
-        if isinstance(note, dict):
+        if (
+            isinstance(note, dict)
+            and isinstance(note.get("query"), str)
+            and isinstance(note.get("surrogate"), str)
+            and isinstance(note.get("score"), int | float)
+            and isinstance(note.get("contact"), dict)
+        ):
             found.append(note)
     return found
