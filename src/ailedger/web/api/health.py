@@ -137,7 +137,7 @@ def router() -> APIRouter:
         is logged in this home's audit log (counts only)."""
         s = ctx.session
         document = _document(body, f"ailedger node {s.address}")
-        answer = clinic.search_federation(s, document, body.limit, _outgoing_log(ctx))
+        answer = clinic.search_federation(s, document, body.limit, outgoing_log(ctx))
         return MatchesOut(results=[MatchOut(**r) for r in answer.results], asked=dict(answer.asked))
 
     @api.get("/diagnoses", response_model=DiagnosesOut)
@@ -181,7 +181,7 @@ def router() -> APIRouter:
     return api
 
 
-def _outgoing_log(ctx: Context) -> clinic.OutgoingLog:
+def outgoing_log(ctx: Context) -> clinic.OutgoingLog:
     """Where an outgoing query is logged: the home's log, held by the running node."""
     if ctx.node is not None:
         return ctx.node.append_own

@@ -189,10 +189,17 @@
     return node;
   }
 
+  // Colours as SVG presentation attributes: the CSP allows no inline style.
+  var FILL = { leaf: "#eef4ff", sibling: "#f4f5f7", inner: "#ffffff", match: "#dcfae6", mismatch: "#fee4e2" };
+  var STROKE = { leaf: "#1f6feb", sibling: "#98a2b3", inner: "#5b6672", match: "#067647", mismatch: "#b42318" };
+
   function box(doc, svg, x, y, label, hash, kind) {
-    svg.appendChild(el(doc, "rect", { x: x, y: y, width: 150, height: 34, rx: 4, class: "node " + kind }));
-    svg.appendChild(el(doc, "text", { x: x + 8, y: y + 14, class: "label" }, label));
-    svg.appendChild(el(doc, "text", { x: x + 8, y: y + 28, class: "hash" }, hash));
+    svg.appendChild(el(doc, "rect", {
+      x: x, y: y, width: 150, height: 34, rx: 4, fill: FILL[kind], stroke: STROKE[kind],
+      "stroke-width": kind === "match" || kind === "mismatch" ? 2 : 1, "data-kind": kind,
+    }));
+    svg.appendChild(el(doc, "text", { x: x + 8, y: y + 14, "font-size": 11, fill: "#5b6672" }, label));
+    svg.appendChild(el(doc, "text", { x: x + 8, y: y + 28, "font-size": 12, "font-family": "monospace" }, hash));
   }
 
   // The path as SVG, leaf at the bottom, root at the top: at each level the node so far
@@ -203,7 +210,7 @@
     var height = 60 + (levels + 1) * 52;
     var svg = el(doc, "svg", {
       viewBox: "0 0 520 " + height, width: 520, height: height, role: "img",
-      class: "merkle-path", "aria-label": "Merkle inclusion path of entry " + result.index,
+      "aria-label": "Merkle inclusion path of entry " + result.index,
     });
     var expected = anchoredRoot || result.root;
     var ok = result.computed !== null && equal(result.computed, expected);
@@ -214,15 +221,19 @@
       var up = y - 52;
       var siblingX = step.side === "left" ? 20 : 350;
       box(doc, svg, siblingX, y, "sibling (" + step.side + ")", short(step.sibling), "sibling");
-      svg.appendChild(el(doc, "line", { x1: 260, y1: y, x2: 260, y2: up + 34, class: "edge" }));
+      svg.appendChild(el(doc, "line", { x1: 260, y1: y, x2: 260, y2: up + 34, stroke: "#5b6672" }));
+      var sx = step.side === "left" ? 170 : 350;
+      svg.appendChild(el(doc, "line", { x1: sx, y1: y + 17, x2: 260, y2: up + 34, stroke: "#98a2b3" }));
       var last = i === levels - 1;
       var kind = last ? (ok ? "match" : "mismatch") : "inner";
       box(doc, svg, 185, up, last ? "computed root" : "level " + (i + 1), short(step.hash), kind);
       y = up;
     });
     var label = (anchoredRoot ? "anchored root " : "checkpoint root ") + short(expected);
-    svg.appendChild(el(doc, "text", { x: 185, y: 18, class: ok ? "verdict ok" : "verdict bad" },
-      (ok ? "✓ " : "✗ ") + label));
+    svg.appendChild(el(doc, "text", {
+      x: 185, y: 18, "font-size": 13, "font-weight": 600, fill: ok ? "#067647" : "#b42318",
+      "data-verdict": ok ? "match" : "mismatch",
+    }, (ok ? "✓ " : "✗ ") + label));
     return svg;
   }
 
@@ -285,13 +296,13 @@
     list.textContent = "";
     if (verdict.error) {
       var item = document.createElement("li");
-      item.className = "bad";
+      item.className = "error";
       item.textContent = "refused: " + verdict.error;
       list.appendChild(item);
     }
     (verdict.checks || []).forEach(function (c) {
       var li = document.createElement("li");
-      li.className = c.ok === true ? "ok" : c.ok === false ? "bad" : "pending";
+      li.className = c.ok === true ? "ok" : c.ok === false ? "error" : "muted";
       li.textContent = (c.ok === true ? "✓ " : c.ok === false ? "✗ " : "… ") + c.name + ": " + c.detail;
       list.appendChild(li);
     });
@@ -303,10 +314,10 @@
     var node = nodeField && nodeField.value.trim() ? nodeField.value.trim() : "";
     var picture = document.getElementById("merkle-path");
     picture.textContent = "";
-    say("verdict", "checking…", "pending");
+    say("verdict", "checking…", "muted");
     var receipt;
     try { receipt = JSON.parse(text); }
-    catch (e) { say("verdict", "does not verify: the receipt is not JSON", "bad"); return; }
+    catch (e) { say("verdict", "does not verify: the receipt is not JSON", "error"); return; }
     var server = serverVerdict(form.dataset.verifyUrl, receipt, node);
     var browserOk = false;
     try {
@@ -319,14 +330,14 @@
         ? (anchored.root ? "In this browser: the path leads to the root anchored on chain at size " + result.size + "."
                          : "In this browser: the path leads to the checkpoint's root; size " + result.size + " is not anchored on chain yet (latest anchor: " + (anchored.latest === null ? "none" : anchored.latest) + ").")
         : "In this browser: the path does NOT lead to the " + (anchored.root ? "anchored" : "checkpoint's") + " root.",
-        browserOk ? "ok" : "bad");
+        browserOk ? "ok" : "error");
     } catch (e) {
-      say("browser-check", "In this browser: " + e.message, "bad");
+      say("browser-check", "In this browser: " + e.message, "error");
     }
     var verdict = await server;
     showServer(verdict);
     var ok = browserOk && verdict.ok === true;
-    say("verdict", ok ? "verified" : "does not verify" + (verdict.failed && verdict.failed.length ? " (" + verdict.failed.join(", ") + ")" : ""), ok ? "ok" : "bad");
+    say("verdict", ok ? "verified" : "does not verify" + (verdict.failed && verdict.failed.length ? " (" + verdict.failed.join(", ") + ")" : ""), ok ? "ok" : "error");
   }
 
   function hookUp() {
@@ -340,7 +351,7 @@
     if (file) {
       file.addEventListener("change", function () {
         if (!file.files || !file.files[0]) { return; }
-        if (file.files[0].size > 1 << 20) { say("verdict", "that file is over 1 MiB: not a receipt", "bad"); return; }
+        if (file.files[0].size > 1 << 20) { say("verdict", "that file is over 1 MiB: not a receipt", "error"); return; }
         file.files[0].text().then(function (text) {
           document.getElementById("receipt-text").value = text;
         });
@@ -356,7 +367,7 @@
         .then(function (data) {
           document.getElementById("receipt-text").value = JSON.stringify(data.receipt, null, 1);
           var nodeField = document.getElementById("receipt-node");
-          if (nodeField) { nodeField.value = ""; }
+          if (nodeField) { nodeField.value = button.getAttribute("data-node") || ""; }
           form.scrollIntoView();
           verifyPasted(form);
         });
