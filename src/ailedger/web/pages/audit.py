@@ -81,6 +81,10 @@ def pages() -> APIRouter:
     ) -> Response:
         timeline = audit.timeline(BUCKETS[bucket])
         anchors = audit.anchors()
+        anchored = [(float(a.time), float(a.size)) for a in anchors]
+        first = audit.checkpoints()[:1]
+        if anchored and first and first[0][0] < anchored[0][0]:
+            anchored.insert(0, (float(first[0][0]), 0.0))  # nothing was anchored before
         return page(
             request,
             "audit.html",
@@ -92,7 +96,7 @@ def pages() -> APIRouter:
             ),
             anchors_chart=line_chart(
                 "Entries anchored on chain over time",
-                [(float(a.time), float(a.size)) for a in anchors],
+                anchored,
                 "entries anchored",
             ),
             anchors=[
