@@ -70,8 +70,11 @@ def auditor(address: str) -> User:
 
 def router_client(context: WebContext, routers: list[APIRouter], user: User | None) -> TestClient:
     """A client of ``routers`` over ``context``'s home, ``user`` signed in."""
+    from ailedger.web.app import install_web_errors
+
     app = FastAPI()
     install_error_handlers(app)
+    install_web_errors(app)  # as mount_web: a person's mistake is a 4xx, never a 500
     app.state.web = context
     for router in routers:
         app.include_router(router)

@@ -235,3 +235,15 @@ def test_the_api_is_described(node: WebNode) -> None:
     assert paths["/api/v1/auth/siwe"]["post"]["tags"] == ["sign-in"]
     assert "/login" not in paths
     assert client(node).get("/api/docs").status_code == 200
+
+
+def test_the_node_can_serve_without_the_web_app(web_chain: Chain) -> None:
+    from ailedger.node.service import node_app
+    from ailedger.sharing.owner import OwnerNode
+    from tests.web.homes import BASE_URL, TestClient
+
+    session = web_chain.party("gateway-only")
+    with OwnerNode(session) as owner:
+        http = TestClient(node_app(session, owner, web=False), base_url=BASE_URL)
+        assert http.get("/login").status_code == 404
+        assert http.get("/v1/health").status_code == 200

@@ -29,7 +29,9 @@ _CODE: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # token_urlsafe(32)
 
 
 def links_dir(home: Path) -> Path:
-    return home / "web-login"
+    from ailedger.home_layout import HomeLayout
+
+    return HomeLayout(home).web_login
 
 
 def create_link(home: Path, *, read_only: bool, now: float | None = None) -> str:
