@@ -68,3 +68,51 @@ def test_a_read_only_link_signs_in_an_auditor(browser: Any, served_node: WebNode
     sign_in(page, served_node, read_only=True)
     assert "auditor" in (page.text_content("#home-role") or "")
     context.close()
+
+
+# A browser wallet (EIP-1193 provider) stood in for by the test: it holds the home's key
+# and signs what app.js asks it to, as a wallet's personal_sign does.
+WALLET = """
+window.ethereum = {
+  request: async ({method, params}) => {
+    if (method === "eth_requestAccounts") { return [await window.walletAddress()]; }
+    if (method === "personal_sign") { return await window.walletSign(params[0], params[1]); }
+    throw new Error("unsupported " + method);
+  },
+};
+"""
+
+
+def test_a_browser_wallet_signs_in(browser: Any, served_node: WebNode) -> None:
+    from eth_account.messages import encode_defunct
+
+    account = served_node.session.account
+    assert account is not None
+    signed: list[str] = []
+
+    def wallet_sign(message_hex: str, address: str) -> str:
+        assert address.lower() == account.address.lower()
+        text = bytes.fromhex(message_hex.removeprefix("0x")).decode()
+        signed.append(text)
+        signature = account.sign_message(encode_defunct(text=text)).signature
+        return "0x" + bytes(signature).hex()
+
+    context = browser.new_context()
+    context.expose_function("walletAddress", lambda: account.address.lower())
+    context.expose_function("walletSign", wallet_sign)
+    context.add_init_script(WALLET)
+    page = context.new_page()
+    console = _console(page)
+    page.goto(f"{served_node.url}/login")
+    page.click("#wallet-sign-in")
+    page.wait_for_function(
+        "() => location.pathname === '/' || !document.querySelector('#login-error').hidden",
+        timeout=10000,
+    )
+    assert page.url == f"{served_node.url}/", (page.text_content("#login-error"), console)
+    assert page.text_content("#home-address") == served_node.session.address
+    host = served_node.url.removeprefix("http://")
+    assert signed[0].startswith(f"{host} wants you to sign in with your Ethereum account:\n")
+    assert f"\n{account.address}\n" in signed[0]  # EIP-55, as the server returned it
+    assert [m for m in console if m.startswith("error")] == []
+    context.close()
