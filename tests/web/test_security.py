@@ -228,6 +228,22 @@ def test_errors_are_json_on_the_api_and_html_on_pages(
     assert fragment.text.startswith('<p class="error" role="alert">')
 
 
+def test_unknown_pages_and_bad_parameters_are_answered_for_people(node: WebNode) -> None:
+    http = link_client(node)
+    missing = http.get("/no/such/page")
+    assert missing.status_code == 404
+    assert "<!doctype html>" in missing.text
+    api = http.get("/api/v1/no/such/route")
+    assert api.status_code == 404
+    assert api.json() == {"error": "Not Found"}
+    bad = http.get("/api/v1/auth/nonce", params={"address": "0x12"})
+    assert bad.status_code == 400
+    assert "40 hex digits" in bad.json()["error"]
+    invalid = http.post("/api/v1/auth/link", json={"code": ["not", "a", "string"]})
+    assert invalid.status_code == 422
+    assert invalid.json()["error"].startswith("invalid request: body.code")
+
+
 def test_the_api_is_described(node: WebNode) -> None:
     spec = client(node).get("/openapi.json")
     assert spec.status_code == 200

@@ -22,8 +22,15 @@ from html import escape
 from typing import Final
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ailedger.errors import (
     AiledgerError,
@@ -119,6 +126,8 @@ def install_web_errors(app: FastAPI) -> None:
     """Errors of web routes rendered for people; the node-to-node routes keep theirs."""
     app.add_exception_handler(RequestRefusedError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(AiledgerError, _failed)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
 
 
 def status_of(exc: AiledgerError) -> int:
@@ -144,6 +153,34 @@ async def _failed(request: Request, exc: AiledgerError) -> Response:
     if is_api_path(path):
         return JSONResponse({"error": str(exc)}, status_code=status)
     return _html_error(request, status, str(exc))
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    """A request whose parameters or body do not fit the route: 422, saying where."""
+    errors = jsonable_encoder(exc.errors())
+    where = "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
+        for error in errors[:5]
+    )
+    message = f"invalid request: {where}"
+    path = request.url.path
+    if is_web_path(path) and not is_api_path(path):
+        return _html_error(request, 422, message)
+    if is_api_path(path):
+        return JSONResponse({"error": message, "detail": errors}, status_code=422)
+    return await request_validation_exception_handler(request, exc)
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+    path = request.url.path
+    if is_web_path(path) and not is_api_path(path) and exc.status_code >= 400:
+        text = "no such page" if exc.status_code == 404 else str(exc.detail)
+        return _html_error(request, exc.status_code, text)
+    if is_api_path(path):
+        return JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+    return await http_exception_handler(request, exc)
 
 
 def _html_error(request: Request, status: int, message: str) -> Response:
