@@ -61,7 +61,10 @@ def login_link(
         False, "--read-only", help="Sign in as an auditor: see everything, change nothing."
     ),
     port: int = typer.Option(
-        None, help="Port of the node's web app [default: where it last served, else 8700]."
+        None,
+        min=1,
+        max=65535,
+        help="Port of the node's web app [default: where it last served, else 8700].",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:

@@ -82,13 +82,14 @@
   }
 
   function start() {
+    // A link opened while signed in lands here through /login's redirect, fragment kept.
+    signInWithLink();
     if (!document.getElementById("link-status")) { return; }  // not the sign-in page
     if (window.ethereum) {
       var wallet = document.getElementById("wallet");
       wallet.hidden = false;
       document.getElementById("wallet-sign-in").addEventListener("click", signInWithWallet);
     }
-    signInWithLink();
   }
 
   if (document.readyState === "loading") {
