@@ -67,6 +67,11 @@ def test_a_read_only_link_signs_in_an_auditor(browser: Any, served_node: WebNode
     page = context.new_page()
     sign_in(page, served_node, read_only=True)
     assert "auditor" in (page.text_content("#home-role") or "")
+    # an operator's link opened while signed in replaces the session
+    page.goto(served_node.login_link())
+    page.wait_for_function("() => !location.hash")
+    page.wait_for_selector("#home-role >> text=operator")
+    assert "code=" not in page.url
     context.close()
 
 
