@@ -318,3 +318,43 @@ def test_the_cli_prints_a_link_that_signs_in(
     answer = client(node).post("/api/v1/auth/link", json={"code": match[1]})
     assert answer.status_code == 200
     assert answer.json()["role"] == "auditor"
+
+
+# Lifetimes, on a clock the test turns.
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_session_ends_after_twelve_hours() -> None:
+    from ailedger.web.deps import User
+    from ailedger.web.sessions import SESSION_LIFETIME_S, SessionStore
+
+    clock = Clock()
+    store = SessionStore(clock=clock)
+    session = store.start(User(ADDRESS, "operator"))
+    assert SESSION_LIFETIME_S == 12 * 3600
+    clock.now += SESSION_LIFETIME_S - 1
+    assert store.get(session.id) == session
+    clock.now += 1
+    assert store.get(session.id) is None
+    assert store.get("") is None and store.get(None) is None
+
+
+def test_a_nonce_is_good_once_for_five_minutes() -> None:
+    from ailedger.web.sessions import NONCE_LIFETIME_S, NonceStore
+
+    clock = Clock()
+    store = NonceStore(clock=clock)
+    late, used = store.issue(), store.issue()
+    assert NONCE_LIFETIME_S == 300
+    assert store.consume(used)
+    assert not store.consume(used)
+    clock.now += NONCE_LIFETIME_S
+    assert not store.consume(late)
+    assert not store.consume("never-issued")
