@@ -158,13 +158,13 @@ def test_a_receipt_of_another_node_is_checked_against_that_nodes_key(
 @pytest.mark.parametrize(
     "body",
     [
-        b"{not json",
         b'{"receipt": 1}',
         b'{"receipt": {"index": 0}}',
         b'{"receipt": {"index": -1, "entry": "{}", "checkpoint": "", "inclusion_proof": []}}',
         b'{"receipt": {"index": 0, "entry": "{}", "checkpoint": "", "inclusion_proof": ["!"]}}',
         b'{"receipt": {}, "node": "0x12"}',
         b"[]",
+        b'{"receipt": {"index": 0, "entry": "\\ud800", "checkpoint": "", "inclusion_proof": []}}',
     ],
 )
 def test_what_is_not_a_receipt_is_refused_with_422(api: TestClient, body: bytes) -> None:
@@ -172,6 +172,27 @@ def test_what_is_not_a_receipt_is_refused_with_422(api: TestClient, body: bytes)
         "/api/v1/audit/receipts/verify", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{not json", 400),
+        (b'{"receipt": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", 413),
+        (b'{"receipt": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", 400),
+    ],
+)
+def test_unreadable_or_hostile_bodies_are_refused_not_parsed(
+    api: TestClient, body: bytes, status: int
+) -> None:
+    """A deeply nested body would recurse in C (the node runs with py_ecc's recursion limit
+    of 100,000) and crash the process: it is refused before it is parsed."""
+    import py_ecc  # noqa: F401 - the node imports it: the limit is what a node has
+
+    response = api.post(
+        "/api/v1/audit/receipts/verify", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == status, response.text
 
 
 def test_anchors_and_checkpoints_over_time_and_the_timeline(api: TestClient) -> None:

@@ -188,3 +188,28 @@ def test_the_federation_answers_and_the_query_is_logged(homes: Clinics) -> None:
     assert [(h.entry["direction"], h.entry["results"]) for h in logged] == [("outgoing", found)]
     bad = homes.clinic_api.post("/api/v1/health/matches/federated", json={"hpo": ["nope"]})
     assert bad.status_code == 422 and "is not an HPO id" in bad.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/api/v1/health/queries/deep", b'{"hpo": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", 400),
+        ("/api/v1/health/queries/big", b'{"hpo": ["' + b"H" * 70_000 + b'"]}', 413),
+        ("/api/v1/health/queries/text", b"HP:0000175", 400),
+        (
+            "/api/v1/health/matches/federated",
+            b'{"hpo": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+            400,
+        ),
+    ],
+)
+def test_hostile_bodies_are_refused_before_they_are_parsed(
+    homes: Clinics, path: str, body: bytes, status: int
+) -> None:
+    import py_ecc  # noqa: F401 - the node runs with its recursion limit of 100,000
+
+    method = homes.api.put if "/queries/" in path else homes.api.post
+    refused = method(path, content=body, headers={"content-type": "application/json"})
+    assert refused.status_code == status, refused.text
+    names = [q["name"] for q in homes.api.get("/api/v1/health/queries").json()["queries"]]
+    assert names == ["kabuki-like"]

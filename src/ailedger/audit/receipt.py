@@ -190,6 +190,10 @@ def _parse_receipt(receipt: object) -> tuple[int, str, str, list[bytes]] | str:
         return "index must be a whole number from 0"
     if not isinstance(entry, str) or not isinstance(note, str):
         return "entry and checkpoint must be strings"
+    try:
+        entry.encode(), note.encode()
+    except UnicodeEncodeError:
+        return "entry and checkpoint must be UTF-8 text (a lone surrogate is not)"
     if not isinstance(encoded, list) or not all(isinstance(p, str) for p in encoded):
         return "inclusion_proof must be a list of base64 hashes"
     if len(encoded) > 64:

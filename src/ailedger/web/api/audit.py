@@ -18,12 +18,14 @@ from pydantic import BaseModel, Field
 from ailedger.audit.browse import MAX_PAGE, EntryReceipt, HistoryPage
 from ailedger.audit.home import HomeAudit
 from ailedger.audit.receipt import ReceiptVerdict
+from ailedger.web.api.bodies import documented, json_body
 from ailedger.web.deps import Context, SignedIn
 
 PREFIX = "/api/v1/audit"
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 DATASET = r"^0x[0-9a-fA-F]{64}$"
 BUCKETS = {"hour": 3600, "day": 86400}
+MAX_RECEIPT_BYTES = 256 * 1024  # a receipt is a few kilobytes: an entry and ~40 hashes
 
 
 def home_audit(ctx: Context) -> HomeAudit:
@@ -341,8 +343,12 @@ def router() -> APIRouter:
             dataset=held.dataset, index=held.index, entry=held.entry, owner=owner, receipt=full
         )
 
-    @api.post("/receipts/verify", response_model=VerdictOut)
-    def verify_receipt(audit: Audit, user: SignedIn, body: VerifyIn) -> VerdictOut:
+    @api.post("/receipts/verify", response_model=VerdictOut, openapi_extra=documented(VerifyIn))
+    def verify_receipt(
+        audit: Audit,
+        user: SignedIn,
+        body: Annotated[VerifyIn, Depends(json_body(VerifyIn, MAX_RECEIPT_BYTES))],
+    ) -> VerdictOut:
         """Check a receipt against the chain, each step named: format, entry, signature
         (by the key the node bound on chain), inclusion (the path to the checkpoint's
         root) and anchor (that root, or a later one consistent with it, on chain). A

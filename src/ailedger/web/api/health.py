@@ -16,10 +16,12 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from ailedger.health import clinic
 from ailedger.health.node import HealthNode
+from ailedger.web.api.bodies import documented, json_body
 from ailedger.web.deps import Context, Operator, SignedIn
 
 PREFIX = "/api/v1/health"
 MAX_TERMS = 100
+MAX_BODY = 64 * 1024
 
 Term = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 Gene = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -131,8 +133,14 @@ def router() -> APIRouter:
         rows = clinic.search_here(node, document, limit, cohort=cohort)
         return MatchesOut(results=[MatchOut(**r) for r in rows])
 
-    @api.post("/matches/federated", response_model=MatchesOut)
-    def federated(ctx: Context, user: Operator, body: FederatedQuery) -> MatchesOut:
+    @api.post(
+        "/matches/federated", response_model=MatchesOut, openapi_extra=documented(FederatedQuery)
+    )
+    def federated(
+        ctx: Context,
+        user: Operator,
+        body: Annotated[FederatedQuery, Depends(json_body(FederatedQuery, MAX_BODY))],
+    ) -> MatchesOut:
         """Ask every node registered on chain (MME /match, signed by this home); the query
         is logged in this home's audit log (counts only)."""
         s = ctx.session
@@ -157,8 +165,13 @@ def router() -> APIRouter:
         """Saved queries: each re-runs when new patients are imported here."""
         return SavedListOut(queries=[SavedOut(**q.__dict__) for q in clinic.saved_queries(node)])
 
-    @api.put("/queries/{name}", status_code=204)
-    def save(node: Health, user: Operator, name: QueryName, body: CaseQuery) -> Response:
+    @api.put("/queries/{name}", status_code=204, openapi_extra=documented(CaseQuery))
+    def save(
+        node: Health,
+        user: Operator,
+        name: QueryName,
+        body: Annotated[CaseQuery, Depends(json_body(CaseQuery, MAX_BODY))],
+    ) -> Response:
         """Save (or replace) the query ``name``."""
         clinic.save_query(node, name, _document(body, "local"))
         return Response(status_code=204)
