@@ -82,9 +82,8 @@ def pages() -> APIRouter:
         timeline = audit.timeline(BUCKETS[bucket])
         anchors = audit.anchors()
         anchored = [(float(a.time), float(a.size)) for a in anchors]
-        first = audit.checkpoints()[:1]
-        if anchored and first and first[0][0] < anchored[0][0]:
-            anchored.insert(0, (float(first[0][0]), 0.0))  # nothing was anchored before
+        if anchored and timeline and timeline[0][0] < anchored[0][0]:
+            anchored.insert(0, (float(timeline[0][0]), 0.0))  # before: nothing anchored
         return page(
             request,
             "audit.html",
