@@ -367,7 +367,8 @@
         .then(function (data) {
           document.getElementById("receipt-text").value = JSON.stringify(data.receipt, null, 1);
           var nodeField = document.getElementById("receipt-node");
-          if (nodeField) { nodeField.value = button.getAttribute("data-node") || ""; }
+          // a receipt this home holds is of its owner's log: check it against that node
+          if (nodeField) { nodeField.value = data.owner || button.getAttribute("data-node") || ""; }
           form.scrollIntoView();
           verifyPasted(form);
         });
