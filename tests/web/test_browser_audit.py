@@ -18,6 +18,7 @@ import pytest
 
 from ailedger.demo.records import RARE_CASE, write_bundles
 from ailedger.health.node import HealthNode
+from ailedger.session import Session
 from tests.web.audit_home import serve_a_researcher
 from tests.web.conftest import sign_in
 from tests.web.homes import Chain, WebNode, served, web_node
@@ -31,6 +32,7 @@ class AuditedNode:
     web: WebNode
     dataset: str
     served_index: int
+    researcher: Session
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def audited(web_chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Itera
     with web_node(owner) as node, served(node):
         announce(owner, node.url)
         dataset, index = serve_a_researcher(owner, researcher, node.app.state.web.node, root)
-        yield AuditedNode(node, dataset, index)
+        yield AuditedNode(node, dataset, index, researcher)
 
 
 def _console(page: Any) -> list[str]:
@@ -132,6 +134,29 @@ def test_an_auditor_verifies_read_only(browser: Any, audited: AuditedNode) -> No
     assert page.text_content("#verdict") == "verified"
     assert _problems(console) == []
     context.close()
+
+
+def test_a_requester_verifies_the_receipt_it_holds_against_the_owners_anchor(
+    browser: Any, audited: AuditedNode
+) -> None:
+    """The patient's or researcher's side: the receipt its home kept when it was served,
+    proved by the owner's gateway and checked against the owner's anchor on chain."""
+    with web_node(audited.researcher) as node, served(node):
+        context = browser.new_context()
+        page = context.new_page()
+        console = _console(page)
+        sign_in(page, node)
+        page.goto(f"{node.url}/audit")
+        held = (
+            f'[data-receipt-url="/api/v1/audit/receipts/{audited.dataset}/{audited.served_index}"]'
+        )
+        page.click(held)
+        page.wait_for_selector("#verdict.ok, #verdict.error")
+        assert page.text_content("#verdict") == "verified"
+        assert page.input_value("#receipt-node") == audited.web.session.address
+        assert "root anchored on chain" in (page.text_content("#browser-check") or "")
+        assert _problems(console) == []
+        context.close()
 
 
 def test_verify_js_passes_the_rfc6962_vectors_in_chromium(page: Any, audited: AuditedNode) -> None:
