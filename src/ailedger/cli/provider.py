@@ -17,14 +17,10 @@ def machine(as_json: bool = JSON_OPTION) -> None:
     """Show the cores, memory and NVIDIA GPUs found here, and whether jobs can be
     confined (bubblewrap or unshare); an unconfined machine is declared so on chain."""
     from ailedger.compute.provider.machine import detect_machine
+    from ailedger.compute.provider.standing import machine_report
 
     info = detect_machine()
-    data = {
-        "cpu_cores": info.cpu_cores,
-        "ram_mb": info.ram_mb,
-        "confinement": info.confinement,
-        "gpus": [{"index": g.index, "name": g.name, "memory_mb": g.memory_mb} for g in info.gpus],
-    }
+    data = machine_report(info)
 
     def render() -> None:
         console.print(f"cpu cores    {info.cpu_cores}")
