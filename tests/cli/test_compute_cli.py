@@ -112,3 +112,9 @@ def test_owner_sets_compute_rules_for_its_dataset(
     other = "0x" + "22" * 32
     line = error_of(["data", "allow-algorithm", other, digest], capsys, monkeypatch)
     assert "unknown dataset" in line
+
+    # No job posted from this home yet: none listed, and an id not its own is refused.
+    code, out, err = run(["job", "list", "--json"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out) == {"jobs": []}, err
+    line = error_of(["job", "cancel", "7"], capsys, monkeypatch)
+    assert "not one of this home's jobs" in line
