@@ -105,7 +105,7 @@ def amount(text: str, what: str) -> int:
 # ----------------------------------------------------------------------------- models
 
 
-class SubmitOptions(BaseModel):
+class JobSubmitOptions(BaseModel):
     """The options of ``ailedger job submit``, as form fields."""
 
     purpose: str = Field("", max_length=64, description="Purpose of your data grant, if any.")
@@ -115,7 +115,7 @@ class SubmitOptions(BaseModel):
     collect_s: float = Field(0.0, ge=0, le=MAX_WAIT_S, description="Keep taking bids this long.")
 
 
-class SubmittedOut(BaseModel):
+class JobSubmittedOut(BaseModel):
     job_id: int
     bundle_hash: str
     escrow: str
@@ -134,7 +134,7 @@ class JobOut(BaseModel):
     bundle_hash: str
 
 
-class AssignmentOut(BaseModel):
+class JobAssignmentOut(BaseModel):
     provider: str
     price_per_hour: str
     committed: bool
@@ -154,24 +154,24 @@ class JobStatusOut(BaseModel):
     escrow: str
     deadline: int
     bids: int
-    assignments: list[AssignmentOut]
+    assignments: list[JobAssignmentOut]
     result_hash: str | None
     log_batches: int
     auction: str | None = Field(description="What became of an auction that did not start it.")
 
 
-class LogLine(BaseModel):
+class JobLogLine(BaseModel):
     provider: str
     line: str
 
 
-class LogPageOut(BaseModel):
-    lines: list[LogLine]
+class JobLogPageOut(BaseModel):
+    lines: list[JobLogLine]
     next: int = Field(description="Ask again with after=next.")
     running: bool = Field(description="More lines can still come.")
 
 
-class AuctionOut(BaseModel):
+class JobAuctionOut(BaseModel):
     job_id: int
     outcome: str | None
 
@@ -183,20 +183,20 @@ class JobActionOut(BaseModel):
     bond: str | None = None
 
 
-class GpuOut(BaseModel):
+class ProviderGpuOut(BaseModel):
     index: int
     name: str
     memory_mb: int
 
 
-class MachineOut(BaseModel):
+class ProviderMachineOut(BaseModel):
     cpu_cores: int
     ram_mb: int
     confinement: str | None
-    gpus: list[GpuOut]
+    gpus: list[ProviderGpuOut]
 
 
-class OfferOut(BaseModel):
+class ProviderOfferOut(BaseModel):
     cpu_cores: int
     ram_mb: int
     gpu_model: str
@@ -205,7 +205,7 @@ class OfferOut(BaseModel):
     confined: bool
 
 
-class StandingOut(BaseModel):
+class ProviderStandingOut(BaseModel):
     address: str
     registered: bool
     stake: str
@@ -217,11 +217,11 @@ class StandingOut(BaseModel):
     reputation: int
     balance: str
     can_bid: bool
-    offer: OfferOut | None
-    machine: MachineOut
+    offer: ProviderOfferOut | None
+    machine: ProviderMachineOut
 
 
-class OfferIn(BaseModel):
+class ProviderOfferIn(BaseModel):
     price_per_hour: str = Field(
         max_length=80, description="Asking price in AIL per hour.", examples=["1.5"]
     )
@@ -229,17 +229,17 @@ class OfferIn(BaseModel):
     ram_mb: int | None = Field(None, ge=1, le=1 << 40, description="Default: all.")
 
 
-class StakeIn(BaseModel):
+class ProviderStakeIn(BaseModel):
     amount: str = Field(max_length=80, description="AIL.", examples=["100"])
 
 
-class StakeOut(BaseModel):
+class ProviderStakeOut(BaseModel):
     action: str
     amount: str
     tx: str
 
 
-class RunJobOut(BaseModel):
+class ProviderJobOut(BaseModel):
     job_id: int
     status: str
     price_per_hour: str
@@ -248,14 +248,14 @@ class RunJobOut(BaseModel):
     assigned_at: int
 
 
-class PaymentOut(BaseModel):
+class ProviderPaymentOut(BaseModel):
     job_id: int
     amount: str
     seconds: int
     at: int
 
 
-class SlashOut(BaseModel):
+class ProviderSlashOut(BaseModel):
     job_id: int
     amount: str
     reason: str
@@ -263,11 +263,11 @@ class SlashOut(BaseModel):
     at: int
 
 
-class HistoryOut(BaseModel):
+class ProviderHistoryOut(BaseModel):
     earned: str
-    jobs: list[RunJobOut]
-    payments: list[PaymentOut]
-    slashes: list[SlashOut]
+    jobs: list[ProviderJobOut]
+    payments: list[ProviderPaymentOut]
+    slashes: list[ProviderSlashOut]
 
 
 def job_out(j: jobs.PostedJob) -> JobOut:
@@ -283,15 +283,17 @@ def job_out(j: jobs.PostedJob) -> JobOut:
 
 def status_out(data: dict[str, Any]) -> JobStatusOut:
     slots = [
-        AssignmentOut(**{**a, "price_per_hour": str(a["price_per_hour"]), "paid": str(a["paid"])})
+        JobAssignmentOut(
+            **{**a, "price_per_hour": str(a["price_per_hour"]), "paid": str(a["paid"])}
+        )
         for a in data["assignments"]
     ]
     return JobStatusOut(**{**data, "escrow": str(data["escrow"]), "assignments": slots})
 
 
-def standing_out(s: standing.Standing, machine: dict[str, Any]) -> StandingOut:
+def standing_out(s: standing.Standing, machine: dict[str, Any]) -> ProviderStandingOut:
     offer = s.offer
-    return StandingOut(
+    return ProviderStandingOut(
         address=s.address,
         registered=s.registered,
         stake=str(s.stake),
@@ -305,7 +307,7 @@ def standing_out(s: standing.Standing, machine: dict[str, Any]) -> StandingOut:
         can_bid=s.can_bid,
         offer=None
         if offer is None
-        else OfferOut(
+        else ProviderOfferOut(
             cpu_cores=offer.cpu_cores,
             ram_mb=offer.ram_mb,
             gpu_model=offer.gpu_model,
@@ -313,15 +315,15 @@ def standing_out(s: standing.Standing, machine: dict[str, Any]) -> StandingOut:
             price_per_hour=str(offer.price_per_hour),
             confined=offer.confined,
         ),
-        machine=MachineOut(**machine),
+        machine=ProviderMachineOut(**machine),
     )
 
 
-def history_out(h: standing.History) -> HistoryOut:
-    return HistoryOut(
+def history_out(h: standing.History) -> ProviderHistoryOut:
+    return ProviderHistoryOut(
         earned=str(h.earned),
         jobs=[
-            RunJobOut(
+            ProviderJobOut(
                 job_id=j.job_id,
                 status=j.status.name.lower(),
                 price_per_hour=str(j.price_per_hour),
@@ -332,11 +334,11 @@ def history_out(h: standing.History) -> HistoryOut:
             for j in h.jobs
         ],
         payments=[
-            PaymentOut(job_id=p.job_id, amount=str(p.amount), seconds=p.seconds, at=p.at)
+            ProviderPaymentOut(job_id=p.job_id, amount=str(p.amount), seconds=p.seconds, at=p.at)
             for p in h.payments
         ],
         slashes=[
-            SlashOut(
+            ProviderSlashOut(
                 job_id=s.job_id,
                 amount=str(s.amount),
                 reason=s.reason,
@@ -356,7 +358,7 @@ class Upload:
     """A job's files (spooled to disk past 1 MiB each) and its submit options."""
 
     files: list[tuple[str, IO[bytes]]]
-    options: SubmitOptions
+    options: JobSubmitOptions
 
 
 @asynccontextmanager
@@ -408,14 +410,14 @@ def _upload_of(form: FormData) -> Upload:
             if key != "files":
                 raise UnprocessableError(f"unexpected file part {key!r}; name each part `files`")
             uploads.append((value.filename or "", value.file))
-        elif key in SubmitOptions.model_fields:
+        elif key in JobSubmitOptions.model_fields:
             fields[key] = value
         elif key != "csrf_token":
             raise UnprocessableError(f"unknown field {key!r}")
     if "allow_unconfined" in fields:  # an HTML checkbox sends "on"
         fields["allow_unconfined"] = fields["allow_unconfined"] in ("on", "true", "1")
     try:
-        options = SubmitOptions.model_validate(fields)
+        options = JobSubmitOptions.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -444,8 +446,8 @@ def submit_upload(ctx: WebContext, upload: Upload, limit: int) -> jobs.Submitted
             )
 
 
-def submitted_out(done: jobs.Submitted) -> SubmittedOut:
-    return SubmittedOut(
+def submitted_out(done: jobs.Submitted) -> JobSubmittedOut:
+    return JobSubmittedOut(
         job_id=done.job_id,
         bundle_hash="0x" + done.bundle_hash.hex(),
         escrow=str(done.escrow),
@@ -471,7 +473,7 @@ _MULTIPART_DOC: Final = {
                             "description": "job.toml and the files it names; each part's "
                             "filename is its path inside the bundle",
                         },
-                        **SubmitOptions.model_json_schema()["properties"],
+                        **JobSubmitOptions.model_json_schema()["properties"],
                     },
                 }
             }
@@ -496,10 +498,10 @@ def router(max_upload: int = MAX_UPLOAD_BYTES) -> APIRouter:
         "/jobs",
         tags=["jobs"],
         status_code=201,
-        response_model=SubmittedOut,
+        response_model=JobSubmittedOut,
         openapi_extra=_MULTIPART_DOC,
     )
-    async def submit_job(request: Request, ctx: Context, user: Operator) -> SubmittedOut:
+    async def submit_job(request: Request, ctx: Context, user: Operator) -> JobSubmittedOut:
         """Submit a job bundle (`job submit`): validate it, escrow its maximum cost, post
         it, and close the auction once k eligible bids are in (within `wait_s`)."""
         async with read_upload(request, max_upload) as upload:
@@ -514,29 +516,29 @@ def router(max_upload: int = MAX_UPLOAD_BYTES) -> APIRouter:
         with refusals():
             return status_out(jobs.own_status(ctx.session, number))
 
-    @api.get("/jobs/{job_id}/auction", tags=["jobs"], response_model=AuctionOut)
-    def auction(job_id: JobIdText, ctx: Context, user: SignedIn) -> AuctionOut:
+    @api.get("/jobs/{job_id}/auction", tags=["jobs"], response_model=JobAuctionOut)
+    def auction(job_id: JobIdText, ctx: Context, user: SignedIn) -> JobAuctionOut:
         """What became of the job's auction, if it did not start the job (null: bidding
         is open, or providers are assigned)."""
         number = parse_job_id(job_id)
         with refusals():
             data = jobs.own_status(ctx.session, number)
-        return AuctionOut(job_id=number, outcome=data["auction"])
+        return JobAuctionOut(job_id=number, outcome=data["auction"])
 
-    @api.get("/jobs/{job_id}/logs", tags=["jobs"], response_model=LogPageOut)
+    @api.get("/jobs/{job_id}/logs", tags=["jobs"], response_model=JobLogPageOut)
     def job_logs(
         job_id: JobIdText,
         ctx: Context,
         user: SignedIn,
         after: Annotated[int, Query(ge=0, le=10**9, description="Lines already read.")] = 0,
-    ) -> LogPageOut:
+    ) -> JobLogPageOut:
         """The job's log lines after the first `after`, decrypted here (`job logs`); poll
         again from `next` while `running`."""
         number = parse_job_id(job_id)
         with refusals():
             page = jobs.log_page(ctx.session, number, after)
-        return LogPageOut(
-            lines=[LogLine(provider=p, line=line) for p, line in page.lines],
+        return JobLogPageOut(
+            lines=[JobLogLine(provider=p, line=line) for p, line in page.lines],
             next=page.next,
             running=page.running,
         )
@@ -594,20 +596,20 @@ def router(max_upload: int = MAX_UPLOAD_BYTES) -> APIRouter:
 
     # ------------------------------------------------------------------ provider
 
-    @api.get("/provider", tags=["provider"], response_model=StandingOut)
-    def provider(ctx: Context, user: SignedIn) -> StandingOut:
+    @api.get("/provider", tags=["provider"], response_model=ProviderStandingOut)
+    def provider(ctx: Context, user: SignedIn) -> ProviderStandingOut:
         """This home as a provider: the machine, the offer on chain, stake, reputation."""
         with refusals():
             found = standing.standing(ctx.session)
         return standing_out(found, standing.machine_report(standing.this_machine()))
 
-    @api.get("/provider/machine", tags=["provider"], response_model=MachineOut)
-    def machine(user: SignedIn) -> MachineOut:
+    @api.get("/provider/machine", tags=["provider"], response_model=ProviderMachineOut)
+    def machine(user: SignedIn) -> ProviderMachineOut:
         """Cores, memory, NVIDIA GPUs and job confinement here (`provider machine`)."""
-        return MachineOut(**standing.machine_report(standing.this_machine()))
+        return ProviderMachineOut(**standing.machine_report(standing.this_machine()))
 
-    @api.put("/provider/offer", tags=["provider"], response_model=OfferOut)
-    def set_offer(body: OfferIn, ctx: Context, user: Operator) -> OfferOut:
+    @api.put("/provider/offer", tags=["provider"], response_model=ProviderOfferOut)
+    def set_offer(body: ProviderOfferIn, ctx: Context, user: Operator) -> ProviderOfferOut:
         """Post or change the offer: asking price, and how many of the machine's cores
         and MB of memory to offer (default: all). Applies to bids made after it."""
         price = amount(body.price_per_hour, "price_per_hour")
@@ -615,7 +617,7 @@ def router(max_upload: int = MAX_UPLOAD_BYTES) -> APIRouter:
             terms = standing.set_offer(
                 ctx.session, standing.this_machine(), price, body.cpu_cores, body.ram_mb
             )
-        return OfferOut(
+        return ProviderOfferOut(
             cpu_cores=terms.cpu_cores,
             ram_mb=terms.ram_mb,
             gpu_model=terms.gpu_model,
@@ -624,24 +626,24 @@ def router(max_upload: int = MAX_UPLOAD_BYTES) -> APIRouter:
             confined=terms.confined,
         )
 
-    @api.post("/provider/stake", tags=["provider"], response_model=StakeOut)
-    def add_stake(body: StakeIn, ctx: Context, user: Operator) -> StakeOut:
+    @api.post("/provider/stake", tags=["provider"], response_model=ProviderStakeOut)
+    def add_stake(body: ProviderStakeIn, ctx: Context, user: Operator) -> ProviderStakeOut:
         """Stake more AIL; the first stake registers this home as a provider."""
         value = amount(body.amount, "amount")
         with refusals(), ctx.writing():
             what, tx = standing.add_stake(ctx.session, value)
-        return StakeOut(action=what, amount=str(value), tx=tx.tx_hash)
+        return ProviderStakeOut(action=what, amount=str(value), tx=tx.tx_hash)
 
-    @api.post("/provider/stake/withdraw", tags=["provider"], response_model=StakeOut)
-    def withdraw_stake(body: StakeIn, ctx: Context, user: Operator) -> StakeOut:
+    @api.post("/provider/stake/withdraw", tags=["provider"], response_model=ProviderStakeOut)
+    def withdraw_stake(body: ProviderStakeIn, ctx: Context, user: Operator) -> ProviderStakeOut:
         """Take back stake; refused while unfinished jobs hold it locked."""
         value = amount(body.amount, "amount")
         with refusals(), ctx.writing():
             tx = standing.withdraw_stake(ctx.session, value)
-        return StakeOut(action="withdrawn", amount=str(value), tx=tx.tx_hash)
+        return ProviderStakeOut(action="withdrawn", amount=str(value), tx=tx.tx_hash)
 
-    @api.get("/provider/history", tags=["provider"], response_model=HistoryOut)
-    def history(ctx: Context, user: SignedIn) -> HistoryOut:
+    @api.get("/provider/history", tags=["provider"], response_model=ProviderHistoryOut)
+    def history(ctx: Context, user: SignedIn) -> ProviderHistoryOut:
         """Jobs this provider ran, its payments (earnings over time) and its slashes."""
         with refusals():
             return history_out(standing.history(ctx.session))

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from ailedger.compute.provider import standing
 from ailedger.errors import RequestRefusedError
 from ailedger.units import format_amount
-from ailedger.web.api.compute import OfferIn, amount, refusals
+from ailedger.web.api.compute import ProviderOfferIn, amount, refusals
 from ailedger.web.charts import line_chart
 from ailedger.web.deps import Context, Operator, SignedIn
 from ailedger.web.pages.jobs import helpers, message
@@ -63,7 +63,7 @@ def pages() -> APIRouter:
         ram_mb: Annotated[str, Form(max_length=20)] = "",
     ) -> HTMLResponse:
         try:
-            body = OfferIn.model_validate(
+            body = ProviderOfferIn.model_validate(
                 {
                     "price_per_hour": price_per_hour,
                     "cpu_cores": cpu_cores or None,
