@@ -20,14 +20,26 @@ from typing import Any
 import pytest
 
 from ailedger.chain.contracts import JobStatus, JobTerms
+from ailedger.compute.jobs import JobSpecError
 from ailedger.compute.provider.agent import AgentSettings, ProviderAgent
 from ailedger.compute.provider.machine import MachineInfo
 from ailedger.compute.provider.sandbox import Sandbox, confinement
+from ailedger.compute.provider.standing import StandingError
+from ailedger.compute.requester.job import JobStateError
+from ailedger.errors import (
+    BackPressureError,
+    ChainUnreachableError,
+    MalformedRequestError,
+    NotFoundError,
+    PeerUnreachableError,
+    TransactionRevertedError,
+    UnprocessableError,
+)
 from ailedger.node.app import create_app
 from ailedger.node.service import BackgroundServer, announce, job_inbox
 from ailedger.session import Session
 from ailedger.sharing.owner import OwnerNode
-from ailedger.web.api.compute import router
+from ailedger.web.api.compute import parse_job_id, refusals, router
 from ailedger.web.deps import WebContext
 from ailedger.web.pages.jobs import pages as job_pages
 from tests.web.homes import TestClient, auditor, embedded_chain, operator_of, router_client
@@ -381,3 +393,27 @@ def test_a_file_name_that_leaves_the_bundle_is_refused(market: Market, name: str
     assert market.researcher_api.get("/api/v1/jobs").json() == before
     assert not (market.tmp / "evil.py").exists()
     assert not list((market.researcher.home.path / "jobs").glob(".upload-*"))
+
+
+@pytest.mark.parametrize(
+    ("error", "becomes"),
+    [
+        (JobSpecError("job.toml: [job] entry ..."), UnprocessableError),
+        (JobStateError("job 1 is completed"), UnprocessableError),
+        (StandingError("stake locked"), UnprocessableError),
+        (TransactionRevertedError("reverted: withdraw: amount exceeds stake"), UnprocessableError),
+        (ChainUnreachableError("the chain does not answer"), BackPressureError),
+        (PeerUnreachableError("your node does not answer"), BackPressureError),
+        (NotFoundError("job 9 is not one of this home's jobs"), NotFoundError),
+    ],
+)
+def test_compute_errors_become_the_refusals_they_are(error: Exception, becomes: type) -> None:
+    with pytest.raises(becomes) as raised, refusals():
+        raise error
+    assert str(error) in str(raised.value)
+
+
+def test_job_ids_span_uint256() -> None:
+    assert parse_job_id("0") == 0 and parse_job_id(str(2**256 - 1)) == 2**256 - 1
+    with pytest.raises(MalformedRequestError, match="is not a job id"):
+        parse_job_id(str(2**256))

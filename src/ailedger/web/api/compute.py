@@ -47,6 +47,8 @@ from ailedger.errors import (
     PayloadTooLargeError,
     PeerError,
     RequestRefusedError,
+    TransactionRejectedError,
+    TransactionRevertedError,
     UnprocessableError,
     UnsupportedMediaTypeError,
 )
@@ -82,16 +84,17 @@ def parse_job_id(text: str) -> int:
 def refusals() -> Iterator[None]:
     """The compute capability's errors as the HTTP refusals they are: a bad bundle, a job
     or provider in the wrong state, a bad amount, or a transaction the chain refused is
-    the caller's to fix (422); this node's own peer being away is worth a retry (503)."""
+    the caller's to fix (422); the chain or this node's own peer being away is worth a
+    retry (503)."""
     try:
         yield
     except RequestRefusedError:
         raise
     except (JobSpecError, jobs.JobStateError, standing.StandingError, ConfigError) as exc:
         raise UnprocessableError(str(exc)) from exc
-    except (ContractError, ChainError) as exc:
+    except (ContractError, TransactionRevertedError, TransactionRejectedError) as exc:
         raise UnprocessableError(f"the chain refused it: {exc}") from exc
-    except PeerError as exc:
+    except (ChainError, PeerError) as exc:
         raise BackPressureError(str(exc), retry_after=5) from exc
 
 
