@@ -46,6 +46,12 @@ def helpers() -> dict[str, Any]:
     return {"ail": format_amount, "when": when}
 
 
+def listing(mine: list[jobs.PostedJob]) -> dict[str, Any]:
+    """The jobs and the chart of their states, as the list shows them."""
+    counts = Counter(j.status.name.lower() for j in mine)
+    return {"jobs": mine, "chart": bar_chart("jobs by state", counts.most_common())}
+
+
 def message(request: Request, text: str, ok: bool, **extra: Any) -> HTMLResponse:
     """A form's answer, shown where the form says; refusals too (htmx swaps only 2xx
     answers, and the person must see why nothing happened)."""
@@ -59,15 +65,12 @@ def pages(max_upload: int = MAX_UPLOAD_BYTES) -> APIRouter:
     def job_list(request: Request, ctx: Context, user: SignedIn) -> HTMLResponse:
         with refusals():
             mine = jobs.my_jobs(ctx.session)
-        counts = Counter(j.status.name.lower() for j in mine)
-        chart = bar_chart("jobs by state", counts.most_common())
         return page(
             request,
             "jobs.html",
             viewer=user,
-            jobs=mine,
-            chart=chart,
             max_upload=max_upload,
+            **listing(mine),
             **helpers(),
         )
 
@@ -84,7 +87,7 @@ def pages(max_upload: int = MAX_UPLOAD_BYTES) -> APIRouter:
             text += f"; assigned to {', '.join(done.providers)}"
         elif done.outcome:
             text += f"; {done.outcome}"
-        return message(request, text, ok=True, job_id=done.job_id, jobs=mine, **helpers())
+        return message(request, text, ok=True, job_id=done.job_id, **listing(mine), **helpers())
 
     @ui.get("/research/jobs/{job_id}", response_class=HTMLResponse)
     def job_page(job_id: JobIdText, request: Request, ctx: Context, user: SignedIn) -> Any:
