@@ -56,6 +56,10 @@ MODULES: Final[tuple[str, ...]] = (
     "ailedger.web.api.compute",
     "ailedger.web.pages.jobs",
     "ailedger.web.pages.provider",
+    "ailedger.web.api.health",
+    "ailedger.web.pages.clinic",
+    "ailedger.web.api.audit",
+    "ailedger.web.pages.audit",
 )
 
 # Errors that are not a refused request, by what the person can do about them.
