@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ailedger.cli import _parsers as parse
 from ailedger.cli._common import JSON_OPTION, console, emit, session, tx_line
+
+if TYPE_CHECKING:
+    from ailedger.sharing.desk import Action
 
 app = typer.Typer(help="Share data under your control: publish, find, request, grant, fetch.")
 
@@ -42,6 +45,7 @@ def publish(
 
     from ailedger.chain.contracts.data_market import Policy, purpose_mask
     from ailedger.errors import ConfigError
+    from ailedger.sharing.desk import catalog_metadata
     from ailedger.sharing.owner import publish as publish_dataset
     from ailedger.units import parse_amount
 
@@ -55,7 +59,7 @@ def publish(
     )
     if not path.exists():
         raise ConfigError(f"{path} does not exist; give a file or a directory to publish")
-    metadata = {"title": title, "tags": sorted(set(tag)), "description": description}
+    metadata = catalog_metadata(title, tag, description)
     total = _size_of(path)
     with (
         session(ctx, unlock=True) as s,
@@ -140,14 +144,13 @@ def request(
     """Request access for one purpose, paying the price into escrow (or to the owner at
     once when the dataset grants automatically). Prints the request id."""
     from ailedger.chain.contracts.data_market import purpose_bit
-    from ailedger.sharing.requester import request_access
+    from ailedger.sharing.desk import ask_access
 
-    dataset_id, purpose_mask = parse.dataset_id(dataset), purpose_bit(purpose)
+    dataset_id = parse.dataset_id(dataset)
+    purpose_bit(purpose)  # an unknown purpose is refused before connecting
     with session(ctx, unlock=True) as s:
-        request_id, tx_hash = request_access(s, dataset_id, purpose_mask)
-        grant = s.data_market.grant_info(request_id)
-        assert grant is not None  # request_access just created it
-        status = grant.status.name.lower()
+        made = ask_access(s, dataset_id, purpose)
+    request_id, status, tx_hash = made.request_id, made.status, made.tx_hash
     emit(
         as_json,
         {"request": request_id, "status": status, "tx": tx_hash},
@@ -155,19 +158,17 @@ def request(
     )
 
 
-def _owner_decision(ctx: typer.Context, request_id: int, action: str, as_json: bool) -> None:
+def _owner_decision(ctx: typer.Context, request_id: int, action: Action, as_json: bool) -> None:
     # Only the transaction: the owner's running node logs the decision in its audit log
     # when it sees the event on chain.
+    from ailedger.sharing.desk import decide
+
     with session(ctx, unlock=True) as s:
-        market = s.data_market
-        decide = {"grant": market.grant, "deny": market.deny, "revoke": market.revoke}[action]
-        result = decide(request_id)
+        result = decide(s, request_id, action)
     emit(
         as_json,
         {"request": request_id, "action": action, "tx": result.tx_hash},
-        lambda: tx_line(
-            f"{action} request {request_id}: done", result.tx_hash, result.block_number
-        ),
+        lambda: tx_line(f"{action} request {request_id}: done", result.tx_hash, result.block),
     )
 
 
