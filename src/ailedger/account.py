@@ -81,7 +81,9 @@ def mint_test_tokens(session: Session, amount: int) -> Sent:
     from ailedger.session import GAS_FUNDING_WEI
 
     if amount > FAUCET_MAX_PER_CALL:
-        raise UnprocessableError("the faucet mints at most 10000 AIL per call; ask for less")
+        raise UnprocessableError(
+            "the faucet mints at most 10000 AIL per call (its per-call limit); ask for less"
+        )
     if session.ether_balance() == 0:
         fund_from_dev_account(session.chain.web3, session.address, GAS_FUNDING_WEI)
     result = session.token.faucet(amount)
