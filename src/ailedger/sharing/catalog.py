@@ -263,6 +263,12 @@ class Catalog:
             query = query.where(func.lower(datasets.c.owner) == owner.lower())
         if not include_retired:
             query = query.where(datasets.c.retired.is_(False))
+        if not (text or tag or purpose) and max_price is None:  # one page, read as one
+            counted = select(func.count()).select_from(query.order_by(None).subquery())
+            with transaction(self._db) as conn:
+                total = int(conn.execute(counted).scalar_one())
+                rows = conn.execute(query.offset(offset).limit(limit)).all()
+            return [_entry(r) for r in rows], total
         with transaction(self._db) as conn:
             rows = conn.execute(query).all()
         entries = (_entry(r) for r in rows)
@@ -271,6 +277,15 @@ class Catalog:
         ]
         stop = None if limit is None else offset + limit
         return matching[offset:stop], len(matching)
+
+    def get_many(self, dataset_ids: Iterable[str]) -> dict[str, CatalogEntry]:
+        """The entries of ``dataset_ids`` that the catalog holds, by id, in one query."""
+        wanted = sorted({d.lower() for d in dataset_ids})
+        if not wanted:
+            return {}
+        with transaction(self._db) as conn:
+            rows = conn.execute(select(datasets).where(datasets.c.dataset_id.in_(wanted))).all()
+        return {row.dataset_id: _entry(row) for row in rows}
 
     def get(self, dataset_id: str) -> CatalogEntry | None:
         with transaction(self._db) as conn:

@@ -220,12 +220,12 @@ def _request_page(
     catalog = synced_catalog(session)
     rows = catalog.requests(**who, status=status, offset=offset, limit=limit, newest_first=True)
     total = catalog.count_requests(**who, status=status)
-    titles = {r["dataset_id"]: catalog.get(r["dataset_id"]) for r in rows}
+    titles = catalog.get_many(r["dataset_id"] for r in rows)
     items = [
         RequestRow(
             int(r["request_id"]),
             r["dataset_id"],
-            entry.title if (entry := titles[r["dataset_id"]]) else "(unknown dataset)",
+            entry.title if (entry := titles.get(r["dataset_id"])) else "(unknown dataset)",
             r["requester"],
             r["owner"],
             ", ".join(purpose_names(int(r["purpose"]))) or "none",

@@ -54,6 +54,7 @@ class OwnerStats:
         dataset = entry.get("dataset")
         if not isinstance(dataset, str):
             return
+        dataset = dataset.lower()
         if counts_as_read(entry):
             self._reads[dataset] += 1
         elif entry.get("kind") == GRANT and isinstance(entry.get("grant"), int):
