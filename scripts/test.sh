@@ -28,6 +28,9 @@ if ((${#missing[@]})) && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 bash scripts/install_ethnode.sh
+# Debian's Chromium for the web app's browser tests, which must run, not skip, on CI.
+bash scripts/install_browser.sh
+export AILEDGER_REQUIRE_BROWSER=1
 find_postgres || echo "PostgreSQL is missing: its tests will fail (AILEDGER_REQUIRE_POSTGRES)" >&2
 export PATH
 # On CI the PostgreSQL half of the storage suites must run, not skip.

@@ -76,7 +76,11 @@ Hierarchy::
     ├── patients.PatientStoreError           the patient records cannot be read or written
     │   └── PatientNotFoundError             no patient with that id
     ├── patients.InvalidRecordError          an imported record is malformed (says where)
-    └── deidentify.DeidentificationError     de-identification could not finish
+    ├── deidentify.DeidentificationError     de-identification could not finish
+    │
+    │   web/
+    └── siwe.SiweFormatError                 a MalformedRequestError: not an EIP-4361
+                                             sign-in message (names the wrong line)
 """
 
 from __future__ import annotations

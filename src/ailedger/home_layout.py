@@ -16,6 +16,8 @@
     provider/               the provider agent's progress and salts     (compute/)
     health/                 MME secret, peer tokens, saved queries,
                             notifications, de-identification keys       (health/)
+    web-login/              one-time sign-in links (hashed), where the
+                            web app is served                           (web/)
 
 A layout is only names: it creates nothing. Each part creates its directories when it
 first writes there. Homes made before ``node.sqlite`` kept owner records and patients in
@@ -111,6 +113,12 @@ class HomeLayout:
     def notifications(self) -> Path:
         """New matches found for saved queries, one JSON object a line."""
         return self.health / "notifications.jsonl"
+
+    @property
+    def web_login(self) -> Path:
+        """One-time sign-in links of the web app (a file per link, named by the hash of
+        its code) and ``serving.json``, where the node serves the web app."""
+        return self.root / "web-login"
 
     @property
     def legacy_owner_store(self) -> Path:

@@ -32,13 +32,15 @@ def market(chain: ChainUnderTest) -> ComputeMarketClient:
 
 
 def test_a_chain_that_seals_at_once_gets_the_development_windows() -> None:
-    assert MarketWindows(bid_s=2, reveal_s=300, dispute_s=600) == DEV_CHAIN_WINDOWS
+    assert MarketWindows(bid_s=10, reveal_s=300, dispute_s=600) == DEV_CHAIN_WINDOWS
     assert MarketWindows.for_block_interval(0) == DEV_CHAIN_WINDOWS
     assert MarketWindows.for_block_interval(0.4) == DEV_CHAIN_WINDOWS
 
 
 def test_windows_span_blocks_on_a_slower_network() -> None:
-    assert MarketWindows.for_block_interval(1) == MarketWindows(4, 300, 600)
+    # Four blocks of bids, but never under the development window's 10 s.
+    assert MarketWindows.for_block_interval(1) == MarketWindows(10, 300, 600)
+    assert MarketWindows.for_block_interval(3) == MarketWindows(12, 300, 600)
     assert MarketWindows.for_block_interval(12) == MarketWindows(48, 360, 720)
     assert MarketWindows.for_block_interval(12.5) == MarketWindows(50, 375, 750)
     slowest = MarketWindows.for_block_interval(10**9)
@@ -97,5 +99,6 @@ def test_deploy_measures_a_chain_mining_every_second(contract_cache: Path) -> No
         client = ComputeMarketClient(
             connection.web3, deployment.address("ComputeMarket"), abi, None
         )
-        # One block a second: four blocks of bids, not two seconds; the rest as chosen.
-        assert client.windows() == MarketWindows(bid_s=4, reveal_s=300, dispute_s=900)
+        # One block a second: four blocks of bids are 4 s, under the development floor;
+        # reveals span 30 blocks, under theirs; the dispute window as chosen.
+        assert client.windows() == MarketWindows(bid_s=10, reveal_s=300, dispute_s=900)

@@ -104,7 +104,7 @@ def test_token_lifecycle_through_the_cli(
         "ComputePolicy",
         "ComputeProviders",
     }
-    assert status["market_windows"] == {"bid_s": 2, "reveal_s": 300, "dispute_s": 600}
+    assert status["market_windows"] == {"bid_s": 10, "reveal_s": 300, "dispute_s": 600}
 
 
 @pytest.mark.rpcnode

@@ -5,9 +5,15 @@ for ``reveal`` seconds and gives a k = 1 requester ``dispute`` seconds to disput
 result (``contracts/ComputeMarket.vy``). The contract measures them in block
 timestamps, so what a window must hold depends on how fast the network includes a
 transaction: a provider sees a posting one block after it lands and its bid lands a block
-later. A 2-second bid window suits the embedded chain, which seals a block within
-milliseconds of a transaction; on a network sealing every 12 s it would close before any
-bid could be mined.
+later. On the embedded chain, which seals a block within milliseconds of a transaction,
+the chain is not what a bidder waits for: its own machine is (seeing the posting, reading
+the job's ``job.toml`` from the requester's node, signing the bid), and a 2-second window
+proved too short on a loaded two-core machine. Bids are taken for 10 s there; a job does
+not wait that long to start, because its requester closes the auction as soon as k
+eligible bids are in (``compute.requester.job.close_when_ready``), so only an auction
+that fails waits the window out before it refunds. On a network sealing every 12 s a
+fixed short window would close before any bid could be mined; it is widened to span
+several blocks.
 
 The windows are fixed in the contract at deploy (immutables) and read back from it by
 everyone else (:meth:`ailedger.compute.market.ComputeMarketClient.windows`), so no party
@@ -100,8 +106,8 @@ class WindowChoice:
 
 
 # A chain that includes a transaction within milliseconds (the embedded chain, a dev
-# node mining on demand): bids for 2 s, reveals within 5 minutes, disputes within 10.
-DEV_CHAIN_WINDOWS: Final = MarketWindows(bid_s=2, reveal_s=300, dispute_s=600)
+# node mining on demand): bids for 10 s, reveals within 5 minutes, disputes within 10.
+DEV_CHAIN_WINDOWS: Final = MarketWindows(bid_s=10, reveal_s=300, dispute_s=600)
 
 
 def observed_block_interval(web3: Web3, blocks: Sequence[int]) -> float:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ailedger.chain.connection import ChainConnection
 from ailedger.errors import NotDeployedError
+
+if TYPE_CHECKING:
+    from ailedger.session import Session
 
 BLOCK_TIME_WINDOW = 10
 
@@ -54,3 +58,38 @@ def _pending(connection: ChainConnection) -> int | None:
         return len(block["transactions"])
     except Exception:  # nodes differ in what they say about pending work
         return None
+
+
+@dataclass(frozen=True)
+class HomeOverview:
+    """What the web app's home page shows: an account's balances on the home's chain and
+    where the home's contracts are."""
+
+    address: str
+    ether_wei: int
+    token_base_units: int | None  # None while the contracts are not deployed
+    chain: str
+    chain_id: int
+    head: int
+    contracts: dict[str, str]
+
+
+def home_overview(session: Session, address: str) -> HomeOverview:
+    """``address``'s balances and the chain and deployment of ``session``'s home."""
+    from ailedger.chain.deploy import find_deployment
+
+    web3 = session.chain.web3
+    try:
+        contracts = dict(find_deployment(web3, session.home.path).contracts)
+    except NotDeployedError:
+        contracts = {}
+    tokens = session.token.balance_of(address) if "Token" in contracts else None
+    return HomeOverview(
+        address=address,
+        ether_wei=session.ether_balance(address),
+        token_base_units=tokens,
+        chain=session.chain.description,
+        chain_id=session.chain.chain_id,
+        head=int(web3.eth.block_number),
+        contracts=contracts,
+    )

@@ -2,10 +2,16 @@
 
 One place decides nonces, fees and gas, and turns web3's assorted failures into
 :class:`TransactionRejectedError` / :class:`TransactionRevertedError` with the reason.
+
+Threads of one process that send from one account (the provider agent's runners and its
+bidders, the web app's requests) take the account's nonce one at a time: the lock is held
+from reading the pending nonce until the node has the transaction, never while waiting for
+a receipt, so a bid is not held up by another transaction waiting to be mined.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +27,14 @@ if TYPE_CHECKING:
 
 GAS_MARGIN = 1.25  # estimates are exact for the state they ran on; leave room for change
 RECEIPT_TIMEOUT_S = 120
+
+_nonce_locks: dict[str, threading.Lock] = {}
+_nonce_locks_guard = threading.Lock()
+
+
+def _nonce_lock(address: str) -> threading.Lock:
+    with _nonce_locks_guard:
+        return _nonce_locks.setdefault(address.lower(), threading.Lock())
 
 
 @dataclass(frozen=True)
@@ -68,9 +82,15 @@ def _sign_and_send(
     web3: Web3, account: LocalAccount, tx: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
     """The tx hash and the transaction as sent (every field filled in)."""
+    with _nonce_lock(account.address):
+        return _sign_and_send_next(web3, account, dict(tx))
+
+
+def _sign_and_send_next(
+    web3: Web3, account: LocalAccount, tx: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
     from web3.exceptions import ContractLogicError, Web3RPCError
 
-    tx = dict(tx)
     tx["from"] = account.address
     tx.setdefault("chainId", int(web3.eth.chain_id))
     tx.setdefault("nonce", int(web3.eth.get_transaction_count(account.address, "pending")))

@@ -54,7 +54,8 @@ class ExpiryWatch:
     def tick(self, now: int) -> list[int]:
         """Expire what is due at chain time ``now``; returns the job ids expired."""
         expired: list[int] = []
-        due = sorted((at, job_id) for job_id, at in self._due.items() if at <= now)
+        # A copy: the provider agent's bidders add jobs from their own threads meanwhile.
+        due = sorted((at, job_id) for job_id, at in self._due.copy().items() if at <= now)
         for _, job_id in due[: self._per_tick]:
             try:
                 if self._look_at(job_id, now):

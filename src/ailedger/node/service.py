@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ailedger.node.app import create_app
 from ailedger.node.chores import Chores
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from ailedger.compute.expiry import PostedJobs
     from ailedger.compute.requester.inbox import JobInbox
     from ailedger.health.mme import MatchmakerService
@@ -75,6 +77,33 @@ def job_inbox(session: Session) -> JobInbox:
     )
 
 
+def node_app(
+    session: Session,
+    node: OwnerNode,
+    health: MatchmakerService | None = None,
+    *,
+    web: bool = True,
+    auditors: Iterable[str] = (),
+    hosts: Iterable[str] = (),
+) -> FastAPI:
+    """What `ailedger node start` serves: the node-to-node routes and, unless ``web`` is
+    False, the web app beside them on the same port."""
+    app = create_app(node.gateway(), matchmaker=health, jobs=job_inbox(session))
+    if web:
+        from ailedger.web.app import mount_web
+        from ailedger.web.deps import WebContext
+
+        context = WebContext(session, node=node, matchmaker=health)
+        mount_web(app, context, auditors=auditors, hosts=hosts)
+    return app
+
+
+def web_address(host: str, port: int) -> str:
+    """Where a browser on this machine opens the web app."""
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{'[' + local + ']' if ':' in local else local}:{port}"
+
+
 def run_node(
     session: Session,
     host: str,
@@ -82,10 +111,14 @@ def run_node(
     url: str,
     anchor_every: float,
     say: Callable[[str], None],
+    *,
+    web: bool = True,
+    auditors: Iterable[str] = (),
 ) -> None:
     import uvicorn
 
     from ailedger.sharing.owner import OwnerNode
+    from ailedger.web.login_links import record_address
 
     with OwnerNode(session) as node:
         for line in announce(session, url):
@@ -95,8 +128,16 @@ def run_node(
         if health is not None:
             count = len(health.cohort.patients)
             say(f"matchmaking (MME /mme/match) over {count} consented patients")
-        app = create_app(node.gateway(), matchmaker=health, jobs=job_inbox(session))
+        hosts = [] if host in ("0.0.0.0", "::") else [host]
+        app = node_app(session, node, health, web=web, auditors=auditors, hosts=hosts)
         say(f"gateway for {session.address} serving at {url} (Ctrl-C stops)")
+        if web:
+            address = web_address(host, port)
+            record_address(session.home.path, address)
+            say(
+                f"web app at {address}: sign in with the link `ailedger node login-link` "
+                "prints (`--read-only` for an auditor), or with a browser wallet"
+            )
         try:
             with Chores(node, anchor_every, posted_jobs(session)):
                 uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -8,6 +8,10 @@ One loop follows the market's events a few times a second and keeps a list of ch
   (cores, memory, a free GPU, a job slot), read its ``job.toml`` from the requester's
   node (the runtime is not on chain), and bid the asking price if it is under the cap.
   Compute-to-data jobs are bid on only over datasets this node owns and may host.
+  Bids are weighed by a small pool of threads, each within the job's bid window: a
+  requester's node that answers slowly (or never) costs its own job the bid, not the
+  jobs posted beside it, and a job whose window has passed (an agent catching up after
+  a restart) is skipped without a request or a transaction.
 * **close**: after the bid window, close auctions it bid in that nobody closed yet.
 * **run**: on ``ProviderAssigned`` to this account, a :class:`~.runner.Runner` thread
   fetches, runs, uploads and commits; several run at once within the capacity.
@@ -20,8 +24,9 @@ One loop follows the market's events a few times a second and keeps a list of ch
 
 Progress per assignment is kept in ``provider/jobs/<id>.json`` (salt before commit), and
 the last block read in ``provider/agent.json``, so a restarted agent reveals what it
-committed and does not lose jobs assigned while it was down. Transactions go out one at
-a time (one account, one nonce sequence).
+committed and does not lose jobs assigned while it was down. Transactions take the
+account's nonce one at a time (:mod:`ailedger.chain.transactions`) and wait for their
+receipts side by side.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +62,10 @@ log = logging.getLogger(__name__)
 
 # How often the agent looks for stuck jobs to expire.
 EXPIRY_EVERY_S = 1.0
+# Jobs weighed for a bid at once; each waits at most the rest of its bid window (and at
+# most SPEC_TIMEOUT_S) for the requester's node to hand over its job.toml.
+BIDDERS = 4
+SPEC_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -115,8 +125,8 @@ class ProviderAgent:
         self.market = session.compute_market
         self.layout = session.home.layout
         self.layout.provider_jobs.mkdir(parents=True, exist_ok=True)
-        self._tx = threading.Lock()
         self._lock = threading.Lock()  # capacity, bids, runners
+        self._bidders = ThreadPoolExecutor(BIDDERS, thread_name_prefix="bid")
         self.capacity = Capacity(
             machine.cpu_cores,
             machine.ram_mb,
@@ -200,14 +210,18 @@ class ProviderAgent:
     # ------------------------------------------------------------------- loop
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.step()
-            except AiledgerError as exc:  # the chain or a peer is briefly away
-                log.warning("provider agent: %s", exc)
-                self.say(f"warning: {exc}")
-                stop.wait(1.0)
-            stop.wait(self.settings.poll_seconds)
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except AiledgerError as exc:  # the chain or a peer is briefly away
+                    log.warning("provider agent: %s", exc)
+                    self.say(f"warning: {exc}")
+                    stop.wait(1.0)
+                stop.wait(self.settings.poll_seconds)
+        finally:
+            # Bids in flight end within their windows; none not yet started begins.
+            self._bidders.shutdown(wait=True, cancel_futures=True)
 
     def step(self) -> None:
         head = int(self.session.chain.web3.eth.block_number)
@@ -221,9 +235,11 @@ class ProviderAgent:
     def _on_event(self, name: str, args: dict[str, Any]) -> None:
         job_id = int(args.get("job_id", 0))
         if name == "JobPosted":
-            self._consider(args)
+            self._bidders.submit(self._weigh, self._consider, args)
         elif name == "TieBreakStarted":
-            self._consider_tiebreak(job_id, int(args["bid_deadline"]))
+            self._bidders.submit(
+                self._weigh, self._consider_tiebreak, job_id, int(args["bid_deadline"])
+            )
         elif name == "ProviderAssigned" and args["provider"].lower() == self.me.lower():
             self._assigned(job_id, int(args["price_per_hour"]))
         elif name in ("AuctionClosed", "AuctionFailed", "JobCancelled", "JobExpired"):
@@ -234,8 +250,21 @@ class ProviderAgent:
 
     # ---------------------------------------------------------------- bidding
 
+    def _weigh(self, consider: Callable[..., None], *args: Any) -> None:
+        """Run one bid decision on a pool thread; what goes wrong is said, not lost."""
+        try:
+            consider(*args)
+        except AiledgerError as exc:
+            self.say(f"warning: weighing a bid failed: {exc}")
+        except Exception:  # a bug must not end the pool's thread silently
+            log.exception("provider agent: weighing a bid failed")
+
     def _consider(self, job: dict[str, Any]) -> None:
         job_id = int(job["job_id"])
+        left = int(job["bid_deadline"]) - time.time()
+        if left <= 0:
+            self.say(f"job {job_id}: not bidding: its bid window closed {-left:.0f} s ago")
+            return
         price = self.settings.price_per_hour
         cores, ram, gpu_mem = int(job["cpu_cores"]), int(job["ram_mb"]), int(job["gpu_mem_mb"])
         if job["requester"].lower() == self.me.lower() or price > int(job["max_price_per_hour"]):
@@ -247,7 +276,7 @@ class ProviderAgent:
                 return
         datasets = [bytes(d) for d in job.get("datasets", [])]
         try:
-            spec = parse_job(self._spec_text(job_id, job["requester"]))
+            spec = parse_job(self._spec_text(job_id, job["requester"], min(left, SPEC_TIMEOUT_S)))
         except (JobFetchError, JobSpecError, SignedRequestError) as exc:
             self.say(f"job {job_id}: not bidding: {exc}")
             return
@@ -264,7 +293,7 @@ class ProviderAgent:
             gpu = self.capacity.take(cores, ram, gpu_mem)
             self._bids[job_id] = {**job, "gpu": gpu, "datasets": datasets}
         try:
-            self._send(self.market.bid, job_id, price)
+            self.market.bid(job_id, price)
             self.say(f"job {job_id}: bid {price} per hour")
             self.expiry.watch(job_id, int(job["deadline"]))
         except AiledgerError as exc:
@@ -317,14 +346,10 @@ class ProviderAgent:
             self._urls[requester] = url
         return self._urls[requester]
 
-    def _spec_text(self, job_id: int, requester: str) -> str:
+    def _spec_text(self, job_id: int, requester: str, timeout: float) -> str:
         account, url = self.session.require_account(), self._node_url(requester)
         path = wire.path(wire.JOB_SPEC, job_id=job_id)
-        return send_signed(account, url, requester, "GET", path, timeout=10).text
-
-    def _send(self, fn: Callable[..., Any], *args: Any) -> Any:
-        with self._tx:
-            return fn(*args)
+        return send_signed(account, url, requester, "GET", path, timeout=timeout).text
 
     # -------------------------------------------------------------- assignments
 
@@ -399,7 +424,7 @@ class ProviderAgent:
             state.output_hash, state.salt, state.seconds = digest.hex(), salt.hex(), seconds
             state.phase = "committing"
             state.save(self.layout.provider_jobs)  # the salt is on disk before the commitment
-            self._send(self.market.commit_result, state.job_id, digest, salt)
+            self.market.commit_result(state.job_id, digest, salt)
             state.phase = "committed"
             state.save(self.layout.provider_jobs)
             self.say(f"job {state.job_id}: done ({state.reason}), committed 0x{digest.hex()[:16]}")
@@ -502,7 +527,7 @@ class ProviderAgent:
         """Send a follow-up transaction another party may have sent first; False if it
         could not go through (the next round re-reads the chain and decides again)."""
         try:
-            self._send(fn, *args)
+            fn(*args)
             return True
         except AiledgerError as exc:
             log.info("provider agent: %s%s skipped: %s", getattr(fn, "__name__", fn), args, exc)
