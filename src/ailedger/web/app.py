@@ -53,6 +53,10 @@ from ailedger.web.sessions import SessionStore
 MODULES: Final[tuple[str, ...]] = (
     "ailedger.web.auth",
     "ailedger.web.pages.home",
+    "ailedger.web.api.sharing",
+    "ailedger.web.api.account",
+    "ailedger.web.pages.owner",
+    "ailedger.web.pages.research",
 )
 
 # Errors that are not a refused request, by what the person can do about them.

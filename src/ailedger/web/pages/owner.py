@@ -47,9 +47,11 @@ PURPOSES: Final[tuple[Purpose, ...]] = (
 
 
 def earnings_chart(series: list[tuple[int, int]]) -> Markup:
-    return line_chart(
-        "Earnings over time (AIL)", [(t, v / BASE_UNITS) for t, v in series], "AIL earned"
-    )
+    """The cumulative earnings as a step line that starts from nothing earned."""
+    points = [(t, v / BASE_UNITS) for t, v in series]
+    if points:
+        points.insert(0, (points[0][0], 0.0))
+    return line_chart("Earnings over time (AIL)", points, "AIL earned")
 
 
 def reads_chart(rows: list[tuple[str, int]]) -> Markup:
