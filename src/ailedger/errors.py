@@ -65,6 +65,7 @@ Hierarchy::
     ├── outputs.OutputPolicyViolation        an output breaks its dataset's release rules: withheld
     ├── transfer.OutputMismatchError         a decrypted output does not hash to its revealed value
     ├── requester.job.JobStateError          the job is not in a state that allows the action
+    ├── provider.standing.StandingError      not a provider, stake locked or too small for it
     ├── provider.runner.JobFetchError        the bundle could not be fetched or fails its hash
     ├── provider.c2d.ComputeRefusedError     this node will not run the job over its data
     ├── provider.sandbox.SandboxError        a job could not be started in the sandbox

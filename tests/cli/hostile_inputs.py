@@ -114,6 +114,9 @@ def _cases() -> list[list[str]]:
             [*PUBLISH, "--price", amount],
             ["provider", "start", "--price", amount],
             ["provider", "start", "--stake", amount],
+            ["provider", "stake", "--", amount],
+            ["provider", "unstake", "--", amount],
+            ["provider", "offer", "--price", amount],
         ]
     for address in ADDRESSES:
         cases += [

@@ -112,3 +112,37 @@ def test_owner_sets_compute_rules_for_its_dataset(
     other = "0x" + "22" * 32
     line = error_of(["data", "allow-algorithm", other, digest], capsys, monkeypatch)
     assert "unknown dataset" in line
+
+    # No job posted from this home yet: none listed, and an id not its own is refused.
+    code, out, err = run(["job", "list", "--json"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out) == {"jobs": []}, err
+    line = error_of(["job", "cancel", "7"], capsys, monkeypatch)
+    assert "not one of this home's jobs" in line
+
+
+@pytest.mark.usefixtures("home_env")
+def test_a_provider_stakes_offers_and_withdraws_from_the_cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """provider stake / offer / status / unstake: the functions the web's provider page
+    calls, with the same refusals."""
+    assert run(["init"], capsys, monkeypatch)[0] == 0
+    run(["token", "faucet", "500"], capsys, monkeypatch)
+    code, out, _ = run(["provider", "status", "--json"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["registered"] is False
+    assert "stake first" in error_of(["provider", "offer", "--price", "1"], capsys, monkeypatch)
+    code, out, err = run(["provider", "stake", "100", "--json"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["action"] == "registered", err
+    code, out, err = run(
+        ["provider", "offer", "--price", "1.5", "--cores", "1", "--json"], capsys, monkeypatch
+    )
+    assert code == 0 and json.loads(out)["cpu_cores"] == 1, err
+    assert "this machine" in error_of(
+        ["provider", "offer", "--price", "1", "--cores", "100000"], capsys, monkeypatch
+    )
+    assert "at most the stake" in error_of(["provider", "unstake", "1000"], capsys, monkeypatch)
+    assert run(["provider", "unstake", "10"], capsys, monkeypatch)[0] == 0
+    code, out, _ = run(["provider", "status", "--json"], capsys, monkeypatch)
+    status = json.loads(out)
+    assert status["stake"] == str(90 * 10**18) and status["offer"]["cpu_cores"] == 1
+    assert status["jobs_run"] == 0 and status["earned"] == "0" and status["slashes"] == []

@@ -50,6 +50,18 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
+def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
+    """A full-page screenshot of ``page`` as ``name``.png: into ``$AILEDGER_SCREENSHOTS``
+    when set (``scripts/screenshots.sh`` refreshes docs/screenshots so), else beside the
+    test, so a test run never changes the checkout."""
+    folder = Path(os.environ.get("AILEDGER_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 0
+    return path
+
+
 def sign_in(page: Any, node: WebNode, *, read_only: bool = False) -> None:
     """Sign ``page`` in to ``node`` through a real one-time link, and wait for the home."""
     page.goto(node.login_link(read_only=read_only))

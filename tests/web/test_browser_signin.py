@@ -7,10 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.web.conftest import sign_in
+from tests.web.conftest import screenshot, sign_in
 from tests.web.homes import WebNode
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def _console(page: Any) -> list[str]:
@@ -20,7 +18,9 @@ def _console(page: Any) -> list[str]:
     return messages
 
 
-def test_the_printed_link_signs_in_and_sign_out_ends_it(browser: Any, served_node: WebNode) -> None:
+def test_the_printed_link_signs_in_and_sign_out_ends_it(
+    browser: Any, served_node: WebNode, tmp_path: Path
+) -> None:
     context = browser.new_context(viewport={"width": 1200, "height": 800})
     page = context.new_page()
     console = _console(page)
@@ -35,8 +35,7 @@ def test_the_printed_link_signs_in_and_sign_out_ends_it(browser: Any, served_nod
     # htmx loaded under the CSP, configured by its meta tag
     assert page.evaluate("window.htmx.config.allowEval") is False
     assert page.evaluate("window.htmx.config.includeIndicatorStyles") is False
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "home.png"), full_page=True)
+    screenshot(page, "home", tmp_path)
     problems = [m for m in console if "error" in m.split(":")[0] or "Content Security" in m]
     assert problems == []
     page.click("#sign-out")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -28,29 +27,26 @@ def check(
 ) -> None:
     """Validate job.toml and the bundle (every field, the entry point, no links), and
     print the bundle hash that goes on chain and the most the job can cost."""
-    from ailedger.compute.jobs import JobBundle
+    from ailedger.compute.requester.job import check_bundle
     from ailedger.units import format_amount
 
-    read = JobBundle.read(bundle)
-    spec, digest = read.spec, read.digest
-    # k runs, plus one reserve share for a tie-break run when k >= 2 (refunded if unused).
-    shares = spec.redundancy + (1 if spec.redundancy >= 2 else 0)
-    max_cost = spec.max_price_per_hour * math.ceil(spec.max_hours) * shares
+    checked = check_bundle(bundle)
     data = {
-        "bundle_hash": "0x" + digest.hex(),
-        "entry": spec.entry,
-        "runtime": spec.runtime,
-        "inputs": list(spec.inputs),
-        "redundancy": spec.redundancy,
-        "deterministic": spec.deterministic,
-        "max_cost_base_units": str(max_cost),
+        "bundle_hash": "0x" + checked.bundle_hash.hex(),
+        "entry": checked.entry,
+        "runtime": checked.runtime,
+        "inputs": list(checked.inputs),
+        "redundancy": checked.redundancy,
+        "deterministic": checked.deterministic,
+        "max_cost_base_units": str(checked.max_cost),
     }
     emit(
         as_json,
         data,
         lambda: console.print(
-            f"job bundle OK: {spec.entry} on {spec.runtime}, k = {spec.redundancy}; "
-            f"hash 0x{digest.hex()}; at most {format_amount(max_cost)} in escrow"
+            f"job bundle OK: {checked.entry} on {checked.runtime}, k = {checked.redundancy}; "
+            f"hash 0x{checked.bundle_hash.hex()}; at most {format_amount(checked.max_cost)} "
+            "in escrow"
         ),
     )
 
@@ -124,6 +120,40 @@ def submit(
         else:
             console.print(
                 f"  status {done.status.name.lower()} (see: ailedger job status {done.job_id})"
+            )
+
+    emit(as_json, data, render)
+
+
+@app.command("list")
+def list_jobs(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """The jobs this home posted, newest first, with their state now."""
+    from ailedger.compute.requester.job import my_jobs
+    from ailedger.units import format_amount
+
+    with session(ctx, unlock=False) as s:
+        jobs = my_jobs(s)
+    data = {
+        "jobs": [
+            {
+                "job_id": j.job_id,
+                "status": j.status.name.lower(),
+                "escrow": str(j.escrow),
+                "redundancy": j.redundancy,
+                "deadline": j.deadline,
+                "bundle_hash": "0x" + j.bundle_hash.hex(),
+            }
+            for j in jobs
+        ]
+    }
+
+    def render() -> None:
+        if not jobs:
+            console.print("no jobs yet (ailedger job submit BUNDLE)")
+        for j in jobs:
+            console.print(
+                f"job {j.job_id}  {j.status.name.lower():<10} k = {j.redundancy}  "
+                f"escrow {format_amount(j.escrow)}"
             )
 
     emit(as_json, data, render)
@@ -216,8 +246,10 @@ def result(
 
 
 def _accept(ctx: typer.Context, job_id: int, as_json: bool) -> None:
+    from ailedger.compute.requester.job import accept as accept_job
+
     with session(ctx, unlock=True) as s:
-        tx = s.compute_market.accept(job_id)
+        tx = accept_job(s, job_id)
     emit(
         as_json,
         {"job_id": job_id, "action": "accept", "tx": tx.tx_hash, "block": tx.block_number},

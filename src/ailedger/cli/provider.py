@@ -7,7 +7,15 @@ from typing import Any
 
 import typer
 
-from ailedger.cli._common import JSON_LINES_OPTION, JSON_OPTION, console, emit, narrator, session
+from ailedger.cli._common import (
+    JSON_LINES_OPTION,
+    JSON_OPTION,
+    console,
+    emit,
+    narrator,
+    session,
+    tx_line,
+)
 
 app = typer.Typer(help="Rent out this machine's spare CPUs and GPUs for tokens.")
 
@@ -17,14 +25,10 @@ def machine(as_json: bool = JSON_OPTION) -> None:
     """Show the cores, memory and NVIDIA GPUs found here, and whether jobs can be
     confined (bubblewrap or unshare); an unconfined machine is declared so on chain."""
     from ailedger.compute.provider.machine import detect_machine
+    from ailedger.compute.provider.standing import machine_report
 
     info = detect_machine()
-    data = {
-        "cpu_cores": info.cpu_cores,
-        "ram_mb": info.ram_mb,
-        "confinement": info.confinement,
-        "gpus": [{"index": g.index, "name": g.name, "memory_mb": g.memory_mb} for g in info.gpus],
-    }
+    data = machine_report(info)
 
     def render() -> None:
         console.print(f"cpu cores    {info.cpu_cores}")
@@ -34,6 +38,142 @@ def machine(as_json: bool = JSON_OPTION) -> None:
         console.print(f"confinement  {info.confinement or 'NONE: jobs would run unconfined'}")
 
     emit(as_json, data, render)
+
+
+@app.command("status")
+def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """This account as a provider: stake, reputation, the offer on chain, the jobs it
+    ran, what it earned and any slashes."""
+    from ailedger.compute.provider.standing import history, standing
+    from ailedger.units import format_amount
+
+    with session(ctx, unlock=False) as s:
+        me, past = standing(s), history(s)
+    offer = me.offer
+    data = {
+        "address": me.address,
+        "registered": me.registered,
+        "stake": str(me.stake),
+        "min_stake": str(me.min_stake),
+        "active_jobs": me.active_jobs,
+        "reputation": me.reputation,
+        "can_bid": me.can_bid,
+        "offer": None
+        if offer is None
+        else {
+            "cpu_cores": offer.cpu_cores,
+            "ram_mb": offer.ram_mb,
+            "gpu_model": offer.gpu_model,
+            "gpu_mem_mb": offer.gpu_mem_mb,
+            "price_per_hour": str(offer.price_per_hour),
+            "confined": offer.confined,
+        },
+        "jobs_run": len(past.jobs),
+        "earned": str(past.earned),
+        "slashes": [
+            {"job_id": x.job_id, "amount": str(x.amount), "reason": x.reason} for x in past.slashes
+        ],
+    }
+
+    def render() -> None:
+        if not me.registered:
+            console.print(
+                f"not a provider yet: stake at least {format_amount(me.min_stake)} "
+                "(ailedger provider stake AMOUNT)"
+            )
+            return
+        console.print(f"stake       {format_amount(me.stake)} (min {format_amount(me.min_stake)})")
+        console.print(
+            f"reputation  {me.reputation} (completed {me.completed}, failed {me.failed}, "
+            f"slashed {me.slashed})"
+        )
+        if offer is None:
+            console.print("offer       none (ailedger provider offer --price ...)")
+        else:
+            console.print(
+                f"offer       {offer.cpu_cores} cores, {offer.ram_mb} MB"
+                + (f", {offer.gpu_model}" if offer.gpu_model else "")
+                + f" at {format_amount(offer.price_per_hour)} per hour"
+                + ("" if offer.confined else ", UNCONFINED")
+            )
+        console.print(f"jobs run    {len(past.jobs)}, earned {format_amount(past.earned)}")
+        for x in past.slashes:
+            console.print(f"slashed     job {x.job_id}: {format_amount(x.amount)} ({x.reason})")
+
+    emit(as_json, data, render)
+
+
+@app.command("stake")
+def stake(
+    ctx: typer.Context,
+    amount: str = typer.Argument(..., help="AIL to stake; the first stake registers you."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Stake AIL as a provider (the first stake registers this account)."""
+    from ailedger.compute.provider.standing import add_stake
+    from ailedger.units import format_amount, parse_amount
+
+    value = parse_amount(amount)
+    with session(ctx, unlock=True) as s:
+        what, tx = add_stake(s, value)
+    emit(
+        as_json,
+        {"action": what, "amount": str(value), "tx": tx.tx_hash, "block": tx.block_number},
+        lambda: tx_line(f"{what}: {format_amount(value)} staked", tx.tx_hash, tx.block_number),
+    )
+
+
+@app.command("unstake")
+def unstake(
+    ctx: typer.Context,
+    amount: str = typer.Argument(..., help="AIL to take back from the stake."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Withdraw stake; refused while unfinished jobs hold it locked."""
+    from ailedger.compute.provider.standing import withdraw_stake
+    from ailedger.units import format_amount, parse_amount
+
+    value = parse_amount(amount)
+    with session(ctx, unlock=True) as s:
+        tx = withdraw_stake(s, value)
+    emit(
+        as_json,
+        {"action": "withdrawn", "amount": str(value), "tx": tx.tx_hash, "block": tx.block_number},
+        lambda: tx_line(f"withdrawn: {format_amount(value)}", tx.tx_hash, tx.block_number),
+    )
+
+
+@app.command("offer")
+def offer(
+    ctx: typer.Context,
+    price: str = typer.Option(..., help="Asking price in AIL per hour of this machine."),
+    cores: int = typer.Option(0, min=0, max=1 << 20, help="Cores to offer (0: all)."),
+    ram_mb: int = typer.Option(0, min=0, max=1 << 40, help="Memory to offer in MB (0: all)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Post or change this machine's offer (no more than it has; its own confinement)."""
+    from ailedger.compute.provider.standing import set_offer, this_machine
+    from ailedger.units import format_amount, parse_amount
+
+    value = parse_amount(price)
+    with session(ctx, unlock=True) as s:
+        terms = set_offer(s, this_machine(), value, cores or None, ram_mb or None)
+    emit(
+        as_json,
+        {
+            "cpu_cores": terms.cpu_cores,
+            "ram_mb": terms.ram_mb,
+            "gpu_model": terms.gpu_model,
+            "gpu_mem_mb": terms.gpu_mem_mb,
+            "price_per_hour": str(terms.price_per_hour),
+            "confined": terms.confined,
+        },
+        lambda: console.print(
+            f"offer posted: {terms.cpu_cores} cores, {terms.ram_mb} MB at "
+            f"{format_amount(terms.price_per_hour)} per hour"
+            + ("" if terms.confined else " (UNCONFINED, declared on chain)")
+        ),
+    )
 
 
 def _runtimes(specs: list[str]) -> dict[str, Any]:

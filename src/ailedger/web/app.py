@@ -53,6 +53,9 @@ from ailedger.web.sessions import SessionStore
 MODULES: Final[tuple[str, ...]] = (
     "ailedger.web.auth",
     "ailedger.web.pages.home",
+    "ailedger.web.api.compute",
+    "ailedger.web.pages.jobs",
+    "ailedger.web.pages.provider",
     "ailedger.web.api.sharing",
     "ailedger.web.api.account",
     "ailedger.web.pages.owner",

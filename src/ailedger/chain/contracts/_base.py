@@ -6,6 +6,7 @@ get real signatures, types and docstrings. Writes need a local account; reads do
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ailedger.chain.transactions import TxResult, send, submit
@@ -52,6 +53,37 @@ class ContractClient:
         """Send a call of ``function`` without waiting; returns the tx hash."""
         account, tx = self._transaction(function, args, None)
         return submit(self.web3, account, tx)
+
+    def _account_logs(
+        self, names: Sequence[str], account: str, from_block: int
+    ) -> list[tuple[str, dict[str, Any], int]]:
+        """(event name, args, block) of the events named ``names`` whose second indexed
+        field is ``account``, in chain order. The node filters by topic, so the cost grows
+        with this account's events, not the contract's."""
+        from eth_utils.abi import event_abi_to_log_topic
+
+        abis: dict[str, Any] = {
+            str(e.get("name")): e for e in self._contract.abi if e.get("type") == "event"
+        }
+        topics = {"0x" + bytes(event_abi_to_log_topic(abis[n])).hex(): n for n in names}
+        padded = "0x" + bytes.fromhex(account[2:].lower()).rjust(32, b"\0").hex()
+        try:
+            logs = self.web3.eth.get_logs(
+                {
+                    "address": self.address,
+                    "fromBlock": from_block,
+                    "toBlock": "latest",
+                    "topics": [list(topics), None, padded],
+                }
+            )
+        except Exception as exc:
+            raise ChainError(f"reading {self.contract_name} events failed: {exc}") from exc
+        found = []
+        for log in logs:
+            name = topics["0x" + bytes(log["topics"][0]).hex()]
+            decoded = getattr(self._contract.events, name)().process_log(log)
+            found.append((name, dict(decoded["args"]), int(log["blockNumber"])))
+        return found
 
     def _transaction(
         self, function: str, args: tuple[Any, ...], gas: int | None

@@ -5,6 +5,7 @@ commit-reveal of results and settlement. See ``contracts/ComputeMarket.vy`` for 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NamedTuple, TypedDict
@@ -302,6 +303,14 @@ class ComputeMarketClient(ContractClient):
                 if e.get("type") == "event"
             }
         return self._topics
+
+    def account_events(
+        self, names: Sequence[str], account: str, from_block: int = 0
+    ) -> list[MarketEvent]:
+        """The events named ``names`` (each indexed by job id, then by a requester or a
+        provider: JobPosted, ProviderAssigned, ProviderPaid, ...) of ``account``, in chain
+        order: a home's own jobs and earnings without reading everyone's."""
+        return [MarketEvent(*found) for found in self._account_logs(names, account, from_block)]
 
     def auction_failed(self, job_id: int) -> int | None:
         """The eligible bids counted when the job's auction closed with fewer than k

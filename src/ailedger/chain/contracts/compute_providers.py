@@ -4,7 +4,7 @@ stakes, offers and reputation. See ``contracts/ComputeProviders.vy`` for the rul
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 from ailedger.chain.contracts._base import ContractClient, named_struct
 from ailedger.chain.transactions import TxResult
@@ -19,6 +19,29 @@ class ProviderInfo(TypedDict):
     completed: int
     failed: int
     slashed: int
+
+
+class Offer(TypedDict):
+    """A provider's advertised machine (the contract's ``Offer`` struct, in its order);
+    ``posted`` is False if it never posted one."""
+
+    cpu_cores: int
+    ram_mb: int
+    gpu_model: str
+    gpu_mem_mb: int
+    price_per_hour: int
+    confined: bool
+    posted: bool
+
+
+class Slash(NamedTuple):
+    """One ``ProviderSlashed`` event: reason 1 wrong result, 2 lost a dispute, 3 no result."""
+
+    job_id: int
+    amount: int
+    reason: int
+    stake_after: int
+    block_number: int
 
 
 class ComputeProvidersClient(ContractClient):
@@ -59,6 +82,33 @@ class ComputeProvidersClient(ContractClient):
             failed=int(named["failed"]),
             slashed=int(named["slashed"]),
         )
+
+    def offer(self, account: str) -> Offer:
+        named = named_struct(
+            self._read("offer_info", self.web3.to_checksum_address(account)), Offer
+        )
+        return Offer(
+            cpu_cores=int(named["cpu_cores"]),
+            ram_mb=int(named["ram_mb"]),
+            gpu_model=str(named["gpu_model"]),
+            gpu_mem_mb=int(named["gpu_mem_mb"]),
+            price_per_hour=int(named["price_per_hour"]),
+            confined=bool(named["confined"]),
+            posted=bool(named["posted"]),
+        )
+
+    def slashes(self, account: str, from_block: int = 0) -> list[Slash]:
+        """Every slash of ``account``, in chain order."""
+        return [
+            Slash(
+                int(args["job_id"]),
+                int(args["amount"]),
+                int(args["reason"]),
+                int(args["stake"]),
+                block,
+            )
+            for _, args, block in self._account_logs(["ProviderSlashed"], account, from_block)
+        ]
 
     def reputation(self, account: str) -> int:
         """completed - failed - 2 * slashed."""

@@ -1,5 +1,9 @@
 """The requester's side of a compute job: submit, follow, fetch the result, cancel.
 
+The CLI (``ailedger job ...``) and the web app call the same functions here. The ones a
+caller aims at one job (logs, result, cancel, accept, dispute) act only on this home's own
+jobs (:func:`own_job`): another requester's job id is "not found", and nothing is sent.
+
 ``submit`` validates the bundle completely before a token moves, keeps the packed bundle
 where the requester's node serves it to the winners, escrows the maximum cost on chain,
 and (by default) closes the auction as soon as k eligible bids are in: the requester is
@@ -22,12 +26,13 @@ from ailedger.chain.contracts.compute_market import POST_GAS, JobStatus, JobTerm
 from ailedger.compute.jobs import JobBundle
 from ailedger.compute.requester.files import JobFiles
 from ailedger.compute.transfer import open_log_batch, open_output
-from ailedger.errors import AiledgerError, ConfigError, PeerUnreachableError
+from ailedger.errors import AiledgerError, ConfigError, NotFoundError, PeerUnreachableError
 from ailedger.peer import wire
 from ailedger.peer.client import shared_client
 
 if TYPE_CHECKING:
-    from ailedger.chain.contracts import ComputeMarketClient
+    from ailedger.chain.contracts import ComputeMarketClient, JobInfo
+    from ailedger.chain.transactions import TxResult
     from ailedger.session import Session
 
 
@@ -45,6 +50,86 @@ class Submitted:
     providers: list[str]
     # What became of an auction that did not start the job (auction_outcome), if so.
     outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class BundleCheck:
+    """What ``job check`` reports of a valid bundle."""
+
+    bundle_hash: bytes
+    entry: str
+    runtime: str
+    inputs: tuple[str, ...]
+    redundancy: int
+    deterministic: bool
+    max_cost: int
+
+
+def check_bundle(bundle: Path) -> BundleCheck:
+    """Validate the bundle completely (``job.toml``, the entry, no links) and say what
+    goes on chain: its hash, and the most the job can cost."""
+    read = JobBundle.read(bundle)
+    spec = read.spec
+    # k runs, plus one reserve share for a tie-break run when k >= 2 (refunded if unused).
+    shares = spec.redundancy + (1 if spec.redundancy >= 2 else 0)
+    return BundleCheck(
+        read.digest,
+        spec.entry,
+        spec.runtime,
+        spec.inputs,
+        spec.redundancy,
+        spec.deterministic,
+        spec.max_price_per_hour * math.ceil(spec.max_hours) * shares,
+    )
+
+
+@dataclass(frozen=True)
+class PostedJob:
+    """One of this home's jobs, as the chain has it now."""
+
+    job_id: int
+    status: JobStatus
+    escrow: int
+    redundancy: int
+    deadline: int
+    bundle_hash: bytes
+    posted_block: int
+
+
+def my_jobs(session: Session) -> list[PostedJob]:
+    """Every job this home posted, newest first, with its state now. Read from the
+    market's ``JobPosted`` events filtered by requester (the node does the filtering)."""
+    market = session.compute_market
+    posted = market.account_events(["JobPosted"], session.address, session.deployment.block)
+    jobs = []
+    for event in reversed(posted):
+        job_id = int(event.args["job_id"])
+        info = market.info(job_id)
+        if info is None:
+            continue
+        jobs.append(
+            PostedJob(
+                job_id,
+                JobStatus(int(info["status"])),
+                int(info["escrow"]),
+                int(info["redundancy"]),
+                int(info["deadline"]),
+                bytes(info["bundle_hash"]),
+                event.block_number,
+            )
+        )
+    return jobs
+
+
+def own_job(session: Session, job_id: int) -> JobInfo:
+    """The job, if this home posted it; "not found" otherwise (another requester's job
+    is not this home's to read or act on, and its existence is not confirmed here)."""
+    info = session.compute_market.info(job_id)
+    if info is None or str(info["requester"]).lower() != session.address.lower():
+        raise NotFoundError(
+            f"job {job_id} is not one of this home's jobs; list them with `ailedger job list`"
+        )
+    return info
 
 
 def check_own_node(session: Session) -> str:
@@ -245,6 +330,38 @@ def status(session: Session, job_id: int) -> dict[str, Any]:
     }
 
 
+def own_status(session: Session, job_id: int) -> dict[str, Any]:
+    """:func:`status` of one of this home's jobs (see :func:`own_job`)."""
+    own_job(session, job_id)
+    return status(session, job_id)
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """Log lines after the first ``after`` (``lines``: (provider, line)), where the next
+    page starts, and whether more can come (the job is still bidding or running)."""
+
+    lines: list[tuple[str, str]]
+    next: int
+    running: bool
+
+
+MAX_LOG_PAGE = 5_000
+
+
+def log_page(session: Session, job_id: int, after: int = 0) -> LogPage:
+    """The job's log lines from line ``after`` on (at most ``MAX_LOG_PAGE``), for a
+    reader that polls: it asks again from ``next`` while ``running``. Lines are counted
+    in the order :func:`logs` yields them (provider, then batch)."""
+    info = own_job(session, job_id)
+    running = JobStatus(int(info["status"])).running
+    lines = [
+        (provider, line) for provider, text in logs(session, job_id) for line in text.splitlines()
+    ]
+    page = lines[after : after + MAX_LOG_PAGE]
+    return LogPage(page, after + len(page), running or after + len(page) < len(lines))
+
+
 def logs(session: Session, job_id: int) -> Iterator[tuple[str, str]]:
     """(provider, text) of every log batch received so far, decrypted and authenticated."""
     key = session.encryption_key()
@@ -316,13 +433,31 @@ def fetch_result(session: Session, job_id: int, dest: Path) -> tuple[bytes, str]
     )
 
 
+def result_archive(session: Session, job_id: int, workdir: Path) -> tuple[Path, bytes, str]:
+    """:func:`fetch_result` of one of this home's jobs, packed as ``workdir/result.tar.gz``
+    for a download; returns (archive, hash, provider). The caller removes ``workdir``."""
+    import tarfile
+
+    own_job(session, job_id)
+    out = workdir / "output"
+    digest, provider = fetch_result(session, job_id, out)
+    archive = workdir / "result.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(out, arcname=f"job-{job_id}")
+    return archive, digest, provider
+
+
+def accept(session: Session, job_id: int) -> TxResult:
+    """Accept a k = 1 result under review: its provider is paid now."""
+    own_job(session, job_id)
+    return session.compute_market.accept(job_id)
+
+
 def cancel(session: Session, job_id: int) -> tuple[str, str]:
     """Cancel (open or running: refund of the unused part) or expire (deadline passed);
     returns (what was done, tx hash)."""
     market = session.compute_market
-    info = market.info(job_id)
-    if info is None:
-        raise ConfigError(f"no job {job_id} on chain")
+    info = own_job(session, job_id)
     state = JobStatus(int(info["status"]))
     if time.time() >= int(info["deadline"]) and state.running:
         return "expired", market.expire(job_id).tx_hash
@@ -336,9 +471,13 @@ def dispute(session: Session, job_id: int) -> tuple[int, str]:
     price x max hours); another provider re-executes the job and the loser pays.
     Returns (bond, tx hash)."""
     market = session.compute_market
-    info = market.info(job_id)
-    if info is None:
-        raise ConfigError(f"no job {job_id} on chain")
+    info = own_job(session, job_id)
+    state = JobStatus(int(info["status"]))
+    if state != JobStatus.REVIEW:
+        raise JobStateError(
+            f"job {job_id} is {state.name.lower()}; only a single-provider result under "
+            "review can be disputed"
+        )
     bond = market.dispute_bond(info)
     session.token.approve(market.address, bond)
     return bond, market.dispute(job_id).tx_hash
