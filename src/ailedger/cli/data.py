@@ -98,15 +98,16 @@ def list_(
 ) -> None:
     """Search the datasets registered on chain (indexed locally from chain events)."""
     from ailedger.chain.contracts.data_market import purpose_bit, purpose_names
-    from ailedger.sharing.catalog import Catalog
+    from ailedger.sharing.desk import find_datasets
     from ailedger.units import format_amount
 
-    bit = purpose_bit(purpose) if purpose else 0
+    if purpose:
+        purpose_bit(purpose)  # an unknown purpose is refused before connecting
     owner_address = parse.address(owner) if owner else ""
     with session(ctx, unlock=False) as s:
-        catalog = Catalog(s.database)
-        catalog.sync(s)
-        found = catalog.search(text=search, tag=tag, purpose=bit, owner=owner_address)
+        found = find_datasets(
+            s, text=search, tag=tag, purpose=purpose, owner=owner_address, limit=None
+        ).items
     rows: list[dict[str, Any]] = [
         {
             "dataset": e.dataset_id,
@@ -294,17 +295,12 @@ def show(
 ) -> None:
     """Show one dataset: owner, policy, price, and its verified catalog metadata."""
     from ailedger.chain.contracts.data_market import purpose_names
-    from ailedger.errors import ConfigError
-    from ailedger.sharing.catalog import Catalog
+    from ailedger.sharing.desk import dataset_detail
     from ailedger.units import format_amount
 
-    wanted = "0x" + parse.dataset_id(dataset).hex()
+    dataset_id = parse.dataset_id(dataset)
     with session(ctx, unlock=False) as s:
-        catalog = Catalog(s.database)
-        catalog.sync(s)
-        entry = catalog.get(wanted)
-    if entry is None:
-        raise ConfigError(f"no dataset {dataset} on chain; find ids with `ailedger data list`")
+        entry = dataset_detail(s, dataset_id)
     data = {
         "dataset": entry.dataset_id,
         "title": entry.title,

@@ -350,13 +350,14 @@ def find_datasets(
     purpose: str = "",
     owner: str = "",
     offset: int = 0,
-    limit: int = 50,
+    limit: int | None = 50,
 ) -> Page[CatalogEntry]:
     """Datasets on chain matching ``text`` (title, tags), ``tag``, ``purpose`` (a name)
-    and ``owner``, one page."""
+    and ``owner``: one page, or all of them with ``limit=None`` (the command line)."""
     from ailedger.chain.contracts.data_market import purpose_bit
 
-    offset, limit = _bounded(offset, limit)
+    if limit is not None:
+        offset, limit = _bounded(offset, limit)
     try:
         bit = purpose_bit(purpose) if purpose else 0
     except ConfigError as exc:
@@ -364,7 +365,7 @@ def find_datasets(
     found, total = synced_catalog(session).search_page(
         text=text, tag=tag, purpose=bit, owner=owner, offset=offset, limit=limit
     )
-    return Page(found, total, offset, limit)
+    return Page(found, total, offset, total if limit is None else limit)
 
 
 def dataset_detail(session: Session, dataset_id: bytes) -> CatalogEntry:
