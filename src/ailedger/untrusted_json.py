@@ -43,9 +43,11 @@ def nesting_depth(text: str) -> int:
     return max(accumulate(steps, initial=0))
 
 
-def parse_untrusted(data: str | bytes | bytearray, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse JSON from outside: ``json.loads`` after checking that it nests at most
-    ``max_depth`` levels. Raises :class:`UnreadableJsonError`, never crashes."""
+def check_nesting(data: str | bytes | bytearray, max_depth: int = MAX_DEPTH) -> str:
+    """``data`` as text, if it nests at most ``max_depth`` levels (JSON or not: what a
+    JSON parser would make of it is bounded); raises :class:`UnreadableJsonError` if it
+    nests deeper or is not text. For a gate in front of parsers it does not control, such
+    as a web framework's own body parsing."""
     if isinstance(data, bytes | bytearray):
         try:  # the same decoding json.loads applies to bytes (RFC 8259 section 8.1)
             text = bytes(data).decode(json.detect_encoding(data), "surrogatepass")
@@ -60,6 +62,13 @@ def parse_untrusted(data: str | bytes | bytearray, max_depth: int = MAX_DEPTH) -
             raise UnreadableJsonError(
                 f"JSON nested {depth} levels deep; at most {max_depth} are accepted"
             )
+    return text
+
+
+def parse_untrusted(data: str | bytes | bytearray, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse JSON from outside: ``json.loads`` after checking that it nests at most
+    ``max_depth`` levels. Raises :class:`UnreadableJsonError`, never crashes."""
+    text = check_nesting(data, max_depth)
     try:
         return json.loads(text)
     except RecursionError:

@@ -132,6 +132,39 @@ def verify_inclusion(
     return sn == 0 and r == root
 
 
+def inclusion_steps(index: int, size: int, proof: Sequence[bytes]) -> list[str] | None:
+    """Which side each proof hash joins on, walking RFC 9162 §2.1.3.2 from the leaf up:
+    ``"left"`` (the hash is the left sibling: ``node_hash(p, r)``) or ``"right"``; None
+    when ``proof`` has the wrong length for ``index`` in a tree of ``size``. A browser
+    or any outside verifier recomputes the root with exactly these steps."""
+    if not 0 <= index < size:
+        return None
+    fn, sn, sides = index, size - 1, []
+    for _ in proof:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            sides.append("left")
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sides.append("right")
+        fn, sn = fn >> 1, sn >> 1
+    return sides if sn == 0 else None
+
+
+def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
+    """The root ``proof`` leads to from ``leaf`` at ``index`` in a tree of ``size``, or
+    None when the proof cannot be one for that position (RFC 9162 §2.1.3.2)."""
+    sides = inclusion_steps(index, size, proof)
+    if sides is None or not _valid_hashes(leaf, *proof):
+        return None
+    r = leaf
+    for side, p in zip(sides, proof, strict=True):
+        r = node_hash(p, r) if side == "left" else node_hash(r, p)
+    return r
+
+
 def verify_consistency(
     size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
 ) -> bool:

@@ -212,6 +212,13 @@ class GatewayLogSource:
         except (TypeError, binascii.Error):
             return []
 
+    def receipt(self, index: int) -> dict[str, Any]:
+        """The gateway's receipt for entry ``index``, as served: check it before trusting."""
+        body = self._json(wire.path(wire.AUDIT_RECEIPT, index=index))
+        if not body:
+            raise PeerUnreachableError(f"the gateway at {self.url} has no receipt for {index}")
+        return body
+
     def size(self) -> int:
         body = self._json(wire.HEALTH)
         size = body.get("audit_size", 0)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
 from ailedger.cli._common import JSON_OPTION, console, emit, err_console, session
+
+if TYPE_CHECKING:
+    from ailedger.audit.home import HomeAudit
+    from ailedger.session import Session
 
 app = typer.Typer(help="Read and verify this node's audit log of every data access.")
 
@@ -19,12 +25,8 @@ def history(
 ) -> None:
     """List who accessed (or was refused) which dataset, when and why, each entry
     proved to be in the log under its latest signed checkpoint."""
-    from ailedger.audit.history import read_history
-    from ailedger.sharing.owner import audit_signing_key
-
     with session(ctx, unlock=True) as s:
-        public = audit_signing_key(s).public_key()
-        found = read_history(s.home.layout.audit, public, dataset=dataset)
+        found = _home_audit(s).history(dataset=dataset, limit=None, newest_first=False)
     rows = [
         {"index": h.index, **h.entry, "proof_ok": h.proof_ok, "proof_length": len(h.proof)}
         for h in found.entries
@@ -54,11 +56,12 @@ def history(
     emit(as_json, data, render)
 
 
-def _key_state(on_chain: bytes | None, ours: bytes) -> str:
-    """Receipts and outside audits check checkpoints against the key on chain, not ours."""
-    if on_chain is None:
-        return "not bound yet (the node binds it when it starts)"
-    return "bound" if on_chain == ours else "DIFFERENT"
+def _home_audit(s: Session) -> HomeAudit:
+    """This home's log, checked with the key the home signs its checkpoints with."""
+    from ailedger.audit.home import HomeAudit
+    from ailedger.sharing.owner import audit_signing_key
+
+    return HomeAudit(s, audit_signing_key(s).public_key())
 
 
 NODE_OPTION = typer.Option(
@@ -77,42 +80,15 @@ def verify(ctx: typer.Context, node: str = NODE_OPTION, as_json: bool = JSON_OPT
     if node is not None:
         _verify_other_node(ctx, node, as_json)
         return
-    from ailedger.audit.verify import verify_directory
-    from ailedger.sharing.owner import audit_signing_key
-
     with session(ctx, unlock=True) as s:
-        public = audit_signing_key(s).public_key()
-        anchored = s.audit_anchor.history(s.address, s.deployment.block)
-        result = verify_directory(s.home.layout.audit, public, anchored)
-        on_chain = s.audit_anchor.checkpoint_key(s.address)
-    key_state = _key_state(on_chain, public.public_bytes_raw())
-    if key_state == "DIFFERENT":
-        result.ok = False
-        result.problems.append(
-            f"the checkpoint key on chain ({on_chain.hex() if on_chain else ''}) is not this "
-            "log's key: receipts will not verify; start the node to bind this log's key again"
-        )
-        if result.message == "audit log verified":
-            result.message = "audit log verified, but its key on chain is another"
-    data = {
-        "ok": result.ok,
-        "checkpoint_key_on_chain": key_state,
-        "size": result.size,
-        "checkpoints": result.checkpoints,
-        "anchored": len(anchored),
-        "signed_size": result.signed_size,
-        "anchored_size": result.anchored_size,
-        "unsigned_tail": result.unsigned_tail,
-        "first_bad_index": result.first_bad_index,
-        "message": result.message,
-        "problems": result.problems,
-        "notes": result.notes,
-    }
+        result = _home_audit(s).verify()
+    data = dataclasses.asdict(result)
+    key_state = result.checkpoint_key_on_chain
 
     def render() -> None:
         console.print(
             f"{result.message}: {result.size} entries, {result.checkpoints} "
-            f"signed checkpoints, {len(anchored)} anchors on chain"
+            f"signed checkpoints, {result.anchored} anchors on chain"
         )
         console.print(f"checkpoint key on chain: {key_state}")
         console.print(
@@ -127,26 +103,18 @@ def verify(ctx: typer.Context, node: str = NODE_OPTION, as_json: bool = JSON_OPT
 
 
 def _verify_other_node(ctx: typer.Context, node: str, as_json: bool) -> None:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    from ailedger.audit.remote import GatewayLogSource, verify_served_log
+    from ailedger.audit.home import HomeAudit
     from ailedger.cli._parsers import address
-    from ailedger.errors import ConfigError
 
     node = address(node)
     with session(ctx, unlock=False) as s:
-        url = s.node_registry.url_of(node)
-        if url is None:
-            raise ConfigError(f"the node {node} has registered no gateway URL on chain")
-        raw = s.audit_anchor.checkpoint_key(node)
-        key = Ed25519PublicKey.from_public_bytes(raw) if raw else None
-        anchors = s.audit_anchor.history(node, s.deployment.block)
-        result = verify_served_log(GatewayLogSource(url), key, anchors)
+        checked = HomeAudit(s).verify_node(node)
+    url, raw, result = checked.url, checked.checkpoint_key, checked.result
     data = {
         "node": node,
         "url": url,
         "ok": result.ok,
-        "checkpoint_key": raw.hex() if raw else None,
+        "checkpoint_key": raw,
         "signed_size": result.signed_size,
         "anchored_size": result.anchored_size,
         "anchored": result.anchors,

@@ -133,18 +133,9 @@ def _query(
         if errors:
             raise ConfigError(f"--query {query_file} is not an MME request: {errors[0]}")
         return document
-    if not hpo and not gene:
-        raise ConfigError("give --hpo terms (and optionally --gene), or --query FILE")
-    features = [{"id": t, "observed": "yes"} for t in hpo]
-    features += [{"id": t, "observed": "no"} for t in exclude]
-    patient: dict[str, Any] = {
-        "id": "query",
-        "contact": {"name": contact, "href": contact},
-        "features": features,
-    }
-    if gene:
-        patient["genomicFeatures"] = [{"gene": {"id": g}} for g in gene]
-    return {"patient": patient}
+    from ailedger.health.clinic import query_document
+
+    return query_document(hpo, exclude, gene, contact)
 
 
 @app.command("match")
@@ -163,24 +154,18 @@ def match(
 ) -> None:
     """Find similar patients: here (consented patients only), or across the federation
     (results name the clinician to contact, never the record)."""
-    from ailedger.health.profile import PhenotypeProfile
+    from ailedger.health.clinic import search_federation, search_here
 
     if not federated:
         with _health_node(ctx) as node:
             document = _query(query, hpo, exclude, gene, "local")
-            if save:
-                node.save_query(save, document)
-            cohort = node.cohort
-            matches = cohort.search(PhenotypeProfile.from_mme(document["patient"]), limit, 0.0)
-            rows = [{**cohort.result(m), "explanation": _explain(m)} for m in matches]
+            rows = search_here(node, document, limit, save=save)
         emit(as_json, {"results": rows}, lambda: _render(rows))
         return
-    from ailedger.health.federation import federated_match
 
     with session(ctx, unlock=True) as s:
         document = _query(query, hpo, exclude, gene, f"ailedger node {s.address}")
-        answer = federated_match(s, document, limit)
-        _log_outgoing(s, len(answer.asked), len(answer.results))
+        answer = search_federation(s, document, limit, lambda entry: _log_outgoing(s, entry))
     emit(
         as_json,
         {"results": answer.results, "asked": answer.asked},
@@ -188,31 +173,13 @@ def match(
     )
 
 
-def _log_outgoing(s: Any, nodes: int, results: int) -> None:
+def _log_outgoing(s: Any, entry: dict[str, Any]) -> None:
     """Record the outgoing query in this node's audit log (through the running node if
     it holds the log, else directly)."""
     from ailedger.sharing.owner import OwnerNode
 
-    entry: dict[str, Any] = {
-        "kind": "mme-query",
-        "direction": "outgoing",
-        "peers": nodes,
-        "results": results,
-        "outcome": "asked",
-    }
     with OwnerNode(s) as node:
         node.append_own(entry)
-
-
-def _explain(m: Any) -> dict[str, Any]:
-    return {
-        "matched_terms": [
-            [t.query_term, t.match_term, t.common_ancestor_name, round(t.contribution, 3)]
-            for t in m.matched_terms[:5]
-        ],
-        "shared_genes": sorted(m.shared_genes),
-        "conflicts": len(m.conflicts),
-    }
 
 
 def _render(rows: list[dict[str, Any]], asked: dict[str, str] | None = None) -> None:
@@ -241,21 +208,9 @@ def diagnose(
 ) -> None:
     """Rank OMIM and Orphanet diseases by how well their annotated phenotypes explain the
     patient's, with the evidence for each."""
-    from ailedger.health.diagnosis import DiseaseRanker
-    from ailedger.health.profile import PhenotypeProfile
+    from ailedger.health.clinic import diagnose as rank_diseases
 
-    ranked = DiseaseRanker().rank(PhenotypeProfile.of(hpo, exclude), limit=limit)
-    rows = [
-        {
-            "disease": d.disease_id,
-            "name": d.name,
-            "score": round(d.score, 4),
-            "evidence": [
-                [t.query_term, t.match_term, t.common_ancestor_name] for t in d.matched_terms[:5]
-            ],
-        }
-        for d in ranked
-    ]
+    rows = rank_diseases(hpo, exclude, limit)
 
     def render() -> None:
         for i, row in enumerate(rows, 1):

@@ -95,6 +95,19 @@ class HealthNode:
         saved[name] = query
         atomic_write_json(self._saved_path, saved, indent=1)
 
+    def delete_query(self, name: str) -> bool:
+        """Forget the saved query ``name``; False if there was none."""
+        saved = self.saved_queries()
+        if saved.pop(name, None) is None:
+            return False
+        atomic_write_json(self._saved_path, saved, indent=1)
+        return True
+
+    @property
+    def notifications_path(self) -> Path:
+        """New matches of saved queries, one JSON object a line, appended by imports."""
+        return self._notes_path
+
     def saved_queries(self) -> dict[str, dict[str, Any]]:
         if not self._saved_path.exists():
             return {}

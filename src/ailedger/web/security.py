@@ -32,6 +32,7 @@ from urllib.parse import parse_qs
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ailedger.untrusted_json import UnreadableJsonError, check_nesting
 from ailedger.web.deps import User
 from ailedger.web.sessions import COOKIE, SessionStore
 
@@ -54,6 +55,9 @@ SIGN_IN_POSTS: Final = frozenset({"/api/v1/auth/siwe", "/api/v1/auth/link"})
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 LOCAL_NAMES: Final = frozenset({"127.0.0.1", "localhost", "[::1]"})
 MAX_FORM_BYTES: Final = 1 << 20  # a form read for its csrf_token field; uploads use the header
+MAX_JSON_BYTES: Final = 1 << 20  # receipts, sign-in messages, settings: all far smaller
+# Bodies the framework reads without a recursive parser (forms, uploads, streamed).
+NOT_JSON: Final = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 
 
 def is_web_path(path: str) -> bool:
@@ -99,6 +103,10 @@ class WebGuard:
         if scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
+        checked = await _bounded_json(receive, send, headers)
+        if checked is None:
+            return
+        receive = checked
         if path in SIGN_IN_POSTS:
             if headers.get("content-type", "").split(";")[0].strip() != "application/json":
                 await _json(send, 415, "sign in with a JSON body (Content-Type: application/json)")
@@ -205,8 +213,29 @@ async def _unsigned(send: Send, path: str, headers: Headers) -> None:
         await send({"type": "http.response.body", "body": b""})
 
 
-async def _buffered(receive: Receive) -> tuple[bytes | None, Receive]:
-    """The whole body (None past the limit) and a ``receive`` that replays it."""
+async def _bounded_json(receive: Receive, send: Send, headers: Headers) -> Receive | None:
+    """Whatever the framework may parse as JSON (any body but a form or an upload) is
+    bounded in size and in nesting before a route sees it, signed in or not: the process
+    runs with a recursion limit of 100,000 (py_ecc sets it), and ``json.loads`` on a few
+    hundred kilobytes of ``[`` would overflow the C stack and kill the node. A
+    ``receive`` replaying the body, or None once refused."""
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in NOT_JSON:
+        return receive
+    body, replay = await _buffered(receive, MAX_JSON_BYTES)
+    if body is None:
+        await _json(send, 413, f"a JSON body has at most {MAX_JSON_BYTES} bytes")
+        return None
+    try:
+        check_nesting(body)
+    except UnreadableJsonError as exc:
+        await _json(send, 400, f"the body cannot be read: {exc}")
+        return None
+    return replay
+
+
+async def _buffered(receive: Receive, limit: int = MAX_FORM_BYTES) -> tuple[bytes | None, Receive]:
+    """The whole body (None past ``limit``) and a ``receive`` that replays it."""
     chunks: list[bytes] = []
     size = 0
     more = True
@@ -216,7 +245,7 @@ async def _buffered(receive: Receive) -> tuple[bytes | None, Receive]:
             break
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_FORM_BYTES:
+        if size > limit:
             return None, receive
         chunks.append(chunk)
         more = message.get("more_body", False)

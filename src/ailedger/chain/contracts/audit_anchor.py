@@ -27,6 +27,22 @@ class AuditAnchorClient(ContractClient):
         )
         return [(int(e["args"]["size"]), bytes(e["args"]["root"])) for e in logs]
 
+    def history_with_times(
+        self, node: str, from_block: int = 0
+    ) -> list[tuple[int, bytes, int, int]]:
+        """Every (size, root, block, block time) the node anchored, oldest first."""
+        logs = self._contract.events.Anchored().get_logs(
+            from_block=from_block, argument_filters={"node": self.web3.to_checksum_address(node)}
+        )
+        times: dict[int, int] = {}
+        out = []
+        for e in logs:
+            block = int(e["blockNumber"])
+            if block not in times:
+                times[block] = int(self.web3.eth.get_block(block)["timestamp"])
+            out.append((int(e["args"]["size"]), bytes(e["args"]["root"]), block, times[block]))
+        return out
+
     def set_checkpoint_key(self, key: bytes) -> TxResult:
         """Register (or rotate to) the raw 32-byte Ed25519 key that signs our checkpoints."""
         return self._write("set_checkpoint_key", key)

@@ -1,0 +1,220 @@
+"""What a clinician does at this node: find similar cases (here, or across the nodes
+registered on chain) with the evidence for each, rank diagnoses, keep saved queries and
+read their notifications. ``ailedger health match``/``diagnose`` and the web app's clinic
+page call these same functions.
+
+A query is a Matchmaker Exchange API v1.1 request document (``{"patient": {...}}``);
+results name the clinician to contact and a keyed surrogate id, never the record.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ailedger.errors import ConfigError, NotFoundError, UnprocessableError
+from ailedger.health.phenotype import PhenotypeError, load_ontology
+from ailedger.health.profile import PhenotypeProfile
+
+if TYPE_CHECKING:
+    from ailedger.health.diagnosis import DiseaseRanker
+    from ailedger.health.federation import FederatedAnswer
+    from ailedger.health.matching import Match
+    from ailedger.health.mme import MatchableCohort
+    from ailedger.health.node import HealthNode
+    from ailedger.session import Session
+
+QUERY_NAME = re.compile(r"[\w .,:()+-]{1,100}")
+# What an outgoing query leaves in this node's audit log: counts, never phenotype data.
+OutgoingLog = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class SavedQuery:
+    name: str
+    observed: list[str]
+    excluded: list[str]
+    genes: list[str]
+
+
+def query_document(
+    hpo: Iterable[str], exclude: Iterable[str], genes: Iterable[str], contact: str
+) -> dict[str, Any]:
+    """The MME request for observed ``hpo`` terms, ``exclude``\\ d ones and candidate
+    ``genes``; ``contact`` is who the answering clinicians reply to."""
+    hpo, exclude, genes = list(hpo), list(exclude), list(genes)
+    if not hpo and not genes:
+        raise ConfigError("give --hpo terms (and optionally --gene), or --query FILE")
+    features = [{"id": t, "observed": "yes"} for t in hpo]
+    features += [{"id": t, "observed": "no"} for t in exclude]
+    patient: dict[str, Any] = {
+        "id": "query",
+        "contact": {"name": contact, "href": contact},
+        "features": features,
+    }
+    if genes:
+        patient["genomicFeatures"] = [{"gene": {"id": g}} for g in genes]
+    return {"patient": patient}
+
+
+def profile_of(document: dict[str, Any]) -> PhenotypeProfile:
+    """The query's profile, every HPO term checked against the loaded release: a term
+    that is malformed or unknown is refused with what to fix (before any search)."""
+    profile = PhenotypeProfile.from_mme(document["patient"])
+    onto = load_ontology()
+    try:
+        for term in sorted(profile.observed | profile.excluded):
+            onto.term_id(term)
+    except PhenotypeError as exc:
+        raise UnprocessableError(str(exc)) from exc
+    if not profile.observed:
+        raise UnprocessableError("a query needs at least one observed HPO term (HP:0001250)")
+    both = profile.observed & profile.excluded
+    if both:
+        raise UnprocessableError(
+            f"{', '.join(sorted(both))} is both observed and excluded; keep one of the two"
+        )
+    return profile
+
+
+def explain(match: Match) -> dict[str, Any]:
+    """Why a patient matched: the query terms and their best matches with their most
+    informative common ancestor and its share of the score, shared genes, conflicts."""
+    return {
+        "matched_terms": [
+            [t.query_term, t.match_term, t.common_ancestor_name, round(t.contribution, 3)]
+            for t in match.matched_terms[:5]
+        ],
+        "shared_genes": sorted(match.shared_genes),
+        "conflicts": len(match.conflicts),
+    }
+
+
+def search_here(
+    node: HealthNode,
+    document: dict[str, Any],
+    limit: int,
+    *,
+    save: str | None = None,
+    cohort: MatchableCohort | None = None,
+) -> list[dict[str, Any]]:
+    """The ``limit`` most similar consented patients at this node (of ``cohort``, default
+    the node's), best first, each with its explanation; ``save`` keeps the query under
+    that name, re-run when new patients are imported."""
+    profile = profile_of(document)
+    if save:
+        save_query(node, save, document)
+    cohort = cohort if cohort is not None else node.cohort
+    try:
+        matches = cohort.search(profile, limit, 0.0)
+    except PhenotypeError as exc:
+        raise UnprocessableError(str(exc)) from exc
+    return [{**cohort.result(m), "explanation": explain(m)} for m in matches]
+
+
+def search_federation(
+    session: Session, document: dict[str, Any], limit: int, log: OutgoingLog
+) -> FederatedAnswer:
+    """Ask every node registered on chain (MME ``/match``, with a node token), merge the
+    answers best first, and record the outgoing query with ``log`` (peers asked and
+    results, no phenotype)."""
+    from ailedger.health.federation import federated_match
+
+    profile_of(document)
+    answer = federated_match(session, document, limit)
+    log(
+        {
+            "kind": "mme-query",
+            "direction": "outgoing",
+            "peers": len(answer.asked),
+            "results": len(answer.results),
+            "outcome": "asked",
+        }
+    )
+    return answer
+
+
+@functools.cache
+def default_ranker() -> DiseaseRanker:
+    """One ranker per process: indexing OMIM and Orphanet takes seconds, ranking does not."""
+    from ailedger.health.diagnosis import DiseaseRanker
+
+    return DiseaseRanker()
+
+
+def diagnose(hpo: Iterable[str], exclude: Iterable[str], limit: int) -> list[dict[str, Any]]:
+    """OMIM and Orphanet diseases ranked for the observed ``hpo`` terms (Phenomizer-style),
+    each with the evidence: query term, its best disease term, their common ancestor."""
+    try:
+        ranked = default_ranker().rank(PhenotypeProfile.of(hpo, exclude), limit=limit)
+    except PhenotypeError as exc:
+        raise UnprocessableError(str(exc)) from exc
+    return [
+        {
+            "disease": d.disease_id,
+            "name": d.name,
+            "score": round(d.score, 4),
+            "evidence": [
+                [t.query_term, t.match_term, t.common_ancestor_name] for t in d.matched_terms[:5]
+            ],
+        }
+        for d in ranked
+    ]
+
+
+# -- saved queries and their notifications -------------------------------------------
+
+
+def save_query(node: HealthNode, name: str, document: dict[str, Any]) -> None:
+    if not QUERY_NAME.fullmatch(name):
+        raise UnprocessableError(
+            f"name a saved query in 1 to 100 letters, digits, spaces or .,:()+-, not {name[:40]!r}"
+        )
+    profile_of(document)
+    node.save_query(name, document)
+
+
+def saved_queries(node: HealthNode) -> list[SavedQuery]:
+    """The saved queries, by name: what each asks for (the contact is this node's)."""
+    found = []
+    for name, document in sorted(node.saved_queries().items()):
+        profile = PhenotypeProfile.from_mme(document.get("patient", {}))
+        found.append(
+            SavedQuery(
+                name, sorted(profile.observed), sorted(profile.excluded), sorted(profile.genes)
+            )
+        )
+    return found
+
+
+def delete_query(node: HealthNode, name: str) -> None:
+    if not node.delete_query(name):
+        raise NotFoundError(f"no saved query named {name!r}; list them first")
+
+
+def notifications(node: HealthNode, limit: int = 100) -> list[dict[str, Any]]:
+    """The latest ``limit`` notifications of new patients matching a saved query, newest
+    first (query, surrogate id, score, contact, time)."""
+    path = node.notifications_path
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()[-limit:]
+    found = []
+    for line in reversed(lines):
+        try:
+            note = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash mid-write: the others still count
+        if (
+            isinstance(note, dict)
+            and isinstance(note.get("query"), str)
+            and isinstance(note.get("surrogate"), str)
+            and isinstance(note.get("score"), int | float)
+            and isinstance(note.get("contact"), dict)
+        ):
+            found.append(note)
+    return found
