@@ -12,33 +12,32 @@ app = typer.Typer(help="Show the home's account; get gas money on development ch
 @app.command("show")
 def show(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Show the account address, its encryption key, and its ether and AIL balances."""
+    from ailedger.account import summary
     from ailedger.units import format_amount
 
     with session(ctx, unlock=False) as s:
-        ether = s.ether_balance()
-        tokens = s.token.balance_of(s.address)
-        registered = s.key_registry.key_of(s.address)
-        data = {
-            "address": s.address,
-            "home": str(s.home.path),
-            "chain": s.chain.description,
-            "chain_id": s.chain.chain_id,
-            "encryption_public_key": s.home.encryption_public_key.hex(),
-            "encryption_key_registered": registered == s.home.encryption_public_key,
-            "ether_wei": str(ether),
-            "token_base_units": str(tokens),
-        }
+        found = summary(s)
+    data = {
+        "address": found.address,
+        "home": found.home,
+        "chain": found.chain,
+        "chain_id": found.chain_id,
+        "encryption_public_key": found.encryption_public_key,
+        "encryption_key_registered": found.encryption_key_registered,
+        "ether_wei": str(found.ether_wei),
+        "token_base_units": str(found.token_base_units),
+    }
 
-        def render() -> None:
-            console.print(f"account  {s.address}")
-            console.print(f"home     {s.home.path}")
-            console.print(f"chain    {s.chain.description} (id {s.chain.chain_id})")
-            state = "registered on chain" if data["encryption_key_registered"] else "not registered"
-            console.print(f"enc key  {data['encryption_public_key']} ({state})")
-            console.print(f"gas      {format_amount(ether, 'ETH')}")
-            console.print(f"tokens   {format_amount(tokens)}")
+    def render() -> None:
+        console.print(f"account  {found.address}")
+        console.print(f"home     {found.home}")
+        console.print(f"chain    {found.chain} (id {found.chain_id})")
+        state = "registered on chain" if found.encryption_key_registered else "not registered"
+        console.print(f"enc key  {found.encryption_public_key} ({state})")
+        console.print(f"gas      {format_amount(found.ether_wei, 'ETH')}")
+        console.print(f"tokens   {format_amount(found.token_base_units)}")
 
-        emit(as_json, data, render)
+    emit(as_json, data, render)
 
 
 @app.command("fund")
@@ -51,21 +50,20 @@ def fund(
 
     Works on the embedded chain, Anvil and Hardhat; production networks refuse.
     """
-    from ailedger.chain.transactions import fund_from_dev_account
+    from ailedger.account import fund_gas
     from ailedger.units import format_amount, parse_amount
 
     wei = parse_amount(amount, "ETH")
     with session(ctx, unlock=False) as s:
-        result = fund_from_dev_account(s.chain.web3, s.address, wei)
-        balance = s.ether_balance()
-    data = {"tx": result.tx_hash, "block": result.block_number, "ether_wei": str(balance)}
+        sent = fund_gas(s, wei)
+    data = {"tx": sent.tx_hash, "block": sent.block, "ether_wei": str(sent.balance)}
     emit(
         as_json,
         data,
         lambda: tx_line(
-            f"received {format_amount(wei, 'ETH')}; balance {format_amount(balance, 'ETH')}",
-            result.tx_hash,
-            result.block_number,
+            f"received {format_amount(wei, 'ETH')}; balance {format_amount(sent.balance, 'ETH')}",
+            sent.tx_hash,
+            sent.block,
         ),
     )
 
@@ -74,9 +72,10 @@ def fund(
 def register_key(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Publish the home's X25519 encryption key in the on-chain key registry,
     so data owners can wrap data keys to it."""
+    from ailedger.account import register_encryption_key
+
     with session(ctx, unlock=True) as s:
-        result = s.key_registry.register(s.home.encryption_public_key)
-        version = s.key_registry.version_of(s.address)
+        result, version = register_encryption_key(s)
     data = {"tx": result.tx_hash, "block": result.block_number, "version": version}
     emit(
         as_json,

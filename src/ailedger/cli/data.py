@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ailedger.cli import _parsers as parse
 from ailedger.cli._common import JSON_OPTION, console, emit, session, tx_line
+
+if TYPE_CHECKING:
+    from ailedger.sharing.desk import Action
 
 app = typer.Typer(help="Share data under your control: publish, find, request, grant, fetch.")
 
@@ -42,6 +45,7 @@ def publish(
 
     from ailedger.chain.contracts.data_market import Policy, purpose_mask
     from ailedger.errors import ConfigError
+    from ailedger.sharing.desk import catalog_metadata
     from ailedger.sharing.owner import publish as publish_dataset
     from ailedger.units import parse_amount
 
@@ -55,7 +59,7 @@ def publish(
     )
     if not path.exists():
         raise ConfigError(f"{path} does not exist; give a file or a directory to publish")
-    metadata = {"title": title, "tags": sorted(set(tag)), "description": description}
+    metadata = catalog_metadata(title, tag, description)
     total = _size_of(path)
     with (
         session(ctx, unlock=True) as s,
@@ -94,15 +98,16 @@ def list_(
 ) -> None:
     """Search the datasets registered on chain (indexed locally from chain events)."""
     from ailedger.chain.contracts.data_market import purpose_bit, purpose_names
-    from ailedger.sharing.catalog import Catalog
+    from ailedger.sharing.desk import find_datasets
     from ailedger.units import format_amount
 
-    bit = purpose_bit(purpose) if purpose else 0
+    if purpose:
+        purpose_bit(purpose)  # an unknown purpose is refused before connecting
     owner_address = parse.address(owner) if owner else ""
     with session(ctx, unlock=False) as s:
-        catalog = Catalog(s.database)
-        catalog.sync(s)
-        found = catalog.search(text=search, tag=tag, purpose=bit, owner=owner_address)
+        found = find_datasets(
+            s, text=search, tag=tag, purpose=purpose, owner=owner_address, limit=None
+        ).items
     rows: list[dict[str, Any]] = [
         {
             "dataset": e.dataset_id,
@@ -140,14 +145,13 @@ def request(
     """Request access for one purpose, paying the price into escrow (or to the owner at
     once when the dataset grants automatically). Prints the request id."""
     from ailedger.chain.contracts.data_market import purpose_bit
-    from ailedger.sharing.requester import request_access
+    from ailedger.sharing.desk import ask_access
 
-    dataset_id, purpose_mask = parse.dataset_id(dataset), purpose_bit(purpose)
+    dataset_id = parse.dataset_id(dataset)
+    purpose_bit(purpose)  # an unknown purpose is refused before connecting
     with session(ctx, unlock=True) as s:
-        request_id, tx_hash = request_access(s, dataset_id, purpose_mask)
-        grant = s.data_market.grant_info(request_id)
-        assert grant is not None  # request_access just created it
-        status = grant.status.name.lower()
+        made = ask_access(s, dataset_id, purpose)
+    request_id, status, tx_hash = made.request_id, made.status, made.tx_hash
     emit(
         as_json,
         {"request": request_id, "status": status, "tx": tx_hash},
@@ -155,19 +159,17 @@ def request(
     )
 
 
-def _owner_decision(ctx: typer.Context, request_id: int, action: str, as_json: bool) -> None:
+def _owner_decision(ctx: typer.Context, request_id: int, action: Action, as_json: bool) -> None:
     # Only the transaction: the owner's running node logs the decision in its audit log
     # when it sees the event on chain.
+    from ailedger.sharing.desk import decide
+
     with session(ctx, unlock=True) as s:
-        market = s.data_market
-        decide = {"grant": market.grant, "deny": market.deny, "revoke": market.revoke}[action]
-        result = decide(request_id)
+        result = decide(s, request_id, action)
     emit(
         as_json,
         {"request": request_id, "action": action, "tx": result.tx_hash},
-        lambda: tx_line(
-            f"{action} request {request_id}: done", result.tx_hash, result.block_number
-        ),
+        lambda: tx_line(f"{action} request {request_id}: done", result.tx_hash, result.block),
     )
 
 
@@ -293,17 +295,12 @@ def show(
 ) -> None:
     """Show one dataset: owner, policy, price, and its verified catalog metadata."""
     from ailedger.chain.contracts.data_market import purpose_names
-    from ailedger.errors import ConfigError
-    from ailedger.sharing.catalog import Catalog
+    from ailedger.sharing.desk import dataset_detail
     from ailedger.units import format_amount
 
-    wanted = "0x" + parse.dataset_id(dataset).hex()
+    dataset_id = parse.dataset_id(dataset)
     with session(ctx, unlock=False) as s:
-        catalog = Catalog(s.database)
-        catalog.sync(s)
-        entry = catalog.get(wanted)
-    if entry is None:
-        raise ConfigError(f"no dataset {dataset} on chain; find ids with `ailedger data list`")
+        entry = dataset_detail(s, dataset_id)
     data = {
         "dataset": entry.dataset_id,
         "title": entry.title,

@@ -17,11 +17,12 @@ def balance(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show the AIL balance of an account."""
+    from ailedger.account import token_balance
     from ailedger.units import format_amount
 
     with session(ctx, unlock=False) as s:
         who = s.address if address is None else parse.address(address)
-        amount = s.token.balance_of(who)
+        amount = token_balance(s, who)
     emit(
         as_json,
         {"address": who, "base_units": str(amount)},
@@ -37,24 +38,23 @@ def transfer(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Send AIL from this home's account to another account."""
+    from ailedger.account import transfer_tokens
     from ailedger.units import format_amount, parse_amount
 
     value = parse_amount(amount)
     recipient = parse.address(to)
     with session(ctx, unlock=True) as s:
-        result = s.token.transfer(recipient, value)
+        sent = transfer_tokens(s, recipient, value)
     data = {
-        "tx": result.tx_hash,
-        "block": result.block_number,
+        "tx": sent.tx_hash,
+        "block": sent.block,
         "to": recipient,
         "base_units": str(value),
     }
     emit(
         as_json,
         data,
-        lambda: tx_line(
-            f"sent {format_amount(value)} to {recipient}", result.tx_hash, result.block_number
-        ),
+        lambda: tx_line(f"sent {format_amount(value)} to {recipient}", sent.tx_hash, sent.block),
     )
 
 
@@ -66,28 +66,24 @@ def faucet(
 ) -> None:
     """Mint test AIL to this home's account. Only development chains allow it; gas
     money is fetched first from the chain's development account if the account has none."""
-    from ailedger.chain.transactions import fund_from_dev_account
-    from ailedger.session import GAS_FUNDING_WEI
+    from ailedger.account import mint_test_tokens
     from ailedger.units import format_amount, parse_amount
 
     value = parse_amount(amount)
     with session(ctx, unlock=True) as s:
-        if s.ether_balance() == 0:
-            fund_from_dev_account(s.chain.web3, s.address, GAS_FUNDING_WEI)
-        result = s.token.faucet(value)
-        total = s.token.balance_of(s.address)
+        minted = mint_test_tokens(s, value)
     data = {
-        "tx": result.tx_hash,
-        "block": result.block_number,
+        "tx": minted.tx_hash,
+        "block": minted.block,
         "base_units": str(value),
-        "balance_base_units": str(total),
+        "balance_base_units": str(minted.balance),
     }
     emit(
         as_json,
         data,
         lambda: tx_line(
-            f"minted {format_amount(value)}; balance {format_amount(total)}",
-            result.tx_hash,
-            result.block_number,
+            f"minted {format_amount(value)}; balance {format_amount(minted.balance)}",
+            minted.tx_hash,
+            minted.block,
         ),
     )

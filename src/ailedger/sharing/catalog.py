@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     exc,
+    func,
     select,
     update,
 )
@@ -232,14 +233,59 @@ class Catalog:
         max_price: int | None = None,
         include_retired: bool = False,
     ) -> list[CatalogEntry]:
+        found, _ = self.search_page(
+            text=text,
+            tag=tag,
+            purpose=purpose,
+            owner=owner,
+            max_price=max_price,
+            include_retired=include_retired,
+        )
+        return found
+
+    def search_page(
+        self,
+        *,
+        text: str = "",
+        tag: str = "",
+        purpose: int = 0,
+        owner: str = "",
+        max_price: int | None = None,
+        include_retired: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[CatalogEntry], int]:
+        """The matching datasets from ``offset`` (at most ``limit``), oldest first, and
+        how many match in all. Owner and retirement are filtered in the database; text,
+        tag and purpose on the verified metadata and policy."""
+        query = select(datasets).order_by(datasets.c.block, datasets.c.dataset_id)
+        if owner:
+            query = query.where(func.lower(datasets.c.owner) == owner.lower())
+        if not include_retired:
+            query = query.where(datasets.c.retired.is_(False))
+        if not (text or tag or purpose) and max_price is None:  # one page, read as one
+            counted = select(func.count()).select_from(query.order_by(None).subquery())
+            with transaction(self._db) as conn:
+                total = int(conn.execute(counted).scalar_one())
+                rows = conn.execute(query.offset(offset).limit(limit)).all()
+            return [_entry(r) for r in rows], total
         with transaction(self._db) as conn:
-            rows = conn.execute(
-                select(datasets).order_by(datasets.c.block, datasets.c.dataset_id)
-            ).all()
+            rows = conn.execute(query).all()
         entries = (_entry(r) for r in rows)
-        return [
+        matching = [
             e for e in entries if _matches(e, text, tag, purpose, owner, max_price, include_retired)
         ]
+        stop = None if limit is None else offset + limit
+        return matching[offset:stop], len(matching)
+
+    def get_many(self, dataset_ids: Iterable[str]) -> dict[str, CatalogEntry]:
+        """The entries of ``dataset_ids`` that the catalog holds, by id, in one query."""
+        wanted = sorted({d.lower() for d in dataset_ids})
+        if not wanted:
+            return {}
+        with transaction(self._db) as conn:
+            rows = conn.execute(select(datasets).where(datasets.c.dataset_id.in_(wanted))).all()
+        return {row.dataset_id: _entry(row) for row in rows}
 
     def get(self, dataset_id: str) -> CatalogEntry | None:
         with transaction(self._db) as conn:
@@ -248,25 +294,53 @@ class Catalog:
             ).one_or_none()
         return None if row is None else _entry(row)
 
-    def requests(self, *, owner: str = "", requester: str = "") -> list[dict[str, Any]]:
+    def requests(
+        self,
+        *,
+        owner: str = "",
+        requester: str = "",
+        status: str = "",
+        offset: int = 0,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Requests to ``owner``'s datasets and/or by ``requester``, in ``status`` if
+        given, by request id."""
         t = requests_table
+        order = t.c.request_id.desc() if newest_first else t.c.request_id
+        query = self._requests_where(
+            select(
+                t.c.request_id, t.c.dataset_id, t.c.requester, t.c.owner, t.c.purpose, t.c.status
+            ),
+            owner,
+            requester,
+            status,
+        ).order_by(order)
+        if offset:
+            query = query.offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         with transaction(self._db) as conn:
-            rows = conn.execute(
-                select(
-                    t.c.request_id,
-                    t.c.dataset_id,
-                    t.c.requester,
-                    t.c.owner,
-                    t.c.purpose,
-                    t.c.status,
-                ).order_by(t.c.request_id)
-            ).all()
-        out = [dict(row._mapping) for row in rows]
+            rows = conn.execute(query).all()
+        return [dict(row._mapping) for row in rows]
+
+    def count_requests(self, *, owner: str = "", requester: str = "", status: str = "") -> int:
+        query = self._requests_where(
+            select(func.count()).select_from(requests_table), owner, requester, status
+        )
+        with transaction(self._db) as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @staticmethod
+    def _requests_where(query: Any, owner: str, requester: str, status: str) -> Any:
+        t = requests_table
         if owner:
-            out = [r for r in out if r["owner"].lower() == owner.lower()]
+            query = query.where(func.lower(t.c.owner) == owner.lower())
         if requester:
-            out = [r for r in out if r["requester"].lower() == requester.lower()]
-        return out
+            query = query.where(func.lower(t.c.requester) == requester.lower())
+        if status:
+            query = query.where(t.c.status == status)
+        return query
 
 
 def _apply(conn: Connection, name: str, args: dict[str, Any], block: int) -> None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ailedger.audit.log import AuditLog
     from ailedger.session import Session
     from ailedger.sharing.gateway import Gateway
+    from ailedger.sharing.stats import OwnerStats
 
 Progress = Callable[[int], None]
 FIRST_VERSION = 1
@@ -117,6 +118,7 @@ class OwnerNode:
         self.market = session.data_market
         self._audit: AuditLog | None = None
         self._reads: GrantReads | None = None
+        self._stats: OwnerStats | None = None
 
     @property
     def audit(self) -> AuditLog:
@@ -138,6 +140,15 @@ class OwnerNode:
         if self._reads is None:
             self._reads = GrantReads(self.audit, self.market)
         return self._reads
+
+    @property
+    def stats(self) -> OwnerStats:
+        """Reads per dataset and earnings, counted from this node's audit log."""
+        if self._stats is None:
+            from ailedger.sharing.stats import OwnerStats
+
+            self._stats = OwnerStats(self.audit, self.market)
+        return self._stats
 
     def append_own(self, entry: dict[str, Any]) -> None:
         """Append an entry this home's own processes make (an outgoing query, a
@@ -358,6 +369,8 @@ def _decision_entry(kind: str, args: dict[str, Any], log: Any) -> dict[str, Any]
             requester=str(args["requester"]),
             purpose=int(args["purpose"]),
         )
+    if kind == "grant":
+        entry["amount"] = int(args["amount"])  # what the owner earned: the earnings chart
     return entry
 
 

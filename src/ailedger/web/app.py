@@ -60,6 +60,10 @@ MODULES: Final[tuple[str, ...]] = (
     "ailedger.web.pages.clinic",
     "ailedger.web.api.audit",
     "ailedger.web.pages.audit",
+    "ailedger.web.api.sharing",
+    "ailedger.web.api.account",
+    "ailedger.web.pages.owner",
+    "ailedger.web.pages.research",
 )
 
 # Errors that are not a refused request, by what the person can do about them.
