@@ -4,6 +4,8 @@ it is back, even if no block came in between."""
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,50 @@ def test_verified_metadata_outlives_the_owners_node(tmp_path: Path) -> None:
                 assert connection.web3.eth.block_number == head
         owner.close()
         researcher.close()
+
+
+class _HangUp:
+    """A node that takes each connection and closes it unanswered, counting them."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+
+def test_an_owner_whose_node_is_away_costs_a_sync_one_request(tmp_path: Path) -> None:
+    """Page views sync the catalog: an owner away with many datasets must not cost one
+    request (and one timeout) per dataset, nor a request on every sync."""
+    cache = tmp_path / "cache"
+    owner_home = NodeHome.init(tmp_path / "owner", PASSPHRASE, scrypt_n=2**12)
+    researcher_home = NodeHome.init(tmp_path / "researcher", PASSPHRASE, scrypt_n=2**12)
+    source = tmp_path / "cohort.csv"
+    source.write_text("id,age\n1,40\n")
+    away = _HangUp()
+    with open_embedded(owner_home.chain_dir, cache) as connection:
+        owner = _session(owner_home, connection, cache)
+        researcher = _session(researcher_home, connection, cache)
+        fund_from_dev_account(connection.web3, owner.address, 10**20)
+        with OwnerNode(owner) as node:
+            for i in range(5):
+                node.publish(source, POLICY, {"title": f"Cohort {i}"}, None)
+        owner.node_registry.register(away.url)
+        catalog = Catalog(researcher.database)
+        catalog.sync(researcher)
+        assert away.connections == 1
+        catalog.sync(researcher)
+        assert away.connections == 1  # asked again only after the retry window
+        assert {e.title for e in catalog.search()} == {"(metadata unavailable)"}
+        owner.close()
+        researcher.close()
+    away.server.close()

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from hashlib import sha256
@@ -42,6 +44,15 @@ from ailedger.untrusted_json import parse_untrusted
 
 if TYPE_CHECKING:
     from ailedger.session import Session
+
+# A page view syncs the catalog, so fetching missing metadata must not make it wait on
+# nodes that are away: one address lookup per owner, a short timeout, and a node that
+# did not answer at a URL is asked there again only after RETRY_UNANSWERED_S (at once
+# if its owner registers another URL). Known to every catalog of this process.
+METADATA_TIMEOUT_S = 3.0
+RETRY_UNANSWERED_S = 30.0
+_unanswered: dict[tuple[str, str], float] = {}  # (owner, url) -> when it last failed
+_unanswered_lock = threading.Lock()
 
 sync_state = Table(
     "sharing_catalog_sync",
@@ -199,29 +210,42 @@ class Catalog:
         return True
 
     def _fetch_missing_metadata(self, session: Session) -> None:
-        import httpx
-
-        from ailedger.peer import wire
-        from ailedger.peer.client import shared_client
-
         with transaction(self._db) as conn:
             missing = conn.execute(
                 select(datasets.c.dataset_id, datasets.c.owner).where(
                     datasets.c.metadata_json.is_(None)
                 )
             ).all()
-        registry = session.node_registry
+        by_owner: dict[str, list[str]] = {}
         for dataset_id, owner in missing:
+            by_owner.setdefault(str(owner), []).append(str(dataset_id))
+        registry = session.node_registry
+        for owner, ids in by_owner.items():
             url = registry.url_of(owner)
-            if url is None:
-                continue
+            if url is not None and not _recently_unanswered(owner, url):
+                self._fetch_from(owner, url, ids)
+
+    def _fetch_from(self, owner: str, url: str, dataset_ids: list[str]) -> None:
+        import httpx
+
+        from ailedger.peer import wire
+        from ailedger.peer.client import shared_client
+
+        for dataset_id in dataset_ids:
+            path = wire.path(wire.DATASET_METADATA, dataset_id=dataset_id)
             try:
-                path = wire.path(wire.DATASET_METADATA, dataset_id=dataset_id)
-                raw = shared_client().get(url + path, timeout=5).content
+                raw = shared_client().get(url + path, timeout=METADATA_TIMEOUT_S).content
+            except httpx.HTTPError:
+                with _unanswered_lock:  # away: its other datasets wait for the next try too
+                    _unanswered[(owner.lower(), url)] = time.monotonic()
+                return
+            try:
                 document = parse_untrusted(raw)
-            except (httpx.HTTPError, ValueError):
-                continue  # owner offline: try again at the next sync
+            except ValueError:
+                continue  # this answer is unreadable; the dataset stays unavailable
             self.keep_metadata(dataset_id, document)  # not what was registered: never shown
+        with _unanswered_lock:
+            _unanswered.pop((owner.lower(), url), None)
 
     def search(
         self,
@@ -456,3 +480,9 @@ def _matches(
     if owner and entry.owner.lower() != owner.lower():
         return False
     return max_price is None or entry.price <= max_price
+
+
+def _recently_unanswered(owner: str, url: str) -> bool:
+    with _unanswered_lock:
+        failed = _unanswered.get((owner.lower(), url))
+    return failed is not None and time.monotonic() - failed < RETRY_UNANSWERED_S
