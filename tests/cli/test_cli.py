@@ -223,6 +223,12 @@ def test_demo_runs_end_to_end(
     assert re.search(r'released result: \{"by_gene": \{"KMT2D": [0-9.]+', out)
     assert "a job that copies the rows gets nothing out: withheld:" in out
     assert "audit log holds 2 compute-read entries" in out
+    # The hospital's web app, through its REST API, signed in with its account.
+    assert "(operator), Sign-In with Ethereum" in out
+    assert re.search(r"/owner: 'Rare disease registry \(Safe Harbor\)': \d+ read", out)
+    assert re.search(r"verified: format ok, entry ok, signature ok, inclusion ok, anchor ok", out)
+    assert "each role's page renders: /owner" in out
+    assert "node login-link --port 8700" in out
 
 
 def test_init_json_reports_the_new_home(

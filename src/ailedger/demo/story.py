@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ailedger.chain.connection import ChainConnection, open_embedded
 from ailedger.chain.transactions import fund_from_dev_account
+from ailedger.demo.web import open_the_web_app
 from ailedger.errors import AiledgerError
 from ailedger.keys.home import NodeHome
 from ailedger.session import Session
@@ -51,10 +52,11 @@ def run_demo(directory: Path | None, say: Say) -> None:
         dataset = _share_data(hospital, researcher, root, say)
         _find_similar_cases(hospital, researcher, root, say)
         _compute(hospital, researcher, gpu_owner, dataset, root, say)
+        open_the_web_app(hospital, say)
         head = connection.web3.eth.block_number
         balance = hospital.token.balance_of(hospital.address)
 
-    say("\n[bold]12. The chain keeps its state across a restart[/bold]")
+    say("\n[bold]13. The chain keeps its state across a restart[/bold]")
     with open_embedded(homes["hospital"].chain_dir, cache) as reopened:
         again = _session(homes["hospital"], reopened, cache)
         kept = again.token.balance_of(again.address)
@@ -64,6 +66,20 @@ def run_demo(directory: Path | None, say: Say) -> None:
         )
     say("\ndone. See who read the hospital's data, each entry proved (copy and run):")
     say("  " + next_step_command(root / "hospital"))
+    say("or open the hospital's web app: start its node, then open the link this prints:")
+    for line in web_commands(root / "hospital"):
+        say("  " + line)
+
+
+def web_commands(home: Path) -> list[str]:
+    """Shell lines that serve the hospital's web app and sign a browser in to it."""
+    program = Path(sys.argv[0])
+    ailedger = str(program.absolute()) if program.name == "ailedger" else "ailedger"
+    env = ["env", f"AILEDGER_HOME={home}", f"AILEDGER_PASSPHRASE={DEMO_PASSPHRASE}"]
+    return [
+        shlex.join([*env, ailedger, "node", "start", "--port", "8700"]) + " &",
+        shlex.join([*env, ailedger, "node", "login-link", "--port", "8700"]),
+    ]
 
 
 def next_step_command(home: Path) -> str:
