@@ -13,7 +13,13 @@ from fastapi import FastAPI
 
 from ailedger.demo.records import RARE_CASE
 from ailedger.peer import wire
-from tests.web.homes import Chain, WebNode, link_client, web_node
+from ailedger.session import Session
+from tests.web.homes import PASSPHRASE, Chain, WebNode, link_client, web_node
+
+# A JSON-RPC provider's URL carries its API key (and sometimes a password): the node
+# uses it, nobody who merely signs in to look should read it.
+RPC_SECRET = "k3y0f7h3rpcpr0v1d3r"
+RPC_URL = f"https://user:pa55w0rd@rpc.example.org/v2/{RPC_SECRET}?token={RPC_SECRET}"
 
 # What a hostile node registered on chain answers to every MME query: results that pass
 # the well-formedness check (a numeric score, a patient with an id and a contact) but
@@ -49,6 +55,20 @@ def _hostile_peer() -> FastAPI:
 @dataclass
 class Homes:
     node: WebNode
+    rpc_node: WebNode  # a home whose chain is reached through RPC_URL
+
+
+def _rpc_party(chain: Chain, name: str) -> Session:
+    """A home like ``chain.party(name)``, whose chain connection says it is RPC_URL."""
+    import dataclasses
+
+    from ailedger.keys.home import NodeHome
+    from ailedger.settings import load_settings
+
+    home = NodeHome.init(chain.root / name, PASSPHRASE, scrypt_n=2**12)
+    settings = load_settings(home=home.path, cache_dir=chain.cache)
+    connection = dataclasses.replace(chain.connection, description=f"JSON-RPC node at {RPC_URL}")
+    return Session(settings, home, connection, home.unlock_account(PASSPHRASE), PASSPHRASE)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +78,11 @@ def homes(web_chain: Chain) -> Iterator[Homes]:
     evil = web_chain.party("evil")
     with BackgroundServer(_hostile_peer()) as url:
         evil.node_registry.register(url)
-        with web_node(web_chain.party("clinic")) as node:
-            yield Homes(node)
+        with (
+            web_node(web_chain.party("clinic")) as node,
+            web_node(_rpc_party(web_chain, "rpc-home")) as rpc_node,
+        ):
+            yield Homes(node, rpc_node)
 
 
 # A hostile peer's MME answer
@@ -82,3 +105,15 @@ def test_a_hostile_peers_results_do_not_break_the_clinicians_page(homes: Homes) 
     assert "p1" in answer.text and "p3" in answer.text
     assert "<b>x</b>" not in answer.text and "&lt;b&gt;x&lt;/b&gt;" in answer.text
     assert 'href="javascript:' not in answer.text
+
+
+# Secrets in what a signed-in reader sees
+
+
+@pytest.mark.parametrize("path", ["/", "/account", "/api/v1/account"])
+def test_an_auditor_does_not_read_the_chains_rpc_key(homes: Homes, path: str) -> None:
+    http = link_client(homes.rpc_node, read_only=True)
+    answer = http.get(path)
+    assert answer.status_code == 200, answer.text
+    assert "rpc.example.org" in answer.text  # where the chain is: shown
+    assert RPC_SECRET not in answer.text and "pa55w0rd" not in answer.text
