@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import Body, FastAPI
+from fastapi.responses import JSONResponse
 
 from ailedger.demo.records import RARE_CASE
 from ailedger.peer import wire
 from ailedger.session import Session
-from tests.web.homes import PASSPHRASE, Chain, WebNode, link_client, web_node
+from tests.web.homes import PASSPHRASE, Chain, WebNode, client, link_client, web_node
 
 # A JSON-RPC provider's URL carries its API key (and sometimes a password): the node
 # uses it, nobody who merely signs in to look should read it.
@@ -117,3 +118,42 @@ def test_an_auditor_does_not_read_the_chains_rpc_key(homes: Homes, path: str) ->
     assert answer.status_code == 200, answer.text
     assert "rpc.example.org" in answer.text  # where the chain is: shown
     assert RPC_SECRET not in answer.text and "pa55w0rd" not in answer.text
+
+
+# A program signing in (web.client) to a node that is not the one it signs for
+
+
+def _relaying_node(victim: WebNode, replies: list[int]) -> FastAPI:
+    """A server that hands a program the victim node's nonce and what the victim's
+    messages must say, and replays the signed message it gets back to the victim."""
+    app = FastAPI()
+    victim_http = client(victim)
+
+    @app.get("/api/v1/auth/nonce")
+    def nonce(address: str) -> Any:
+        return victim_http.get("/api/v1/auth/nonce", params={"address": address}).json()
+
+    @app.post("/api/v1/auth/siwe")
+    def siwe(body: dict[str, Any] = Body(...)) -> JSONResponse:  # noqa: B008
+        replayed = victim_http.post("/api/v1/auth/siwe", json=body)
+        replies.append(replayed.status_code)
+        return JSONResponse(replayed.json(), status_code=replayed.status_code)
+
+    return app
+
+
+def test_a_program_does_not_sign_a_message_for_another_node(homes: Homes) -> None:
+    from ailedger.errors import UnauthenticatedError
+    from ailedger.node.service import BackgroundServer
+    from ailedger.web.client import sign_in
+
+    replies: list[int] = []
+    account = homes.node.session.account
+    assert account is not None
+    with (
+        BackgroundServer(_relaying_node(homes.node, replies)) as url,
+        pytest.raises(UnauthenticatedError, match="another"),
+        sign_in(url, account),
+    ):
+        pass
+    assert 200 not in replies  # nothing signed that the victim node would take
