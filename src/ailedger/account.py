@@ -7,6 +7,7 @@ both show the same numbers and send the same transactions. Amounts are base unit
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,28 @@ if TYPE_CHECKING:
 
 FAUCET_MAX_PER_CALL = 10_000 * 10**18
 """The Token contract's ``FAUCET_MAX_PER_CALL``: more is refused here, before a revert."""
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s]+")
+
+
+def shown_chain(description: str) -> str:
+    """``description`` of a chain connection with each URL cut to its scheme, host and
+    port: a JSON-RPC provider's URL often carries an API key (in its path or query) or a
+    password, which a page or an API answer must not show."""
+
+    def public(match: re.Match[str]) -> str:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(match.group(0))
+            host, port = parts.hostname or "", parts.port
+        except ValueError:
+            return "(a URL)"
+        host = f"[{host}]" if ":" in host else host
+        return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+    return _URL.sub(public, description)
 
 
 @dataclass(frozen=True)

@@ -122,10 +122,23 @@ def search_federation(
     """Ask every node registered on chain (MME ``/match``, with a node token), merge the
     answers best first, and record the outgoing query with ``log`` (peers asked and
     results, no phenotype)."""
-    from ailedger.health.federation import federated_match
+    from ailedger.health.federation import FederatedAnswer, federated_match
 
     profile_of(document)
     answer = federated_match(session, document, limit)
+    # A peer's result is untrusted: keep its score and patient (checked well-formed) and
+    # the node it came from, never fields of its own (an "explanation" is made here only).
+    answer = FederatedAnswer(
+        [
+            {
+                "score": {"patient": r["score"]["patient"]},
+                "patient": r["patient"],
+                "node": r["node"],
+            }
+            for r in answer.results
+        ],
+        answer.asked,
+    )
     log(
         {
             "kind": "mme-query",

@@ -45,12 +45,22 @@ def _signed_in(http: httpx.Client, account: LocalAccount) -> str:
     from eth_account.messages import encode_defunct
 
     issued = _json(http.get("/api/v1/auth/nonce", params={"address": account.address}))
+    # The message names the server this client connects to, never what that server says
+    # it is: a server that passed on another node's nonce and domain would otherwise get
+    # a message it could replay there, signed in as this account.
+    domain = http.base_url.netloc.decode("ascii")
+    uri = f"{http.base_url.scheme}://{domain}"
+    if issued.get("domain") != domain or issued.get("uri") != uri:
+        raise UnauthenticatedError(
+            f"the server at {uri} asks for a sign-in message for another site "
+            f"({str(issued.get('domain'))[:80]!r}): refused, nothing was signed"
+        )
     now = datetime.now(UTC)
     text = SiweMessage(
-        domain=str(issued["domain"]),
-        address=str(issued["address"]),
+        domain=domain,
+        address=account.address,
         statement=str(issued["statement"]),
-        uri=str(issued["uri"]),
+        uri=uri,
         chain_id=int(str(issued["chain_id"])),
         nonce=str(issued["nonce"]),
         issued_at=timestamp(now),

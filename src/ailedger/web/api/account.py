@@ -89,14 +89,14 @@ def amount_of(text: str, unit: str = "AIL") -> int:
 
 
 def account_out(ctx: Context) -> AccountOut:
-    from ailedger.account import summary
+    from ailedger.account import shown_chain, summary
 
     with as_refusals():
         found = summary(ctx.session)
     return AccountOut(
         address=found.address,
         home=found.home,
-        chain=found.chain,
+        chain=shown_chain(found.chain),
         chain_id=found.chain_id,
         encryption_public_key=found.encryption_public_key,
         encryption_key_registered=found.encryption_key_registered,

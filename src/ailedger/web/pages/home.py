@@ -56,10 +56,14 @@ def pages() -> APIRouter:
 
     @router.get("/", response_class=HTMLResponse)
     def home(request: Request, ctx: Context, user: SignedIn) -> Response:
+        from dataclasses import replace
+
+        from ailedger.account import shown_chain
         from ailedger.chain.status import home_overview
         from ailedger.units import format_amount
 
         overview = home_overview(ctx.session, user.address)
+        overview = replace(overview, chain=shown_chain(overview.chain))
         return page(
             request,
             "home.html",
