@@ -120,3 +120,25 @@ def test_a_browser_wallet_signs_in(browser: Any, served_node: WebNode) -> None:
     assert f"\n{account.address}\n" in signed[0]  # EIP-55, as the server returned it
     assert [m for m in console if m.startswith("error")] == []
     context.close()
+
+
+def test_the_api_docs_run_from_the_package_under_the_strict_policy(
+    browser: Any, served_node: WebNode
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    console = _console(page)
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith(served_node.url) else outside.append(r.url),
+    )
+    sign_in(page, served_node)
+    page.goto(f"{served_node.url}/api/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.eval_on_selector_all(".opblock-summary-path", "els => els.map(e => e.textContent)")
+    assert any("/api/v1/auth/siwe" in p for p in paths)
+    assert outside == []  # nothing fetched from another origin
+    problems = [m for m in console if "error" in m.split(":")[0] or "Content Security" in m]
+    assert problems == []
+    context.close()

@@ -3,6 +3,7 @@ check, the cookie, the sign-in gate, the read-only role, and errors rendered for
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -254,7 +255,13 @@ def test_the_api_is_described(node: WebNode) -> None:
     for path, operations in paths.items():
         if path.startswith("/api/v1/") and not path.startswith("/api/v1/test/"):
             assert all(op.get("tags") for op in operations.values()), path
-    assert client(node).get("/api/docs").status_code == 200
+    docs = client(node).get("/api/docs")
+    assert docs.status_code == 200
+    # Swagger UI from the package, under the same strict policy as every page.
+    assert docs.headers["content-security-policy"] == CSP
+    scripts = re.findall(r'<script src="([^"]+)"', docs.text)
+    assert scripts and all(src.startswith("/static/") for src in scripts)
+    assert "<script>" not in docs.text
 
 
 def test_the_node_can_serve_without_the_web_app(web_chain: Chain) -> None:

@@ -3,7 +3,8 @@
 ``create_app`` composes what this node serves: the data gateway and its audit proofs
 (``sharing.http``), the node's own audit entries (``node.own_entries``), matchmaking
 when the home holds patients (``health.http``) and the job inbox of the jobs it posted
-(``compute.http``). Its description is at ``/openapi.json`` and ``/api/docs``.
+(``compute.http``). Its description is at ``/openapi.json``; the web app, when served,
+shows it at ``/api/docs`` (``web.pages.api_docs``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from ailedger.health.mme import MatchmakerService
     from ailedger.sharing.gateway import Gateway
 
-DOCS_PATH = "/api/docs"
-
 
 def create_app(
     gateway: Gateway | None = None,
@@ -30,12 +29,12 @@ def create_app(
     jobs: JobInbox | None = None,
 ) -> FastAPI:
     """The node's API over what it holds; a part given as None is not served."""
-    # The Swagger page loads its script and style from a CDN in the reader's browser;
-    # the node itself fetches nothing.
+    # FastAPI's own docs page would load its script from a CDN onto the node's origin;
+    # the web app serves a vendored one instead.
     app = FastAPI(
         title="ailedger node",
         version=__version__,
-        docs_url=DOCS_PATH,
+        docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,  # no OAuth here: signatures and tokens
     )

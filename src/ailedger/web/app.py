@@ -53,6 +53,7 @@ from ailedger.web.sessions import SessionStore
 MODULES: Final[tuple[str, ...]] = (
     "ailedger.web.auth",
     "ailedger.web.pages.home",
+    "ailedger.web.pages.api_docs",
     "ailedger.web.api.compute",
     "ailedger.web.pages.jobs",
     "ailedger.web.pages.provider",

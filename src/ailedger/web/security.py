@@ -173,10 +173,7 @@ def _with_headers(send: Send, path: str) -> Send:
                 (b"referrer-policy", b"no-referrer"),
                 (b"x-frame-options", b"DENY"),
             ]
-            # FastAPI's Swagger page loads its script from a CDN: the only page without
-            # the strict policy (it shows no data of the home).
-            if path != "/api/docs":
-                extra.append((b"content-security-policy", CSP.encode()))
+            extra.append((b"content-security-policy", CSP.encode()))
             if not path.startswith("/static/"):
                 extra.append((b"cache-control", b"no-store"))
             headers += [(k, v) for k, v in extra if k not in names]
