@@ -26,7 +26,8 @@ Hierarchy::
     │   └── TransactionRevertedError  the transaction was mined but reverted
     ├── PeerError                   talking to another node failed
     │   ├── PeerUnreachableError    it has no URL on chain, or does not answer there
-    │   └── peer.client.SignedRequestError  it did not take a signed request (says why)
+    │   ├── peer.client.SignedRequestError  it did not take a signed request (says why)
+    │   └── peer.client.AnswerTooLargeError  it answered with more bytes than a peer may send
     ├── BackPressureError           503 too much pending work; retry after ``retry_after`` s
     ├── RequestRefusedError         a node refused a peer's request; ``reason`` says why
     │   ├── MalformedRequestError   400 the request cannot be read (not JSON, wrong shape)

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any
 from ailedger.health.mme import merge_results
 from ailedger.health.mme_schema import MME_CONTENT_TYPE
 from ailedger.peer import wire
-from ailedger.peer.client import shared_client
+from ailedger.peer.client import AnswerTooLargeError, bounded_request
 from ailedger.peer.signing import node_token
 
 if TYPE_CHECKING:
     from ailedger.session import Session
 
 TIMEOUT_S = 15
+# An MME answer holds at most a few dozen results; a peer that sends more is refused.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,16 +69,24 @@ def federated_match(session: Session, query: dict[str, Any], limit: int = 10) ->
             wire.AUTH_TOKEN_HEADER: node_token(account, node),
         }
         try:
-            response = shared_client().post(
-                url + wire.MME_MATCH, json=query, headers=headers, timeout=TIMEOUT_S
+            status, body = bounded_request(
+                "POST",
+                url + wire.MME_MATCH,
+                MAX_ANSWER_BYTES,
+                json=query,
+                headers=headers,
+                timeout=TIMEOUT_S,
             )
         except httpx.HTTPError as exc:
             asked[node] = f"unreachable ({type(exc).__name__})"
             continue
-        if response.status_code != 200:
-            asked[node] = f"refused: HTTP {response.status_code}"
+        except AnswerTooLargeError:
+            asked[node] = f"refused: the answer is over {MAX_ANSWER_BYTES} bytes"
             continue
-        results = _results_of(response.content)
+        if status != 200:
+            asked[node] = f"refused: HTTP {status}"
+            continue
+        results = _results_of(body)
         if results is None:
             asked[node] = "refused: the answer is not an MME response"
             continue

@@ -40,6 +40,24 @@ def shared_client() -> httpx.Client:
         return _client
 
 
+class AnswerTooLargeError(PeerError):
+    """Another node answered with more bytes than the caller reads from a peer."""
+
+
+def bounded_request(method: str, url: str, limit: int, **kwargs: Any) -> tuple[int, bytes]:
+    """(status, body) of a request to another node, reading at most ``limit`` bytes of
+    its answer: a node that sends more is cut off with :class:`AnswerTooLargeError`
+    rather than filling this node's memory. ``kwargs`` go to httpx (json, headers,
+    timeout); its errors are the caller's to catch, as with ``shared_client()``."""
+    with shared_client().stream(method, url, **kwargs) as response:
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise AnswerTooLargeError(f"{url} answered with more than {limit} bytes")
+        return response.status_code, bytes(body)
+
+
 class SignedRequestError(PeerError):
     """A node did not answer a signed request with 200; the message says what it said,
     ``status`` its HTTP status (None: it did not answer at all)."""

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 # did not answer at a URL is asked there again only after RETRY_UNANSWERED_S (at once
 # if its owner registers another URL). Known to every catalog of this process.
 METADATA_TIMEOUT_S = 3.0
+METADATA_MAX_BYTES = 64 * 1024  # a title, tags and a description
 RETRY_UNANSWERED_S = 30.0
 _unanswered: dict[tuple[str, str], float] = {}  # (owner, url) -> when it last failed
 _unanswered_lock = threading.Lock()
@@ -229,13 +230,15 @@ class Catalog:
         import httpx
 
         from ailedger.peer import wire
-        from ailedger.peer.client import shared_client
+        from ailedger.peer.client import AnswerTooLargeError, bounded_request
 
         for dataset_id in dataset_ids:
             path = wire.path(wire.DATASET_METADATA, dataset_id=dataset_id)
             try:
-                raw = shared_client().get(url + path, timeout=METADATA_TIMEOUT_S).content
-            except httpx.HTTPError:
+                _, raw = bounded_request(
+                    "GET", url + path, METADATA_MAX_BYTES, timeout=METADATA_TIMEOUT_S
+                )
+            except (httpx.HTTPError, AnswerTooLargeError):
                 with _unanswered_lock:  # away: its other datasets wait for the next try too
                     _unanswered[(owner.lower(), url)] = time.monotonic()
                 return
