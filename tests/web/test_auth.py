@@ -268,13 +268,13 @@ def test_a_read_only_link_gives_an_auditor(node: WebNode) -> None:
 
 def test_signing_out_ends_the_session(node: WebNode) -> None:
     http = link_client(node)
-    cookie = http.cookies.get("ailedger_session")
+    cookie = http.cookies.get("ailedger_session_8700")
     answer = http.post("/api/v1/auth/logout")
     assert answer.status_code == 204
     assert http.get("/api/v1/auth/me").status_code == 401
     # the old cookie, replayed, opens nothing
     stale = client(node)
-    stale.cookies.set("ailedger_session", cookie or "")
+    stale.cookies.set("ailedger_session_8700", cookie or "")
     assert stale.get("/api/v1/auth/me").status_code == 401
 
 

@@ -30,8 +30,9 @@ def test_the_printed_link_signs_in_and_sign_out_ends_it(
     assert page.text_content("#home-address") == served_node.session.address
     assert page.text_content("#home-role").strip().startswith("operator")
     cookies = {c["name"]: c for c in context.cookies()}
-    assert cookies["ailedger_session"]["httpOnly"] is True
-    assert cookies["ailedger_session"]["sameSite"] == "Strict"
+    name = "ailedger_session_" + served_node.url.rsplit(":", 1)[1]
+    assert cookies[name]["httpOnly"] is True
+    assert cookies[name]["sameSite"] == "Strict"
     # htmx loaded under the CSP, configured by its meta tag
     assert page.evaluate("window.htmx.config.allowEval") is False
     assert page.evaluate("window.htmx.config.includeIndicatorStyles") is False

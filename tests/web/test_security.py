@@ -170,7 +170,7 @@ def test_the_session_cookie_is_httponly_strict(node: WebNode) -> None:
     code = create_link(node.session.home.path, read_only=False)
     answer = client(node).post("/api/v1/auth/link", json={"code": code})
     cookie = answer.headers["set-cookie"]
-    assert cookie.startswith("ailedger_session=")
+    assert cookie.startswith("ailedger_session_8700=")  # one cookie per port: per home
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
     assert "Path=/" in cookie
@@ -274,3 +274,27 @@ def test_the_node_can_serve_without_the_web_app(web_chain: Chain) -> None:
         http = TestClient(node_app(session, owner, web=False), base_url=BASE_URL)
         assert http.get("/login").status_code == 404
         assert http.get("/v1/health").status_code == 200
+
+
+def test_two_homes_on_one_machine_keep_a_session_each(web_chain: Chain) -> None:
+    """A browser sends 127.0.0.1's cookies to every port: each home's web app names its
+    cookie after its port, so signing in to one does not sign out of the other."""
+    import httpx
+
+    from ailedger.web.login_links import create_link
+    from tests.web.homes import served, web_node
+
+    with (
+        web_node(web_chain.party("home-a")) as a,
+        web_node(web_chain.party("home-b")) as b,
+        served(a),
+        served(b),
+        httpx.Client() as browser,  # one cookie jar, as in one browser
+    ):
+        for node in (a, b):
+            code = create_link(node.session.home.path, read_only=False)
+            answer = browser.post(f"{node.url}/api/v1/auth/link", json={"code": code})
+            assert answer.status_code == 200
+        for node in (a, b):
+            me = browser.get(f"{node.url}/api/v1/auth/me")
+            assert me.status_code == 200 and me.json()["address"] == node.session.address

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from ailedger.errors import ForbiddenError, MalformedRequestError, UnauthenticatedError
 from ailedger.web import login_links, siwe
 from ailedger.web.deps import Role, SignedIn, User
-from ailedger.web.sessions import COOKIE, NonceStore, SessionStore, WebSession
+from ailedger.web.sessions import NonceStore, SessionStore, WebSession, cookie_name
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -184,17 +184,19 @@ class MeOut(BaseModel):
 
 def _started(request: Request, user: User) -> JSONResponse:
     state = sign_in_state(request)
-    state.sessions.end(request.cookies.get(COOKIE))  # a new sign-in replaces an old one
+    state.sessions.end(request.cookies.get(cookie_name(request.scope)))  # a new one replaces it
     session = state.sessions.start(user)
     body = SignedInOut(address=user.address, role=user.role, csrf_token=session.csrf_token)
     response = JSONResponse(body.model_dump())
-    set_session_cookie(response, session, secure=request.url.scheme == "https")
+    set_session_cookie(
+        response, session, cookie_name(request.scope), secure=request.url.scheme == "https"
+    )
     return response
 
 
-def set_session_cookie(response: Response, session: WebSession, *, secure: bool) -> None:
+def set_session_cookie(response: Response, session: WebSession, name: str, *, secure: bool) -> None:
     response.set_cookie(
-        COOKIE,
+        name,
         session.id,
         max_age=max(0, int(session.expires - time.time())),
         path="/",
@@ -264,6 +266,7 @@ def logout_router() -> APIRouter:
 
 
 def _ended(request: Request, response: Response) -> Response:
-    sign_in_state(request).sessions.end(request.cookies.get(COOKIE))
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    name = cookie_name(request.scope)
+    sign_in_state(request).sessions.end(request.cookies.get(name))
+    response.delete_cookie(name, path="/", httponly=True, samesite="strict")
     return response

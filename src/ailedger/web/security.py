@@ -7,7 +7,7 @@ For each request to a web route (everything but the node-to-node routes ``/v1/*`
    ``localhost`` or a name the operator gave, at the port the request came in on): a
    page of another site whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own
    name, and is refused;
-2. finds the session of the ``ailedger_session`` cookie and sets ``request.state.user``
+2. finds the session of the ``ailedger_session_<port>`` cookie, sets ``request.state.user``
    and ``request.state.csrf_token``;
 3. sends a visitor who is not signed in to ``/login`` (pages) or answers 401 (API),
    except on the sign-in routes, the static files and the API's description;
@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ailedger.untrusted_json import UnreadableJsonError, check_nesting
 from ailedger.web.deps import User
-from ailedger.web.sessions import COOKIE, SessionStore
+from ailedger.web.sessions import SessionStore, cookie_name
 
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -91,7 +91,7 @@ class WebGuard:
                 "open the address `ailedger node start` printed",
             )
             return
-        session = self.sessions.get(_cookie(headers.get("cookie", ""), COOKIE))
+        session = self.sessions.get(_cookie(headers.get("cookie", ""), cookie_name(scope)))
         if session is not None:
             state = dict(scope.get("state") or {})
             state.update(user=session.user, csrf_token=session.csrf_token)

@@ -10,13 +10,25 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from ailedger.web.deps import User
 
 COOKIE: Final = "ailedger_session"
+
+
+def cookie_name(scope: Mapping[str, Any]) -> str:
+    """The session cookie of the web app that ``scope`` (an ASGI request) reached.
+    Browsers send a host's cookies to every port of it: homes on one machine, each
+    serving on its own port, keep a cookie each rather than signing each other out."""
+    server = scope.get("server")
+    if isinstance(server, list | tuple) and len(server) == 2 and server[1] is not None:
+        return f"{COOKIE}_{int(server[1])}"
+    return COOKIE
+
+
 SESSION_LIFETIME_S: Final = 12 * 3600
 NONCE_LIFETIME_S: Final = 5 * 60
 MAX_NONCES: Final = 10_000  # unused nonces kept at once: a flood cannot grow memory
