@@ -3,7 +3,7 @@ against a node served as ``node start`` serves it, on one embedded chain: a genu
 receipt is verified in the browser against the root anchored on chain with its Merkle
 path drawn, a tampered one does not verify, an uploaded one does; verify.js passes the
 RFC 6962 vectors inside Chromium too; the clinician searches, ranks and saves a query.
-Screenshots go to docs/screenshots/."""
+Screenshots: ``scripts/screenshots.sh`` puts them in docs/screenshots."""
 
 from __future__ import annotations
 
@@ -20,11 +20,9 @@ from ailedger.demo.records import RARE_CASE, write_bundles
 from ailedger.health.node import HealthNode
 from ailedger.session import Session
 from tests.web.audit_home import serve_a_researcher
-from tests.web.conftest import sign_in
+from tests.web.conftest import screenshot, sign_in
 from tests.web.homes import Chain, WebNode, served, web_node
 from tests.web.test_verify_js import _vectors
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @dataclass
@@ -96,8 +94,7 @@ def test_a_genuine_receipt_verifies_in_the_browser_and_a_tampered_one_does_not(
     receipt = json.loads(page.input_value("#receipt-text"))
     assert levels == 1 + 2 * len(receipt["inclusion_proof"])  # leaf, then node + sibling
     assert page.locator("#server-checks li.ok").count() == 5
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "audit.png"), full_page=True)
+    screenshot(page, "audit", tmp_path)
 
     tampered = dict(receipt, entry=receipt["entry"].replace('"served"', '"servee"'))
     _verify(page, json.dumps(tampered))
@@ -183,7 +180,9 @@ def test_verify_js_passes_the_rfc6962_vectors_in_chromium(page: Any, audited: Au
     assert [c["path"] for c, ok in zip(cases, said, strict=True) if ok is c["wantErr"]] == []
 
 
-def test_the_clinician_searches_ranks_and_saves(page: Any, audited: AuditedNode) -> None:
+def test_the_clinician_searches_ranks_and_saves(
+    page: Any, audited: AuditedNode, tmp_path: Path
+) -> None:
     console = _console(page)
     page.goto(f"{audited.web.url}/clinic")
     page.fill("#hpo", " ".join(RARE_CASE[:6]))
@@ -196,8 +195,7 @@ def test_the_clinician_searches_ranks_and_saves(page: Any, audited: AuditedNode)
     page.fill("#save-name", "kabuki-like")
     page.click("#save-query")
     page.locator("#saved td", has_text="kabuki-like").wait_for()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "clinic.png"), full_page=True)
+    screenshot(page, "clinic", tmp_path)
     page.fill("#hpo", "HP:nonsense")
     page.click("#search-here")
     page.locator("#matches .error").wait_for()

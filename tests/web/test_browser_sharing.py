@@ -2,7 +2,7 @@
 (Debian's Chromium, driven by Playwright): two homes on one chain, each serving its node
 and web app; the owner publishes, the researcher requests, the owner approves, the
 researcher downloads, the owner revokes and the researcher's next fetch is refused.
-Screenshots of both pages go to docs/screenshots/."""
+Screenshots of both pages: ``scripts/screenshots.sh`` puts them in docs/screenshots."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 
 from ailedger.node.service import announce
-from tests.web.conftest import sign_in
+from tests.web.conftest import screenshot, sign_in
 from tests.web.homes import Chain, WebNode, served, web_node
 
 pytestmark = [pytest.mark.integration]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DATA = b"patient_id,age,hpo\n" + b"x,1,HP:0001250\n" * 500
 TITLE = "Rare epilepsy cohort"
 
@@ -50,7 +49,6 @@ def test_publish_request_approve_fetch_revoke_in_a_browser(
     owner, researcher = homes
     source = tmp_path / "cohort.csv"
     source.write_bytes(DATA)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     owner_context = browser.new_context(viewport={"width": 1280, "height": 900})
     owner_page = owner_context.new_page()
@@ -90,7 +88,7 @@ def test_publish_request_approve_fetch_revoke_in_a_browser(
     fetched = tmp_path / "fetched.csv"
     download.value.save_as(str(fetched))
     assert fetched.read_bytes() == DATA
-    research_page.screenshot(path=str(SCREENSHOTS / "research.png"), full_page=True)
+    screenshot(research_page, "research", tmp_path)
 
     # the owner's node logs the decision and the read, and signs a checkpoint (its chores
     # do this every few seconds when it runs as `node start`)
@@ -100,7 +98,7 @@ def test_publish_request_approve_fetch_revoke_in_a_browser(
     owner_page.goto(f"{owner.url}/owner")
     owner_page.click("#history details summary")
     assert owner_page.is_visible("#history details ol")
-    owner_page.screenshot(path=str(SCREENSHOTS / "owner.png"), full_page=True)
+    screenshot(owner_page, "owner", tmp_path)
 
     owner_page.click("#requests button:has-text('Revoke')")
     owner_page.wait_for_selector("#requests .ok:has-text('revoked')")
