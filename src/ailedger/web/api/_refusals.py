@@ -1,9 +1,10 @@
 """The chain's and the home's errors, as refusals a web client can act on.
 
 The domain functions check what they can before sending; what the chain still refuses
-(a revert, a rejected transaction), a value the home cannot use, an owner's node that
-does not answer, become a status here, once for the sharing and account routes, instead
-of a 500.
+(a revert, a rejected transaction), a value the home cannot use, the chain or another
+node away, become a status here, once for every capability's routes, instead of a 500:
+the caller's to fix (422) or worth a retry (503). A capability names its own kinds of
+"not valid" (a bad job bundle, a job in the wrong state) as ``unprocessable``.
 """
 
 from __future__ import annotations
@@ -14,25 +15,26 @@ from contextlib import contextmanager
 from ailedger.errors import (
     BackPressureError,
     ChainError,
-    ChainUnreachableError,
     ConfigError,
+    ContractError,
     LockedError,
     PeerError,
+    TransactionRejectedError,
+    TransactionRevertedError,
     UnprocessableError,
 )
 
-RETRY_S = 30.0
+RETRY_S = 5.0
 
 
 @contextmanager
-def as_refusals() -> Iterator[None]:
+def as_refusals(*unprocessable: type[Exception]) -> Iterator[None]:
+    invalid: tuple[type[Exception], ...] = (ConfigError, LockedError, *unprocessable)
     try:
         yield
-    except ChainUnreachableError as exc:
-        raise BackPressureError(f"the chain does not answer ({exc}); retry later", RETRY_S) from exc
-    except ChainError as exc:
-        raise UnprocessableError(f"the chain refused: {exc}") from exc
-    except PeerError as exc:
-        raise BackPressureError(f"{exc}; retry later", RETRY_S) from exc
-    except (ConfigError, LockedError) as exc:
+    except invalid as exc:
         raise UnprocessableError(str(exc)) from exc
+    except (ContractError, TransactionRevertedError, TransactionRejectedError) as exc:
+        raise UnprocessableError(f"the chain refused it: {exc}") from exc
+    except (ChainError, PeerError) as exc:  # away: the chain, the owner's node, our own
+        raise BackPressureError(f"{exc}; retry later", RETRY_S) from exc

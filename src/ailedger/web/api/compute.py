@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any, Final
@@ -39,20 +39,14 @@ from ailedger.compute.provider import standing
 from ailedger.compute.requester import job as jobs
 from ailedger.compute.requester.upload import MAX_UPLOAD_BYTES, submit_uploaded
 from ailedger.errors import (
-    BackPressureError,
-    ChainError,
     ConfigError,
-    ContractError,
     MalformedRequestError,
     PayloadTooLargeError,
-    PeerError,
-    RequestRefusedError,
-    TransactionRejectedError,
-    TransactionRevertedError,
     UnprocessableError,
     UnsupportedMediaTypeError,
 )
 from ailedger.units import MAX_UINT256, parse_amount
+from ailedger.web.api._refusals import as_refusals
 from ailedger.web.deps import Context, Operator, SignedIn, WebContext
 
 MAX_REPUTATION: Final = 2**255 - 1
@@ -80,22 +74,11 @@ def parse_job_id(text: str) -> int:
     )
 
 
-@contextmanager
-def refusals() -> Iterator[None]:
-    """The compute capability's errors as the HTTP refusals they are: a bad bundle, a job
-    or provider in the wrong state, a bad amount, or a transaction the chain refused is
-    the caller's to fix (422); the chain or this node's own peer being away is worth a
-    retry (503)."""
-    try:
-        yield
-    except RequestRefusedError:
-        raise
-    except (JobSpecError, jobs.JobStateError, standing.StandingError, ConfigError) as exc:
-        raise UnprocessableError(str(exc)) from exc
-    except (ContractError, TransactionRevertedError, TransactionRejectedError) as exc:
-        raise UnprocessableError(f"the chain refused it: {exc}") from exc
-    except (ChainError, PeerError) as exc:
-        raise BackPressureError(str(exc), retry_after=5) from exc
+def refusals() -> AbstractContextManager[None]:
+    """The compute capability's errors as the HTTP refusals they are (``as_refusals``):
+    a bad bundle, a job or provider in the wrong state, a bad amount, or a transaction
+    the chain refused is the caller's to fix (422); the chain or a node away, a retry."""
+    return as_refusals(JobSpecError, jobs.JobStateError, standing.StandingError)
 
 
 def amount(text: str, what: str) -> int:
