@@ -164,6 +164,7 @@ BAD_CHARGES: list[tuple[dict[str, object], str]] = [
     ({"spent_after": math.inf}, "finite epsilon"),
     ({"spent_after": -0.5}, "finite epsilon"),
     ({"buyer": "0x" + "00" * 20}, "not zero"),
+    ({"buyer": "alice"}, "not an address"),
     ({"ref": b"\x01" * 31}, "32 bytes"),
     ({"charges": b""}, "1 .. 2048"),
     ({"charges": b"x" * 2049}, "1 .. 2048"),

@@ -180,7 +180,11 @@ class PrivacyLedgerClient(ContractClient):
     def _check_charge(
         self, buyer: str, ref: bytes, kind: ChargeKind, charges: bytes, index: int
     ) -> None:
-        if int(buyer, 16) == 0:
+        try:
+            zero = int(buyer, 16) == 0
+        except ValueError:
+            raise PrivacyBudgetError(f"the buyer {buyer!r} is not an address") from None
+        if zero:
             raise PrivacyBudgetError("a charge names the buyer whose release it is, not zero")
         if len(ref) != 32:
             raise PrivacyBudgetError(f"a charge's ref has 32 bytes, not {len(ref)}")
