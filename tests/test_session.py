@@ -16,6 +16,7 @@ from ailedger.chain.contracts import (
     DataMarketClient,
     KeyRegistryClient,
     NodeRegistryClient,
+    PrivacyLedgerClient,
     TokenClient,
 )
 from ailedger.errors import LockedError
@@ -44,6 +45,7 @@ def test_each_contract_has_its_typed_client_at_its_deployed_address(locked: Sess
         (locked.audit_anchor, AuditAnchorClient),
         (locked.compute_market, ComputeMarketClient),
         (locked.compute_policy, ComputePolicyClient),
+        (locked.privacy_ledger, PrivacyLedgerClient),
     ]
     for client, expected in clients:
         assert type(client) is expected

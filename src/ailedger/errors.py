@@ -24,6 +24,11 @@ Hierarchy::
     │   ├── ChainLockedError        another process holds the embedded chain directory
     │   ├── TransactionRejectedError  the node refused a transaction (nonce, funds, ...)
     │   └── TransactionRevertedError  the transaction was mined but reverted
+    ├── PrivacyBudgetError          a charge to a privacy budget is invalid or refused
+    │   ├── StaleChargeError        another release charged first (also a
+    │   │                           TransactionRevertedError): re-read, recompute, retry
+    │   └── BudgetExceededError     the charge would spend past the dataset's cap (also a
+    │                               TransactionRevertedError): do not release
     ├── PeerError                   talking to another node failed
     │   ├── PeerUnreachableError    it has no URL on chain, or does not answer there
     │   ├── peer.client.SignedRequestError  it did not take a signed request (says why)
@@ -141,6 +146,19 @@ class TransactionRejectedError(ChainError):
 
 class TransactionRevertedError(ChainError):
     """A transaction was mined but its execution reverted."""
+
+
+class PrivacyBudgetError(AiledgerError):
+    """A charge to a dataset's privacy budget is invalid (NaN, negative, empty)."""
+
+
+class StaleChargeError(PrivacyBudgetError, TransactionRevertedError):
+    """The charge named a stale index: another release was charged first. Read the budget
+    again, recompute the spend with the new charge list, and charge again."""
+
+
+class BudgetExceededError(PrivacyBudgetError, TransactionRevertedError):
+    """The charge would spend past the dataset's privacy cap: the release must not leave."""
 
 
 class PeerError(AiledgerError):

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         DataMarketClient,
         KeyRegistryClient,
         NodeRegistryClient,
+        PrivacyLedgerClient,
         TokenClient,
     )
 
@@ -139,6 +140,13 @@ class Session:
         from ailedger.chain.contracts import ComputePolicyClient
 
         return self._bind(ComputePolicyClient)
+
+    @cached_property
+    def privacy_ledger(self) -> PrivacyLedgerClient:
+        """The per-dataset differential-privacy budgets: caps, charges, their digest."""
+        from ailedger.chain.contracts import PrivacyLedgerClient
+
+        return self._bind(PrivacyLedgerClient)
 
     def encryption_key(self) -> X25519PrivateKey:
         """The home's X25519 private key (needs the session opened with unlock=True).

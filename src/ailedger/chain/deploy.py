@@ -69,9 +69,10 @@ def genesis_hash(web3: Web3) -> str:
     return "0x" + bytes(web3.eth.get_block(0)["hash"]).hex()
 
 
-# Dependencies first: the markets are paid in the token, the compute policy reads the
-# data market's datasets, and the compute market asks both about compute-to-data jobs and
-# its providers contract about stakes (the providers contract is bound to it afterwards).
+# Dependencies first: the markets are paid in the token, the compute policy and the
+# privacy ledger read the data market's datasets, and the compute market asks both the
+# data market and the compute policy about compute-to-data jobs and its providers contract
+# about stakes (the providers contract is bound to it afterwards).
 DEPLOY_ORDER = (
     "Token",
     "KeyRegistry",
@@ -79,6 +80,7 @@ DEPLOY_ORDER = (
     "DataMarket",
     "AuditAnchor",
     "ComputePolicy",
+    "PrivacyLedger",
     "ComputeProviders",
     "ComputeMarket",
 )
@@ -97,7 +99,7 @@ def constructor_args(
         return (TOKEN_INITIAL_SUPPLY,)
     if name == "DataMarket":
         return (deployed["Token"],)
-    if name == "ComputePolicy":
+    if name in ("ComputePolicy", "PrivacyLedger"):
         return (deployed["DataMarket"],)
     if name == "ComputeProviders":
         return (deployed["Token"], COMPUTE_MIN_STAKE, COMPUTE_SLASH_BPS)

@@ -28,11 +28,20 @@ from ailedger.chain.contracts.data_market import (
 )
 from ailedger.chain.contracts.key_registry import KeyRegistryClient
 from ailedger.chain.contracts.node_registry import NodeRegistryClient
+from ailedger.chain.contracts.privacy_ledger import (
+    ChargeKind,
+    ChargeRecord,
+    PrivacyBudget,
+    PrivacyLedgerClient,
+    charges_digest,
+)
 from ailedger.chain.contracts.token import TokenClient
 
 __all__ = [
     "Assignment",
     "AuditAnchorClient",
+    "ChargeKind",
+    "ChargeRecord",
     "ComputeMarketClient",
     "ComputePolicyClient",
     "ComputeProvidersClient",
@@ -50,6 +59,9 @@ __all__ = [
     "NodeRegistryClient",
     "OutputPolicy",
     "Policy",
+    "PrivacyBudget",
+    "PrivacyLedgerClient",
     "ProviderInfo",
     "TokenClient",
+    "charges_digest",
 ]
