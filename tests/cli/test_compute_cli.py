@@ -44,6 +44,28 @@ def test_job_check_prints_hash_and_escrow(
     assert len(checked["bundle_hash"]) == 66 and checked["redundancy"] == 2
     # 2 AIL x 2 h x (k=2 runs + 1 reserve share for a tie-break run)
     assert checked["max_cost_base_units"] == str(2 * 10**18 * 2 * 3)
+    assert checked["output"] is None
+
+
+def test_job_check_shows_the_declared_output_for_the_owners_review(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml = JOB_TOML + (
+        '[output]\ncounts = ["stats.json:patients", "stats.json:by_gene.KMT2D"]\n'
+        'statistics = { "stats.json:mean_age" = "stats.json:patients" }\n'
+    )
+    code, out, err = run(
+        ["job", "check", str(_bundle(tmp_path, toml)), "--json"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert json.loads(out)["output"] == {
+        "counts": ["stats.json:by_gene.KMT2D", "stats.json:patients"],
+        "statistics": {"stats.json:mean_age": "stats.json:patients"},
+    }
+    code, out, err = run(["job", "check", str(tmp_path / "bundle")], capsys, monkeypatch)
+    assert code == 0, err
+    assert "may release 2 counts and 1 statistics" in out
+    assert "statistic  stats.json:mean_age  (cell stats.json:patients)" in out
 
 
 def test_job_check_names_the_bad_field(
