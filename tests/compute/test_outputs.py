@@ -135,8 +135,9 @@ def test_exit_record_missing_or_bad(tmp_path: Path) -> None:
 
 def test_size_cap(tmp_path: Path) -> None:
     make_tree(tmp_path, {"a.bin": b"x" * 60, "b/c.bin": b"x" * 41})
-    with pytest.raises(OutputPolicyViolation, match="101 bytes"):
+    with pytest.raises(OutputPolicyViolation, match="over the dataset's cap of 100 bytes") as e:
         apply_output_policy(tmp_path, ReleaseRules(100, aggregate_only=False))
+    assert "101" not in str(e.value)  # the size is the job's number: never echoed
     apply_output_policy(tmp_path, ReleaseRules(101, aggregate_only=False))
 
 
@@ -328,6 +329,9 @@ def test_nested_exit_record_is_the_jobs(tmp_path: Path) -> None:
         ("stats.json", b'{"patients": ' + b"9" * 400 + b"}", "whole number"),
         ("stats.json", b'{"by_gene": {"NGLY1": {"x": 1}}}', "does not declare"),
         ("stats.json", b'{"bad key": 1}', "does not declare"),
+        # One key with a dot must not pass for the two nested keys of a declared place.
+        ("stats.json", b'{"by_gene.KMT2D": 12}', "does not declare"),
+        ("stats.json", b'{"by_gene": {"NGLY1": 12}, "by_gene.NGLY1": 3}', "does not declare"),
         ("stats.json", b'{"": 1}', "does not declare"),
     ],
 )

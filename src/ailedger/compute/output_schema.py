@@ -63,6 +63,12 @@ def place(file: str, keys: tuple[str, ...]) -> str:
     return f"{file}:{'.'.join(keys)}"
 
 
+def is_key(name: str) -> bool:
+    """Whether ``name`` may be one key of a place (so a key holding a dot cannot pass for
+    two nested keys of a declared place)."""
+    return _KEY.fullmatch(name) is not None
+
+
 def _check_place(text: object, field: str) -> str:
     if not isinstance(text, str):
         raise OutputSchemaError(f"{field}: each place must be a string like 'stats.json:count'")

@@ -31,11 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ailedger.chain.contracts.compute_policy import DEFAULT_MIN_CELL_SIZE
 from ailedger.compute.jobs import bundle_files, tree_hash
 from ailedger.compute.output_schema import (
     MAX_KEY_DEPTH,
     MAX_RELEASE_VALUES,
     OutputSchema,
+    is_key,
     place,
 )
 from ailedger.errors import AiledgerError
@@ -45,7 +47,6 @@ EXIT_FILE = "ailedger-exit.json"
 # How every surface that shows an output policy labels it: the rules bound a release,
 # they do not make it private.
 NOT_PRIVATE = "not differentially private (use `ailedger privacy query` for private releases)"
-DEFAULT_MIN_CELL_SIZE = 10
 # Integers beyond 2**53 do not survive a round trip through a double; a count that large
 # is no cohort anyway.
 _MAX_EXACT = 2**53
@@ -100,8 +101,8 @@ def apply_output_policy(
     files = bundle_files(root)  # also refuses links and special files
     size = sum(path.stat().st_size for _, path in files)
     if size > rules.max_output_bytes:
-        raise OutputPolicyViolation(
-            f"output is {size} bytes; the dataset allows at most {rules.max_output_bytes}"
+        raise OutputPolicyViolation(  # not the exact size: the job chose that number
+            f"the output is over the dataset's cap of {rules.max_output_bytes} bytes"
         )
     if not rules.aggregate_only:
         return ()
@@ -166,7 +167,7 @@ def _leaves(value: dict[str, Any], keys: tuple[str, ...]) -> Iterator[tuple[tupl
 
 def _check_value(schema: OutputSchema, file: str, keys: tuple[str, ...], value: Any) -> int | float:
     where = place(file, keys)
-    if where not in schema.places:
+    if where not in schema.places or not all(map(is_key, keys)):
         raise OutputPolicyViolation(f"{file}: holds a key its [output] schema does not declare")
     if isinstance(value, bool) or value is None:
         raise OutputPolicyViolation(f"{where}: true, false and null are not aggregates")
