@@ -16,11 +16,15 @@
           - allowed providers: hosts other than the owner that may run the dataset's
             jobs. The owner may always host their own dataset.
           - output policy: the release rules for a job's output, namely a size cap in bytes
-            (1 .. MAX_OUTPUT_BYTES), aggregate-only (no per-record rows) and an optional
-            differential-privacy epsilon in thousandths (0 = no noise added,
-            otherwise 1 .. MAX_DP_EPSILON_MILLI). A dataset whose owner never set one
-            gets the conservative default: DEFAULT_MAX_OUTPUT_BYTES (1 MiB),
-            aggregate-only, no noise.
+            (1 .. MAX_OUTPUT_BYTES), aggregate-only (only the counts and statistics the
+            job's bundle declares, never per-record rows) and a minimum cell size
+            (1 .. MAX_MIN_CELL_SIZE): an aggregate-only release suppresses every count
+            below it and every statistic of such a cell. A dataset whose owner never set
+            one gets the conservative default: DEFAULT_MAX_OUTPUT_BYTES (1 MiB),
+            aggregate-only, DEFAULT_MIN_CELL_SIZE (10). None of these rules makes a
+            release differentially private, and nothing here claims so: private
+            releases come from vetted mechanisms run by the owner's node, not from
+            compute-to-data.
 
         Views answer False for an unknown or retired dataset (`may_compute`, `may_host`);
         `output_policy` answers the stored policy, or the default when none was set.
@@ -37,8 +41,10 @@
 # (1 MiB) applies until the owner sets a policy.
 MAX_OUTPUT_BYTES: public(constant(uint256)) = 1024 * 1024 * 1024
 DEFAULT_MAX_OUTPUT_BYTES: public(constant(uint256)) = 1024 * 1024
-# An epsilon above 100 protects nothing: reject it as a mistake.
-MAX_DP_EPSILON_MILLI: public(constant(uint256)) = 100_000
+# A cell of fewer than 10 people is the usual floor for releasing counts (and the
+# default); a floor above a million would suppress any real cohort: reject it as a mistake.
+DEFAULT_MIN_CELL_SIZE: public(constant(uint256)) = 10
+MAX_MIN_CELL_SIZE: public(constant(uint256)) = 1_000_000
 
 
 # The layout of DataMarket's `Dataset`, as returned by its public `datasets` getter.
@@ -63,7 +69,7 @@ interface IDataMarket:
 struct OutputPolicy:
     max_output_bytes: uint256
     aggregate_only: bool
-    dp_epsilon_milli: uint256
+    min_cell_size: uint256
 
 
 event AlgorithmAllowed:
@@ -82,7 +88,7 @@ event OutputPolicySet:
     dataset_id: indexed(bytes32)
     max_output_bytes: uint256
     aggregate_only: bool
-    dp_epsilon_milli: uint256
+    min_cell_size: uint256
 
 
 DATA_MARKET: public(immutable(IDataMarket))
@@ -138,29 +144,31 @@ def allow_provider(dataset_id: bytes32, provider: address, allowed: bool):
 
 @external
 def set_output_policy(
-    dataset_id: bytes32, max_output_bytes: uint256, aggregate_only: bool, dp_epsilon_milli: uint256
+    dataset_id: bytes32, max_output_bytes: uint256, aggregate_only: bool, min_cell_size: uint256
 ):
     """
     @notice Set the release rules for the outputs of jobs over the dataset. Dataset owner
             only; replaces the previous policy (or the default) as a whole.
     @param max_output_bytes Largest output released, 1 .. MAX_OUTPUT_BYTES.
     @param aggregate_only True: only aggregates may be released, never per-record rows.
-    @param dp_epsilon_milli Differential-privacy epsilon in thousandths; 0 = no noise.
+    @param min_cell_size Smallest count released by an aggregate-only release,
+           1 .. MAX_MIN_CELL_SIZE; smaller counts and their statistics are suppressed.
     """
     assert max_output_bytes != 0, "policy: output size cap is zero"
     assert max_output_bytes <= MAX_OUTPUT_BYTES, "policy: output size cap too large"
-    assert dp_epsilon_milli <= MAX_DP_EPSILON_MILLI, "policy: dp epsilon too large"
+    assert min_cell_size != 0, "policy: min cell size is zero"
+    assert min_cell_size <= MAX_MIN_CELL_SIZE, "policy: min cell size too large"
     self._only_owner(dataset_id)
     self._output_policies[dataset_id] = OutputPolicy(
         max_output_bytes=max_output_bytes,
         aggregate_only=aggregate_only,
-        dp_epsilon_milli=dp_epsilon_milli,
+        min_cell_size=min_cell_size,
     )
     log OutputPolicySet(
         dataset_id=dataset_id,
         max_output_bytes=max_output_bytes,
         aggregate_only=aggregate_only,
-        dp_epsilon_milli=dp_epsilon_milli,
+        min_cell_size=min_cell_size,
     )
 
 
@@ -209,11 +217,11 @@ def may_host(dataset_id: bytes32, provider: address) -> bool:
 def output_policy(dataset_id: bytes32) -> (uint256, bool, uint256):
     """
     @notice The dataset's release rules: (max_output_bytes, aggregate_only,
-            dp_epsilon_milli); the default (1 MiB, True, 0) when the owner never set one.
+            min_cell_size); the default (1 MiB, True, 10) when the owner never set one.
             Answers for any id, known or not: whether compute may run at all is
             `may_compute`'s question.
     """
     p: OutputPolicy = self._output_policies[dataset_id]
     if p.max_output_bytes == 0:
-        return DEFAULT_MAX_OUTPUT_BYTES, True, 0
-    return p.max_output_bytes, p.aggregate_only, p.dp_epsilon_milli
+        return DEFAULT_MAX_OUTPUT_BYTES, True, DEFAULT_MIN_CELL_SIZE
+    return p.max_output_bytes, p.aggregate_only, p.min_cell_size

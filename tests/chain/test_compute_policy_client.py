@@ -9,7 +9,9 @@ from tests.conftest import ChainUnderTest
 from ailedger.chain.compiler import compile_contract
 from ailedger.chain.contracts import DataMarketClient, Policy
 from ailedger.chain.contracts.compute_policy import (
+    DEFAULT_MIN_CELL_SIZE,
     DEFAULT_OUTPUT_POLICY,
+    MAX_MIN_CELL_SIZE,
     MAX_OUTPUT_BYTES,
     MIB,
     ComputePolicyClient,
@@ -21,31 +23,30 @@ DS = b"\x51" * 32
 CODE = b"\xc0" * 32
 
 
-def test_output_policy_default_and_conversions() -> None:
-    assert OutputPolicy(MIB, True, None) == DEFAULT_OUTPUT_POLICY
-    assert DEFAULT_OUTPUT_POLICY.dp_epsilon_milli == 0
-    assert OutputPolicy(4096, False, 0.5).dp_epsilon_milli == 500
-    assert OutputPolicy(4096, False, 1.2345).dp_epsilon_milli == 1234
-    assert OutputPolicy.from_chain(4096, False, 500) == OutputPolicy(4096, False, 0.5)
-    assert OutputPolicy.from_chain(MIB, True, 0) == DEFAULT_OUTPUT_POLICY
+def test_output_policy_default() -> None:
+    assert OutputPolicy(MIB, True, 10) == DEFAULT_OUTPUT_POLICY
+    assert DEFAULT_OUTPUT_POLICY.min_cell_size == DEFAULT_MIN_CELL_SIZE == 10
+    assert not hasattr(DEFAULT_OUTPUT_POLICY, "dp_epsilon")  # nothing here claims privacy
+    assert OutputPolicy(1, False, 1).min_cell_size == 1
+    assert OutputPolicy(MAX_OUTPUT_BYTES, True, MAX_MIN_CELL_SIZE).min_cell_size == 1_000_000
 
 
 @pytest.mark.parametrize(
-    ("size", "epsilon"),
+    ("size", "cell", "message"),
     [
-        (0, None),
-        (MAX_OUTPUT_BYTES + 1, None),
-        (MIB, 0.0),
-        (MIB, 0.0004),
-        (MIB, 100.001),
-        (MIB, float("nan")),
-        (MIB, float("inf")),
-        (MIB, -1.0),
+        (0, 10, "output size cap"),
+        (MAX_OUTPUT_BYTES + 1, 10, "output size cap"),
+        (True, 10, "output size cap"),
+        (MIB, 0, "minimum cell size"),
+        (MIB, -1, "minimum cell size"),
+        (MIB, MAX_MIN_CELL_SIZE + 1, "minimum cell size"),
+        (MIB, 2.5, "minimum cell size"),
+        (MIB, True, "minimum cell size"),
     ],
 )
-def test_output_policy_refuses_what_the_contract_would(size: int, epsilon: float | None) -> None:
-    with pytest.raises(ConfigError):
-        OutputPolicy(size, True, epsilon)
+def test_output_policy_refuses_what_the_contract_would(size: int, cell: int, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        OutputPolicy(size, True, cell)
 
 
 def test_rules_set_and_read_through_the_client(chain_under_test: ChainUnderTest) -> None:
@@ -72,10 +73,10 @@ def test_rules_set_and_read_through_the_client(chain_under_test: ChainUnderTest)
 
     policy.allow_algorithm(DS, CODE)
     policy.allow_provider(DS, provider.address)
-    policy.set_output_policy(DS, OutputPolicy(4096, False, 0.25))
+    policy.set_output_policy(DS, OutputPolicy(4096, False, 25))
     assert policy.may_compute(DS, CODE)
     assert policy.may_host(DS, provider.address)
-    assert stranger.output_policy(DS) == OutputPolicy(4096, False, 0.25)
+    assert stranger.output_policy(DS) == OutputPolicy(4096, False, 25)
 
     policy.allow_algorithm(DS, CODE, allowed=False)
     assert not policy.may_compute(DS, CODE)

@@ -221,7 +221,9 @@ def test_demo_runs_end_to_end(
     assert 0 <= float(earned[1]) < 2 and float(earned[1]) == pytest.approx(
         int(earned[2]) * 2 / 3600, abs=1e-6
     )
-    assert re.search(r'released result: \{"by_gene": \{"KMT2D": [0-9.]+', out)
+    assert re.search(r'released result: \{"by_gene": \{"KMT2D": 100, "MECP2": 100, ', out)
+    assert '"patients": 400, "rare_born_1950": null}' in out  # a cell of 7: suppressed
+    assert "(exact values: not differentially private)" in out
     assert "a job that copies the rows gets nothing out: withheld:" in out
     assert "audit log holds 2 compute-read entries" in out
     # The hospital's web app, through its REST API, signed in with its account.

@@ -44,6 +44,28 @@ def test_job_check_prints_hash_and_escrow(
     assert len(checked["bundle_hash"]) == 66 and checked["redundancy"] == 2
     # 2 AIL x 2 h x (k=2 runs + 1 reserve share for a tie-break run)
     assert checked["max_cost_base_units"] == str(2 * 10**18 * 2 * 3)
+    assert checked["output"] is None
+
+
+def test_job_check_shows_the_declared_output_for_the_owners_review(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml = JOB_TOML + (
+        '[output]\ncounts = ["stats.json:patients", "stats.json:by_gene.KMT2D"]\n'
+        'statistics = { "stats.json:mean_age" = "stats.json:patients" }\n'
+    )
+    code, out, err = run(
+        ["job", "check", str(_bundle(tmp_path, toml)), "--json"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert json.loads(out)["output"] == {
+        "counts": ["stats.json:by_gene.KMT2D", "stats.json:patients"],
+        "statistics": {"stats.json:mean_age": "stats.json:patients"},
+    }
+    code, out, err = run(["job", "check", str(tmp_path / "bundle")], capsys, monkeypatch)
+    assert code == 0, err
+    assert "may release 2 counts and 1 statistics" in out
+    assert "statistic  stats.json:mean_age  (cell stats.json:patients)" in out
 
 
 def test_job_check_names_the_bad_field(
@@ -90,16 +112,35 @@ def test_owner_sets_compute_rules_for_its_dataset(
         "dataset": dataset,
         "max_output_bytes": 1 << 20,
         "aggregate_only": True,
-        "dp_epsilon": None,
+        "min_cell_size": 10,
+        "differentially_private": False,
+        "privacy": "not differentially private (use `ailedger privacy query` for private releases)",
         "tx": None,
     }
     code, out, err = run(
-        ["data", "output-policy", dataset, "--max-bytes", "4096", "--dp-epsilon", "0.5", "--json"],
+        ["data", "output-policy", dataset, "--max-bytes", "4096", "--min-cell-size", "25"],
         capsys,
         monkeypatch,
     )
     assert code == 0, err
-    assert json.loads(out)["max_output_bytes"] == 4096 and json.loads(out)["dp_epsilon"] == 0.5
+    assert "4096 bytes, declared aggregates only, cells of at least 25" in out
+    assert "not differentially private" in out and "epsilon" not in out
+    code, out, err = run(
+        ["data", "output-policy", dataset, "--any-output", "--json"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    shown = json.loads(out)
+    assert (shown["max_output_bytes"], shown["aggregate_only"], shown["min_cell_size"]) == (
+        4096,
+        False,
+        25,
+    )
+    assert shown["differentially_private"] is False
+    assert not any("epsilon" in key for key in shown)
+    code, out, _ = run(["data", "output-policy", dataset], capsys, monkeypatch)
+    assert "any output (no cell-size check)" in out and "not differentially private" in out
+    code, _, err = run(["data", "output-policy", dataset, "--dp-epsilon", "1"], capsys, monkeypatch)
+    assert code == 2 and "No such option" in err  # gone: no epsilon is ever set or shown
     assert run(["data", "allow-algorithm", dataset, digest], capsys, monkeypatch)[0] == 0
     host = "0x" + "11" * 20
     assert run(["data", "allow-host", dataset, host], capsys, monkeypatch)[0] == 0
@@ -109,6 +150,8 @@ def test_owner_sets_compute_rules_for_its_dataset(
     assert "bundle hash" in line
     line = error_of(["data", "output-policy", dataset, "--max-bytes", "0"], capsys, monkeypatch)
     assert "output size cap" in line
+    line = error_of(["data", "output-policy", dataset, "--min-cell-size", "0"], capsys, monkeypatch)
+    assert "minimum cell size" in line
     other = "0x" + "22" * 32
     line = error_of(["data", "allow-algorithm", other, digest], capsys, monkeypatch)
     assert "unknown dataset" in line

@@ -99,7 +99,7 @@ class World:
             "[resources]\ncpu_cores = 1\nram_mb = 256\nmax_hours = 1\n"
             f'[market]\nmax_price_per_hour = "5"\n'
             f"deadline_hours = {job.get('deadline_hours', 1)}\n"
-            f"redundancy = {job.get('k', 1)}\n"
+            f"redundancy = {job.get('k', 1)}\n" + job.get("output", "")
         )
         if job.get("tamper"):
             (directory / "tamper-me").write_text("")
@@ -374,8 +374,14 @@ STATS_JOB = """
     data = os.environ["AILEDGER_INPUTS"]
     (name,) = os.listdir(data)
     rows = list(csv.DictReader(open(os.path.join(data, name))))
+    print("a row printed to the log:", rows[0], flush=True)
     with open(os.path.join(os.environ["AILEDGER_OUTPUT"], "stats.json"), "w") as f:
         json.dump({"rows": len(rows), "mean_age": sum(int(r["age"]) for r in rows) / len(rows)}, f)
+"""
+STATS_OUTPUT = """
+[output]
+counts = ["stats.json:rows"]
+statistics = { "stats.json:mean_age" = "stats.json:rows" }
 """
 LEAK_JOB = """
     import os, shutil
@@ -404,7 +410,7 @@ def test_compute_to_data_runs_at_the_owner_and_releases_only_aggregates(
 ) -> None:
     name = "0x" + dataset.hex()
     policy = world.owner.compute_policy
-    stats = world.bundle("stats", STATS_JOB, inputs=[name])
+    stats = world.bundle("stats", STATS_JOB, inputs=[name], output=STATS_OUTPUT)
     leak = world.bundle("leak", LEAK_JOB, inputs=[name])
     before = world.balance(world.requester)
     with pytest.raises(AiledgerError, match="algorithm not allowed"):
@@ -420,6 +426,9 @@ def test_compute_to_data_runs_at_the_owner_and_releases_only_aggregates(
     assert [a["provider"] for a in slots] == [world.owner.address]  # only the owner may host
     out = _reviewed_result(world, job_id)
     assert json.loads((out / "stats.json").read_text()) == {"rows": 50, "mean_age": 46.5}
+    # What the job prints passes no output policy: none of it reaches the requester.
+    log = "".join(text for _, text in logs(world.requester, job_id))
+    assert "held back" in log and "a row printed" not in log and "'age'" not in log
 
     out = _reviewed_result(world, world.submit(leak, purpose=RESEARCH))
     assert not (out / "rows.csv").exists()

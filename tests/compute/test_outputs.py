@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import os
 from pathlib import Path
 
 import pytest
 
-from ailedger.compute import outputs
-from ailedger.compute.jobs import UnsafeBundleError, bundle_hash
+from ailedger.compute.jobs import UnsafeBundleError, bundle_hash, parse_job
+from ailedger.compute.output_schema import MAX_RELEASE_VALUES, OutputSchema
 from ailedger.compute.outputs import (
     EXIT_FILE,
-    MAX_AGGREGATE_ARRAY,
-    MAX_AGGREGATE_NUMBERS,
+    NOT_PRIVATE,
     OutputPolicyViolation,
     ReleaseRules,
     apply_output_policy,
@@ -25,8 +24,41 @@ from ailedger.compute.outputs import (
     write_exit_record,
 )
 
-AGG = ReleaseRules(max_output_bytes=1 << 20, aggregate_only=True)
+AGG = ReleaseRules(max_output_bytes=1 << 20, aggregate_only=True, min_cell_size=10)
 ANY = ReleaseRules(max_output_bytes=1 << 20, aggregate_only=False)
+JOB_TOML = """
+[job]
+entry = "main.py"
+runtime = "python"
+[resources]
+cpu_cores = 1
+ram_mb = 64
+max_hours = 1
+[market]
+max_price_per_hour = "1"
+deadline_hours = 1
+[output]
+counts = ["stats.json:patients", "stats.json:by_gene.KMT2D", "stats.json:by_gene.NGLY1",
+          "more.json:total"]
+[output.statistics]
+"stats.json:mean_age" = "stats.json:patients"
+"stats.json:mean_age_kmt2d" = "stats.json:by_gene.KMT2D"
+"""
+SCHEMA = OutputSchema(
+    frozenset(
+        {
+            "stats.json:patients",
+            "stats.json:by_gene.KMT2D",
+            "stats.json:by_gene.NGLY1",
+            "more.json:total",
+        }
+    ),
+    (
+        ("stats.json:mean_age", "stats.json:patients"),
+        ("stats.json:mean_age_kmt2d", "stats.json:by_gene.KMT2D"),
+    ),
+)
+STATS = {"patients": 40, "mean_age": 51.25, "by_gene": {"KMT2D": 12, "NGLY1": 28}}
 
 
 def make_tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -103,138 +135,217 @@ def test_exit_record_missing_or_bad(tmp_path: Path) -> None:
 
 def test_size_cap(tmp_path: Path) -> None:
     make_tree(tmp_path, {"a.bin": b"x" * 60, "b/c.bin": b"x" * 41})
-    with pytest.raises(OutputPolicyViolation, match="101 bytes"):
+    with pytest.raises(OutputPolicyViolation, match="over the dataset's cap of 100 bytes") as e:
         apply_output_policy(tmp_path, ReleaseRules(100, aggregate_only=False))
+    assert "101" not in str(e.value)  # the size is the job's number: never echoed
     apply_output_policy(tmp_path, ReleaseRules(101, aggregate_only=False))
 
 
-def test_not_aggregate_only_releases_anything(tmp_path: Path) -> None:
-    make_tree(tmp_path, {"records.csv": b"alice,42\n"})
-    apply_output_policy(tmp_path, ANY)
+def test_not_aggregate_only_releases_anything_and_claims_nothing(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"records.csv": b"alice,42\n", "stats.json": b'{"epsilon": 0.1}'})
+    assert apply_output_policy(tmp_path, ANY, SCHEMA) == ()
     assert (tmp_path / "records.csv").read_bytes() == b"alice,42\n"
+    assert (tmp_path / "stats.json").read_bytes() == b'{"epsilon": 0.1}'  # untouched
 
 
-def test_aggregate_accepts_nested_numbers(tmp_path: Path) -> None:
-    value = {
-        "count": 12,
-        "mean": 3.5,
-        "flag": True,
-        "missing": None,
-        "hist": [1, 2, 3.25],
-        "by_group": {"a-1": {"n": 1, "x.y": [0.5]}, "b_2": {"n": 2}},
+def test_declared_aggregates_are_released_canonically(tmp_path: Path) -> None:
+    (tmp_path / "stats.json").write_text(json.dumps(STATS, indent=7))  # spacing: a channel
+    write_json(tmp_path, "more.json", {"total": 40})
+    write_exit_record(tmp_path, 0, "exited")
+    assert apply_output_policy(tmp_path, AGG, SCHEMA) == ()
+    assert (tmp_path / "stats.json").read_text() == json.dumps(STATS, sort_keys=True) + "\n"
+    assert json.loads((tmp_path / "more.json").read_text()) == {"total": 40}
+    assert read_exit_record(tmp_path) == {"exit_code": 0, "reason": "exited"}
+
+
+def test_a_declared_place_may_be_missing(tmp_path: Path) -> None:
+    write_json(tmp_path, "stats.json", {"patients": 40})  # no more.json, no by_gene
+    assert apply_output_policy(tmp_path, AGG, SCHEMA) == ()
+    assert json.loads((tmp_path / "stats.json").read_text()) == {"patients": 40}
+
+
+def test_aggregate_only_needs_a_schema(tmp_path: Path) -> None:
+    write_json(tmp_path, "stats.json", {"patients": 40})
+    with pytest.raises(OutputPolicyViolation, match=r"declares no \[output\] schema"):
+        apply_output_policy(tmp_path, AGG, None)
+
+
+def test_small_cell_is_suppressed_with_its_statistics(tmp_path: Path) -> None:
+    # Attack: a count of 3 with its mean tells a lot about 3 people.
+    value = {**STATS, "by_gene": {"KMT2D": 3, "NGLY1": 25}, "mean_age_kmt2d": 41.5}
+    path = write_json(tmp_path, "stats.json", value)
+    suppressed = apply_output_policy(tmp_path, AGG, SCHEMA)
+    assert suppressed == ("stats.json:by_gene.KMT2D", "stats.json:mean_age_kmt2d")
+    released = json.loads(path.read_text())
+    assert released["by_gene"] == {"KMT2D": None, "NGLY1": 25}
+    assert released["mean_age_kmt2d"] is None
+    assert released["mean_age"] == STATS["mean_age"] and released["patients"] == 40
+
+
+def test_minimum_cell_size_is_the_datasets(tmp_path: Path) -> None:
+    path = write_json(tmp_path, "stats.json", {"patients": 40, "mean_age": 50.5})
+    assert apply_output_policy(tmp_path, ReleaseRules(1 << 20, True, 41), SCHEMA) == (
+        "stats.json:mean_age",
+        "stats.json:patients",
+    )
+    assert json.loads(path.read_text()) == {"patients": None, "mean_age": None}
+    write_json(tmp_path, "stats.json", {"patients": 0})  # an empty cell is a small cell
+    assert apply_output_policy(tmp_path, ReleaseRules(1 << 20, True, 1), SCHEMA) == (
+        "stats.json:patients",
+    )
+
+
+def test_statistic_without_its_count_is_suppressed(tmp_path: Path) -> None:
+    path = write_json(tmp_path, "stats.json", {"mean_age": 50.5, "by_gene": {"NGLY1": 12}})
+    assert apply_output_policy(tmp_path, AGG, SCHEMA) == ("stats.json:mean_age",)
+    assert json.loads(path.read_text()) == {"mean_age": None, "by_gene": {"NGLY1": 12}}
+
+
+MRN = "MRN-12345_Smith_1977-03-02_KMT2D"
+
+
+def test_free_text_key_is_withheld_and_never_echoed(tmp_path: Path) -> None:
+    # Attack from the review: a key carrying a patient's identifiers came out intact.
+    write_json(tmp_path, "stats.json", {"patients": 40, "by_gene": {MRN: 12}})
+    with pytest.raises(OutputPolicyViolation, match="does not declare") as caught:
+        apply_output_policy(tmp_path, AGG, SCHEMA)
+    assert "MRN" not in str(caught.value) and "Smith" not in str(caught.value)
+    withhold(tmp_path, str(caught.value))
+    assert "Smith" not in (tmp_path / EXIT_FILE).read_text()
+
+
+def test_undeclared_key_or_file_is_withheld(tmp_path: Path) -> None:
+    write_json(tmp_path, "stats.json", {"patients": 40, "extra": 12})
+    with pytest.raises(OutputPolicyViolation, match="does not declare"):
+        apply_output_policy(tmp_path, AGG, SCHEMA)
+    write_json(tmp_path, "stats.json", {"patients": 40})
+    write_json(tmp_path, "Smith_1977.json", {"patients": 40})
+    with pytest.raises(OutputPolicyViolation, match="a file its") as caught:
+        apply_output_policy(tmp_path, AGG, SCHEMA)
+    assert "Smith" not in str(caught.value)
+    (tmp_path / "Smith_1977.json").unlink()
+    (tmp_path / "Smith_1977").mkdir()  # an empty directory's name is text too
+    with pytest.raises(OutputPolicyViolation, match="directory"):
+        apply_output_policy(tmp_path, AGG, SCHEMA)
+
+
+def test_birth_year_bits_as_booleans_are_withheld(tmp_path: Path) -> None:
+    # Attack from the review: booleans passed un-noised, so the 11 bits of one patient's
+    # birth year came out exact. A boolean is not an aggregate, declared or not.
+    bits = {f"b{i}": bool(1977 >> i & 1) for i in range(11)}
+    schema = OutputSchema(
+        frozenset({"stats.json:patients"} | {f"stats.json:bits.b{i}" for i in range(11)}), ()
+    )
+    write_json(tmp_path, "stats.json", {"patients": 40, "bits": bits})
+    with pytest.raises(OutputPolicyViolation, match="not aggregates"):
+        apply_output_policy(tmp_path, AGG, schema)
+    write_json(tmp_path, "stats.json", {"patients": 40, "bits": {"b0": None}})
+    with pytest.raises(OutputPolicyViolation, match="not aggregates"):
+        apply_output_policy(tmp_path, AGG, schema)
+
+
+def test_the_value_bound_is_per_release_not_per_file(tmp_path: Path) -> None:
+    # Attack from the review: 10,000 raw numbers across 20 files, each file under the old
+    # per-file bound. The bound counts every value in all files, declared or not.
+    files = [f"part{i}.json" for i in range(20)]
+    schema = OutputSchema(frozenset(f"{f}:n" for f in files), ())
+    for name in files:
+        write_json(tmp_path, name, {f"v{j}": 1977 for j in range(500)})
+    with pytest.raises(OutputPolicyViolation, match=f"more than {MAX_RELEASE_VALUES} values"):
+        apply_output_policy(tmp_path, AGG, schema)
+    # Booleans and nulls count too: 1,001 of them break the bound before their type does.
+    for name in files:
+        (tmp_path / name).unlink()
+    write_json(tmp_path, "part0.json", {f"v{j}": None for j in range(MAX_RELEASE_VALUES + 1)})
+    with pytest.raises(OutputPolicyViolation, match="more than"):
+        apply_output_policy(tmp_path, AGG, schema)
+
+
+def test_a_release_at_the_bound_passes(tmp_path: Path) -> None:
+    names = [f"c{i}" for i in range(MAX_RELEASE_VALUES)]
+    schema = OutputSchema(
+        frozenset(f"a.json:{n}" for n in names[:500]) | {f"b.json:{n}" for n in names[500:]}, ()
+    )
+    write_json(tmp_path, "a.json", {n: 10 for n in names[:500]})
+    write_json(tmp_path, "b.json", {n: 10 for n in names[500:]})
+    assert apply_output_policy(tmp_path, AGG, schema) == ()
+
+
+def test_a_job_that_writes_its_own_epsilon_is_not_private(tmp_path: Path) -> None:
+    # The release may hold a number called epsilon; nothing about it says private.
+    schema = OutputSchema(frozenset({"stats.json:n"}), (("stats.json:epsilon", "stats.json:n"),))
+    path = write_json(tmp_path, "stats.json", {"n": 40, "epsilon": 0.1})
+    write_exit_record(tmp_path, 0, "exited")
+    apply_output_policy(tmp_path, AGG, schema)
+    assert json.loads(path.read_text()) == {"n": 40, "epsilon": 0.1}  # exact, no noise
+    assert "privat" not in (tmp_path / EXIT_FILE).read_text()
+    assert {f.name for f in dataclasses.fields(ReleaseRules)} == {
+        "max_output_bytes",
+        "aggregate_only",
+        "min_cell_size",
     }
-    write_json(tmp_path, "stats.json", value)
-    write_json(tmp_path / "sub", "more.json", [1, 2, 3])
-    apply_output_policy(tmp_path, AGG)
-    assert json.loads((tmp_path / "stats.json").read_text()) == value
+    assert "not differentially private" in NOT_PRIVATE
 
 
 def test_aggregate_refuses_deep_or_huge_json_without_crashing(tmp_path: Path) -> None:
-    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(OutputPolicyViolation, match="nested"):
-        apply_output_policy(tmp_path, AGG)
-    (tmp_path / "deep.json").write_text("1" * 5000)  # over Python's int digit limit
-    with pytest.raises(OutputPolicyViolation, match="not valid JSON"):
-        apply_output_policy(tmp_path, AGG)
+    (tmp_path / "stats.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(OutputPolicyViolation, match="nested at most"):
+        apply_output_policy(tmp_path, AGG, SCHEMA)
+    (tmp_path / "stats.json").write_text('{"patients": ' + "1" * 5000 + "}")
+    with pytest.raises(OutputPolicyViolation, match="not JSON"):
+        apply_output_policy(tmp_path, AGG, SCHEMA)
 
 
-def test_aggregate_ignores_exit_record(tmp_path: Path) -> None:
-    # The runner writes the exit record (with its text reason) before applying the
-    # policy; it must neither be refused as "text" nor get noise on its exit code.
-    write_json(tmp_path, "stats.json", {"n": 1})
+def test_nested_exit_record_is_the_jobs(tmp_path: Path) -> None:
+    # Only the top-level exit record is the provider's; one the job nests is refused.
+    write_json(tmp_path, "stats.json", {"patients": 40})
     write_exit_record(tmp_path, 0, "exited")
-    apply_output_policy(tmp_path, ReleaseRules(1 << 20, True, dp_epsilon=0.5))
-    assert read_exit_record(tmp_path) == {"exit_code": 0, "reason": "exited"}
-    nested = tmp_path / "sub"
-    write_exit_record(make_tree(nested, {}), 0, "smuggled")  # only the top-level one
-    with pytest.raises(OutputPolicyViolation, match="text values"):
-        apply_output_policy(tmp_path, AGG)
+    write_exit_record(make_tree(tmp_path / "sub", {}), 0, "smuggled")
+    with pytest.raises(OutputPolicyViolation, match="directory"):
+        apply_output_policy(tmp_path, AGG, SCHEMA)
 
 
 @pytest.mark.parametrize(
     ("name", "data", "match"),
     [
-        ("records.csv", b"1,2\n", r"only \.json"),
-        ("stats", b"{}", r"only \.json"),
-        ("stats.json", b"{not json", "not valid JSON"),
-        ("stats.json", b"\xff\xfe", "not valid JSON"),
-        ("stats.json", b'{"name": "alice"}', "text values"),
-        ("stats.json", b'["alice"]', "text values"),
-        ("stats.json", b'"alice"', "text values"),
-        ("stats.json", json.dumps(list(range(MAX_AGGREGATE_ARRAY + 1))).encode(), "array of"),
-        ("stats.json", b"[[1, 2], [3]]", "numbers only"),
-        ("stats.json", b'[{"a": 1}]', "numbers only"),
-        ("stats.json", b'{"bad key": 1}', "not a short name"),
-        ("stats.json", b'{"": 1}', "not a short name"),
-        ("stats.json", json.dumps({"k" * 65: 1}).encode(), "not a short name"),
-        ("stats.json", b'{"k\\n": 1}', "not a short name"),
-        ("stats.json", b'{"x": NaN}', "not a finite"),
-        ("stats.json", b'{"x": Infinity}', "not a finite"),
-        ("stats.json", b"[-Infinity]", "not a finite"),
-        ("stats.json", b"1e400", "not a finite"),
-        ("stats.json", b"[" + b"9" * 400 + b"]", "not a finite"),
-        ("stats.json", b"9" * 5000, "not valid JSON"),
+        ("records.csv", b"1,2\n", "a file its"),
+        ("stats", b"{}", "a file its"),
+        ("stats.json", b"{not json", "not JSON"),
+        ("stats.json", b"\xff\xfe", "not JSON"),
+        ("stats.json", b"[1, 2]", "one JSON object"),
+        ("stats.json", b"40", "one JSON object"),
+        ("stats.json", b'{"patients": "alice"}', "whole number"),
+        ("stats.json", b'{"patients": 40.0}', "whole number"),
+        ("stats.json", b'{"patients": -1}', "whole number"),
+        ("stats.json", b'{"patients": true}', "not aggregates"),
+        ("stats.json", b'{"patients": [40]}', "whole number"),
+        ("stats.json", b'{"patients": {}}', "whole number"),
+        ("stats.json", b'{"patients": 40, "mean_age": "old"}', "finite number"),
+        ("stats.json", b'{"patients": 40, "mean_age": [1, 2]}', "finite number"),
+        ("stats.json", b'{"patients": 40, "mean_age": NaN}', "finite number"),
+        ("stats.json", b'{"patients": 40, "mean_age": Infinity}', "finite number"),
+        ("stats.json", b'{"patients": 40, "mean_age": 1e400}', "finite number"),
+        ("stats.json", b'{"patients": 40, "mean_age": ' + b"9" * 400 + b"}", "finite number"),
+        ("stats.json", b'{"patients": ' + b"9" * 400 + b"}", "whole number"),
+        ("stats.json", b'{"by_gene": {"NGLY1": {"x": 1}}}', "does not declare"),
+        ("stats.json", b'{"bad key": 1}', "does not declare"),
+        # One key with a dot must not pass for the two nested keys of a declared place.
+        ("stats.json", b'{"by_gene.KMT2D": 12}', "does not declare"),
+        ("stats.json", b'{"by_gene": {"NGLY1": 12}, "by_gene.NGLY1": 3}', "does not declare"),
+        ("stats.json", b'{"": 1}', "does not declare"),
     ],
 )
 def test_aggregate_refusals(tmp_path: Path, name: str, data: bytes, match: str) -> None:
-    make_tree(tmp_path, {"ok.json": b"{}", name: data})
+    make_tree(tmp_path, {"more.json": b"{}", name: data})
     with pytest.raises(OutputPolicyViolation, match=match):
-        apply_output_policy(tmp_path, AGG)
+        apply_output_policy(tmp_path, AGG, SCHEMA)
 
 
-def test_aggregate_too_many_numbers(tmp_path: Path) -> None:
-    per = MAX_AGGREGATE_ARRAY
-    groups = MAX_AGGREGATE_NUMBERS // per
-    value = {f"g{i}": [1] * per for i in range(groups)}
-    write_json(tmp_path, "stats.json", value)
-    apply_output_policy(tmp_path, AGG)  # exactly at the limit
-    value["one_more"] = [1]
-    write_json(tmp_path, "stats.json", value)
-    with pytest.raises(OutputPolicyViolation, match="numbers; aggregates"):
-        apply_output_policy(tmp_path, AGG)
-
-
-def test_aggregate_depth(tmp_path: Path) -> None:
-    def nest(levels: int) -> object:
-        value: object = 1
-        for _ in range(levels):
-            value = {"k": value}
-        return value
-
-    write_json(tmp_path, "stats.json", nest(8))
-    apply_output_policy(tmp_path, AGG)
-    write_json(tmp_path, "stats.json", nest(9))
-    with pytest.raises(OutputPolicyViolation, match="deeper than 8"):
-        apply_output_policy(tmp_path, AGG)
-
-
-def test_dp_noise_changes_numbers_not_booleans(tmp_path: Path) -> None:
-    value = {"n": 100, "mean": 2.5, "ok": True, "no": False, "none": None, "h": [1, 2, 3]}
-    path = write_json(tmp_path, "stats.json", value)
-    apply_output_policy(tmp_path, ReleaseRules(1 << 20, True, dp_epsilon=1.0))
-    noisy = json.loads(path.read_text())
-    assert noisy["ok"] is True and noisy["no"] is False and noisy["none"] is None
-    assert noisy["n"] != 100 and noisy["mean"] != 2.5
-    assert len(noisy["h"]) == 3 and noisy["h"] != [1, 2, 3]
-    assert all(isinstance(v, float) for v in [noisy["n"], noisy["mean"], *noisy["h"]])
-
-
-def test_dp_noise_only_with_aggregate_only(tmp_path: Path) -> None:
-    path = write_json(tmp_path, "stats.json", {"n": 100})
-    apply_output_policy(tmp_path, ReleaseRules(1 << 20, False, dp_epsilon=1.0))
-    assert json.loads(path.read_text()) == {"n": 100}
-
-
-def test_laplace_statistics() -> None:
-    # Laplace(0, b): mean 0, E|X| = b, sd = b*sqrt(2). With 20,000 draws the standard error
-    # of the mean is b*sqrt(2)/141 ~ 0.01 b and of mean |X| is b/141 ~ 0.007 b, so a 10%
-    # tolerance is 10+ standard errors: this cannot flake in practice.
-    scale, draws = 2.0, 20_000
-    noise = [outputs._laplace(scale) for _ in range(draws)]
-    assert all(math.isfinite(x) for x in noise)
-    assert abs(sum(noise) / draws) < 0.1 * scale
-    assert abs(sum(abs(x) for x in noise) / draws - scale) < 0.1 * scale
-    assert sum(x > 0 for x in noise) / draws == pytest.approx(0.5, abs=0.05)
+def test_schema_from_job_toml_drives_the_release(tmp_path: Path) -> None:
+    spec = parse_job(JOB_TOML)
+    assert spec.output == SCHEMA
+    write_json(tmp_path, "stats.json", STATS)
+    assert apply_output_policy(tmp_path, AGG, spec.output) == ()
 
 
 # ------------------------------------------------------------------ withhold / links

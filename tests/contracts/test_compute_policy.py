@@ -30,6 +30,8 @@ CT_HASH = b"\x22" * 32
 META_HASH = b"\x33" * 32
 CODE = b"\xc0" * 32
 CODE2 = b"\xc1" * 32
+# What output_policy answers until the owner sets one: 1 MiB, aggregate-only, cells of 10.
+DEFAULT = (MIB, True, 10)
 
 
 @functools.cache
@@ -87,7 +89,8 @@ def test_constructor_and_constants(policy: VyperContract, market: VyperContract)
     assert policy.DATA_MARKET() == market.address
     assert policy.MAX_OUTPUT_BYTES() == GIB
     assert policy.DEFAULT_MAX_OUTPUT_BYTES() == MIB
-    assert policy.MAX_DP_EPSILON_MILLI() == 100_000
+    assert policy.DEFAULT_MIN_CELL_SIZE() == 10
+    assert policy.MAX_MIN_CELL_SIZE() == 1_000_000
 
 
 def test_constructor_rejects_non_contract_market() -> None:
@@ -99,8 +102,8 @@ def test_constructor_rejects_non_contract_market() -> None:
 
 
 def test_defaults_for_a_fresh_dataset(policy: VyperContract, owner: Any, provider: Any) -> None:
-    assert policy.output_policy(DS) == (MIB, True, 0)
-    assert policy.output_policy(UNKNOWN_DS) == (MIB, True, 0)
+    assert policy.output_policy(DS) == DEFAULT
+    assert policy.output_policy(UNKNOWN_DS) == DEFAULT
     # No algorithm is allowed until the owner allows one; the owner may host.
     assert not policy.may_compute(DS, CODE)
     assert policy.may_host(DS, owner)
@@ -196,31 +199,34 @@ def test_allow_provider_refusals(policy: VyperContract, owner: Any, stranger: An
 
 def test_set_output_policy(policy: VyperContract, owner: Any) -> None:
     with boa.env.prank(owner):
-        policy.set_output_policy(DS, 4096, False, 500)
+        policy.set_output_policy(DS, 4096, False, 25)
     log = _only_log(policy)
     assert type(log).__name__ == "OutputPolicySet"
-    assert (log.dataset_id, log.max_output_bytes, log.aggregate_only, log.dp_epsilon_milli) == (
+    assert (log.dataset_id, log.max_output_bytes, log.aggregate_only, log.min_cell_size) == (
         DS,
         4096,
         False,
-        500,
+        25,
     )
-    assert policy.output_policy(DS) == (4096, False, 500)
+    assert policy.output_policy(DS) == (4096, False, 25)
     # Replaced as a whole; the bounds themselves are accepted.
     with boa.env.prank(owner):
-        policy.set_output_policy(DS, GIB, True, 0)
-    assert policy.output_policy(DS) == (GIB, True, 0)
+        policy.set_output_policy(DS, GIB, True, 1)
+    assert policy.output_policy(DS) == (GIB, True, 1)
     with boa.env.prank(owner):
-        policy.set_output_policy(DS, 1, True, 100_000)
-    assert policy.output_policy(DS) == (1, True, 100_000)
+        policy.set_output_policy(DS, 1, True, 1_000_000)
+    assert policy.output_policy(DS) == (1, True, 1_000_000)
 
 
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
-        ((0, True, 0), "policy: output size cap is zero"),
-        ((GIB + 1, True, 0), "policy: output size cap too large"),
-        ((MIB, True, 100_001), "policy: dp epsilon too large"),
+        ((0, True, 10), "policy: output size cap is zero"),
+        ((GIB + 1, True, 10), "policy: output size cap too large"),
+        ((MIB, True, 0), "policy: min cell size is zero"),
+        ((MIB, False, 0), "policy: min cell size is zero"),
+        ((MIB, True, 1_000_001), "policy: min cell size too large"),
+        ((MIB, True, 2**256 - 1), "policy: min cell size too large"),
     ],
 )
 def test_set_output_policy_bad_input(
@@ -228,15 +234,15 @@ def test_set_output_policy_bad_input(
 ) -> None:
     with boa.env.prank(owner), boa.reverts(reason):
         policy.set_output_policy(DS, *args)
-    assert policy.output_policy(DS) == (MIB, True, 0)
+    assert policy.output_policy(DS) == DEFAULT
 
 
 def test_set_output_policy_owner_only(policy: VyperContract, owner: Any, stranger: Any) -> None:
     with boa.env.prank(stranger), boa.reverts("policy: caller is not the dataset owner"):
-        policy.set_output_policy(DS, 4096, False, 0)
+        policy.set_output_policy(DS, 4096, False, 10)
     with boa.env.prank(owner), boa.reverts("policy: unknown dataset"):
-        policy.set_output_policy(UNKNOWN_DS, 4096, False, 0)
-    assert policy.output_policy(DS) == (MIB, True, 0)
+        policy.set_output_policy(UNKNOWN_DS, 4096, False, 10)
+    assert policy.output_policy(DS) == DEFAULT
 
 
 # ---------------------------------------------------------------- retirement
@@ -248,7 +254,7 @@ def test_retired_dataset_allows_nothing_and_takes_no_changes(
     with boa.env.prank(owner):
         policy.allow_algorithm(DS, CODE, True)
         policy.allow_provider(DS, provider, True)
-        policy.set_output_policy(DS, 4096, False, 250)
+        policy.set_output_policy(DS, 4096, False, 25)
     _retire(market, owner)
 
     assert not policy.may_compute(DS, CODE)
@@ -256,7 +262,7 @@ def test_retired_dataset_allows_nothing_and_takes_no_changes(
     assert not policy.may_host(DS, provider)
     # Stored rules are kept (and still readable), they just allow nothing.
     assert policy.algorithm_allowed(DS, CODE)
-    assert policy.output_policy(DS) == (4096, False, 250)
+    assert policy.output_policy(DS) == (4096, False, 25)
 
     with boa.env.prank(owner):
         with boa.reverts("policy: dataset retired"):
@@ -264,7 +270,7 @@ def test_retired_dataset_allows_nothing_and_takes_no_changes(
         with boa.reverts("policy: dataset retired"):
             policy.allow_provider(DS, provider, False)
         with boa.reverts("policy: dataset retired"):
-            policy.set_output_policy(DS, MIB, True, 0)
+            policy.set_output_policy(DS, MIB, True, 10)
     # A stranger is told it is not theirs before being told it is retired.
     with boa.env.prank(provider), boa.reverts("policy: caller is not the dataset owner"):
         policy.allow_algorithm(DS, CODE2, True)
@@ -280,15 +286,15 @@ def test_events_rebuild_state(policy: VyperContract, owner: Any, provider: Any) 
         ("allow_algorithm", (DS, CODE, True)),
         ("allow_algorithm", (DS, CODE2, True)),
         ("allow_provider", (DS, provider, True)),
-        ("set_output_policy", (DS, 2048, True, 1500)),
+        ("set_output_policy", (DS, 2048, True, 15)),
         ("allow_algorithm", (DS, CODE, False)),
         ("allow_provider", (DS, other, True)),
         ("allow_provider", (DS, provider, False)),
-        ("set_output_policy", (DS, 8192, False, 0)),
+        ("set_output_policy", (DS, 8192, False, 1)),
     ]
     algorithms: dict[bytes, bool] = {}
     providers: dict[str, bool] = {}
-    output = (MIB, True, 0)
+    output = DEFAULT
     for name, args in calls:
         with boa.env.prank(owner):
             getattr(policy, name)(*args)
@@ -301,7 +307,7 @@ def test_events_rebuild_state(policy: VyperContract, owner: Any, provider: Any) 
             providers[str(log.provider)] = log.allowed
         else:
             assert kind == "OutputPolicySet"
-            output = (log.max_output_bytes, log.aggregate_only, log.dp_epsilon_milli)
+            output = (log.max_output_bytes, log.aggregate_only, log.min_cell_size)
 
     assert algorithms == {CODE: False, CODE2: True}
     for code_hash, allowed in algorithms.items():
@@ -309,4 +315,4 @@ def test_events_rebuild_state(policy: VyperContract, owner: Any, provider: Any) 
     assert providers == {str(provider): False, str(other): True}
     for who, allowed in providers.items():
         assert policy.may_host(DS, who) is allowed
-    assert policy.output_policy(DS) == output == (8192, False, 0)
+    assert policy.output_policy(DS) == output == (8192, False, 1)

@@ -385,20 +385,26 @@ def output_policy(
     dataset: str = typer.Argument(..., help="Dataset id (0x...)."),
     max_bytes: int = typer.Option(None, help="Largest output released, in bytes (set: 1..1 GiB)."),
     aggregate_only: bool = typer.Option(
-        None, "--aggregate-only/--any-output", help="Release only JSON aggregates of numbers."
+        None,
+        "--aggregate-only/--any-output",
+        help="Release only the counts and statistics a job declares in its job.toml.",
     ),
-    dp_epsilon: float = typer.Option(
-        None, help="Add Laplace noise of scale 1/EPSILON to every released number (0: none)."
+    min_cell_size: int = typer.Option(
+        None,
+        help="Aggregates only: suppress every count below this many records, and the "
+        "statistics of its cell (set: 1..1000000).",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show what compute-to-data jobs may release from the dataset; with options, change it
-    (your dataset only). Unset: 1 MiB, aggregates only, no noise."""
+    (your dataset only). Unset: 1 MiB, aggregates only, cells of at least 10. Compute-to-data
+    releases are never differentially private."""
     import dataclasses
 
     from ailedger.chain.contracts import OutputPolicy
+    from ailedger.compute.outputs import NOT_PRIVATE
 
-    changing = max_bytes is not None or aggregate_only is not None or dp_epsilon is not None
+    changing = max_bytes is not None or aggregate_only is not None or min_cell_size is not None
     dataset_id = parse.dataset_id(dataset)
     with session(ctx, unlock=changing) as s:
         policy_client = s.compute_policy
@@ -410,22 +416,27 @@ def output_policy(
                 updates["max_output_bytes"] = max_bytes
             if aggregate_only is not None:
                 updates["aggregate_only"] = aggregate_only
-            if dp_epsilon is not None:
-                updates["dp_epsilon"] = dp_epsilon or None
+            if min_cell_size is not None:
+                updates["min_cell_size"] = min_cell_size
             current = dataclasses.replace(current, **updates)
             tx = policy_client.set_output_policy(dataset_id, current)
     data = {
         "dataset": dataset,
         "max_output_bytes": current.max_output_bytes,
         "aggregate_only": current.aggregate_only,
-        "dp_epsilon": current.dp_epsilon,
+        "min_cell_size": current.min_cell_size,
+        "differentially_private": False,
+        "privacy": NOT_PRIVATE,
         "tx": tx.tx_hash if tx else None,
     }
 
     def render() -> None:
-        noise = f"Laplace noise, epsilon {current.dp_epsilon}" if current.dp_epsilon else "no noise"
-        shape = "aggregates only" if current.aggregate_only else "any output"
-        console.print(f"{dataset}: up to {current.max_output_bytes} bytes, {shape}, {noise}")
+        if current.aggregate_only:
+            shape = f"declared aggregates only, cells of at least {current.min_cell_size}"
+        else:
+            shape = "any output (no cell-size check)"
+        console.print(f"{dataset}: up to {current.max_output_bytes} bytes, {shape}")
+        console.print(f"  {NOT_PRIVATE}")
         if tx:
             console.print(f"  tx {tx.tx_hash}")
 

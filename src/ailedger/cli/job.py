@@ -39,16 +39,33 @@ def check(
         "redundancy": checked.redundancy,
         "deterministic": checked.deterministic,
         "max_cost_base_units": str(checked.max_cost),
+        "output": None
+        if checked.output is None
+        else {
+            "counts": sorted(checked.output.counts),
+            "statistics": dict(checked.output.statistics),
+        },
     }
-    emit(
-        as_json,
-        data,
-        lambda: console.print(
+
+    def render() -> None:
+        console.print(
             f"job bundle OK: {checked.entry} on {checked.runtime}, k = {checked.redundancy}; "
             f"hash 0x{checked.bundle_hash.hex()}; at most {format_amount(checked.max_cost)} "
             "in escrow"
-        ),
-    )
+        )
+        if checked.output is None:
+            console.print("  declares no [output]: aggregate-only datasets release nothing")
+            return
+        console.print(
+            f"  may release {len(checked.output.counts)} counts and "
+            f"{len(checked.output.statistics)} statistics (aggregate-only datasets):"
+        )
+        for count in sorted(checked.output.counts):
+            console.print(f"    count      {count}", markup=False)
+        for statistic, cell in checked.output.statistics:
+            console.print(f"    statistic  {statistic}  (cell {cell})", markup=False)
+
+    emit(as_json, data, render)
 
 
 @app.command("submit")

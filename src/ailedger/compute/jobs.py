@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ailedger.compute.output_schema import OutputSchema, OutputSchemaError, parse_output_schema
 from ailedger.errors import AiledgerError, ConfigError
 from ailedger.units import parse_amount
 
@@ -40,6 +41,7 @@ _ALLOWED = {
     "job": {"entry", "runtime", "inputs", "seed", "deterministic"},
     "resources": {"cpu_cores", "ram_mb", "gpu_mem_mb", "max_hours"},
     "market": {"max_price_per_hour", "deadline_hours", "redundancy"},
+    "output": {"counts", "statistics"},
 }
 
 
@@ -67,6 +69,8 @@ class JobSpec:
     redundancy: int
     seed: int | None
     deterministic: bool
+    # What an aggregate-only dataset may release from the job (None: nothing declared).
+    output: OutputSchema | None = None
 
 
 def _fail(table: str, key: str, must: str, value: object) -> JobSpecError:
@@ -115,7 +119,7 @@ def parse_job(text: str) -> JobSpec:
         if name not in _ALLOWED:
             raise JobSpecError(
                 f"{JOB_FILE}: unknown table or field {name!r}; "
-                f"expected [job], [resources], [market]"
+                f"expected [job], [resources], [market], [output]"
             )
         if not isinstance(value, dict):
             raise JobSpecError(f"{JOB_FILE}: {name!r} must be a table [{name}]")
@@ -159,6 +163,12 @@ def parse_job(text: str) -> JobSpec:
         raise JobSpecError(f"{JOB_FILE}: [market] max_price_per_hour: {exc}") from None
     if price_units == 0:
         raise _fail("market", "max_price_per_hour", "greater than zero", price)
+    output = None
+    if "output" in doc:
+        try:
+            output = parse_output_schema(doc["output"])
+        except OutputSchemaError as exc:
+            raise JobSpecError(f"{JOB_FILE}: [output] {exc}") from None
     return JobSpec(
         entry=entry,
         runtime=runtime,
@@ -172,6 +182,7 @@ def parse_job(text: str) -> JobSpec:
         redundancy=_int(market, "market", "redundancy", 1, 5, 1),
         seed=seed,
         deterministic=deterministic,
+        output=output,
     )
 
 

@@ -66,9 +66,17 @@ for r in rows:
     by_gene[r["candidate_gene"]] = by_gene.get(r["candidate_gene"], 0) + 1
 with open(os.path.join(os.environ["AILEDGER_OUTPUT"], "stats.json"), "w") as f:
     json.dump({"patients": len(rows), "mean_year_of_birth": sum(born) / len(born),
-               "by_gene": by_gene}, f, sort_keys=True)
+               "by_gene": by_gene, "rare_born_1950": born.count(1950)}, f, sort_keys=True)
 print(f"summarised {len(rows)} records")
 '''
+# What the statistics job may release, declared in its job.toml (so covered by the hash
+# the hospital allows): every count and statistic by name, each statistic with its cell.
+STATS_OUTPUT = """\
+[output]
+counts = ["stats.json:patients", "stats.json:by_gene.NGLY1", "stats.json:by_gene.KMT2D",
+          "stats.json:by_gene.SCN1A", "stats.json:by_gene.MECP2", "stats.json:rare_born_1950"]
+statistics = { "stats.json:mean_year_of_birth" = "stats.json:patients" }
+"""
 
 DUMP_SCRIPT = """\
 import os, shutil
@@ -84,6 +92,7 @@ def write_bundle(
     *,
     inputs: tuple[str, ...] = (),
     redundancy: int = 1,
+    output: str = "",
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "main.py").write_text(script)
@@ -94,6 +103,7 @@ def write_bundle(
         f"inputs = [{listed}]\nseed = 7\ndeterministic = true\n"
         "[resources]\ncpu_cores = 1\nram_mb = 512\nmax_hours = 1\n"
         f'[market]\nmax_price_per_hour = "5"\ndeadline_hours = 1\nredundancy = {redundancy}\n'
+        + output
     )
     return directory
 
@@ -186,17 +196,18 @@ def compute_to_data(
     say("\n[bold]11. Compute-to-data: the researcher's code goes to the hospital's cohort[/bold]")
     research = PURPOSES["rare-disease-research"]
     name = "0x" + dataset.hex()
-    stats = write_bundle(root / "stats-job", STATS_SCRIPT, inputs=(name,))
+    stats = write_bundle(root / "stats-job", STATS_SCRIPT, inputs=(name,), output=STATS_OUTPUT)
     dump = write_bundle(root / "dump-job", DUMP_SCRIPT, inputs=(name,))
     policy = hospital.compute_policy
     policy.allow_algorithm(dataset, bundle_hash(stats))
     policy.allow_algorithm(dataset, bundle_hash(dump))
     policy.set_output_policy(
-        dataset, OutputPolicy(max_output_bytes=4096, aggregate_only=True, dp_epsilon=1.0)
+        dataset, OutputPolicy(max_output_bytes=4096, aggregate_only=True, min_cell_size=10)
     )
     say(
-        "  the hospital allows two reviewed algorithms; outputs must be aggregates under "
-        "4 KiB, released with Laplace noise (epsilon 1)"
+        "  the hospital allows two reviewed algorithms; outputs must be the counts and "
+        "statistics a job declares, under 4 KiB, each cell of at least 10 patients "
+        "(exact values: not differentially private)"
     )
     grant, _ = request_access(researcher, dataset, research)
     hospital.data_market.grant(grant)
@@ -214,6 +225,7 @@ def compute_to_data(
                 f"the statistics job released nothing: {read_exit_record(root / 'stats')}"
             )
         say(f"  released result: {released.read_text().strip()}")
+        say("  (the 7 patients born in 1950 are a cell below 10: suppressed as null)")
         job = submit(researcher, dump, purpose=research, require_confined=sandbox.mode is not None)
         wait_for_status(researcher, job.job_id, {JobStatus.REVIEW})
         fetch_result(researcher, job.job_id, root / "dump")

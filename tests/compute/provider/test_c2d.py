@@ -7,13 +7,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from ailedger.chain.connection import open_embedded
+from ailedger.chain.contracts.compute_policy import OutputPolicy
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.transactions import fund_from_dev_account
+from ailedger.compute.outputs import ReleaseRules
 from ailedger.compute.provider.c2d import ComputeRefusedError, DataInputs
 from ailedger.compute.requester.job import _grants_for
 from ailedger.errors import ConfigError
@@ -150,3 +153,26 @@ def test_the_requester_will_not_post_a_job_its_grants_cannot_cover(
     assert _grants_for(world.researcher, [world.dataset], RESEARCH, 2) == [fresh]
     with pytest.raises(ConfigError, match="fewer than 3 reads left"):
         _grants_for(world.researcher, [world.dataset], RESEARCH, 3)
+
+
+class _Policies:
+    """A ComputePolicy with fixed output policies per dataset."""
+
+    def __init__(self, rules: dict[bytes, OutputPolicy]) -> None:
+        self.rules = rules
+
+    def output_policy(self, dataset: bytes) -> OutputPolicy:
+        return self.rules[dataset]
+
+
+def test_release_rules_take_the_strictest_of_every_dataset() -> None:
+    rules = {
+        b"\x01" * 32: OutputPolicy(4096, False, 5),
+        b"\x02" * 32: OutputPolicy(1 << 20, True, 25),
+        b"\x03" * 32: OutputPolicy(8192, False, 10),
+    }
+    session = SimpleNamespace(compute_policy=_Policies(rules), data_market=None)
+    inputs = DataInputs(session, 1, "0x" + "00" * 20, BUNDLE, list(rules), RESEARCH, [1, 2, 3])  # type: ignore[arg-type]
+    assert inputs.release_rules() == ReleaseRules(
+        max_output_bytes=4096, aggregate_only=True, min_cell_size=25
+    )

@@ -7,7 +7,6 @@ and the release rules for a job's output. See ``contracts/ComputePolicy.vy``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ailedger.chain.contracts._base import ContractClient
@@ -15,49 +14,45 @@ from ailedger.chain.transactions import TxResult
 from ailedger.errors import ConfigError
 
 MIB = 1024 * 1024
-# The contract's bounds (MAX_OUTPUT_BYTES, MAX_DP_EPSILON_MILLI), checked here first so a
-# bad policy fails before it costs a transaction.
+# The contract's bounds (MAX_OUTPUT_BYTES, DEFAULT_MIN_CELL_SIZE, MAX_MIN_CELL_SIZE),
+# checked here first so a bad policy fails before it costs a transaction.
 MAX_OUTPUT_BYTES = 1024 * MIB
-MAX_DP_EPSILON = 100.0
+DEFAULT_MIN_CELL_SIZE = 10
+MAX_MIN_CELL_SIZE = 1_000_000
 
 
 @dataclass(frozen=True)
 class OutputPolicy:
-    """Release rules for the output of a job over a dataset.
+    """Release rules for the output of a compute-to-data job over a dataset.
 
-    ``dp_epsilon`` is the differential-privacy epsilon (None = no noise); on chain it is
-    kept in thousandths, so it must be at least 0.001 and is rounded to three decimals.
+    ``aggregate_only`` releases only the counts and statistics the job's bundle declares;
+    ``min_cell_size`` is the smallest count such a release lets out (smaller counts and
+    the statistics of their cells are suppressed). No rule here makes a release
+    differentially private: compute-to-data never claims that.
     """
 
     max_output_bytes: int = MIB
     aggregate_only: bool = True
-    dp_epsilon: float | None = None
+    min_cell_size: int = DEFAULT_MIN_CELL_SIZE
 
     def __post_init__(self) -> None:
-        if not 0 < self.max_output_bytes <= MAX_OUTPUT_BYTES:
-            raise ConfigError(
-                f"the output size cap must be 1 .. {MAX_OUTPUT_BYTES} bytes, "
-                f"not {self.max_output_bytes}"
-            )
-        if self.dp_epsilon is not None and not (
-            math.isfinite(self.dp_epsilon) and 0.001 <= self.dp_epsilon <= MAX_DP_EPSILON
+        if not _is_int(self.max_output_bytes) or not (
+            0 < self.max_output_bytes <= MAX_OUTPUT_BYTES
         ):
             raise ConfigError(
-                f"the differential-privacy epsilon must be 0.001 .. {MAX_DP_EPSILON} "
-                f"(or none for no noise), not {self.dp_epsilon}"
+                f"the output size cap must be 1 .. {MAX_OUTPUT_BYTES} bytes, "
+                f"not {self.max_output_bytes!r}"
+            )
+        if not _is_int(self.min_cell_size) or not (1 <= self.min_cell_size <= MAX_MIN_CELL_SIZE):
+            raise ConfigError(
+                f"the minimum cell size must be a whole number of records 1 .. "
+                f"{MAX_MIN_CELL_SIZE} (the default is {DEFAULT_MIN_CELL_SIZE}), "
+                f"not {self.min_cell_size!r}"
             )
 
-    @property
-    def dp_epsilon_milli(self) -> int:
-        """The epsilon as the contract stores it: thousandths, 0 = no noise."""
-        return 0 if self.dp_epsilon is None else round(self.dp_epsilon * 1000)
 
-    @classmethod
-    def from_chain(
-        cls, max_output_bytes: int, aggregate_only: bool, dp_epsilon_milli: int
-    ) -> OutputPolicy:
-        epsilon = None if dp_epsilon_milli == 0 else dp_epsilon_milli / 1000
-        return cls(max_output_bytes, aggregate_only, epsilon)
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # What the contract answers for a dataset whose owner never set a policy.
@@ -87,7 +82,7 @@ class ComputePolicyClient(ContractClient):
             dataset_id,
             policy.max_output_bytes,
             policy.aggregate_only,
-            policy.dp_epsilon_milli,
+            policy.min_cell_size,
         )
 
     # ---------------------------------------------------------------- views
@@ -100,5 +95,5 @@ class ComputePolicyClient(ContractClient):
 
     def output_policy(self, dataset_id: bytes) -> OutputPolicy:
         """The dataset's release rules; the conservative default if none were set."""
-        size, aggregate_only, epsilon_milli = self._read("output_policy", dataset_id)
-        return OutputPolicy.from_chain(int(size), bool(aggregate_only), int(epsilon_milli))
+        size, aggregate_only, min_cell_size = self._read("output_policy", dataset_id)
+        return OutputPolicy(int(size), bool(aggregate_only), int(min_cell_size))

@@ -120,10 +120,9 @@ class DataInputs:
         """The strictest combination of the datasets' output policies (read once)."""
         if self._rules is None:
             rules = [self.policy.output_policy(d) for d in self.datasets]
-            epsilons = [r.dp_epsilon for r in rules if r.dp_epsilon]
             self._rules = ReleaseRules(
                 max_output_bytes=min(r.max_output_bytes for r in rules),
                 aggregate_only=any(r.aggregate_only for r in rules),
-                dp_epsilon=min(epsilons) if epsilons else None,
+                min_cell_size=max(r.min_cell_size for r in rules),
             )
         return self._rules

@@ -198,9 +198,17 @@ class Runner:
                 inputs=inputs,
                 gpu=self.gpu,
                 env=_seed_env(spec),
-                on_line=logs.line,
+                # A job over someone's data could print the rows: what it prints passes no
+                # output policy, so none of it leaves the owner's node.
+                on_line=logs.line if self.inputs is None else _hold,
                 cancel=self.cancel,
             )
+            if self.inputs is not None:  # not even how many lines: a count is a number too
+                logs.line(
+                    "stdout",
+                    "[ailedger] the job's own log is held back: "
+                    "a compute-to-data job releases only its output\n",
+                )
             logs.line(
                 "stdout",
                 f"[ailedger] job {job_id} stopped: {result.reason}, exit {result.exit_code}, "
@@ -213,7 +221,12 @@ class Runner:
                 withhold(out, f"output-too-large: over {limits.output_mb} MiB")
             elif self.inputs is not None:
                 try:
-                    apply_output_policy(out, self.inputs.release_rules())
+                    suppressed = apply_output_policy(out, self.inputs.release_rules(), spec.output)
+                    if suppressed:
+                        self.say(
+                            f"job {job_id}: {len(suppressed)} values suppressed below the "
+                            "minimum cell size"
+                        )
                 except OutputPolicyViolation as exc:
                     self.say(f"job {job_id}: output withheld: {exc}")
                     withhold(out, str(exc))
@@ -266,6 +279,10 @@ class Runner:
             job_id=self.state.job_id,
         )
         self._request("PUT", wire.path(wire.JOB_OUTPUT, job_id=self.state.job_id), upload)
+
+
+def _hold(stream: str, text: str) -> None:
+    """Where a compute-to-data job's own log lines go: nowhere."""
 
 
 def _seed_env(spec: JobSpec) -> dict[str, str]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ailedger.chain.contracts.compute_market import POST_GAS, JobStatus, JobTerms
 from ailedger.compute.jobs import JobBundle
+from ailedger.compute.output_schema import OutputSchema
 from ailedger.compute.requester.files import JobFiles
 from ailedger.compute.transfer import open_log_batch, open_output
 from ailedger.errors import AiledgerError, ConfigError, NotFoundError, PeerUnreachableError
@@ -63,6 +64,9 @@ class BundleCheck:
     redundancy: int
     deterministic: bool
     max_cost: int
+    # What an aggregate-only dataset may release: the owner reviews it before allowing
+    # the bundle's hash (None: the job declares nothing and such datasets release nothing).
+    output: OutputSchema | None = None
 
 
 def check_bundle(bundle: Path) -> BundleCheck:
@@ -80,6 +84,7 @@ def check_bundle(bundle: Path) -> BundleCheck:
         spec.redundancy,
         spec.deterministic,
         spec.max_price_per_hour * math.ceil(spec.max_hours) * shares,
+        spec.output,
     )
 
 
