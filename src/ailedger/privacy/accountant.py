@@ -30,9 +30,9 @@ from ailedger.privacy.errors import ChargeError
 
 VALUE_DISCRETIZATION_INTERVAL = 1e-3
 MAX_DELTA = 0.1
-# Integer orders (and 1.5): the fractional ones near 1 that dp-accounting also tries fail to
+# Integer orders only: the fractional ones near 1 that dp-accounting also tries fail to
 # converge for subsampled Gaussians and are skipped with a logged warning anyway.
-RDP_ORDERS = np.array([1.5, *range(2, 65), 128, 256, 512, 1024], dtype=float)
+RDP_ORDERS = np.array([*range(2, 65), 128, 256, 512, 1024], dtype=float)
 
 
 def _check_delta(delta: float) -> None:
