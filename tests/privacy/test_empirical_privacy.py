@@ -46,8 +46,6 @@ def attack(run: Callable[[bool], float], threshold: float, trials: int, delta: f
 
 # -- pure DP: OpenDP's count and clamped sum, the query path ---------------------------
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.mark.parametrize(("noise_factor", "caught"), [(1.0, False), (0.5, True)])
 def test_dp_count(noise_factor: float, caught: bool) -> None:

@@ -157,8 +157,6 @@ def parse_query(raw: Any) -> QuerySpec:
 
 # -- measurements ------------------------------------------------------------------------
 
-dp.enable_features("contrib")
-
 _Build = Callable[[float], dp.Measurement]
 
 
@@ -170,6 +168,9 @@ def epsilon_of(measurement: dp.Measurement) -> float:
 def _calibrated(build: _Build, epsilon: float) -> dp.Measurement:
     """``build(scale)`` whose privacy map at d_in=1 is at most ``epsilon``: every mechanism
     used here has epsilon inversely proportional to its scale."""
+    # OpenDP's mechanisms beyond its vetted core need this flag; it is process-wide and
+    # idempotent, so it is set where measurements are built rather than at import.
+    dp.enable_features("contrib")
     scale = epsilon_of(build(1.0)) / epsilon
     measurement = build(scale)
     spent = epsilon_of(measurement)
@@ -332,12 +333,12 @@ def run_query(spec: QuerySpec, csv_path: Path) -> QueryResult:
     """Run ``spec`` over the CSV at ``csv_path``; the result holds only released values."""
     planned = _parts(spec)
     data = read_columns(csv_path, spec.columns)
-    rows = len(next(iter(data.values())))
     if spec.group_by is None:
-        return QueryResult(_evaluate(planned, spec, data, list(range(rows))), _charges(planned))
-    keys = data[spec.group_by]
-    grouped = {
-        category: _evaluate(planned, spec, data, [i for i in range(rows) if keys[i] == category])
-        for category in spec.column(spec.group_by).categories
-    }
+        every = list(range(len(next(iter(data.values())))))
+        return QueryResult(_evaluate(planned, spec, data, every), _charges(planned))
+    members: dict[str, list[int]] = {c: [] for c in spec.column(spec.group_by).categories}
+    for i, key in enumerate(data[spec.group_by]):
+        if key is not None:  # an undeclared group: the row is in none
+            members[key].append(i)
+    grouped = {key: _evaluate(planned, spec, data, rows) for key, rows in members.items()}
     return QueryResult(grouped, _charges(planned))
