@@ -2,8 +2,8 @@
 
 Foundations (errors, settings, units, peer, crypto, store, audit, keys, chain, the
 session, ...) import no capability and nothing that composes the node; capabilities
-(sharing, compute, health) import neither the node, the CLI nor the demo, and each other
-only downwards: compute may use sharing's public modules, nothing else crosses.
+(sharing, compute, health, privacy) import neither the node, the CLI nor the demo, and each
+other only downwards: compute may use sharing's public modules, nothing else crosses.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 import ailedger
 
 PACKAGE = Path(ailedger.__file__).parent
-CAPABILITIES = {"sharing", "compute", "health"}
+CAPABILITIES = {"sharing", "compute", "health", "privacy"}
 # What composes and fronts the capabilities; no layer below may reach up into them.
 COMPOSITION = {"node", "cli", "demo", "testing", "web"}
 # Capability -> the capabilities it may import (their public modules only).
-MAY_USE = {"sharing": set(), "health": set(), "compute": {"sharing"}}
+MAY_USE = {"sharing": set(), "health": set(), "privacy": set(), "compute": {"sharing"}}
 
 
 def _module_name(path: Path) -> str:

@@ -85,6 +85,11 @@ Hierarchy::
     ├── patients.InvalidRecordError          an imported record is malformed (says where)
     ├── deidentify.DeidentificationError     de-identification could not finish
     │
+    │   privacy/
+    ├── errors.PrivacyError                  base of the privacy capability's errors
+    │   ├── QueryError                       a query or training spec is invalid (says how to fix)
+    │   └── ChargeError                      a charge is invalid (NaN, <= 0, too large, unknown)
+    │
     │   web/
     └── siwe.SiweFormatError                 a MalformedRequestError: not an EIP-4361
                                              sign-in message (names the wrong line)
