@@ -19,7 +19,7 @@ CAPABILITIES = {"sharing", "compute", "health", "privacy"}
 # What composes and fronts the capabilities; no layer below may reach up into them.
 COMPOSITION = {"node", "cli", "demo", "testing", "web"}
 # Capability -> the capabilities it may import (their public modules only).
-MAY_USE = {"sharing": set(), "health": set(), "privacy": set(), "compute": {"sharing"}}
+MAY_USE = {"sharing": set(), "health": set(), "privacy": {"sharing"}, "compute": {"sharing"}}
 
 
 def _module_name(path: Path) -> str:

@@ -69,6 +69,7 @@ Hierarchy::
     ├── jobs.JobSpecError                    job.toml or the bundle is malformed (names the field)
     │   └── UnsafeBundleError                a path, link or tar entry could escape the bundle
     ├── outputs.OutputPolicyViolation        an output breaks its dataset's release rules: withheld
+    ├── output_schema.OutputSchemaError      job.toml's declared output is malformed (says where)
     ├── transfer.OutputMismatchError         a decrypted output does not hash to its revealed value
     ├── requester.job.JobStateError          the job is not in a state that allows the action
     ├── provider.standing.StandingError      not a provider, stake locked or too small for it
@@ -89,6 +90,9 @@ Hierarchy::
     ├── errors.PrivacyError                  base of the privacy capability's errors
     │   ├── QueryError                       a query or training spec is invalid (says how to fix)
     │   └── ChargeError                      a charge is invalid (NaN, <= 0, too large, unknown)
+    ├── desk.BudgetExhaustedError            a ForbiddenError: the release would pass the cap
+    ├── desk.NotPrivateError                 a ForbiddenError: the dataset has no privacy budget
+    ├── buyer.ReleaseRefusedError            the owner's node refused a release (says why)
     │
     │   web/
     └── siwe.SiweFormatError                 a MalformedRequestError: not an EIP-4361

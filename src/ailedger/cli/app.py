@@ -8,7 +8,18 @@ from typing import NoReturn
 
 import typer
 
-from ailedger.cli import account, audit, chain, data, health, job, node, provider, token
+from ailedger.cli import (
+    account,
+    audit,
+    chain,
+    data,
+    health,
+    job,
+    node,
+    privacy,
+    provider,
+    token,
+)
 from ailedger.cli._common import (
     JSON_LINES_OPTION,
     JSON_OPTION,
@@ -36,6 +47,9 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(health.app, name="health")
 app.add_typer(job.app, name="job")
 app.add_typer(provider.app, name="provider")
+app.add_typer(privacy.app, name="privacy")
+# The budget is a dataset's, so `data budget` shows it too (the same command).
+data.app.command("budget")(privacy.budget)
 
 
 @app.callback()

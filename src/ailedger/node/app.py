@@ -2,9 +2,11 @@
 
 ``create_app`` composes what this node serves: the data gateway and its audit proofs
 (``sharing.http``), the node's own audit entries (``node.own_entries``), matchmaking
-when the home holds patients (``health.http``) and the job inbox of the jobs it posted
-(``compute.http``). Its description is at ``/openapi.json``; the web app, when served,
-shows it at ``/api/docs`` (``web.pages.api_docs``).
+when the home holds patients (``health.http``), the job inbox of the jobs it posted
+(``compute.http``) and the privacy desk that answers differentially private queries
+and trainings over its private datasets (``privacy.http``). Its description is at
+``/openapi.json``; the web app, when served, shows it at ``/api/docs``
+(``web.pages.api_docs``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ailedger.node.errors import install_error_handlers
 if TYPE_CHECKING:
     from ailedger.compute.requester.inbox import JobInbox
     from ailedger.health.mme import MatchmakerService
+    from ailedger.privacy.desk import PrivacyDesk
     from ailedger.sharing.gateway import Gateway
 
 
@@ -27,6 +30,7 @@ def create_app(
     *,
     matchmaker: MatchmakerService | None = None,
     jobs: JobInbox | None = None,
+    privacy: PrivacyDesk | None = None,
 ) -> FastAPI:
     """The node's API over what it holds; a part given as None is not served."""
     # FastAPI's own docs page would load its script from a CDN onto the node's origin;
@@ -55,4 +59,8 @@ def create_app(
         from ailedger.compute.requester.http import job_router
 
         app.include_router(job_router(jobs))
+    if privacy is not None:
+        from ailedger.privacy.http import privacy_router
+
+        app.include_router(privacy_router(privacy))
     return app

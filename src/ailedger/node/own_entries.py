@@ -31,6 +31,7 @@ from ailedger.untrusted_json import parse_untrusted
 OWN_ENTRY_KINDS: dict[str, dict[str, Any]] = {
     "mme-query": {"direction": "outgoing"},
     "compute-read": {},
+    "privacy-cap": {},
 }
 MAX_ENTRY = 64 * 1024
 

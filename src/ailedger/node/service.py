@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ailedger.compute.expiry import PostedJobs
     from ailedger.compute.requester.inbox import JobInbox
     from ailedger.health.mme import MatchmakerService
+    from ailedger.privacy.desk import PrivacyDesk
     from ailedger.session import Session
     from ailedger.sharing.owner import OwnerNode
 
@@ -77,6 +78,18 @@ def job_inbox(session: Session) -> JobInbox:
     )
 
 
+def privacy_desk(node: OwnerNode) -> PrivacyDesk | None:
+    """The node's privacy desk, on a chain that has the PrivacyLedger contract."""
+    from ailedger.errors import NotDeployedError
+    from ailedger.privacy.desk import PrivacyDesk
+
+    try:
+        node.session.deployment.address("PrivacyLedger")
+    except NotDeployedError:
+        return None
+    return PrivacyDesk(node)
+
+
 def node_app(
     session: Session,
     node: OwnerNode,
@@ -88,7 +101,9 @@ def node_app(
 ) -> FastAPI:
     """What `ailedger node start` serves: the node-to-node routes and, unless ``web`` is
     False, the web app beside them on the same port."""
-    app = create_app(node.gateway(), matchmaker=health, jobs=job_inbox(session))
+    app = create_app(
+        node.gateway(), matchmaker=health, jobs=job_inbox(session), privacy=privacy_desk(node)
+    )
     if web:
         from ailedger.web.app import mount_web
         from ailedger.web.deps import WebContext

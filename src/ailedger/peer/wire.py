@@ -28,6 +28,9 @@ JOB_BUNDLE = "/v1/jobs/{job_id}/bundle"
 JOB_LOGS = "/v1/jobs/{job_id}/logs/{seq}"
 JOB_OUTPUT = "/v1/jobs/{job_id}/output"
 
+# The privacy desk of a data owner's node (privacy/http.py)
+PRIVATE_RELEASE = "/v1/privacy/release"
+
 # Matchmaker Exchange API v1.1 (health/http.py)
 MME_MATCH = "/mme/match"
 

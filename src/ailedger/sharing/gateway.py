@@ -17,7 +17,7 @@ ever served without its entry, and only ``served`` entries count as reads.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -123,9 +123,12 @@ class Gateway:
         blobs: BlobReader,
         audit: AuditAppender,
         reads: GrantReads | None = None,
+        is_private: Callable[[bytes], bool] | None = None,
     ) -> None:
         """``reads``: the counter of ``audit``'s reads, when others append reads to the
-        same log (the owner's own compute-to-data runs); one is made otherwise."""
+        same log (the owner's own compute-to-data runs); one is made otherwise.
+        ``is_private(dataset)``: whether the dataset has a privacy budget, so that only
+        differentially private releases may leave it, never its rows."""
         self.domain = domain
         self.store = store
         self.blobs = blobs
@@ -135,6 +138,7 @@ class Gateway:
         self._market = market
         self._keys = key_registry
         self.reads = reads or GrantReads(audit, market)
+        self._is_private = is_private or (lambda dataset: False)
 
     def authorize(self, body: Any, peer: str = "") -> Authorization:
         """Decide one access request from ``peer`` (the client's address); raises
@@ -208,6 +212,11 @@ class Gateway:
         }
 
     def _check_grant(self, request: AccessRequest) -> bytes:
+        if self._is_private(request.dataset_id):
+            raise AccessDeniedError(
+                "this dataset is private: its owner releases only differentially private "
+                "answers (`ailedger privacy query` or `ailedger privacy train`), never its rows"
+            )
         granted = self._market.check_access(
             request.grant_id, request.requester, request.dataset_id, request.purpose
         )

@@ -106,6 +106,17 @@ def publish(
         return node.publish(source, policy, metadata, progress)
 
 
+def is_private(session: Session, dataset_id: bytes) -> bool:
+    """Whether the dataset has a privacy budget (only private answers leave it). A chain
+    without the PrivacyLedger contract has no private dataset."""
+    from ailedger.errors import NotDeployedError
+
+    try:
+        return bool(session.privacy_ledger.budget(dataset_id).private)
+    except NotDeployedError:
+        return False
+
+
 class OwnerNode:
     """Everything a data owner's node holds, opened from an unlocked session."""
 
@@ -293,6 +304,7 @@ class OwnerNode:
             blobs=self.blobs,
             audit=self.audit,
             reads=self.reads,
+            is_private=lambda dataset: is_private(session, dataset),
         )
 
     def anchor(self) -> tuple[int, str] | None:

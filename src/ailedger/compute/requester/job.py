@@ -215,6 +215,7 @@ def submit(
     datasets = [bytes.fromhex(i[2:]) for i in spec.inputs]
     if datasets and not purpose:
         raise ConfigError("this job reads datasets: give the purpose your grant is for (--purpose)")
+    _refuse_private(session, datasets)
     check_own_node(session)
     digest = JobFiles(session.home.path).save_bundle(read)
     grants = _grants_for(session, datasets, purpose, spec.redundancy) if datasets else []
@@ -243,6 +244,20 @@ def submit(
         status, providers = close_when_ready(market, job_id, spec.redundancy, wait_s, collect_s)
     outcome = auction_outcome(market, job_id) if wait_s else None
     return Submitted(job_id, digest, terms.max_cost, result.tx_hash, status, providers, outcome)
+
+
+def _refuse_private(session: Session, datasets: list[bytes]) -> None:
+    """A private dataset's rows go into no job (its owner's node would refuse to run
+    it): say so before anything is paid."""
+    from ailedger.sharing.owner import is_private
+
+    for dataset in datasets:
+        if is_private(session, dataset):
+            raise ConfigError(
+                f"dataset 0x{dataset.hex()} is private: no job's code runs over its rows; "
+                "ask it differentially private questions with `ailedger privacy query` or "
+                "train with `ailedger privacy train`"
+            )
 
 
 def auction_outcome(market: ComputeMarketClient, job_id: int) -> str | None:

@@ -1,0 +1,164 @@
+"""A buyer's side of private releases: check the budget, pay, ask the owner's node.
+
+:func:`ask` refuses a query whose projected spend is over the dataset's cap *before any
+payment*: the charges of a query are known from its spec alone, and every earlier
+release is public in the PrivacyLedger's events, so the buyer's node composes them with
+the same accountant the owner's node uses. A training's sampling rate needs the number
+of rows, which only the owner's node knows: the buyer checks what it can (a training
+alone over the cap, a spent budget) and the owner's node checks exactly before it runs.
+Only then is access bought (``buy=True``) and the signed request sent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ailedger.errors import AiledgerError, ConfigError, PeerUnreachableError
+from ailedger.peer import wire
+from ailedger.privacy.accountant import projected_epsilon
+from ailedger.privacy.charges import Charge, decode_charges
+from ailedger.privacy.desk import (
+    KINDS,
+    BudgetExhaustedError,
+    NotPrivateError,
+    new_nonce,
+    spend_refusal,
+)
+from ailedger.privacy.errors import PrivacyError
+
+if TYPE_CHECKING:
+    from ailedger.chain.contracts.privacy_ledger import PrivacyBudget
+    from ailedger.session import Session
+
+TRAINING_TIMEOUT_S = 600.0
+ANSWER_LIMIT = 4 * 1024 * 1024  # statistics or a linear model, never a table
+QUERY_TIMEOUT_S = 120.0
+
+
+class ReleaseRefusedError(AiledgerError):
+    """The owner's node refused the release; the message says why (and what remains)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Bought:
+    grant_id: int
+    tx_hash: str
+
+
+def releases_of(session: Session, dataset_id: bytes) -> list[list[Charge]]:
+    """Every release charged to the dataset, decoded from the chain's events."""
+    records = session.privacy_ledger.charges(dataset_id, session.deployment.block)
+    return [decode_charges(r.charges) for r in records]
+
+
+def private_budget(session: Session, dataset_id: bytes) -> PrivacyBudget:
+    """The dataset's budget; raises :class:`NotPrivateError` if it has none."""
+    if session.data_market.dataset(dataset_id) is None:
+        raise ConfigError(f"no dataset 0x{dataset_id.hex()} on chain; check the id")
+    budget = session.privacy_ledger.budget(dataset_id)
+    if not budget.private:
+        raise NotPrivateError(
+            f"dataset 0x{dataset_id.hex()} has no privacy budget: its owner releases "
+            "nothing labelled private"
+        )
+    return budget
+
+
+def precheck(session: Session, dataset_id: bytes, kind: str, spec: Any) -> float | None:
+    """Refuse, before any payment, a release the budget cannot hold; returns the
+    projected spend when it is known from the spec alone (a query), else None."""
+    if kind not in KINDS:
+        raise ConfigError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    budget = private_budget(session, dataset_id)
+    try:
+        if kind == "query":
+            from ailedger.privacy.queries import parse_query, plan_charges
+
+            planned = plan_charges(parse_query(spec))
+            projected = projected_epsilon(releases_of(session, dataset_id), planned, budget.delta)
+            if projected > budget.epsilon_cap:
+                raise BudgetExhaustedError(spend_refusal(budget, projected))
+            return projected
+        from ailedger.privacy.training import parse_training
+
+        wanted = parse_training(spec).epsilon
+    except PrivacyError as exc:
+        raise ConfigError(f"the {kind} spec is not valid: {exc}") from exc
+    if budget.remaining <= 0 or max(wanted, budget.spent) > budget.epsilon_cap:
+        raise BudgetExhaustedError(spend_refusal(budget, max(wanted, budget.spent)))
+    return None
+
+
+def buy_access(session: Session, dataset_id: bytes, purpose: int) -> Bought:
+    """Pay for a grant; refuses a dataset that needs its owner's approval (the grant
+    would not be usable until then: ask with `ailedger data request` and wait)."""
+    from ailedger.sharing.requester import request_access
+
+    record = session.data_market.dataset(dataset_id)
+    if record is None:
+        raise ConfigError(f"no dataset 0x{dataset_id.hex()} on chain; check the id")
+    if record.policy.needs_approval:
+        raise ConfigError(
+            "this dataset needs its owner's approval: request access with "
+            "`ailedger data request`, wait for the grant, then pass --grant"
+        )
+    grant, tx = request_access(session, dataset_id, purpose)
+    return Bought(grant, tx)
+
+
+def ask(session: Session, dataset_id: bytes, grant_id: int, kind: str, spec: Any) -> dict[str, Any]:
+    """Send a signed release request to the dataset owner's node; returns its answer
+    (values, the charges applied, the spend before and after, the charge's tx)."""
+    import httpx
+
+    from ailedger.peer.client import bounded_request
+    from ailedger.peer.signing import sign_request
+    from ailedger.untrusted_json import parse_untrusted
+
+    precheck(session, dataset_id, kind, spec)
+    record = session.data_market.dataset(dataset_id)
+    assert record is not None  # precheck found it
+    url = session.node_registry.url_of(record.owner)
+    if url is None:
+        raise PeerUnreachableError(f"the owner {record.owner} has registered no node URL")
+    body = json.dumps(
+        {
+            "dataset": "0x" + dataset_id.hex(),
+            "grant": grant_id,
+            "kind": kind,
+            "spec": spec,
+            "nonce": new_nonce(),
+        }
+    ).encode()
+    header = sign_request(
+        session.require_account(), record.owner, "POST", wire.PRIVATE_RELEASE, body
+    )
+    try:
+        status, raw = bounded_request(
+            "POST",
+            str(url) + wire.PRIVATE_RELEASE,
+            ANSWER_LIMIT,
+            content=body,
+            headers={wire.SIGNATURE_HEADER: header, "Content-Type": "application/json"},
+            timeout=TRAINING_TIMEOUT_S if kind == "training" else QUERY_TIMEOUT_S,
+        )
+    except httpx.HTTPError as exc:
+        raise PeerUnreachableError(f"the owner's node at {url} did not answer: {exc}") from exc
+    try:
+        answer = parse_untrusted(raw)
+    except ValueError:
+        answer = None
+    if status != 200:
+        reason = answer.get("error") if isinstance(answer, dict) else None
+        raise ReleaseRefusedError(
+            f"the owner's node refused (HTTP {status}): {reason or raw[:200]!r}", status
+        )
+    if not isinstance(answer, dict):
+        raise ReleaseRefusedError("the owner's node answered something that is not a release")
+    return answer
