@@ -211,7 +211,7 @@ def test_demo_runs_end_to_end(
     assert "refused on chain" in out and "purpose not allowed" in out
     assert "read    served" in out and "PROOF FAILED" not in out
     assert "audit verify: audit log verified" in out
-    assert "hospital holds 200 AIL (was 200 AIL)" in out  # 2 grants + faucet - stake
+    assert "hospital holds 210 AIL (was 210 AIL)" in out  # 3 grants + faucet - stake
     assert "imported 25 patients" in out and "research-consented records" in out
     assert "(found on chain): ok: 5 results" in out and "match score 1.00" in out
     assert "incoming MME query from" in out
@@ -226,6 +226,14 @@ def test_demo_runs_end_to_end(
     assert "(exact values: not differentially private)" in out
     assert "a job that copies the rows gets nothing out: withheld:" in out
     assert "audit log holds 2 compute-read entries" in out
+    # Private analytics: answers and a model, never rows, one budget for every buyer.
+    assert "fetching the rows is refused even with the grant: this dataset is private" in out
+    assert re.search(r"a DP query through OpenDP \(epsilon 0\.5\): count \d+", out)
+    trained = re.search(r"DP-SGD training .* accuracy ([0-9.]+) on the public copy", out)
+    assert trained is not None and float(trained[1]) > 0.8
+    assert re.search(r"refused before paying anything \(balance ([0-9.]+) AIL, was \1 AIL\)", out)
+    assert "over its cap of 3" in out
+    assert "recomputed from 2 releases on chain" in out
     # The hospital's web app, through its REST API, signed in with its account.
     assert "(operator), Sign-In with Ethereum" in out
     assert re.search(r"/owner: 'Rare disease registry \(Safe Harbor\)': \d+ read", out)

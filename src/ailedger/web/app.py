@@ -65,6 +65,8 @@ MODULES: Final[tuple[str, ...]] = (
     "ailedger.web.api.account",
     "ailedger.web.pages.owner",
     "ailedger.web.pages.research",
+    "ailedger.web.api.privacy",
+    "ailedger.web.pages.privacy",
 )
 
 # Errors that are not a refused request, by what the person can do about them.

@@ -22,6 +22,7 @@ NAVIGATION: Final = (
     ("/owner", "Data owner"),
     ("/research", "Researcher"),
     ("/provider", "GPU owner"),
+    ("/privacy", "Private analytics"),
     ("/clinic", "Clinician"),
     ("/audit", "Audit"),
 )
