@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ailedger.chain.connection import ChainConnection, open_embedded
 from ailedger.chain.transactions import fund_from_dev_account
+from ailedger.demo.privacy import private_analytics
 from ailedger.demo.web import open_the_web_app
 from ailedger.errors import AiledgerError
 from ailedger.keys.home import NodeHome
@@ -52,11 +53,12 @@ def run_demo(directory: Path | None, say: Say) -> None:
         dataset = _share_data(hospital, researcher, root, say)
         _find_similar_cases(hospital, researcher, root, say)
         _compute(hospital, researcher, gpu_owner, dataset, root, say)
+        private_analytics(hospital, researcher, gpu_owner, root, say)
         open_the_web_app(hospital, say)
         head = connection.web3.eth.block_number
         balance = hospital.token.balance_of(hospital.address)
 
-    say("\n[bold]13. The chain keeps its state across a restart[/bold]")
+    say("\n[bold]14. The chain keeps its state across a restart[/bold]")
     with open_embedded(homes["hospital"].chain_dir, cache) as reopened:
         again = _session(homes["hospital"], reopened, cache)
         kept = again.token.balance_of(again.address)
