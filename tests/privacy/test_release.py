@@ -24,7 +24,12 @@ from ailedger.peer import wire
 from ailedger.peer.signing import sign_request
 from ailedger.privacy.buyer import ReleaseRefusedError, ask, buy_access, precheck
 from ailedger.privacy.charges import decode_charges
-from ailedger.privacy.desk import BudgetExhaustedError, NotPrivateError, new_nonce
+from ailedger.privacy.desk import (
+    BudgetExhaustedError,
+    NotPrivateError,
+    PrivacyDesk,
+    new_nonce,
+)
 from ailedger.privacy.owner import set_privacy_cap
 from ailedger.privacy.queries import parse_query, plan_charges
 from ailedger.privacy.report import budget_report
@@ -67,6 +72,7 @@ class World:
     open_dataset: bytes
     grant: int
     url: str
+    desk: PrivacyDesk
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +95,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, contract_cache: Path) -> Ite
             dataset = node.publish(source, policy, {"title": "private"}, None).dataset_id
             open_dataset = node.publish(source, policy, {"title": "open"}, None).dataset_id
             set_privacy_cap(owner, dataset, CAP, 1e-6)
-            with BackgroundServer(create_app(node.gateway(), privacy=privacy_desk(node))) as url:
+            desk = privacy_desk(node)
+            assert desk is not None
+            with BackgroundServer(create_app(node.gateway(), privacy=desk)) as url:
                 announce(owner, url)
                 grant = buy_access(buyer, dataset, TRAINING).grant_id
-                yield World(chain, owner, buyer, other, dataset, open_dataset, grant, url)
+                yield World(chain, owner, buyer, other, dataset, open_dataset, grant, url, desk)
 
 
 def _post(world: World, signer: Session, body: dict[str, Any]) -> httpx.Response:
@@ -302,3 +310,23 @@ def test_a_dp_model_is_trained_at_the_owner_and_charged_as_a_training(world: Wor
     (charge,) = decode_charges(record.charges)
     assert record.kind.name == "TRAINING" and charge.mechanism == "sampled_gaussian"
     assert charge.sampling_rate == pytest.approx(64 / ROWS)
+
+
+def test_nothing_leaves_when_the_charge_is_not_mined(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer is computed before it is charged; a chain that refuses the charge (a
+    release racing this one took the index) must not see it released anyway."""
+    from ailedger.errors import TransactionRevertedError
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise TransactionRevertedError("privacy: stale charge index")
+
+    budget = world.owner.privacy_ledger.budget(world.dataset)
+    if budget.remaining < 0.5:
+        set_privacy_cap(world.owner, world.dataset, budget.spent + 1, 1e-6)
+    monkeypatch.setattr(world.desk.ledger, "charge", refused)
+    response = _post(world, world.buyer, _body(world, QUERY))
+    assert response.status_code == 503 and "nothing was released" in response.json()["error"]
+    assert "values" not in response.json() and "count" not in response.text
+    assert response.headers["Retry-After"] == "5"
