@@ -15,11 +15,17 @@ from pathlib import Path
 import ailedger
 
 PACKAGE = Path(ailedger.__file__).parent
-CAPABILITIES = {"sharing", "compute", "health", "privacy"}
+CAPABILITIES = {"sharing", "compute", "health", "privacy", "ai"}
 # What composes and fronts the capabilities; no layer below may reach up into them.
 COMPOSITION = {"node", "cli", "demo", "testing", "web"}
 # Capability -> the capabilities it may import (their public modules only).
-MAY_USE = {"sharing": set(), "health": set(), "privacy": {"sharing"}, "compute": {"sharing"}}
+MAY_USE = {
+    "sharing": set(),
+    "health": set(),
+    "privacy": {"sharing"},
+    "compute": {"sharing"},
+    "ai": {"sharing", "compute", "privacy"},
+}
 
 
 def _module_name(path: Path) -> str:
