@@ -189,6 +189,20 @@ def test_statement_edited_in_the_bundle_is_refused(model: Path, key: Key) -> Non
         verify_passport(model, passport.path, key[1])
 
 
+@pytest.mark.parametrize("garbage", [b"", b"not json", b'{"dsseEnvelope": 1}', b"[" * 5000])
+def test_unreadable_bundle_is_refused(model: Path, key: Key, garbage: bytes) -> None:
+    passport = _sign(model, key)
+    passport.path.write_bytes(garbage)
+    with pytest.raises(SignatureInvalidError):
+        verify_passport(model, passport.path, key[1])
+
+
+def test_unreadable_public_key_is_an_error(model: Path, key: Key) -> None:
+    passport = _sign(model, key)
+    with pytest.raises(PassportError, match="public key"):
+        verify_passport(model, passport.path, b"not a key")
+
+
 def test_resign_after_card_edit_hashes_only_the_card(
     model: Path,
     key: Key,

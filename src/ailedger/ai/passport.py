@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
 import os
 import secrets
 import tempfile
@@ -38,9 +37,9 @@ from model_signing._hashing.hashing import Digest
 from ailedger._durable import PUBLIC_FILE_MODE, atomic_write, fsync_file, replace_durably
 from ailedger.ai._manifest import HashHook, digest_files
 from ailedger.ai.errors import LineageError, PassportError, SignatureInvalidError
-from ailedger.ai.lineage import Lineage
+from ailedger.ai.lineage import MAX_LINEAGE_BYTES, Lineage
 from ailedger.home_layout import HomeLayout
-from ailedger.keys._files import make_private_dir
+from ailedger.untrusted_json import parse_untrusted
 
 LINEAGE_FILE = "ailedger-lineage.json"
 CARD_FILE = "MODEL_CARD.md"
@@ -74,7 +73,8 @@ def passport_key(home_path: Path) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
     layout = HomeLayout(home_path)
     path = layout.passport_key
     if not path.exists():
-        make_private_dir(path.parent)
+        # Only the owner may list the keys directory (mkdir's mode is narrowed by the umask).
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fresh = ec.generate_private_key(ec.SECP256R1())
         atomic_write(
             path,
@@ -129,8 +129,14 @@ def sign_passport(
             f"the model card is {len(card_bytes)} bytes, over "
             f"{MAX_CARD_BYTES}: link long material from it instead"
         )
+    lineage_bytes = lineage.to_json()
+    if len(lineage_bytes) > MAX_LINEAGE_BYTES:
+        raise LineageError(
+            f"the lineage is {len(lineage_bytes)} bytes, over "
+            f"{MAX_LINEAGE_BYTES}: it would not read back"
+        )
     _write_if_changed(model_dir / CARD_FILE, card_bytes)
-    _write_if_changed(model_dir / LINEAGE_FILE, lineage.to_json())
+    _write_if_changed(model_dir / LINEAGE_FILE, lineage_bytes)
     cache = digest_cache or model_dir.parent / f".{model_dir.name}.ailedger-digests.json"
     digests = digest_files(model_dir, cache, on_hash=on_hash)
     config = signing.Config().set_hashing_config(  # type: ignore[no-untyped-call]
@@ -156,7 +162,11 @@ def sign_passport(
 def verify_passport(model_dir: Path, bundle: Path, public_pem: bytes) -> VerifiedPassport:
     """Verify ``bundle`` over ``model_dir`` with model-signing's stock verifier (signature,
     every file's digest, no file extra or missing), then read the signed lineage and card."""
-    raw = bundle.read_bytes()
+    try:
+        with bundle.open("rb") as f:
+            raw = f.read(MAX_BUNDLE_BYTES + 1)
+    except OSError as exc:
+        raise SignatureInvalidError(f"the passport {bundle} cannot be read: {exc}") from None
     if len(raw) > MAX_BUNDLE_BYTES:
         raise SignatureInvalidError(f"{bundle} is {len(raw)} bytes: not a passport")
     with tempfile.TemporaryDirectory(prefix="ailedger-passport-") as scratch:
@@ -221,9 +231,15 @@ def _key_file(key: ec.EllipticCurvePrivateKey) -> Iterator[Path]:
 
 
 def _stock_verify(model_dir: Path, bundle: Path, public_key: Path) -> None:
-    config = verifying.Config().use_elliptic_key_verifier(  # type: ignore[no-untyped-call]
-        public_key=public_key
-    )
+    try:
+        config = verifying.Config().use_elliptic_key_verifier(  # type: ignore[no-untyped-call]
+            public_key=public_key
+        )
+    except (ValueError, TypeError) as exc:
+        raise PassportError(
+            f"the public key is not a PEM P-256, P-384 or P-521 key ({exc}): pass the "
+            "signer's passport-signing.pub.pem"
+        ) from None
     try:
         config.verify(model_dir, bundle)
     except crypto_exceptions.InvalidSignature:
@@ -259,7 +275,8 @@ def _mismatch(model_dir: Path, signed: dict[str, str]) -> SignatureInvalidError:
 def _signed_files(raw: bytes) -> dict[str, str]:
     """The per-file digests of a bundle that has been verified."""
     try:
-        payload = json.loads(base64.b64decode(json.loads(raw)["dsseEnvelope"]["payload"]))
+        envelope = parse_untrusted(raw)["dsseEnvelope"]
+        payload = parse_untrusted(base64.b64decode(envelope["payload"]))
         return {r["name"]: r["digest"] for r in payload["predicate"]["resources"]}
     except (ValueError, KeyError, TypeError) as exc:
         raise SignatureInvalidError(f"the passport's statement cannot be read: {exc}") from None
@@ -270,7 +287,10 @@ def _signed_file(
 ) -> bytes:
     if name not in files:
         raise error(f"the passport signs no {name}: sign the model with ailedger")
-    data = (model_dir / name).read_bytes()
+    with (model_dir / name).open("rb") as f:
+        data = f.read(MAX_CARD_BYTES + 1)
+    if len(data) > MAX_CARD_BYTES:
+        raise error(f"the signed {name} is over {MAX_CARD_BYTES} bytes: not a passport file")
     # Read once and checked against the signed digest: a change since verification is caught.
     if hashlib.sha256(data).hexdigest() != files[name]:
         raise SignatureInvalidError(f"{name} changed after verification: verify again", (name,))
