@@ -94,6 +94,13 @@ Hierarchy::
     ├── desk.NotPrivateError                 a ForbiddenError: the dataset has no privacy budget
     ├── buyer.ReleaseRefusedError            the owner's node refused a release (says why)
     │
+    │   ai/
+    ├── errors.PassportError                 a model passport cannot be made, read or trusted
+    │   ├── SignatureInvalidError            bad signature, or files changed/added/removed
+    │   │                                    after signing (``files`` names them)
+    │   ├── LineageError                     the signed lineage is missing or malformed
+    │   └── ModelDirectoryError              a link or special file in the model directory
+    │
     │   web/
     └── siwe.SiweFormatError                 a MalformedRequestError: not an EIP-4361
                                              sign-in message (names the wrong line)

@@ -5,6 +5,8 @@
     keystore.json           Ethereum account, keystore v3               (keys/)
     encryption-key.json     X25519 key pair for wrapped data keys       (keys/)
     config.toml             chain, address, public key; written last    (keys/)
+    keys/passport-signing.pem  P-256 key signing model passports, 0600,
+                            its public PEM beside it (.pub.pem)         (ai/)
     node.sqlite             the shared stores, unless AILEDGER_DATABASE_URL names
                             PostgreSQL: catalog, owner records, patients (db/)
     chain/                  the embedded chain: its own SQLite, lock     (chain/embedded/)
@@ -47,6 +49,15 @@ class HomeLayout:
     @property
     def config(self) -> Path:
         return self.root / "config.toml"
+
+    @property
+    def passport_key(self) -> Path:
+        """The P-256 private key (PEM, 0600) that signs this node's model passports."""
+        return self.root / "keys" / "passport-signing.pem"
+
+    @property
+    def passport_public_key(self) -> Path:
+        return self.root / "keys" / "passport-signing.pub.pem"
 
     @property
     def database(self) -> Path:
