@@ -15,7 +15,7 @@ from typing import Any
 import boa
 import pytest
 from boa.contracts.vyper.vyper_contract import VyperContract, VyperDeployer
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
