@@ -15,6 +15,7 @@ from ailedger.chain.contracts import (
     ContractClient,
     DataMarketClient,
     KeyRegistryClient,
+    ModelRegistryClient,
     NodeRegistryClient,
     PrivacyLedgerClient,
     TokenClient,
@@ -46,6 +47,7 @@ def test_each_contract_has_its_typed_client_at_its_deployed_address(locked: Sess
         (locked.compute_market, ComputeMarketClient),
         (locked.compute_policy, ComputePolicyClient),
         (locked.privacy_ledger, PrivacyLedgerClient),
+        (locked.model_registry, ModelRegistryClient),
     ]
     for client, expected in clients:
         assert type(client) is expected

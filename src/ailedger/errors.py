@@ -24,6 +24,8 @@ Hierarchy::
     │   ├── ChainLockedError        another process holds the embedded chain directory
     │   ├── TransactionRejectedError  the node refused a transaction (nonce, funds, ...)
     │   └── TransactionRevertedError  the transaction was mined but reverted
+    │       └── chain.contracts.model_registry.ModelRegistryError  the model registry
+    │                               refused a version: lineage job, passport, owner
     ├── PrivacyBudgetError          a charge to a privacy budget is invalid or refused
     │   ├── StaleChargeError        another release charged first (also a
     │   │                           TransactionRevertedError): re-read, recompute, retry

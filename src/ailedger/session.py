@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         ContractClient,
         DataMarketClient,
         KeyRegistryClient,
+        ModelRegistryClient,
         NodeRegistryClient,
         PrivacyLedgerClient,
         TokenClient,
@@ -147,6 +148,13 @@ class Session:
         from ailedger.chain.contracts import PrivacyLedgerClient
 
         return self._bind(PrivacyLedgerClient)
+
+    @cached_property
+    def model_registry(self) -> ModelRegistryClient:
+        """Model versions with their passports and on-chain-checked training lineage."""
+        from ailedger.chain.contracts import ModelRegistryClient
+
+        return self._bind(ModelRegistryClient)
 
     def encryption_key(self) -> X25519PrivateKey:
         """The home's X25519 private key (needs the session opened with unlock=True).

@@ -72,7 +72,8 @@ def genesis_hash(web3: Web3) -> str:
 # Dependencies first: the markets are paid in the token, the compute policy and the
 # privacy ledger read the data market's datasets, and the compute market asks both the
 # data market and the compute policy about compute-to-data jobs and its providers contract
-# about stakes (the providers contract is bound to it afterwards).
+# about stakes (the providers contract is bound to it afterwards); the model registry
+# checks its versions' training jobs in the compute market.
 DEPLOY_ORDER = (
     "Token",
     "KeyRegistry",
@@ -83,6 +84,7 @@ DEPLOY_ORDER = (
     "PrivacyLedger",
     "ComputeProviders",
     "ComputeMarket",
+    "ModelRegistry",
 )
 # The compute market's parameters on a new chain, besides its windows: a provider stakes
 # at least 100 AIL; a provider caught with a wrong result loses half its stake.
@@ -114,6 +116,8 @@ def constructor_args(
             windows.reveal_s,
             windows.dispute_s,
         )
+    if name == "ModelRegistry":
+        return (deployed["DataMarket"], deployed["ComputeMarket"])
     return ()
 
 

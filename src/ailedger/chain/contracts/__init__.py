@@ -27,6 +27,12 @@ from ailedger.chain.contracts.data_market import (
     Policy,
 )
 from ailedger.chain.contracts.key_registry import KeyRegistryClient
+from ailedger.chain.contracts.model_registry import (
+    ModelRegistryClient,
+    ModelRegistryError,
+    ModelVersion,
+    VersionEvent,
+)
 from ailedger.chain.contracts.node_registry import NodeRegistryClient
 from ailedger.chain.contracts.privacy_ledger import (
     ChargeKind,
@@ -56,6 +62,9 @@ __all__ = [
     "JobTerms",
     "KeyRegistryClient",
     "MarketEvent",
+    "ModelRegistryClient",
+    "ModelRegistryError",
+    "ModelVersion",
     "NodeRegistryClient",
     "OutputPolicy",
     "Policy",
@@ -63,5 +72,6 @@ __all__ = [
     "PrivacyLedgerClient",
     "ProviderInfo",
     "TokenClient",
+    "VersionEvent",
     "charges_digest",
 ]
