@@ -15,6 +15,7 @@ from ailedger.cli import (
     data,
     health,
     job,
+    model,
     node,
     privacy,
     provider,
@@ -48,6 +49,7 @@ app.add_typer(health.app, name="health")
 app.add_typer(job.app, name="job")
 app.add_typer(provider.app, name="provider")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(model.app, name="model")
 # The budget is a dataset's, so `data budget` shows it too (the same command).
 data.app.command("budget")(privacy.budget)
 

@@ -21,7 +21,7 @@ import re
 import stat
 import tarfile
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -276,10 +276,12 @@ def pack_bundle(bundle: Path) -> bytes:
     return JobBundle.read(bundle).tar()
 
 
-def tree_hash(root: Path, domain: bytes) -> bytes:
+def tree_hash(root: Path, domain: bytes, without: Collection[str] = ()) -> bytes:
     """sha256 of ``domain`` then each file's (path, size, bytes) in sorted path order:
-    the same on every machine whatever the mtimes, owners or creation order."""
-    return _hash_files(((rel, path.read_bytes()) for rel, path in bundle_files(root)), domain)
+    the same on every machine whatever the mtimes, owners or creation order. Files at
+    the relative paths ``without`` are left out (what was added to a tree since)."""
+    files = ((rel, path.read_bytes()) for rel, path in bundle_files(root) if rel not in without)
+    return _hash_files(files, domain)
 
 
 def _hash_files(files: Iterable[tuple[str, bytes]], domain: bytes) -> bytes:

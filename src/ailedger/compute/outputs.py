@@ -26,7 +26,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,9 +65,10 @@ class ReleaseRules:
     min_cell_size: int = DEFAULT_MIN_CELL_SIZE
 
 
-def output_hash(root: Path) -> bytes:
-    """sha256 over sorted (path, size, bytes) of every file under ``root``."""
-    return tree_hash(root, b"ailedger-output-v1")
+def output_hash(root: Path, without: Collection[str] = ()) -> bytes:
+    """sha256 over sorted (path, size, bytes) of every file under ``root`` (but those at
+    the relative paths ``without``)."""
+    return tree_hash(root, b"ailedger-output-v1", without)
 
 
 def write_exit_record(root: Path, exit_code: int | None, reason: str) -> None:

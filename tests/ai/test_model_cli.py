@@ -1,0 +1,122 @@
+"""``ailedger model`` through the CLI: a home registers a model from its completed job,
+then the commands list, show and verify it, and refuse a card edited after signing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from ailedger.chain.contracts.compute_market import JobTerms, new_salt
+from ailedger.chain.contracts.data_market import PURPOSES, Policy
+from ailedger.chain.deploy import COMPUTE_MIN_STAKE
+from ailedger.chain.transactions import fund_from_dev_account
+from ailedger.compute.outputs import output_hash
+from tests.cli.test_cli import error_of, home_env, run  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.integration
+AIL = 10**18
+TRAINING = PURPOSES["model-training"]
+
+
+def _registered_model(home: Path, model: Path) -> dict[str, Any]:
+    """In this home: a dataset of another account's, a job over it granted for training
+    and run by that account, settled on ``model``; then the model registered."""
+    from ailedger.ai.models import register_model
+    from ailedger.session import open_session
+    from ailedger.settings import load_settings
+
+    with open_session(load_settings(), unlock=True) as me:
+        web3 = me.chain.web3
+        fund_from_dev_account(web3, me.address, 10**20)
+        other = Account.create()
+        fund_from_dev_account(web3, other.address, 10**20)
+        them = dataclasses.replace(me, account=other)  # the same chain, another account
+        dataset = b"\x64" * 32
+        them.data_market.register_dataset(
+            dataset, b"\x22" * 32, b"\x33" * 32, Policy(TRAINING, False, 0, 86400, 0)
+        )
+        them.compute_policy.allow_algorithm(dataset, b"\x42" * 32)
+        for s in (me, them):
+            s.token.faucet(1_000 * AIL)
+            s.token.approve(s.deployment.address("ComputeMarket"), 1_000 * AIL)
+        them.token.approve(them.deployment.address("ComputeProviders"), 1_000 * AIL)
+        them.compute_providers.register_provider(COMPUTE_MIN_STAKE)
+        them.compute_providers.post_offer(2, 4096, "", 0, 3 * AIL, True)
+        grant, _ = me.data_market.request_access(dataset, TRAINING)
+        terms = JobTerms(
+            b"\x42" * 32, 1, 1024, 0, 5 * AIL, 2, int(time.time()) + 3600,
+            datasets=(dataset,), grant_ids=(grant,), purpose=TRAINING,
+        )  # fmt: skip
+        job, _ = me.compute_market.post_job(terms)
+        them.compute_market.bid(job, 3 * AIL)
+        me.compute_market.close_auction(job)
+        result, salt = output_hash(model), new_salt()
+        them.compute_market.commit_result(job, result, salt)
+        them.compute_market.reveal_result(job, result, salt, 60)
+        me.compute_market.accept(job)
+        done = register_model(me, model, [job], name="risk")
+    return {
+        "model": "0x" + done.model_id.hex(),
+        "bundle": str(done.passport.path),
+        "key": str(done.public_key),
+    }
+
+
+def test_register_then_list_show_and_verify_through_the_cli(
+    home_env: Path,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run(["init"], capsys, monkeypatch)[0] == 0
+    code, out, _ = run(["model", "list"], capsys, monkeypatch)
+    assert code == 0 and "no models registered" in out
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.json").write_text('{"weights": [0.5]}')
+    made = _registered_model(home_env, model)
+
+    listed = json.loads(run(["model", "list", "--mine", "--json"], capsys, monkeypatch)[1])
+    assert [m["model"] for m in listed["models"]] == [made["model"]]
+    shown = run(["model", "show", made["model"]], capsys, monkeypatch)[1]
+    assert f"{made['model']} v1 (current)" in shown
+    verify = [
+        "model",
+        "verify",
+        str(model),
+        "--bundle",
+        made["bundle"],
+        "--public-key",
+        made["key"],
+    ]
+    code, out, err = run(verify, capsys, monkeypatch)
+    assert code == 0, err
+    assert "granted for model training (grant 1): ok" in out and "model verified" in out
+
+    (model / "MODEL_CARD.md").write_text("# risk\n\nEdited after signing.\n")
+    line = error_of(verify, capsys, monkeypatch)
+    assert "MODEL_CARD.md" in line
+
+
+def test_model_commands_refuse_bad_input_in_one_line(
+    home_env: Path,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run(["init"], capsys, monkeypatch)[0] == 0
+    line = error_of(["model", "show", "0x" + "ab" * 32], capsys, monkeypatch)
+    assert "there is no model" in line
+    line = error_of(
+        ["model", "register", str(tmp_path / "nope"), "--name", "x"], capsys, monkeypatch
+    )
+    assert "is not a directory" in line
+    (tmp_path / "m").mkdir()
+    args = ["model", "register", str(tmp_path / "m"), "--name", "x", "--job", "7"]
+    assert "job 7 is not a job this home posted" in error_of(args, capsys, monkeypatch)
