@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -285,3 +286,21 @@ def test_export_verifies_and_tampering_is_refused(
         verify_export(json.dumps(outer).encode(), key.public_key())
     with pytest.raises(DecisionError, match="not signed"):
         verify_export(exported, Ed25519PrivateKey.generate().public_key())
+
+
+def test_concurrent_salts_commit_together_and_a_duplicate_fails_alone(salts: SaltStore) -> None:
+    errors: list[Exception] = []
+
+    def put(index: int) -> None:
+        try:
+            salts.put(index % 40, bytes([index % 256]) * 32, T0)
+        except DecisionError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(41)]  # 0 comes twice
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 1 and "already stored" in str(errors[0])
+    assert all(salts.get(i) is not None for i in range(40))

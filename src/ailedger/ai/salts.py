@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from ailedger.ai.decision_errors import DecisionError, RetentionError
@@ -22,6 +23,23 @@ from ailedger.ai.decision_errors import DecisionError, RetentionError
 DEFAULT_RETENTION_S = 183 * 24 * 3600
 _SCHEMA = """CREATE TABLE IF NOT EXISTS salts (
     idx INTEGER PRIMARY KEY, salt BLOB, time INTEGER NOT NULL, redacted_at INTEGER)"""
+_INSERT = "INSERT INTO salts (idx, salt, time) VALUES (?, ?, ?)"
+
+
+@dataclass
+class _Pending:
+    row: tuple[int, bytes, int]
+    done: bool = False
+    error: DecisionError | None = None
+
+
+def _stored_error(index: int, exc: sqlite3.Error) -> DecisionError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return DecisionError(
+            f"a salt for audit entry {index} is already stored: each decision is one new "
+            "entry; is this salt store shared by two audit logs?"
+        )
+    return DecisionError(f"the salt of audit entry {index} was not stored ({exc}): retry")
 
 
 class SaltStore:
@@ -30,7 +48,10 @@ class SaltStore:
     def __init__(self, directory: Path | str) -> None:
         self.path = Path(directory) / "decision-salts.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection
+        self._cond = threading.Condition()  # the queue of salts waiting to commit
+        self._queue: list[_Pending] = []
+        self._writing = False
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -38,17 +59,51 @@ class SaltStore:
         self._conn.execute(_SCHEMA)
 
     def put(self, index: int, salt: bytes, time: int) -> None:
-        """Keep ``salt`` for the decision at audit ``index``, made at unix ``time``."""
+        """Keep ``salt`` for the decision at audit ``index``, made at unix ``time``.
+
+        Returns once it is committed. Concurrent callers share one transaction (one
+        ``fsync``): the first to find no write running writes what is queued (group
+        commit, as the audit log does), so a salt costs little more than its leaf.
+        """
+        item = _Pending((index, salt, time))
+        with self._cond:
+            self._queue.append(item)
+            while not item.done:
+                if self._writing:
+                    self._cond.wait()
+                    continue
+                self._writing, batch, self._queue = True, self._queue, []
+                self._cond.release()
+                try:
+                    self._write(batch)
+                finally:
+                    self._cond.acquire()
+                    self._writing = False
+                    for written in batch:
+                        written.done = True
+                    self._cond.notify_all()
+        if item.error is not None:
+            raise item.error
+
+    def _write(self, batch: list[_Pending]) -> None:
+        """Commit ``batch`` in one transaction; failures land on the callers they concern."""
         with self._lock:
             try:
-                self._conn.execute(
-                    "INSERT INTO salts (idx, salt, time) VALUES (?, ?, ?)", (index, salt, time)
-                )
-            except sqlite3.IntegrityError as exc:
-                raise DecisionError(
-                    f"a salt for audit entry {index} is already stored: each decision is "
-                    "one new entry; is this salt store shared by two audit logs?"
-                ) from exc
+                with self._conn:  # one transaction: one fsync for the batch
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    self._conn.executemany(_INSERT, [item.row for item in batch])
+                return
+            except sqlite3.IntegrityError:
+                pass  # a duplicate index: write them one by one to fail only its caller
+            except sqlite3.Error as exc:
+                for item in batch:
+                    item.error = _stored_error(item.row[0], exc)
+                return
+            for item in batch:
+                try:
+                    self._conn.execute(_INSERT, item.row)
+                except sqlite3.Error as exc:
+                    item.error = _stored_error(item.row[0], exc)
 
     def get(self, index: int) -> bytes | None:
         """The salt of decision ``index``; None once it has been redacted."""
