@@ -142,6 +142,11 @@ def test_record_and_verify_round_trip(
     assert (check.input_matched, check.anchored) == (True, True)
     without = verify_decision(receipt, _anchors(log), key.public_key())
     assert without.ok and without.input_matched is None
+    size = _anchors(log)[0][0]
+    forked = verify_decision(receipt, [(size, bytes(32))], key.public_key(), features)
+    assert not forked.ok and forked.anchored is False  # the chain anchors another root
+    pending = verify_decision(receipt, [], key.public_key(), features)
+    assert pending.ok and pending.anchored is None  # signed, not anchored yet
 
 
 def test_a_random_forest_is_explained_in_probability_space(
