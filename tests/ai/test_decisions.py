@@ -21,13 +21,13 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from ailedger.ai.decision_errors import DecisionError, ExplanationError, RetentionError
 from ailedger.ai.decision_export import export_decisions, verify_export
 from ailedger.ai.decisions import (
     decision_receipt,
     record_decision,
     verify_decision,
 )
+from ailedger.ai.errors import DecisionError, ExplanationError, RetentionError
 from ailedger.ai.explain import MAX_RESIDUAL, ShapExplainer
 from ailedger.ai.salts import DEFAULT_RETENTION_S, SaltStore
 from ailedger.audit.log import AuditLog

@@ -18,8 +18,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ailedger.ai.decision_errors import DecisionError
 from ailedger.ai.decisions import canonical_json_text, decision_entry_problems
+from ailedger.ai.errors import DecisionError
 from ailedger.ai.salts import SaltStore
 from ailedger.audit.checkpoint import parse_checkpoint
 from ailedger.audit.log import AuditLog

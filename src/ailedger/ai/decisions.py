@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ailedger.ai.decision_errors import DecisionError, ExplanationError
+from ailedger.ai.errors import DecisionError, ExplanationError
 from ailedger.ai.explain import MAX_RESIDUAL, Explanation, ShapExplainer, for_model, inverse_link
 from ailedger.ai.salts import SaltStore
 from ailedger.audit.entry import JsonScalar, canonical_json

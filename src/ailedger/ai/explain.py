@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import shap
 
-from ailedger.ai.decision_errors import DecisionError, ExplanationError
+from ailedger.ai.errors import DecisionError, ExplanationError
 
 MAX_RESIDUAL = 1e-6  # exact explainers land near 1e-14: anything near this is a wrong model
 

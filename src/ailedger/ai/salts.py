@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ailedger.ai.decision_errors import DecisionError, RetentionError
+from ailedger.ai.errors import DecisionError, RetentionError
 
 DEFAULT_RETENTION_S = 183 * 24 * 3600
 _SCHEMA = """CREATE TABLE IF NOT EXISTS salts (
