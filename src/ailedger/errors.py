@@ -102,6 +102,9 @@ Hierarchy::
     │   │                                    after signing (``files`` names them)
     │   ├── LineageError                     the signed lineage is missing or malformed
     │   └── ModelDirectoryError              a link or special file in the model directory
+    ├── errors.DecisionError                 a decision cannot be recorded, proven or exported
+    │   ├── ExplanationError                 its explanation does not add up: never logged
+    │   └── RetentionError                   a salt asked to be destroyed before retention ends
     │
     │   web/
     └── siwe.SiweFormatError                 a MalformedRequestError: not an EIP-4361

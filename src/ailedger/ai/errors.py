@@ -1,13 +1,17 @@
-"""Errors of the ai capability: a passport that cannot be made, read or trusted.
+"""Errors of the ai capability: a passport that cannot be made, read or trusted, and a
+decision that cannot be explained, logged, proven or redacted.
 
 Hierarchy::
 
     AiledgerError
-    └── PassportError               a passport cannot be made, read or trusted
-        ├── SignatureInvalidError   the signature or a file's digest does not match: the
-        │                           model was changed after signing, or signed by another key
-        ├── LineageError            the signed lineage is missing or malformed
-        └── ModelDirectoryError     the directory holds a link or a special file
+    ├── PassportError               a passport cannot be made, read or trusted
+    │   ├── SignatureInvalidError   the signature or a file's digest does not match: the
+    │   │                           model was changed after signing, or signed by another key
+    │   ├── LineageError            the signed lineage is missing or malformed
+    │   └── ModelDirectoryError     the directory holds a link or a special file
+    └── DecisionError               a decision cannot be recorded, proven or exported
+        ├── ExplanationError        the explanation does not add up: refused, never logged
+        └── RetentionError          a salt was asked to be destroyed before retention ended
 """
 
 from __future__ import annotations
@@ -35,3 +39,15 @@ class LineageError(PassportError):
 
 class ModelDirectoryError(PassportError):
     """The model directory holds something that cannot be signed (a link, a socket)."""
+
+
+class DecisionError(AiledgerError):
+    """A decision cannot be recorded, proven or exported (the message says why)."""
+
+
+class ExplanationError(DecisionError):
+    """The explanation does not add up to the model's output: it is refused, never logged."""
+
+
+class RetentionError(DecisionError):
+    """A salt was asked to be destroyed before its retention period ended."""
