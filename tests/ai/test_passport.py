@@ -215,7 +215,10 @@ def test_resign_after_card_edit_hashes_only_the_card(
     passport = _sign(
         model, key, card=CARD + "\nEdited.\n", on_hash=lambda rel, size: again.append((rel, size))
     )
-    assert [rel for rel, _ in again] == [CARD_FILE]
+    # No weight is read again. The small files the last signing wrote may be: one
+    # written within the same tick of the clock as that signing is re-hashed on purpose.
+    hashed = [rel for rel, _ in again]
+    assert CARD_FILE in hashed and set(hashed) <= {CARD_FILE, LINEAGE_FILE}
     _stock_verify(model, passport.path, key[1], tmp_path)
     assert verify_passport(model, passport.path, key[1]).card == CARD + "\nEdited.\n"
 
