@@ -79,7 +79,9 @@ def test_register_then_list_show_and_verify_through_the_cli(
     assert code == 0 and "no models registered" in out
     model = tmp_path / "model"
     model.mkdir()
-    (model / "model.json").write_text('{"weights": [0.5]}')
+    (model / "model.json").write_text(
+        json.dumps({"weights": [0.5, -0.25], "bias": 0.1, "features": ["age", "bmi"]})
+    )
     made = _registered_model(home_env, model)
 
     listed = json.loads(run(["model", "list", "--mine", "--json"], capsys, monkeypatch)[1])
@@ -98,6 +100,32 @@ def test_register_then_list_show_and_verify_through_the_cli(
     code, out, err = run(verify, capsys, monkeypatch)
     assert code == 0, err
     assert "granted for model training (grant 1): ok" in out and "model verified" in out
+
+    # Serving: two decisions, each a receipt its person checks against the chain alone.
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps([{"age": 1.0, "bmi": 2.0}, {"age": -1.0, "bmi": 0.5}]))
+    serve = ["model", "serve", str(model), "--bundle", made["bundle"], "--input", str(inputs)]
+    serve += ["--public-key", made["key"], "--receipts", str(tmp_path / "receipts"), "--json"]
+    code, out, err = run(serve, capsys, monkeypatch)
+    assert code == 0, err
+    served = json.loads(out)
+    assert len(served["decisions"]) == 2 and served["anchored"] is not None
+    first = Path(served["decisions"][0]["receipt"])
+    code, out, err = run(["decision", "verify", str(first)], capsys, monkeypatch)
+    assert code == 0, err
+    assert "anchored on chain, explanation adds up, your input matches" in out
+
+    receipt = json.loads(first.read_text())
+    other = {**receipt, "features": {"age": 1.0, "bmi": 2.5}}  # another person's input
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(other))
+    code, out, _ = run(["decision", "verify", str(forged), "--json"], capsys, monkeypatch)
+    assert code == 1 and json.loads(out)["input_matched"] is False
+    entry = json.loads(receipt["entry"])
+    entry["output"] = 0.01  # the decision altered after issue
+    forged.write_text(json.dumps({**receipt, "entry": json.dumps(entry)}))
+    code, out, _ = run(["decision", "verify", str(forged), "--json"], capsys, monkeypatch)
+    assert code == 1 and json.loads(out)["problems"]
 
     (model / "MODEL_CARD.md").write_text("# risk\n\nEdited after signing.\n")
     line = error_of(verify, capsys, monkeypatch)

@@ -50,6 +50,7 @@ app.add_typer(job.app, name="job")
 app.add_typer(provider.app, name="provider")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(model.app, name="model")
+app.add_typer(model.decision_app, name="decision")
 # The budget is a dataset's, so `data budget` shows it too (the same command).
 data.app.command("budget")(privacy.budget)
 

@@ -157,3 +157,107 @@ def _line(row: dict[str, object]) -> str:
         f"{row['model']} v{row['version']} ({state}) by {row['owner']}: passport "
         f"{row['passport']}, jobs {row['jobs']}"
     )
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    model_dir: Path = typer.Argument(..., help="The registered model's directory."),
+    bundle: Path = typer.Option(..., help="Its passport bundle."),
+    public_key: Path = typer.Option(..., help="The passport's public key (PEM)."),
+    inputs: Path = typer.Option(
+        ..., "--input", help="One JSON object of numbers by feature, a list, or JSON lines."
+    ),
+    receipts: Path = typer.Option(
+        ..., help="A new directory for the receipts: one file per decision, for its person."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Decide each input with the model and record each decision in this home's audit
+    log: the model's passport, a salted digest of the input, the output and an exact
+    SHAP explanation; the log is then anchored on chain. Each person gets a receipt
+    they can check offline with `ailedger decision verify`. Run it while the node is
+    stopped (the node holds the audit log while it runs)."""
+    from ailedger.ai.serving import dump_receipt, read_inputs
+    from ailedger.ai.serving import serve as serve_decisions
+    from ailedger.errors import ConfigError
+    from ailedger.sharing.owner import OwnerNode
+
+    if receipts.exists():
+        raise ConfigError(f"{receipts} already exists; give a new directory for the receipts")
+    rows = read_inputs(inputs)
+    with session(ctx, unlock=True) as s, OwnerNode(s) as node:
+        served = serve_decisions(s, node, model_dir, bundle, public_key.read_bytes(), rows)
+    receipts.mkdir(parents=True)
+    paths = []
+    for receipt in served.receipts:
+        path = receipts / f"decision-{receipt['index']}.json"
+        path.write_text(dump_receipt(receipt))
+        paths.append(str(path))
+    data = {
+        "passport": served.passport,
+        "decisions": [
+            {"index": r["index"], "receipt": p} for r, p in zip(served.receipts, paths, strict=True)
+        ],
+        "anchored": list(served.anchored) if served.anchored else None,
+    }
+
+    def render() -> None:
+        for r, p in zip(served.receipts, paths, strict=True):
+            console.print(f"decision {r['index']} recorded; receipt {p}")
+        if served.anchored:
+            console.print(
+                f"audit log anchored at size {served.anchored[0]}  tx {served.anchored[1]}"
+            )
+
+    emit(as_json, data, render)
+
+
+decision_app = typer.Typer(
+    help="Decision receipts: check that a decision about you is recorded, as it was made."
+)
+
+
+@decision_app.command("verify")
+def verify_decision(
+    ctx: typer.Context,
+    receipt: Path = typer.Argument(..., help="The receipt you were given (JSON)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Check a decision receipt offline: the entry is in the deciding node's audit log
+    under a checkpoint it signed and anchored on chain, its explanation adds up to its
+    output, and your input (with your salt) gives the digest it recorded. Only the
+    chain is read; the node is not asked. Exits 1 if any check fails."""
+    from ailedger.ai.serving import verify_receipt_file
+    from ailedger.errors import ConfigError
+    from ailedger.untrusted_json import parse_untrusted
+
+    try:
+        document = parse_untrusted(receipt.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the receipt {receipt}: {exc}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{receipt} is not a decision receipt (a JSON object)")
+    with session(ctx, unlock=False) as s:
+        check = verify_receipt_file(s, document)
+    data = {
+        "ok": check.ok,
+        "index": check.index,
+        "anchored": check.anchored,
+        "input_matched": check.input_matched,
+        "problems": check.problems,
+    }
+
+    def render() -> None:
+        if check.ok:
+            anchored = "anchored on chain" if check.anchored else "NOT yet anchored"
+            console.print(
+                f"decision {check.index} verified: in the log, {anchored}, explanation adds "
+                f"up, your input {'matches' if check.input_matched else 'was not checked'}"
+            )
+        for problem in check.problems:
+            console.print(f"[bold red]FAILED[/bold red] {problem}")
+
+    emit(as_json, data, render)
+    if not check.ok:
+        raise typer.Exit(1)
