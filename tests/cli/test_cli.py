@@ -235,6 +235,13 @@ def test_demo_runs_end_to_end(
     assert re.search(r"refused before paying anything \(balance ([0-9.]+) AIL, was \1 AIL\)", out)
     assert "over its cap of 3" in out
     assert "recomputed from 2 releases on chain" in out
+    # Trustworthy AI: a passport, a decision recorded and explained, verified by its patient.
+    assert re.search(
+        r"an auditor verifies it: signature ok; (\d+) of \1 checks against the chain", out
+    )
+    assert "the patient checks the receipt against the chain alone: verified" in out
+    assert "the same receipt with someone else's input: refused" in out
+    assert re.search(r"traced: decision \d+ -> passport 0x[0-9a-f]+… -> model version 1", out)
     # The hospital's web app, through its REST API, signed in with its account.
     assert "(operator), Sign-In with Ethereum" in out
     assert re.search(r"/owner: 'Rare disease registry \(Safe Harbor\)': \d+ read", out)

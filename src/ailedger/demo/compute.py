@@ -152,7 +152,9 @@ def wait_for_status(
     )
 
 
-def rent_a_gpu(researcher: Session, gpu_owner: Session, root: Path, say: Say) -> None:
+def rent_a_gpu(researcher: Session, gpu_owner: Session, root: Path, say: Say) -> int:
+    """The researcher's training job on the GPU owner's machine; returns its id (its
+    output, a model, is in ``root / "trained-model"``)."""
     from ailedger.compute.requester.job import fetch_result, submit
 
     say("\n[bold]10. A GPU owner rents out spare time; the researcher trains a model on it[/bold]")
@@ -182,6 +184,7 @@ def rent_a_gpu(researcher: Session, gpu_owner: Session, root: Path, say: Say) ->
         f"  the GPU owner earned {format_amount(earned)} "
         f"({billed} s at its 2 AIL per hour bid; its 100 AIL stake stays staked)"
     )
+    return job.job_id
 
 
 def compute_to_data(

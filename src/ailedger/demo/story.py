@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ailedger.chain.connection import ChainConnection, open_embedded
 from ailedger.chain.transactions import fund_from_dev_account
+from ailedger.demo.models import trustworthy_ai
 from ailedger.demo.privacy import private_analytics
 from ailedger.demo.web import open_the_web_app
 from ailedger.errors import AiledgerError
@@ -52,13 +53,14 @@ def run_demo(directory: Path | None, say: Say) -> None:
         _tokens(hospital, researcher, gpu_owner, say)
         dataset = _share_data(hospital, researcher, root, say)
         _find_similar_cases(hospital, researcher, root, say)
-        _compute(hospital, researcher, gpu_owner, dataset, root, say)
+        training_job = _compute(hospital, researcher, gpu_owner, dataset, root, say)
         private_analytics(hospital, researcher, gpu_owner, root, say)
+        trustworthy_ai(researcher, hospital, training_job, root, say)
         open_the_web_app(hospital, say)
         head = connection.web3.eth.block_number
         balance = hospital.token.balance_of(hospital.address)
 
-    say("\n[bold]14. The chain keeps its state across a restart[/bold]")
+    say("\n[bold]15. The chain keeps its state across a restart[/bold]")
     with open_embedded(homes["hospital"].chain_dir, cache) as reopened:
         again = _session(homes["hospital"], reopened, cache)
         kept = again.token.balance_of(again.address)
@@ -209,9 +211,9 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
 
 def _compute(
     hospital: Session, researcher: Session, gpu_owner: Session, dataset: bytes, root: Path, say: Say
-) -> None:
+) -> int:
     """The researcher's node must run while its jobs do: providers fetch the bundle from
-    it and send logs and the encrypted output back to it."""
+    it and send logs and the encrypted output back to it. Returns the training job."""
     from ailedger.demo.compute import compute_to_data, rent_a_gpu
     from ailedger.node.app import create_app
     from ailedger.node.service import BackgroundServer, announce, job_inbox
@@ -221,8 +223,9 @@ def _compute(
         app = create_app(node.gateway(), jobs=job_inbox(researcher))
         with BackgroundServer(app) as url:
             announce(researcher, url)
-            rent_a_gpu(researcher, gpu_owner, root, say)
+            training_job = rent_a_gpu(researcher, gpu_owner, root, say)
             compute_to_data(hospital, researcher, dataset, root, say)
+    return training_job
 
 
 def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say) -> None:

@@ -1,0 +1,83 @@
+"""The demo's trustworthy-AI chapter: the model the researcher trained on rented compute
+gets a passport, a decision about a patient is recorded with its explanation, and the
+patient and an auditor check it against the chain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ailedger.ai.provenance import Hop
+from ailedger.session import Session
+
+Say = Callable[[str], None]
+PATIENT = {"x0": 0.8, "x1": -1.2, "x2": 0.3, "x3": 0.5}
+
+
+def trustworthy_ai(researcher: Session, auditor: Session, job: int, root: Path, say: Say) -> None:
+    from ailedger.ai.models import register_model, verify_model
+    from ailedger.ai.serving import serve, verify_receipt_file
+    from ailedger.sharing.owner import OwnerNode
+
+    say("\n[bold]13. Trustworthy AI: a model passport, and a decision a patient can verify[/bold]")
+    model_dir = root / "trained-model"
+    trained = json.loads((model_dir / "model.json").read_text())
+    report = root / "evaluation.json"
+    report.write_text(json.dumps({"train_accuracy": trained["train_accuracy"]}))
+    done = register_model(researcher, model_dir, [job], name="demo risk model", evaluation=report)
+    say(
+        f"  the researcher registers job {job}'s output as model 0x{done.model_id.hex()[:16]}… "
+        f"version {done.version}: passport {done.passport.sha256[:18]}… (OpenSSF model "
+        f"signing over the weights, the card and the lineage)  tx {done.tx_hash}"
+    )
+    check = verify_model(auditor, model_dir, done.passport.path, done.public_key.read_bytes())
+    say(f"  an auditor verifies it: signature ok; {_hops(check.hops)}")
+
+    with OwnerNode(researcher) as node:
+        served = serve(
+            researcher, node, model_dir, done.passport.path, done.public_key.read_bytes(), [PATIENT]
+        )
+    (receipt,) = served.receipts
+    anchored = served.anchored[0] if served.anchored else "(not anchored)"
+    entry = json.loads(receipt["entry"])
+    explanation = json.loads(entry["explanation"])
+    top = max(explanation["attributions"].items(), key=lambda kv: abs(kv[1]))
+    say(
+        f"  the researcher's node decides about a patient: risk {entry['output']:.3f}, "
+        f"explained by {explanation['explainer']} (largest attribution {top[0]} "
+        f"{top[1]:+.3f}, residual {explanation['residual']:.1e}); audit entry "
+        f"{receipt['index']}, anchored on chain at size {anchored}"
+    )
+    verdict = verify_receipt_file(auditor, receipt)
+    say(
+        f"  the patient checks the receipt against the chain alone: "
+        f"{'verified' if verdict.ok else 'FAILED: ' + '; '.join(verdict.problems)} "
+        f"(in the log, anchored, the explanation adds up, their own input matches)"
+    )
+    altered = {**receipt, "features": {**PATIENT, "x1": 1.2}}
+    refused = verify_receipt_file(auditor, altered)
+    say(f"  the same receipt with someone else's input: {_first(refused.problems, refused.ok)}")
+    version = auditor.model_registry.by_passport(bytes.fromhex(entry["model"][2:]))
+    if version is not None:
+        record = auditor.compute_market.job(version.jobs[0])
+        status = record.status.name.lower() if record else "missing"
+        say(
+            f"  traced: decision {receipt['index']} -> passport {entry['model'][:18]}… -> model "
+            f"version {version.version} of {version.owner} -> training job {version.jobs[0]} "
+            f"({status} on chain, synthetic data: no dataset or grant to follow)"
+        )
+
+
+def _hops(hops: Sequence[Hop]) -> str:
+    ok = sum(1 for h in hops if h.ok)
+    return (
+        f"{ok} of {len(hops)} checks against the chain pass (registered, its files the "
+        "job's settled output, the job completed by its owner)"
+    )
+
+
+def _first(problems: list[str], ok: bool) -> str:
+    if ok:
+        return "[bold red]accepted (it should not be)[/bold red]"
+    return f"refused ({problems[0]})" if problems else "refused"
