@@ -15,6 +15,7 @@ from ailedger.chain.deploy import Deployment, deploy_contracts, find_deployment
 from ailedger.chain.market_windows import MarketWindows, WindowChoice
 from ailedger.chain.transactions import fund_from_dev_account
 from tests.db.conftest import database, db_url, postgres_server  # noqa: F401 (every store suite)
+from tests.short_windows import deploy_beside
 
 # The Anvil variants are marked at collection, so `-m "not rpcnode"` leaves them out.
 BACKENDS = ["embedded", pytest.param("anvil", marks=pytest.mark.rpcnode)]
@@ -65,11 +66,7 @@ def chain_under_test(
             if market_windows is None:
                 deployment = find_deployment(connection.web3, tmp_path / "home")
             else:  # a deployment of its own beside the node's, with those windows
-                deployer = Account.create()
-                fund_from_dev_account(connection.web3, deployer.address, 10**20)
-                deployment = deploy_contracts(
-                    connection.web3, deployer, contract_cache, market_windows
-                )
+                deployment = deploy_beside(connection.web3, contract_cache, market_windows)
             accounts = _funded_accounts(connection, 3)
             yield ChainUnderTest("embedded", connection, deployment, accounts, contract_cache)
         return
