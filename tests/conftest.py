@@ -12,8 +12,10 @@ from eth_account.signers.local import LocalAccount
 
 from ailedger.chain.connection import ChainConnection, connect_rpc, open_embedded
 from ailedger.chain.deploy import Deployment, deploy_contracts, find_deployment
+from ailedger.chain.market_windows import MarketWindows, WindowChoice
 from ailedger.chain.transactions import fund_from_dev_account
 from tests.db.conftest import database, db_url, postgres_server  # noqa: F401 (every store suite)
+from tests.short_windows import deploy_beside
 
 # The Anvil variants are marked at collection, so `-m "not rpcnode"` leaves them out.
 BACKENDS = ["embedded", pytest.param("anvil", marks=pytest.mark.rpcnode)]
@@ -43,14 +45,28 @@ def _funded_accounts(connection: ChainConnection, count: int) -> list[LocalAccou
     return accounts
 
 
+@pytest.fixture
+def market_windows() -> MarketWindows | None:
+    """The compute market's windows on ``chain_under_test``: None deploys it as each
+    backend does by default. A module whose tests wait a window out overrides this with
+    a shorter one, so the wait costs seconds, not the development chain's 10 s."""
+    return None
+
+
 @pytest.fixture(params=BACKENDS)
 def chain_under_test(
-    request: pytest.FixtureRequest, tmp_path: Path, contract_cache: Path
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    contract_cache: Path,
+    market_windows: MarketWindows | None,
 ) -> Iterator[ChainUnderTest]:
     """The same tests run on the embedded chain and on a real JSON-RPC node (Anvil)."""
     if request.param == "embedded":
         with open_embedded(tmp_path / "chain", contract_cache) as connection:
-            deployment = find_deployment(connection.web3, tmp_path / "home")
+            if market_windows is None:
+                deployment = find_deployment(connection.web3, tmp_path / "home")
+            else:  # a deployment of its own beside the node's, with those windows
+                deployment = deploy_beside(connection.web3, contract_cache, market_windows)
             accounts = _funded_accounts(connection, 3)
             yield ChainUnderTest("embedded", connection, deployment, accounts, contract_cache)
         return
@@ -61,6 +77,8 @@ def chain_under_test(
     deployer = Account.create()
     with AnvilNode([(deployer.address, 10**24)]) as node:
         connection = connect_rpc(node.url)
-        deployment = deploy_contracts(connection.web3, deployer, contract_cache)
+        deployment = deploy_contracts(
+            connection.web3, deployer, contract_cache, market_windows or WindowChoice()
+        )
         accounts = _funded_accounts(connection, 3)
         yield ChainUnderTest("anvil", connection, deployment, accounts, contract_cache)

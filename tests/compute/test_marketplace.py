@@ -45,6 +45,7 @@ from ailedger.settings import load_settings
 from ailedger.sharing.owner import OwnerNode
 from ailedger.sharing.requester import request_access
 from ailedger.testing.ethnode import AnvilNode, anvil_available
+from tests.short_windows import SHORT_BID_WINDOWS, deploy_beside
 
 pytestmark = pytest.mark.slow
 PASSPHRASE = "compute market"
@@ -156,6 +157,12 @@ def _chain(
     """The chain the parties share; yields how each home connects to it."""
     if backend == "embedded":
         with open_embedded(homes["requester"].chain_dir, cache) as connection:
+            # The tie-break auction waits its bid window out (its bidder closes it): a
+            # market with a 4 s window, not 10 s. Agents bid within a tenth of a second.
+            deployment = deploy_beside(connection.web3, cache, SHORT_BID_WINDOWS)
+            for home in homes.values():
+                path = manifest_path(home.path, deployment.chain_id, deployment.genesis_hash)
+                save_manifest(path, deployment)
             yield lambda home: connection
         return
     if not anvil_available():

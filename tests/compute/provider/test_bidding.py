@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
 from ailedger.chain.connection import open_embedded
+from ailedger.chain.deploy import manifest_path, save_manifest
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.compute.provider.agent import AgentSettings, ProviderAgent
 from ailedger.compute.provider.machine import MachineInfo
@@ -31,6 +32,7 @@ from ailedger.peer import wire
 from ailedger.session import Session
 from ailedger.settings import load_settings
 from ailedger.sharing.owner import OwnerNode
+from tests.short_windows import SHORT_BID_WINDOWS, deploy_beside
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 PASSPHRASE = "bidding"
@@ -104,6 +106,12 @@ def market(tmp_path_factory: pytest.TempPathFactory, contract_cache: Path) -> It
         for n in ("honest", "stalling", "provider")
     }
     with open_embedded(homes["honest"].chain_dir, contract_cache) as connection:
+        # Both tests wait a job's bid window out: a market with a 4 s window, not 10 s.
+        # The agent bids on the honest job within a tenth of a second of seeing it.
+        deployment = deploy_beside(connection.web3, contract_cache, SHORT_BID_WINDOWS)
+        for home in homes.values():
+            path = manifest_path(home.path, deployment.chain_id, deployment.genesis_hash)
+            save_manifest(path, deployment)
         sessions = {}
         for name, home in homes.items():
             settings = load_settings(home=home.path, cache_dir=contract_cache)
