@@ -111,6 +111,9 @@ def test_register_then_list_show_and_verify_through_the_cli(
     served = json.loads(out)
     assert len(served["decisions"]) == 2 and served["anchored"] is not None
     first = Path(served["decisions"][0]["receipt"])
+    code, out, err = run(["audit", "history"], capsys, monkeypatch)  # decisions have no outcome
+    assert code == 0, err
+    assert out.count(" decision ") == 2
     code, out, err = run(["decision", "verify", str(first)], capsys, monkeypatch)
     assert code == 0, err
     assert "anchored on chain, explanation adds up, your input matches" in out

@@ -43,12 +43,13 @@ def history(
         )
         for row in rows:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(row.get("time", 0))))
-            who = row.get("requester", "-")
+            # Reads name their requester; other kinds (decisions, caps) their own actor.
+            who = row.get("requester") or row.get("deployer") or "-"
             proof = "proved" if row["proof_ok"] else "PROOF FAILED"
             reason = f" ({row['reason']})" if row.get("reason") else ""
             # markup=False: "[proved]" and free-text reasons are data, not rich markup tags.
             console.print(
-                f"#{row['index']:<5} {when}  {row['kind']:<8} {row['outcome']:<9} "
+                f"#{row['index']:<5} {when}  {row['kind']:<8} {row.get('outcome', '-'):<9} "
                 f"{who}{reason}  [{proof}]",
                 markup=False,
             )

@@ -199,7 +199,7 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
             who = e.get("requester", "")
             why = f" ({e['reason']})" if "reason" in e else ""
             proof = "inclusion proved" if item.proof_ok else "PROOF FAILED"
-            say(f"  #{item.index} {e['kind']:<7} {e['outcome']:<8} {who}{why}  ({proof})")
+            say(f"  #{item.index} {e['kind']:<7} {e.get('outcome', '-'):<8} {who}{why}  ({proof})")
         history_anchors = hospital.audit_anchor.history(hospital.address, hospital.deployment.block)
         result = verify_directory(hospital.home.layout.audit, public, history_anchors)
         say(

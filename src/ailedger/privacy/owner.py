@@ -47,6 +47,7 @@ def set_privacy_cap(session: Session, dataset_id: bytes, epsilon: float, delta: 
         node.append_own(
             {
                 "kind": PRIVACY_CAP,
+                "outcome": "set",
                 "dataset": "0x" + dataset_id.hex(),
                 "epsilon_cap": str(after.epsilon_cap),
                 "delta": str(after.delta),
