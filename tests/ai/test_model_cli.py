@@ -130,6 +130,22 @@ def test_register_then_list_show_and_verify_through_the_cli(
     code, out, _ = run(["decision", "verify", str(forged), "--json"], capsys, monkeypatch)
     assert code == 1 and json.loads(out)["problems"]
 
+    # Record-keeping: not redacted before its retention; a signed export for a regulator.
+    index = str(receipt["index"])
+    line = error_of(["decision", "redact", index], capsys, monkeypatch)
+    assert "must be kept until" in line and "183 days" in line
+    exported = tmp_path / "export.json"
+    code, out, err = run(["decision", "export", "-o", str(exported)], capsys, monkeypatch)
+    assert code == 0, err
+    me = json.loads(run(["account", "show", "--json"], capsys, monkeypatch)[1])["address"]
+    check = ["decision", "check-export", str(exported), "--node", me, "--json"]
+    code, out, err = run(check, capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["decisions"] == 2, err
+    altered = json.loads(exported.read_text())
+    altered["export"]["redacted"] = [int(index)]  # claims a decision was redacted
+    exported.write_text(json.dumps(altered))
+    assert "altered" in error_of(check, capsys, monkeypatch)
+
     (model / "MODEL_CARD.md").write_text("# risk\n\nEdited after signing.\n")
     line = error_of(verify, capsys, monkeypatch)
     assert "MODEL_CARD.md" in line

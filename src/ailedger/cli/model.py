@@ -261,3 +261,89 @@ def verify_decision(
     emit(as_json, data, render)
     if not check.ok:
         raise typer.Exit(1)
+
+
+@decision_app.command("redact")
+def redact(
+    ctx: typer.Context,
+    index: int = typer.Argument(..., min=0, help="The decision's audit entry index."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Redact a decision this home made: destroy its salt, so its input can no longer be
+    linked to it. The leaf stays in the log (the log is never rewritten), and redaction
+    is refused until the retention period (183 days) has passed."""
+    import time
+
+    from ailedger.ai.salts import SaltStore
+
+    with session(ctx, unlock=False) as s:
+        salts = SaltStore(s.home.path / "decisions")
+        try:
+            salts.redact(index, int(time.time()))
+        finally:
+            salts.close()
+    emit(
+        as_json,
+        {"index": index, "redacted": True},
+        lambda: console.print(f"decision {index} redacted: its salt is destroyed, its leaf stays"),
+    )
+
+
+@decision_app.command("export")
+def export(
+    ctx: typer.Context,
+    start: int = typer.Option(0, min=0, help="First audit entry index."),
+    stop: int = typer.Option(None, min=1, help="One past the last index [default: the whole log]."),
+    out: Path = typer.Option(..., "-o", "--out", help="Where to write the signed export."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """A signed export of this home's decisions for a regulator: the entries as logged,
+    the checkpoint covering them and each inclusion proof, signed with the audit key
+    (never a salt or an input). Run it while the node is stopped."""
+    from ailedger.ai.decision_export import export_decisions
+    from ailedger.ai.salts import SaltStore
+    from ailedger.errors import ConfigError
+    from ailedger.sharing.owner import OwnerNode, audit_signing_key
+
+    if out.exists():
+        raise ConfigError(f"{out} already exists; choose a new path")
+    with session(ctx, unlock=True) as s, OwnerNode(s) as node:
+        salts = SaltStore(s.home.path / "decisions")
+        try:
+            end = stop if stop is not None else node.audit.size
+            data = export_decisions(node.audit, salts, start, end, audit_signing_key(s))
+        finally:
+            salts.close()
+    out.write_bytes(data)
+    emit(
+        as_json,
+        {"path": str(out), "start": start, "stop": end, "bytes": len(data)},
+        lambda: console.print(f"decisions of entries {start}..{end} exported, signed, to {out}"),
+    )
+
+
+@decision_app.command("check-export")
+def check_export(
+    ctx: typer.Context,
+    export_file: Path = typer.Argument(..., help="The signed export."),
+    node: str = typer.Option(..., help="The account of the node that made it (0x...)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Check a decision export against the node's audit key on chain: its signature, its
+    checkpoint, every entry's inclusion and every explanation. Exits 1 if any fails."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from ailedger.ai.decision_export import verify_export
+    from ailedger.errors import ConfigError
+
+    address = parse.address(node)
+    with session(ctx, unlock=False) as s:
+        raw = s.audit_anchor.checkpoint_key(address)
+    if not raw:
+        raise ConfigError(f"{address} has bound no audit key on chain: nothing to check against")
+    entries = verify_export(export_file.read_bytes(), Ed25519PublicKey.from_public_bytes(raw))
+    emit(
+        as_json,
+        {"ok": True, "decisions": len(entries)},
+        lambda: console.print(f"export verified: {len(entries)} decisions, each proved in the log"),
+    )
