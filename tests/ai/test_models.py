@@ -184,3 +184,45 @@ def test_a_passport_never_registered_is_not_verified(world: World) -> None:
     check = verify_model(world.owner, model, passport.path, public_pem)
     assert not check.ok and check.version is None
     assert check.hops[0].reason == "no version has it"
+
+
+def test_the_models_page_lists_versions_and_checks_a_patients_receipt(world: World) -> None:
+    from ailedger.ai.serving import serve
+    from ailedger.sharing.owner import OwnerNode
+    from ailedger.web.api import models as models_api
+    from ailedger.web.deps import WebContext
+    from ailedger.web.pages import models as models_pages
+    from tests.web.homes import operator_of, router_client
+
+    model = _model_dir(world.root, "served", [0.5, -0.25])
+    (model / "model.json").write_text(
+        json.dumps({"weights": [0.5, -0.25], "bias": 0.1, "features": ["age", "bmi"]})
+    )
+    job = _completed_job(world, model, TRAINING)
+    done = register_model(world.researcher, model, [job], name="served")
+    with OwnerNode(world.researcher) as node:
+        served = serve(
+            world.researcher,
+            node,
+            model,
+            done.passport.path,
+            done.public_key.read_bytes(),
+            [{"age": 1.0, "bmi": 2.0}],
+        )
+    (receipt,) = served.receipts
+    routers = [models_api.router(), models_pages.pages()]
+    page = router_client(WebContext(world.owner), routers, operator_of(world.owner))
+
+    html = page.get("/models").text
+    assert done.passport.sha256[:18] in html and str(job) in html
+    listed = page.get("/api/v1/models").json()["models"]
+    assert "0x" + done.model_id.hex() in [m["model"] for m in listed]
+
+    ok = page.post("/models/receipt", data={"receipt": json.dumps(receipt)})
+    assert 'class="ok"' in ok.text and "verified" in ok.text and "your input matches" in ok.text
+    someone_else = {**receipt, "features": {"age": 1.0, "bmi": 3.0}}
+    refused = page.post("/models/receipt", data={"receipt": json.dumps(someone_else)})
+    assert 'class="error"' in refused.text and "NOT verified" in refused.text
+    assert 'class="error"' in page.post("/models/receipt", data={"receipt": "{no"}).text
+    checked = page.post("/api/v1/decisions/verify", json={"receipt": receipt}).json()
+    assert checked["ok"] and checked["anchored"]

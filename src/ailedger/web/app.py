@@ -67,6 +67,8 @@ MODULES: Final[tuple[str, ...]] = (
     "ailedger.web.pages.research",
     "ailedger.web.api.privacy",
     "ailedger.web.pages.privacy",
+    "ailedger.web.api.models",
+    "ailedger.web.pages.models",
 )
 
 # Errors that are not a refused request, by what the person can do about them.

@@ -23,6 +23,7 @@ NAVIGATION: Final = (
     ("/research", "Researcher"),
     ("/provider", "GPU owner"),
     ("/privacy", "Private analytics"),
+    ("/models", "Models"),
     ("/clinic", "Clinician"),
     ("/audit", "Audit"),
 )
