@@ -264,7 +264,7 @@ def test_two_buyers_share_one_budget_and_the_last_is_refused_before_paying(
 
 def test_repeating_a_statistic_runs_the_budget_out(world: World) -> None:
     """Averaging the noise away needs many answers; the cap stops them all at once."""
-    small = {**QUERY, "statistics": [{"kind": "count"}], "epsilon": 0.05}
+    small = {**QUERY, "statistics": [{"kind": "count"}], "epsilon": 0.15}
     answers = 0
     with pytest.raises((BudgetExhaustedError, ReleaseRefusedError)):
         for _ in range(200):
