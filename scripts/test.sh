@@ -42,4 +42,5 @@ echo "ruff check, ruff format --check, mypy --strict..." >&2
 .venv/bin/ruff format --check --quiet src tests benchmarks
 .venv/bin/mypy --strict src
 
-exec .venv/bin/python -m pytest "$@"
+# The slowest tests are listed at the end, so the suite's time is watched where it goes.
+exec .venv/bin/python -m pytest --durations=20 "$@"

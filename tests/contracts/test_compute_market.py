@@ -2515,5 +2515,5 @@ class ComputeMachine(RuleBasedStateMachine):
                 ]
 
 
-ComputeMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=40, deadline=None)
+ComputeMachine.TestCase.settings = settings(max_examples=15, stateful_step_count=40, deadline=None)
 TestComputeMarket = ComputeMachine.TestCase
