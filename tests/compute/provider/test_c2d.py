@@ -176,3 +176,21 @@ def test_release_rules_take_the_strictest_of_every_dataset() -> None:
     assert inputs.release_rules() == ReleaseRules(
         max_output_bytes=4096, aggregate_only=True, min_cell_size=25
     )
+
+
+def test_a_job_posted_past_the_client_over_a_private_dataset_is_not_run(world: World) -> None:
+    """`job submit` refuses a private dataset before paying; a requester posting to the
+    contract directly gets no further: the owner's node refuses before reading."""
+    import secrets
+
+    private = secrets.token_bytes(32)
+    policy = Policy(RESEARCH, False, 0, 86400, 0)
+    world.owner.data_market.register_dataset(private, b"\x01" * 32, b"\x02" * 32, policy)
+    world.owner.compute_policy.allow_algorithm(private, BUNDLE)
+    world.owner.privacy_ledger.set_cap(private, 1.0, 1e-6)
+    grant, _ = request_access(world.researcher, private, RESEARCH)
+    inputs = DataInputs(
+        world.owner, 7, world.researcher.address, BUNDLE, [private], RESEARCH, [grant]
+    )
+    with pytest.raises(ComputeRefusedError, match="is private: its rows go into no job"):
+        inputs.check()

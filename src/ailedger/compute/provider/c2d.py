@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ailedger.compute.outputs import ReleaseRules
 from ailedger.errors import AiledgerError
+from ailedger.sharing.owner import is_private
 from ailedger.sharing.reads import COMPUTE_READ, ReadLimitReachedError
 
 if TYPE_CHECKING:
@@ -67,6 +68,11 @@ class DataInputs:
             record = self.market.dataset(dataset)
             if record is None or record.owner.lower() != me.lower():
                 raise ComputeRefusedError(f"{name} is not owned by this node")
+            if is_private(self.session, dataset):  # `job submit` refuses; a raw post may not
+                raise ComputeRefusedError(
+                    f"{name} is private: its rows go into no job, only differentially "
+                    "private answers leave it"
+                )
             if not self.policy.may_compute(dataset, self.bundle_hash):
                 raise ComputeRefusedError(f"{name}: the job's code is not an allowed algorithm")
             if not self.policy.may_host(dataset, me):
