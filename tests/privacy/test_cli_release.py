@@ -1,15 +1,20 @@
-"""Private analytics through the real CLI, two homes as two processes on one chain: the
-owner makes a dataset private and serves it; a researcher asks, trains, is refused past
-the cap before paying, and both read the same budget from the chain."""
+"""Private analytics through the real CLI, two homes on one chain: the owner makes a
+dataset private and serves it (its chain and its node are processes of their own); a
+researcher asks, trains, is refused past the cap before paying, and both read the same
+budget from the chain. The commands run in this process, as `ailedger` would run them,
+which spares a Python start per command."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from tests.cli.test_cli import run
 from tests.processes import Party, free_port, stop, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -50,12 +55,48 @@ def _table(path: Path) -> Path:
     return path
 
 
+class Home:
+    """One home's commands, run in this process with that home's environment."""
+
+    def __init__(
+        self,
+        party: Party,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        self.party, self.capsys, self.monkeypatch = party, capsys, monkeypatch
+
+    def run(self, *args: str, ok: bool = True) -> SimpleNamespace:
+        for name in ("AILEDGER_HOME", "AILEDGER_PASSPHRASE", "AILEDGER_CACHE_DIR"):
+            self.monkeypatch.setenv(name, self.party.env[name])
+        if "AILEDGER_CHAIN" in self.party.env:
+            self.monkeypatch.setenv("AILEDGER_CHAIN", self.party.env["AILEDGER_CHAIN"])
+        else:
+            self.monkeypatch.delenv("AILEDGER_CHAIN", raising=False)
+        code, out, err = run(list(args), self.capsys, self.monkeypatch)
+        if ok:
+            assert code == 0, (args, out, err)
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        return self.party.spawn(*args)
+
+
 def test_ask_train_refuse_and_read_the_budget_through_the_cli(
-    tmp_path: Path, contract_cache: Path
+    tmp_path: Path,
+    contract_cache: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     chain_port, node_port = free_port(), free_port()
-    owner = Party(tmp_path / "owner", contract_cache, None)
-    researcher = Party(tmp_path / "researcher", contract_cache, f"http://127.0.0.1:{chain_port}")
+    chain_url = f"http://127.0.0.1:{chain_port}"
+    owner = Home(Party(tmp_path / "owner", contract_cache, None), capsys, monkeypatch)
+    researcher = Home(
+        Party(tmp_path / "researcher", contract_cache, chain_url), capsys, monkeypatch
+    )
     owner.run("init")
     researcher.run("init")
     chain = owner.spawn("chain", "serve", "--port", str(chain_port))
