@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from ailedger.errors import AiledgerError, ConfigError, PeerUnreachableError
 from ailedger.peer import wire
 from ailedger.privacy.accountant import projected_epsilon
-from ailedger.privacy.charges import Charge, decode_charges
 from ailedger.privacy.desk import (
     KINDS,
     BudgetExhaustedError,
@@ -27,6 +26,7 @@ from ailedger.privacy.desk import (
     spend_refusal,
 )
 from ailedger.privacy.errors import PrivacyError
+from ailedger.privacy.report import releases_of
 
 if TYPE_CHECKING:
     from ailedger.chain.contracts.privacy_ledger import PrivacyBudget
@@ -49,12 +49,6 @@ class ReleaseRefusedError(AiledgerError):
 class Bought:
     grant_id: int
     tx_hash: str
-
-
-def releases_of(session: Session, dataset_id: bytes) -> list[list[Charge]]:
-    """Every release charged to the dataset, decoded from the chain's events."""
-    records = session.privacy_ledger.charges(dataset_id, session.deployment.block)
-    return [decode_charges(r.charges) for r in records]
 
 
 def private_budget(session: Session, dataset_id: bytes) -> PrivacyBudget:

@@ -52,8 +52,9 @@ from ailedger.errors import (
     UnprocessableError,
 )
 from ailedger.privacy.accountant import projected_epsilon
-from ailedger.privacy.charges import Charge, decode_charges, encode_charges
+from ailedger.privacy.charges import Charge, encode_charges
 from ailedger.privacy.errors import PrivacyError
+from ailedger.privacy.report import releases_of
 
 if TYPE_CHECKING:
     from ailedger.sharing.owner import OwnerNode
@@ -259,8 +260,7 @@ class PrivacyDesk:
         (kept in memory; re-read whenever the chain holds more than is kept)."""
         kept = self._releases.get(dataset_id)
         if kept is None or len(kept) != count:
-            records = self.ledger.charges(dataset_id, self.session.deployment.block)
-            kept = [decode_charges(r.charges) for r in records]
+            kept = releases_of(self.session, dataset_id)
             self._releases[dataset_id] = kept
         return kept
 

@@ -79,6 +79,12 @@ class BudgetReport:
         }
 
 
+def releases_of(session: Session, dataset_id: bytes) -> list[list[Charge]]:
+    """Every release charged to the dataset, decoded from the chain's events."""
+    records = session.privacy_ledger.charges(dataset_id, session.deployment.block)
+    return [decode_charges(r.charges) for r in records]
+
+
 def budget_report(session: Session, dataset_id: bytes) -> BudgetReport:
     """The dataset's budget, every release charged to it, recomputed from the chain."""
     ledger = session.privacy_ledger

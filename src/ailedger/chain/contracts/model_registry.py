@@ -78,22 +78,10 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
-class VersionEvent:
-    """One ``VersionRegistered`` event (``retired`` if a later ``VersionRetired`` says so),
-    with the union of its jobs' datasets and where it landed."""
+class VersionEvent(ModelVersion):
+    """One ``VersionRegistered`` event (``retired`` if a later ``VersionRetired`` says so):
+    the version as recorded, with the union of its jobs' datasets and where it landed."""
 
-    model_id: bytes
-    version: int
-    owner: str
-    passport_hash: bytes
-    card_hash: bytes
-    eval_hash: bytes
-    metrics_hash: bytes
-    jobs: tuple[int, ...]
-    price: int
-    period: int
-    registered_at: int
-    retired: bool
     datasets: tuple[bytes, ...]
     block: int
     tx_hash: str
