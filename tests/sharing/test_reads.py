@@ -118,3 +118,19 @@ def test_a_hostile_answer_about_reads_left_is_one_clear_error(answer: bytes) -> 
 
     with BackgroundServer(app) as url, pytest.raises(PeerUnreachableError, match="grant 7"):
         reads_left_at(url, 7)
+
+
+def test_served_uses_count_by_their_number_and_never_past_the_limit() -> None:
+    log = EntryLog()
+    reads = GrantReads(log, Market({7: 5}))
+    reads.append_read({**_read("served-use", 7), "uses": 3})
+    reads.append_read(_read("read", 7))
+    assert reads.count(7) == 4 and reads.remaining(7) == 1
+    # Two predictions when one is left: refused whole, nothing logged.
+    with pytest.raises(ReadLimitReachedError, match="1 of its 5 uses left; 2 were asked for"):
+        reads.append_read({**_read("served-use", 7), "uses": 2})
+    assert log.size == 2
+    for uses in (0, -1, True, "2"):  # an entry that takes no use could serve without limit
+        assert not counts_as_read({**_read("served-use", 7), "uses": uses})
+        with pytest.raises(ValueError, match="uses >= 1"):
+            reads.append_read({**_read("served-use", 7), "uses": uses})

@@ -163,6 +163,11 @@ class Gateway:
             dataset = self.store.get(request.dataset_id)
             if dataset is None:
                 raise UnknownDatasetError("no such dataset at this node")
+            if dataset.served_only:
+                raise AccessDeniedError(
+                    "this listing is used at its owner's node and never sent (a model sold "
+                    "by the prediction: `ailedger market predict`)"
+                )
             with self.reads.exclusive():  # the limit holds against concurrent reads
                 recipient = self._check_grant(request)
                 return self._serve(request, signer, dataset, recipient)

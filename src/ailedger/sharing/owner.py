@@ -130,6 +130,7 @@ class OwnerNode:
         self._audit: AuditLog | None = None
         self._reads: GrantReads | None = None
         self._stats: OwnerStats | None = None
+        self._closers: list[Callable[[], None]] = []
 
     @property
     def audit(self) -> AuditLog:
@@ -202,7 +203,14 @@ class OwnerNode:
             raise PeerUnreachableError("this node has no gateway URL registered; start it first")
         return str(url)
 
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Call ``closer`` when the node closes (a desk's own store, say), before the log."""
+        self._closers.append(closer)
+
     def close(self) -> None:
+        for closer in reversed(self._closers):
+            closer()
+        self._closers.clear()
         if self._audit is not None:
             self._audit.close()
 

@@ -65,6 +65,13 @@ watch = Table(
 )
 
 
+# A listing whose metadata says ``"delivery": "served"`` is used at its owner's node on
+# the buyer's behalf (a model's predictions) and never sent: the gateway refuses to fetch
+# it. The field is in the published metadata, so a buyer sees it before paying.
+DELIVERY = "delivery"
+SERVED_ONLY = "served"
+
+
 @dataclass(frozen=True)
 class OwnedDataset:
     dataset_id: bytes
@@ -72,6 +79,11 @@ class OwnedDataset:
     version: int
     wrapped_key: bytes
     metadata: dict[str, Any]
+
+    @property
+    def served_only(self) -> bool:
+        """Whether the listing is used here only, never fetched (see ``SERVED_ONLY``)."""
+        return self.metadata.get(DELIVERY) == SERVED_ONLY
 
 
 class OwnerStore:

@@ -3,8 +3,10 @@
 A grant's ``max_reads`` (copied from the dataset's policy on chain; 0 = unlimited) bounds
 every way the owner's node reads the data for that grant: a gateway fetch (``read``
 entries) and a compute-to-data job mounting it (``compute-read`` entries, which carry the
-grant id). The count is never stored apart from the log: it is the number of ``served``
-entries of those kinds naming the grant, so a restart, a crash or an entry appended by
+grant id), and a listing used at its owner's node on the buyer's behalf (``served-use``
+entries, one per request, with ``uses``: the predictions it made). The count is never
+stored apart from the log: it is the sum of the uses of the ``served`` entries of those
+kinds naming the grant (a read is one use), so a restart, a crash or an entry appended by
 another route of the same node cannot make it disagree with what the log shows.
 
 Whoever allows a read holds :meth:`GrantReads.exclusive` from the check to the append,
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
 
 READ = "read"
 COMPUTE_READ = "compute-read"
-READ_KINDS = frozenset({READ, COMPUTE_READ})
+SERVED_USE = "served-use"
+READ_KINDS = frozenset({READ, COMPUTE_READ, SERVED_USE})
 SERVED = "served"
 
 
@@ -56,7 +59,17 @@ def counts_as_read(entry: Mapping[str, Any]) -> bool:
         and entry.get("outcome") == SERVED
         and isinstance(grant, int)
         and not isinstance(grant, bool)
+        and uses_of(entry) > 0
     )
+
+
+def uses_of(entry: Mapping[str, Any]) -> int:
+    """The uses an entry takes from its grant: its ``uses`` (a positive whole number), or
+    1 for an entry without one (a fetch, a compute-to-data read); 0 for a malformed one."""
+    uses = entry.get("uses", 1)
+    if isinstance(uses, bool) or not isinstance(uses, int) or uses < 1:
+        return 0
+    return uses
 
 
 class GrantReads:
@@ -82,7 +95,7 @@ class GrantReads:
             if size > self._scanned:
                 for entry in self._audit.entries(self._scanned, size):
                     if counts_as_read(entry):
-                        self._counts[int(entry["grant"])] += 1
+                        self._counts[int(entry["grant"])] += uses_of(entry)
                 self._scanned = size
             return self._counts[grant]
 
@@ -96,17 +109,25 @@ class GrantReads:
         limit = self.limit(grant) if limit is None else limit
         return None if limit == 0 else max(0, limit - self.count(grant))
 
-    def check(self, grant: int, limit: int | None = None) -> None:
-        """Raise :class:`ReadLimitReachedError` if ``grant`` has no read left."""
+    def check(self, grant: int, limit: int | None = None, uses: int = 1) -> None:
+        """Raise :class:`ReadLimitReachedError` unless ``grant`` has ``uses`` left."""
         limit = self.limit(grant) if limit is None else limit
-        if limit and self.count(grant) >= limit:
+        if not limit:
+            return
+        used = self.count(grant)
+        if used >= limit:
             raise ReadLimitReachedError(f"read limit reached ({limit} reads under this grant)")
+        if used + uses > limit:
+            raise ReadLimitReachedError(
+                f"this grant has {limit - used} of its {limit} uses left; "
+                f"{uses} were asked for: ask for fewer, or buy a new grant"
+            )
 
     def append_read(self, entry: dict[str, Any]) -> int:
         """Append a read ``entry`` that names its grant if that grant has a read left;
         returns its index, or raises :class:`ReadLimitReachedError` (nothing appended)."""
         if not counts_as_read(entry):
-            raise ValueError("a read entry names its grant (an int) and is served")
+            raise ValueError("a read entry names its grant (an int), is served, and uses >= 1")
         with self._lock:
-            self.check(int(entry["grant"]))
+            self.check(int(entry["grant"]), uses=uses_of(entry))
             return self._audit.append(entry)
