@@ -38,9 +38,9 @@ def _whole_app(tmp_path: Path, audit: ListAudit) -> FastAPI:
     cohort = MatchableCohort.build([], secret=b"s" * 32)
     matchmaker = MatchmakerService(cohort, lambda token: None, audit)
     jobs = JobInbox(JobFiles(tmp_path), NODE.address, cast(Any, None), cast(Any, None))
-    privacy = SimpleNamespace(session=SimpleNamespace(address=NODE.address))
+    desk = cast(Any, SimpleNamespace(session=SimpleNamespace(address=NODE.address)))
     return create_app(
-        cast(Any, gateway), matchmaker=matchmaker, jobs=jobs, privacy=cast(Any, privacy)
+        cast(Any, gateway), matchmaker=matchmaker, jobs=jobs, privacy=desk, predictions=desk
     )
 
 

@@ -7,14 +7,12 @@ which spares a Python start per command."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from tests.cli.test_cli import run
+from tests.cli_home import Home
 from tests.processes import Party, free_port, stop, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -53,36 +51,6 @@ def _table(path: Path) -> Path:
     ]
     path.write_text("age,stage,outcome\n" + "\n".join(rows) + "\n")
     return path
-
-
-class Home:
-    """One home's commands, run in this process with that home's environment."""
-
-    def __init__(
-        self,
-        party: Party,
-        capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
-        self.party, self.capsys, self.monkeypatch = party, capsys, monkeypatch
-
-    def run(self, *args: str, ok: bool = True) -> SimpleNamespace:
-        for name in ("AILEDGER_HOME", "AILEDGER_PASSPHRASE", "AILEDGER_CACHE_DIR"):
-            self.monkeypatch.setenv(name, self.party.env[name])
-        if "AILEDGER_CHAIN" in self.party.env:
-            self.monkeypatch.setenv("AILEDGER_CHAIN", self.party.env["AILEDGER_CHAIN"])
-        else:
-            self.monkeypatch.delenv("AILEDGER_CHAIN", raising=False)
-        code, out, err = run(list(args), self.capsys, self.monkeypatch)
-        if ok:
-            assert code == 0, (args, out, err)
-        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args, "--json").stdout)
-
-    def spawn(self, *args: str) -> subprocess.Popen[str]:
-        return self.party.spawn(*args)
 
 
 def test_ask_train_refuse_and_read_the_budget_through_the_cli(

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ailedger.sharing.owner import OwnerNode
 
 MODEL_FILE = "model.json"
+DECISION_SALTS = "decisions"  # under the home: the salts of its decision receipts
 MAX_INPUTS = 10_000
 
 
@@ -152,36 +153,58 @@ def serve(
 ) -> Served:
     """Decide each input with the registered model in ``model_dir``; one receipt each."""
     verified = verify_passport(model_dir, bundle, public_pem)
-    record = session.model_registry.by_passport(bytes.fromhex(verified.sha256[2:]))
-    if record is None or record.retired:
-        state = "retired" if record else "not registered on chain"
-        raise ConfigError(f"the passport {verified.sha256} is {state}: serve a current model")
+    require_current(session, verified.sha256)
     model = load_linear_model(model_dir)
     for features in inputs:
         model.check(features)
-    salts = SaltStore(session.home.path / "decisions")
+    salts = SaltStore(session.home.path / DECISION_SALTS)
     try:
-        decided = [
-            record_decision(
-                node.audit,
-                salts,
-                verified.sha256,
-                model.estimator,
-                features,
-                deployer=session.address,
-                explainer=model.explainer,
-            )
-            for features in inputs
-        ]
-        node.audit.checkpoint_now()
-        anchored = node.anchor()
-        receipts = [
-            decision_receipt(node.audit, salts, d.index, features) | {"node": session.address}
-            for d, features in zip(decided, inputs, strict=True)
-        ]
+        receipts, anchored = decide_all(
+            node, salts, verified.sha256, model, inputs, deployer=session.address
+        )
     finally:
         salts.close()
     return Served(verified.sha256, receipts, anchored)
+
+
+def require_current(session: Session, passport: str) -> None:
+    """Refuse a passport that is not registered, or whose version its owner retired."""
+    record = session.model_registry.by_passport(bytes.fromhex(passport[2:]))
+    if record is None or record.retired:
+        state = "retired" if record else "not registered on chain"
+        raise ConfigError(f"the passport {passport} is {state}: serve a current model")
+
+
+def decide_all(
+    node: OwnerNode,
+    salts: SaltStore,
+    passport: str,
+    model: LinearModel,
+    inputs: Sequence[Mapping[str, float]],
+    *,
+    deployer: str,
+) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+    """Record a decision for each (checked) input, then checkpoint the log and anchor it,
+    so every receipt handed back is provable against the chain at once."""
+    decided = [
+        record_decision(
+            node.audit,
+            salts,
+            passport,
+            model.estimator,
+            features,
+            deployer=deployer,
+            explainer=model.explainer,
+        )
+        for features in inputs
+    ]
+    node.audit.checkpoint_now()
+    anchored = node.anchor()
+    receipts = [
+        decision_receipt(node.audit, salts, d.index, features) | {"node": node.session.address}
+        for d, features in zip(decided, inputs, strict=True)
+    ]
+    return receipts, anchored
 
 
 def verify_receipt_file(session: Session, receipt: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ from ailedger.cli import (
     data,
     health,
     job,
+    market,
     model,
     node,
     privacy,
@@ -51,6 +52,7 @@ app.add_typer(provider.app, name="provider")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(model.app, name="model")
 app.add_typer(model.decision_app, name="decision")
+app.add_typer(market.app, name="market")
 # The budget is a dataset's, so `data budget` shows it too (the same command).
 data.app.command("budget")(privacy.budget)
 

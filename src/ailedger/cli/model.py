@@ -275,9 +275,10 @@ def redact(
     import time
 
     from ailedger.ai.salts import SaltStore
+    from ailedger.ai.serving import DECISION_SALTS
 
     with session(ctx, unlock=False) as s:
-        salts = SaltStore(s.home.path / "decisions")
+        salts = SaltStore(s.home.path / DECISION_SALTS)
         try:
             salts.redact(index, int(time.time()))
         finally:
@@ -302,13 +303,14 @@ def export(
     (never a salt or an input). Run it while the node is stopped."""
     from ailedger.ai.decision_export import export_decisions
     from ailedger.ai.salts import SaltStore
+    from ailedger.ai.serving import DECISION_SALTS
     from ailedger.errors import ConfigError
     from ailedger.sharing.owner import OwnerNode, audit_signing_key
 
     if out.exists():
         raise ConfigError(f"{out} already exists; choose a new path")
     with session(ctx, unlock=True) as s, OwnerNode(s) as node:
-        salts = SaltStore(s.home.path / "decisions")
+        salts = SaltStore(s.home.path / DECISION_SALTS)
         try:
             end = stop if stop is not None else node.audit.size
             data = export_decisions(node.audit, salts, start, end, audit_signing_key(s))

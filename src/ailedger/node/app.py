@@ -3,8 +3,9 @@
 ``create_app`` composes what this node serves: the data gateway and its audit proofs
 (``sharing.http``), the node's own audit entries (``node.own_entries``), matchmaking
 when the home holds patients (``health.http``), the job inbox of the jobs it posted
-(``compute.http``) and the privacy desk that answers differentially private queries
-and trainings over its private datasets (``privacy.http``). Its description is at
+(``compute.http``), the privacy desk that answers differentially private queries
+and trainings over its private datasets (``privacy.http``) and the prediction desk that
+serves the models it sells by the prediction (``ai.http``). Its description is at
 ``/openapi.json``; the web app, when served, shows it at ``/api/docs``
 (``web.pages.api_docs``).
 """
@@ -19,6 +20,7 @@ from ailedger import __version__
 from ailedger.node.errors import install_error_handlers
 
 if TYPE_CHECKING:
+    from ailedger.ai.prediction_desk import PredictionDesk
     from ailedger.compute.requester.inbox import JobInbox
     from ailedger.health.mme import MatchmakerService
     from ailedger.privacy.desk import PrivacyDesk
@@ -31,6 +33,7 @@ def create_app(
     matchmaker: MatchmakerService | None = None,
     jobs: JobInbox | None = None,
     privacy: PrivacyDesk | None = None,
+    predictions: PredictionDesk | None = None,
 ) -> FastAPI:
     """The node's API over what it holds; a part given as None is not served."""
     # FastAPI's own docs page would load its script from a CDN onto the node's origin;
@@ -63,4 +66,8 @@ def create_app(
         from ailedger.privacy.http import privacy_router
 
         app.include_router(privacy_router(privacy))
+    if predictions is not None:
+        from ailedger.ai.http import prediction_router
+
+        app.include_router(prediction_router(predictions))
     return app

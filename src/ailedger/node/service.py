@@ -17,6 +17,7 @@ from ailedger.node.chores import Chores
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from ailedger.ai.prediction_desk import PredictionDesk
     from ailedger.compute.expiry import PostedJobs
     from ailedger.compute.requester.inbox import JobInbox
     from ailedger.health.mme import MatchmakerService
@@ -90,6 +91,21 @@ def privacy_desk(node: OwnerNode) -> PrivacyDesk | None:
     return PrivacyDesk(node)
 
 
+def prediction_desk(node: OwnerNode) -> PredictionDesk | None:
+    """The node's prediction desk, on a chain that has the ModelRegistry contract; its
+    store of decision salts closes with the node."""
+    from ailedger.ai.prediction_desk import PredictionDesk
+    from ailedger.errors import NotDeployedError
+
+    try:
+        node.session.deployment.address("ModelRegistry")
+    except NotDeployedError:
+        return None
+    desk = PredictionDesk(node)
+    node.on_close(desk.close)
+    return desk
+
+
 def node_app(
     session: Session,
     node: OwnerNode,
@@ -102,7 +118,11 @@ def node_app(
     """What `ailedger node start` serves: the node-to-node routes and, unless ``web`` is
     False, the web app beside them on the same port."""
     app = create_app(
-        node.gateway(), matchmaker=health, jobs=job_inbox(session), privacy=privacy_desk(node)
+        node.gateway(),
+        matchmaker=health,
+        jobs=job_inbox(session),
+        privacy=privacy_desk(node),
+        predictions=prediction_desk(node),
     )
     if web:
         from ailedger.web.app import mount_web

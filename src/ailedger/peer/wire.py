@@ -31,6 +31,9 @@ JOB_OUTPUT = "/v1/jobs/{job_id}/output"
 # The privacy desk of a data owner's node (privacy/http.py)
 PRIVATE_RELEASE = "/v1/privacy/release"
 
+# The prediction desk of a model owner's node (ai/http.py)
+MODEL_PREDICT = "/v1/models/predict"
+
 # Matchmaker Exchange API v1.1 (health/http.py)
 MME_MATCH = "/mme/match"
 
