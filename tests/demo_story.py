@@ -15,7 +15,12 @@ def check_demo_story(out: str) -> None:
     assert "refused on chain" in out and "purpose not allowed" in out
     assert "read    served" in out and "PROOF FAILED" not in out
     assert "audit verify: audit log verified" in out
-    assert "hospital holds 210 AIL (was 210 AIL)" in out  # 3 grants + faucet - stake
+    # 4 grants paid to the hospital (the cohort's 50 AIL in chapter 7 and twice in chapter 11,
+    # the tumours' 10 AIL) + its 200 AIL faucet - its 100 AIL stake = 260 AIL, plus its pay
+    # as the provider of the accepted training job: a few seconds at 1 AIL per hour (the
+    # statistics and copy jobs stay under review, unpaid).
+    held = re.search(r"hospital holds (260(?:\.\d+)?) AIL \(was \1 AIL\)", out)
+    assert held is not None and 260 <= float(held[1]) < 260.01
     assert "imported 25 patients" in out and "research-consented records" in out
     assert "(found on chain): ok: 5 results" in out and "match score 1.00" in out
     assert "incoming MME query from" in out
@@ -29,12 +34,24 @@ def check_demo_story(out: str) -> None:
     assert '"patients": 400, "rare_born_1950": null}' in out  # a cell of 7: suppressed
     assert "(exact values: not differentially private)" in out
     assert "a job that copies the rows gets nothing out: withheld:" in out
-    assert "audit log holds 2 compute-read entries" in out
+    assert "audit log holds 3 compute-read entries" in out
+    # The model chapter 13 registers is trained at the hospital, over the chapter 6 cohort,
+    # under a grant for model training.
+    dataset = re.search(r"dataset 0x([0-9a-f]{64}): \d+ bytes of ciphertext", out)
+    grant = re.search(
+        r"grant \d+ for rare-disease research and grant (\d+) for model training", out
+    )
+    trained = re.search(
+        r"job (\d+) trains a model at the hospital's node under the model-training grant: "
+        r"400 patients, accuracy 0\.[89]",
+        out,
+    )
+    assert dataset is not None and grant is not None and trained is not None
     # Private analytics: answers and a model, never rows, one budget for every buyer.
     assert "fetching the rows is refused even with the grant: this dataset is private" in out
     assert re.search(r"a DP query through OpenDP \(epsilon 0\.5\): count \d+", out)
-    trained = re.search(r"DP-SGD training .* accuracy ([0-9.]+) on the public copy", out)
-    assert trained is not None and float(trained[1]) > 0.8
+    dp = re.search(r"DP-SGD training .* accuracy ([0-9.]+) on the public copy", out)
+    assert dp is not None and float(dp[1]) > 0.8
     assert re.search(r"refused before paying anything \(balance ([0-9.]+) AIL, was \1 AIL\)", out)
     assert "over its cap of 3" in out
     assert "recomputed from 2 releases on chain" in out
@@ -44,7 +61,18 @@ def check_demo_story(out: str) -> None:
     )
     assert "the patient checks the receipt against the chain alone: verified" in out
     assert "the same receipt with someone else's input: refused" in out
-    assert re.search(r"traced: decision \d+ -> passport 0x[0-9a-f]+… -> model version 1", out)
+    assert f"registers job {trained[1]}'s output as model" in out
+    job, short, grant_id = trained[1], dataset[1][:16], grant[1]
+    assert re.search(
+        r"traced: decision \d+ -> passport 0x[0-9a-f]+… -> model version 1 of 0x[0-9a-fA-F]{40} "
+        rf"-> training job {job} -> dataset 0x{short}… -> grant {grant_id} for model-training\n",
+        out,
+    )
+    hops = re.search(r"each hop checked on chain: (.*)", out)
+    assert hops is not None and "FAILED" not in hops[1]
+    assert f"job {job} completed for 0x" in hops[1] and hops[1].endswith(
+        f"dataset 0x{short}… granted for model training (grant {grant_id}): ok"
+    )
     # The hospital's web app, through its REST API, signed in with its account.
     assert "(operator), Sign-In with Ethereum" in out
     assert re.search(r"/owner: 'Rare disease registry \(Safe Harbor\)': \d+ read", out)

@@ -50,3 +50,42 @@ def test_inputs_outside_the_trained_bounds_and_bad_files_are_refused(tmp_path: P
     inputs.write_text('{"age": 30, "bmi": 22}\n{"age": true, "bmi": 1}\n')
     with pytest.raises(ConfigError, match="JSON object of numbers"):
         read_inputs(inputs)
+
+
+# The same model as a compute-to-data job releases it over an aggregate-only dataset:
+# numbers at declared places only, so objects by feature name (keys sorted canonically).
+BY_NAME = {
+    "bias": 0.2,
+    "lower": {"age": 0.0, "bmi": 10.0},
+    "patients": 400,
+    "upper": {"age": 120.0, "bmi": 50.0},
+    "weights": {"age": 1.5, "bmi": -0.75},
+}
+
+
+def test_a_model_released_by_feature_name_decides_as_the_list_form(tmp_path: Path) -> None:
+    (tmp_path / "model.json").write_text(json.dumps(BY_NAME))
+    model = load_linear_model(tmp_path)
+    assert model.features == ["age", "bmi"]
+    for age, bmi in ((30.0, 22.0), (0.0, 50.0), (120.0, 10.0)):
+        row = model.explainer.row({"age": age, "bmi": bmi})
+        got = float(model.estimator.predict_proba(row)[0, 1])
+        assert got == pytest.approx(_scaled_probability(age, bmi), abs=1e-12)
+    with pytest.raises(ConfigError, match=r"bmi = 60 is outside the bounds"):
+        model.check({"age": 30.0, "bmi": 60.0})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"weights": {"age": 1.5, "bmi": None}},  # a weight the release suppressed
+        {"lower": {"age": 0.0}},  # a feature without its bound
+        {"features": ["age"]},  # a weight left out of the named order
+    ],
+)
+def test_a_model_by_name_with_a_withheld_or_unmatched_value_is_refused(
+    tmp_path: Path, change: dict[str, object]
+) -> None:
+    (tmp_path / "model.json").write_text(json.dumps({**BY_NAME, **change}))
+    with pytest.raises(ConfigError, match="is not a served model"):
+        load_linear_model(tmp_path)

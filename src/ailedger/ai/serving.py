@@ -14,7 +14,10 @@
 
 Served models are linear classifiers in ``model.json`` (the compute market's training
 jobs and DP training write them: ``weights``, ``bias``, optionally ``features``, and
-``lower``/``upper`` when inputs are scaled by declared bounds). They are rebuilt as
+``lower``/``upper`` when inputs are scaled by declared bounds). ``weights``, ``lower`` and
+``upper`` may also be objects by feature name: a model trained by a compute-to-data job
+over an aggregate-only dataset leaves as numbers at places its job declared, which
+cannot be a list or a string. They are rebuilt as
 scikit-learn estimators and explained by linear SHAP against a background of zeros, so
 each attribution is exactly its weight times its (scaled) input.
 """
@@ -85,16 +88,19 @@ def load_linear_model(model_dir: Path) -> LinearModel:
 
     try:
         raw = parse_untrusted((model_dir / MODEL_FILE).read_bytes())
-        weights = [float(w) for w in raw["weights"]]
         bias = float(raw["bias"])
-        names = [str(n) for n in raw.get("features", [f"x{i}" for i in range(len(weights))])]
-        bounds = None
-        if "lower" in raw and "upper" in raw:
-            bounds = ([float(v) for v in raw["lower"]], [float(v) for v in raw["upper"]])
+        if isinstance(raw["weights"], dict):
+            weights, names, bounds = _by_name(raw)
+        else:
+            weights = [float(w) for w in raw["weights"]]
+            names = [str(n) for n in raw.get("features", [f"x{i}" for i in range(len(weights))])]
+            bounds = None
+            if "lower" in raw and "upper" in raw:
+                bounds = ([float(v) for v in raw["lower"]], [float(v) for v in raw["upper"]])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(
             f"{model_dir / MODEL_FILE} is not a served model "
-            f'({{"weights": [...], "bias": b, "features": [...]}}): {exc}'
+            f'({{"weights": [...] or {{"feature": w, ...}}, "bias": b}}): {exc}'
         ) from None
     if len(names) != len(weights) or not weights:
         raise ConfigError(f"{MODEL_FILE} names {len(names)} features for {len(weights)} weights")
@@ -107,6 +113,24 @@ def load_linear_model(model_dir: Path) -> LinearModel:
     estimator.n_features_in_ = len(weights)
     explainer = ShapExplainer.linear(estimator, names, np.zeros((1, len(weights))))
     return LinearModel(estimator, names, explainer, bounds)
+
+
+def _by_name(
+    raw: dict[str, Any],
+) -> tuple[list[float], list[str], tuple[list[float], list[float]] | None]:
+    """Weights, feature names and bounds of a model whose ``weights`` (and ``lower`` and
+    ``upper``) are objects by feature name. A suppressed value (``null``) or a missing
+    bound raises, so a model with a withheld weight is never served."""
+    by_name: dict[str, Any] = raw["weights"]
+    names = [str(n) for n in raw.get("features", list(by_name))]
+    if sorted(names) != sorted(by_name):
+        raise ValueError("features must name exactly the keys of weights")
+    weights = [float(by_name[n]) for n in names]
+    if "lower" not in raw and "upper" not in raw:
+        return weights, names, None
+    lower = [float(raw["lower"][n]) for n in names]
+    upper = [float(raw["upper"][n]) for n in names]
+    return weights, names, (lower, upper)
 
 
 def _unscaled(

@@ -1,5 +1,6 @@
-"""The demo's compute chapters: a GPU owner earns tokens for a training job, and a job
-goes to the hospital's data instead of the data leaving (compute-to-data)."""
+"""The demo's compute chapters: a GPU owner earns tokens for a training job, and jobs go
+to the hospital's data instead of the data leaving (compute-to-data), one of them training
+the model that the trustworthy-AI chapter registers and traces back to the data."""
 
 from __future__ import annotations
 
@@ -77,6 +78,53 @@ counts = ["stats.json:patients", "stats.json:by_gene.NGLY1", "stats.json:by_gene
           "stats.json:by_gene.SCN1A", "stats.json:by_gene.MECP2", "stats.json:rare_born_1950"]
 statistics = { "stats.json:mean_year_of_birth" = "stats.json:patients" }
 """
+
+COHORT_TRAIN_SCRIPT = '''\
+"""Logistic regression over the hospital's cohort, run at its node: only the model leaves."""
+import csv, json, math, os
+
+# Bounds declared from what the measures can be, never read off the rows: inputs are
+# scaled to [-1, 1] by them, and the served model refuses values outside them.
+BOUNDS = {"onset_months": (0.0, 60.0), "delay_score": (0.0, 10.0)}
+data = os.environ["AILEDGER_INPUTS"]
+(name,) = os.listdir(data)
+with open(os.path.join(data, name)) as f:
+    rows = list(csv.DictReader(f))
+xs = [[2 * (min(max(float(r[k]), lo), hi) - lo) / (hi - lo) - 1 for k, (lo, hi) in BOUNDS.items()]
+      for r in rows]
+ys = [int(r["regression"]) for r in rows]
+w, b = [0.0] * len(BOUNDS), 0.0
+for epoch in range(300):
+    gw, gb = [0.0] * len(w), 0.0
+    for x, y in zip(xs, ys):
+        p = 1 / (1 + math.exp(-(sum(wi * xi for wi, xi in zip(w, x)) + b)))
+        gw = [g + (p - y) * xi / len(xs) for g, xi in zip(gw, x)]
+        gb += (p - y) / len(xs)
+    w = [wi - 2.0 * g for wi, g in zip(w, gw)]
+    b -= 2.0 * gb
+hits = sum((sum(wi * xi for wi, xi in zip(w, x)) + b > 0) == bool(y) for x, y in zip(xs, ys))
+# Objects by feature name: an aggregate-only release carries numbers at declared places.
+model = {"patients": len(rows), "bias": round(b, 6), "train_accuracy": hits / len(rows),
+         "weights": {k: round(v, 6) for k, v in zip(BOUNDS, w)},
+         "lower": {k: lo for k, (lo, _) in BOUNDS.items()},
+         "upper": {k: hi for k, (_, hi) in BOUNDS.items()}}
+with open(os.path.join(os.environ["AILEDGER_OUTPUT"], "model.json"), "w") as f:
+    json.dump(model, f, sort_keys=True)
+print(f"trained on {len(rows)} patients: accuracy {hits / len(rows):.3f}")
+'''
+COHORT_FEATURES = ("onset_months", "delay_score")
+# The model's places: the training cohort's size is the cell every other number describes,
+# so a cohort under the hospital's minimum cell size releases no weight at all.
+COHORT_TRAIN_OUTPUT = '[output]\ncounts = ["model.json:patients"]\n[output.statistics]\n' + "".join(
+    f'"model.json:{key}" = "model.json:patients"\n'
+    for key in (
+        "bias",
+        "train_accuracy",
+        *(f"{part}.{name}" for part in ("weights", "lower", "upper") for name in COHORT_FEATURES),
+    )
+)
+# Where chapter 11 puts the model trained at the hospital, which chapter 13 registers.
+HOSPITAL_MODEL = "hospital-model"
 
 DUMP_SCRIPT = """\
 import os, shutil
@@ -189,7 +237,9 @@ def rent_a_gpu(researcher: Session, gpu_owner: Session, root: Path, say: Say) ->
 
 def compute_to_data(
     hospital: Session, researcher: Session, dataset: bytes, root: Path, say: Say
-) -> None:
+) -> int:
+    """Statistics, a refused copy, and a model trained at the hospital under a grant for
+    model training; returns the training job (its output is in ``root / HOSPITAL_MODEL``)."""
     from ailedger.chain.contracts import OutputPolicy
     from ailedger.chain.contracts.data_market import PURPOSES
     from ailedger.compute.jobs import bundle_hash
@@ -197,24 +247,32 @@ def compute_to_data(
     from ailedger.sharing.requester import request_access
 
     say("\n[bold]11. Compute-to-data: the researcher's code goes to the hospital's cohort[/bold]")
-    research = PURPOSES["rare-disease-research"]
+    research, training = PURPOSES["rare-disease-research"], PURPOSES["model-training"]
     name = "0x" + dataset.hex()
     stats = write_bundle(root / "stats-job", STATS_SCRIPT, inputs=(name,), output=STATS_OUTPUT)
     dump = write_bundle(root / "dump-job", DUMP_SCRIPT, inputs=(name,))
+    train = write_bundle(
+        root / "cohort-train-job", COHORT_TRAIN_SCRIPT, inputs=(name,), output=COHORT_TRAIN_OUTPUT
+    )
     policy = hospital.compute_policy
-    policy.allow_algorithm(dataset, bundle_hash(stats))
-    policy.allow_algorithm(dataset, bundle_hash(dump))
+    for bundle in (stats, dump, train):
+        policy.allow_algorithm(dataset, bundle_hash(bundle))
     policy.set_output_policy(
         dataset, OutputPolicy(max_output_bytes=4096, aggregate_only=True, min_cell_size=10)
     )
     say(
-        "  the hospital allows two reviewed algorithms; outputs must be the counts and "
+        "  the hospital allows three reviewed algorithms; outputs must be the counts and "
         "statistics a job declares, under 4 KiB, each cell of at least 10 patients "
         "(exact values: not differentially private)"
     )
     grant, _ = request_access(researcher, dataset, research)
     hospital.data_market.grant(grant)
-    say(f"  the researcher holds grant {grant} for rare-disease research")
+    training_grant, _ = request_access(researcher, dataset, training)
+    hospital.data_market.grant(training_grant)
+    say(
+        f"  the researcher holds grant {grant} for rare-disease research and grant "
+        f"{training_grant} for model training (50 AIL each, paid to the hospital)"
+    )
     sandbox = make_sandbox(lambda line: None)
     hospital.token.faucet(200 * AIL)
     with running_agent(hospital, sandbox, 1 * AIL, say):
@@ -234,6 +292,7 @@ def compute_to_data(
         fetch_result(researcher, job.job_id, root / "dump")
         verdict = json.loads((root / "dump" / "ailedger-exit.json").read_text())["reason"]
         say(f"  a job that copies the rows gets nothing out: {verdict}")
+        training_job = _train_at_the_hospital(researcher, train, training, sandbox, root, say)
     from ailedger.sharing.owner import OwnerNode
 
     with OwnerNode(hospital) as node:
@@ -243,3 +302,31 @@ def compute_to_data(
             if node.audit.entry(i).get("kind") == "compute-read"
         ]
     say(f"  the hospital's audit log holds {len(reads)} compute-read entries for these jobs")
+    return training_job
+
+
+def _train_at_the_hospital(
+    researcher: Session, bundle: Path, purpose: int, sandbox: Sandbox, root: Path, say: Say
+) -> int:
+    """The model job: it reads the cohort under the model-training grant (submit picks
+    the grant for that purpose), and only its declared numbers come back."""
+    from ailedger.compute.requester.job import fetch_result, submit
+
+    job = submit(researcher, bundle, purpose=purpose, require_confined=sandbox.mode is not None)
+    wait_for_status(researcher, job.job_id, {JobStatus.REVIEW})
+    fetch_result(researcher, job.job_id, root / HOSPITAL_MODEL)
+    released = root / HOSPITAL_MODEL / "model.json"
+    if not released.exists():
+        raise AiledgerError(
+            f"the training job released nothing: {read_exit_record(root / HOSPITAL_MODEL)}"
+        )
+    model = json.loads(released.read_text())
+    weights = ", ".join(f"{k} {v:+.2f}" for k, v in model["weights"].items())
+    say(
+        f"  job {job.job_id} trains a model at the hospital's node under the model-training "
+        f"grant: {model['patients']} patients, accuracy {model['train_accuracy']:.3f}, "
+        f"weights {weights}; only the numbers its job.toml declares leave"
+    )
+    r = researcher.compute_market.accept(job.job_id)
+    say(f"  the researcher accepts the model  tx {r.tx_hash}")
+    return job.job_id

@@ -1,6 +1,7 @@
-"""The demo's trustworthy-AI chapter: the model the researcher trained on rented compute
-gets a passport, a decision about a patient is recorded with its explanation, and the
-patient and an auditor check it against the chain."""
+"""The demo's trustworthy-AI chapter: the model the researcher trained at the hospital's
+node (compute-to-data, under a grant for model training) gets a passport, a decision about
+a patient is recorded with its explanation, the patient checks it against the chain, and
+an auditor traces it back through the training job to the dataset and its grant."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ailedger.ai.lineage import Lineage
 from ailedger.ai.provenance import Hop
+from ailedger.chain.contracts.model_registry import ModelVersion
+from ailedger.demo.compute import HOSPITAL_MODEL
 from ailedger.session import Session
 
 Say = Callable[[str], None]
-PATIENT = {"x0": 0.8, "x1": -1.2, "x2": 0.3, "x3": 0.5}
+# Inside the bounds the model was trained within (onset 0-60 months, delay score 0-10).
+PATIENT = {"onset_months": 9.0, "delay_score": 7.0}
 
 
 def trustworthy_ai(researcher: Session, auditor: Session, job: int, root: Path, say: Say) -> None:
@@ -21,7 +26,7 @@ def trustworthy_ai(researcher: Session, auditor: Session, job: int, root: Path, 
     from ailedger.sharing.owner import OwnerNode
 
     say("\n[bold]13. Trustworthy AI: a model passport, and a decision a patient can verify[/bold]")
-    model_dir = root / "trained-model"
+    model_dir = root / HOSPITAL_MODEL
     trained = json.loads((model_dir / "model.json").read_text())
     report = root / "evaluation.json"
     report.write_text(json.dumps({"train_accuracy": trained["train_accuracy"]}))
@@ -55,25 +60,47 @@ def trustworthy_ai(researcher: Session, auditor: Session, job: int, root: Path, 
         f"{'verified' if verdict.ok else 'FAILED: ' + '; '.join(verdict.problems)} "
         f"(in the log, anchored, the explanation adds up, their own input matches)"
     )
-    altered = {**receipt, "features": {**PATIENT, "x1": 1.2}}
+    altered = {**receipt, "features": {**PATIENT, "delay_score": 2.0}}
     refused = verify_receipt_file(auditor, altered)
     say(f"  the same receipt with someone else's input: {_first(refused.problems, refused.ok)}")
     version = auditor.model_registry.by_passport(bytes.fromhex(entry["model"][2:]))
-    if version is not None:
-        record = auditor.compute_market.job(version.jobs[0])
-        status = record.status.name.lower() if record else "missing"
-        say(
-            f"  traced: decision {receipt['index']} -> passport {entry['model'][:18]}… -> model "
-            f"version {version.version} of {version.owner} -> training job {version.jobs[0]} "
-            f"({status} on chain, synthetic data: no dataset or grant to follow)"
-        )
+    if version is not None and check.lineage is not None and check.version == version:
+        _trace(auditor, receipt["index"], entry["model"], version, check.lineage, say)
+
+
+def _trace(
+    auditor: Session,
+    decision: int,
+    passport: str,
+    version: ModelVersion,
+    lineage: Lineage,
+    say: Say,
+) -> None:
+    """Decision -> passport -> model version -> training job -> dataset -> grant, each
+    step after the version checked on chain by :func:`check_lineage` (the version itself
+    was found on chain by the passport's hash)."""
+    from ailedger.ai.provenance import check_lineage
+
+    hops = check_lineage(auditor, version.owner, lineage, version.jobs)
+    steps = [
+        f"decision {decision}",
+        f"passport {passport[:18]}…",
+        f"model version {version.version} of {version.owner}",
+        *(f"training job {j.job}" for j in lineage.training_jobs),
+    ]
+    for used in lineage.datasets:
+        steps += [f"dataset {used.dataset[:18]}…", f"grant {used.grant} for {used.purpose}"]
+    say(f"  traced: {' -> '.join(steps)}")
+    checked = "; ".join(f"{h.what}: {'ok' if h.ok else 'FAILED: ' + h.reason}" for h in hops)
+    say(f"  each hop checked on chain: {checked}")
 
 
 def _hops(hops: Sequence[Hop]) -> str:
     ok = sum(1 for h in hops if h.ok)
     return (
         f"{ok} of {len(hops)} checks against the chain pass (registered, its files the "
-        "job's settled output, the job completed by its owner)"
+        "job's settled output, the job completed by its owner, its dataset read under a "
+        "grant for model training)"
     )
 
 

@@ -141,8 +141,9 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
         say(
             "\n[bold]6. The hospital publishes a de-identified cohort, encrypted at its node[/bold]"
         )
+        purposes = research | PURPOSES["model-training"]
         policy = Policy(
-            research, needs_approval=True, price=50 * AIL, duration_s=30 * 86400, max_reads=5
+            purposes, needs_approval=True, price=50 * AIL, duration_s=30 * 86400, max_reads=5
         )
         metadata = {
             "title": "Rare disease cohort (de-identified)",
@@ -154,7 +155,7 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
         say(
             f"  dataset 0x{dataset.hex()}: {published.size} bytes of ciphertext stay at the "
             f"hospital; on chain only its hash, a metadata hash and the policy "
-            f"(rare-disease research only, 50 AIL, approval needed, 5 reads)"
+            f"(rare-disease research or model training, 50 AIL, approval needed, 5 reads)"
             f"  tx {published.tx_hash}"
         )
 
@@ -179,9 +180,9 @@ def _share_data(hospital: Session, researcher: Session, root: Path, say: Say) ->
                 f"identical to the original: {same}; logged as audit entry {got.audit_index}"
             )
             try:
-                request_access(researcher, dataset, PURPOSES["model-training"])
+                request_access(researcher, dataset, PURPOSES["commercial-development"])
             except AiledgerError as exc:
-                say(f"  asking to use it for model training is refused on chain: {exc}")
+                say(f"  asking to use it for commercial development is refused on chain: {exc}")
             r = hospital.data_market.revoke(grant)
             say(f"  the hospital revokes the grant  tx {r.tx_hash}")
             _try_fetch(researcher, dataset, grant, root / "late.csv", say, "after revocation")
@@ -213,7 +214,8 @@ def _compute(
     hospital: Session, researcher: Session, gpu_owner: Session, dataset: bytes, root: Path, say: Say
 ) -> int:
     """The researcher's node must run while its jobs do: providers fetch the bundle from
-    it and send logs and the encrypted output back to it. Returns the training job."""
+    it and send logs and the encrypted output back to it. Returns the job that trained
+    a model over the hospital's cohort."""
     from ailedger.demo.compute import compute_to_data, rent_a_gpu
     from ailedger.node.app import create_app
     from ailedger.node.service import BackgroundServer, announce, job_inbox
@@ -223,8 +225,8 @@ def _compute(
         app = create_app(node.gateway(), jobs=job_inbox(researcher))
         with BackgroundServer(app) as url:
             announce(researcher, url)
-            training_job = rent_a_gpu(researcher, gpu_owner, root, say)
-            compute_to_data(hospital, researcher, dataset, root, say)
+            rent_a_gpu(researcher, gpu_owner, root, say)
+            training_job = compute_to_data(hospital, researcher, dataset, root, say)
     return training_job
 
 
@@ -332,11 +334,17 @@ def _try_fetch(
 
 
 def _cohort_csv() -> str:
-    rows = ["pseudonym,year_of_birth,zip3,hpo_terms,candidate_gene"]
+    rows = [
+        "pseudonym,year_of_birth,zip3,hpo_terms,candidate_gene,onset_months,delay_score,regression"
+    ]
     genes = ["NGLY1", "KMT2D", "SCN1A", "MECP2"]
     for i in range(400):
+        # Synthetic: developmental regression grows likelier with the delay score and
+        # an earlier onset, plus a fixed spread of noise (something to learn, inexactly).
+        onset, delay, noise = i * 37 % 61, i * 7 % 11, (i * 13 % 9 - 4) * 0.4
+        regression = int(0.6 * delay - 0.08 * onset - 0.5 + noise > 0)
         rows.append(
             f"P{i:04d},{1950 + i % 60},{100 + i % 800:03d},HP:0001250;HP:0001263,"
-            f"{genes[i % len(genes)]}"
+            f"{genes[i % len(genes)]},{onset},{delay},{regression}"
         )
     return "\n".join(rows) + "\n"
