@@ -18,9 +18,10 @@ def check_demo_story(out: str) -> None:
     # 4 grants paid to the hospital (the cohort's 50 AIL in chapter 7 and twice in chapter 11,
     # the tumours' 10 AIL) + its 200 AIL faucet - its 100 AIL stake = 260 AIL, plus its pay
     # as the provider of the accepted training job: a few seconds at 1 AIL per hour (the
-    # statistics and copy jobs stay under review, unpaid).
-    held = re.search(r"hospital holds (260(?:\.\d+)?) AIL \(was \1 AIL\)", out)
-    assert held is not None and 260 <= float(held[1]) < 260.01
+    # statistics and copy jobs stay under review, unpaid), less the 3 AIL it pays in
+    # chapter 14 for a pack of 3 predictions: 257 AIL and a little.
+    held = re.search(r"hospital holds (257(?:\.\d+)?) AIL \(was \1 AIL\)", out)
+    assert held is not None and 257 <= float(held[1]) < 257.01
     assert "imported 25 patients" in out and "research-consented records" in out
     assert "(found on chain): ok: 5 results" in out and "match score 1.00" in out
     assert "incoming MME query from" in out
@@ -73,6 +74,13 @@ def check_demo_story(out: str) -> None:
     assert f"job {job} completed for 0x" in hops[1] and hops[1].endswith(
         f"dataset 0x{short}… granted for model training (grant {grant_id}): ok"
     )
+    # The model market: predictions sold by the use, each a receipt; the files never leave.
+    assert "the model is the seller's, current: confirmed on chain" in out
+    assert re.search(
+        r"the hospital asks about a patient: risk [0-9.]+, with a decision receipt", out
+    )
+    assert "2 of 3 predictions left" in out
+    assert "the model's files with the same grant: refused (this grant buys predictions" in out
     # The hospital's web app, through its REST API, signed in with its account.
     assert "(operator), Sign-In with Ethereum" in out
     assert re.search(r"/owner: 'Rare disease registry \(Safe Harbor\)': \d+ read", out)

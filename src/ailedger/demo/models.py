@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ailedger.ai.lineage import Lineage
+from ailedger.ai.models import Registered
 from ailedger.ai.provenance import Hop
 from ailedger.chain.contracts.model_registry import ModelVersion
 from ailedger.demo.compute import HOSPITAL_MODEL
@@ -20,7 +21,10 @@ Say = Callable[[str], None]
 PATIENT = {"onset_months": 9.0, "delay_score": 7.0}
 
 
-def trustworthy_ai(researcher: Session, auditor: Session, job: int, root: Path, say: Say) -> None:
+def trustworthy_ai(
+    researcher: Session, auditor: Session, job: int, root: Path, say: Say
+) -> Registered:
+    """Returns the registered model (chapter 14 sells its predictions)."""
     from ailedger.ai.models import register_model, verify_model
     from ailedger.ai.serving import serve, verify_receipt_file
     from ailedger.sharing.owner import OwnerNode
@@ -66,6 +70,7 @@ def trustworthy_ai(researcher: Session, auditor: Session, job: int, root: Path, 
     version = auditor.model_registry.by_passport(bytes.fromhex(entry["model"][2:]))
     if version is not None and check.lineage is not None and check.version == version:
         _trace(auditor, receipt["index"], entry["model"], version, check.lineage, say)
+    return done
 
 
 def _trace(
