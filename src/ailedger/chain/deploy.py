@@ -85,6 +85,7 @@ DEPLOY_ORDER = (
     "ComputeProviders",
     "ComputeMarket",
     "ModelRegistry",
+    "FederatedJobs",
 )
 # The compute market's parameters on a new chain, besides its windows: a provider stakes
 # at least 100 AIL; a provider caught with a wrong result loses half its stake.
@@ -118,6 +119,8 @@ def constructor_args(
         )
     if name == "ModelRegistry":
         return (deployed["DataMarket"], deployed["ComputeMarket"])
+    if name == "FederatedJobs":
+        return (deployed["Token"], deployed["DataMarket"])
     return ()
 
 
