@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ailedger.node.app import create_app
 from ailedger.node.chores import Chores
+
 # Re-exported: the demo and tests serve the node's app with it.
 from ailedger.peer.background import BackgroundServer as BackgroundServer
 
