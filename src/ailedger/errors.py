@@ -6,7 +6,7 @@ so callers never need to know which library sits underneath. Each message says w
 happened and what to do next.
 
 Errors a node answers over HTTP carry their status as ``http_status``: the node's exception
-handlers (``ailedger.node.errors``) read it there, so each status is written once, here,
+handlers (``ailedger.peer.http_errors``) read it there, so each status is written once, here,
 and the modules that raise them know no HTTP.
 
 Hierarchy::

@@ -179,4 +179,3 @@ def run_node(
                 uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
             node.anchor()
-
