@@ -237,6 +237,9 @@ def test_bad_forms_and_ids_are_explained_not_a_500(site: Site) -> None:
     ]:
         html = page.post("/models/predict", data=form).text
         assert 'class="error"' in html and says in html
+    # The receipt form's JSON too: deep nesting is refused before it reaches json.loads.
+    deep = page.post("/models/receipt", data={"receipt": "[" * 200_000})
+    assert 'class="error"' in deep.text and "at most 100 are accepted" in deep.text
     bad_purpose = page.post("/models/buy", data={"offer": site.offer, "purpose": "spying"})
     assert 'class="error"' in bad_purpose.text and "purpose" in bad_purpose.text
     bad_offer = page.post("/models/buy", data={"offer": "0x12", "purpose": "clinical-care"})
