@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from ailedger.cli import _parsers as parse
-from ailedger.cli._common import JSON_OPTION, console, emit, session
+from ailedger.cli._common import JSON_OPTION, console, emit, narrator, session
 
 app = typer.Typer(
     help=(
@@ -121,3 +121,67 @@ def status(ctx: typer.Context, job: int = JOB, as_json: bool = JSON_OPTION) -> N
             )
 
     emit(as_json, data, render)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    job: int = JOB,
+    task: Path = typer.Option(..., help="The task file posted with the job."),
+    validation: Path = typer.Option(..., help="The validation set posted with the job."),
+    workdir: Path = typer.Option(
+        Path("fl-run"), help="Where the SuperLink's files, the logs and the model go."
+    ),
+    round_timeout: float = typer.Option(
+        120.0, min=5.0, help="Seconds a round waits for updates (and for nodes to connect)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Run a job's rounds as its requester: starts it on chain, starts a SuperLink for
+    the institutions' SuperNodes, anchors each round, then pays the pool out by
+    contribution and writes the model."""
+    from ailedger.federated.runner import coordinate
+    from ailedger.units import format_amount
+
+    with session(ctx, unlock=True) as s:
+        done = coordinate(
+            s, job, task, validation, workdir, narrator(as_json), round_timeout=round_timeout
+        )
+    data = {
+        "job": job,
+        "rounds": [
+            {"round": r.round, "aggregated": r.aggregated, "dropped": r.dropped, "scores": r.scores}
+            for r in done.rounds
+        ],
+        "accuracy": done.accuracy,
+        "model": str(done.model),
+        "flower_status": done.status.status,
+        "payouts": {w: {"reward": str(r), "stake": str(k)} for w, (r, k) in done.payouts.items()},
+    }
+
+    def render() -> None:
+        console.print(
+            f"{len(done.rounds)} round(s) anchored; validation accuracy {done.accuracy:.3f}; "
+            f"model in {done.model} (Flower: {done.status.status})"
+        )
+        for who, (reward, stake) in done.payouts.items():
+            console.print(f"  paid {who}: {format_amount(reward)} (+ stake {format_amount(stake)})")
+
+    emit(as_json, data, render)
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    job: int = JOB,
+    superlink: str = typer.Option(..., help="The requester's SuperLink (host:port)."),
+    workdir: Path = typer.Option(Path("fl-node"), help="Where the SuperNode's files go."),
+) -> None:
+    """Serve your dataset to your own SuperNode for a job you joined, until the job is
+    finished. Each round asks this node first: the grant is checked on chain and the
+    read logged, or the round goes on without you."""
+    from ailedger.federated.runner import serve_institution
+
+    with session(ctx, unlock=True) as s:
+        state = serve_institution(s, job, superlink, workdir, narrator(False))
+    console.print(f"job {job} is {state}")
