@@ -84,12 +84,14 @@ def test_a_utility_blind_to_the_model_scores_everyone_zero(five: Round) -> None:
     assert set(exact_shapley(previous, updates, weights, lambda m: 1.0).values()) == {0.0}
 
 
-@pytest.mark.parametrize("participants", [5, 8])
-def test_gtg_shapley_is_within_five_percent_of_exact(participants: int) -> None:
+@pytest.mark.parametrize(
+    ("participants", "rule"), [(5, "fedavg"), (8, "fedavg"), (8, "median"), (8, "krum")]
+)
+def test_gtg_shapley_is_within_five_percent_of_exact(participants: int, rule: str) -> None:
     game = _round(participants)
-    exact = exact_shapley(*game)
-    estimate = gtg_shapley(*game, seed=3)
-    error = np.mean([abs(exact[p] - estimate[p]) for p in exact]) / abs(_total(game))
+    exact = exact_shapley(*game, rule=rule)
+    estimate = gtg_shapley(*game, rule=rule, seed=3)
+    error = np.mean([abs(exact[p] - estimate[p]) for p in exact]) / abs(_total(game, rule))
     assert error <= 0.05
 
 
