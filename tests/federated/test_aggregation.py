@@ -81,6 +81,17 @@ def test_invalid_inputs_are_refused_with_what_to_fix(
         aggregate(updates, weights, rule, **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("rule", ["median", "trimmed-mean", "krum"])
+def test_an_update_near_the_float_limit_is_outvoted_by_robust_rules(rule: str) -> None:
+    updates = [np.full(3, 1.0 + i / 10) for i in range(4)] + [np.full(3, 1e300)]
+    assert np.all(aggregate(updates, [1] * 5, rule) < 2)
+
+
+def test_fedavg_refuses_to_overflow_into_an_infinite_model() -> None:
+    with pytest.raises(AggregationError, match="fedavg overflowed"):
+        aggregate([np.ones(3), np.full(3, 1e308)], [1, 1e10], "fedavg")
+
+
 def test_rules_constant_names_every_rule() -> None:
     for rule in RULES:
         assert aggregate([np.ones(3)] * 5, [1] * 5, rule).tolist() == [1.0] * 3

@@ -141,10 +141,20 @@ def aggregate(
     _check_params(rule, trim, byzantine)
     stacked = stack_updates(updates)
     w = check_weights(weights, stacked.shape[0])
-    if rule == "fedavg":
-        return np.asarray(np.average(stacked, axis=0, weights=w), dtype=np.float64)
-    if rule == "median":
-        return np.asarray(np.median(stacked, axis=0), dtype=np.float64)
-    if rule == "trimmed-mean":
-        return trimmed_mean(stacked, trim)
-    return np.array(stacked[krum_index(stacked, byzantine)], dtype=np.float64)
+    # Finite inputs can still overflow (an update of 1e300 squared, or summed): Krum ranks
+    # an infinite distance correctly, and any other overflow is refused just below.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if rule == "fedavg":
+            model = np.asarray(np.average(stacked, axis=0, weights=w), dtype=np.float64)
+        elif rule == "median":
+            model = np.asarray(np.median(stacked, axis=0), dtype=np.float64)
+        elif rule == "trimmed-mean":
+            model = trimmed_mean(stacked, trim)
+        else:
+            model = np.array(stacked[krum_index(stacked, byzantine)], dtype=np.float64)
+    if not np.all(np.isfinite(model)):
+        raise AggregationError(
+            f"{rule} overflowed: an update or weight is far out of range (near 1e308); "
+            "drop it, or aggregate with median, trimmed-mean or krum"
+        )
+    return model
