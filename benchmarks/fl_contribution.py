@@ -78,23 +78,25 @@ def run(n: int, rounds: int, rule: str, utility: str, split: str, seed: int) -> 
     errors: list[float] = []
     per_round_exact, per_round_gtg = [], []
     for number in range(1, rounds + 1):
-        updates = {
-            pid: train_local(model, x_tr[s], y_tr[s], epochs=5, lr=0.5, batch=32, rng=rng)
-            for pid, s in zip(ids, slices, strict=True)
-        }
-        weights = {pid: float(len(s)) for pid, s in zip(ids, slices, strict=True)}
+        updates = [
+            train_local(model, x_tr[s], y_tr[s], epochs=5, lr=0.5, batch=32, rng=rng)
+            for s in slices
+        ]
+        weights = [float(len(s)) for s in slices]
 
         exact_utility = Counted(raw)
         started = time.perf_counter()
-        exact = exact_shapley(model, updates, weights, exact_utility, rule=rule)
+        scores = exact_shapley(model, updates, weights, rule, exact_utility)
+        exact = dict(zip(ids, scores, strict=True))
         t_exact = time.perf_counter() - started
 
         gtg_utility = Counted(raw)
         started = time.perf_counter()
-        gtg = gtg_shapley(model, updates, weights, gtg_utility, rule=rule, seed=number)
+        scores = gtg_shapley(model, updates, weights, rule, gtg_utility, seed=number)
+        gtg = dict(zip(ids, scores, strict=True))
         t_gtg = time.perf_counter() - started
 
-        after = aggregate(list(updates.values()), list(weights.values()), rule)
+        after = aggregate(updates, weights, rule)
         total = raw(after) - raw(model)
         mae = statistics.mean(abs(exact[p] - gtg[p]) for p in ids)
         if total != 0:  # a round that changed nothing has no scale to measure against

@@ -10,6 +10,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
+from ailedger.errors import AiledgerError
 from ailedger.federated.aggregation import aggregate
 from ailedger.federated.contribution import (
     ContributionError,
@@ -22,7 +23,8 @@ from ailedger.federated.contribution import (
 from ailedger.federated.logistic import log_loss, scale, train_local
 
 Vector = np.ndarray
-Round = tuple[Vector, dict[str, Vector], dict[str, float], Callable[[Vector], float]]
+Utility = Callable[[Vector], float]
+Round = tuple[Vector, list[Vector], list[float], Utility]
 
 
 def _round(participants: int, split_seed: int = 0) -> Round:
@@ -34,17 +36,14 @@ def _round(participants: int, split_seed: int = 0) -> Round:
         x, data.target, test_size=0.2, random_state=0, stratify=data.target
     )
     parts = np.array_split(np.random.default_rng(split_seed).permutation(len(y_tr)), participants)
-    ids = [f"p{i}" for i in range(participants)]
-    weights = {pid: float(len(part)) for pid, part in zip(ids, parts, strict=True)}
+    weights = [float(len(part)) for part in parts]
 
-    def train(start: Vector) -> dict[str, Vector]:
-        return {
-            pid: train_local(start, x_tr[part], y_tr[part], epochs=2, lr=0.5, batch=32)
-            for pid, part in zip(ids, parts, strict=True)
-        }
+    def train(start: Vector) -> list[Vector]:
+        return [
+            train_local(start, x_tr[part], y_tr[part], epochs=2, lr=0.5, batch=32) for part in parts
+        ]
 
-    first = train(np.zeros(x.shape[1] + 1))
-    previous = aggregate(list(first.values()), list(weights.values()), "fedavg")
+    previous = aggregate(train(np.zeros(x.shape[1] + 1)), weights, "fedavg")
 
     def utility(model: Vector) -> float:
         return -log_loss(model, x_val, y_val)
@@ -59,40 +58,43 @@ def five() -> Round:
 
 def _total(game: Round, rule: str = "fedavg") -> float:
     previous, updates, weights, utility = game
-    after = aggregate(list(updates.values()), list(weights.values()), rule)
-    return utility(after) - utility(previous)
+    return utility(aggregate(updates, weights, rule)) - utility(previous)
+
+
+def _mae(exact: list[float], estimate: list[float]) -> float:
+    return float(np.mean(np.abs(np.array(exact) - np.array(estimate))))
 
 
 @pytest.mark.parametrize("rule", ["fedavg", "median", "trimmed-mean", "krum"])
 def test_exact_shapley_is_efficient(five: Round, rule: str) -> None:
-    scores = exact_shapley(*five, rule=rule)
-    assert sorted(scores) == [f"p{i}" for i in range(5)]
-    assert sum(scores.values()) == pytest.approx(_total(five, rule), abs=1e-12)
+    previous, updates, weights, utility = five
+    scores = exact_shapley(previous, updates, weights, rule, utility)
+    assert len(scores) == 5
+    assert sum(scores) == pytest.approx(_total(five, rule), abs=1e-12)
     assert _total(five, rule) > 0
 
 
 def test_exact_shapley_is_symmetric(five: Round) -> None:
     previous, updates, weights, utility = five
-    twin = {**updates, "p5": updates["p1"].copy()}
-    scores = exact_shapley(previous, twin, {**weights, "p5": weights["p1"]}, utility)
-    assert scores["p5"] == pytest.approx(scores["p1"], abs=1e-12)
+    twin = [*updates, updates[1].copy()]
+    scores = exact_shapley(previous, twin, [*weights, weights[1]], "fedavg", utility)
+    assert scores[5] == pytest.approx(scores[1], abs=1e-12)
 
 
 def test_a_utility_blind_to_the_model_scores_everyone_zero(five: Round) -> None:
-    """Null player: a utility blind to the model gives every participant exactly 0."""
+    """Null players: nothing any update does changes the utility."""
     previous, updates, weights, _ = five
-    assert set(exact_shapley(previous, updates, weights, lambda m: 1.0).values()) == {0.0}
+    assert set(exact_shapley(previous, updates, weights, "fedavg", lambda m: 1.0)) == {0.0}
 
 
 @pytest.mark.parametrize(
     ("participants", "rule"), [(5, "fedavg"), (8, "fedavg"), (8, "median"), (8, "krum")]
 )
 def test_gtg_shapley_is_within_five_percent_of_exact(participants: int, rule: str) -> None:
-    game = _round(participants)
-    exact = exact_shapley(*game, rule=rule)
-    estimate = gtg_shapley(*game, rule=rule, seed=3)
-    error = np.mean([abs(exact[p] - estimate[p]) for p in exact]) / abs(_total(game, rule))
-    assert error <= 0.05
+    previous, updates, weights, utility = game = _round(participants)
+    exact = exact_shapley(previous, updates, weights, rule, utility)
+    estimate = gtg_shapley(previous, updates, weights, rule, utility, seed=3)
+    assert _mae(exact, estimate) / abs(_total(game, rule)) <= 0.05
 
 
 def test_gtg_shapley_is_reproducible_from_its_seed(five: Round) -> None:
@@ -103,8 +105,8 @@ def test_gtg_shapley_is_reproducible_from_its_seed(five: Round) -> None:
         calls.append(1)
         return utility(model)
 
-    first = gtg_shapley(previous, updates, weights, counted, seed=7, max_permutations=5)
-    again = gtg_shapley(previous, updates, weights, counted, seed=7, max_permutations=5)
+    first = gtg_shapley(previous, updates, weights, "fedavg", counted, seed=7, max_permutations=5)
+    again = gtg_shapley(previous, updates, weights, "fedavg", counted, seed=7, max_permutations=5)
     assert first == again
     assert len(calls) <= 2 * 2**5  # memoised: no coalition's utility computed twice per call
 
@@ -113,15 +115,14 @@ def test_gtg_between_round_truncation_scores_a_round_that_changed_nothing_zero(
     five: Round,
 ) -> None:
     previous, updates, weights, _ = five
-    scores = gtg_shapley(previous, updates, weights, lambda m: 0.5)
-    assert set(scores.values()) == {0.0}
+    scores = gtg_shapley(previous, updates, weights, "fedavg", lambda m: 0.5)
+    assert set(scores) == {0.0}
 
 
 def _free_rider_share(five: Round, rider: Vector, rule: str) -> float:
     previous, updates, weights, utility = five
-    riders = {**updates, "rider": rider}
-    scores = exact_shapley(previous, riders, {**weights, "rider": 91.0}, utility, rule=rule)
-    return scores["rider"] / sum(max(s, 0.0) for s in scores.values())
+    scores = exact_shapley(previous, [*updates, rider], [*weights, 91.0], rule, utility)
+    return scores[-1] / sum(max(s, 0.0) for s in scores)
 
 
 @pytest.mark.parametrize("rule", ["fedavg", "median", "trimmed-mean", "krum"])
@@ -141,11 +142,12 @@ def test_a_free_rider_sending_noise_earns_about_nothing(five: Round, rule: str) 
 def test_a_free_rider_is_paid_nothing_or_almost(five: Round, rider: str) -> None:
     previous, updates, weights, utility = five
     noise = np.random.default_rng(1).normal(0.0, 1.0, size=previous.shape)
-    riders = {**updates, rider: previous.copy() if rider == "copy" else noise}
+    sent = previous.copy() if rider == "copy" else noise
     scores = contribution_scores(
-        previous, riders, {**weights, rider: 91.0}, utility, method="gtg", seed=2
+        previous, [*updates, sent], [*weights, 91.0], "fedavg", utility, method="gtg", seed=2
     )
-    pay = payout_shares([scores], 10**18)
+    ids = [f"p{i}" for i in range(5)] + [rider]
+    pay = payout_shares([dict(zip(ids, scores, strict=True))], 10**18)
     assert pay[rider] <= 0.02 * 10**18
 
 
@@ -155,26 +157,30 @@ def test_a_copy_of_the_previous_model_earns_for_diluting_an_attacker(five: Round
     cent of the pool here). The attacker itself is paid nothing."""
     previous, updates, weights, utility = five
     noise = np.random.default_rng(1).normal(0.0, 1.0, size=previous.shape)
-    riders = {**updates, "copy": previous.copy(), "noise": noise}
-    scores = exact_shapley(previous, riders, {**weights, "copy": 91.0, "noise": 91.0}, utility)
-    pay = payout_shares([scores], 1000)
+    scores = exact_shapley(
+        previous, [*updates, previous.copy(), noise], [*weights, 91.0, 91.0], "fedavg", utility
+    )
+    pay = payout_shares([dict(zip([*"abcde", "copy", "noise"], scores, strict=True))], 1000)
     assert pay["noise"] == 0
     assert 0 < pay["copy"] <= 100
 
 
 def test_leave_one_out_is_the_drop_when_one_leaves(five: Round) -> None:
-    _, updates, weights, utility = five
-    scores = leave_one_out(*five)
-    rest = [p for p in updates if p != "p2"]
-    without = aggregate([updates[p] for p in rest], [weights[p] for p in rest], "fedavg")
-    everyone = aggregate(list(updates.values()), list(weights.values()), "fedavg")
-    assert scores["p2"] == pytest.approx(utility(everyone) - utility(without), abs=1e-12)
+    previous, updates, weights, utility = five
+    scores = leave_one_out(previous, updates, weights, "fedavg", utility)
+    without = aggregate(updates[:2] + updates[3:], weights[:2] + weights[3:], "fedavg")
+    everyone = aggregate(updates, weights, "fedavg")
+    assert scores[2] == pytest.approx(utility(everyone) - utility(without), abs=1e-12)
 
 
 def test_auto_method_is_exact_for_few_and_gtg_for_many() -> None:
     small, large = _round(5), _round(7)
-    assert contribution_scores(*small) == exact_shapley(*small)
-    assert contribution_scores(*large, seed=4) == gtg_shapley(*large, seed=4)
+    assert contribution_scores(*small[:3], "fedavg", small[3]) == exact_shapley(
+        *small[:3], "fedavg", small[3]
+    )
+    assert contribution_scores(*large[:3], "median", large[3], seed=4) == gtg_shapley(
+        *large[:3], "median", large[3], seed=4
+    )
 
 
 def test_payout_sums_exactly_to_the_pool_pro_rata_to_positive_scores() -> None:
@@ -214,20 +220,52 @@ def test_payout_refuses_bad_input(rounds: list[dict[str, float]], pool: int, mes
 
 def test_scores_refuse_bad_rounds(five: Round) -> None:
     previous, updates, weights, utility = five
-    with pytest.raises(ContributionError, match=r"same participants; differ on \['p4'\]"):
-        exact_shapley(previous, updates, {p: w for p, w in weights.items() if p != "p4"}, utility)
-    with pytest.raises(ContributionError, match=r"update of participant p3 is unusable.*NaN"):
-        bad = updates["p3"].copy()
-        bad[0] = np.nan
-        exact_shapley(previous, {**updates, "p3": bad}, weights, utility)
-    with pytest.raises(ContributionError, match="previous global model has shape"):
-        exact_shapley(previous[:-1], updates, weights, utility)
-    with pytest.raises(ContributionError, match="must return a finite number"):
-        exact_shapley(previous, updates, weights, lambda m: float("nan"))
-    with pytest.raises(ContributionError, match="no updates"):
-        leave_one_out(previous, {}, {}, utility)
-    with pytest.raises(ContributionError, match="unknown method 'banzhaf'"):
-        contribution_scores(*five, method="banzhaf")
-    many = {f"q{i}": updates["p0"] for i in range(11)}
-    with pytest.raises(ContributionError, match="use gtg_shapley"):
-        exact_shapley(previous, many, dict.fromkeys(many, 1.0), utility)
+    bad = updates[3].copy()
+    bad[0] = np.nan
+    cases: list[tuple[Callable[[], object], type[AiledgerError], str]] = [
+        (
+            lambda: exact_shapley(previous, updates, weights[:4], "fedavg", utility),
+            ContributionError,
+            "4 weights for 5 updates",
+        ),
+        (
+            lambda: exact_shapley(
+                previous, [*updates[:3], bad, updates[4]], weights, "fedavg", utility
+            ),
+            ContributionError,
+            "update 3 holds NaN",
+        ),
+        (
+            lambda: exact_shapley(previous[:-1], updates, weights, "fedavg", utility),
+            ContributionError,
+            "previous global model has shape",
+        ),
+        (
+            lambda: exact_shapley(previous, updates, weights, "fedavg", lambda m: float("nan")),
+            ContributionError,
+            "must return a finite number",
+        ),
+        (
+            lambda: leave_one_out(previous, [], [], "fedavg", utility),
+            ContributionError,
+            "no updates",
+        ),
+        (
+            lambda: contribution_scores(previous, updates, weights, "fedavg", utility, method="x"),
+            ContributionError,
+            "unknown method 'x'",
+        ),
+        (
+            lambda: exact_shapley(previous, [updates[0]] * 11, [1.0] * 11, "fedavg", utility),
+            ContributionError,
+            "use gtg_shapley",
+        ),
+        (
+            lambda: gtg_shapley(previous, updates, weights, "krum", utility, byzantine=2),
+            AiledgerError,
+            "krum with byzantine=2 needs at least 7 updates",
+        ),
+    ]
+    for call, error, message in cases:
+        with pytest.raises(error, match=message):
+            call()

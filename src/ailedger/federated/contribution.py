@@ -43,6 +43,11 @@ scores earn nothing in :func:`payout_shares`. One known limit of Shapley values:
 attacker, a copy of the previous model earns a little (a few per cent of the pool in the
 tests) for pulling the attacker's coalitions back towards the previous model.
 
+Updates and weights are sequences, as :func:`~ailedger.federated.aggregation.aggregate`
+takes them, and scores come back in the same order. GTG's permutations depend on that
+order and the seed: give the updates in a canonical order (e.g. sorted by institution)
+so that anyone holding them can recompute the same scores.
+
 With ``krum``, a coalition smaller than ``2f + 3`` is aggregated with the largest ``f``
 it supports, and a coalition of one or two with the median (the update itself, or the
 mean of the two), so that every coalition has a model.
@@ -61,8 +66,8 @@ import numpy.typing as npt
 from ailedger.errors import AiledgerError
 from ailedger.federated.aggregation import (
     AggregationError,
-    InvalidUpdateError,
     aggregate,
+    check_weights,
     stack_updates,
 )
 
@@ -82,32 +87,28 @@ class ContributionError(AiledgerError):
 
 class _Game:
     """One round as a cooperative game over coalitions given as bit masks (bit ``i`` is
-    participant ``ids[i]``, ids in sorted order so results never depend on dict order)."""
+    update ``i``)."""
 
     def __init__(
         self,
         previous: npt.ArrayLike,
-        updates: Mapping[str, npt.ArrayLike],
-        weights: Mapping[str, float],
-        utility: Utility,
+        updates: Sequence[npt.ArrayLike],
+        weights: Sequence[float],
         rule: str,
+        utility: Utility,
         trim: float,
         byzantine: int,
     ) -> None:
-        if not updates:
+        if len(updates) == 0:
             raise ContributionError("no updates: a round without updates has nothing to score")
-        if set(updates) != set(weights):
+        if len(weights) != len(updates):
             raise ContributionError(
-                "updates and weights must name the same participants; differ on "
-                f"{sorted(set(updates) ^ set(weights))}"
+                f"{len(weights)} weights for {len(updates)} updates: give one weight each"
             )
-        self.ids = tuple(sorted(updates))
         try:
-            self.stacked = stack_updates([updates[i] for i in self.ids])
-        except InvalidUpdateError as exc:
-            raise ContributionError(
-                f"the update of participant {self.ids[exc.index]} is unusable: {exc}"
-            ) from exc
+            self.stacked = stack_updates(updates)
+        except AggregationError as exc:
+            raise ContributionError(f"cannot score this round: {exc}") from exc
         try:
             self.previous: npt.NDArray[np.float64] = stack_updates([previous])[0]
         except AggregationError as exc:
@@ -117,15 +118,15 @@ class _Game:
                 f"the previous global model has shape {self.previous.shape}, the updates "
                 f"{self.stacked.shape[1:]}: score updates against the model they started from"
             )
-        self.weights = np.array([weights[i] for i in self.ids], dtype=np.float64)
+        self.weights = check_weights(weights, len(updates))
         self.utility, self.rule, self.trim, self.byzantine = utility, rule, trim, byzantine
         self.memo: dict[int, float] = {}
-        self.full = (1 << len(self.ids)) - 1
+        self.full = (1 << len(updates)) - 1
         aggregate(list(self.stacked), list(self.weights), rule, trim=trim, byzantine=byzantine)
 
     @property
     def n(self) -> int:
-        return len(self.ids)
+        return int(self.stacked.shape[0])
 
     def model(self, mask: int) -> npt.NDArray[np.float64]:
         members = [i for i in range(self.n) if mask >> i & 1]
@@ -150,31 +151,30 @@ class _Game:
             value = float(self.utility(self.model(mask)))
             if not math.isfinite(value):
                 raise ContributionError(
-                    f"the utility returned {value} for coalition {self.names(mask)}: it "
+                    f"the utility returned {value} for the coalition of updates "
+                    f"{[i for i in range(self.n) if mask >> i & 1]}: it "
                     "must return a finite number for every model"
                 )
             self.memo[mask] = value
         return self.memo[mask]
 
-    def names(self, mask: int) -> list[str]:
-        return [self.ids[i] for i in range(self.n) if mask >> i & 1]
-
-    def scores(self, values: Sequence[float] | npt.NDArray[np.float64]) -> dict[str, float]:
-        return {pid: float(v) for pid, v in zip(self.ids, values, strict=True)}
+    @staticmethod
+    def scores(values: Sequence[float] | npt.NDArray[np.float64]) -> list[float]:
+        return [float(v) for v in values]
 
 
 def exact_shapley(
     previous: npt.ArrayLike,
-    updates: Mapping[str, npt.ArrayLike],
-    weights: Mapping[str, float],
+    updates: Sequence[npt.ArrayLike],
+    weights: Sequence[float],
+    rule: str,
     utility: Utility,
     *,
-    rule: str = "fedavg",
     trim: float = 0.2,
     byzantine: int = 1,
-) -> dict[str, float]:
-    """Shapley value of each participant (keyed by id) over all ``2^n`` coalitions."""
-    game = _Game(previous, updates, weights, utility, rule, trim, byzantine)
+) -> list[float]:
+    """Shapley value of each update (in the order given) over all ``2^n`` coalitions."""
+    game = _Game(previous, updates, weights, rule, utility, trim, byzantine)
     n = game.n
     if n > EXACT_MAX_PARTICIPANTS:
         raise ContributionError(
@@ -197,16 +197,16 @@ def exact_shapley(
 
 def leave_one_out(
     previous: npt.ArrayLike,
-    updates: Mapping[str, npt.ArrayLike],
-    weights: Mapping[str, float],
+    updates: Sequence[npt.ArrayLike],
+    weights: Sequence[float],
+    rule: str,
     utility: Utility,
     *,
-    rule: str = "fedavg",
     trim: float = 0.2,
     byzantine: int = 1,
-) -> dict[str, float]:
-    """``v(all) - v(all without i)`` for each participant: ``n + 1`` utilities."""
-    game = _Game(previous, updates, weights, utility, rule, trim, byzantine)
+) -> list[float]:
+    """``v(all) - v(all without i)`` for each update: ``n + 1`` utilities."""
+    game = _Game(previous, updates, weights, rule, utility, trim, byzantine)
     everyone = game.value(game.full)
     return game.scores([everyone - game.value(game.full & ~(1 << i)) for i in range(game.n)])
 
@@ -270,11 +270,11 @@ class _Strata:
 
 def gtg_shapley(
     previous: npt.ArrayLike,
-    updates: Mapping[str, npt.ArrayLike],
-    weights: Mapping[str, float],
+    updates: Sequence[npt.ArrayLike],
+    weights: Sequence[float],
+    rule: str,
     utility: Utility,
     *,
-    rule: str = "fedavg",
     trim: float = 0.2,
     byzantine: int = 1,
     seed: int = 0,
@@ -282,14 +282,14 @@ def gtg_shapley(
     tolerance: float = 0.02,
     round_truncation: float = 1e-9,
     within_truncation: float = 0.01,
-) -> dict[str, float]:
-    """GTG-Shapley estimates of each participant's Shapley value (see the module's text).
+) -> list[float]:
+    """GTG-Shapley estimates of each update's Shapley value (see the module's text).
 
     ``seed`` fixes the permutations, so the coordinator and anyone auditing it get the
     same scores from the same updates. ``max_permutations`` (default ``100 * n``) is
     rounded up to whole cycles of ``n``.
     """
-    game = _Game(previous, updates, weights, utility, rule, trim, byzantine)
+    game = _Game(previous, updates, weights, rule, utility, trim, byzantine)
     n = game.n
     limit = 100 * n if max_permutations is None else max_permutations
     if limit < 1 or tolerance <= 0 or round_truncation < 0 or not 0 <= within_truncation < 1:
@@ -324,29 +324,29 @@ def gtg_shapley(
 
 def contribution_scores(
     previous: npt.ArrayLike,
-    updates: Mapping[str, npt.ArrayLike],
-    weights: Mapping[str, float],
+    updates: Sequence[npt.ArrayLike],
+    weights: Sequence[float],
+    rule: str,
     utility: Utility,
     *,
-    rule: str = "fedavg",
     trim: float = 0.2,
     byzantine: int = 1,
     method: str = "auto",
     seed: int = 0,
-) -> dict[str, float]:
-    """Each participant's contribution to one round, keyed by id, by ``method`` (one of
+) -> list[float]:
+    """Each update's contribution to one round (in the order given) by ``method`` (one of
     :data:`METHODS`): ``auto`` is exact Shapley up to
     :data:`AUTO_EXACT_MAX_PARTICIPANTS` participants and GTG-Shapley (seeded) beyond."""
     if method not in METHODS:
         raise ContributionError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     if method == "auto":
         method = "exact" if len(updates) <= AUTO_EXACT_MAX_PARTICIPANTS else "gtg"
-    args = (previous, updates, weights, utility)
+    args = (previous, updates, weights, rule, utility)
     if method == "exact":
-        return exact_shapley(*args, rule=rule, trim=trim, byzantine=byzantine)
+        return exact_shapley(*args, trim=trim, byzantine=byzantine)
     if method == "loo":
-        return leave_one_out(*args, rule=rule, trim=trim, byzantine=byzantine)
-    return gtg_shapley(*args, rule=rule, trim=trim, byzantine=byzantine, seed=seed)
+        return leave_one_out(*args, trim=trim, byzantine=byzantine)
+    return gtg_shapley(*args, trim=trim, byzantine=byzantine, seed=seed)
 
 
 def payout_shares(scores_per_round: Sequence[Mapping[str, float]], pool: int) -> dict[str, int]:
