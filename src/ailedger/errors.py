@@ -106,6 +106,12 @@ Hierarchy::
     │   ├── ExplanationError                 its explanation does not add up: never logged
     │   └── RetentionError                   a salt asked to be destroyed before retention ends
     │
+    │   federated/
+    ├── aggregation.AggregationError         updates, weights or rule parameters unusable
+    │   └── InvalidUpdateError               one update is unusable (``index``): drop it
+    ├── contribution.ContributionError       scores or a payout cannot be computed as asked
+    ├── logistic.ModelInputError             weights, features, labels or bounds disagree
+    │
     │   web/
     └── siwe.SiweFormatError                 a MalformedRequestError: not an EIP-4361
                                              sign-in message (names the wrong line)
