@@ -103,7 +103,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, contract_cache: Path) -> Ite
         yield World(researcher, hospitals, datasets, grants, root, _task(root, x, names), validation)
 
 
-def _post_and_join(world: World) -> int:
+def _post_and_join(world: World, names: str = "abc") -> int:
     posted = post_job(
         world.researcher,
         world.task,
@@ -117,8 +117,8 @@ def _post_and_join(world: World) -> int:
         join_window_s=3600,
         run_window_s=3600,
     )
-    for name, hospital in world.hospitals.items():
-        join_job(hospital, posted.job_id, world.datasets[name], world.grants[name])
+    for name in names:
+        join_job(world.hospitals[name], posted.job_id, world.datasets[name], world.grants[name])
     world.researcher.federated_jobs.start(posted.job_id)
     return posted.job_id
 
@@ -181,7 +181,10 @@ def test_rounds_are_scored_anchored_and_paid_and_a_revoked_grant_stops_counting(
         coordinator.finish_round(
             {"round": 2, "updates": [{"node_id": 1, "weights": [1.0], "num_examples": 1}]}
         )
-    with pytest.raises(ForbiddenError, match="was not started"):  # that attempt closed it
+    # The malformed result left the round open; a round with no update is not anchored.
+    empty = coordinator.finish_round({"round": 2, "updates": [], "failed": []})
+    assert empty == {"continue": False, "reason": "no update arrived: round not anchored"}
+    with pytest.raises(ForbiddenError, match="was not started"):
         coordinator.finish_round({"round": 2, "updates": [], "failed": []})
     coordinator.start_round({"round": 2, "nodes": nodes})
     coordinator.finish_round(
@@ -212,7 +215,7 @@ def test_rounds_are_scored_anchored_and_paid_and_a_revoked_grant_stops_counting(
 def test_the_coordinator_refuses_out_of_order_rounds_and_another_requesters_job(
     world: World,
 ) -> None:
-    job = _post_and_join(world)
+    job = _post_and_join(world, "ac")  # b's grant may be revoked by the test above
     coordinator = Coordinator(
         world.researcher, job, read_task(world.task), world.validation, lambda _: None
     )
