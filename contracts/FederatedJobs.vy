@@ -324,7 +324,8 @@ def anchor_round(
     @notice Anchor the next round (requester only): the aggregated global model's hash,
             the root of the aggregated updates' commitments, the institutions aggregated
             with their contribution scores, and those that dropped. Each aggregated
-            institution must be a member whose grant is still valid now.
+            institution must be a member whose grant is still valid now; each dropped
+            one a member not aggregated; nobody is named twice.
     """
     job: Job = self._jobs[job_id]
     assert job.requester == msg.sender, "fl: caller is not the requester"
