@@ -67,6 +67,24 @@ def test_bad_tasks_fail_before_any_transaction(changes: dict[str, object], match
         client.post(_task(**changes))
 
 
+def test_bad_rounds_and_joins_fail_before_any_transaction() -> None:
+    client = object.__new__(FederatedJobsClient)
+    with pytest.raises(ConfigError, match="a dataset id is 32 bytes"):
+        client.join(1, b"\xd0" * 31, 1)
+    one, two = "0x" + "ab" * 20, "0x" + "22" * 20
+    for aggregated, scores, dropped, match in [
+        ([], [], [], "aggregates someone, with one score each"),
+        ([one], [1, 2], [], "aggregates someone, with one score each"),
+        ([one], [10**30 + 1], [], "scores are whole numbers"),
+        ([one, one.upper().replace("0X", "0x")], [1, 1], [], "once in a round"),
+        ([one], [1], [two, one], "once in a round"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            client.anchor_round(1, 1, MODEL1, ROOT, aggregated, scores, dropped)
+    with pytest.raises(ConfigError, match="model hash"):
+        client.anchor_round(1, 1, b"\0" * 32, ROOT, [one], [1], [two])
+
+
 def test_a_task_is_posted_joined_run_for_two_rounds_finished_and_read_back(
     tmp_path: Path, contract_cache: Path
 ) -> None:

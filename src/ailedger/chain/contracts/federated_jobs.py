@@ -167,6 +167,8 @@ class FederatedJobsClient(ContractClient):
 
     def join(self, job_id: int, dataset_id: bytes, grant_id: int) -> TxResult:
         """Join with a dataset this account owns under the requester's grant (stakes)."""
+        if len(dataset_id) != 32:
+            raise ConfigError(f"a dataset id is 32 bytes, not {len(dataset_id)}")
         return self._refusing("join", job_id, dataset_id, grant_id)
 
     def start(self, job_id: int) -> TxResult:
