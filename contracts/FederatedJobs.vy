@@ -151,7 +151,6 @@ job_count: public(uint256)
 _jobs: HashMap[uint256, Job]
 _members: HashMap[uint256, HashMap[address, Member]]
 _member_list: HashMap[uint256, DynArray[address, MAX_PARTICIPANTS]]
-_dataset_used: HashMap[uint256, HashMap[bytes32, bool]]
 
 
 @deploy
@@ -254,8 +253,9 @@ def join(job_id: uint256, dataset_id: bytes32, grant_id: uint256):
     assert job.status == STATUS_OPEN, "fl: job not open"
     assert block.timestamp < job.join_deadline, "fl: joining closed"
     assert not self._members[job_id][msg.sender].joined, "fl: already joined"
-    assert not self._dataset_used[job_id][dataset_id], "fl: dataset already in the job"
     assert len(self._member_list[job_id]) < job.max_participants, "fl: job is full"
+    # Datasets never change hands and an institution joins once, so no dataset can be
+    # in a job twice: no record of the datasets used is needed.
     info: DatasetInfo = staticcall DATA_MARKET.datasets(dataset_id)
     assert info.owner == msg.sender, "fl: not the dataset's owner"
     assert staticcall DATA_MARKET.check_access(
@@ -265,7 +265,6 @@ def join(job_id: uint256, dataset_id: bytes32, grant_id: uint256):
         dataset_id=dataset_id, grant_id=grant_id, score=0, joined=True
     )
     self._member_list[job_id].append(msg.sender)
-    self._dataset_used[job_id][dataset_id] = True
     self._pull(msg.sender, job.stake)
     log Joined(
         job_id=job_id,
@@ -325,7 +324,8 @@ def anchor_round(
     @notice Anchor the next round (requester only): the aggregated global model's hash,
             the root of the aggregated updates' commitments, the institutions aggregated
             with their contribution scores, and those that dropped. Each aggregated
-            institution must be a member whose grant is still valid now.
+            institution must be a member whose grant is still valid now; each dropped
+            one a member not aggregated; nobody is named twice.
     """
     job: Job = self._jobs[job_id]
     assert job.requester == msg.sender, "fl: caller is not the requester"
@@ -348,8 +348,13 @@ def anchor_round(
             assert aggregated[j] != who, "fl: institution listed twice"
         self._members[job_id][who].score = member.score + scores[i]
         total += scores[i]
-    for gone: address in dropped:
+    # The event is the round's record: nobody both aggregated and dropped, nobody twice.
+    for k: uint256 in range(len(dropped), bound=MAX_PARTICIPANTS):
+        gone: address = dropped[k]
         assert self._members[job_id][gone].joined, "fl: dropped one is not a participant"
+        assert gone not in aggregated, "fl: dropped one was aggregated"
+        for j: uint256 in range(k, bound=MAX_PARTICIPANTS):
+            assert dropped[j] != gone, "fl: institution listed twice"
     self._jobs[job_id].rounds_done = round
     self._jobs[job_id].score_total = job.score_total + total
     log RoundAnchored(
@@ -382,12 +387,25 @@ def finish(job_id: uint256):
     for member: address in self._member_list[job_id]:
         share: uint256 = 0
         if job.score_total != 0:
-            share = job.reward * self._members[job_id][member].score // job.score_total
+            score: uint256 = self._members[job_id][member].score
+            share = self._pro_rata(job.reward, score, job.score_total)
         paid += share
         self._pay(member, share + job.stake)
         log Paid(job_id=job_id, institution=member, reward=share, stake=job.stake)
     self._pay(job.requester, job.reward - paid)
     log Finished(job_id=job_id, rounds_done=job.rounds_done, refunded=job.reward - paid)
+
+
+@internal
+@pure
+def _pro_rata(amount: uint256, part: uint256, whole: uint256) -> uint256:
+    """
+    @dev amount * part // whole, exactly, without forming amount * part: with a large
+         pool that product overflows, and finish would revert for good, locking the
+         pool and every stake. part <= whole <= MAX_ROUNDS * MAX_PARTICIPANTS *
+         MAX_SCORE, so (amount % whole) * part stays below 2**256.
+    """
+    return amount // whole * part + amount % whole * part // whole
 
 
 # ---------------------------------------------------------------- views

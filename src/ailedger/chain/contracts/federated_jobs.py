@@ -10,6 +10,7 @@ from enum import IntEnum
 from typing import Any
 
 from ailedger.chain.contracts._base import ContractClient
+from ailedger.chain.contracts.data_market import PURPOSES
 from ailedger.chain.transactions import TxResult
 from ailedger.errors import ConfigError, ContractError, TransactionRevertedError
 
@@ -19,10 +20,9 @@ MAX_SCORE = 10**30
 _ZERO = b"\0" * 32
 
 _ADVICE = {
-    "fl: job not open": "the job has started, finished or was cancelled: see `fl status`",
+    "fl: job not open": "the job has started, finished or was cancelled: read its status first",
     "fl: joining closed": "the join deadline passed: ask the requester to post again",
     "fl: already joined": "this account is in the job already",
-    "fl: dataset already in the job": "another institution joined with this dataset",
     "fl: job is full": "the job has its maximum of participants",
     "fl: not the dataset's owner": "join with a dataset this account published",
     "fl: no valid grant for the purpose": (
@@ -34,7 +34,24 @@ _ADVICE = {
     "fl: a participant's grant is no longer valid": (
         "leave out institutions whose grant was revoked or expired"
     ),
-    "fl: job not running": "the job is not running: see `fl status`",
+    "fl: job not running": "the job is not running (not started, or ended): read its status",
+    "fl: rounds are anchored in order": "anchor the round after the job's rounds_done",
+    "fl: all rounds already anchored": "every round of the task is anchored: finish the job",
+    "fl: institution listed twice": "name each institution once per round",
+    "fl: not a participant": "aggregate only institutions that joined the job",
+    "fl: dropped one is not a participant": "list as dropped only institutions that joined",
+    "fl: dropped one was aggregated": "an institution is either aggregated or dropped",
+    "fl: only the requester, before the join deadline": (
+        "others may cancel only once the join deadline passed"
+    ),
+    "fl: only the requester, before the run deadline": (
+        "others may finish only once the run deadline passed"
+    ),
+    # The pool (post) and the stake (join) are pulled from the caller.
+    "transferFrom: amount exceeds allowance": (
+        "approve the FederatedJobs contract for the reward or stake first"
+    ),
+    "transfer: amount exceeds balance": "the account lacks the tokens for the reward or stake",
 }
 
 
@@ -101,8 +118,12 @@ def check_task(task: FederatedTask) -> None:
     for name, value in (("task hash", task.task_hash), ("validation hash", task.validation_hash)):
         if len(value) != 32 or value == _ZERO:
             raise ConfigError(f"the {name} must be 32 nonzero bytes")
-    if task.purpose <= 0 or task.purpose & (task.purpose - 1):
-        raise ConfigError("a federated task names exactly one purpose")
+    if task.purpose not in PURPOSES.values():
+        # A bit the DataMarket does not know would be posted, and nobody could join.
+        raise ConfigError(
+            f"a federated task names exactly one purpose of {sorted(PURPOSES.values())}, "
+            f"not {task.purpose}"
+        )
     if not 1 <= task.rounds <= MAX_ROUNDS:
         raise ConfigError(f"rounds must be 1 .. {MAX_ROUNDS}, not {task.rounds}")
     if not 1 <= task.min_participants <= task.max_participants <= MAX_PARTICIPANTS:
@@ -146,6 +167,8 @@ class FederatedJobsClient(ContractClient):
 
     def join(self, job_id: int, dataset_id: bytes, grant_id: int) -> TxResult:
         """Join with a dataset this account owns under the requester's grant (stakes)."""
+        if len(dataset_id) != 32:
+            raise ConfigError(f"a dataset id is 32 bytes, not {len(dataset_id)}")
         return self._refusing("join", job_id, dataset_id, grant_id)
 
     def start(self, job_id: int) -> TxResult:
@@ -170,6 +193,11 @@ class FederatedJobsClient(ContractClient):
             raise ConfigError("a round aggregates someone, with one score each")
         if any(not 0 <= s <= MAX_SCORE for s in scores):
             raise ConfigError(f"scores are whole numbers 0 .. {MAX_SCORE}")
+        if len(model_hash) != 32 or model_hash == _ZERO or len(commitments_root) != 32:
+            raise ConfigError("the model hash (nonzero) and the commitments root are 32 bytes")
+        named = [a.lower() for a in (*aggregated, *dropped)]
+        if len(set(named)) != len(named) or len(dropped) > MAX_PARTICIPANTS:
+            raise ConfigError("name each institution once in a round: aggregated or dropped")
         checksum = self.web3.to_checksum_address
         return self._refusing(
             "anchor_round",
@@ -296,5 +324,7 @@ def _refusal(exc: TransactionRevertedError) -> FederatedJobsError:
     text = str(exc)
     for reason, advice in _ADVICE.items():
         if reason in text:
-            return FederatedJobsError(f"{reason.removeprefix('fl: ')}: {advice}")
-    return FederatedJobsError(text)
+            return FederatedJobsError(
+                f"the federated jobs contract refused: {reason.removeprefix('fl: ')}; {advice}"
+            )
+    return FederatedJobsError(f"the federated jobs contract refused: {text}")
