@@ -132,6 +132,7 @@ class Coordinator:
                     dropped[institution] = "its grant was revoked during the round"
                     continue
                 kept[institution] = (weights, float(examples))
+                dropped.pop(institution, None)  # its update came: it is not dropped
             for institution in current.selected.values():
                 if institution not in kept and institution not in dropped:
                     dropped[institution] = "no update arrived"
