@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ailedger.chain.connection import ChainConnection, open_embedded
 from ailedger.chain.transactions import fund_from_dev_account
+from ailedger.demo.federated import federated_learning
 from ailedger.demo.model_market import sell_predictions
 from ailedger.demo.models import trustworthy_ai
 from ailedger.demo.privacy import private_analytics
@@ -58,11 +59,18 @@ def run_demo(directory: Path | None, say: Say) -> None:
         private_analytics(hospital, researcher, gpu_owner, root, say)
         model = trustworthy_ai(researcher, hospital, training_job, root, say)
         sell_predictions(researcher, hospital, model, root, say)
+
+        def new_party(name: str) -> Session:
+            party = _session(NodeHome.init(root / name, DEMO_PASSPHRASE), connection, cache)
+            fund_from_dev_account(connection.web3, party.address, GAS_WEI)
+            return party
+
+        federated_learning(researcher, hospital, new_party, root, say)
         open_the_web_app(hospital, say)
         head = connection.web3.eth.block_number
         balance = hospital.token.balance_of(hospital.address)
 
-    say("\n[bold]16. The chain keeps its state across a restart[/bold]")
+    say("\n[bold]17. The chain keeps its state across a restart[/bold]")
     with open_embedded(homes["hospital"].chain_dir, cache) as reopened:
         again = _session(homes["hospital"], reopened, cache)
         kept = again.token.balance_of(again.address)
