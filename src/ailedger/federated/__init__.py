@@ -1,0 +1,1 @@
+"""Federated learning: aggregating updates, scoring contributions, sharing the reward pool."""
