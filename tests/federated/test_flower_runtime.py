@@ -11,6 +11,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +30,7 @@ from ailedger.federated.flower import (
     flower_venv,
     start_superlink,
     start_supernode,
+    start_supernodes,
     stop_all,
     submit_run,
     wait_run,
@@ -109,7 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
-        self.wfile.write(raw)
+        with suppress(BrokenPipeError, ConnectionResetError):  # the asker may have been killed
+            self.wfile.write(raw)
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -229,8 +233,8 @@ def federation(tmp_path_factory: pytest.TempPathFactory, data: Data) -> Iterator
     superlink = start_superlink(workdir)
     nodes: list[SuperNode] = []
     try:
-        for institution in institutions:
-            nodes.append(start_supernode(superlink.address, institution.node_config(), workdir))
+        configs = [institution.node_config() for institution in institutions]
+        nodes = start_supernodes(superlink.address, configs, workdir)
         yield Federation(superlink, nodes, institutions, workdir)
     finally:
         stop_all([*nodes, superlink])
@@ -291,24 +295,27 @@ def test_refused_and_crashed_nodes_fail_and_the_round_goes_on(
     """In round 2 institution b refuses consent and institution d's SuperNode dies while the
     round is in flight (its daemon kills it when asked); a and c still train and the run ends."""
     victim_daemon = Institution("d", data.parts[0])
-    victim = start_supernode(
-        federation.superlink.address, victim_daemon.node_config(), federation.workdir
-    )
+    fed = federation
+    with ThreadPoolExecutor(1) as pool:  # the 4th SuperNode starts while the run is submitted
+        starting = pool.submit(
+            start_supernode, fed.superlink.address, victim_daemon.node_config(), fed.workdir
+        )
 
-    def crash(r: int) -> None:
-        if r == 2:
-            victim.kill()
+        def crash(r: int) -> None:
+            if r == 2:
+                starting.result().kill()
 
-    victim_daemon.on_ask = crash
-    federation.institutions[1].refuse = {2}
-    coordinator = Coordinator(len(data.task["features"]) + 1)
-    try:
-        _run(federation, coordinator, data, **{"min-nodes": 4, "round-timeout": 20.0})
-    finally:
-        coordinator.close()
-        federation.institutions[1].refuse = set()
-        victim.stop()
-        victim_daemon.close()
+        victim_daemon.on_ask = crash
+        fed.institutions[1].refuse = {2}
+        coordinator = Coordinator(len(data.task["features"]) + 1)
+        try:
+            _run(fed, coordinator, data, **{"min-nodes": 4, "round-timeout": 20.0})
+        finally:
+            coordinator.close()
+            fed.institutions[1].refuse = set()
+            victim = starting.result()
+            victim.stop()
+            victim_daemon.close()
 
     assert victim.pids() == []
     first, second = (_by_institution(r["updates"]) for r in coordinator.results)

@@ -54,7 +54,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +170,7 @@ def start_superlink(workdir: Path, host: str = "127.0.0.1", timeout: float = 60.
     argv += ["--host", host, "--port", str(port)]
     base = _spawn("superlink", argv, home, home / "flwr-home")
     link = SuperLink(**vars(base), address=address, flwr_home=home / "cli-home")
-    with _stopped_on_failure(link):
+    with _stopped_on_failure([link]):
         link.flwr_home.mkdir()
         (link.flwr_home / "config.toml").write_text(
             f'[superlink]\ndefault = "local"\n\n[superlink.local]\n'
@@ -184,6 +184,32 @@ def start_supernode(
     superlink_address: str, node_config: Mapping[str, str], workdir: Path, timeout: float = 60.0
 ) -> SuperNode:
     """Start a SuperNode for one institution; ``node_config`` reaches its ClientApp."""
+    return start_supernodes(superlink_address, [node_config], workdir, timeout)[0]
+
+
+def start_supernodes(
+    superlink_address: str,
+    node_configs: Sequence[Mapping[str, str]],
+    workdir: Path,
+    timeout: float = 60.0,
+) -> list[SuperNode]:
+    """Start several SuperNodes at once (each takes seconds to import Flower), then wait for
+    all; if one fails, none is left running."""
+    nodes: list[SuperNode] = []
+    ports: list[int] = []
+    with _stopped_on_failure(nodes):  # the list as it is when something fails
+        for node_config in node_configs:
+            node, port = _spawn_supernode(superlink_address, node_config, workdir)
+            nodes.append(node)
+            ports.append(port)
+        for node, port in zip(nodes, ports, strict=True):
+            _wait_listening(node, "127.0.0.1", port, timeout)
+    return nodes
+
+
+def _spawn_supernode(
+    superlink_address: str, node_config: Mapping[str, str], workdir: Path
+) -> tuple[SuperNode, int]:
     home = _fresh_dir(workdir / f"supernode-{secrets.token_hex(4)}")
     port = _free_port("127.0.0.1")
     # A TOML file, not `k="v" ...` on the command line: Flower splits that with a regular
@@ -193,10 +219,7 @@ def start_supernode(
     argv = ["flower-supernode", "--insecure", "--superlink", superlink_address]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--node-config", str(config_file)]
     base = _spawn("supernode", argv, home, home / "flwr-home")
-    node = SuperNode(**vars(base), node_config=dict(node_config))
-    with _stopped_on_failure(node):
-        _wait_listening(node, "127.0.0.1", port, timeout)
-    return node
+    return SuperNode(**vars(base), node_config=dict(node_config)), port
 
 
 def submit_run(superlink: SuperLink, run_config: RunConfig, app_dir: Path = APP_DIR) -> int:
@@ -264,6 +287,9 @@ def _flower_env(flwr_home: Path, tag: str) -> dict[str, str]:
     env.pop("VIRTUAL_ENV", None)
     env.pop("PYTHONPATH", None)  # ailedger's source tree must not shadow Flower's packages
     env.update(FLWR_HOME=str(flwr_home), FLWR_TELEMETRY_ENABLED="0", PYTHONUNBUFFERED="1")
+    # Flower's executors look for work to start every second by default: a second of idling
+    # before each ServerApp and each ClientApp message, for a few cheap loopback requests.
+    env["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = "0.2"
     env[_TAG_ENV] = tag
     return env
 
@@ -340,12 +366,13 @@ def _fresh_dir(path: Path) -> Path:
 
 
 @contextmanager
-def _stopped_on_failure(proc: FlowerProcess) -> Iterator[None]:
-    """Kill ``proc`` if the block raises: a half-started process is never left behind."""
+def _stopped_on_failure(procs: Sequence[FlowerProcess]) -> Iterator[None]:
+    """Kill ``procs`` if the block raises: a half-started process is never left behind."""
     try:
         yield
     except BaseException:
-        proc.kill()
+        for proc in procs:
+            proc.kill()
         raise
 
 

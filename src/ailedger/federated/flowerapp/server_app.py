@@ -59,13 +59,28 @@ def _wait_for_nodes(grid: Grid, wanted: int, timeout: float) -> list[int]:
         time.sleep(0.2)
 
 
+def _exchange(grid: Grid, messages: list[Message], timeout: float) -> list[Message]:
+    """Push ``messages`` and collect the replies that come within ``timeout`` seconds. Not
+    ``Grid.send_and_receive``: it looks for replies only every 3 s, a round's worth of idling."""
+    pending = set(grid.push_messages(messages))
+    replies: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        got = list(grid.pull_messages(pending))
+        replies += got
+        pending -= {reply.metadata.reply_to_message_id for reply in got}
+        if pending:
+            time.sleep(0.2)
+    return replies
+
+
 def _query_nodes(grid: Grid, node_ids: list[int], timeout: float) -> list[dict[str, Any]]:
     asks = [
         Message(RecordDict({"query": ConfigRecord()}), node_id, MessageType.QUERY, ttl=timeout)
         for node_id in node_ids
     ]
     nodes = []
-    for reply in grid.send_and_receive(asks, timeout=timeout):
+    for reply in _exchange(grid, asks, timeout):
         if reply.has_error():
             log.warning(
                 "node %s did not answer the query: %s", reply.metadata.src_node_id, reply.error
@@ -100,7 +115,7 @@ def _train_round(
     ]
     by_id = {int(node["node_id"]): node for node in chosen}
     updates, failed = [], []
-    for reply in grid.send_and_receive(orders, timeout=timeout):
+    for reply in _exchange(grid, orders, timeout):
         node = by_id.pop(reply.metadata.src_node_id, None)
         if node is None:
             continue
