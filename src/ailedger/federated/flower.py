@@ -111,9 +111,12 @@ class FlowerProcess:
     def kill(self) -> None:
         """SIGKILL the process group and every tagged descendant: a crash, nothing flushed."""
         _signal_group(self.popen.pid, signal.SIGKILL)
-        for pid in _tagged_pids(self.tag):
-            _signal_pid(pid, signal.SIGKILL)
         self.popen.wait()
+        deadline = time.monotonic() + 5.0
+        while (left := list(_tagged_pids(self.tag))) and time.monotonic() < deadline:
+            for pid in left:  # not our children: wait by watching them go
+                _signal_pid(pid, signal.SIGKILL)
+            time.sleep(0.05)
 
     def stop(self, grace: float = 5.0) -> None:
         stop_all([self], grace)
