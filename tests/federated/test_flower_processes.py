@@ -82,6 +82,14 @@ def test_missing_venv_says_how_to_set_it_up(
         flower_venv()
 
 
+def test_the_superlink_listens_on_loopback_only(fake_venv: Path, tmp_path: Path) -> None:
+    """It runs without TLS, so a routable address would expose weights and tokens."""
+    for host in ("0.0.0.0", "10.1.2.3", "localhost.example"):
+        with pytest.raises(FlowerError, match="loopback only"):
+            start_superlink(tmp_path / "work", host=host)
+    assert not (tmp_path / "work").exists()
+
+
 def test_stopping_kills_what_fled_into_another_session(fake_venv: Path, tmp_path: Path) -> None:
     link = start_superlink(tmp_path / "work")
     node = start_supernode(link.address, {"institution": "0xa"}, tmp_path / "work")

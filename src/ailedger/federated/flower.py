@@ -46,6 +46,7 @@ institution.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -166,7 +167,12 @@ def flower_venv() -> Path:
 
 def start_superlink(workdir: Path, host: str = "127.0.0.1", timeout: float = 60.0) -> SuperLink:
     """Start a SuperLink on a free port of ``host`` and wait until it answers there."""
-    home = _fresh_dir(workdir / "superlink")
+    if not _is_loopback(host):
+        raise FlowerError(
+            f"the SuperLink may listen on loopback only, not {host}: it runs without TLS "
+            "(--insecure); use 127.0.0.1 and reach other machines through a TLS tunnel"
+        )
+    home = _fresh_dir(workdir / f"superlink-{secrets.token_hex(4)}")
     port = _free_port(host)
     address = f"{host}:{port}"
     argv = ["flower-superlink", "--insecure", "--disable-runtime-dependency-installation"]
@@ -361,6 +367,13 @@ def _wait_listening(proc: FlowerProcess, host: str, port: int, timeout: float) -
     raise FlowerError(
         f"the {proc.name} {why}; its log ({proc.log_path}) ends with: {proc.log()[-2000:]}"
     )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _fresh_dir(path: Path) -> Path:
