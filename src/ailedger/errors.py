@@ -106,6 +106,10 @@ Hierarchy::
     │   ├── ExplanationError                 its explanation does not add up: never logged
     │   └── RetentionError                   a salt asked to be destroyed before retention ends
     │
+    │   federated/
+    ├── flower.FlowerError                   Flower's venv is missing, or a Flower process or
+    │                                        run could not start or finish (says which, log path)
+    │
     │   web/
     └── siwe.SiweFormatError                 a MalformedRequestError: not an EIP-4361
                                              sign-in message (names the wrong line)

@@ -64,6 +64,8 @@ from types import TracebackType
 from ailedger.errors import AiledgerError
 
 VENV_ENV = "AILEDGER_FLOWER_VENV"
+# No __init__.py there: the app is not a package of ailedger (flwr is not in ailedger's venv),
+# so walking ailedger's packages never imports it.
 APP_DIR = Path(__file__).parent / "flowerapp"
 _TAG_ENV = "AILEDGER_FLOWER_TAG"
 _REPO_VENV = Path(__file__).resolve().parents[3] / ".venv-flower"
