@@ -31,12 +31,10 @@ def query(msg: Message, context: Context) -> Message:
 def _consent(context: Context, r: int) -> dict[str, Any]:
     """The daemon's answer; a daemon that errs or is down refuses, it never lets data through."""
     cfg = context.node_config
-    url = (
-        str(cfg["consent-url"]).rstrip("/") + "/fl/consent?" + urllib.parse.urlencode({"round": r})
-    )
-    request = urllib.request.Request(
-        url, headers={"Authorization": f"Bearer {cfg['consent-token']}"}
-    )
+    query = urllib.parse.urlencode({"round": r})
+    url = f"{str(cfg['consent-url']).rstrip('/')}/fl/consent?{query}"
+    auth = {"Authorization": f"Bearer {cfg['consent-token']}"}
+    request = urllib.request.Request(url, headers=auth)
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:
             result: dict[str, Any] = json.loads(answer.read())
@@ -73,7 +71,7 @@ def train(
         order = rng.permutation(len(xb))
         for start in range(0, len(xb), batch):
             rows = order[start : start + batch]
-            p = 1.0 / (1.0 + np.exp(-(xb[rows] @ w)))
+            p = 0.5 * (1.0 + np.tanh(0.5 * (xb[rows] @ w)))  # the sigmoid, without overflow
             w -= float(task["learning_rate"]) * xb[rows].T @ (p - y[rows]) / len(rows)
     return w
 
@@ -82,7 +80,7 @@ def train(
 def train_handler(msg: Message, context: Context) -> Message:
     r = int(str(msg.content.config_records["config"]["round"]))
     consent = _consent(context, r)
-    if not consent.get("ok"):
+    if consent.get("ok") is not True:  # only an explicit yes lets data through
         reason = f"consent refused: {consent.get('reason', 'no reason given')}"
         return Message(Error(code=CONSENT_REFUSED, reason=reason), reply_to=msg)
     task = json.loads(str(context.run_config["task"]))

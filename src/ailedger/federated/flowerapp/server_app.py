@@ -62,6 +62,8 @@ def _wait_for_nodes(grid: Grid, wanted: int, timeout: float) -> list[int]:
 def _exchange(grid: Grid, messages: list[Message], timeout: float) -> list[Message]:
     """Push ``messages`` and collect the replies that come within ``timeout`` seconds. Not
     ``Grid.send_and_receive``: it looks for replies only every 3 s, a round's worth of idling."""
+    if not messages:  # the coordinator may select no one this round
+        return []
     pending = set(grid.push_messages(messages))
     replies: list[Message] = []
     deadline = time.monotonic() + timeout
@@ -122,17 +124,22 @@ def _train_round(
         if reply.has_error():
             failed.append({**_ident(node), "reason": reply.error.reason or "error"})
             continue
-        trained = reply.content.array_records["model"].to_numpy_ndarrays()[0]
-        updates.append(
-            {
-                **_ident(node),
-                "weights": [float(w) for w in trained],
-                "num_examples": int(str(reply.content.config_records["result"]["num-examples"])),
-            }
-        )
+        try:
+            updates.append({**_ident(node), **_update(reply)})
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            # A SuperNode's operator controls what it sends: a bad reply fails that node only.
+            failed.append({**_ident(node), "reason": f"malformed reply: {err!r}"})
     reason = f"no answer within the round timeout ({timeout:g} s)"
     failed += [{**_ident(node), "reason": reason} for node in by_id.values()]
     return updates, failed
+
+
+def _update(reply: Message) -> dict[str, Any]:
+    trained = reply.content.array_records["model"].to_numpy_ndarrays()[0]
+    count = reply.content.config_records["result"]["num-examples"]
+    if not isinstance(count, int):
+        raise TypeError(f"num-examples is {count!r}, not an int")
+    return {"weights": [float(w) for w in trained.ravel()], "num_examples": count}
 
 
 def _ident(node: dict[str, Any]) -> dict[str, Any]:
