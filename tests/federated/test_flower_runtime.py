@@ -8,8 +8,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -147,7 +147,7 @@ class Daemon:
 
 
 class Coordinator(Daemon):
-    """Plain FedAvg from zero weights; records every request and when it came."""
+    """Plain FedAvg from zero weights; records every request."""
 
     token = TOKEN
 
@@ -158,19 +158,15 @@ class Coordinator(Daemon):
         self.results: list[dict[str, Any]] = []
         self.history: list[list[float]] = [list(self.weights)]
         self.done: list[dict[str, Any]] = []
-        self.round_seconds: list[float] = []
-        self._started = 0.0
 
     def answer(
         self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]
     ) -> dict[str, Any]:
         if path == "/fl/round/start":
             self.starts.append(body)
-            self._started = time.monotonic()
             selected = [node["node_id"] for node in body["nodes"]]
             return {"continue": True, "selected": selected, "weights": self.weights}
         if path == "/fl/round/result":
-            self.round_seconds.append(time.monotonic() - self._started)
             self.results.append(body)
             updates = body["updates"]
             if updates:
@@ -265,6 +261,8 @@ def _by_institution(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def test_three_institutions_train_two_rounds(federation: Federation, data: Data) -> None:
+    for institution in federation.institutions:
+        institution.asked.clear()
     coordinator = Coordinator(len(data.task["features"]) + 1)
     try:
         _run(federation, coordinator, data)
@@ -286,7 +284,6 @@ def test_three_institutions_train_two_rounds(federation: Federation, data: Data)
     assert [institution.asked for institution in federation.institutions] == [[1, 2]] * 3
     before, after = data.accuracy(coordinator.history[0]), data.accuracy(coordinator.weights)
     assert before < 0.85 < after, (before, after)
-    print(f"rounds took {[f'{s:.1f}' for s in coordinator.round_seconds]} s")
 
 
 def test_refused_and_crashed_nodes_fail_and_the_round_goes_on(
@@ -324,6 +321,7 @@ def test_refused_and_crashed_nodes_fail_and_the_round_goes_on(
     failed = _by_institution(coordinator.results[1]["failed"])
     assert set(failed) == {"0xb", "0xd"}
     assert "consent refused: grant revoked" in failed["0xb"]["reason"]
-    assert "0xd" not in second and failed["0xd"]["reason"]
+    # Missed the deadline, or Flower expired the message a moment before it (its TTL is the
+    # round timeout): either way a timeout, not a refusal.
+    assert re.search("round timeout|expired", failed["0xd"]["reason"]), failed["0xd"]
     assert coordinator.done == [{"rounds_run": 2}]
-    print(f"rounds took {[f'{s:.1f}' for s in coordinator.round_seconds]} s")
