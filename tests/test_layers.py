@@ -15,7 +15,7 @@ from pathlib import Path
 import ailedger
 
 PACKAGE = Path(ailedger.__file__).parent
-CAPABILITIES = {"sharing", "compute", "health", "privacy", "ai"}
+CAPABILITIES = {"sharing", "compute", "health", "privacy", "ai", "federated"}
 # What composes and fronts the capabilities; no layer below may reach up into them.
 COMPOSITION = {"node", "cli", "demo", "testing", "web"}
 # Capability -> the capabilities it may import (their public modules only).
@@ -25,6 +25,7 @@ MAY_USE = {
     "privacy": {"sharing"},
     "compute": {"sharing"},
     "ai": {"sharing", "compute", "privacy"},
+    "federated": {"sharing", "privacy", "ai"},
 }
 
 

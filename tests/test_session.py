@@ -14,6 +14,7 @@ from ailedger.chain.contracts import (
     ComputePolicyClient,
     ContractClient,
     DataMarketClient,
+    FederatedJobsClient,
     KeyRegistryClient,
     ModelRegistryClient,
     NodeRegistryClient,
@@ -48,6 +49,7 @@ def test_each_contract_has_its_typed_client_at_its_deployed_address(locked: Sess
         (locked.compute_policy, ComputePolicyClient),
         (locked.privacy_ledger, PrivacyLedgerClient),
         (locked.model_registry, ModelRegistryClient),
+        (locked.federated_jobs, FederatedJobsClient),
     ]
     for client, expected in clients:
         assert type(client) is expected

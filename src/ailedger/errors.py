@@ -6,7 +6,7 @@ so callers never need to know which library sits underneath. Each message says w
 happened and what to do next.
 
 Errors a node answers over HTTP carry their status as ``http_status``: the node's exception
-handlers (``ailedger.node.errors``) read it there, so each status is written once, here,
+handlers (``ailedger.peer.http_errors``) read it there, so each status is written once, here,
 and the modules that raise them know no HTTP.
 
 Hierarchy::
@@ -24,8 +24,10 @@ Hierarchy::
     │   ├── ChainLockedError        another process holds the embedded chain directory
     │   ├── TransactionRejectedError  the node refused a transaction (nonce, funds, ...)
     │   └── TransactionRevertedError  the transaction was mined but reverted
-    │       └── chain.contracts.model_registry.ModelRegistryError  the model registry
-    │                               refused a version: lineage job, passport, owner
+    │       ├── chain.contracts.model_registry.ModelRegistryError  the model registry
+    │       │                       refused a version: lineage job, passport, owner
+    │       └── chain.contracts.federated_jobs.FederatedJobsError  the federated jobs
+    │                               contract refused (says why and what to do)
     ├── PrivacyBudgetError          a charge to a privacy budget is invalid or refused
     │   ├── StaleChargeError        another release charged first (also a
     │   │                           TransactionRevertedError): re-read, recompute, retry
@@ -105,12 +107,24 @@ Hierarchy::
     ├── errors.DecisionError                 a decision cannot be recorded, proven or exported
     │   ├── ExplanationError                 its explanation does not add up: never logged
     │   └── RetentionError                   a salt asked to be destroyed before retention ends
+    ├── market.OfferRefusedError             an offer's claims fail on chain, or a fetch is not
+    │                                        what it claims: nothing paid, nothing kept
+    ├── market.PredictionRefusedError        the owner's node refused predictions, or its
+    │                                        receipts do not prove them
+    │
+    │   federated/
+    ├── aggregation.AggregationError         updates, weights or rule parameters unusable
+    │   └── InvalidUpdateError               one update is unusable (``index``): drop it
+    ├── contribution.ContributionError       scores or a payout cannot be computed as asked
+    ├── logistic.ModelInputError             weights, features, labels or bounds disagree
     │
     │   federated/
     ├── flower.FlowerError                   Flower's venv is missing, or a Flower process or
     │                                        run could not start or finish (says which, log path)
     │
     │   web/
+    ├── api.market.UntrustedAnswerError      502 the model owner's node failed or its answer
+    │                                        does not prove itself
     └── siwe.SiweFormatError                 a MalformedRequestError: not an EIP-4361
                                              sign-in message (names the wrong line)
 """

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         ComputeProvidersClient,
         ContractClient,
         DataMarketClient,
+        FederatedJobsClient,
         KeyRegistryClient,
         ModelRegistryClient,
         NodeRegistryClient,
@@ -155,6 +156,13 @@ class Session:
         from ailedger.chain.contracts import ModelRegistryClient
 
         return self._bind(ModelRegistryClient)
+
+    @cached_property
+    def federated_jobs(self) -> FederatedJobsClient:
+        """Federated tasks: escrowed pools, joining institutions, anchored rounds, payouts."""
+        from ailedger.chain.contracts import FederatedJobsClient
+
+        return self._bind(FederatedJobsClient)
 
     def encryption_key(self) -> X25519PrivateKey:
         """The home's X25519 private key (needs the session opened with unlock=True).

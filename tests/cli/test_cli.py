@@ -105,6 +105,7 @@ def test_token_lifecycle_through_the_cli(
         "ComputeProviders",
         "PrivacyLedger",
         "ModelRegistry",
+        "FederatedJobs",
     }
     assert status["market_windows"] == {"bid_s": 10, "reveal_s": 300, "dispute_s": 600}
 

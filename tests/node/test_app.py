@@ -19,8 +19,8 @@ from ailedger.compute.requester.files import JobFiles
 from ailedger.compute.requester.inbox import JobInbox
 from ailedger.health.mme import MatchableCohort, MatchmakerService
 from ailedger.node.app import create_app
-from ailedger.node.errors import install_error_handlers
 from ailedger.peer import wire
+from ailedger.peer.http_errors import install_error_handlers
 from ailedger.peer.signing import sign_request
 from tests.fakes import ListAudit
 

@@ -34,9 +34,9 @@ from ailedger.errors import (
 )
 from ailedger.keys.home import NodeHome
 from ailedger.node.app import create_app
-from ailedger.node.errors import install_error_handlers
 from ailedger.node.service import BackgroundServer, announce
 from ailedger.peer import wire
+from ailedger.peer.http_errors import install_error_handlers
 from ailedger.peer.rate_limit import DEFAULT_BURST, DEFAULT_RATE, PeerRateLimiter
 from ailedger.session import Session
 from ailedger.settings import load_settings

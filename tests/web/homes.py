@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI, Request
 from ailedger.chain.connection import ChainConnection, open_embedded
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.keys.home import NodeHome
-from ailedger.node.errors import install_error_handlers
+from ailedger.peer.http_errors import install_error_handlers
 from ailedger.session import Session
 from ailedger.settings import load_settings
 from ailedger.web.auth import SignIn

@@ -260,6 +260,8 @@ def predict(session: Session, grant_id: int, inputs: list[dict[str, float]]) -> 
     if not isinstance(answer, dict) or not isinstance(answer.get("receipts"), list):
         raise PredictionRefusedError("the owner's node answered something that is not predictions")
     _check_receipts(session, offer, inputs, answer["receipts"])
+    # The outputs shown are the receipts' own, as checked: never the list beside them.
+    answer["outputs"] = [float(json.loads(r["entry"])["output"]) for r in answer["receipts"]]
     return answer
 
 

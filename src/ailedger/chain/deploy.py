@@ -73,7 +73,8 @@ def genesis_hash(web3: Web3) -> str:
 # privacy ledger read the data market's datasets, and the compute market asks both the
 # data market and the compute policy about compute-to-data jobs and its providers contract
 # about stakes (the providers contract is bound to it afterwards); the model registry
-# checks its versions' training jobs in the compute market.
+# checks its versions' training jobs in the compute market; federated jobs escrow in the
+# token and check each institution's grant in the data market.
 DEPLOY_ORDER = (
     "Token",
     "KeyRegistry",
@@ -85,6 +86,7 @@ DEPLOY_ORDER = (
     "ComputeProviders",
     "ComputeMarket",
     "ModelRegistry",
+    "FederatedJobs",
 )
 # The compute market's parameters on a new chain, besides its windows: a provider stakes
 # at least 100 AIL; a provider caught with a wrong result loses half its stake.
@@ -118,6 +120,8 @@ def constructor_args(
         )
     if name == "ModelRegistry":
         return (deployed["DataMarket"], deployed["ComputeMarket"])
+    if name == "FederatedJobs":
+        return (deployed["Token"], deployed["DataMarket"])
     return ()
 
 

@@ -13,6 +13,7 @@ from ailedger.cli import (
     audit,
     chain,
     data,
+    fl,
     health,
     job,
     market,
@@ -53,6 +54,7 @@ app.add_typer(privacy.app, name="privacy")
 app.add_typer(model.app, name="model")
 app.add_typer(model.decision_app, name="decision")
 app.add_typer(market.app, name="market")
+app.add_typer(fl.app, name="fl")
 # The budget is a dataset's, so `data budget` shows it too (the same command).
 data.app.command("budget")(privacy.budget)
 

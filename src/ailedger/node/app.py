@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from ailedger import __version__
-from ailedger.node.errors import install_error_handlers
+from ailedger.peer.http_errors import install_error_handlers
 
 if TYPE_CHECKING:
     from ailedger.ai.prediction_desk import PredictionDesk

@@ -1,7 +1,7 @@
 """HTTP face of the data gateway: access, dataset metadata, audit proofs, liveness.
 
 Parses, calls the :class:`~ailedger.sharing.gateway.Gateway`, streams. Refusals are
-raised; the node turns them into statuses in one place (``ailedger.node.errors``).
+raised; the node turns them into statuses in one place (``ailedger.peer.http_errors``).
 """
 
 from __future__ import annotations

@@ -68,6 +68,7 @@ MODULES: Final[tuple[str, ...]] = (
     "ailedger.web.api.privacy",
     "ailedger.web.pages.privacy",
     "ailedger.web.api.models",
+    "ailedger.web.api.market",
     "ailedger.web.pages.models",
 )
 

@@ -26,6 +26,15 @@ from ailedger.chain.contracts.data_market import (
     GrantStatus,
     Policy,
 )
+from ailedger.chain.contracts.federated_jobs import (
+    AnchoredRound,
+    FederatedJob,
+    FederatedJobsClient,
+    FederatedJobsError,
+    FederatedTask,
+    JobState,
+    Membership,
+)
 from ailedger.chain.contracts.key_registry import KeyRegistryClient
 from ailedger.chain.contracts.model_registry import (
     ModelRegistryClient,
@@ -44,6 +53,7 @@ from ailedger.chain.contracts.privacy_ledger import (
 from ailedger.chain.contracts.token import TokenClient
 
 __all__ = [
+    "AnchoredRound",
     "Assignment",
     "AuditAnchorClient",
     "ChargeKind",
@@ -54,14 +64,20 @@ __all__ = [
     "ContractClient",
     "DataMarketClient",
     "DatasetRecord",
+    "FederatedJob",
+    "FederatedJobsClient",
+    "FederatedJobsError",
+    "FederatedTask",
     "GrantRecord",
     "GrantStatus",
     "JobInfo",
     "JobRecord",
+    "JobState",
     "JobStatus",
     "JobTerms",
     "KeyRegistryClient",
     "MarketEvent",
+    "Membership",
     "ModelRegistryClient",
     "ModelRegistryError",
     "ModelVersion",

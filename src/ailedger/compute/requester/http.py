@@ -2,7 +2,7 @@
 
 Reads each request's signature (:mod:`ailedger.peer.signing`) and bounded body, then
 calls the :class:`~ailedger.compute.requester.inbox.JobInbox`, which decides. Refusals are raised;
-the node turns them into statuses in one place (``ailedger.node.errors``).
+the node turns them into statuses in one place (``ailedger.peer.http_errors``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Errors become HTTP statuses here, once, for every route of the node.
+"""Errors become HTTP statuses here, once, for every route of the node and of its loopback desks.
 
 Each error a node answers with names its status itself (``http_status`` in
 :mod:`ailedger.errors`); these handlers only render it, as ``{"error": reason}``, the

@@ -1,0 +1,187 @@
+"""``ailedger fl``: federated learning across institutions, on Flower's deployment engine.
+
+The requester posts a task and escrows a reward pool (`fl post`); institutions join with
+a dataset they own and the requester's grant for the task's purpose (`fl join`), then
+serve their data to their own SuperNode (`fl serve`); the requester runs the rounds
+(`fl run`), each anchored on chain, and the pool is paid out by measured contribution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ailedger.cli import _parsers as parse
+from ailedger.cli._common import JSON_OPTION, console, emit, narrator, session
+
+app = typer.Typer(
+    help=(
+        "Federated learning: train one model where the data lives. Consent checked on "
+        "chain every round, every round anchored, the reward paid by contribution."
+    ),
+    no_args_is_help=True,
+)
+
+JOB = parse.uint256_argument("The federated job id (`fl post` prints it).")
+PURPOSE_HELP = (
+    "rare-disease-research, model-training, public-health, clinical-care, commercial-development"
+)
+
+
+@app.command("post")
+def post(
+    ctx: typer.Context,
+    task: Path = typer.Argument(..., help="The task (TOML: features, bounds, label, rule)."),
+    validation: Path = typer.Option(
+        ..., help="Validation set (CSV) contributions are scored on; its hash goes on chain."
+    ),
+    reward: str = typer.Option(..., help="The reward pool in AIL, escrowed now."),
+    stake: str = typer.Option("0", help="What each institution stakes to join, in AIL."),
+    rounds: int = typer.Option(3, min=1, max=1000, help="Training rounds."),
+    min_participants: int = typer.Option(2, "--min", min=1, max=32, help="Institutions needed."),
+    max_participants: int = typer.Option(8, "--max", min=1, max=32, help="At most so many."),
+    purpose: str = typer.Option("model-training", help=f"The grants' purpose ({PURPOSE_HELP})."),
+    join_window: str = typer.Option("1d", help="How long institutions may join (90s..30d)."),
+    run_window: str = typer.Option("7d", help="Then how long the rounds may take."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Post a federated task and escrow its reward pool. The task and the validation
+    set are committed by hash before anyone joins."""
+    from ailedger.chain.contracts.data_market import purpose_bit
+    from ailedger.federated.jobs import post_job
+    from ailedger.units import parse_amount
+
+    with session(ctx, unlock=True) as s:
+        posted = post_job(
+            s,
+            task,
+            validation,
+            purpose=purpose_bit(purpose),
+            rounds=rounds,
+            min_participants=min_participants,
+            max_participants=max_participants,
+            reward=parse_amount(reward),
+            stake=parse_amount(stake),
+            join_window_s=parse.duration(join_window),
+            run_window_s=parse.duration(run_window),
+        )
+    emit(
+        as_json,
+        {"job": posted.job_id, "tx": posted.tx_hash},
+        lambda: console.print(f"federated job {posted.job_id} posted  tx {posted.tx_hash}"),
+    )
+
+
+@app.command("join")
+def join(
+    ctx: typer.Context,
+    job: int = JOB,
+    dataset: str = typer.Option(..., help="Your dataset (0x...), published on this node."),
+    grant: int = typer.Option(..., min=0, help="The requester's grant of it for the purpose."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Join a federated job with your dataset (stakes the job's stake). Your data stays
+    at your node: `fl serve` hands it, round by round, to your own SuperNode."""
+    from ailedger.federated.jobs import join_job
+
+    with session(ctx, unlock=True) as s:
+        tx = join_job(s, job, parse.dataset_id(dataset), grant)
+    emit(as_json, {"job": job, "tx": tx}, lambda: console.print(f"joined job {job}  tx {tx}"))
+
+
+@app.command("status")
+def status(ctx: typer.Context, job: int = JOB, as_json: bool = JSON_OPTION) -> None:
+    """A job as the chain records it: members, anchored rounds, payouts."""
+    from ailedger.federated.jobs import job_report
+
+    with session(ctx, unlock=False) as s:
+        report = job_report(s, job)
+    data = report.as_json()
+
+    def render() -> None:
+        from ailedger.units import format_amount
+
+        console.print(
+            f"job {job}: {data['status']}, {data['rounds_done']} of {data['rounds']} rounds "
+            f"anchored, reward {format_amount(report.job.task.reward)}"
+        )
+        for m in data["members"]:
+            console.print(f"  {m['institution']}  dataset {m['dataset'][:18]}…  score {m['score']}")
+        for r in data["anchored"]:
+            dropped = f", dropped {len(r['dropped'])}" if r["dropped"] else ""
+            console.print(
+                f"  round {r['round']}: model {r['model_hash'][:18]}…, "
+                f"{len(r['aggregated'])} aggregated{dropped}"
+            )
+        for who, paid in data["payouts"].items():
+            console.print(
+                f"  paid {who}: {format_amount(int(paid['reward']))} "
+                f"(+ stake {format_amount(int(paid['stake']))})"
+            )
+
+    emit(as_json, data, render)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    job: int = JOB,
+    task: Path = typer.Option(..., help="The task file posted with the job."),
+    validation: Path = typer.Option(..., help="The validation set posted with the job."),
+    workdir: Path = typer.Option(
+        Path("fl-run"), help="Where the SuperLink's files, the logs and the model go."
+    ),
+    round_timeout: float = typer.Option(
+        120.0, min=5.0, help="Seconds a round waits for updates (and for nodes to connect)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Run a job's rounds as its requester: starts it on chain, starts a SuperLink for
+    the institutions' SuperNodes, anchors each round, then pays the pool out by
+    contribution and writes the model."""
+    from ailedger.federated.runner import coordinate
+    from ailedger.units import format_amount
+
+    with session(ctx, unlock=True) as s:
+        done = coordinate(
+            s, job, task, validation, workdir, narrator(as_json), round_timeout=round_timeout
+        )
+    data = {
+        "job": job,
+        "rounds": [
+            {"round": r.round, "aggregated": r.aggregated, "dropped": r.dropped, "scores": r.scores}
+            for r in done.rounds
+        ],
+        "accuracy": done.accuracy,
+        "model": str(done.model),
+        "flower_status": done.status.status,
+        "payouts": {w: {"reward": str(r), "stake": str(k)} for w, (r, k) in done.payouts.items()},
+    }
+
+    def render() -> None:
+        console.print(
+            f"{len(done.rounds)} round(s) anchored; validation accuracy {done.accuracy:.3f}; "
+            f"model in {done.model} (Flower: {done.status.status})"
+        )
+        for who, (reward, stake) in done.payouts.items():
+            console.print(f"  paid {who}: {format_amount(reward)} (+ stake {format_amount(stake)})")
+
+    emit(as_json, data, render)
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    job: int = JOB,
+    superlink: str = typer.Option(..., help="The requester's SuperLink (host:port)."),
+    workdir: Path = typer.Option(Path("fl-node"), help="Where the SuperNode's files go."),
+) -> None:
+    """Serve your dataset to your own SuperNode for a job you joined, until the job is
+    finished. Each round asks this node first: the grant is checked on chain and the
+    read logged, or the round goes on without you."""
+    from ailedger.federated.runner import serve_institution
+
+    with session(ctx, unlock=True) as s:
+        state = serve_institution(s, job, superlink, workdir, narrator(False))
+    console.print(f"job {job} is {state}")

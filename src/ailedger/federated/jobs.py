@@ -1,0 +1,164 @@
+"""Posting, joining and reading federated jobs: the on-chain acts around the rounds.
+
+- :func:`post_job` hashes the task and the validation set, approves and escrows the
+  reward pool, and posts the job;
+- :func:`join_job` checks before any gas that the dataset is this home's and that the
+  requester's grant covers the job's purpose, approves the stake and joins;
+- :func:`job_report` reads a job back: members, anchored rounds, payouts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ailedger.errors import ConfigError
+from ailedger.federated.task import read_task, validation_digest
+
+if TYPE_CHECKING:
+    from ailedger.chain.contracts.federated_jobs import (
+        AnchoredRound,
+        FederatedJob,
+        Membership,
+    )
+    from ailedger.session import Session
+
+
+@dataclass(frozen=True)
+class Posted:
+    job_id: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class JobReport:
+    job: FederatedJob
+    members: list[Membership]
+    rounds: list[AnchoredRound]
+    payouts: dict[str, tuple[int, int]]
+
+    def as_json(self) -> dict[str, Any]:
+        from ailedger.chain.contracts.data_market import purpose_names
+
+        task = self.job.task
+        return {
+            "job": self.job.job_id,
+            "requester": self.job.requester,
+            "status": self.job.status.name.lower(),
+            "purpose": purpose_names(task.purpose),
+            "rounds": task.rounds,
+            "rounds_done": self.job.rounds_done,
+            "participants": {"min": task.min_participants, "max": task.max_participants},
+            "reward": str(task.reward),
+            "stake": str(task.stake),
+            "members": [
+                {
+                    "institution": m.institution,
+                    "dataset": "0x" + m.dataset_id.hex(),
+                    "grant": m.grant_id,
+                    "score": m.score,
+                }
+                for m in self.members
+            ],
+            "anchored": [
+                {
+                    "round": r.round,
+                    "model_hash": "0x" + r.model_hash.hex(),
+                    "aggregated": list(r.aggregated),
+                    "scores": list(r.scores),
+                    "dropped": list(r.dropped),
+                }
+                for r in self.rounds
+            ],
+            "payouts": {
+                who: {"reward": str(reward), "stake": str(stake)}
+                for who, (reward, stake) in self.payouts.items()
+            },
+        }
+
+
+def post_job(
+    session: Session,
+    task_file: Path,
+    validation: Path,
+    *,
+    purpose: int,
+    rounds: int,
+    min_participants: int,
+    max_participants: int,
+    reward: int,
+    stake: int,
+    join_window_s: int,
+    run_window_s: int,
+) -> Posted:
+    """Post a federated job over ``task_file`` and ``validation``, escrowing ``reward``."""
+    from ailedger.chain.contracts.federated_jobs import FederatedTask, check_task
+    from ailedger.units import format_amount
+
+    task = read_task(task_file)
+    now = int(time.time())
+    posted = FederatedTask(
+        task.digest(),
+        validation_digest(validation),
+        purpose,
+        rounds,
+        min_participants,
+        max_participants,
+        stake,
+        reward,
+        now + join_window_s,
+        now + join_window_s + run_window_s,
+    )
+    check_task(posted)
+    held = session.token.balance_of(session.address)
+    if held < reward:
+        raise ConfigError(
+            f"the reward pool is {format_amount(reward)} and the account holds "
+            f"{format_amount(held)}; get tokens first"
+        )
+    _approve(session, reward)
+    job_id, result = session.federated_jobs.post(posted)
+    return Posted(job_id, result.tx_hash)
+
+
+def join_job(session: Session, job_id: int, dataset_id: bytes, grant_id: int) -> str:
+    """Join ``job_id`` with this home's ``dataset_id`` under the requester's ``grant_id``;
+    refused before any gas when the chain would refuse it; returns the tx hash."""
+    from ailedger.chain.contracts.federated_jobs import JobState
+
+    jobs = session.federated_jobs
+    job = jobs.job(job_id)
+    if job is None or job.status != JobState.OPEN:
+        state = job.status.name.lower() if job else "unknown"
+        raise ConfigError(f"federated job {job_id} is {state}: it takes no one")
+    record = session.data_market.dataset(dataset_id)
+    if record is None or record.owner.lower() != session.address.lower():
+        raise ConfigError(f"dataset 0x{dataset_id.hex()} is not this home's: join with your own")
+    if not session.data_market.check_access(grant_id, job.requester, dataset_id, job.task.purpose):
+        raise ConfigError(
+            f"grant {grant_id} does not let {job.requester} use this dataset for the job's "
+            "purpose now: grant the requester's access request for that purpose first"
+        )
+    _approve(session, job.task.stake)
+    return jobs.join(job_id, dataset_id, grant_id).tx_hash
+
+
+def job_report(session: Session, job_id: int) -> JobReport:
+    jobs = session.federated_jobs
+    job = jobs.job(job_id)
+    if job is None:
+        raise ConfigError(f"there is no federated job {job_id} on chain")
+    start = session.deployment.block
+    return JobReport(
+        job, jobs.members(job_id), jobs.rounds(job_id, start), jobs.payouts(job_id, start)
+    )
+
+
+def _approve(session: Session, amount: int) -> None:
+    if amount == 0:
+        return
+    spender = session.deployment.address("FederatedJobs")
+    if session.token.allowance(session.address, spender) < amount:
+        session.token.approve(spender, amount)
