@@ -117,6 +117,8 @@ Hierarchy::
     │   └── InvalidUpdateError               one update is unusable (``index``): drop it
     ├── contribution.ContributionError       scores or a payout cannot be computed as asked
     ├── logistic.ModelInputError             weights, features, labels or bounds disagree
+    ├── flower.FlowerError                   Flower's venv is missing, or a Flower process or
+    │                                        run could not start or finish (says which, log path)
     │
     │   web/
     ├── api.market.UntrustedAnswerError      502 the model owner's node failed or its answer
