@@ -33,3 +33,5 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
     echo "$lock_sum" >"$stamp"
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+# Flower (federated learning) in a virtualenv of its own: its pins clash with ailedger's.
+bash scripts/flower-env.sh

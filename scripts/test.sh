@@ -6,8 +6,6 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 bash scripts/setup.sh
-# Flower (federated learning) in a virtualenv of its own: its pins clash with ailedger's.
-bash scripts/flower-env.sh
 
 # System packages the tests use: Node.js/npm to install the Anvil test node, bubblewrap to
 # confine compute jobs (the sandbox falls back to unshare, and its tests say so), and

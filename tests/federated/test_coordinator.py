@@ -67,9 +67,7 @@ def _task(root: Path, x: Any, names: list[str]) -> Path:
     path.write_text(
         f"features = {FEATURES!r}\n".replace("'", '"')
         + 'label = "diagnosis"\npositive = "malignant"\nrule = "fedavg"\n'
-        "local_epochs = 20\nlearning_rate = 0.5\nbatch_size = 32\n\n[bounds]\n"
-        + bounds
-        + "\n"
+        "local_epochs = 20\nlearning_rate = 0.5\nbatch_size = 32\n\n[bounds]\n" + bounds + "\n"
     )
     return path
 
@@ -100,7 +98,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, contract_cache: Path) -> Ite
             hospitals[name] = hospital
         validation = root / "validation.csv"
         _write_csv(validation, x[order[450:]], y[order[450:]], names)
-        yield World(researcher, hospitals, datasets, grants, root, _task(root, x, names), validation)
+        yield World(
+            researcher, hospitals, datasets, grants, root, _task(root, x, names), validation
+        )
 
 
 def _post_and_join(world: World, names: str = "abc") -> int:
