@@ -40,8 +40,8 @@ def _parties_on_anvil(tmp_path: Path, contract_cache: Path) -> Iterator[tuple[Pa
     with AnvilNode() as node:
         owner = Party(tmp_path / "owner", contract_cache, node.url)
         researcher = Party(tmp_path / "researcher", contract_cache, node.url)
-        owner.run("init")
-        researcher.run("init")
+        owner.init()
+        researcher.init()
         owner.run("account", "fund")  # gas for the deploy, from Anvil's dev account
         deployed = owner.json("chain", "deploy")
         manifest = Path(str(deployed["manifest"]))
@@ -61,8 +61,8 @@ def _parties_on_embedded(
     chain_port, gateway_port = free_port(), free_port()
     owner = Party(tmp_path / "owner", contract_cache, None)
     researcher = Party(tmp_path / "researcher", contract_cache, f"http://127.0.0.1:{chain_port}")
-    owner.run("init")
-    researcher.run("init")
+    owner.init()
+    researcher.init()
     chain = owner.spawn("chain", "serve", "--port", str(chain_port))
     processes = [chain]
     try:
