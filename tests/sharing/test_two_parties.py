@@ -9,12 +9,14 @@ matchmaking and audit anchoring.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.processes import Party, free_port, stop, wait_http
 
@@ -74,6 +76,17 @@ def _parties_on_embedded(
     finally:
         for process in processes:
             stop(process)
+
+
+def _wait_for_entry(gateway: str, kind: str) -> None:
+    """Until the node's audit log, read from its gateway, holds an entry of ``kind``."""
+    deadline = time.monotonic() + 60
+    while True:
+        page = httpx.get(f"{gateway}/v1/audit/entries", params={"stop": 1000}).json()
+        if any(json.loads(entry)["kind"] == kind for entry in page["entries"]):
+            return
+        assert time.monotonic() < deadline, page
+        time.sleep(0.1)
 
 
 def test_publish_request_grant_fetch_audit_revoke(
@@ -157,7 +170,8 @@ def test_publish_request_grant_fetch_audit_revoke(
             "data", "fetch", dataset, "--grant", grant, "-o", str(again), ok=False
         )
         assert "revoked" in refused.stderr and not again.exists()
-        time.sleep(1.5)  # the node logs the revocation event and anchors within a second
+        # The node logs the revocation from the chain's events in its next round of chores.
+        _wait_for_entry(f"http://127.0.0.1:{gateway_port}", "revoke")
     finally:
         stop(gateway)
 
