@@ -25,6 +25,10 @@ class Home:
     ) -> None:
         self.party, self.capsys, self.monkeypatch = party, capsys, monkeypatch
 
+    def init(self) -> None:
+        """The home, written as `ailedger init` would (see :meth:`Party.init`)."""
+        self.party.init()
+
     def run(self, *args: str, ok: bool = True) -> SimpleNamespace:
         for name in ("AILEDGER_HOME", "AILEDGER_PASSPHRASE", "AILEDGER_CACHE_DIR"):
             self.monkeypatch.setenv(name, self.party.env[name])

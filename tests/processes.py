@@ -12,7 +12,14 @@ from pathlib import Path
 
 import httpx
 
+from ailedger.keys.home import NodeHome
+from ailedger.settings import EMBEDDED
+
 PASSPHRASE = "two parties, one chain"
+# scrypt's cost in the homes' key files: production's default (2**17) costs about 0.3 s per
+# unlock, and every CLI command unlocks once or twice; `ailedger init` itself is run by
+# tests/cli, so these homes are written directly at a test cost.
+TEST_SCRYPT_N = 2**12
 
 
 def free_port() -> int:
@@ -23,6 +30,7 @@ def free_port() -> int:
 
 class Party:
     def __init__(self, home: Path, cache: Path, chain: str | None) -> None:
+        self.home = home
         self.env = {
             **os.environ,
             "AILEDGER_HOME": str(home),
@@ -34,6 +42,12 @@ class Party:
             self.env["AILEDGER_CHAIN"] = chain
         else:
             self.env.pop("AILEDGER_CHAIN", None)
+
+    def init(self) -> None:
+        """What `ailedger init` writes for this party (its chain setting included), with
+        keys that unlock cheaply."""
+        chain = self.env.get("AILEDGER_CHAIN", EMBEDDED)
+        NodeHome.init(self.home, PASSPHRASE, chain=chain, scrypt_n=TEST_SCRYPT_N)
 
     def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(

@@ -55,7 +55,7 @@ def world(tmp_path: Path, contract_cache: Path, monkeypatch: pytest.MonkeyPatch)
     researcher = Party(tmp_path / "researcher", contract_cache, chain_url)
     gpu = Party(tmp_path / "gpu", contract_cache, chain_url)
     for party in (hospital, researcher, gpu):
-        party.run("init")
+        party.init()
     processes = [hospital.spawn("chain", "serve", "--port", str(chain_port))]
     try:
         wait_http(chain_url, {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})

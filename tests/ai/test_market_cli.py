@@ -54,8 +54,8 @@ def test_sell_list_buy_predict_and_fetch_through_the_cli(
     chain_url = f"http://127.0.0.1:{chain_port}"
     seller = Home(Party(tmp_path / "seller", contract_cache, None), capsys, monkeypatch)
     buyer = Home(Party(tmp_path / "buyer", contract_cache, chain_url), capsys, monkeypatch)
-    seller.run("init")
-    buyer.run("init")
+    seller.init()
+    buyer.init()
     chain = seller.spawn("chain", "serve", "--port", str(chain_port))
     node = None
     try:

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account import Account
 
-from ailedger.chain.contracts.compute_market import JobTerms, new_salt
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.deploy import COMPUTE_MIN_STAKE
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.compute.outputs import output_hash
 from tests.cli.test_cli import error_of, home_env, run  # noqa: F401 (fixture)
+from tests.completed_jobs import AIL, BUNDLE, completed_job
 
 pytestmark = pytest.mark.integration
-AIL = 10**18
 TRAINING = PURPOSES["model-training"]
 
 
@@ -41,25 +39,21 @@ def _registered_model(home: Path, model: Path) -> dict[str, Any]:
         them.data_market.register_dataset(
             dataset, b"\x22" * 32, b"\x33" * 32, Policy(TRAINING, False, 0, 86400, 0)
         )
-        them.compute_policy.allow_algorithm(dataset, b"\x42" * 32)
+        them.compute_policy.allow_algorithm(dataset, BUNDLE)
         for s in (me, them):
             s.token.faucet(1_000 * AIL)
             s.token.approve(s.deployment.address("ComputeMarket"), 1_000 * AIL)
         them.token.approve(them.deployment.address("ComputeProviders"), 1_000 * AIL)
         them.compute_providers.register_provider(COMPUTE_MIN_STAKE)
         them.compute_providers.post_offer(2, 4096, "", 0, 3 * AIL, True)
-        grant, _ = me.data_market.request_access(dataset, TRAINING)
-        terms = JobTerms(
-            b"\x42" * 32, 1, 1024, 0, 5 * AIL, 2, int(time.time()) + 3600,
-            datasets=(dataset,), grant_ids=(grant,), purpose=TRAINING,
-        )  # fmt: skip
-        job, _ = me.compute_market.post_job(terms)
-        them.compute_market.bid(job, 3 * AIL)
-        me.compute_market.close_auction(job)
-        result, salt = output_hash(model), new_salt()
-        them.compute_market.commit_result(job, result, salt)
-        them.compute_market.reveal_result(job, result, salt, 60)
-        me.compute_market.accept(job)
+        job = completed_job(
+            me.data_market,
+            me.compute_market,
+            them.compute_market,
+            dataset,
+            TRAINING,
+            output_hash(model),
+        )
         done = register_model(me, model, [job], name="risk")
     return {
         "model": "0x" + done.model_id.hex(),

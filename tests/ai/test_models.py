@@ -17,18 +17,16 @@ from ailedger.ai.lineage import DatasetUse, Lineage
 from ailedger.ai.models import read_evaluation, register_model, verify_model
 from ailedger.ai.passport import SignatureInvalidError, passport_key, sign_passport
 from ailedger.ai.provenance import jobs_lineage
-from ailedger.chain.contracts.compute_market import JobStatus, JobTerms, new_salt
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.deploy import COMPUTE_MIN_STAKE
 from ailedger.compute.outputs import output_hash
 from ailedger.errors import ConfigError
 from ailedger.session import Session
+from tests.completed_jobs import AIL, BUNDLE, completed_job
 from tests.web.homes import embedded_chain
 
 pytestmark = pytest.mark.integration
 
-AIL = 10**18
-BUNDLE = b"\x42" * 32
 TRAINING = PURPOSES["model-training"]
 RARE = PURPOSES["rare-disease-research"]
 
@@ -50,30 +48,16 @@ def _model_dir(root: Path, name: str, weights: list[float]) -> Path:
 
 
 def _completed_job(world: World, model: Path, purpose: int) -> int:
-    """A k = 1 job by the researcher over the dataset under a grant for ``purpose``,
-    settled on ``model``'s output hash: COMPLETED."""
-    grant, _ = world.researcher.data_market.request_access(world.dataset, purpose)
-    terms = JobTerms(
-        bundle_hash=BUNDLE,
-        cpu_cores=1,
-        ram_mb=1024,
-        gpu_mem_mb=0,
-        max_price_per_hour=5 * AIL,
-        max_hours=2,
-        deadline=int(time.time()) + 3600,
-        datasets=(world.dataset,),
-        grant_ids=(grant,),
-        purpose=purpose,
+    """A k = 1 job by the researcher over the dataset under a grant for ``purpose``, run
+    by the owner and settled on ``model``'s output hash: COMPLETED."""
+    return completed_job(
+        world.researcher.data_market,
+        world.researcher.compute_market,
+        world.owner.compute_market,
+        world.dataset,
+        purpose,
+        output_hash(model),
     )
-    job, _ = world.researcher.compute_market.post_job(terms)
-    world.owner.compute_market.bid(job, 3 * AIL)
-    world.researcher.compute_market.close_auction(job)
-    result, salt = output_hash(model), new_salt()
-    world.owner.compute_market.commit_result(job, result, salt)
-    world.owner.compute_market.reveal_result(job, result, salt, 60)
-    world.researcher.compute_market.accept(job)
-    assert world.researcher.compute_market.job(job).status == JobStatus.COMPLETED  # type: ignore[union-attr]
-    return job
 
 
 @pytest.fixture(scope="module")

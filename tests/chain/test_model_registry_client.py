@@ -5,11 +5,11 @@ ModelRegistryError with what to do."""
 
 from __future__ import annotations
 
-import time
 from typing import TypeVar
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from tests.completed_jobs import AIL, BUNDLE, completed_job
 from tests.conftest import ChainUnderTest
 
 from ailedger.chain.compiler import compile_contract
@@ -25,15 +25,12 @@ from ailedger.chain.contracts import (
     Policy,
     TokenClient,
 )
-from ailedger.chain.contracts.compute_market import JobStatus, JobTerms, new_salt
 from ailedger.chain.contracts.data_market import PURPOSES
 from ailedger.chain.contracts.model_registry import new_model_id
 from ailedger.chain.deploy import COMPUTE_MIN_STAKE
 from ailedger.errors import ConfigError
 
-AIL = 10**18
 DS = b"\x64" * 32
-BUNDLE = b"\x42" * 32
 CARD, EVAL, METRICS = b"\xca" * 32, b"\xe7" * 32, b"\x3e" * 32
 TRAINING = PURPOSES["model-training"]
 RARE = PURPOSES["rare-disease-research"]
@@ -65,30 +62,14 @@ def _completed_job(chain: ChainUnderTest, purpose: int) -> int:
         providers = _client(chain, ComputeProvidersClient, owner)
         providers.register_provider(COMPUTE_MIN_STAKE)
         providers.post_offer(2, 4096, "", 0, 3 * AIL, True)
-    grant, _ = _client(chain, DataMarketClient, requester).request_access(DS, purpose)
-    as_requester = _client(chain, ComputeMarketClient, requester)
-    as_provider = _client(chain, ComputeMarketClient, owner)
-    terms = JobTerms(
-        bundle_hash=BUNDLE,
-        cpu_cores=1,
-        ram_mb=1024,
-        gpu_mem_mb=0,
-        max_price_per_hour=5 * AIL,
-        max_hours=2,
-        deadline=int(time.time()) + 3600,
-        datasets=(DS,),
-        grant_ids=(grant,),
-        purpose=purpose,
+    return completed_job(
+        _client(chain, DataMarketClient, requester),
+        _client(chain, ComputeMarketClient, requester),
+        _client(chain, ComputeMarketClient, owner),
+        DS,
+        purpose,
+        b"\x07" * 32,
     )
-    job_id, _ = as_requester.post_job(terms)
-    as_provider.bid(job_id, 3 * AIL)
-    as_requester.close_auction(job_id)
-    output, salt = b"\x07" * 32, new_salt()
-    as_provider.commit_result(job_id, output, salt)
-    as_provider.reveal_result(job_id, output, salt, 60)
-    as_requester.accept(job_id)
-    assert as_requester.job(job_id).status == JobStatus.COMPLETED  # type: ignore[union-attr]
-    return job_id
 
 
 def _passport(n: int) -> bytes:

@@ -76,8 +76,8 @@ def market(tmp_path: Path, contract_cache: Path) -> Iterator[Market]:
     chain_url = f"http://127.0.0.1:{chain_port}"
     requester = Party(tmp_path / "requester", contract_cache, None)
     provider = Party(tmp_path / "provider", contract_cache, chain_url)
-    requester.run("init")
-    provider.run("init")
+    requester.init()
+    provider.init()
     processes = [requester.spawn("chain", "serve", "--port", str(chain_port))]
     try:
         wait_http(chain_url, {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})

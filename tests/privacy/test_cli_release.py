@@ -65,8 +65,8 @@ def test_ask_train_refuse_and_read_the_budget_through_the_cli(
     researcher = Home(
         Party(tmp_path / "researcher", contract_cache, chain_url), capsys, monkeypatch
     )
-    owner.run("init")
-    researcher.run("init")
+    owner.init()
+    researcher.init()
     chain = owner.spawn("chain", "serve", "--port", str(chain_port))
     node = None
     try:

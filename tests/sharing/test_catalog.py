@@ -29,8 +29,8 @@ def _session(home: NodeHome, connection: Any, cache: Path) -> Session:
     return Session(settings, home, connection, home.unlock_account(PASSPHRASE), PASSPHRASE)
 
 
-def test_verified_metadata_outlives_the_owners_node(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
+def test_verified_metadata_outlives_the_owners_node(tmp_path: Path, contract_cache: Path) -> None:
+    cache = contract_cache  # compiled once per run
     owner_home = NodeHome.init(tmp_path / "owner", PASSPHRASE, scrypt_n=2**12)
     researcher_home = NodeHome.init(tmp_path / "researcher", PASSPHRASE, scrypt_n=2**12)
     source = tmp_path / "cohort.csv"
@@ -86,10 +86,12 @@ class _HangUp:
             conn.close()
 
 
-def test_an_owner_whose_node_is_away_costs_a_sync_one_request(tmp_path: Path) -> None:
+def test_an_owner_whose_node_is_away_costs_a_sync_one_request(
+    tmp_path: Path, contract_cache: Path
+) -> None:
     """Page views sync the catalog: an owner away with many datasets must not cost one
     request (and one timeout) per dataset, nor a request on every sync."""
-    cache = tmp_path / "cache"
+    cache = contract_cache  # compiled once per run
     owner_home = NodeHome.init(tmp_path / "owner", PASSPHRASE, scrypt_n=2**12)
     researcher_home = NodeHome.init(tmp_path / "researcher", PASSPHRASE, scrypt_n=2**12)
     source = tmp_path / "cohort.csv"

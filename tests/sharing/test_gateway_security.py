@@ -111,9 +111,9 @@ def _session(home: NodeHome, connection: Any, cache: Path) -> Session:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, contract_cache: Path) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("gateway")
-    cache = tmp / "cache"
+    cache = contract_cache  # compiled once per run
     owner_home = NodeHome.init(tmp / "owner", PASSPHRASE, scrypt_n=2**12)
     researcher_home = NodeHome.init(tmp / "researcher", PASSPHRASE, scrypt_n=2**12)
     with open_embedded(owner_home.chain_dir, cache) as connection:
