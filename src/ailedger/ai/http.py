@@ -8,19 +8,14 @@ raised; the node turns them into statuses in one place.
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ailedger.ai.prediction_desk import PredictionDesk
-from ailedger.errors import MalformedRequestError, PayloadTooLargeError, UnauthenticatedError
 from ailedger.peer import wire
 from ailedger.peer.rate_limit import PeerRateLimiter
-from ailedger.peer.signing import request_signer
-from ailedger.untrusted_json import parse_untrusted
+from ailedger.peer.signed_json import read_signed_json
 
 MAX_BODY = 1024 * 1024  # at most 1,000 inputs of a few dozen features
 
@@ -35,22 +30,7 @@ def prediction_router(desk: PredictionDesk, limiter: PeerRateLimiter | None = No
         """Decide inputs with a model sold by the prediction, for a buyer with a valid
         grant; each decision is recorded, explained and anchored, and counts as a use."""
         limiter.admit(request.client.host if request.client else "unknown")
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise PayloadTooLargeError(f"request body too large (over {MAX_BODY} bytes)")
-        signer = request_signer(
-            request.headers.get(wire.SIGNATURE_HEADER),
-            me,
-            request.method,
-            request.url.path,
-            body_sha256=hashlib.sha256(raw).digest(),
-        )
-        if signer is None:
-            raise UnauthenticatedError("sign the request with your account (ailedger-req1)")
-        try:
-            body: Any = parse_untrusted(raw)
-        except ValueError:
-            raise MalformedRequestError("the body is not JSON") from None
+        signer, body = await read_signed_json(request, me, MAX_BODY)
         answer = await run_in_threadpool(desk.answer, body, signer)
         return JSONResponse(answer)
 

@@ -216,13 +216,9 @@ def predict(session: Session, grant_id: int, inputs: list[dict[str, float]]) -> 
     """Ask the owner's node to decide ``inputs`` under a predictions grant; the answer
     holds one output and one decision receipt per input (each checkable with
     ``ailedger decision verify``), and the uses the grant has left."""
-    import httpx
-
     from ailedger.ai.prediction_desk import new_nonce
     from ailedger.peer import wire
-    from ailedger.peer.client import bounded_request
-    from ailedger.peer.signing import sign_request
-    from ailedger.untrusted_json import parse_untrusted
+    from ailedger.peer.signed_json import post_signed_json, refusal_text
 
     grant = session.data_market.grant_info(grant_id)
     if grant is None or grant.requester.lower() != session.address.lower():
@@ -233,30 +229,18 @@ def predict(session: Session, grant_id: int, inputs: list[dict[str, float]]) -> 
     url = session.node_registry.url_of(offer.owner)
     if url is None:
         raise PeerUnreachableError(f"the model's owner {offer.owner} has registered no node URL")
-    body = json.dumps(
-        {"offer": offer.offer_id, "grant": grant_id, "inputs": inputs, "nonce": new_nonce()}
-    ).encode()
-    header = sign_request(session.require_account(), offer.owner, "POST", wire.MODEL_PREDICT, body)
-    try:
-        status, raw = bounded_request(
-            "POST",
-            str(url) + wire.MODEL_PREDICT,
-            ANSWER_LIMIT,
-            content=body,
-            headers={wire.SIGNATURE_HEADER: header, "Content-Type": "application/json"},
-            timeout=PREDICT_TIMEOUT_S,
-        )
-    except httpx.HTTPError as exc:
-        raise PeerUnreachableError(f"the owner's node at {url} did not answer: {exc}") from exc
-    try:
-        answer = parse_untrusted(raw)
-    except ValueError:
-        answer = None
+    body = {"offer": offer.offer_id, "grant": grant_id, "inputs": inputs, "nonce": new_nonce()}
+    status, answer, raw = post_signed_json(
+        session.require_account(),
+        offer.owner,
+        str(url),
+        wire.MODEL_PREDICT,
+        body,
+        limit=ANSWER_LIMIT,
+        timeout=PREDICT_TIMEOUT_S,
+    )
     if status != 200:
-        reason = answer.get("error") if isinstance(answer, dict) else None
-        raise PredictionRefusedError(
-            f"the owner's node refused (HTTP {status}): {reason or raw[:200]!r}", status
-        )
+        raise PredictionRefusedError(refusal_text(status, answer, raw), status)
     if not isinstance(answer, dict) or not isinstance(answer.get("receipts"), list):
         raise PredictionRefusedError("the owner's node answered something that is not predictions")
     _check_receipts(session, offer, inputs, answer["receipts"])

@@ -52,6 +52,7 @@ from ailedger.errors import (
     NotFoundError,
     UnprocessableError,
 )
+from ailedger.sharing.grants import purpose_in_force
 from ailedger.sharing.reads import SERVED, SERVED_USE, ReadLimitReachedError
 
 if TYPE_CHECKING:
@@ -164,18 +165,13 @@ class PredictionDesk:
         }
 
     def _check_grant(self, request: PredictionRequest, signer: str) -> int:
-        market = self.session.data_market
-        grant = market.grant_info(request.grant_id)
-        if grant is None or grant.requester.lower() != signer.lower():
-            raise ForbiddenError(f"grant {request.grant_id} is not a grant of {signer}")
-        if grant.dataset_id != request.offer_id:
-            raise ForbiddenError(f"grant {request.grant_id} is for another listing")
-        if not market.check_access(request.grant_id, signer, request.offer_id, grant.purpose):
-            raise ForbiddenError(
-                f"grant {request.grant_id} is not valid now ({grant.status.name.lower()}); "
-                "buy predictions again"
-            )
-        return grant.purpose
+        return purpose_in_force(
+            self.session.data_market,
+            request.grant_id,
+            signer,
+            request.offer_id,
+            "buy predictions again",
+        )
 
     def _take_uses(self, request: PredictionRequest, signer: str, purpose: int) -> int:
         entry: dict[str, Any] = {

@@ -11,7 +11,6 @@ Only then is access bought (``buy=True``) and the signed request sent.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -109,11 +108,7 @@ def buy_access(session: Session, dataset_id: bytes, purpose: int) -> Bought:
 def ask(session: Session, dataset_id: bytes, grant_id: int, kind: str, spec: Any) -> dict[str, Any]:
     """Send a signed release request to the dataset owner's node; returns its answer
     (values, the charges applied, the spend before and after, the charge's tx)."""
-    import httpx
-
-    from ailedger.peer.client import bounded_request
-    from ailedger.peer.signing import sign_request
-    from ailedger.untrusted_json import parse_untrusted
+    from ailedger.peer.signed_json import post_signed_json, refusal_text
 
     precheck(session, dataset_id, kind, spec)
     record = session.data_market.dataset(dataset_id)
@@ -121,38 +116,24 @@ def ask(session: Session, dataset_id: bytes, grant_id: int, kind: str, spec: Any
     url = session.node_registry.url_of(record.owner)
     if url is None:
         raise PeerUnreachableError(f"the owner {record.owner} has registered no node URL")
-    body = json.dumps(
-        {
-            "dataset": "0x" + dataset_id.hex(),
-            "grant": grant_id,
-            "kind": kind,
-            "spec": spec,
-            "nonce": new_nonce(),
-        }
-    ).encode()
-    header = sign_request(
-        session.require_account(), record.owner, "POST", wire.PRIVATE_RELEASE, body
+    body = {
+        "dataset": "0x" + dataset_id.hex(),
+        "grant": grant_id,
+        "kind": kind,
+        "spec": spec,
+        "nonce": new_nonce(),
+    }
+    status, answer, raw = post_signed_json(
+        session.require_account(),
+        record.owner,
+        str(url),
+        wire.PRIVATE_RELEASE,
+        body,
+        limit=ANSWER_LIMIT,
+        timeout=TRAINING_TIMEOUT_S if kind == "training" else QUERY_TIMEOUT_S,
     )
-    try:
-        status, raw = bounded_request(
-            "POST",
-            str(url) + wire.PRIVATE_RELEASE,
-            ANSWER_LIMIT,
-            content=body,
-            headers={wire.SIGNATURE_HEADER: header, "Content-Type": "application/json"},
-            timeout=TRAINING_TIMEOUT_S if kind == "training" else QUERY_TIMEOUT_S,
-        )
-    except httpx.HTTPError as exc:
-        raise PeerUnreachableError(f"the owner's node at {url} did not answer: {exc}") from exc
-    try:
-        answer = parse_untrusted(raw)
-    except ValueError:
-        answer = None
     if status != 200:
-        reason = answer.get("error") if isinstance(answer, dict) else None
-        raise ReleaseRefusedError(
-            f"the owner's node refused (HTTP {status}): {reason or raw[:200]!r}", status
-        )
+        raise ReleaseRefusedError(refusal_text(status, answer, raw), status)
     if not isinstance(answer, dict):
         raise ReleaseRefusedError("the owner's node answered something that is not a release")
     return answer

@@ -55,6 +55,7 @@ from ailedger.privacy.accountant import projected_epsilon
 from ailedger.privacy.charges import Charge, encode_charges
 from ailedger.privacy.errors import PrivacyError
 from ailedger.privacy.report import releases_of
+from ailedger.sharing.grants import purpose_in_force
 
 if TYPE_CHECKING:
     from ailedger.sharing.owner import OwnerNode
@@ -175,18 +176,13 @@ class PrivacyDesk:
         return Plan(list(charges), budget.spent, max(after, budget.spent), budget, budget.charges)
 
     def _check_grant(self, request: ReleaseRequest, signer: str) -> int:
-        market = self.session.data_market
-        grant = market.grant_info(request.grant_id)
-        if grant is None or grant.requester.lower() != signer.lower():
-            raise ForbiddenError(f"grant {request.grant_id} is not a grant of {signer}")
-        if grant.dataset_id != request.dataset_id:
-            raise ForbiddenError(f"grant {request.grant_id} is for another dataset")
-        if not market.check_access(request.grant_id, signer, request.dataset_id, grant.purpose):
-            raise ForbiddenError(
-                f"grant {request.grant_id} is not valid now ({grant.status.name.lower()}); "
-                "buy or renew access first"
-            )
-        return grant.purpose
+        return purpose_in_force(
+            self.session.data_market,
+            request.grant_id,
+            signer,
+            request.dataset_id,
+            "buy or renew access first",
+        )
 
     def _release(
         self, request: ReleaseRequest, signer: str, purpose: int, work: _Work, scratch: Path
