@@ -2,8 +2,8 @@
 
 Foundations (errors, settings, units, peer, crypto, store, audit, keys, chain, the
 session, ...) import no capability and nothing that composes the node; capabilities
-(sharing, compute, health, privacy, ai, federated) import neither the node, the CLI nor the demo, and each
-other only downwards: compute may use sharing's public modules, nothing else crosses.
+(sharing, compute, health, privacy, ai, federated) import neither the node, the CLI nor
+the demo, and each other only downwards, as MAY_USE says.
 """
 
 from __future__ import annotations
