@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from ailedger.cli import _parsers as parse
-from ailedger.cli._common import JSON_OPTION, console, emit, narrator, session
+from ailedger.cli._common import JSON_LINES_OPTION, JSON_OPTION, console, emit, narrator, session
 
 app = typer.Typer(
     help=(
@@ -176,6 +176,7 @@ def serve(
     job: int = JOB,
     superlink: str = typer.Option(..., help="The requester's SuperLink (host:port)."),
     workdir: Path = typer.Option(Path("fl-node"), help="Where the SuperNode's files go."),
+    as_json: bool = JSON_LINES_OPTION,
 ) -> None:
     """Serve your dataset to your own SuperNode for a job you joined, until the job is
     finished. Each round asks this node first: the grant is checked on chain and the
@@ -183,5 +184,5 @@ def serve(
     from ailedger.federated.runner import serve_institution
 
     with session(ctx, unlock=True) as s:
-        state = serve_institution(s, job, superlink, workdir, narrator(False))
-    console.print(f"job {job} is {state}")
+        state = serve_institution(s, job, superlink, workdir, narrator(as_json))
+    emit(as_json, {"job": job, "state": state}, lambda: console.print(f"job {job} is {state}"))
