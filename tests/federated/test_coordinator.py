@@ -22,7 +22,7 @@ from ailedger.chain.contracts.data_market import PURPOSES, Policy
 from ailedger.chain.contracts.federated_jobs import JobState
 from ailedger.errors import ForbiddenError, MalformedRequestError
 from ailedger.federated.coordinator import SCORE_SCALE, Coordinator
-from ailedger.federated.institution import InstitutionDesk
+from ailedger.federated.institution import InstitutionDesk, TrainOrder
 from ailedger.federated.jobs import job_report, join_job, post_job
 from ailedger.federated.logistic import train_centralised
 from ailedger.federated.task import read_table, read_task
@@ -171,7 +171,7 @@ def test_rounds_are_scored_anchored_and_paid_and_a_revoked_grant_stops_counting(
     with OwnerNode(world.hospitals["b"]) as node:
         desk = InstitutionDesk(node, job)
         try:
-            refused = desk.consent(2)
+            refused = desk.train(TrainOrder(2, zeros, read_task(world.task)))
         finally:
             desk.close()
     assert not refused["ok"] and "revoked or expired" in refused["reason"]
@@ -231,3 +231,32 @@ def test_the_coordinator_refuses_out_of_order_rounds_and_another_requesters_job(
     tampered.write_text(world.validation.read_text() + "1,1,1,1,benign\n")
     with pytest.raises(ConfigError, match="not the one committed"):
         Coordinator(world.researcher, job, read_task(world.task), tampered, print)
+
+
+def test_a_node_that_let_a_round_time_out_is_not_asked_again(world: World) -> None:
+    job = _post_and_join(world, "ac")
+    coordinator = Coordinator(
+        world.researcher, job, read_task(world.task), world.validation, lambda _: None
+    )
+    a, c = (world.hospitals[n].address.lower() for n in "ac")
+    nodes = [{"node_id": 1, "institution": a}, {"node_id": 3, "institution": c}]
+    coordinator.start_round({"round": 1, "nodes": nodes})
+    silent = {"institution": c, "reason": "no answer within the round timeout (20 s)"}
+    coordinator.finish_round(
+        {
+            "round": 1,
+            "updates": [{"node_id": 1, "weights": _local(world, "a"), "num_examples": 150}],
+            "failed": [silent],
+        }
+    )
+    second = coordinator.start_round({"round": 2, "nodes": nodes})
+    assert second["selected"] == [1]
+    coordinator.finish_round(
+        {
+            "round": 2,
+            "updates": [{"node_id": 1, "weights": _local(world, "a"), "num_examples": 150}],
+            "failed": [],
+        }
+    )
+    assert "left round 1 unanswered" in coordinator.outcomes[1].dropped[c]
+    assert coordinator.outcomes[0].dropped[c] == silent["reason"]

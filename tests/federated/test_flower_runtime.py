@@ -1,7 +1,7 @@
 """Flower's deployment engine end to end: a SuperLink, SuperNodes and the thin Flower app, driven
 by stub ailedger daemons (tiny HTTP servers in this process) that speak the loopback protocol of
-``ailedger.federated``: a coordinator doing plain FedAvg, and one consent daemon per institution
-that hands out a third of scikit-learn's breast-cancer table."""
+``ailedger.federated``: a coordinator doing plain FedAvg, and one desk per institution that
+trains on a third of scikit-learn's breast-cancer table (the ClientApp only relays)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ from ailedger.federated.flower import (
     submit_run,
     wait_run,
 )
+from ailedger.federated.logistic import train_local
+from ailedger.federated.task import read_table, task_from_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKEN = "coordinator-secret"
@@ -181,8 +183,8 @@ class Coordinator(Daemon):
 
 @dataclass
 class Institution(Daemon):
-    """One institution's consent daemon: hands out its table, unless told to refuse a round;
-    ``on_ask`` runs first (the test's way to crash the SuperNode mid-round)."""
+    """One institution's desk: trains on its table, unless told to refuse a round; ``on_ask``
+    runs first (the test's way to crash the SuperNode mid-round)."""
 
     name: str
     table: Path
@@ -197,13 +199,17 @@ class Institution(Daemon):
     def answer(
         self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]
     ) -> dict[str, Any] | None:
-        r = int(query["round"][0])
+        assert (method, path) == ("POST", "/fl/train")
+        r = body["round"]
         self.asked.append(r)
         if self.on_ask is not None:
             self.on_ask(r)
         if r in self.refuse:
             return {"ok": False, "reason": "grant revoked"}
-        return {"ok": True, "data": str(self.table)}
+        task = task_from_json(body["task"])
+        x, y = read_table(task, self.table)
+        trained = train_local(body["weights"], x, y, epochs=5, lr=0.5, batch=32)
+        return {"ok": True, "weights": [float(w) for w in trained], "num_examples": len(y)}
 
     def node_config(self) -> dict[str, str]:
         return {

@@ -7,7 +7,11 @@ round's updates at the end. Nothing is taken on the ServerApp's word that the ch
 say instead:
 
 - a round selects only members of the job whose grant is valid at the round's start,
-  one node per institution;
+  one node per institution, and none whose SuperNode left an earlier round unanswered
+  (waiting out a dead node's timeout once is enough);
+- under privacy terms, a member whose dataset's budget (public on chain) this round would
+  take past its cap sits the round out, or the job stops there (``on_budget``); the
+  institution's own desk checks again and charges the round before its update leaves;
 - an update counts only from an institution selected for that round, with the model's
   shape and finite values; a grant revoked during the round drops the institution
   before aggregation, and the contract refuses to count it anyway;
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger.errors import ConfigError, ForbiddenError, MalformedRequestError
+from ailedger.federated.institution import BUDGET_REFUSAL, projected_refusal
 from ailedger.federated.task import Task, read_table, validation_digest
 
 if TYPE_CHECKING:
@@ -60,6 +65,9 @@ class _Round:
     refused: dict[str, str] = field(default_factory=dict)
 
 
+SILENT = "no answer within"  # how the ServerApp names a node that let the round time out
+
+
 class Coordinator:
     """One federated job's coordinator, run by its requester's home."""
 
@@ -78,6 +86,8 @@ class Coordinator:
         self.outcomes: list[RoundOutcome] = []
         self.finished = threading.Event()
         self._round: _Round | None = None
+        self._silent: dict[int, int] = {}  # node id -> the round it left unanswered
+        self._rows: dict[str, int] = {}  # institution -> rows it trained on
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ rounds
@@ -100,6 +110,20 @@ class Coordinator:
                     refused[institution] = "one node per institution"
                 elif not self._consented(member):
                     refused[institution] = "its grant is no longer valid"
+                elif node_id in self._silent:
+                    refused[institution] = (
+                        f"its SuperNode left round {self._silent[node_id]} unanswered: "
+                        "not asked again in this run"
+                    )
+                elif (over := self._over_budget(member)) is not None:
+                    refused[institution] = over
+                    if self._stops_on_budget():
+                        self._round = None
+                        return {
+                            "continue": False,
+                            "reason": f"{institution}: {over}; the "
+                            'job\'s privacy terms say stop (on_budget = "stop")',
+                        }
                 else:
                     selected[node_id] = institution
             self._round = _Round(number, selected, refused)
@@ -122,6 +146,10 @@ class Coordinator:
             self._round = None
             dropped = dict(current.refused)
             dropped.update({inst: why for inst, why in failed if inst in current.selected.values()})
+            node_of = {inst: node for node, inst in current.selected.items()}
+            for inst, why in failed:
+                if why.startswith(SILENT) and inst in node_of:
+                    self._silent[node_of[inst]] = number
             members = {m.institution.lower(): m for m in self._members()}
             kept: dict[str, tuple[np.ndarray, float]] = {}
             for node_id, weights, examples in updates:
@@ -132,10 +160,18 @@ class Coordinator:
                     dropped[institution] = "its grant was revoked during the round"
                     continue
                 kept[institution] = (weights, float(examples))
+                self._rows[institution] = examples
                 dropped.pop(institution, None)  # its update came: it is not dropped
             for institution in current.selected.values():
                 if institution not in kept and institution not in dropped:
                     dropped[institution] = "no update arrived"
+            over = [i for i, why in dropped.items() if BUDGET_REFUSAL in why]
+            if over and self._stops_on_budget():
+                return {
+                    "continue": False,
+                    "reason": f"{', '.join(over)}: this round would pass the privacy cap and "
+                    'the job\'s terms say stop (on_budget = "stop"): round not anchored',
+                }
             if not kept:
                 return {"continue": False, "reason": "no update arrived: round not anchored"}
             outcome = self._anchor(number, kept, dropped, set(members))
@@ -202,6 +238,17 @@ class Coordinator:
                 member.grant_id, self.job.requester, member.dataset_id, self.job.task.purpose
             )
         )
+
+    def _over_budget(self, member: Membership) -> str | None:
+        """Known once the institution trained a round (its row count sets the charge); its
+        own desk checks every round, the first included."""
+        rows = self._rows.get(member.institution.lower())
+        if self.task.privacy is None or rows is None:
+            return None
+        return projected_refusal(self.session, member.dataset_id, self.task, rows)
+
+    def _stops_on_budget(self) -> bool:
+        return self.task.privacy is not None and self.task.privacy.on_budget == "stop"
 
     def _weights(self) -> list[float]:
         return [float(w) for w in self.weights]

@@ -37,11 +37,11 @@ The ServerApp's loop:
    ``{"weights": [..], "continue": bool}``.
 3. ``POST /fl/done`` ``{"rounds_run": n}``. A non-200 answer stops the run, its text in the log.
 
-The ClientApp's train: ``GET {consent-url}/fl/consent?round=r`` -> ``{"ok": true, "data":
-"/path/table.csv"}`` or ``{"ok": false, "reason": ".."}`` (refused: an error reply, no training;
-a daemon that errs or is down counts as a refusal); then ``local_epochs`` of mini-batch gradient
-descent from the received weights on that table, replying the weights, ``num_examples`` and the
-institution.
+The ClientApp's train: ``POST {consent-url}/fl/train`` ``{"round": r, "weights": [..], "task":
+{..}}`` -> ``{"ok": true, "weights": [..], "num_examples": n}`` or ``{"ok": false, "reason":
+".."}`` (refused: an error reply; a desk that errs or is down counts as a refusal). The
+institution's desk trains in ailedger's process (``ailedger.federated.institution``): the
+app, which comes with the requester's run, never sees the data.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The loopback desks the Flower apps call: the coordinator's (rounds) and an
-institution's (consent). Served on 127.0.0.1 only, each behind a bearer token that its
+institution's (one round's training). Served on 127.0.0.1 only, each behind a bearer token that its
 own Flower process was given; a caller without it is refused."""
 
 from __future__ import annotations
@@ -11,12 +11,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ailedger.errors import (
-    MalformedRequestError,
-    PayloadTooLargeError,
-    UnauthenticatedError,
-    UnprocessableError,
-)
+from ailedger.errors import MalformedRequestError, PayloadTooLargeError, UnauthenticatedError
 from ailedger.untrusted_json import parse_untrusted
 
 if TYPE_CHECKING:
@@ -27,7 +22,7 @@ MAX_BODY = 16 * 1024 * 1024  # a round's updates: a few thousand floats per inst
 ROUND_START = "/fl/round/start"
 ROUND_RESULT = "/fl/round/result"
 DONE = "/fl/done"
-CONSENT = "/fl/consent"
+TRAIN = "/fl/train"
 
 
 def new_token() -> str:
@@ -78,17 +73,17 @@ def _post(handler: Any, token: str) -> Any:
 
 
 def institution_app(desk: InstitutionDesk, token: str) -> FastAPI:
-    """An institution's desk: consent for one round."""
+    """An institution's desk: one round's update, trained here under consent."""
+    from ailedger.federated.institution import parse_train_order
     from ailedger.peer.http_errors import install_error_handlers
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
 
-    @app.get(CONSENT)
-    async def consent(request: Request, round: int) -> Response:
+    @app.post(TRAIN)
+    async def train(request: Request) -> Response:
         _check_token(request, token)
-        if round < 1:
-            raise UnprocessableError("round counts from 1")
-        return JSONResponse(await run_in_threadpool(desk.consent, round))
+        order = parse_train_order(await _body(request))
+        return JSONResponse(await run_in_threadpool(desk.train, order))
 
     return app

@@ -1,37 +1,90 @@
-"""An institution's side of a federated job: its data goes to its own SuperNode only,
-one round at a time, while its grant holds.
+"""An institution's side of a federated job: its data trains the model here, in
+ailedger's own process, one round at a time, while its grant holds.
 
 The institution's home decrypts its dataset once, into a private scratch directory. The
-ClientApp that Flower starts for each training message asks this desk (loopback HTTP,
-:mod:`ailedger.federated.http`) for consent before it reads anything. The desk answers
-from the chain at that moment:
+ClientApp that Flower starts for each training message is the requester's code (it came
+with the run), so it never sees the data: it relays the round's global weights and the
+task to this desk (loopback HTTP, :mod:`ailedger.federated.http`) and relays back the
+update. The desk decides from the chain at that moment:
 
 - the job is running, and this institution is a member with this dataset;
+- the task is the one whose hash the job posted (its privacy terms included);
 - the requester's grant is still valid (a revocation takes effect at the next round);
+- a dataset with a privacy budget trains only under the job's privacy terms, and only
+  while this round's spend fits under its cap;
 - the grant has a read left: each consented round is a ``compute-read`` entry in the
   institution's audit log, counted against the grant's ``max_reads`` like any
   compute-to-data read.
 
-Only then does it hand out the path of the decrypted table. The table never leaves the
-institution's machine; only the model update its ClientApp computes does.
+Then it trains ``local_epochs`` from the global weights. Under privacy terms it trains by
+DP-SGD instead (:func:`ailedger.privacy.training.sgd_logistic`, the trainer private
+analytics uses): rows Poisson-sampled with rate ``q = batch_size / rows`` (from the OS's
+randomness), each row's gradient clipped to ``clip_norm``, Gaussian noise of standard
+deviation ``noise_multiplier * clip_norm`` on every step, ``local_epochs / q`` steps. That
+round is one ``sampled_gaussian`` charge, composed with every earlier release on the dataset
+by the privacy accountant and charged on chain before the update leaves. Only the update
+leaves the institution's machine.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import shutil
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ailedger.errors import ConfigError
+from ailedger.errors import AiledgerError, ConfigError, MalformedRequestError
+from ailedger.federated.task import Task, read_table, task_from_json
 from ailedger.sharing.reads import COMPUTE_READ, ReadLimitReachedError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ailedger.chain.contracts.federated_jobs import FederatedJob, Membership
+    from ailedger.privacy.charges import Charge
+    from ailedger.privacy.desk import Plan
+    from ailedger.session import Session
     from ailedger.sharing.owner import OwnerNode
+
+# A refusal for the privacy budget starts so: a job with ``on_budget = "stop"`` stops on it.
+BUDGET_REFUSAL = "privacy budget: "
+
+
+@dataclass(frozen=True)
+class TrainOrder:
+    """One round's order, as the ClientApp relays it."""
+
+    round: int
+    weights: list[float]
+    task: Task
+
+
+def parse_train_order(body: Any) -> TrainOrder:
+    """``{"round": r, "weights": [...], "task": {...}}``, or MalformedRequestError."""
+    if not isinstance(body, dict) or set(body) != {"round", "weights", "task"}:
+        raise MalformedRequestError('a train order is {"round", "weights", "task"}, no more')
+    number, weights = body["round"], body["weights"]
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise MalformedRequestError("round is a whole number from 1")
+    if not isinstance(weights, list) or not all(
+        isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w) for w in weights
+    ):
+        raise MalformedRequestError("weights is a list of finite numbers")
+    try:
+        task = task_from_json(body["task"])
+    except ConfigError as exc:
+        raise MalformedRequestError(f"the task does not parse: {exc}") from None
+    if len(weights) != len(task.features) + 1:
+        raise MalformedRequestError(
+            f"the model has {len(task.features) + 1} weights, not {len(weights)}"
+        )
+    return TrainOrder(number, [float(w) for w in weights], task)
 
 
 class InstitutionDesk:
@@ -50,19 +103,34 @@ class InstitutionDesk:
         self._scratch = Path(tempfile.mkdtemp(prefix="ailedger-fl-"))
         os.chmod(self._scratch, 0o700)
         self.table = self._decrypt()
+        self.task_hash = job.task.task_hash
         self.rounds_served: list[int] = []
         self._lock = threading.Lock()
 
-    def consent(self, round_no: int) -> dict[str, Any]:
-        """Whether this institution trains round ``round_no`` now, and on which table."""
+    def train(self, order: TrainOrder) -> dict[str, Any]:
+        """This institution's update for one round, or ``{"ok": false, "reason"}``."""
         with self._lock:
-            refusal = self._refusal()
-            if refusal is None:
-                refusal = self._log_read(round_no)
+            refusal = self._refusal() or self._task_refusal(order.task)
             if refusal is not None:
                 return {"ok": False, "reason": refusal}
-            self.rounds_served.append(round_no)
-            return {"ok": True, "data": str(self.table)}
+            x, y = read_table(order.task, self.table)
+            plan: Plan | None = None
+            if order.task.privacy is not None:
+                plan, refusal = self._privacy_plan(order.task, len(y))
+            if refusal is None:
+                refusal = self._log_read(order.round)
+            if refusal is not None:
+                return {"ok": False, "reason": refusal}
+            weights = train_round(order, x, y)
+            if plan is not None:
+                refusal = self._charge(order.round, plan)
+                if refusal is not None:  # nothing leaves a round it could not charge
+                    return {"ok": False, "reason": refusal}
+            self.rounds_served.append(order.round)
+            answer: dict[str, Any] = {"ok": True, "weights": weights, "num_examples": len(y)}
+            if plan is not None:
+                answer["epsilon_spent"] = round(plan.spent_after, 6)
+            return answer
 
     def close(self) -> None:
         """Destroy the decrypted copy."""
@@ -83,6 +151,50 @@ class InstitutionDesk:
                 f"grant {self.member.grant_id} no longer lets the requester use this dataset "
                 "(revoked or expired): this institution trains no more rounds"
             )
+        return None
+
+    def _task_refusal(self, task: Task) -> str | None:
+        if task.digest() != self.task_hash:
+            return "this is not the task the job posted (its hash differs): not trained"
+        if task.privacy is None and self.node.session.privacy_ledger.is_private(
+            self.member.dataset_id
+        ):
+            return (
+                "this dataset has a privacy budget: it trains only in jobs with privacy "
+                "terms ([privacy] in the task)"
+            )
+        return None
+
+    def _privacy_plan(self, task: Task, rows: int) -> tuple[Plan | None, str | None]:
+        """The spend this round would bring, or why it cannot be spent. A dataset without a
+        budget still trains by DP-SGD; it has no cap to charge."""
+        from ailedger.privacy.desk import PrivacyDesk
+
+        dataset = self.member.dataset_id
+        if task.privacy is None or not self.node.session.privacy_ledger.is_private(dataset):
+            return None, None
+        plan = PrivacyDesk(self.node).plan(dataset, [round_charge(task, rows)])
+        if plan.spent_after > plan.budget.epsilon_cap:
+            return None, BUDGET_REFUSAL + plan.refusal()
+        return plan, None
+
+    def _charge(self, round_no: int, plan: Plan) -> str | None:
+        from ailedger.chain.contracts.privacy_ledger import ChargeKind
+        from ailedger.privacy.charges import encode_charges
+
+        ref = hashlib.sha256(f"ailedger-fl:{self.job_id}:{round_no}".encode()).digest()
+        try:
+            self.node.session.privacy_ledger.charge(
+                self.member.dataset_id,
+                self.requester,
+                ref,
+                ChargeKind.TRAINING,
+                encode_charges(plan.charges),
+                plan.spent_after,
+                plan.index,
+            )
+        except AiledgerError as exc:
+            return f"{BUDGET_REFUSAL}the round could not be charged on chain ({exc})"
         return None
 
     def _log_read(self, round_no: int) -> str | None:
@@ -116,6 +228,81 @@ class InstitutionDesk:
                 f"federated training reads one CSV table; this dataset holds {len(tables)}"
             )
         return tables[0]
+
+
+def projected_refusal(session: Session, dataset_id: bytes, task: Task, rows: int) -> str | None:
+    """Why one more round on ``rows`` rows would pass the dataset's cap, from the chain
+    alone (budgets and charges are public); None if it fits or the dataset has no budget."""
+    from ailedger.privacy.accountant import projected_epsilon
+    from ailedger.privacy.desk import spend_refusal
+    from ailedger.privacy.report import releases_of
+
+    budget = session.privacy_ledger.budget(dataset_id)
+    if not budget.private:
+        return None
+    charge = [round_charge(task, rows)]
+    after = projected_epsilon(releases_of(session, dataset_id), charge, budget.delta)
+    return BUDGET_REFUSAL + spend_refusal(budget, after) if after > budget.epsilon_cap else None
+
+
+def dp_schedule(task: Task, rows: int) -> tuple[float, int]:
+    """(sampling rate, steps) of one round's DP-SGD on ``rows`` rows: ``local_epochs``
+    passes in expectation."""
+    q = min(1.0, task.batch_size / max(rows, 1))
+    return q, max(1, round(task.local_epochs / q))
+
+
+def round_charge(task: Task, rows: int) -> Charge:
+    """One round's release under the task's privacy terms: DP-SGD's steps as one
+    sampled-Gaussian charge (see the module's docstring)."""
+    from ailedger.privacy.charges import Charge
+
+    if task.privacy is None:
+        raise ConfigError("a task without privacy terms releases no charge")
+    q, steps = dp_schedule(task, rows)
+    return Charge(
+        "sampled_gaussian",
+        noise_multiplier=task.privacy.noise_multiplier,
+        sampling_rate=q,
+        count=steps,
+    )
+
+
+def train_round(order: TrainOrder, x: np.ndarray, y: np.ndarray) -> list[float]:
+    """The weights after this institution's round: plain mini-batch descent in the same
+    order for the same round, or, under privacy terms, DP-SGD with the OS's randomness."""
+    import secrets
+
+    import numpy as np
+
+    from ailedger.federated.logistic import train_local
+    from ailedger.privacy.training import sgd_logistic
+
+    task, start = order.task, np.asarray(order.weights, dtype=np.float64)
+    if task.privacy is None:
+        trained = train_local(
+            start,
+            x,
+            y,
+            epochs=task.local_epochs,
+            lr=task.learning_rate,
+            batch=task.batch_size,
+            rng=np.random.default_rng(order.round),
+        )
+    else:
+        q, steps = dp_schedule(task, len(y))
+        trained = sgd_logistic(
+            x,
+            y,
+            q=q,
+            steps=steps,
+            learning_rate=task.learning_rate,
+            rng=np.random.default_rng(secrets.randbits(128)),
+            clip_norm=task.privacy.clip_norm,
+            noise_multiplier=task.privacy.noise_multiplier,
+            initial=start,
+        )
+    return [float(w) for w in trained]
 
 
 def _membership(members: list[Membership], address: str) -> Membership | None:

@@ -6,9 +6,10 @@ the Flower app, follows the rounds (each anchored by the coordinator), then fini
 job on chain (the pool paid out by the anchored scores) and writes the final model.
 
 :func:`institution_running` is what `ailedger fl serve` holds open: the institution's
-consent desk and its SuperNode, connected to the requester's SuperLink. The data is
-decrypted at the institution and handed to its own ClientApp one consented round at a
-time (:mod:`ailedger.federated.institution`).
+desk and its SuperNode, connected to the requester's SuperLink. The requester's ClientApp
+only relays each round's order to the desk, which checks consent and privacy terms, trains
+in this process on the decrypted table and answers the update alone
+(:mod:`ailedger.federated.institution`): the data never reaches the requester's code.
 """
 
 from __future__ import annotations

@@ -14,10 +14,17 @@ A task is a TOML file the requester writes::
     "mean radius" = [6.0, 30.0]
     "mean texture" = [9.0, 40.0]
 
+    [privacy]                  # optional: each institution trains by DP-SGD
+    clip_norm = 1.0            # each row's gradient is clipped to this L2 norm
+    noise_multiplier = 2.0     # Gaussian noise of sigma = noise_multiplier * clip_norm per step
+    on_budget = "drop"         # or "stop": what a round does when a cap would be passed
+
 The model is a logistic regression over the features scaled to [-1, 1] by the declared
 bounds. The task's canonical JSON is hashed into the job's ``task_hash`` on chain, and
 the validation set (a CSV with the same columns) into ``validation_hash``, before anyone
 joins: the requester cannot change the task or the yardstick of contributions later.
+An institution trains only under the task whose hash is on chain, so the privacy terms
+it joined under are the ones it applies.
 """
 
 from __future__ import annotations
@@ -35,6 +42,27 @@ from ailedger.errors import ConfigError
 
 MAX_FEATURES = 256
 MAX_VALIDATION_BYTES = 64 * 1024 * 1024
+ON_BUDGET = ("drop", "stop")
+
+
+@dataclass(frozen=True)
+class PrivacyTerms:
+    """Each institution trains its round by DP-SGD: every row's gradient clipped to
+    ``clip_norm``, Gaussian noise of standard deviation ``noise_multiplier * clip_norm`` on
+    every step; the round is charged to its dataset's privacy budget. ``on_budget``: a
+    participant whose cap the round would pass sits it out (``drop``), or the job stops
+    there (``stop``)."""
+
+    clip_norm: float
+    noise_multiplier: float
+    on_budget: str = "drop"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "clip_norm": self.clip_norm,
+            "noise_multiplier": self.noise_multiplier,
+            "on_budget": self.on_budget,
+        }
 
 
 @dataclass(frozen=True)
@@ -48,10 +76,11 @@ class Task:
     local_epochs: int = 5
     learning_rate: float = 0.5
     batch_size: int = 32
+    privacy: PrivacyTerms | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """What the Flower apps read (the run config's ``task``) and what is hashed."""
-        return {
+        """What the Flower apps carry (the run config's ``task``) and what is hashed."""
+        document = {
             "features": list(self.features),
             "label": self.label,
             "positive": self.positive,
@@ -62,6 +91,9 @@ class Task:
             "learning_rate": self.learning_rate,
             "batch_size": self.batch_size,
         }
+        if self.privacy is not None:  # absent, not null: a task without it hashes as before
+            document["privacy"] = self.privacy.as_json()
+        return document
 
     def canonical(self) -> str:
         return json.dumps(self.as_json(), sort_keys=True, separators=(",", ":"))
@@ -72,12 +104,17 @@ class Task:
 
 def read_task(path: Path) -> Task:
     """The task in ``path`` (TOML), or a ConfigError naming what is wrong."""
-    from ailedger.federated.aggregation import RULES
-
     try:
         raw = tomllib.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read the task {path}: {exc}") from None
+    return task_from_document(raw, str(path))
+
+
+def task_from_document(raw: dict[str, Any], path: str) -> Task:
+    """A task from its parsed document; ``path`` names it in errors."""
+    from ailedger.federated.aggregation import RULES
+
     features = raw.get("features")
     if (
         not isinstance(features, list)
@@ -113,6 +150,7 @@ def read_task(path: Path) -> Task:
         _number(raw, "local_epochs", 5, int, 1, 100, path),
         _number(raw, "learning_rate", 0.5, float, 1e-6, 100.0, path),
         _number(raw, "batch_size", 32, int, 1, 100_000, path),
+        _privacy(raw.get("privacy"), path),
     )
     if task.rule not in RULES:
         raise ConfigError(f"{path}: rule must be one of {', '.join(RULES)}, not {task.rule!r}")
@@ -121,7 +159,39 @@ def read_task(path: Path) -> Task:
     return task
 
 
-def _text(raw: dict[str, Any], key: str, path: Path) -> str:
+def task_from_json(raw: Any) -> Task:
+    """The task a Flower app carried (:meth:`Task.as_json`), checked like a task file: an
+    institution rebuilds it to compare its hash with the one on chain."""
+    if not isinstance(raw, dict):
+        raise ConfigError("the task is a JSON object")
+    features, lower, upper = raw.get("features"), raw.get("lower"), raw.get("upper")
+    if not (isinstance(features, list) and isinstance(lower, list) and isinstance(upper, list)):
+        raise ConfigError("the task gives features, lower and upper as lists")
+    if not len(lower) == len(upper) == len(features) or not all(
+        isinstance(f, str) for f in features
+    ):
+        raise ConfigError("the task gives named features, each with a lower and an upper bound")
+    document = {k: v for k, v in raw.items() if k not in ("lower", "upper")}
+    document["bounds"] = {f: [lo, hi] for f, lo, hi in zip(features, lower, upper, strict=True)}
+    return task_from_document(document, "the task")
+
+
+def _privacy(raw: Any, path: str) -> PrivacyTerms | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not set(raw) <= {"clip_norm", "noise_multiplier", "on_budget"}:
+        raise ConfigError(f"{path}: [privacy] holds clip_norm, noise_multiplier and on_budget")
+    on_budget = raw.get("on_budget", "drop")
+    if on_budget not in ON_BUDGET:
+        raise ConfigError(f"{path}: privacy.on_budget is {' or '.join(ON_BUDGET)}")
+    return PrivacyTerms(
+        _number(raw, "clip_norm", None, float, 1e-6, 1e6, path),
+        _number(raw, "noise_multiplier", None, float, 0.05, 1e4, path),
+        on_budget,
+    )
+
+
+def _text(raw: dict[str, Any], key: str, path: str) -> str:
     value = raw.get(key)
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{path}: {key} is a non-empty string")
@@ -129,7 +199,7 @@ def _text(raw: dict[str, Any], key: str, path: Path) -> str:
 
 
 def _number(
-    raw: dict[str, Any], key: str, default: Any, kind: type, lo: float, hi: float, path: Path
+    raw: dict[str, Any], key: str, default: Any, kind: type, lo: float, hi: float, path: str
 ) -> Any:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:

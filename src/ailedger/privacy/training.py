@@ -234,13 +234,15 @@ def sgd_logistic(
     rng: np.random.Generator,
     clip_norm: float | None,
     noise_multiplier: float,
+    initial: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Weights (bias last) of logistic regression by Poisson-sampled SGD on scaled ``x``.
+    """Weights (bias last) of logistic regression by Poisson-sampled SGD on scaled ``x``,
+    from ``initial`` (zeros if None; a federated round starts from the global model).
     With ``clip_norm`` and ``noise_multiplier`` > 0 it is DP-SGD; with ``None`` and 0 the
     same loop without privacy (the benchmarks' time reference)."""
     rows = x.shape[0]
     design = np.hstack([x, np.ones((rows, 1))])
-    weights = np.zeros(design.shape[1])
+    weights = np.zeros(design.shape[1]) if initial is None else np.array(initial, dtype=float)
     expected = q * rows  # data-independent normalisation, see the module docstring
     for _ in range(steps):
         chosen = rng.random(rows) < q

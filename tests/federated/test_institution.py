@@ -1,0 +1,207 @@
+"""An institution's desk: it trains the posted task and nothing else, its data never leaves,
+and under a job's privacy terms each round is noised and charged to the dataset's budget.
+
+A requester's ClientApp relays orders to this desk; here the orders are handed to it
+directly (and once over its loopback HTTP), so each refusal is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ailedger.chain.contracts.data_market import Policy
+from ailedger.federated.coordinator import Coordinator
+from ailedger.federated.http import institution_app
+from ailedger.federated.institution import (
+    BUDGET_REFUSAL,
+    InstitutionDesk,
+    TrainOrder,
+    round_charge,
+    train_round,
+)
+from ailedger.federated.jobs import join_job, post_job
+from ailedger.federated.task import PrivacyTerms, read_table, read_task
+from ailedger.privacy.charges import decode_charges
+from ailedger.privacy.owner import set_privacy_cap
+from ailedger.sharing.owner import OwnerNode
+from tests.federated.test_coordinator import AIL, TRAINING, World, _post_and_join, world
+from tests.web.homes import TestClient
+
+pytestmark = pytest.mark.integration
+__all__ = ["world"]  # the chain and its three hospitals, shared with the coordinator's tests
+
+
+def _zeros(world: World) -> list[float]:
+    return [0.0] * (len(read_task(world.task).features) + 1)
+
+
+def test_the_desk_trains_the_posted_task_only_and_hands_out_no_data(world: World) -> None:
+    job = _post_and_join(world, "a")
+    task = read_task(world.task)
+    with OwnerNode(world.hospitals["a"]) as node:
+        desk = InstitutionDesk(node, job)
+        try:
+            logged = node.audit.size
+            answer = desk.train(TrainOrder(1, _zeros(world), task))
+            assert answer["ok"] and answer["num_examples"] == 150
+            assert len(answer["weights"]) == len(task.features) + 1
+            assert str(desk.table) not in json.dumps(answer)  # the update, never the table
+            read = node.audit.entries(logged, logged + 1)[0]
+            assert (read["kind"], read["job"], read["round"]) == ("compute-read", f"fl-{job}", 1)
+
+            steeper = dataclasses.replace(task, learning_rate=5.0)
+            refused = desk.train(TrainOrder(2, _zeros(world), steeper))
+            assert not refused["ok"] and "not the task the job posted" in refused["reason"]
+            assert node.audit.size == logged + 1  # a refused round reads nothing
+
+            client = TestClient(institution_app(desk, "secret"))
+            order = {"round": 2, "weights": _zeros(world), "task": task.as_json()}
+            assert client.post("/fl/train", json=order).status_code == 401
+            auth = {"Authorization": "Bearer secret"}
+            short = {**order, "weights": [0.0]}
+            assert client.post("/fl/train", json=short, headers=auth).status_code == 400
+            assert client.post("/fl/train", json=order, headers=auth).json()["ok"] is True
+        finally:
+            desk.close()
+    assert not desk.table.exists()  # the decrypted copy is gone with the desk
+
+
+def test_a_round_under_privacy_terms_is_dp_sgd_with_one_sampled_gaussian_charge(
+    world: World,
+) -> None:
+    task = dataclasses.replace(read_task(world.task), privacy=PrivacyTerms(1.0, 2.0))
+    charge = round_charge(task, 150)
+    assert (charge.mechanism, charge.noise_multiplier) == ("sampled_gaussian", 2.0)
+    assert charge.sampling_rate == pytest.approx(32 / 150) and charge.count == 94
+    x, y = read_table(task, world.root / "a.csv")
+    order = TrainOrder(1, _zeros(world), task)
+    runs = [np.asarray(train_round(order, x, y)) for _ in range(2)]
+    assert not np.allclose(runs[0], runs[1])  # fresh sampling and noise each time
+    plain = np.asarray(train_round(dataclasses.replace(order, task=read_task(world.task)), x, y))
+    assert np.allclose(
+        plain, train_round(TrainOrder(1, _zeros(world), read_task(world.task)), x, y)
+    )
+
+
+def _private_dataset(world: World, root: Path) -> tuple[bytes, int]:
+    """Hospital a's second table, published with a privacy cap of epsilon 6."""
+    hospital = world.hospitals["a"]
+    policy = Policy(TRAINING, needs_approval=False, price=0, duration_s=86400, max_reads=0)
+    with OwnerNode(hospital) as node:
+        dataset = node.publish(root / "a.csv", policy, {"title": "a, private"}, None).dataset_id
+    set_privacy_cap(hospital, dataset, 6.0, 1e-5)
+    grant, _ = world.researcher.data_market.request_access(dataset, TRAINING)
+    return dataset, grant
+
+
+def _private_job(world: World, task: Path, dataset: bytes, grant: int) -> int:
+    posted = post_job(
+        world.researcher,
+        task,
+        world.validation,
+        purpose=TRAINING,
+        rounds=3,
+        min_participants=1,
+        max_participants=3,
+        reward=3 * AIL,
+        stake=AIL,
+        join_window_s=3600,
+        run_window_s=3600,
+    )
+    join_job(world.hospitals["a"], posted.job_id, dataset, grant)
+    join_job(world.hospitals["c"], posted.job_id, world.datasets["c"], world.grants["c"])
+    world.researcher.federated_jobs.start(posted.job_id)
+    return posted.job_id
+
+
+def test_a_private_dataset_trains_only_noised_and_each_round_is_charged(world: World) -> None:
+    dataset, grant = _private_dataset(world, world.root)
+    ledger = world.researcher.privacy_ledger
+    plain = _private_job(world, world.task, dataset, grant)
+    with OwnerNode(world.hospitals["a"]) as node:
+        desk = InstitutionDesk(node, plain)
+        try:
+            refused = desk.train(TrainOrder(1, _zeros(world), read_task(world.task)))
+        finally:
+            desk.close()
+    assert not refused["ok"] and "has a privacy budget" in refused["reason"]
+    assert ledger.budget(dataset).charges == 0
+
+    noisy = world.root / "task-private.toml"
+    noisy.write_text(
+        world.task.read_text()
+        + '\n[privacy]\nclip_norm = 1.0\nnoise_multiplier = 2.0\non_budget = "drop"\n'
+    )
+    task = read_task(noisy)
+    job = _private_job(world, noisy, dataset, grant)
+    a, c = (world.hospitals[n].address.lower() for n in "ac")
+    nodes = [{"node_id": 1, "institution": a}, {"node_id": 3, "institution": c}]
+    coordinator = Coordinator(world.researcher, job, task, world.validation, lambda _: None)
+    assert coordinator.start_round({"round": 1, "nodes": nodes})["selected"] == [1, 3]
+    # The cap: one round (epsilon 5.22 at delta 1e-5) fits under 6, two (7.67) do not.
+    with OwnerNode(world.hospitals["a"]) as node:
+        desk = InstitutionDesk(node, job)
+        try:
+            first = desk.train(TrainOrder(1, _zeros(world), task))
+            assert first["ok"], first
+            budget = ledger.budget(dataset)
+            assert budget.charges == 1 and 4.0 < budget.spent <= 6.0
+            assert first["epsilon_spent"] == pytest.approx(budget.spent, abs=1e-5)
+            charged = decode_charges(ledger.charges(dataset)[0].charges)
+            assert charged == [round_charge(task, 150)]  # DP-SGD's 94 steps, as one charge
+            coordinator.finish_round(
+                {
+                    "round": 1,
+                    "updates": [{"node_id": 1, "weights": first["weights"], "num_examples": 150}],
+                    "failed": [],
+                }
+            )
+            # Round 2 would pass epsilon 6: the coordinator leaves a out (drop) ...
+            second = coordinator.start_round({"round": 2, "nodes": nodes})
+            assert second["selected"] == [3]
+            # ... and a's own desk refuses it too, spending and reading nothing.
+            logged = node.audit.size
+            again = desk.train(TrainOrder(2, second["weights"], task))
+            assert not again["ok"] and again["reason"].startswith(BUDGET_REFUSAL)
+            assert ledger.budget(dataset).charges == 1 and node.audit.size == logged
+        finally:
+            desk.close()
+    coordinator.finish_round(
+        {
+            "round": 2,
+            "updates": [{"node_id": 3, "weights": _zeros(world), "num_examples": 150}],
+            "failed": [],
+        }
+    )
+    assert coordinator.outcomes[1].dropped[a].startswith(BUDGET_REFUSAL)
+
+    stopping = world.root / "task-private-stop.toml"
+    stopping.write_text(noisy.read_text().replace('"drop"', '"stop"'))
+    stop_job = _private_job(world, stopping, dataset, grant)
+    stopper = Coordinator(
+        world.researcher, stop_job, read_task(stopping), world.validation, lambda _: None
+    )
+    # Nothing tells the coordinator a's row count before a's first round: a's desk refuses
+    # (its budget is already 5.22 of 6 spent), and under "stop" the round is not anchored.
+    assert stopper.start_round({"round": 1, "nodes": nodes})["selected"] == [1, 3]
+    with OwnerNode(world.hospitals["a"]) as node:
+        desk = InstitutionDesk(node, stop_job)
+        try:
+            refusal = desk.train(TrainOrder(1, _zeros(world), read_task(stopping)))
+        finally:
+            desk.close()
+    assert not refusal["ok"] and refusal["reason"].startswith(BUDGET_REFUSAL)
+    halted = stopper.finish_round(
+        {
+            "round": 1,
+            "updates": [{"node_id": 3, "weights": _zeros(world), "num_examples": 150}],
+            "failed": [{"institution": a, "reason": refusal["reason"]}],
+        }
+    )
+    assert halted["continue"] is False and 'on_budget = "stop"' in halted["reason"]
+    assert stopper.outcomes == [] and ledger.budget(dataset).charges == 1
