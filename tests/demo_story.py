@@ -88,6 +88,8 @@ def check_demo_story(out: str) -> None:
     final = re.search(r"final model: validation accuracy ([0-9.]+)", out)
     assert final is not None and float(final[1]) > 0.8
     assert len(re.findall(r"contribution [+-][0-9.]+ accuracy, paid", out)) == 3
+    passport = r"passport naming the 3 datasets .* verified by the hospital: (\d+) of \1 checks"
+    assert re.search(passport, out)
     # The hospital's web app, through its REST API, signed in with its account.
     assert "(operator), Sign-In with Ethereum" in out
     assert re.search(r"/owner: 'Rare disease registry \(Safe Harbor\)': \d+ read", out)

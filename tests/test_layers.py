@@ -24,8 +24,8 @@ MAY_USE = {
     "health": set(),
     "privacy": {"sharing"},
     "compute": {"sharing"},
-    "ai": {"sharing", "compute", "privacy"},
-    "federated": {"sharing", "privacy", "ai"},
+    "ai": {"sharing", "compute", "privacy", "federated"},  # passports trace both kinds of job
+    "federated": {"sharing", "privacy"},
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ailedger.ai.models import register_model, verify_model
 from ailedger.chain.contracts.data_market import Policy
 from ailedger.federated.coordinator import Coordinator
 from ailedger.federated.http import institution_app
@@ -25,6 +26,7 @@ from ailedger.federated.institution import (
     train_round,
 )
 from ailedger.federated.jobs import join_job, post_job
+from ailedger.federated.model_file import write_model
 from ailedger.federated.task import PrivacyTerms, read_table, read_task
 from ailedger.privacy.charges import decode_charges
 from ailedger.privacy.owner import set_privacy_cap
@@ -179,6 +181,18 @@ def test_a_private_dataset_trains_only_noised_and_each_round_is_charged(world: W
         }
     )
     assert coordinator.outcomes[1].dropped[a].startswith(BUDGET_REFUSAL)
+    # The model's passport names a's round-1 charge, and the verifier finds it on chain.
+    world.researcher.federated_jobs.finish(job)
+    weights = [float(w) for w in coordinator.weights]
+    model = write_model(world.root / "private-model", task, weights, 0.0, 2)
+    done = register_model(world.researcher, model, [], name="private", federated_job=job)
+    (spent,) = done.lineage.privacy
+    assert spent.dataset == "0x" + dataset.hex() and spent.epsilon == pytest.approx(
+        ledger.budget(dataset).spent, abs=1e-3
+    )
+    public_pem = done.public_key.read_bytes()
+    check = verify_model(world.hospitals["c"], model, done.passport.path, public_pem)
+    assert check.ok, [h for h in check.hops if not h.ok]
 
     stopping = world.root / "task-private-stop.toml"
     stopping.write_text(noisy.read_text().replace('"drop"', '"stop"'))

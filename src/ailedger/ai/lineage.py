@@ -1,7 +1,8 @@
 """A model version's lineage: where it came from, as the passport signs it.
 
 The document names the training jobs (with the output hash each revealed on chain), the
-datasets with the grant and purpose under which each was used, the differential-privacy
+federated jobs (with the global model hash each anchored last), the datasets with the grant
+and purpose under which each was used, the differential-privacy
 charges spent on them, and the evaluation. It is canonical JSON (sorted keys, no spaces),
 so the same lineage always hashes the same, and it is parsed strictly: a lineage file comes
 from whoever handed over the model, so sizes are bounded and every field is checked.
@@ -35,6 +36,14 @@ class TrainingJob:
 
 
 @dataclass(frozen=True)
+class FederatedTraining:
+    """A federated job that trained the model, and the global model its last round anchored."""
+
+    job: int
+    model_hash: str
+
+
+@dataclass(frozen=True)
 class DatasetUse:
     dataset: str
     grant: int
@@ -65,13 +74,16 @@ class Lineage:
     privacy: tuple[PrivacyCharge, ...]
     evaluation: Evaluation
     created_at: int
+    # Present in the document only when not empty, so lineages without one hash as before.
+    federated_jobs: tuple[FederatedTraining, ...] = ()
 
     def __post_init__(self) -> None:
         # Checked on construction too, so a lineage that would not read back is never signed.
         _check(self)
 
     def to_document(self) -> dict[str, Any]:
-        return {
+        federated = [{"job": f.job, "model_hash": f.model_hash} for f in self.federated_jobs]
+        return ({"federated_jobs": federated} if federated else {}) | {
             "model": {"name": self.name, "version": self.version},
             "training_jobs": [
                 {"job": j.job, "output_hash": j.output_hash} for j in self.training_jobs
@@ -111,11 +123,9 @@ class Lineage:
             doc = parse_untrusted(data)
         except UnreadableJsonError as exc:
             raise LineageError(f"the lineage is not readable JSON: {exc}") from None
-        top = _object(
-            doc,
-            "lineage",
-            {"model", "training_jobs", "datasets", "privacy", "evaluation", "created_at"},
-        )
+        keys = {"model", "training_jobs", "datasets", "privacy", "evaluation", "created_at"}
+        federated = isinstance(doc, dict) and "federated_jobs" in doc
+        top = _object(doc, "lineage", keys | ({"federated_jobs"} if federated else set()))
         model = _object(top["model"], "model", {"name", "version"})
         evaluation = _object(top["evaluation"], "evaluation", {"sha256", "metrics"})
         metrics = evaluation["metrics"]
@@ -147,6 +157,12 @@ class Lineage:
                 {_str(k, "metric name"): _number(v, f"metric {k}") for k, v in metrics.items()},
             ),
             created_at=_int(top["created_at"], "created_at"),
+            federated_jobs=tuple(
+                FederatedTraining(_int(o["job"], "federated job"), o["model_hash"])
+                for o in _entries(
+                    top.get("federated_jobs", []), "federated_jobs", {"job", "model_hash"}
+                )
+            ),
         )
 
 
@@ -158,12 +174,16 @@ def _check(lineage: Lineage) -> None:
         ("training_jobs", lineage.training_jobs),
         ("datasets", lineage.datasets),
         ("privacy", lineage.privacy),
+        ("federated_jobs", lineage.federated_jobs),
     ):
         if len(items) > MAX_ENTRIES:
             raise LineageError(f"{what} has {len(items)} entries, over {MAX_ENTRIES}")
     for j in lineage.training_jobs:
         _int(j.job, "training_jobs.job")
         _hash(j.output_hash, "training_jobs.output_hash")
+    for f in lineage.federated_jobs:
+        _int(f.job, "federated_jobs.job")
+        _hash(f.model_hash, "federated_jobs.model_hash")
     for d in lineage.datasets:
         _hash(d.dataset, "datasets.dataset")
         _int(d.grant, "datasets.grant")

@@ -1,14 +1,16 @@
 """Registering a model version with its passport, and verifying one end to end.
 
-:func:`register_model` turns a training job's output into a registered model in one
-call:
+:func:`register_model` turns a training job's output (a compute job's, or the global
+model a federated job anchored last) into a registered model in one call:
 
-1. It reads the lineage from the chain (the jobs, their settled output hashes, the
-   datasets and grants they read), never from what the caller says.
+1. It reads the lineage from the chain (the jobs, their settled output hashes or anchored
+   model, the datasets and grants they read, a federated job's privacy charges), never
+   from what the caller says.
 2. It hashes the evaluation report.
 3. It signs the passport (OpenSSF model-signing over the model's files, its card and its
    lineage) with the home's passport key.
-4. It registers the version in ModelRegistry, whose contract checks the jobs again.
+4. It registers the version in ModelRegistry, whose contract checks the compute jobs
+   again (federated jobs are checked by the verifier against FederatedJobs).
 
 The bundle and the public key are kept under the home (``models/<id>/``).
 
@@ -32,10 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ailedger.ai.lineage import Evaluation, Lineage
+from ailedger.ai.lineage import Evaluation, FederatedTraining, Lineage, PrivacyCharge
 from ailedger.ai.passport import Passport, passport_key, sign_passport, verify_passport
-from ailedger.ai.provenance import Hop, check_lineage, is_job_output, jobs_lineage
+from ailedger.ai.provenance import (
+    Hop,
+    check_lineage,
+    federated_lineage,
+    is_job_output,
+    jobs_lineage,
+)
 from ailedger.errors import ConfigError
+from ailedger.federated.model_file import is_anchored_model
 from ailedger.untrusted_json import parse_untrusted
 
 if TYPE_CHECKING:
@@ -43,7 +52,7 @@ if TYPE_CHECKING:
     from ailedger.session import Session
 
 MAX_EVALUATION_BYTES = 1024 * 1024
-DEFAULT_CARD = "# {name}\n\nVersion {version}. Trained by compute job(s) {jobs} on ailedger.\n"
+DEFAULT_CARD = "# {name}\n\nVersion {version}. Trained by {jobs} on ailedger.\n"
 
 
 @dataclass(frozen=True)
@@ -111,9 +120,11 @@ def register_model(
     model_id: bytes | None = None,
     price: int = 0,
     period: int = 0,
+    federated_job: int | None = None,
 ) -> Registered:
     """Sign ``model_dir``'s passport and register it as the next version of ``model_id``
-    (a new model when None). The lineage's jobs must be this home's, completed."""
+    (a new model when None). The lineage's jobs must be this home's, completed; a
+    ``federated_job`` this home's and finished, its last anchored model in ``model_dir``."""
     from ailedger.chain.contracts.model_registry import new_model_id
 
     if not model_dir.is_dir():
@@ -130,20 +141,31 @@ def register_model(
             f"{model_dir} is not the output job {training[-1].job} settled on (its hash "
             "differs): register the directory `ailedger job result` wrote, unchanged"
         )
+    federated: tuple[FederatedTraining, ...] = ()
+    privacy: tuple[PrivacyCharge, ...] = ()
+    made_by = f"compute job(s) {list(jobs)}"
+    if federated_job is not None:
+        fl, fl_datasets, privacy = federated_lineage(session, federated_job)
+        if not is_anchored_model(model_dir, fl.model_hash):
+            raise ConfigError(
+                f"{model_dir}/model.json is not the model federated job {federated_job} "
+                "anchored last: register the directory `ailedger fl run` wrote, unchanged"
+            )
+        federated, datasets = (fl,), datasets + fl_datasets
+        made_by = f"federated job {federated_job}" + (f" and {made_by}" if jobs else "")
     report, metrics_hash = read_evaluation(evaluation)
     lineage = Lineage(
         name=name,
         version=str(version),
         training_jobs=training,
         datasets=datasets,
-        privacy=(),
+        privacy=privacy,
         evaluation=report,
         created_at=int(time.time()),
+        federated_jobs=federated,
     )
     text = (
-        card
-        if card is not None
-        else DEFAULT_CARD.format(name=name, version=version, jobs=list(jobs))
+        card if card is not None else DEFAULT_CARD.format(name=name, version=version, jobs=made_by)
     )
     where = session.home.path / "models" / model_id.hex()
     where.mkdir(parents=True, exist_ok=True)
@@ -199,6 +221,14 @@ def verify_model(session: Session, model_dir: Path, bundle: Path, public_pem: by
             "the evaluation's hash differs from the registered one",
         ),
     ]
+    for fl in verified.lineage.federated_jobs:
+        hops.append(
+            Hop(
+                f"the model's weights are federated job {fl.job}'s last anchored model",
+                is_anchored_model(model_dir, fl.model_hash),
+                "model.json's weights hash to another model than the one anchored",
+            )
+        )
     if verified.lineage.training_jobs:
         last = verified.lineage.training_jobs[-1]
         hops.append(

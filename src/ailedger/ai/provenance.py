@@ -14,6 +14,13 @@ states them from memory. :func:`check_lineage` re-derives every hop for a verifi
 * each privacy charge the lineage names is on the dataset's PrivacyLedger, a training
   charged to the model's owner, with the epsilon the lineage states.
 
+A model trained by a federated job (:func:`federated_lineage`) names the job and the
+global model its last round anchored; its datasets are the members whose updates were
+aggregated, each with the grant it joined under, and its privacy spend the charges the
+institutions' desks made for the job's rounds. The verifier checks that the job FINISHED,
+was the owner's, and anchored that model last; that each dataset joined the job under a
+training grant of the owner's, in force when the job's first round was anchored.
+
 Each check answers with a reason, so ``ailedger model verify`` can say which hop failed.
 """
 
@@ -24,7 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ailedger.ai.lineage import DatasetUse, Lineage, PrivacyCharge, TrainingJob
+from ailedger.ai.lineage import (
+    DatasetUse,
+    FederatedTraining,
+    Lineage,
+    PrivacyCharge,
+    TrainingJob,
+)
 from ailedger.chain.contracts.compute_market import JobStatus
 from ailedger.chain.contracts.data_market import PURPOSES, GrantStatus, purpose_names
 from ailedger.errors import ConfigError
@@ -88,6 +101,62 @@ def jobs_lineage(
     return tuple(training), tuple(datasets)
 
 
+def federated_lineage(
+    session: Session, job_id: int
+) -> tuple[FederatedTraining, tuple[DatasetUse, ...], tuple[PrivacyCharge, ...]]:
+    """A finished federated job of this home's, from the chain: the model its last round
+    anchored, every dataset whose update was aggregated (with its grant), and the privacy
+    charges its desks made for the job's rounds."""
+    from ailedger.chain.contracts.federated_jobs import JobState
+
+    jobs = session.federated_jobs
+    job = jobs.job(job_id)
+    if job is None or job.requester.lower() != session.address.lower():
+        raise ConfigError(f"federated job {job_id} is not a job this home posted")
+    if job.status != JobState.FINISHED:
+        raise ConfigError(
+            f"federated job {job_id} is {job.status.name.lower()}, not finished: only a "
+            "paid-out job's model can become a registered model"
+        )
+    rounds = jobs.rounds(job_id, session.deployment.block)
+    if not rounds:
+        raise ConfigError(f"federated job {job_id} anchored no round: it trained no model")
+    aggregated = {a.lower() for r in rounds for a in r.aggregated}
+    members = [m for m in jobs.members(job_id) if m.institution.lower() in aggregated]
+    datasets = tuple(DatasetUse("0x" + m.dataset_id.hex(), m.grant_id) for m in members)
+    privacy = tuple(
+        charge
+        for m in members
+        for charge in _round_charges(session, job_id, job.task.rounds, m.dataset_id)
+    )
+    return FederatedTraining(job_id, "0x" + rounds[-1].model_hash.hex()), datasets, privacy
+
+
+def _round_charges(
+    session: Session, job_id: int, rounds: int, dataset_id: bytes
+) -> list[PrivacyCharge]:
+    """The charges an institution's desk made on ``dataset_id`` for the job's rounds (their
+    ref is sha256 of ``ailedger-fl:job:round``), with each one's epsilon alone."""
+    from ailedger.federated.institution import round_charge_ref
+    from ailedger.privacy.accountant import spent_epsilon
+    from ailedger.privacy.charges import decode_charges
+
+    ledger = session.privacy_ledger
+    budget = ledger.budget(dataset_id)
+    if not budget.charges:
+        return []
+    refs = {round_charge_ref(job_id, r) for r in range(1, rounds + 1)}
+    return [
+        PrivacyCharge(
+            "0x" + dataset_id.hex(),
+            record.index,
+            spent_epsilon([decode_charges(record.charges)], budget.delta),
+        )
+        for record in ledger.charges(dataset_id, session.deployment.block)
+        if record.ref in refs
+    ]
+
+
 def _posted_events(session: Session, requester: str) -> dict[int, dict[str, Any]]:
     market = session.compute_market
     found = market.account_events(["JobPosted"], requester, session.deployment.block)
@@ -112,8 +181,16 @@ def check_lineage(
     ours = {j: posted[j] for j in named if j in posted}
     for job in lineage.training_jobs:
         hops.append(_check_job(session, owner, job, posted))
+    federated = {f.job for f in lineage.federated_jobs}
+    for fl in lineage.federated_jobs:
+        hops.append(_check_federated(session, owner, fl))
+    # A dataset is checked against the compute jobs that read it, else the federated jobs.
+    read_by_compute = {"0x" + bytes(d).hex() for event in ours.values() for d in event["datasets"]}
     for used in lineage.datasets:
-        hops.append(_check_grant(session, owner, used, ours))
+        if used.dataset.lower() in read_by_compute or not federated:
+            hops.append(_check_grant(session, owner, used, ours))
+        else:
+            hops.append(_check_membership(session, owner, used, federated))
     for charge in lineage.privacy:
         hops.append(_check_privacy(session, owner, charge))
     return hops
@@ -169,6 +246,57 @@ def _check_grant(
     if grant.expires_at and grant.expires_at < posted_at:
         return Hop(what, False, f"grant {grant_id} had expired when job {job} was posted")
     return Hop(what, True)
+
+
+def _check_federated(session: Session, owner: str, fl: FederatedTraining) -> Hop:
+    from ailedger.chain.contracts.federated_jobs import JobState
+
+    what = f"federated job {fl.job} finished for {owner} with the named model last"
+    job = session.federated_jobs.job(fl.job)
+    if job is None:
+        return Hop(what, False, f"there is no federated job {fl.job} on chain")
+    if job.requester.lower() != owner.lower():
+        return Hop(what, False, f"federated job {fl.job} was posted by {job.requester}")
+    if job.status != JobState.FINISHED:
+        return Hop(what, False, f"federated job {fl.job} is {job.status.name.lower()}")
+    rounds = session.federated_jobs.rounds(fl.job, session.deployment.block)
+    if not rounds or "0x" + rounds[-1].model_hash.hex() != fl.model_hash.lower():
+        return Hop(what, False, f"federated job {fl.job}'s last anchored model is another")
+    return Hop(what, True)
+
+
+def _check_membership(session: Session, owner: str, used: DatasetUse, jobs: set[int]) -> Hop:
+    """``used`` must have joined one of the lineage's federated jobs under its grant, have
+    an update aggregated, and the grant be the owner's, for model training, in force
+    when the job's first round was anchored."""
+    dataset, grant_id = used.dataset.lower(), used.grant
+    what = f"dataset {dataset[:18]}… joined for model training (grant {grant_id})"
+    for job_id in sorted(jobs):
+        member = next(
+            (
+                m
+                for m in session.federated_jobs.members(job_id)
+                if "0x" + m.dataset_id.hex() == dataset and m.grant_id == grant_id
+            ),
+            None,
+        )
+        rounds = session.federated_jobs.rounds(job_id, session.deployment.block)
+        if member is None or not any(
+            member.institution.lower() in {a.lower() for a in r.aggregated} for r in rounds
+        ):
+            continue
+        grant = session.data_market.grant_info(grant_id)
+        if grant is None or grant.requester.lower() != owner.lower():
+            return Hop(what, False, f"grant {grant_id} is not the owner's")
+        if not grant.purpose & MODEL_TRAINING:
+            return Hop(what, False, f"grant {grant_id} was not for model training")
+        if grant.status in (GrantStatus.PENDING, GrantStatus.DENIED, GrantStatus.CANCELLED):
+            return Hop(what, False, f"grant {grant_id} was never granted")
+        first = int(session.chain.web3.eth.get_block(rounds[0].block)["timestamp"])
+        if grant.expires_at and grant.expires_at < first:
+            return Hop(what, False, f"grant {grant_id} had expired when job {job_id} trained")
+        return Hop(what, True)
+    return Hop(what, False, f"no federated job of the lineage aggregated {dataset}'s updates")
 
 
 def _check_privacy(session: Session, owner: str, charge: PrivacyCharge) -> Hop:

@@ -4,16 +4,22 @@ The requester posts a task and escrows a reward pool (`fl post`); institutions j
 a dataset they own and the requester's grant for the task's purpose (`fl join`), then
 serve their data to their own SuperNode (`fl serve`); the requester runs the rounds
 (`fl run`), each anchored on chain, and the pool is paid out by measured contribution.
+`fl result` shows what the job made, checks the model file against the anchored model,
+and registers it with a passport naming every participant's dataset and grant.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ailedger.cli import _parsers as parse
 from ailedger.cli._common import JSON_LINES_OPTION, JSON_OPTION, console, emit, narrator, session
+
+if TYPE_CHECKING:
+    from ailedger.session import Session
 
 app = typer.Typer(
     help=(
@@ -186,3 +192,79 @@ def serve(
     with session(ctx, unlock=True) as s:
         state = serve_institution(s, job, superlink, workdir, narrator(as_json))
     emit(as_json, {"job": job, "state": state}, lambda: console.print(f"job {job} is {state}"))
+
+
+@app.command("result")
+def result(
+    ctx: typer.Context,
+    job: int = JOB,
+    model: Path = typer.Option(
+        None, help="The model directory `fl run` wrote (WORKDIR/model): checked against the chain."
+    ),
+    register: str = typer.Option(
+        None, help="Register the model under this name, with a passport (needs --model)."
+    ),
+    eval_file: Path = typer.Option(
+        None, "--eval", help='Evaluation report for the passport ({"accuracy": 0.95}).'
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """What a job made: the model its last round anchored, each institution's share of
+    the contribution scores and its pay. With --model, whether that directory holds the
+    anchored model; with --register NAME, sign and register it (the requester only, once
+    the job is paid out): its passport names each dataset and grant whose updates were
+    aggregated, and each round's privacy charge. `ailedger model verify` checks it all."""
+    from ailedger.errors import ConfigError
+    from ailedger.federated.jobs import job_result
+
+    if register is not None and model is None:
+        raise ConfigError("--register needs --model: the directory `fl run` wrote the model to")
+    with session(ctx, unlock=register is not None) as s:
+        outcome = job_result(s, job, model)
+        if outcome.model_matches is False:
+            raise ConfigError(
+                f"{model}/model.json is not the model job {job}'s last round anchored "
+                f"({outcome.final_model})"
+            )
+        registered = _register(s, model, job, register, eval_file) if register else None
+    data = outcome.as_json() | {"registered": registered}
+
+    def render() -> None:
+        from ailedger.units import format_amount
+
+        console.print(
+            f"job {job}: {data['status']}, {data['rounds_anchored']} round(s) anchored; "
+            f"final model {outcome.final_model or '(none)'}"
+        )
+        if outcome.model_matches:
+            console.print(f"  {model}/model.json is the anchored model")
+        for c in outcome.contributions:
+            paid = "not paid yet" if c.reward is None else f"paid {format_amount(c.reward)}"
+            console.print(
+                f"  {c.institution}  dataset {c.dataset[:18]}…  grant {c.grant}  "
+                f"share {c.share:.1%}  {paid}"
+            )
+        if registered:
+            console.print(
+                f"registered as model {registered['model']} version {registered['version']}; "
+                f"passport bundle {registered['bundle']}"
+            )
+
+    emit(as_json, data, render)
+
+
+def _register(
+    s: Session, model: Path, job: int, name: str, eval_file: Path | None
+) -> dict[str, object]:
+    from ailedger.ai.models import register_model
+
+    done = register_model(s, model, [], name=name, evaluation=eval_file, federated_job=job)
+    return {
+        "model": "0x" + done.model_id.hex(),
+        "version": done.version,
+        "passport": done.passport.sha256,
+        "bundle": str(done.passport.path),
+        "public_key": str(done.public_key),
+        "datasets": [{"dataset": d.dataset, "grant": d.grant} for d in done.lineage.datasets],
+        "privacy_charges": len(done.lineage.privacy),
+    }

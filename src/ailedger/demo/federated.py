@@ -88,6 +88,23 @@ def federated_learning(
             f"  {name:<8} contribution {score / 1e6:+.4f} accuracy, paid "
             f"{format_amount(reward)} (+ its stake {format_amount(stake)} back)"
         )
+    _passport(researcher, hospital, posted.job_id, done.model, say)
+
+
+def _passport(researcher: Session, auditor: Session, job_id: int, model: Path, say: Say) -> None:
+    """`fl result --register`: the model gets a passport naming each contributing dataset
+    and its grant, and anyone checks it against the chain (here the hospital)."""
+    from ailedger.ai.models import register_model, verify_model
+
+    done = register_model(researcher, model, [], name="tumour-fl", federated_job=job_id)
+    public_pem = done.public_key.read_bytes()
+    check = verify_model(auditor, model, done.passport.path, public_pem)
+    say(
+        f"  the model is registered with a passport naming the {len(done.lineage.datasets)} "
+        f"datasets whose updates were aggregated, each with its grant; verified by the "
+        f"hospital: {sum(h.ok for h in check.hops)} of {len(check.hops)} checks hold"
+        + ("" if check.ok else " [bold red](NOT verified)[/bold red]")
+    )
 
 
 def _run(

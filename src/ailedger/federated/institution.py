@@ -182,7 +182,7 @@ class InstitutionDesk:
         from ailedger.chain.contracts.privacy_ledger import ChargeKind
         from ailedger.privacy.charges import encode_charges
 
-        ref = hashlib.sha256(f"ailedger-fl:{self.job_id}:{round_no}".encode()).digest()
+        ref = round_charge_ref(self.job_id, round_no)
         try:
             self.node.session.privacy_ledger.charge(
                 self.member.dataset_id,
@@ -250,6 +250,11 @@ def dp_schedule(task: Task, rows: int) -> tuple[float, int]:
     passes in expectation."""
     q = min(1.0, task.batch_size / max(rows, 1))
     return q, max(1, round(task.local_epochs / q))
+
+
+def round_charge_ref(job_id: int, round_no: int) -> bytes:
+    """The ``ref`` of a round's charge on the privacy ledger: the lineage finds it so."""
+    return hashlib.sha256(f"ailedger-fl:{job_id}:{round_no}".encode()).digest()
 
 
 def round_charge(task: Task, rows: int) -> Charge:

@@ -4,7 +4,9 @@
   reward pool, and posts the job;
 - :func:`join_job` checks before any gas that the dataset is this home's and that the
   requester's grant covers the job's purpose, approves the stake and joins;
-- :func:`job_report` reads a job back: members, anchored rounds, payouts.
+- :func:`job_report` reads a job back: members, anchored rounds, payouts;
+- :func:`job_result` is what the job made: the model its last round anchored (and
+  whether a model file is it), each institution's share of the scores and its pay.
 """
 
 from __future__ import annotations
@@ -154,6 +156,72 @@ def job_report(session: Session, job_id: int) -> JobReport:
     return JobReport(
         job, jobs.members(job_id), jobs.rounds(job_id, start), jobs.payouts(job_id, start)
     )
+
+
+@dataclass(frozen=True)
+class Contribution:
+    institution: str
+    dataset: str
+    grant: int
+    score: int
+    share: float  # of all members' scores; the reward pool is paid out in this proportion
+    reward: int | None  # paid on chain; None before the job is paid out
+
+
+@dataclass(frozen=True)
+class JobResult:
+    report: JobReport
+    final_model: str | None  # 0x hash of the model the last round anchored
+    contributions: list[Contribution]
+    model_matches: bool | None  # the given model file is the final model (None: none given)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "job": self.report.job.job_id,
+            "status": self.report.job.status.name.lower(),
+            "rounds_anchored": len(self.report.rounds),
+            "final_model": self.final_model,
+            "model_matches": self.model_matches,
+            "contributions": [
+                {
+                    "institution": c.institution,
+                    "dataset": c.dataset,
+                    "grant": c.grant,
+                    "score": c.score,
+                    "share": c.share,
+                    "reward": None if c.reward is None else str(c.reward),
+                }
+                for c in self.contributions
+            ],
+        }
+
+
+def job_result(session: Session, job_id: int, model_dir: Path | None = None) -> JobResult:
+    """What job ``job_id`` made, from the chain; with ``model_dir``, whether its
+    ``model.json`` is the model the last round anchored."""
+    from ailedger.federated.model_file import is_anchored_model
+
+    report = job_report(session, job_id)
+    final = "0x" + report.rounds[-1].model_hash.hex() if report.rounds else None
+    total = sum(m.score for m in report.members)
+    paid = {who.lower(): reward for who, (reward, _) in report.payouts.items()}
+    contributions = [
+        Contribution(
+            m.institution,
+            "0x" + m.dataset_id.hex(),
+            m.grant_id,
+            m.score,
+            m.score / total if total else 0.0,
+            paid.get(m.institution.lower()) if paid else None,
+        )
+        for m in report.members
+    ]
+    matches = None
+    if model_dir is not None:
+        if final is None:
+            raise ConfigError(f"federated job {job_id} anchored no round: there is no model")
+        matches = is_anchored_model(model_dir, final)
+    return JobResult(report, final, contributions, matches)
 
 
 def _approve(session: Session, amount: int) -> None:

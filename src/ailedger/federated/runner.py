@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ailedger.errors import ConfigError
 from ailedger.federated.coordinator import Coordinator, RoundOutcome
+from ailedger.federated.model_file import write_model
 from ailedger.federated.task import Task, read_task
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 Say = Callable[[str], None]
 POLL_S = 2.0
-MODEL_FILE = "model.json"
+MODEL_DIR = "model"  # under the workdir: model.json alone, ready for `fl result --register`
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,13 @@ def coordinate(
             config = _run_config(url, token, job_id, task, job.task, round_timeout)
             run_id = submit_run(link, config)
             status = wait_run(link, run_id, timeout=_run_timeout(job.task.rounds, round_timeout))
-    model = _write_model(workdir / MODEL_FILE, task, coordinator)
+    model = write_model(
+        workdir / MODEL_DIR,
+        task,
+        list(coordinator.weights),
+        coordinator.accuracy(),
+        len(coordinator.outcomes),
+    )
     session.federated_jobs.finish(job_id)
     payouts = session.federated_jobs.payouts(job_id, session.deployment.block)
     return Coordinated(job_id, coordinator.outcomes, coordinator.accuracy(), model, status, payouts)
@@ -109,22 +116,6 @@ def _run_config(
 def _run_timeout(rounds: int, round_timeout: float) -> float:
     # Waiting for nodes, then each round's training and its anchoring, with room to spare.
     return round_timeout * (rounds + 2) + 60.0
-
-
-def _write_model(path: Path, task: Task, coordinator: Coordinator) -> Path:
-    """The final model in the form ``ailedger model serve`` reads."""
-    weights = [float(w) for w in coordinator.weights]
-    document = {
-        "features": list(task.features),
-        "weights": weights[:-1],
-        "bias": weights[-1],
-        "lower": list(task.lower),
-        "upper": list(task.upper),
-        "validation_accuracy": coordinator.accuracy(),
-        "rounds": len(coordinator.outcomes),
-    }
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    return path
 
 
 @contextmanager
