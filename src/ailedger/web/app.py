@@ -70,6 +70,8 @@ MODULES: Final[tuple[str, ...]] = (
     "ailedger.web.api.models",
     "ailedger.web.api.market",
     "ailedger.web.pages.models",
+    "ailedger.web.api.federated",
+    "ailedger.web.pages.federated",
 )
 
 # Errors that are not a refused request, by what the person can do about them.
