@@ -204,7 +204,7 @@ def test_refusals_show_in_the_page_and_join_nothing(site: Site) -> None:
         data={"dataset": site.datasets["poor"], "grant": site.grants[f"poor/{TRAINING}"]},
     )
     assert poor.status_code == 200 and 'class="error"' in poor.text
-    assert "lacks the tokens" in poor.text
+    assert "the job&#39;s stake is" in poor.text and "get tokens first" in poor.text
     assert _members(site, job) == []
 
     join_job(

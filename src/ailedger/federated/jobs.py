@@ -129,6 +129,7 @@ def join_job(session: Session, job_id: int, dataset_id: bytes, grant_id: int) ->
     """Join ``job_id`` with this home's ``dataset_id`` under the requester's ``grant_id``;
     refused before any gas when the chain would refuse it; returns the tx hash."""
     from ailedger.chain.contracts.federated_jobs import JobState
+    from ailedger.units import format_amount
 
     jobs = session.federated_jobs
     job = jobs.job(job_id)
@@ -142,6 +143,12 @@ def join_job(session: Session, job_id: int, dataset_id: bytes, grant_id: int) ->
         raise ConfigError(
             f"grant {grant_id} does not let {job.requester} use this dataset for the job's "
             "purpose now: grant the requester's access request for that purpose first"
+        )
+    held = session.token.balance_of(session.address)
+    if held < job.task.stake:
+        raise ConfigError(
+            f"the job's stake is {format_amount(job.task.stake)} and the account holds "
+            f"{format_amount(held)}; get tokens first"
         )
     _approve(session, job.task.stake)
     return jobs.join(job_id, dataset_id, grant_id).tx_hash

@@ -24,6 +24,7 @@ NAVIGATION: Final = (
     ("/provider", "GPU owner"),
     ("/privacy", "Private analytics"),
     ("/models", "Models"),
+    ("/federated", "Federated"),
     ("/clinic", "Clinician"),
     ("/audit", "Audit"),
 )

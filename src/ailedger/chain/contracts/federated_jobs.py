@@ -215,6 +215,10 @@ class FederatedJobsClient(ContractClient):
 
     # ---------------------------------------------------------------- views
 
+    def count(self) -> int:
+        """How many jobs were ever posted: ids run from 1 to this, none is deleted."""
+        return int(self._read("job_count"))
+
     def job(self, job_id: int) -> FederatedJob | None:
         raw = self._read("job", job_id)
         fields = _fields(raw, _JOB_FIELDS)

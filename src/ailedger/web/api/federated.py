@@ -28,7 +28,6 @@ from ailedger.web.api.sharing import DATASET_ID, dataset_bytes
 from ailedger.web.deps import Context, Operator, SignedIn
 
 if TYPE_CHECKING:
-    from ailedger.chain.contracts.federated_jobs import FederatedJobsClient
     from ailedger.federated.jobs import JobReport
     from ailedger.session import Session
 
@@ -67,27 +66,13 @@ class JobRow:
         return {**vars(self), "reward": str(self.reward)}
 
 
-def job_count(jobs: FederatedJobsClient) -> int:
-    high = 1
-    while jobs.job(high) is not None:
-        high *= 2
-    low = high // 2  # exists, or 0 when there is no job at all
-    while high - low > 1:
-        middle = (low + high) // 2
-        if jobs.job(middle) is None:
-            high = middle
-        else:
-            low = middle
-    return low
-
-
 def job_rows(session: Session, offset: int = 0, limit: int = PAGE) -> tuple[list[JobRow], int]:
     """A page of the jobs on chain, newest first, and how many there are."""
     from ailedger.chain.contracts.data_market import purpose_names
 
     jobs, me = session.federated_jobs, session.address.lower()
     with as_refusals():
-        total = job_count(jobs)
+        total = jobs.count()
         rows = []
         for job_id in range(total - offset, max(total - offset - limit, 0), -1):
             job = jobs.job(job_id)
