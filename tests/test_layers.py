@@ -25,7 +25,7 @@ MAY_USE = {
     "privacy": {"sharing"},
     "compute": {"sharing"},
     "ai": {"sharing", "compute", "privacy", "federated"},  # passports trace both kinds of job
-    "federated": {"sharing", "privacy"},
+    "federated": {"sharing", "privacy", "compute"},  # the sandbox confines SuperNodes
 }
 
 

@@ -103,24 +103,37 @@ def world(tmp_path_factory: pytest.TempPathFactory, contract_cache: Path) -> Ite
         )
 
 
-def _post_and_join(world: World, names: str = "abc") -> int:
-    posted = post_job(
-        world.researcher,
-        world.task,
-        world.validation,
+def post_test_job(
+    requester: Session,
+    task: Path,
+    validation: Path,
+    *,
+    rounds: int = 2,
+    reward: int = 9 * AIL,
+    stake: int = AIL,
+) -> int:
+    """A model-training job for one to three institutions, an hour to join and to run."""
+    return post_job(
+        requester,
+        task,
+        validation,
         purpose=TRAINING,
-        rounds=2,
+        rounds=rounds,
         min_participants=1,
         max_participants=3,
-        reward=9 * AIL,
-        stake=1 * AIL,
+        reward=reward,
+        stake=stake,
         join_window_s=3600,
         run_window_s=3600,
-    )
+    ).job_id
+
+
+def _post_and_join(world: World, names: str = "abc") -> int:
+    job_id = post_test_job(world.researcher, world.task, world.validation)
     for name in names:
-        join_job(world.hospitals[name], posted.job_id, world.datasets[name], world.grants[name])
-    world.researcher.federated_jobs.start(posted.job_id)
-    return posted.job_id
+        join_job(world.hospitals[name], job_id, world.datasets[name], world.grants[name])
+    world.researcher.federated_jobs.start(job_id)
+    return job_id
 
 
 def _local(world: World, name: str) -> list[float]:

@@ -19,6 +19,7 @@ from ailedger.federated.flower import (
     start_supernode,
     stop_all,
     submit_run,
+    supernode_confinement,
 )
 
 pytestmark = pytest.mark.integration
@@ -36,6 +37,7 @@ if name == "flwr":
     Path("run-config.json").write_text(json.dumps(config))
     print(json.dumps({{"success": True, "run-id": "42"}}))
     sys.exit(0)
+Path("env.json").write_text(json.dumps(sorted(os.environ)))
 helper = subprocess.Popen(
     [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
 )
@@ -43,6 +45,9 @@ Path("helper.pid").write_text(str(helper.pid))
 if "--node-config" in args:
     config = tomllib.loads(Path(args[args.index("--node-config") + 1]).read_text())
     Path("node-config.json").write_text(json.dumps(config))
+    if "probe" in config:  # what a ClientApp started here could reach
+        seen = {{"home": Path(config["probe"]).exists(), "us": Path(config["pid"]).exists()}}
+        Path("probe.json").write_text(json.dumps(seen))
 if os.environ.get("FAKE_FLOWER_FAIL"):
     print("cannot start: port in use", flush=True)
     sys.exit(1)
@@ -57,9 +62,12 @@ NASTY = 'a"b\\c\nd\te\x7f\u00e9 = "x" injected = 1'
 def fake_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
+    # The base interpreter, linked as a venv's is: a confined SuperNode sees it, not ours.
+    python = os.path.realpath(sys.executable)
+    (venv / "bin" / "python").symlink_to(python)
     for name in ("flower-superlink", "flower-supernode", "flwr"):
         script = venv / "bin" / name
-        script.write_text(FAKE.format(python=sys.executable))
+        script.write_text(FAKE.format(python=python))
         script.chmod(0o755)
     monkeypatch.setenv(VENV_ENV, str(venv))
     return venv
@@ -93,8 +101,11 @@ def test_the_superlink_listens_on_loopback_only(fake_venv: Path, tmp_path: Path)
 def test_stopping_kills_what_fled_into_another_session(fake_venv: Path, tmp_path: Path) -> None:
     link = start_superlink(tmp_path / "work")
     node = start_supernode(link.address, {"institution": "0xa"}, tmp_path / "work")
-    helpers = [int((proc.workdir / "helper.pid").read_text()) for proc in (link, node)]
-    assert all(_alive(pid) for pid in helpers)
+    # A confined SuperNode's helper has a pid of its namespace's: its tag finds it instead.
+    confined = supernode_confinement() is not None
+    procs = (link,) if confined else (link, node)
+    helpers = [int((proc.workdir / "helper.pid").read_text()) for proc in procs]
+    assert all(_alive(pid) for pid in helpers) and len(node.pids()) >= 2
     assert set(helpers) <= set(link.pids()) | set(node.pids())
     assert os.getsid(helpers[0]) != os.getsid(link.popen.pid)  # it did flee
 
@@ -134,3 +145,44 @@ def test_config_keys_must_be_plain(fake_venv: Path, tmp_path: Path) -> None:
             submit_run(link, {'job = 1\nrounds = 99\n"x': 1})
         with pytest.raises(FlowerError, match="strings, ints or floats"):
             submit_run(link, {"rounds": True})
+
+
+def test_a_supernode_gets_nothing_of_ailedgers_and_its_token_is_private(
+    fake_venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ClientApp is the requester's code: no passphrase or home in its environment, and
+    the desk's token in the node config is readable by the node's owner alone."""
+    monkeypatch.setenv("AILEDGER_PASSPHRASE", "the wallet's")
+    monkeypatch.setenv("AILEDGER_HOME", str(tmp_path / "home"))
+    with pytest.raises(FlowerError, match="loopback only"):
+        start_supernode("10.1.2.3:9092", {"institution": "0xa"}, tmp_path / "work")
+    with (
+        start_superlink(tmp_path / "work") as link,
+        start_supernode(link.address, {"consent-token": "t"}, tmp_path / "work") as node,
+    ):
+        names = json.loads((node.workdir / "env.json").read_text())
+        assert not [n for n in names if n.startswith("AILEDGER_") and "TAG" not in n]
+        assert (node.workdir / "node-config.toml").stat().st_mode & 0o077 == 0
+        assert node.workdir.stat().st_mode & 0o077 == 0
+
+
+def test_a_confined_supernode_sees_neither_the_home_nor_ailedgers_process(
+    fake_venv: Path, tmp_path: Path
+) -> None:
+    """What the requester's ClientApp, started by the SuperNode, could open: not the
+    institution's home (its keys, its blobs) and not this process (whose memory holds
+    the decrypted table)."""
+    if supernode_confinement() is None:
+        pytest.skip("bubblewrap cannot run here: SuperNodes run unconfined")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "keystore.json").write_text("{}")
+    probe = {"probe": str(home / "keystore.json"), "pid": f"/proc/{os.getpid()}/environ"}
+    with (
+        start_superlink(tmp_path / "work") as link,
+        start_supernode(link.address, probe, tmp_path / "work") as node,
+    ):
+        assert json.loads((node.workdir / "probe.json").read_text()) == {
+            "home": False,
+            "us": False,
+        }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +25,22 @@ from ailedger.federated.institution import (
     TrainOrder,
     round_charge,
     train_round,
+    work_refusal,
 )
-from ailedger.federated.jobs import join_job, post_job
+from ailedger.federated.jobs import join_job
 from ailedger.federated.model_file import write_model
-from ailedger.federated.task import PrivacyTerms, read_table, read_task
+from ailedger.federated.task import PrivacyTerms, Task, read_table, read_task
 from ailedger.privacy.charges import decode_charges
 from ailedger.privacy.owner import set_privacy_cap
 from ailedger.sharing.owner import OwnerNode
-from tests.federated.test_coordinator import AIL, TRAINING, World, _post_and_join, world
+from tests.federated.test_coordinator import (
+    AIL,
+    TRAINING,
+    World,
+    _post_and_join,
+    post_test_job,
+    world,
+)
 from tests.web.homes import TestClient
 
 pytestmark = pytest.mark.integration
@@ -42,35 +51,59 @@ def _zeros(world: World) -> list[float]:
     return [0.0] * (len(read_task(world.task).features) + 1)
 
 
-def test_the_desk_trains_the_posted_task_only_and_hands_out_no_data(world: World) -> None:
+def test_the_desk_trains_the_posted_task_only_and_hands_out_no_data(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job = _post_and_join(world, "a")
     task = read_task(world.task)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the desk decrypts
+    first_row = (world.root / "a.csv").read_text().splitlines()[1]
     with OwnerNode(world.hospitals["a"]) as node:
         desk = InstitutionDesk(node, job)
         try:
+            # The table is in the desk's memory only: nothing the ClientApp could open.
+            assert list(tmp_path.iterdir()) == []
             logged = node.audit.size
             answer = desk.train(TrainOrder(1, _zeros(world), task))
             assert answer["ok"] and answer["num_examples"] == 150
             assert len(answer["weights"]) == len(task.features) + 1
-            assert str(desk.table) not in json.dumps(answer)  # the update, never the table
+            assert first_row.split(",")[0] not in json.dumps(answer)  # the update alone
             read = node.audit.entries(logged, logged + 1)[0]
             assert (read["kind"], read["job"], read["round"]) == ("compute-read", f"fl-{job}", 1)
 
             steeper = dataclasses.replace(task, learning_rate=5.0)
-            refused = desk.train(TrainOrder(2, _zeros(world), steeper))
+            refused = desk.train(TrainOrder(1, _zeros(world), steeper))
             assert not refused["ok"] and "not the task the job posted" in refused["reason"]
-            assert node.audit.size == logged + 1  # a refused round reads nothing
+            # One look per anchored round: a retry gets the same update, read once; other
+            # weights for a served round, or a round the chain has not reached, get nothing.
+            assert desk.train(TrainOrder(1, _zeros(world), task)) == answer
+            other = [0.5] * len(_zeros(world))
+            again = desk.train(TrainOrder(1, other, task))
+            assert not again["ok"] and "was served already" in again["reason"]
+            ahead = desk.train(TrainOrder(2, other, task))
+            assert not ahead["ok"] and "not the job's next: 0 anchored" in ahead["reason"]
+            beyond = desk.train(TrainOrder(3, other, task))
+            assert not beyond["ok"] and "has 2 rounds" in beyond["reason"]
+            assert node.audit.size == logged + 1  # refusals and the retry read nothing
 
             client = TestClient(institution_app(desk, "secret"))
-            order = {"round": 2, "weights": _zeros(world), "task": task.as_json()}
+            order = {"round": 1, "weights": _zeros(world), "task": task.as_json()}
             assert client.post("/fl/train", json=order).status_code == 401
             auth = {"Authorization": "Bearer secret"}
             short = {**order, "weights": [0.0]}
             assert client.post("/fl/train", json=short, headers=auth).status_code == 400
-            assert client.post("/fl/train", json=order, headers=auth).json()["ok"] is True
+            assert client.post("/fl/train", json=order, headers=auth).json() == answer
         finally:
             desk.close()
-    assert not desk.table.exists()  # the decrypted copy is gone with the desk
+
+
+def test_a_round_too_costly_to_serve_is_refused_before_any_read() -> None:
+    """DP-SGD visits every row on each of its epochs/q steps: batch 1 on 2,000 rows is
+    400 million visits, a round that would outlast any timeout."""
+    task = Task(("age",), "outcome", "yes", (0.0,), (120.0,), local_epochs=100, batch_size=1)
+    task = dataclasses.replace(task, privacy=PrivacyTerms(1.0, 1.0))
+    assert "400,000,000 rows" in (work_refusal(task, 2000) or "")
+    assert work_refusal(dataclasses.replace(task, batch_size=64), 2000) is None
 
 
 def test_a_round_under_privacy_terms_is_dp_sgd_with_one_sampled_gaussian_charge(
@@ -102,23 +135,11 @@ def _private_dataset(world: World, root: Path) -> tuple[bytes, int]:
 
 
 def _private_job(world: World, task: Path, dataset: bytes, grant: int) -> int:
-    posted = post_job(
-        world.researcher,
-        task,
-        world.validation,
-        purpose=TRAINING,
-        rounds=3,
-        min_participants=1,
-        max_participants=3,
-        reward=3 * AIL,
-        stake=AIL,
-        join_window_s=3600,
-        run_window_s=3600,
-    )
-    join_job(world.hospitals["a"], posted.job_id, dataset, grant)
-    join_job(world.hospitals["c"], posted.job_id, world.datasets["c"], world.grants["c"])
-    world.researcher.federated_jobs.start(posted.job_id)
-    return posted.job_id
+    job_id = post_test_job(world.researcher, task, world.validation, rounds=3, reward=3 * AIL)
+    join_job(world.hospitals["a"], job_id, dataset, grant)
+    join_job(world.hospitals["c"], job_id, world.datasets["c"], world.grants["c"])
+    world.researcher.federated_jobs.start(job_id)
+    return job_id
 
 
 def test_a_private_dataset_trains_only_noised_and_each_round_is_charged(world: World) -> None:
@@ -219,3 +240,28 @@ def test_a_private_dataset_trains_only_noised_and_each_round_is_charged(world: W
     )
     assert halted["continue"] is False and 'on_budget = "stop"' in halted["reason"]
     assert stopper.outcomes == [] and ledger.budget(dataset).charges == 1
+
+
+def test_only_a_dataset_with_a_budget_can_stop_a_job_on_it(world: World) -> None:
+    """An institution whose dataset has no budget saying its budget ran out is a failed
+    node like any other: the round is anchored without it, the job goes on."""
+    stopping = world.root / "task-stop-plain.toml"
+    stopping.write_text(
+        world.task.read_text()
+        + '\n[privacy]\nclip_norm = 1.0\nnoise_multiplier = 2.0\non_budget = "stop"\n'
+    )
+    job = _private_job(world, stopping, world.datasets["a"], world.grants["a"])
+    coordinator = Coordinator(
+        world.researcher, job, read_task(stopping), world.validation, lambda _: None
+    )
+    a, c = (world.hospitals[n].address.lower() for n in "ac")
+    nodes = [{"node_id": 1, "institution": a}, {"node_id": 3, "institution": c}]
+    assert coordinator.start_round({"round": 1, "nodes": nodes})["selected"] == [1, 3]
+    result = coordinator.finish_round(
+        {
+            "round": 1,
+            "updates": [{"node_id": 1, "weights": _zeros(world), "num_examples": 150}],
+            "failed": [{"institution": c, "reason": "consent refused: privacy budget: spent"}],
+        }
+    )
+    assert result["continue"] is True and len(coordinator.outcomes) == 1

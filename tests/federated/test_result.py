@@ -99,23 +99,16 @@ def test_the_result_names_the_anchored_model_and_its_passport_every_aggregated_d
         verify_model(stranger, model, done.passport.path, done.public_key.read_bytes())
 
 
-def test_a_passport_claiming_a_member_that_never_contributed_fails_its_hop(
-    world: World,
-) -> None:
-    """c joined and was paid nothing: a lineage that names its dataset among the model's
-    sources (signed by the owner, so the signature holds) is caught against the chain."""
-    job = _post_and_join(world)
-    coordinator = _run_two_rounds(world, job)
-    model = _model(world, coordinator, "fl-claims")
-    world.researcher.federated_jobs.finish(job)
-    final = FederatedTraining(job, coordinator.outcomes[-1].model_hash)
-    claimed = tuple(DatasetUse("0x" + world.datasets[n].hex(), world.grants[n]) for n in "abc")
+def _signed_claim(world: World, model: Path, job: int, final: str, names: str) -> list[str]:
+    """The failed hops of a passport its owner signs naming ``names``' datasets."""
+    claimed = tuple(DatasetUse("0x" + world.datasets[n].hex(), world.grants[n]) for n in names)
     report, metrics = read_evaluation(None)
-    lineage = Lineage("claims", "1", (), claimed, (), report, 0, federated_jobs=(final,))
+    fl = (FederatedTraining(job, final),)
+    lineage = Lineage(f"claims-{names}", "1", (), claimed, (), report, 0, federated_jobs=fl)
     key, public_pem = passport_key(world.researcher.home.path)
-    passport = sign_passport(model, lineage, "# claims\n", key, world.root / "claims.sig")
+    passport = sign_passport(model, lineage, "# claims\n", key, world.root / f"{names}.sig")
     world.researcher.model_registry.register_version(
-        bytes.fromhex("ce" * 32),
+        hashlib.sha256(names.encode()).digest(),
         bytes.fromhex(passport.sha256[2:]),
         hashlib.sha256(b"# claims\n").digest(),
         bytes.fromhex(report.sha256[2:]),
@@ -123,9 +116,30 @@ def test_a_passport_claiming_a_member_that_never_contributed_fails_its_hop(
         [],
     )
     check = verify_model(world.hospitals["b"], model, passport.path, public_pem)
-    failed = [h for h in check.hops if not h.ok]
-    assert len(failed) == 1 and "aggregated" in failed[0].reason
-    assert world.datasets["c"].hex()[:16] in failed[0].what
+    return [f"{h.what}: {h.reason}" for h in check.hops if not h.ok]
+
+
+def test_a_passport_must_name_exactly_what_went_into_the_job(world: World) -> None:
+    """The owner signs its own lineage, so the signature holds whatever it claims: naming
+    c, which joined but never contributed, or leaving out b, which did, is caught against
+    the chain; so is a model file whose features were changed after the job."""
+    job = _post_and_join(world)
+    coordinator = _run_two_rounds(world, job)
+    model = _model(world, coordinator, "fl-claims")
+    world.researcher.federated_jobs.finish(job)
+    final = coordinator.outcomes[-1].model_hash
+
+    (extra,) = _signed_claim(world, model, job, final, "abc")
+    assert world.datasets["c"].hex()[:16] in extra and "aggregated" in extra
+    (short,) = _signed_claim(world, model, job, final, "a")
+    assert "leaves out dataset(s) 0x" + world.datasets["b"].hex() in short
+    assert _signed_claim(world, model, job, final, "ab") == []
+
+    document = json.loads((model / "model.json").read_text())
+    document["features"] = list(reversed(document["features"]))  # same weights, read otherwise
+    (model / "model.json").write_text(json.dumps(document))
+    with pytest.raises(ConfigError, match="features or bounds are not the task's"):
+        register_model(world.researcher, model, [], name="swapped", federated_job=job)
 
 
 def test_a_lineage_round_trips_with_a_federated_job_and_without_one_hashes_as_before() -> None:

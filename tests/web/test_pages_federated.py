@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from ailedger.chain.contracts.data_market import PURPOSES, Policy
-from ailedger.federated.jobs import job_report, join_job, post_job
+from ailedger.federated.jobs import job_report, join_job
 from ailedger.session import Session
 from ailedger.sharing.owner import OwnerNode
 from ailedger.units import format_amount
 from ailedger.web.deps import WebContext
 from ailedger.web.pages.federated import pages
+from tests.federated.test_coordinator import post_test_job
 from tests.web.homes import (
     Chain,
     TestClient,
@@ -98,19 +99,8 @@ def site(web_chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def _post(site: Site, stake: int = AIL) -> int:
-    return post_job(
-        site.researcher,
-        site.root / "task.toml",
-        site.root / "validation.csv",
-        purpose=TRAINING,
-        rounds=2,
-        min_participants=1,
-        max_participants=3,
-        reward=9 * AIL,
-        stake=stake,
-        join_window_s=3600,
-        run_window_s=3600,
-    ).job_id
+    root = site.root
+    return post_test_job(site.researcher, root / "task.toml", root / "validation.csv", stake=stake)
 
 
 def _join_form(site: Site, job: int, grant: object, http: TestClient | None = None) -> str:

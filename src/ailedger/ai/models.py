@@ -44,7 +44,7 @@ from ailedger.ai.provenance import (
     jobs_lineage,
 )
 from ailedger.errors import ConfigError
-from ailedger.federated.model_file import is_anchored_model
+from ailedger.federated.model_file import anchored_model_mismatch
 from ailedger.untrusted_json import parse_untrusted
 
 if TYPE_CHECKING:
@@ -146,10 +146,11 @@ def register_model(
     made_by = f"compute job(s) {list(jobs)}"
     if federated_job is not None:
         fl, fl_datasets, privacy = federated_lineage(session, federated_job)
-        if not is_anchored_model(model_dir, fl.model_hash):
+        mismatch = _federated_model_hop(session, model_dir, fl).reason
+        if mismatch:
             raise ConfigError(
-                f"{model_dir}/model.json is not the model federated job {federated_job} "
-                "anchored last: register the directory `ailedger fl run` wrote, unchanged"
+                f"{model_dir} is not the model federated job {federated_job} anchored last "
+                f"({mismatch}): register the directory `ailedger fl run` wrote, unchanged"
             )
         federated, datasets = (fl,), datasets + fl_datasets
         made_by = f"federated job {federated_job}" + (f" and {made_by}" if jobs else "")
@@ -221,14 +222,7 @@ def verify_model(session: Session, model_dir: Path, bundle: Path, public_pem: by
             "the evaluation's hash differs from the registered one",
         ),
     ]
-    for fl in verified.lineage.federated_jobs:
-        hops.append(
-            Hop(
-                f"the model's weights are federated job {fl.job}'s last anchored model",
-                is_anchored_model(model_dir, fl.model_hash),
-                "model.json's weights hash to another model than the one anchored",
-            )
-        )
+    hops += [_federated_model_hop(session, model_dir, fl) for fl in verified.lineage.federated_jobs]
     if verified.lineage.training_jobs:
         last = verified.lineage.training_jobs[-1]
         hops.append(
@@ -240,6 +234,15 @@ def verify_model(session: Session, model_dir: Path, bundle: Path, public_pem: by
         )
     hops += check_lineage(session, record.owner, verified.lineage, record.jobs)
     return ModelCheck(record, verified.lineage, hops)
+
+
+def _federated_model_hop(session: Session, model_dir: Path, fl: FederatedTraining) -> Hop:
+    what = f"the model is federated job {fl.job}'s last anchored model, for its task"
+    job = session.federated_jobs.job(fl.job)
+    if job is None:
+        return Hop(what, False, f"there is no federated job {fl.job} on chain")
+    mismatch = anchored_model_mismatch(model_dir, fl.model_hash, job.task.task_hash)
+    return Hop(what, mismatch is None, mismatch or "")
 
 
 def model_summary(version: Any) -> dict[str, Any]:

@@ -105,8 +105,7 @@ def federated_lineage(
     session: Session, job_id: int
 ) -> tuple[FederatedTraining, tuple[DatasetUse, ...], tuple[PrivacyCharge, ...]]:
     """A finished federated job of this home's, from the chain: the model its last round
-    anchored, every dataset whose update was aggregated (with its grant), and the privacy
-    charges its desks made for the job's rounds."""
+    anchored, and its sources (:func:`federated_sources`)."""
     from ailedger.chain.contracts.federated_jobs import JobState
 
     jobs = session.federated_jobs
@@ -121,15 +120,30 @@ def federated_lineage(
     rounds = jobs.rounds(job_id, session.deployment.block)
     if not rounds:
         raise ConfigError(f"federated job {job_id} anchored no round: it trained no model")
-    aggregated = {a.lower() for r in rounds for a in r.aggregated}
-    members = [m for m in jobs.members(job_id) if m.institution.lower() in aggregated]
-    datasets = tuple(DatasetUse("0x" + m.dataset_id.hex(), m.grant_id) for m in members)
-    privacy = tuple(
-        charge
-        for m in members
-        for charge in _round_charges(session, job_id, job.task.rounds, m.dataset_id)
-    )
+    datasets, privacy = federated_sources(session, job_id)
     return FederatedTraining(job_id, "0x" + rounds[-1].model_hash.hex()), datasets, privacy
+
+
+def federated_sources(
+    session: Session, job_id: int
+) -> tuple[tuple[DatasetUse, ...], tuple[PrivacyCharge, ...]]:
+    """Every dataset that went into a federated job (its update was aggregated, or its desk
+    charged a round: that update left, whether or not the requester anchored it), with
+    its grant, and every privacy charge its desks made for the job's rounds."""
+    jobs = session.federated_jobs
+    job = jobs.job(job_id)
+    if job is None:
+        return (), ()
+    rounds = jobs.rounds(job_id, session.deployment.block)
+    aggregated = {a.lower() for r in rounds for a in r.aggregated}
+    datasets: list[DatasetUse] = []
+    privacy: list[PrivacyCharge] = []
+    for m in jobs.members(job_id):
+        charged = _round_charges(session, job_id, job.task.rounds, m.dataset_id)
+        if m.institution.lower() in aggregated or charged:
+            datasets.append(DatasetUse("0x" + m.dataset_id.hex(), m.grant_id))
+            privacy += charged
+    return tuple(datasets), tuple(privacy)
 
 
 def _round_charges(
@@ -184,6 +198,7 @@ def check_lineage(
     federated = {f.job for f in lineage.federated_jobs}
     for fl in lineage.federated_jobs:
         hops.append(_check_federated(session, owner, fl))
+        hops.append(_check_complete(session, fl.job, lineage))
     # A dataset is checked against the compute jobs that read it, else the federated jobs.
     read_by_compute = {"0x" + bytes(d).hex() for event in ours.values() for d in event["datasets"]}
     for used in lineage.datasets:
@@ -262,6 +277,25 @@ def _check_federated(session: Session, owner: str, fl: FederatedTraining) -> Hop
     rounds = session.federated_jobs.rounds(fl.job, session.deployment.block)
     if not rounds or "0x" + rounds[-1].model_hash.hex() != fl.model_hash.lower():
         return Hop(what, False, f"federated job {fl.job}'s last anchored model is another")
+    return Hop(what, True)
+
+
+def _check_complete(session: Session, job_id: int, lineage: Lineage) -> Hop:
+    """A lineage must name all that went into the job, not only what its owner chose."""
+    what = f"the lineage names every dataset and privacy charge of federated job {job_id}"
+    datasets, charges = federated_sources(session, job_id)
+    named = {(d.dataset.lower(), d.grant) for d in lineage.datasets}
+    left_out = [d.dataset for d in datasets if (d.dataset, d.grant) not in named]
+    if left_out:
+        return Hop(what, False, f"it leaves out dataset(s) {', '.join(left_out)}")
+    charged = {(p.dataset.lower(), p.charge_index) for p in lineage.privacy}
+    unnamed = [
+        f"{c.dataset[:18]}… #{c.charge_index}"
+        for c in charges
+        if (c.dataset, c.charge_index) not in charged
+    ]
+    if unnamed:
+        return Hop(what, False, f"it leaves out privacy charge(s) {', '.join(unnamed)}")
     return Hop(what, True)
 
 

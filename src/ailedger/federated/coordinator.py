@@ -165,7 +165,15 @@ class Coordinator:
             for institution in current.selected.values():
                 if institution not in kept and institution not in dropped:
                     dropped[institution] = "no update arrived"
-            over = [i for i, why in dropped.items() if BUDGET_REFUSAL in why]
+            # An institution's word that its budget ran out counts only for a dataset that
+            # has a budget on chain: anyone else saying so cannot stop the job.
+            over = [
+                i
+                for i, why in dropped.items()
+                if BUDGET_REFUSAL in why
+                and i in members
+                and self.session.privacy_ledger.is_private(members[i].dataset_id)
+            ]
             if over and self._stops_on_budget():
                 return {
                     "continue": False,

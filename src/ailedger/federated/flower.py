@@ -221,15 +221,23 @@ def start_supernodes(
 def _spawn_supernode(
     superlink_address: str, node_config: Mapping[str, str], workdir: Path
 ) -> tuple[SuperNode, int]:
+    host = superlink_address.rpartition(":")[0].strip("[]")
+    if not _is_loopback(host):
+        raise FlowerError(
+            f"a SuperNode connects to a SuperLink on loopback only, not {superlink_address}: "
+            "it runs without TLS (--insecure); reach other machines through a TLS tunnel"
+        )
     home = _fresh_dir(workdir / f"supernode-{secrets.token_hex(4)}")
     port = _free_port("127.0.0.1")
     # A TOML file, not `k="v" ...` on the command line: Flower splits that with a regular
-    # expression that cuts values holding quotes or spaces.
+    # expression that cuts values holding quotes or spaces. It holds the desk's token: the
+    # node's owner alone may read it.
     config_file = home / "node-config.toml"
+    config_file.touch(mode=0o600)
     config_file.write_text(_toml_table(node_config))
     argv = ["flower-supernode", "--insecure", "--superlink", superlink_address]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--node-config", str(config_file)]
-    base = _spawn("supernode", argv, home, home / "flwr-home")
+    base = _spawn("supernode", argv, home, home / "flwr-home", confine=True)
     return SuperNode(**vars(base), node_config=dict(node_config)), port
 
 
@@ -274,12 +282,17 @@ def stop_all(processes: Iterable[FlowerProcess], grace: float = 5.0) -> None:
         proc.kill()
 
 
-def _spawn(name: str, argv: list[str], workdir: Path, flwr_home: Path) -> FlowerProcess:
+def _spawn(
+    name: str, argv: list[str], workdir: Path, flwr_home: Path, *, confine: bool = False
+) -> FlowerProcess:
     tag = secrets.token_hex(8)
     log_path = workdir / f"{name}.log"
+    command = [str(flower_venv() / "bin" / argv[0]), *argv[1:]]
+    if confine and supernode_confinement() is not None:
+        command = _in_bubblewrap(command, workdir)
     with log_path.open("wb") as log:
         popen = subprocess.Popen(
-            [str(flower_venv() / "bin" / argv[0]), *argv[1:]],
+            command,
             cwd=workdir,
             env=_flower_env(flwr_home, tag),
             stdin=subprocess.DEVNULL,
@@ -290,8 +303,53 @@ def _spawn(name: str, argv: list[str], workdir: Path, flwr_home: Path) -> Flower
     return FlowerProcess(name, popen, log_path, tag, workdir)
 
 
+def supernode_confinement() -> str | None:
+    """How a SuperNode (and the requester's ClientApps it starts) is confined here:
+    "bubblewrap" (its own process, mount and IPC namespaces; it sees Flower's venv, the
+    system's programs and its own directory, not this process, the home or /tmp), or None
+    where bubblewrap cannot run (then the table held in memory and an environment without
+    ailedger's variables are what stand between the ClientApp and the data)."""
+    from ailedger.compute.provider.confine import confinement
+
+    return "bubblewrap" if confinement() == "bwrap" else None
+
+
+def _in_bubblewrap(command: list[str], workdir: Path) -> list[str]:
+    from ailedger.compute.provider.confine import host_links
+
+    venv = str(flower_venv().resolve())
+    where = str(workdir)
+    base = _base_python()
+    interpreter = [] if base.is_relative_to("/usr") else ["--ro-bind", str(base), str(base)]
+    return [
+        "bwrap",
+        "--unshare-all",
+        "--share-net",  # loopback to the SuperLink and to the desk
+        "--die-with-parent",
+        "--tmpfs", "/tmp",  # first: the directories bound below may lie under /tmp
+        "--ro-bind", "/usr", "/usr",
+        *host_links(),
+        "--ro-bind", "/etc", "/etc",
+        *interpreter,
+        "--ro-bind", venv, venv,
+        "--bind", where, where,
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--chdir", where,
+        "--",
+        *command,
+    ]  # fmt: skip
+
+
+def _base_python() -> Path:
+    """The installation Flower's venv was made from (its ``bin/python`` links there)."""
+    return Path(os.path.realpath(flower_venv() / "bin" / "python")).parents[1]
+
+
 def _flower_env(flwr_home: Path, tag: str) -> dict[str, str]:
-    env = dict(os.environ)
+    # Nothing of ailedger's (the passphrase, the home) reaches Flower's processes: a
+    # ClientApp there is the requester's code.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AILEDGER_")}
     # The SuperLink and SuperNodes start Flower's other programs (flower-superexec,
     # flwr-serverapp, flwr-clientapp) by name, so Flower's venv must come first on PATH.
     env["PATH"] = f"{flower_venv() / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -380,6 +438,7 @@ def _is_loopback(host: str) -> bool:
 
 def _fresh_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=False)
+    path.chmod(0o700)
     return path.resolve()
 
 

@@ -1,14 +1,20 @@
 """An institution's side of a federated job: its data trains the model here, in
 ailedger's own process, one round at a time, while its grant holds.
 
-The institution's home decrypts its dataset once, into a private scratch directory. The
-ClientApp that Flower starts for each training message is the requester's code (it came
-with the run), so it never sees the data: it relays the round's global weights and the
-task to this desk (loopback HTTP, :mod:`ailedger.federated.http`) and relays back the
-update. The desk decides from the chain at that moment:
+The institution's home decrypts its dataset once and keeps the table in this process's
+memory only (the decrypted file is removed at once). The ClientApp that Flower starts for
+each training message is the requester's code (it came with the run), so it never sees
+the data: it relays the round's global weights and the task to this desk (loopback HTTP,
+:mod:`ailedger.federated.http`) and relays back the update. The desk decides from the
+chain at that moment:
 
 - the job is running, and this institution is a member with this dataset;
-- the task is the one whose hash the job posted (its privacy terms included);
+- the task is the one whose hash the job posted (its privacy terms included), and its
+  round's work is bounded (:data:`MAX_ROW_VISITS`);
+- the round is the job's next one on chain (``rounds_done + 1``, at most ``rounds``), and
+  it is served once: a retry with the same weights gets the same answer back, read and
+  charged once; other weights for a served round are refused (each update is a look at
+  the data, and a requester may not take more looks than the rounds it anchors);
 - the requester's grant is still valid (a revocation takes effect at the next round);
 - a dataset with a privacy budget trains only under the job's privacy terms, and only
   while this round's spend fits under its cap;
@@ -35,12 +41,13 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger.errors import AiledgerError, ConfigError, MalformedRequestError
-from ailedger.federated.task import Task, read_table, task_from_json
+from ailedger.federated.task import Task, parse_table, task_from_json
 from ailedger.sharing.reads import COMPUTE_READ, ReadLimitReachedError
 
 if TYPE_CHECKING:
@@ -54,6 +61,15 @@ if TYPE_CHECKING:
 
 # A refusal for the privacy budget starts so: a job with ``on_budget = "stop"`` stops on it.
 BUDGET_REFUSAL = "privacy budget: "
+# Most row visits one round may cost (epochs x rows, and DP-SGD's Poisson sampling visits
+# every row on each of its epochs/q steps): beyond, the round would outlast any timeout,
+# and its charge would be made for an update nobody waits for any more.
+MAX_ROW_VISITS = 200_000_000
+# What a requester can change so that a round costs less privacy.
+CHEAPER = (
+    "the task needs a larger noise_multiplier, fewer local_epochs or a larger batch_size, "
+    "or the dataset's owner a higher cap"
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +106,9 @@ def parse_train_order(body: Any) -> TrainOrder:
 class InstitutionDesk:
     """Consent, round by round, for one institution's dataset in one federated job."""
 
-    def __init__(self, node: OwnerNode, job_id: int) -> None:
+    def __init__(
+        self, node: OwnerNode, job_id: int, say: Callable[[str], None] = lambda _: None
+    ) -> None:
         session = node.session
         job = session.federated_jobs.job(job_id)
         if job is None:
@@ -98,43 +116,70 @@ class InstitutionDesk:
         member = _membership(session.federated_jobs.members(job_id), session.address)
         if member is None:
             raise ConfigError(f"this home has not joined job {job_id}: `ailedger fl join` first")
-        self.node, self.job_id, self.member = node, job_id, member
+        self.node, self.job_id, self.member, self.say = node, job_id, member, say
         self.requester, self.purpose = job.requester, job.task.purpose
-        self._scratch = Path(tempfile.mkdtemp(prefix="ailedger-fl-"))
-        os.chmod(self._scratch, 0o700)
         self.table = self._decrypt()
         self.task_hash = job.task.task_hash
-        self.rounds_served: list[int] = []
+        self.rounds = job.task.rounds
+        self._served: dict[int, tuple[bytes, dict[str, Any]]] = {}  # round -> weights, answer
         self._lock = threading.Lock()
+
+    @property
+    def rounds_served(self) -> list[int]:
+        return sorted(self._served)
 
     def train(self, order: TrainOrder) -> dict[str, Any]:
         """This institution's update for one round, or ``{"ok": false, "reason"}``."""
+        answer = self._train(order)
+        if answer["ok"]:
+            spent = f", epsilon now {answer['epsilon_spent']}" if "epsilon_spent" in answer else ""
+            self.say(f"round {order.round}: trained on {answer['num_examples']} rows{spent}")
+        else:
+            self.say(f"round {order.round}: refused ({answer['reason']})")
+        return answer
+
+    def _train(self, order: TrainOrder) -> dict[str, Any]:
         with self._lock:
             refusal = self._refusal() or self._task_refusal(order.task)
             if refusal is not None:
                 return {"ok": False, "reason": refusal}
-            x, y = read_table(order.task, self.table)
+            start = weights_key(order.weights)
+            if order.round in self._served:
+                served_with, earlier = self._served[order.round]
+                if served_with == start:
+                    return earlier  # a retry: the same update, read and charged once
+                return {"ok": False, "reason": f"round {order.round} was served already"}
+            refusal = self._round_refusal(order.round)
+            if refusal is not None:
+                return {"ok": False, "reason": refusal}
+            try:
+                x, y = parse_table(order.task, self.table, "this institution's table")
+            except ConfigError as exc:
+                return {"ok": False, "reason": str(exc)}
+            refusal = work_refusal(order.task, len(y))
             plan: Plan | None = None
-            if order.task.privacy is not None:
+            if refusal is None and order.task.privacy is not None:
                 plan, refusal = self._privacy_plan(order.task, len(y))
             if refusal is None:
                 refusal = self._log_read(order.round)
             if refusal is not None:
                 return {"ok": False, "reason": refusal}
             weights = train_round(order, x, y)
+            if not all(math.isfinite(w) for w in weights):
+                return {"ok": False, "reason": "training diverged (non-finite weights)"}
             if plan is not None:
                 refusal = self._charge(order.round, plan)
                 if refusal is not None:  # nothing leaves a round it could not charge
                     return {"ok": False, "reason": refusal}
-            self.rounds_served.append(order.round)
             answer: dict[str, Any] = {"ok": True, "weights": weights, "num_examples": len(y)}
             if plan is not None:
                 answer["epsilon_spent"] = round(plan.spent_after, 6)
+            self._served[order.round] = (start, answer)
             return answer
 
     def close(self) -> None:
-        """Destroy the decrypted copy."""
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        """Forget the table (it was only ever in memory)."""
+        self.table = ""
 
     def _refusal(self) -> str | None:
         from ailedger.chain.contracts.federated_jobs import JobState
@@ -153,6 +198,16 @@ class InstitutionDesk:
             )
         return None
 
+    def _round_refusal(self, number: int) -> str | None:
+        """Only the job's next round, as the chain counts them, is trained."""
+        job = self.node.session.federated_jobs.job(self.job_id)
+        done = job.rounds_done if job is not None else 0
+        if number > self.rounds:
+            return f"the job has {self.rounds} rounds, not {number}"
+        if number != done + 1:
+            return f"round {number} is not the job's next: {done} anchored on chain"
+        return None
+
     def _task_refusal(self, task: Task) -> str | None:
         if task.digest() != self.task_hash:
             return "this is not the task the job posted (its hash differs): not trained"
@@ -168,14 +223,14 @@ class InstitutionDesk:
     def _privacy_plan(self, task: Task, rows: int) -> tuple[Plan | None, str | None]:
         """The spend this round would bring, or why it cannot be spent. A dataset without a
         budget still trains by DP-SGD; it has no cap to charge."""
-        from ailedger.privacy.desk import PrivacyDesk
+        from ailedger.privacy.desk import PrivacyDesk, spend_refusal
 
         dataset = self.member.dataset_id
         if task.privacy is None or not self.node.session.privacy_ledger.is_private(dataset):
             return None, None
         plan = PrivacyDesk(self.node).plan(dataset, [round_charge(task, rows)])
         if plan.spent_after > plan.budget.epsilon_cap:
-            return None, BUDGET_REFUSAL + plan.refusal()
+            return None, BUDGET_REFUSAL + spend_refusal(plan.budget, plan.spent_after, CHEAPER)
         return plan, None
 
     def _charge(self, round_no: int, plan: Plan) -> str | None:
@@ -194,7 +249,7 @@ class InstitutionDesk:
                 plan.index,
             )
         except AiledgerError as exc:
-            return f"{BUDGET_REFUSAL}the round could not be charged on chain ({exc})"
+            return f"the round could not be charged on chain, so nothing leaves ({exc})"
         return None
 
     def _log_read(self, round_no: int) -> str | None:
@@ -215,19 +270,25 @@ class InstitutionDesk:
             return f"the grant has no read left ({exc.reason})"
         return None
 
-    def _decrypt(self) -> Path:
-        """The dataset's single CSV table, decrypted into the private scratch directory."""
-        source = self._scratch / "data"
-        self.node.decrypt_own(self.member.dataset_id, source)
-        if source.is_file():
-            return source
-        tables = sorted(p for p in source.rglob("*.csv") if p.is_file())
-        if len(tables) != 1:
-            self.close()
-            raise ConfigError(
-                f"federated training reads one CSV table; this dataset holds {len(tables)}"
-            )
-        return tables[0]
+    def _decrypt(self) -> str:
+        """The dataset's single CSV table as text: decrypted into a private scratch
+        directory, read, and the directory removed whatever happens."""
+        scratch = Path(tempfile.mkdtemp(prefix="ailedger-fl-"))
+        try:
+            os.chmod(scratch, 0o700)
+            source = scratch / "data"
+            self.node.decrypt_own(self.member.dataset_id, source)
+            tables = [source] if source.is_file() else sorted(source.rglob("*.csv"))
+            if len(tables) != 1 or not tables[0].is_file():
+                raise ConfigError(
+                    f"federated training reads one CSV table; this dataset holds {len(tables)}"
+                )
+            try:
+                return tables[0].read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError("the dataset's table is not UTF-8 text") from None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def projected_refusal(session: Session, dataset_id: bytes, task: Task, rows: int) -> str | None:
@@ -242,7 +303,29 @@ def projected_refusal(session: Session, dataset_id: bytes, task: Task, rows: int
         return None
     charge = [round_charge(task, rows)]
     after = projected_epsilon(releases_of(session, dataset_id), charge, budget.delta)
-    return BUDGET_REFUSAL + spend_refusal(budget, after) if after > budget.epsilon_cap else None
+    if after <= budget.epsilon_cap:
+        return None
+    return BUDGET_REFUSAL + spend_refusal(budget, after, CHEAPER)
+
+
+def work_refusal(task: Task, rows: int) -> str | None:
+    """Why a round of ``task`` on ``rows`` rows is too much work to serve, or None."""
+    visits = task.local_epochs * rows
+    if task.privacy is not None:
+        visits = dp_schedule(task, rows)[1] * rows
+    if visits <= MAX_ROW_VISITS:
+        return None
+    return (
+        f"one round would visit {visits:,} rows, over {MAX_ROW_VISITS:,}: the task needs "
+        "a larger batch_size or fewer local_epochs"
+    )
+
+
+def weights_key(weights: list[float]) -> bytes:
+    """What identifies a round's starting weights (exactly, as float64)."""
+    import numpy as np
+
+    return hashlib.sha256(np.asarray(weights, dtype="<f8").tobytes()).digest()
 
 
 def dp_schedule(task: Task, rows: int) -> tuple[float, int]:

@@ -227,7 +227,7 @@ def job_result(session: Session, job_id: int, model_dir: Path | None = None) -> 
     if model_dir is not None:
         if final is None:
             raise ConfigError(f"federated job {job_id} anchored no round: there is no model")
-        matches = is_anchored_model(model_dir, final)
+        matches = is_anchored_model(model_dir, final, report.job.task.task_hash)
     return JobResult(report, final, contributions, matches)
 
 

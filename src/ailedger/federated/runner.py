@@ -120,7 +120,11 @@ def _run_timeout(rounds: int, round_timeout: float) -> float:
 
 @contextmanager
 def institution_running(
-    session: Session, job_id: int, superlink: str, workdir: Path
+    session: Session,
+    job_id: int,
+    superlink: str,
+    workdir: Path,
+    say: Say = lambda _: None,
 ) -> Iterator[SuperNode]:
     """This institution's consent desk and SuperNode for ``job_id``, while open."""
     from ailedger.federated.flower import start_supernode
@@ -131,7 +135,7 @@ def institution_running(
 
     token = new_token()
     with OwnerNode(session) as node:
-        desk = InstitutionDesk(node, job_id)
+        desk = InstitutionDesk(node, job_id, say)
         try:
             with BackgroundServer(institution_app(desk, token)) as url:
                 config = {
@@ -152,8 +156,20 @@ def serve_institution(
     """Serve until the job is finished or cancelled on chain; returns its final state."""
     from ailedger.chain.contracts.federated_jobs import JobState
 
-    with institution_running(session, job_id, superlink, workdir) as supernode:
-        say(f"SuperNode connected to {superlink}; this node consents round by round")
+    with institution_running(session, job_id, superlink, workdir, say) as supernode:
+        from ailedger.federated.flower import supernode_confinement
+
+        confined = supernode_confinement()
+        say(
+            f"SuperNode connected to {superlink}; this node consents round by round; the "
+            + (
+                f"requester's ClientApp runs confined ({confined}): it sees neither this home "
+                "nor this process"
+                if confined
+                else "requester's ClientApp runs UNCONFINED (bubblewrap cannot run here): "
+                "install bubblewrap, or serve only jobs whose requester you trust"
+            )
+        )
         while True:
             job = session.federated_jobs.job(job_id)
             if job is None or job.status in (JobState.FINISHED, JobState.CANCELLED):

@@ -219,23 +219,33 @@ def validation_digest(path: Path) -> bytes:
 
 def read_table(task: Task, path: Path) -> tuple[Any, Any]:
     """(X scaled to [-1, 1], y in {0, 1}) from a CSV with the task's columns; rows with
-    a missing or non-numeric feature are refused, naming the row."""
+    a missing, non-numeric or non-finite feature are refused, naming the row."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return parse_table(task, handle.read(), str(path))
+
+
+def parse_table(task: Task, text: str, name: str = "the table") -> tuple[Any, Any]:
+    """:func:`read_table` over CSV text already in memory (``name`` says which in errors)."""
+    import io
+
     import numpy as np
 
     rows, labels = [], []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in (*task.features, task.label) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ConfigError(f"{path} lacks the task's column(s): {', '.join(missing)}")
-        for n, row in enumerate(reader, start=2):
-            try:
-                rows.append([float(row[f]) for f in task.features])
-            except (TypeError, ValueError):
-                raise ConfigError(f"{path} line {n}: a feature is not a number") from None
-            labels.append(1.0 if row[task.label] == task.positive else 0.0)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in (*task.features, task.label) if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ConfigError(f"{name} lacks the task's column(s): {', '.join(missing)}")
+    for n, row in enumerate(reader, start=2):
+        try:
+            values = [float(row[f]) for f in task.features]
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} line {n}: a feature is not a number") from None
+        if not all(math.isfinite(v) for v in values):
+            raise ConfigError(f"{name} line {n}: a feature is not finite (nan or inf)")
+        rows.append(values)
+        labels.append(1.0 if row[task.label] == task.positive else 0.0)
     if not rows:
-        raise ConfigError(f"{path} holds no rows")
+        raise ConfigError(f"{name} holds no rows")
     lower, upper = np.array(task.lower), np.array(task.upper)
     x = np.clip(2 * (np.array(rows) - lower) / (upper - lower) - 1, -1.0, 1.0)
     return x, np.array(labels)

@@ -97,12 +97,14 @@ class Plan:
         return spend_refusal(self.budget, self.spent_after)
 
 
-def spend_refusal(budget: PrivacyBudget, projected: float) -> str:
+SMALLER_QUESTION = "ask a smaller question (a lower epsilon or fewer statistics) or ask the owner"
+
+
+def spend_refusal(budget: PrivacyBudget, projected: float, advice: str = SMALLER_QUESTION) -> str:
     return (
         f"this release would bring the dataset's privacy spend to epsilon {projected:.4f} "
         f"(delta {budget.delta:g}), over its cap of {budget.epsilon_cap:g}; "
-        f"{budget.remaining:.4f} of the cap remains, so ask a smaller question "
-        "(a lower epsilon or fewer statistics) or ask the owner"
+        f"{budget.remaining:.4f} of the cap remains, so {advice}"
     )
 
 

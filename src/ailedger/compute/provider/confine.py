@@ -27,7 +27,7 @@ def _job_uid() -> int | None:
     return NOBODY if os.geteuid() == 0 else None
 
 
-def _host_links() -> list[str]:
+def host_links() -> list[str]:
     args: list[str] = []
     for name in ("bin", "sbin", "lib", "lib64", "lib32"):
         path = Path("/") / name
@@ -67,7 +67,7 @@ def confinement() -> str | None:
             "--ro-bind",
             "/usr",
             "/usr",
-            *_host_links(),
+            *host_links(),
             "true",
         ],
         "unshare": [*UNSHARE_NAMESPACES, "true"],

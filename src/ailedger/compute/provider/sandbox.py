@@ -45,13 +45,13 @@ from ailedger.compute.provider.confine import (
     UNSHARE_NAMESPACES,
     LineCallback,
     _copy_read_only,
-    _host_links,
     _job_uid,
     _killpg,
     _own_processes,
     _pump,
     _tree_size,
     confinement,
+    host_links,
 )
 from ailedger.errors import AiledgerError
 
@@ -240,7 +240,7 @@ class Sandbox:
             "--ro-bind",
             "/usr",
             "/usr",
-            *_host_links(),
+            *host_links(),
             "--proc",
             "/proc",
             "--dev",
