@@ -42,5 +42,7 @@ echo "ruff check, ruff format --check, mypy --strict..." >&2
 .venv/bin/ruff format --check --quiet src tests benchmarks
 .venv/bin/mypy --strict src
 
-# The slowest tests are listed at the end, so the suite's time is watched where it goes.
-exec .venv/bin/python -m pytest --durations=20 "$@"
+# Two workers, each taking whole files (a module's chain and homes are built once): much of
+# the suite waits on processes, timeouts and the chain's blocks, not on a core. The slowest
+# tests are listed at the end, so the suite's time is watched where it goes.
+exec .venv/bin/python -m pytest -n "${AILEDGER_TEST_WORKERS:-2}" --dist loadfile --durations=20 "$@"

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# The CLI's console takes its width once, when it is made: whichever test imports the CLI
+# first, in whichever worker, the text the tests read is laid out on 200 columns.
+os.environ["COLUMNS"] = "200"
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
