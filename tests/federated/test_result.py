@@ -23,7 +23,7 @@ from ailedger.federated.jobs import job_result
 from ailedger.federated.model_file import write_model
 from ailedger.federated.task import read_task
 from ailedger.session import Session
-from tests.federated.test_coordinator import World, _local, _post_and_join, world
+from tests.federated.test_coordinator import World, _local, _post_and_join, post_test_job, world
 
 pytestmark = pytest.mark.integration
 __all__ = ["world"]
@@ -192,3 +192,32 @@ def test_fl_result_through_the_cli_checks_the_model_and_registers_it(
     (model / "model.json").write_text(json.dumps(moved))
     code, _, err = run(["fl", "result", str(job), "--model", str(model)], capsys, monkeypatch)
     assert code != 0 and "is not the model job" in err
+
+
+def test_fl_join_checks_the_task_file_against_the_posted_hash(
+    world: World,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from contextlib import contextmanager
+
+    import ailedger.cli.fl as fl_cli
+    from tests.cli.test_cli import run
+
+    @contextmanager
+    def hospital(*_: object, **__: object) -> Iterator[Session]:
+        yield world.hospitals["c"]
+
+    monkeypatch.setattr(fl_cli, "session", hospital)
+    job = post_test_job(world.researcher, world.task, world.validation)
+    other = world.root / "task-other.toml"
+    other.write_text(world.task.read_text().replace("local_epochs = 20", "local_epochs = 21"))
+    joining = ["fl", "join", str(job), "--dataset", "0x" + world.datasets["c"].hex()]
+    joining += ["--grant", str(world.grants["c"])]
+    code, _, err = run([*joining, "--task", str(other)], capsys, monkeypatch)
+    assert code != 0 and "is not the task job" in err
+    assert world.researcher.federated_jobs.members(job) == []  # refused before joining
+    code, out, err = run([*joining, "--task", str(world.task)], capsys, monkeypatch)
+    assert code == 0, err
+    assert "features mean radius" in out and "no privacy terms: updates leave un-noised" in out
+    assert len(world.researcher.federated_jobs.members(job)) == 1

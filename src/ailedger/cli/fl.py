@@ -85,15 +85,38 @@ def join(
     job: int = JOB,
     dataset: str = typer.Option(..., help="Your dataset (0x...), published on this node."),
     grant: int = typer.Option(..., min=0, help="The requester's grant of it for the purpose."),
+    task: Path = typer.Option(
+        None, help="The task file the requester sent: checked against the posted hash first."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Join a federated job with your dataset (stakes the job's stake). Your data stays
-    at your node: `fl serve` hands it, round by round, to your own SuperNode."""
-    from ailedger.federated.jobs import join_job
+    at your node: `fl serve` trains each round there and sends the update alone. The
+    chain holds only the task's hash: give --task to see what your data would train
+    (features, label, privacy terms) and to refuse a file that is not the posted task."""
+    from ailedger.federated.jobs import check_posted_task, join_job
 
     with session(ctx, unlock=True) as s:
+        checked = check_posted_task(s, job, task) if task is not None else None
         tx = join_job(s, job, parse.dataset_id(dataset), grant)
-    emit(as_json, {"job": job, "tx": tx}, lambda: console.print(f"joined job {job}  tx {tx}"))
+    data = {"job": job, "tx": tx, "task": checked.as_json() if checked else None}
+
+    def render() -> None:
+        if checked is not None:
+            terms = checked.privacy
+            console.print(
+                f"task checked against the chain: features {', '.join(checked.features)}; "
+                f"label {checked.label}; "
+                + (
+                    f"DP-SGD (clip {terms.clip_norm:g}, noise {terms.noise_multiplier:g})"
+                    if terms
+                    else "no privacy terms: updates leave un-noised"
+                ),
+                soft_wrap=True,
+            )
+        console.print(f"joined job {job}  tx {tx}")
+
+    emit(as_json, data, render)
 
 
 @app.command("status")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger.errors import ConfigError
-from ailedger.federated.task import read_task, validation_digest
+from ailedger.federated.task import Task, read_task, validation_digest
 
 if TYPE_CHECKING:
     from ailedger.chain.contracts.federated_jobs import (
@@ -123,6 +123,20 @@ def post_job(
     _approve(session, reward)
     job_id, result = session.federated_jobs.post(posted)
     return Posted(job_id, result.tx_hash)
+
+
+def check_posted_task(session: Session, job_id: int, task_file: Path) -> Task:
+    """The task in ``task_file``, if it is the one job ``job_id`` posted (by hash)."""
+    job = session.federated_jobs.job(job_id)
+    if job is None:
+        raise ConfigError(f"there is no federated job {job_id} on chain")
+    task = read_task(task_file)
+    if task.digest() != job.task.task_hash:
+        raise ConfigError(
+            f"{task_file} is not the task job {job_id} posted (its hash differs): ask the "
+            "requester for the file it posted"
+        )
+    return task
 
 
 def join_job(session: Session, job_id: int, dataset_id: bytes, grant_id: int) -> str:
