@@ -78,6 +78,7 @@ def test_malformed_headers() -> None:
         (NODE, "PUT", "/v1/jobs/8/output", BODY_HASH),  # another path (job)
         (NODE, "PUT", PATH, hashlib.sha256(BODY + b"!").digest()),  # another body
     ],
+    ids=["another node", "another method", "another path", "another body"],  # not random
 )
 def test_replay_against_anything_else(
     target: str, method: str, path: str, body_hash: bytes
