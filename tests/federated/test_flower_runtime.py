@@ -36,6 +36,7 @@ from ailedger.federated.flower import (
     wait_run,
 )
 from ailedger.federated.logistic import train_local
+from ailedger.federated.secagg import SecAggParty
 from ailedger.federated.task import read_table, task_from_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -170,6 +171,10 @@ class Coordinator(Daemon):
             return {"continue": True, "selected": selected, "weights": self.weights}
         if path == "/fl/round/result":
             self.results.append(body)
+            if "aggregate" in body:  # secure aggregation: the sum is all there is
+                self.weights = body["aggregate"] or self.weights
+                self.history.append(list(self.weights))
+                return {"weights": self.weights, "continue": True}
             updates = body["updates"]
             if updates:
                 total = sum(u["num_examples"] for u in updates)
@@ -191,14 +196,37 @@ class Institution(Daemon):
     refuse: set[int] = field(default_factory=set)
     on_ask: Callable[[int], None] | None = None
     asked: list[int] = field(default_factory=list)
+    party: SecAggParty = field(default_factory=SecAggParty)
+    sent: list[list[float]] = field(default_factory=list)  # updates it masked
 
     def __post_init__(self) -> None:
         self.token = f"consent-{self.name}"
         super().__init__()
 
+    def _train(self, body: dict[str, Any]) -> tuple[list[float], int]:
+        task = task_from_json(body["task"])
+        x, y = read_table(task, self.table)
+        trained = train_local(body["weights"], x, y, epochs=5, lr=0.5, batch=32)
+        return [float(w) for w in trained], len(y)
+
+    def _secagg(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What the real desk does (:meth:`InstitutionDesk.secagg`), minus the chain."""
+        step = self.party.step(body["node_id"], body["configs"])
+        if not step.get("needs_update"):
+            return {"ok": True, **step}
+        self.asked.append(body["round"])
+        if body["round"] in self.refuse:
+            return {"ok": False, "reason": "grant revoked"}
+        weights, rows = self._train(body)
+        self.sent.append(weights)
+        step = self.party.step(body["node_id"], body["configs"], weights, rows)
+        return {"ok": True, **step, "num_examples": rows}
+
     def answer(
         self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]
     ) -> dict[str, Any] | None:
+        if path == "/fl/secagg":
+            return self._secagg(body)
         assert (method, path) == ("POST", "/fl/train")
         r = body["round"]
         self.asked.append(r)
@@ -206,10 +234,8 @@ class Institution(Daemon):
             self.on_ask(r)
         if r in self.refuse:
             return {"ok": False, "reason": "grant revoked"}
-        task = task_from_json(body["task"])
-        x, y = read_table(task, self.table)
-        trained = train_local(body["weights"], x, y, epochs=5, lr=0.5, batch=32)
-        return {"ok": True, "weights": [float(w) for w in trained], "num_examples": len(y)}
+        weights, rows = self._train(body)
+        return {"ok": True, "weights": weights, "num_examples": rows}
 
     def node_config(self) -> dict[str, str]:
         return {
@@ -331,3 +357,37 @@ def test_refused_and_crashed_nodes_fail_and_the_round_goes_on(
     # round timeout): either way a timeout, not a refusal.
     assert re.search("round timeout|expired", failed["0xd"]["reason"]), failed["0xd"]
     assert coordinator.done == [{"rounds_run": 2}]
+
+
+def test_secure_aggregation_hides_each_update_and_survives_a_drop_out(
+    federation: Federation, data: Data
+) -> None:
+    """Under SecAgg+ the coordinator gets the weighted average of the survivors' updates
+    and who survived, no update of anyone's; in round 2 b drops out after the keys were
+    shared (it refuses to send its masked update) and the others' sum is still recovered."""
+    fed = federation
+    for institution in fed.institutions:
+        institution.asked.clear()
+        institution.sent.clear()
+    fed.institutions[1].refuse = {2}
+    coordinator = Coordinator(len(data.task["features"]) + 1)
+    secure = {**data.task, "secure_aggregation": True}
+    try:
+        _run(fed, coordinator, data, task=json.dumps(secure), **{"round-timeout": 30.0})
+    finally:
+        coordinator.close()
+        fed.institutions[1].refuse = set()
+
+    assert all("updates" not in result for result in coordinator.results)
+    first, second = coordinator.results
+    assert {s["institution"] for s in first["survivors"]} == {"0xa", "0xb", "0xc"}
+    assert {s["institution"] for s in second["survivors"]} == {"0xa", "0xc"}
+    assert [f["institution"] for f in second["failed"]] == ["0xb"]
+    for result in coordinator.results:
+        r = result["round"]
+        sent = {i.name: i.sent[r - 1] for i in fed.institutions if len(i.sent) >= r}
+        rows = {s["institution"][2:]: s["num_examples"] for s in result["survivors"]}
+        mean = sum(np.asarray(sent[n]) * k for n, k in rows.items()) / sum(rows.values())
+        assert np.allclose(result["aggregate"], mean, atol=1e-3)  # SecAgg+ quantizes
+        assert not any(np.allclose(result["aggregate"], sent[n], atol=1e-3) for n in rows)
+    assert data.accuracy(coordinator.weights) > 0.85

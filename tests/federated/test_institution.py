@@ -17,17 +17,19 @@ import pytest
 
 from ailedger.ai.models import register_model, verify_model
 from ailedger.chain.contracts.data_market import Policy
+from ailedger.errors import ConfigError, MalformedRequestError
 from ailedger.federated.coordinator import Coordinator
 from ailedger.federated.http import institution_app
 from ailedger.federated.institution import (
     BUDGET_REFUSAL,
     InstitutionDesk,
+    SecAggOrder,
     TrainOrder,
     round_charge,
     train_round,
     work_refusal,
 )
-from ailedger.federated.jobs import join_job
+from ailedger.federated.jobs import join_job, post_job
 from ailedger.federated.model_file import write_model
 from ailedger.federated.task import PrivacyTerms, Task, read_table, read_task
 from ailedger.privacy.charges import decode_charges
@@ -37,6 +39,7 @@ from tests.federated.test_coordinator import (
     AIL,
     TRAINING,
     World,
+    _local,
     _post_and_join,
     post_test_job,
     world,
@@ -265,3 +268,57 @@ def test_only_a_dataset_with_a_budget_can_stop_a_job_on_it(world: World) -> None
         }
     )
     assert result["continue"] is True and len(coordinator.outcomes) == 1
+
+
+def test_under_secure_aggregation_no_update_leaves_in_the_clear(world: World) -> None:
+    """The requester's code asking the desk for a plain update of a SecAgg+ job gets
+    nothing; the coordinator anchors the sum and the survivors, scoring by rows."""
+    secure = world.root / "task-secure.toml"
+    secure.write_text(
+        world.task.read_text().replace(
+            'rule = "fedavg"', 'rule = "fedavg"\nsecure_aggregation = true'
+        )
+    )
+    task = read_task(secure)
+    with pytest.raises(ConfigError, match="needs --min 3"):
+        post_job(
+            world.researcher, secure, world.validation, purpose=TRAINING, rounds=2,
+            min_participants=2, max_participants=3, reward=AIL, stake=0,
+            join_window_s=3600, run_window_s=3600,
+        )  # fmt: skip
+    job = post_job(
+        world.researcher, secure, world.validation, purpose=TRAINING, rounds=2,
+        min_participants=3, max_participants=3, reward=3 * AIL, stake=AIL,
+        join_window_s=3600, run_window_s=3600,
+    ).job_id  # fmt: skip
+    for name in "abc":
+        join_job(world.hospitals[name], job, world.datasets[name], world.grants[name])
+    world.researcher.federated_jobs.start(job)
+    with OwnerNode(world.hospitals["a"]) as node:
+        desk = InstitutionDesk(node, job)
+        logged = node.audit.size
+        plain = desk.train(TrainOrder(1, _zeros(world), task))
+        assert not plain["ok"] and "aggregates securely" in plain["reason"]
+        garbage = desk.secagg(
+            SecAggOrder(1, "bm90IGEgcmVjb3Jk", TrainOrder(1, _zeros(world), task))
+        )
+        assert not garbage["ok"] and "SecAgg+ step was refused" in garbage["reason"]
+        assert node.audit.size == logged  # nothing was read for either
+
+    coordinator = Coordinator(world.researcher, job, task, world.validation, lambda _: None)
+    a, b, c = (world.hospitals[n].address.lower() for n in "abc")
+    nodes = [{"node_id": i, "institution": w} for i, w in enumerate((a, b, c), start=1)]
+    assert coordinator.start_round({"round": 1, "nodes": nodes})["selected"] == [1, 2, 3]
+    with pytest.raises(MalformedRequestError):
+        coordinator.finish_round({"round": 1, "updates": [], "failed": []})
+    mean = [(x + y) / 2 for x, y in zip(_local(world, "a"), _local(world, "b"), strict=True)]
+    survivors = [{"node_id": 1, "num_examples": 150}, {"node_id": 2, "num_examples": 150}]
+    failed = [{"institution": c, "reason": "no answer within secure aggregation"}]
+    body = {"round": 1, "aggregate": mean, "survivors": survivors, "failed": failed}
+    assert coordinator.finish_round(body)["continue"] is True
+    (outcome,) = coordinator.outcomes
+    assert outcome.aggregated == sorted([a, b]) and c in outcome.dropped
+    assert outcome.scores[a] == outcome.scores[b] > 0  # the round's gain, shared by rows
+    (anchored,) = world.researcher.federated_jobs.rounds(job)
+    assert [x.lower() for x in anchored.aggregated] == sorted([a, b])
+    assert [x.lower() for x in anchored.dropped] == [c]

@@ -136,8 +136,11 @@ class Coordinator:
             return {"continue": True, "selected": list(selected), "weights": self._weights()}
 
     def finish_round(self, body: Any) -> dict[str, Any]:
-        """Aggregate the round's updates, score them, anchor the round; the new weights."""
-
+        """Aggregate the round's updates, score them, anchor the round; the new weights.
+        Under secure aggregation the body carries the aggregate and the survivors instead
+        (:meth:`_finish_secure`): no update exists here to score alone."""
+        if self.task.secure_aggregation or (isinstance(body, dict) and "aggregate" in body):
+            return self._finish_secure(body)
         with self._lock:
             current = self._round
             number, updates, failed = _round_result(body, len(self.weights))
@@ -187,6 +190,78 @@ class Coordinator:
             self.say(_progress(outcome, self.job.task.rounds))
             more = number < self.job.task.rounds
             return {"continue": more, "weights": self._weights()}
+
+    def _finish_secure(self, body: Any) -> dict[str, Any]:
+        """Anchor a SecAgg+ round: the weighted average of the survivors' updates (all the
+        server learned), the survivor set, and each survivor's share of the round's gain
+        on the validation set by its stated rows."""
+        if not self.task.secure_aggregation:
+            raise ForbiddenError("this job's updates are aggregated here, not sent as a sum")
+        with self._lock:
+            current = self._round
+            number, aggregate, survivors, failed = _secure_result(body, len(self.weights))
+            if current is None or number != current.number:
+                raise ForbiddenError(f"round {number} was not started")
+            self._round = None
+            dropped = dict(current.refused)
+            dropped.update({i: why for i, why in failed if i in current.selected.values()})
+            rows: dict[str, int] = {}
+            for node_id, examples in survivors:
+                institution = current.selected.get(node_id)
+                if institution is None:
+                    raise ForbiddenError(f"node {node_id} was not selected for round {number}")
+                rows[institution] = examples
+                dropped.pop(institution, None)
+            members = {m.institution.lower(): m for m in self._members()}
+            revoked = [i for i in rows if not self._consented(members[i])]
+            if revoked or aggregate is None or not rows:
+                why = (
+                    f"{', '.join(revoked)}: grant revoked during the round, and its update "
+                    "cannot be taken out of the sum"
+                    if revoked
+                    else "no secure aggregate"
+                )
+                return {"continue": False, "reason": f"{why}: round not anchored"}
+            outcome = self._anchor_sum(number, aggregate, rows, dropped, set(members))
+            self.outcomes.append(outcome)
+            self.say(_progress(outcome, self.job.task.rounds))
+            return {"continue": number < self.job.task.rounds, "weights": self._weights()}
+
+    def _anchor_sum(
+        self,
+        number: int,
+        aggregate: Any,
+        rows: dict[str, int],
+        dropped: dict[str, str],
+        members: set[str],
+    ) -> RoundOutcome:
+        before = self.accuracy()
+        self.weights = aggregate
+        gain = max(0.0, self.accuracy() - before)
+        total = sum(rows.values())
+        institutions = sorted(rows)
+        scaled = {i: _scaled(gain * rows[i] / total) for i in institutions}
+        model_hash = weights_digest(self.weights)
+        # Each survivor is bound to the sum it went into: there is no update of its own here.
+        root = commitments_root({i: model_hash for i in institutions})
+        result = self.session.federated_jobs.anchor_round(
+            self.job_id,
+            number,
+            model_hash,
+            root,
+            institutions,
+            [scaled[i] for i in institutions],
+            sorted(d for d in dropped if d in members),
+        )
+        return RoundOutcome(
+            number,
+            institutions,
+            dropped,
+            scaled,
+            self.accuracy(),
+            "0x" + model_hash.hex(),
+            result.tx_hash,
+        )
 
     def done(self, body: Any) -> dict[str, Any]:
         self.finished.set()
@@ -336,6 +411,37 @@ def _round_result(
         if isinstance(f, dict) and isinstance(f.get("institution"), str)
     ]
     return _int(body.get("round"), "round"), updates, failed
+
+
+def _secure_result(
+    body: Any, size: int
+) -> tuple[int, Any | None, list[tuple[int, int]], list[tuple[str, str]]]:
+    import numpy as np
+
+    if not isinstance(body, dict) or not isinstance(body.get("survivors"), list):
+        raise MalformedRequestError(
+            'the body is {"round": r, "aggregate": [...] or null, "survivors": [...], '
+            '"failed": [...]}'
+        )
+    aggregate = None
+    if body.get("aggregate") is not None:
+        if not isinstance(body["aggregate"], list):
+            raise MalformedRequestError("the aggregate is a list of numbers")
+        aggregate = np.array(body["aggregate"], dtype=float)
+        if aggregate.shape != (size,) or not np.all(np.isfinite(aggregate)):
+            raise MalformedRequestError(f"the aggregate must be {size} finite numbers")
+    survivors = []
+    for survivor in body["survivors"]:
+        if not isinstance(survivor, dict):
+            raise MalformedRequestError("each survivor is an object")
+        examples = max(1, _int(survivor.get("num_examples"), "num_examples"))
+        survivors.append((_int(survivor.get("node_id"), "node_id"), examples))
+    failed = [
+        (_address(f.get("institution")), str(f.get("reason", ""))[:200])
+        for f in body.get("failed", [])
+        if isinstance(f, dict) and isinstance(f.get("institution"), str)
+    ]
+    return _int(body.get("round"), "round"), aggregate, survivors, failed
 
 
 def _int(value: Any, name: str) -> int:

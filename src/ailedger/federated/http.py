@@ -23,6 +23,7 @@ ROUND_START = "/fl/round/start"
 ROUND_RESULT = "/fl/round/result"
 DONE = "/fl/done"
 TRAIN = "/fl/train"
+SECAGG = "/fl/secagg"
 
 
 def new_token() -> str:
@@ -74,7 +75,7 @@ def _post(handler: Any, token: str) -> Any:
 
 def institution_app(desk: InstitutionDesk, token: str) -> FastAPI:
     """An institution's desk: one round's update, trained here under consent."""
-    from ailedger.federated.institution import parse_train_order
+    from ailedger.federated.institution import parse_secagg_order, parse_train_order
     from ailedger.peer.http_errors import install_error_handlers
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -85,5 +86,11 @@ def institution_app(desk: InstitutionDesk, token: str) -> FastAPI:
         _check_token(request, token)
         order = parse_train_order(await _body(request))
         return JSONResponse(await run_in_threadpool(desk.train, order))
+
+    @app.post(SECAGG)
+    async def secagg(request: Request) -> Response:
+        _check_token(request, token)
+        order = parse_secagg_order(await _body(request))
+        return JSONResponse(await run_in_threadpool(desk.secagg, order))
 
     return app

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ailedger.chain.contracts.federated_jobs import FederatedJob, Membership
+    from ailedger.federated.secagg import SecAggParty
     from ailedger.privacy.charges import Charge
     from ailedger.privacy.desk import Plan
     from ailedger.session import Session
@@ -103,6 +104,40 @@ def parse_train_order(body: Any) -> TrainOrder:
     return TrainOrder(number, [float(w) for w in weights], task)
 
 
+@dataclass(frozen=True)
+class SecAggOrder:
+    """One SecAgg+ message, as the ClientApp relays it: the protocol's ConfigRecord
+    (Flower's protobuf, base64), and the round's order for the stage that trains."""
+
+    node_id: int
+    configs: str
+    train: TrainOrder
+
+
+MAX_CONFIGS = 4 * 1024 * 1024  # a stage's keys, shares or masked vector, base64
+
+
+def parse_secagg_order(body: Any) -> SecAggOrder:
+    """``{"node_id", "configs", "round", "weights", "task"}``, or MalformedRequestError."""
+    if not isinstance(body, dict) or set(body) != {
+        "node_id",
+        "configs",
+        "round",
+        "weights",
+        "task",
+    }:
+        raise MalformedRequestError(
+            'a SecAgg+ order is {"node_id", "configs", "round", "weights", "task"}, no more'
+        )
+    node, configs = body["node_id"], body["configs"]
+    if isinstance(node, bool) or not isinstance(node, int) or node < 0:
+        raise MalformedRequestError("node_id is a whole number")
+    if not isinstance(configs, str) or not 0 < len(configs) <= MAX_CONFIGS:
+        raise MalformedRequestError(f"configs is base64 text of at most {MAX_CONFIGS} bytes")
+    train = parse_train_order({k: body[k] for k in ("round", "weights", "task")})
+    return SecAggOrder(node, configs, train)
+
+
 class InstitutionDesk:
     """Consent, round by round, for one institution's dataset in one federated job."""
 
@@ -123,13 +158,25 @@ class InstitutionDesk:
         self.rounds = job.task.rounds
         self._served: dict[int, tuple[bytes, dict[str, Any]]] = {}  # round -> weights, answer
         self._lock = threading.Lock()
+        self._party: SecAggParty | None = None  # this job's SecAgg+ secrets, if it has any
 
     @property
     def rounds_served(self) -> list[int]:
         return sorted(self._served)
 
     def train(self, order: TrainOrder) -> dict[str, Any]:
-        """This institution's update for one round, or ``{"ok": false, "reason"}``."""
+        """This institution's update for one round, or ``{"ok": false, "reason"}``. A job
+        under secure aggregation never gets an update in the clear (only :meth:`secagg`
+        masks and sends it)."""
+        if order.task.secure_aggregation:
+            return {
+                "ok": False,
+                "reason": "this job aggregates securely: an update leaves only masked "
+                "(SecAgg+), never by /fl/train",
+            }
+        return self._serve(order)
+
+    def _serve(self, order: TrainOrder) -> dict[str, Any]:
         answer = self._train(order)
         if answer["ok"]:
             spent = f", epsilon now {answer['epsilon_spent']}" if "epsilon_spent" in answer else ""
@@ -176,6 +223,35 @@ class InstitutionDesk:
                 answer["epsilon_spent"] = round(plan.spent_after, 6)
             self._served[order.round] = (start, answer)
             return answer
+
+    def secagg(self, order: SecAggOrder) -> dict[str, Any]:
+        """One SecAgg+ step: ``{"ok": true, "configs"}`` (with ``num_examples`` in the
+        stage that masks this round's update, trained here first under every check of
+        :meth:`train`), or ``{"ok": false, "reason"}``."""
+        from ailedger.federated.secagg import SecAggParty
+
+        task = order.train.task
+        refusal = self._refusal() or self._task_refusal(task)
+        if refusal is None and not task.secure_aggregation:
+            refusal = "this job does not aggregate securely: its updates go by /fl/train"
+        if refusal is not None:
+            return {"ok": False, "reason": refusal}
+        with self._lock:
+            if self._party is None:
+                self._party = SecAggParty()
+            party = self._party
+        try:
+            step = party.step(order.node_id, order.configs)
+            if not step.get("needs_update"):
+                return {"ok": True, **step}
+            trained = self._serve(order.train)
+            if not trained["ok"]:
+                return trained
+            rows = int(trained["num_examples"])
+            step = party.step(order.node_id, order.configs, trained["weights"], rows)
+        except ConfigError as exc:
+            return {"ok": False, "reason": str(exc)}
+        return {"ok": True, **step, "num_examples": rows}
 
     def close(self) -> None:
         """Forget the table (it was only ever in memory)."""

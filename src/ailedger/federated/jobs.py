@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from ailedger.session import Session
 
 
+SECURE_MINIMUM = 3  # institutions a job under secure aggregation needs each round
+
+
 @dataclass(frozen=True)
 class Posted:
     job_id: int
@@ -100,6 +103,11 @@ def post_job(
     from ailedger.units import format_amount
 
     task = read_task(task_file)
+    if task.secure_aggregation and min_participants < SECURE_MINIMUM:
+        raise ConfigError(
+            f"secure aggregation hides an update among the others: a job under it needs "
+            f"--min {SECURE_MINIMUM} or more (one left alone, or one of two, is not hidden)"
+        )
     now = int(time.time())
     posted = FederatedTask(
         task.digest(),

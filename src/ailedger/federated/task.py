@@ -9,6 +9,7 @@ A task is a TOML file the requester writes::
     local_epochs = 5
     learning_rate = 0.5
     batch_size = 32
+    secure_aggregation = false # true: Flower's SecAgg+, the server sees the sum alone
 
     [bounds]
     "mean radius" = [6.0, 30.0]
@@ -25,6 +26,13 @@ the validation set (a CSV with the same columns) into ``validation_hash``, befor
 joins: the requester cannot change the task or the yardstick of contributions later.
 An institution trains only under the task whose hash is on chain, so the privacy terms
 it joined under are the ones it applies.
+
+Under ``secure_aggregation`` each institution's desk masks its update (SecAgg+), so the
+requester learns the weighted average of those who stayed, not one update. Robust rules
+and per-institution contribution scores need the updates themselves: such a task
+aggregates by ``fedavg`` only, and each round's gain is shared by row counts (which an
+institution states, so a free-rider is not told apart: the job chooses hidden updates
+over contribution-proof pay).
 """
 
 from __future__ import annotations
@@ -77,6 +85,7 @@ class Task:
     learning_rate: float = 0.5
     batch_size: int = 32
     privacy: PrivacyTerms | None = None
+    secure_aggregation: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """What the Flower apps carry (the run config's ``task``) and what is hashed."""
@@ -93,6 +102,8 @@ class Task:
         }
         if self.privacy is not None:  # absent, not null: a task without it hashes as before
             document["privacy"] = self.privacy.as_json()
+        if self.secure_aggregation:  # likewise
+            document["secure_aggregation"] = True
         return document
 
     def canonical(self) -> str:
@@ -151,9 +162,15 @@ def task_from_document(raw: dict[str, Any], path: str) -> Task:
         _number(raw, "learning_rate", 0.5, float, 1e-6, 100.0, path),
         _number(raw, "batch_size", 32, int, 1, 100_000, path),
         _privacy(raw.get("privacy"), path),
+        _flag(raw, "secure_aggregation", path),
     )
     if task.rule not in RULES:
         raise ConfigError(f"{path}: rule must be one of {', '.join(RULES)}, not {task.rule!r}")
+    if task.secure_aggregation and task.rule != "fedavg":
+        raise ConfigError(
+            f"{path}: under secure_aggregation the server sees only the sum, so the rule is "
+            f"fedavg (a {task.rule} needs each update)"
+        )
     if task.label in task.features:
         raise ConfigError(f"{path}: the label {task.label!r} cannot also be a feature")
     return task
@@ -174,6 +191,13 @@ def task_from_json(raw: Any) -> Task:
     document = {k: v for k, v in raw.items() if k not in ("lower", "upper")}
     document["bounds"] = {f: [lo, hi] for f, lo, hi in zip(features, lower, upper, strict=True)}
     return task_from_document(document, "the task")
+
+
+def _flag(raw: dict[str, Any], key: str, path: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: {key} is true or false")
+    return value
 
 
 def _privacy(raw: Any, path: str) -> PrivacyTerms | None:

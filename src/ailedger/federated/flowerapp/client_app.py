@@ -28,11 +28,11 @@ def query(msg: Message, context: Context) -> Message:
     return Message(RecordDict({"node": about}), reply_to=msg)
 
 
-def _ask_desk(context: Context, order: dict[str, Any]) -> dict[str, Any]:
+def _ask_desk(context: Context, order: dict[str, Any], path: str = "/fl/train") -> dict[str, Any]:
     """The desk's answer; a desk that errs or is down refuses, it never lets data through."""
     cfg = context.node_config
     request = urllib.request.Request(
-        f"{str(cfg['consent-url']).rstrip('/')}/fl/train",
+        f"{str(cfg['consent-url']).rstrip('/')}{path}",
         data=json.dumps(order).encode(),
         method="POST",
         headers={
@@ -51,8 +51,53 @@ def _ask_desk(context: Context, order: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "reason": f"the institution's desk is unreachable: {err}"}
 
 
+SECAGG_CONFIGS = "secaggplus_configs"  # Flower's record key for SecAgg+ messages
+
+
+def _secagg(msg: Message, context: Context) -> Message:
+    """Relay one SecAgg+ message to the desk, which holds this node's protocol secrets
+    and masks the update itself: this code sees what the server sees, nothing more."""
+    import base64
+
+    from flwr.common import Code, FitRes, Parameters, Status, parameters_to_ndarrays
+    from flwr.common.serde import config_record_from_proto, config_record_to_proto
+    from flwr.compat.common import recorddict_compat as compat
+    from flwr.proto.recorddict_pb2 import ConfigRecord as ProtoConfigRecord
+
+    task = json.loads(str(context.run_config["task"]))
+    weights = [0.0] * (len(task["features"]) + 1)  # a stage that trains nothing
+    number = int(msg.metadata.group_id or 0)
+    if msg.content.array_records:  # the stage that collects masked updates carries FitIns
+        fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+        weights = [float(w) for w in parameters_to_ndarrays(fitins.parameters)[0].ravel()]
+        number = int(str(fitins.config["round"]))
+    configs = config_record_to_proto(msg.content.config_records[SECAGG_CONFIGS])
+    order = {
+        "node_id": int(msg.metadata.dst_node_id),
+        "configs": base64.b64encode(configs.SerializeToString()).decode(),
+        "round": number,
+        "weights": weights,
+        "task": task,
+    }
+    answer = _ask_desk(context, order, "/fl/secagg")
+    if answer.get("ok") is not True:
+        reason = f"consent refused: {answer.get('reason', 'no reason given')}"
+        return Message(Error(code=CONSENT_REFUSED, reason=reason), reply_to=msg)
+    proto = ProtoConfigRecord()
+    proto.ParseFromString(base64.b64decode(str(answer["configs"])))
+    content = RecordDict()
+    if "num_examples" in answer:  # the masked update goes with an empty FitRes
+        empty = Parameters(tensors=[], tensor_type="")
+        fitres = FitRes(Status(Code.OK, ""), empty, int(answer["num_examples"]), {})
+        content = compat.fitres_to_recorddict(fitres, keep_input=False)
+    content.config_records[SECAGG_CONFIGS] = config_record_from_proto(proto)
+    return Message(content, reply_to=msg)
+
+
 @app.train()
 def train_handler(msg: Message, context: Context) -> Message:
+    if SECAGG_CONFIGS in msg.content.config_records:
+        return _secagg(msg, context)
     start = msg.content.array_records["model"].to_numpy_ndarrays()[0]
     order = {
         "round": int(str(msg.content.config_records["config"]["round"])),

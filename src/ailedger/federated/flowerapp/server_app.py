@@ -134,6 +134,131 @@ def _train_round(
     return updates, failed
 
 
+# SecAgg+ parameters. Updates are weights of a model on inputs scaled to [-1, 1]: clipped
+# to +-16 and quantized on 2**26 levels (a step of 5e-7); each update is weighted by its row
+# count up to 50,000 (more counts as 50,000). 64 institutions sum without overflowing 2**32.
+SECAGG_CLIP = 16.0
+SECAGG_LEVELS = 2**26
+SECAGG_MAX_WEIGHT = 50_000.0
+
+
+class _Chosen:
+    """The strategy SecAgg+ runs one round with: the coordinator chose the nodes; the
+    aggregate (all the server ever sees) and the survivors are kept for it."""
+
+    def __init__(self, grid: Grid, run_id: int, node_ids: list[int], r: int) -> None:
+        self.grid, self.run_id, self.node_ids, self.round = grid, run_id, node_ids, r
+        self.aggregate: list[float] | None = None
+        self.survivors: list[dict[str, Any]] = []
+        self.failures: list[str] = []
+
+    def initialize_parameters(self, client_manager: Any) -> None:
+        return None
+
+    def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
+        from flwr.common import FitIns
+        from flwr.server.compat.grid_client_proxy import GridClientProxy
+
+        return [
+            (
+                GridClientProxy(nid, self.grid, self.run_id),
+                FitIns(parameters, {"round": self.round}),
+            )
+            for nid in self.node_ids
+        ]
+
+    def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> Any:
+        from flwr.common import parameters_to_ndarrays
+
+        self.failures = [str(f) for f in failures]
+        for proxy, fitres in results:
+            self.survivors.append(
+                {"node_id": int(proxy.node_id), "num_examples": int(fitres.num_examples)}
+            )
+        if not results:
+            return None, {}
+        parameters = results[0][1].parameters  # every result carries the one aggregate
+        self.aggregate = [float(w) for w in parameters_to_ndarrays(parameters)[0].ravel()]
+        return parameters, {}
+
+    def configure_evaluate(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
+        return []
+
+    def aggregate_evaluate(self, server_round: int, results: Any, failures: Any) -> Any:
+        return None, {}
+
+    def evaluate(self, server_round: int, parameters: Any) -> Any:
+        return None
+
+
+def secure_round(
+    grid: Grid, context: Context, r: int, node_ids: list[int], weights: list[float], timeout: float
+) -> _Chosen:
+    """One round under Flower's SecAgg+: the server learns the weighted average of the
+    survivors' updates and who survived, never an update of its own."""
+    from flwr.common import ndarrays_to_parameters
+    from flwr.compat.common import recorddict_compat as compat
+    from flwr.server import ServerConfig
+    from flwr.server.client_manager import SimpleClientManager
+    from flwr.server.compat.legacy_context import LegacyContext
+    from flwr.server.workflow import SecAggPlusWorkflow
+    from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
+    from flwr.server.workflow.constant import Key as WorkflowKey
+
+    strategy = _Chosen(grid, context.run_id, node_ids, r)
+    legacy = LegacyContext(
+        context,
+        ServerConfig(num_rounds=1),
+        strategy,
+        SimpleClientManager(),
+    )
+    legacy.state.config_records[MAIN_CONFIGS_RECORD] = ConfigRecord({WorkflowKey.CURRENT_ROUND: r})
+    start = ndarrays_to_parameters([np.asarray(weights, dtype=np.float64)])
+    legacy.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(start, True)
+    workflow = SecAggPlusWorkflow(
+        num_shares=1.0,  # every chosen node holds a share of every other's keys
+        reconstruction_threshold=0.5,  # half of them recover a dropped node's masks
+        clipping_range=SECAGG_CLIP,
+        quantization_range=SECAGG_LEVELS,
+        max_weight=SECAGG_MAX_WEIGHT,
+        timeout=timeout,
+    )
+    workflow(grid, legacy)
+    return strategy
+
+
+def _secure_outcome(
+    grid: Grid,
+    context: Context,
+    r: int,
+    chosen: list[dict[str, Any]],
+    weights: list[float],
+    timeout: float,
+) -> dict[str, Any]:
+    """The round's result for the coordinator under SecAgg+: the aggregate (None when the
+    protocol could not finish), the survivors with their row counts, and the rest failed."""
+    by_id = {int(node["node_id"]): node for node in chosen}
+    if len(chosen) < 2:  # SecAgg+ hides an update among others: one alone is not hidden
+        done = None
+    else:
+        done = secure_round(grid, context, r, list(by_id), weights, timeout)
+    survivors = [
+        {**_ident(by_id[s["node_id"]]), "num_examples": s["num_examples"]}
+        for s in (done.survivors if done else [])
+        if s["node_id"] in by_id
+    ]
+    kept = {s["node_id"] for s in survivors}
+    # A node that dropped out is not asked again in this run (the coordinator reads "no
+    # answer within" so), or every stage of every round would wait out its timeout.
+    reason = (
+        "no answer within secure aggregation (dropped out)" if done else "too few nodes for SecAgg+"
+    )
+    failed = [{**_ident(node), "reason": reason} for nid, node in by_id.items() if nid not in kept]
+    log.info("round %d: %d survivors, %d failed (secure)", r, len(survivors), len(failed))
+    aggregate = done.aggregate if done else None
+    return {"round": r, "aggregate": aggregate, "survivors": survivors, "failed": failed}
+
+
 def _update(reply: Message) -> dict[str, Any]:
     trained = reply.content.array_records["model"].to_numpy_ndarrays()[0]
     count = reply.content.config_records["result"]["num-examples"]
@@ -153,6 +278,7 @@ def main(grid: Grid, context: Context) -> None:
     node_ids = _wait_for_nodes(grid, int(cfg["min-nodes"]), timeout)
     nodes = _query_nodes(grid, node_ids, timeout)
     log.info("job %s: %d nodes answered the query", cfg["job"], len(nodes))
+    secure = bool(json.loads(str(cfg["task"])).get("secure_aggregation", False))
     rounds_run = 0
     for r in range(1, int(cfg["rounds"]) + 1):
         start = _post(context, "/fl/round/start", {"round": r, "nodes": nodes})
@@ -161,11 +287,13 @@ def main(grid: Grid, context: Context) -> None:
             break
         selected = {int(node_id) for node_id in start["selected"]}
         chosen = [node for node in nodes if int(node["node_id"]) in selected]
-        updates, failed = _train_round(grid, r, chosen, start["weights"], timeout)
-        log.info("round %d: %d updates, %d failed", r, len(updates), len(failed))
-        result = _post(
-            context, "/fl/round/result", {"round": r, "updates": updates, "failed": failed}
-        )
+        if secure:
+            outcome = _secure_outcome(grid, context, r, chosen, start["weights"], timeout)
+        else:
+            updates, failed = _train_round(grid, r, chosen, start["weights"], timeout)
+            log.info("round %d: %d updates, %d failed", r, len(updates), len(failed))
+            outcome = {"round": r, "updates": updates, "failed": failed}
+        result = _post(context, "/fl/round/result", outcome)
         rounds_run = r
         if not result.get("continue"):
             break

@@ -1,0 +1,132 @@
+"""SecAgg+ end to end in one process, run with Flower's venv: the ServerApp's
+``secure_round`` (Flower's SecAggPlusWorkflow) against institutions whose every step is
+ailedger's desk-side worker, through a grid that delivers messages in memory and records
+everything the server receives. Prints a JSON report for ``test_secagg.py``.
+
+Argument: ``drop`` makes node 3 fail the collect stage (after the keys were shared), as a
+killed SuperNode would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Error, Message, RecordDict
+from flwr.common.serde import config_record_to_proto
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "ailedger" / "federated"
+
+
+def _load(path: Path) -> Any:
+    """A module from its file, without putting its directory on sys.path (ailedger's
+    federated/http.py would shadow the standard library's http)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+secagg_worker = _load(SRC / "secagg_worker.py")
+server_app = _load(SRC / "flowerapp" / "server_app.py")
+
+UPDATES = {1: [0.5, -1.25, 2.0], 2: [1.5, 0.25, -2.0], 3: [-0.75, 3.0, 0.5]}
+ROWS = {1: 100, 2: 300, 3: 50}
+
+
+class Institution:
+    """What the relay and the desk do together, minus HTTP: the state stays here."""
+
+    def __init__(self, node_id: int, drop: bool) -> None:
+        self.node_id, self.drop, self.state = node_id, drop, None
+
+    def answer(self, msg: Message) -> Message:
+        configs = msg.content.config_records["secaggplus_configs"]
+        blob = base64.b64encode(config_record_to_proto(configs).SerializeToString()).decode()
+        order: dict[str, Any] = {"node_id": self.node_id, "state": self.state, "configs": blob}
+        out = secagg_worker.step(order)
+        if "needs_update" in out:
+            if self.drop:
+                return Message(Error(code=1001, reason="killed"), reply_to=msg)
+            order |= {"update": UPDATES[self.node_id], "num_examples": ROWS[self.node_id]}
+            out = secagg_worker.step(order)
+        self.state = out["state"]
+        reply = RecordDict({"secaggplus_configs": secagg_worker._record(out["configs"])})
+        if order.get("update") is not None:  # the collect stage also carries the FitRes
+            from flwr.common import Code, FitRes, Parameters, Status
+            from flwr.compat.common import recorddict_compat as compat
+
+            fitres = FitRes(Status(Code.OK, ""), Parameters([], ""), ROWS[self.node_id], {})
+            reply = compat.fitres_to_recorddict(fitres, False)
+            reply.config_records["secaggplus_configs"] = secagg_worker._record(out["configs"])
+        return Message(reply, reply_to=msg)
+
+
+class Grid:
+    def __init__(self, institutions: dict[int, Institution]) -> None:
+        self.institutions, self.seen = institutions, []
+
+    def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> list[Message]:
+        replies = []
+        for msg in messages:
+            reply = self.institutions[msg.metadata.dst_node_id].answer(msg)
+            self.seen.append(reply)
+            replies.append(reply)
+        return replies
+
+
+class Context:
+    run_id = 1
+
+    def __init__(self) -> None:
+        from flwr.app import RecordDict
+
+        self.state = RecordDict()
+        self.node_id, self.node_config, self.run_config = 0, {}, {}
+
+
+def main(drop: bool) -> None:
+    from flwr.app import Context as FlowerContext
+    from flwr.supercore.task_identity import TaskIdentity
+
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 0
+    institutions = {n: Institution(n, drop and n == 3) for n in (1, 2, 3)}
+    grid = Grid(institutions)
+    context = FlowerContext(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={})
+    chosen = server_app.secure_round(grid, context, 1, [1, 2, 3], [0.0, 0.0, 0.0], 30.0)  # type: ignore[arg-type]
+    floats_seen = []
+    for reply in grid.seen:
+        if reply.has_error():
+            continue
+        for record in reply.content.array_records.values():
+            for array in record.values():
+                if array.stype == "numpy.ndarray":  # the FitRes's parameters are empty
+                    floats_seen.append(array.numpy().ravel().tolist())
+        for record in reply.content.config_records.values():
+            floats_seen += [v for v in record.values() if isinstance(v, list)]
+    json.dump(
+        {
+            "aggregate": chosen.aggregate,
+            "survivors": chosen.survivors,
+            "updates": UPDATES,
+            "rows": ROWS,
+            "plain_update_seen": any(
+                isinstance(v, list) and len(v) == 3 and np.allclose(v, u, atol=1e-3)
+                for v in floats_seen
+                for u in UPDATES.values()
+                if all(isinstance(x, float) for x in v)
+            ),
+        },
+        sys.stdout,
+    )
+
+
+if __name__ == "__main__":
+    main("drop" in sys.argv[1:])

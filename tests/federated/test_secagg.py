@@ -1,0 +1,61 @@
+"""Secure aggregation (Flower's SecAgg+) with the protocol's client side at ailedger's
+desk: the server learns the weighted average of the survivors and who survived, never an
+update, and a participant that drops after the keys were shared does not stop the sum.
+
+``secagg_harness.py`` runs in Flower's venv: the ServerApp's ``secure_round`` (Flower's
+SecAggPlusWorkflow) against three institutions stepping ``secagg_worker`` exactly as the
+desk does, over an in-memory grid that keeps every reply the server got. The same round
+over Flower's real deployment engine is in ``test_flower_runtime.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ailedger.federated.flower import FlowerError, flower_venv
+
+pytestmark = pytest.mark.integration
+HARNESS = Path(__file__).with_name("secagg_harness.py")
+
+
+def _harness(*args: str) -> dict[str, Any]:
+    try:
+        python = flower_venv() / "bin" / "python"
+    except FlowerError as err:
+        pytest.skip(str(err))
+    done = subprocess.run(
+        [str(python), "-I", str(HARNESS), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+def _mean(report: dict[str, Any], nodes: list[str]) -> Any:
+    rows = report["rows"]
+    total = sum(rows[n] for n in nodes)
+    return sum(np.asarray(report["updates"][n]) * rows[n] for n in nodes) / total
+
+
+def test_the_server_gets_the_weighted_average_and_no_update() -> None:
+    report = _harness()
+    assert [s["node_id"] for s in report["survivors"]] == [1, 2, 3]
+    assert np.allclose(report["aggregate"], _mean(report, ["1", "2", "3"]), atol=1e-3)
+    assert report["plain_update_seen"] is False  # in no reply the server received
+
+
+def test_a_node_dropping_after_the_keys_were_shared_leaves_the_others_sum() -> None:
+    report = _harness("drop")
+    assert [s["node_id"] for s in report["survivors"]] == [1, 2]
+    assert np.allclose(report["aggregate"], _mean(report, ["1", "2"]), atol=1e-3)
+    assert report["plain_update_seen"] is False
