@@ -4,7 +4,7 @@ ailedger's desk-side worker, through a grid that delivers messages in memory and
 everything the server receives. Prints a JSON report for ``test_secagg.py``.
 
 Argument: ``drop`` makes node 3 fail the collect stage (after the keys were shared), as a
-killed SuperNode would.
+killed SuperNode would; ``pair`` has the server set up a round among nodes 1 and 2 only.
 """
 
 from __future__ import annotations
@@ -46,12 +46,17 @@ class Institution:
 
     def __init__(self, node_id: int, drop: bool) -> None:
         self.node_id, self.drop, self.state = node_id, drop, None
+        self.refusals: list[str] = []
 
     def answer(self, msg: Message) -> Message:
         configs = msg.content.config_records["secaggplus_configs"]
         blob = base64.b64encode(config_record_to_proto(configs).SerializeToString()).decode()
         order: dict[str, Any] = {"node_id": self.node_id, "state": self.state, "configs": blob}
-        out = secagg_worker.step(order)
+        try:
+            out = secagg_worker.step(order)
+        except SystemExit as refusal:  # the worker refuses, as the desk then does
+            self.refusals.append(str(refusal))
+            return Message(Error(code=1001, reason=str(refusal)), reply_to=msg)
         if "needs_update" in out:
             if self.drop:
                 return Message(Error(code=1001, reason="killed"), reply_to=msg)
@@ -92,7 +97,7 @@ class Context:
         self.node_id, self.node_config, self.run_config = 0, {}, {}
 
 
-def main(drop: bool) -> None:
+def main(drop: bool, pair: bool) -> None:
     from flwr.app import Context as FlowerContext
     from flwr.supercore.task_identity import TaskIdentity
 
@@ -100,7 +105,8 @@ def main(drop: bool) -> None:
     institutions = {n: Institution(n, drop and n == 3) for n in (1, 2, 3)}
     grid = Grid(institutions)
     context = FlowerContext(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={})
-    chosen = server_app.secure_round(grid, context, 1, [1, 2, 3], [0.0, 0.0, 0.0], 30.0)  # type: ignore[arg-type]
+    nodes = [1, 2] if pair else [1, 2, 3]
+    chosen = server_app.secure_round(grid, context, 1, nodes, [0.0, 0.0, 0.0], 30.0)  # type: ignore[arg-type]
     floats_seen = []
     for reply in grid.seen:
         if reply.has_error():
@@ -114,6 +120,7 @@ def main(drop: bool) -> None:
     json.dump(
         {
             "aggregate": chosen.aggregate,
+            "refusals": [r for i in institutions.values() for r in i.refusals],
             "survivors": chosen.survivors,
             "updates": UPDATES,
             "rows": ROWS,
@@ -129,4 +136,4 @@ def main(drop: bool) -> None:
 
 
 if __name__ == "__main__":
-    main("drop" in sys.argv[1:])
+    main("drop" in sys.argv[1:], "pair" in sys.argv[1:])

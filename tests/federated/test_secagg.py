@@ -59,3 +59,11 @@ def test_a_node_dropping_after_the_keys_were_shared_leaves_the_others_sum() -> N
     assert [s["node_id"] for s in report["survivors"]] == [1, 2]
     assert np.allclose(report["aggregate"], _mean(report, ["1", "2"]), atol=1e-3)
     assert report["plain_update_seen"] is False
+
+
+def test_a_round_set_up_among_two_is_refused_by_the_institutions() -> None:
+    """With two, each would learn the other's update from the sum; a server that set up
+    a round of one or two to read an update gets nothing."""
+    report = _harness("pair")
+    assert report["aggregate"] is None and report["survivors"] == []
+    assert report["refusals"] == ["a round among 2 nodes hides no update"] * 2

@@ -31,11 +31,20 @@ import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.client.mod import secaggplus_mod
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
-from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, RECORD_KEY_STATE
+from flwr.common.secure_aggregation.secaggplus_constants import (
+    RECORD_KEY_CONFIGS,
+    RECORD_KEY_STATE,
+    Key,
+    Stage,
+)
 from flwr.common.serde import config_record_from_proto, config_record_to_proto
 from flwr.compat.common import recorddict_compat as compat
 from flwr.proto.recorddict_pb2 import ConfigRecord as ProtoConfigRecord
 from flwr.supercore.task_identity import TaskIdentity
+
+# Fewest nodes a round may mask among: with two, each learns the other's update from the
+# sum, and a server that set up a round of one would read it outright.
+MIN_NODES = 3
 
 
 class NeedsUpdate(Exception):
@@ -56,12 +65,15 @@ def step(order: dict[str, Any]) -> dict[str, str]:
     state = RecordDict()
     if order.get("state"):
         state.config_records[RECORD_KEY_STATE] = _record(order["state"])
+    configs = _record(order["configs"])
+    if configs.get(Key.STAGE) == Stage.SETUP and int(str(configs[Key.SAMPLE_NUMBER])) < MIN_NODES:
+        raise SystemExit(f"a round among {configs[Key.SAMPLE_NUMBER]} nodes hides no update")
     node = int(order["node_id"])
     # Flower stamps each message with the identity of the task running in the process.
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 0, node, 0
     context = Context(run_id=0, node_id=node, node_config={}, state=state, run_config={})
     message = Message(
-        RecordDict({RECORD_KEY_CONFIGS: _record(order["configs"])}),
+        RecordDict({RECORD_KEY_CONFIGS: configs}),
         dst_node_id=node,
         message_type=MessageType.TRAIN,
     )
