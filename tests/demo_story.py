@@ -90,6 +90,8 @@ def check_demo_story(out: str) -> None:
     assert len(re.findall(r"contribution [+-][0-9.]+ accuracy, paid", out)) == 3
     passport = r"passport naming the 3 datasets .* verified by the hospital: (\d+) of \1 checks"
     assert re.search(passport, out)
+    secure = r"under secure aggregation .* weighted average of 3 updates and no update of anyone"
+    assert re.search(secure, out)
     # The hospital's web app, through its REST API, signed in with its account.
     assert "(operator), Sign-In with Ethereum" in out
     assert re.search(r"/owner: 'Rare disease registry \(Safe Harbor\)': \d+ read", out)

@@ -89,6 +89,69 @@ def federated_learning(
             f"{format_amount(reward)} (+ its stake {format_amount(stake)} back)"
         )
     _passport(researcher, hospital, posted.job_id, done.model, say)
+    _secure_job(researcher, parties, grants, task, validation, work, say)
+
+
+def _secure_job(
+    researcher: Session,
+    parties: dict[str, Session],
+    grants: dict[str, tuple[bytes, int]],
+    task: Path,
+    validation: Path,
+    work: Path,
+    say: Say,
+) -> None:
+    """The same institutions, one round under secure aggregation: each one's own node
+    masks its update (SecAgg+), and the researcher learns the sum alone."""
+    from ailedger.chain.contracts.data_market import PURPOSES
+    from ailedger.federated.jobs import join_job, post_job
+    from ailedger.federated.runner import coordinate, institution_running
+
+    secure = work / "task-secure.toml"
+    secure.write_text(
+        task.read_text().replace('rule = "fedavg"', 'rule = "fedavg"\nsecure_aggregation = true')
+    )
+    posted = post_job(
+        researcher,
+        secure,
+        validation,
+        purpose=PURPOSES["model-training"],
+        rounds=1,
+        min_participants=3,
+        max_participants=3,
+        reward=3 * AIL,
+        stake=0,
+        join_window_s=3600,
+        run_window_s=3600,
+    )
+    for name, party in parties.items():
+        join_job(party, posted.job_id, *grants[name])
+
+    @contextmanager
+    def institutions(superlink: str) -> Iterator[None]:
+        with ExitStack() as stack:
+            for name, party in parties.items():
+                where = work / f"{name}-secure"
+                stack.enter_context(institution_running(party, posted.job_id, superlink, where))
+            yield
+
+    done = coordinate(
+        researcher,
+        posted.job_id,
+        secure,
+        validation,
+        work / "run-secure",
+        lambda _: None,
+        round_timeout=ROUND_TIMEOUT_S,
+        institutions=institutions,
+    )
+    (round_one,) = done.rounds
+    say(
+        f"  job {posted.job_id} under secure aggregation (Flower's SecAgg+, masked at each "
+        f"institution's own node): the researcher received the weighted average of "
+        f"{len(round_one.aggregated)} updates and no update of anyone's; validation accuracy "
+        f"{done.accuracy:.3f}, the round's gain shared by row counts"
+    )
 
 
 def _passport(researcher: Session, auditor: Session, job_id: int, model: Path, say: Say) -> None:
