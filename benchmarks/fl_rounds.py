@@ -170,7 +170,11 @@ def plain_run(split: Split, rounds: int, work: Path) -> Run:
         "record": str(record),
     }
     with start_superlink(work) as link:
-        nodes = start_supernodes(link.address, [{"table": str(t)} for t in split.tables], work)
+        configs = [{"table": str(t)} for t in split.tables]
+        # Each plain ClientApp reads its CSV itself: its confined SuperNode may read them.
+        nodes = start_supernodes(
+            link.address, configs, work, readable=sorted({t.parent for t in split.tables})
+        )
         try:
             submitted = time.time()
             run_id = submit_run(link, config, PLAIN_APP)
@@ -263,7 +267,7 @@ def _coordinated(
     )
     if not done.status.ok or len(done.rounds) != len(ready) or not ready:
         sys.exit(f"ailedger's run ended {done.status.status}: {done.status.details}")
-    model = json.loads(done.model.read_text())
+    model = json.loads((done.model / "model.json").read_text())
     return Run(submitted[0], ready, np.array([*model["weights"], model["bias"]]))
 
 

@@ -241,27 +241,9 @@ class Coordinator:
         total = sum(rows.values())
         institutions = sorted(rows)
         scaled = {i: _scaled(gain * rows[i] / total) for i in institutions}
-        model_hash = weights_digest(self.weights)
         # Each survivor is bound to the sum it went into: there is no update of its own here.
-        root = commitments_root({i: model_hash for i in institutions})
-        result = self.session.federated_jobs.anchor_round(
-            self.job_id,
-            number,
-            model_hash,
-            root,
-            institutions,
-            [scaled[i] for i in institutions],
-            sorted(d for d in dropped if d in members),
-        )
-        return RoundOutcome(
-            number,
-            institutions,
-            dropped,
-            scaled,
-            self.accuracy(),
-            "0x" + model_hash.hex(),
-            result.tx_hash,
-        )
+        root = commitments_root({i: weights_digest(self.weights) for i in institutions})
+        return self._anchored(number, scaled, root, dropped, members)
 
     def done(self, body: Any) -> dict[str, Any]:
         self.finished.set()
@@ -291,8 +273,20 @@ class Coordinator:
         self.weights = aggregate(updates, sizes, self.task.rule)
         scores = contribution_scores(previous, updates, sizes, self.task.rule, self.accuracy)
         scaled = {i: _scaled(s) for i, s in zip(institutions, scores, strict=True)}
-        model_hash = weights_digest(self.weights)
         root = commitments_root({i: weights_digest(kept[i][0]) for i in institutions})
+        return self._anchored(number, scaled, root, dropped, members)
+
+    def _anchored(
+        self,
+        number: int,
+        scaled: dict[str, int],
+        root: bytes,
+        dropped: dict[str, str],
+        members: set[str],
+    ) -> RoundOutcome:
+        """Anchor the round whose global model is now :attr:`weights`."""
+        institutions = sorted(scaled)
+        model_hash = weights_digest(self.weights)
         result = self.session.federated_jobs.anchor_round(
             self.job_id,
             number,

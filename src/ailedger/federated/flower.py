@@ -203,14 +203,17 @@ def start_supernodes(
     node_configs: Sequence[Mapping[str, str]],
     workdir: Path,
     timeout: float = 60.0,
+    readable: Sequence[Path] = (),
 ) -> list[SuperNode]:
     """Start several SuperNodes at once (each takes seconds to import Flower), then wait for
-    all; if one fails, none is left running."""
+    all; if one fails, none is left running. A confined SuperNode sees its own directory
+    and, read-only, the ``readable`` paths (none for an institution: its desk holds the
+    data)."""
     nodes: list[SuperNode] = []
     ports: list[int] = []
     with _stopped_on_failure(nodes):  # the list as it is when something fails
         for node_config in node_configs:
-            node, port = _spawn_supernode(superlink_address, node_config, workdir)
+            node, port = _spawn_supernode(superlink_address, node_config, workdir, readable)
             nodes.append(node)
             ports.append(port)
         for node, port in zip(nodes, ports, strict=True):
@@ -219,7 +222,10 @@ def start_supernodes(
 
 
 def _spawn_supernode(
-    superlink_address: str, node_config: Mapping[str, str], workdir: Path
+    superlink_address: str,
+    node_config: Mapping[str, str],
+    workdir: Path,
+    readable: Sequence[Path] = (),
 ) -> tuple[SuperNode, int]:
     host = superlink_address.rpartition(":")[0].strip("[]")
     if not _is_loopback(host):
@@ -237,7 +243,7 @@ def _spawn_supernode(
     config_file.write_text(_toml_table(node_config))
     argv = ["flower-supernode", "--insecure", "--superlink", superlink_address]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--node-config", str(config_file)]
-    base = _spawn("supernode", argv, home, home / "flwr-home", confine=True)
+    base = _spawn("supernode", argv, home, home / "flwr-home", confine=readable or True)
     return SuperNode(**vars(base), node_config=dict(node_config)), port
 
 
@@ -283,13 +289,21 @@ def stop_all(processes: Iterable[FlowerProcess], grace: float = 5.0) -> None:
 
 
 def _spawn(
-    name: str, argv: list[str], workdir: Path, flwr_home: Path, *, confine: bool = False
+    name: str,
+    argv: list[str],
+    workdir: Path,
+    flwr_home: Path,
+    *,
+    confine: bool | Sequence[Path] = False,
 ) -> FlowerProcess:
+    """``confine``: run under bubblewrap where it can run (True), and let it read these
+    paths too (a sequence)."""
     tag = secrets.token_hex(8)
     log_path = workdir / f"{name}.log"
     command = [str(flower_venv() / "bin" / argv[0]), *argv[1:]]
     if confine and supernode_confinement() is not None:
-        command = _in_bubblewrap(command, workdir)
+        readable = [] if confine is True else list(confine)
+        command = _in_bubblewrap(command, workdir, readable)
     with log_path.open("wb") as log:
         popen = subprocess.Popen(
             command,
@@ -314,7 +328,7 @@ def supernode_confinement() -> str | None:
     return "bubblewrap" if confinement() == "bwrap" else None
 
 
-def _in_bubblewrap(command: list[str], workdir: Path) -> list[str]:
+def _in_bubblewrap(command: list[str], workdir: Path, readable: Sequence[Path]) -> list[str]:
     from ailedger.compute.provider.confine import host_links
 
     venv = str(flower_venv().resolve())
@@ -332,6 +346,7 @@ def _in_bubblewrap(command: list[str], workdir: Path) -> list[str]:
         "--ro-bind", "/etc", "/etc",
         *interpreter,
         "--ro-bind", venv, venv,
+        *[arg for path in readable for arg in ("--ro-bind", str(path), str(path))],
         "--bind", where, where,
         "--proc", "/proc",
         "--dev", "/dev",
