@@ -34,7 +34,7 @@ def _load(path: Path) -> Any:
     return module
 
 
-secagg_worker = _load(SRC / "secagg_worker.py")
+secagg_worker = _load(SRC / "flowerdesk" / "secagg_worker.py")
 server_app = _load(SRC / "flowerapp" / "server_app.py")
 
 UPDATES = {1: [0.5, -1.25, 2.0], 2: [1.5, 0.25, -2.0], 3: [-0.75, 3.0, 0.5]}

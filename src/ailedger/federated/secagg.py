@@ -2,11 +2,11 @@
 
 The requester's ClientApp relays each protocol message's ``secaggplus`` ConfigRecord (as
 Flower's protobuf, base64) to the desk; :class:`SecAggParty` runs Flower's own client
-protocol on it (:mod:`ailedger.federated.secagg_worker`, in the institution's Flower
-venv) and answers what goes back to the server. This node's keys, mask seed and the key
-shares it holds stay in the party's state, in this process: the relay, like the server,
-sees public keys, encrypted shares, the masked vector and the shares for unmasking, from
-which no single update can be recovered while enough institutions stay honest.
+protocol on it (``flowerdesk/secagg_worker.py``, in the institution's Flower venv) and
+answers what goes back to the server. This node's keys, mask seed and the key shares it
+holds stay in the party's state, in this process: the relay, like the server, sees public
+keys, encrypted shares, the masked vector and the shares for unmasking, from which no
+single update can be recovered while enough institutions stay honest.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from typing import Any
 
 from ailedger.errors import ConfigError
 
-WORKER = Path(__file__).with_name("secagg_worker.py")
+# Not a module of the package (no __init__ beside it): it imports flwr, which lives only in
+# Flower's venv, and runs there, as the institution's own code.
+WORKER = Path(__file__).with_name("flowerdesk") / "secagg_worker.py"
 STEP_TIMEOUT_S = 120.0
 
 
