@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.app import Error, Message, RecordDict
+from flwr.app import ConfigRecord, Error, Message, RecordDict
+from flwr.app import Context as FlowerContext
 from flwr.common.serde import config_record_to_proto
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "ailedger" / "federated"
@@ -75,12 +76,14 @@ class Institution:
 
 
 class Grid:
-    def __init__(self, institutions: dict[int, Institution]) -> None:
-        self.institutions, self.seen = institutions, []
+    def __init__(self, institutions: dict[int, Institution], halt: str = "") -> None:
+        self.institutions, self.seen, self.halt = institutions, [], halt
 
     def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> list[Message]:
         replies = []
         for msg in messages:
+            if msg.content.config_records["secaggplus_configs"].get("stage") == self.halt:
+                continue  # the server stops here: the institutions hold their state
             reply = self.institutions[msg.metadata.dst_node_id].answer(msg)
             self.seen.append(reply)
             replies.append(reply)
@@ -95,6 +98,41 @@ class Context:
 
         self.state = RecordDict()
         self.node_id, self.node_config, self.run_config = 0, {}, {}
+
+
+def _blob(configs: dict[str, Any]) -> str:
+    record = config_record_to_proto(ConfigRecord(configs))
+    return base64.b64encode(record.SerializeToString()).decode()
+
+
+def attacks() -> list[str]:
+    """What a dishonest server asks, and what the institutions answer: each refusal."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 0
+    refusals = []
+    one = {"stage": "setup", "sample_num": 3, "share_num": 1, "threshold": 1,
+           "clipping_range": 16.0, "target_range": 2**26, "mod_range": 2**32,
+           "max_weight": 50_000.0}  # fmt: skip
+    wide = {**one, "share_num": 3, "threshold": 2, "clipping_range": 1e9}
+    for configs in (one, wide):
+        try:
+            secagg_worker.step({"node_id": 1, "state": None, "configs": _blob(configs)})
+        except SystemExit as refusal:
+            refusals.append(str(refusal))
+    # An honest round up to the masked vectors, then unmasking that names node 3 both
+    # alive and dropped (to get both its mask seed and its key shares).
+    institutions = {n: Institution(n, False) for n in (1, 2, 3)}
+    context = FlowerContext(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={})
+    server_app.secure_round(
+        Grid(institutions, halt="unmask"), context, 1, [1, 2, 3], [0.0] * 3, 30.0
+    )  # type: ignore[arg-type]
+    both = {"stage": "unmask", "active_nids": [1, 2, 3], "dead_nids": [3]}
+    try:
+        secagg_worker.step({"node_id": 1, "state": institutions[1].state, "configs": _blob(both)})
+    except SystemExit as refusal:
+        refusals.append(str(refusal))
+    return refusals
 
 
 def main(drop: bool, pair: bool) -> None:
@@ -136,4 +174,7 @@ def main(drop: bool, pair: bool) -> None:
 
 
 if __name__ == "__main__":
-    main("drop" in sys.argv[1:], "pair" in sys.argv[1:])
+    if "attacks" in sys.argv[1:]:
+        json.dump({"refusals": attacks()}, sys.stdout)
+    else:
+        main("drop" in sys.argv[1:], "pair" in sys.argv[1:])

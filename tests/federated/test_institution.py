@@ -299,11 +299,24 @@ def test_under_secure_aggregation_no_update_leaves_in_the_clear(world: World) ->
         logged = node.audit.size
         plain = desk.train(TrainOrder(1, _zeros(world), task))
         assert not plain["ok"] and "aggregates securely" in plain["reason"]
-        garbage = desk.secagg(
-            SecAggOrder(1, "bm90IGEgcmVjb3Jk", TrainOrder(1, _zeros(world), task))
-        )
+        order = TrainOrder(1, _zeros(world), task)
+        garbage = desk.secagg(SecAggOrder(1, "bm90IGEgcmVjb3Jk", order))
         assert not garbage["ok"] and "ConfigRecord" in garbage["reason"]  # the worker read it
         assert node.audit.size == logged  # nothing was read for either
+
+        class Protocol:
+            """Flower's client steps, as the desk sees them: mask this round's update."""
+
+            def step(self, *_: object, **__: object) -> dict[str, object]:
+                return {"configs": "masked"} if _[2:] else {"needs_update": True}
+
+        desk._party = Protocol()  # type: ignore[assignment]
+        masked = desk.secagg(SecAggOrder(1, "c2V0dXA=", order))
+        assert masked == {"ok": True, "configs": "masked", "num_examples": 150}
+        # The round set up anew among other nodes: subtracting one sum from the other
+        # would give an update, so the desk masks each round's update once.
+        again = desk.secagg(SecAggOrder(1, "c2V0dXA=", order))
+        assert not again["ok"] and "masked and sent already" in again["reason"]
 
     coordinator = Coordinator(world.researcher, job, task, world.validation, lambda _: None)
     a, b, c = (world.hospitals[n].address.lower() for n in "abc")

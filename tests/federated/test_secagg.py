@@ -37,7 +37,8 @@ def _harness(*args: str) -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    last = done.stdout.strip().splitlines()[-1]
+    report: dict[str, Any] = json.loads(last[last.index("{") :])  # after Flower's log lines
     return report
 
 
@@ -66,4 +67,16 @@ def test_a_round_set_up_among_two_is_refused_by_the_institutions() -> None:
     a round of one or two to read an update gets nothing."""
     report = _harness("pair")
     assert report["aggregate"] is None and report["survivors"] == []
-    assert report["refusals"] == ["a round among 2 nodes hides no update"] * 2
+    assert report["refusals"] == ["a round among 2 nodes (2 shares) hides no update"] * 2
+
+
+def test_a_dishonest_server_gets_refusals_not_shares() -> None:
+    """Flower's client code leaves these checks to the server's honesty; the desk makes
+    them: a round whose keys one share recovers, other protocol parameters (a wider clip
+    that would let a crafted vector through), and unmasking that names a node both alive
+    and dropped (both its mask seed and its key shares: its update, unmasked)."""
+    assert _harness("attacks")["refusals"] == [
+        "a round among 3 nodes (1 shares) hides no update",
+        "clipping_range must be 16.0, not 1000000000.0",
+        "a node both alive and dropped, or this one dropped: no shares",
+    ]

@@ -208,7 +208,7 @@ class Coordinator:
             rows: dict[str, int] = {}
             for node_id, examples in survivors:
                 institution = current.selected.get(node_id)
-                if institution is None:
+                if institution is None or institution in rows:
                     raise ForbiddenError(f"node {node_id} was not selected for round {number}")
                 rows[institution] = examples
                 dropped.pop(institution, None)

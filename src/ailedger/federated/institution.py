@@ -115,6 +115,9 @@ class SecAggOrder:
 
 
 MAX_CONFIGS = 4 * 1024 * 1024  # a stage's keys, shares or masked vector, base64
+# An update's weight in SecAgg+ is its rows up to this (the protocol's max_weight): more
+# would push the weighted update past the clipping range.
+SECAGG_MAX_WEIGHT = 50_000
 
 
 def parse_secagg_order(body: Any) -> SecAggOrder:
@@ -159,6 +162,8 @@ class InstitutionDesk:
         self._served: dict[int, tuple[bytes, dict[str, Any]]] = {}  # round -> weights, answer
         self._lock = threading.Lock()
         self._party: SecAggParty | None = None  # this job's SecAgg+ secrets, if it has any
+        self._secagg_lock = threading.Lock()
+        self._masked: set[int] = set()  # rounds whose update went out masked
 
     @property
     def rounds_served(self) -> list[int]:
@@ -236,21 +241,31 @@ class InstitutionDesk:
             refusal = "this job does not aggregate securely: its updates go by /fl/train"
         if refusal is not None:
             return {"ok": False, "reason": refusal}
-        with self._lock:
+        # One step at a time, start to end: two collect stages on one state would mask
+        # two updates alike, and their difference would show.
+        with self._secagg_lock:
             if self._party is None:
                 self._party = SecAggParty()
-            party = self._party
-        try:
-            step = party.step(order.node_id, order.configs)
-            if not step.get("needs_update"):
-                return {"ok": True, **step}
-            trained = self._serve(order.train)
-            if not trained["ok"]:
-                return trained
-            rows = int(trained["num_examples"])
-            step = party.step(order.node_id, order.configs, trained["weights"], rows)
-        except ConfigError as exc:
-            return {"ok": False, "reason": str(exc)}
+            try:
+                return self._secagg_step(self._party, order)
+            except ConfigError as exc:
+                return {"ok": False, "reason": str(exc)}
+
+    def _secagg_step(self, party: SecAggParty, order: SecAggOrder) -> dict[str, Any]:
+        step = party.step(order.node_id, order.configs)
+        if not step.get("needs_update"):
+            return {"ok": True, **step}
+        number = order.train.round
+        if number in self._masked:
+            # The same round again among other nodes (set up anew) would let the server
+            # subtract one sum from another: each round's update is masked once.
+            return {"ok": False, "reason": f"round {number} was masked and sent already"}
+        trained = self._serve(order.train)
+        if not trained["ok"]:
+            return trained
+        rows = min(int(trained["num_examples"]), SECAGG_MAX_WEIGHT)
+        step = party.step(order.node_id, order.configs, trained["weights"], rows)
+        self._masked.add(number)
         return {"ok": True, **step, "num_examples": rows}
 
     def close(self) -> None:

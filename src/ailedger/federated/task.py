@@ -27,8 +27,9 @@ joins: the requester cannot change the task or the yardstick of contributions la
 An institution trains only under the task whose hash is on chain, so the privacy terms
 it joined under are the ones it applies.
 
-Under ``secure_aggregation`` each institution's desk masks its update (SecAgg+), so the
-requester learns the weighted average of those who stayed, not one update. Robust rules
+Under ``secure_aggregation`` each institution's desk masks its update (SecAgg+), so a
+requester running the protocol among the real institutions learns the weighted average of
+those who stayed, not one update (sybil nodes of its own are not yet kept out). Robust rules
 and per-institution contribution scores need the updates themselves: such a task
 aggregates by ``fedavg`` only, and each round's gain is shared by row counts (which an
 institution states, so a free-rider is not told apart: the job chooses hidden updates

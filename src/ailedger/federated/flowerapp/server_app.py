@@ -191,6 +191,15 @@ class _Chosen:
         return None
 
 
+def full_entropy_masks(
+    seed: bytes, num_range: int, dimensions_list: list[tuple[int, ...]]
+) -> list[Any]:
+    """The masks the institutions' desks make (their worker has the same function): from
+    all of a seed's bits, where Flower's generator folds a seed into 32 bits."""
+    gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence(int.from_bytes(seed, "big"))))
+    return [np.asarray(gen.integers(0, num_range, size=d, dtype=np.int64)) for d in dimensions_list]
+
+
 def secure_round(
     grid: Grid, context: Context, r: int, node_ids: list[int], weights: list[float], timeout: float
 ) -> _Chosen:
@@ -204,7 +213,9 @@ def secure_round(
     from flwr.server.workflow import SecAggPlusWorkflow
     from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
     from flwr.server.workflow.constant import Key as WorkflowKey
+    from flwr.server.workflow.secure_aggregation import secaggplus_workflow
 
+    secaggplus_workflow.pseudo_rand_gen = full_entropy_masks  # as the desks mask
     strategy = _Chosen(grid, context.run_id, node_ids, r)
     legacy = LegacyContext(
         context,
@@ -238,7 +249,7 @@ def _secure_outcome(
     """The round's result for the coordinator under SecAgg+: the aggregate (None when the
     protocol could not finish), the survivors with their row counts, and the rest failed."""
     by_id = {int(node["node_id"]): node for node in chosen}
-    if len(chosen) < 2:  # SecAgg+ hides an update among others: one alone is not hidden
+    if len(chosen) < 3:  # SecAgg+ hides an update among others (the desks refuse fewer)
         done = None
     else:
         done = secure_round(grid, context, r, list(by_id), weights, timeout)

@@ -23,13 +23,15 @@ from the protocol's own stage, not from what the relay says, when to train.
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import sys
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.client.mod import secaggplus_mod
+from flwr.client.mod.secure_aggregation.secaggplus_mod import SecAggPlusState
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
 from flwr.common.secure_aggregation.secaggplus_constants import (
     RECORD_KEY_CONFIGS,
@@ -45,6 +47,60 @@ from flwr.supercore.task_identity import TaskIdentity
 # Fewest nodes a round may mask among: with two, each learns the other's update from the
 # sum, and a server that set up a round of one would read it outright.
 MIN_NODES = 3
+MAX_SHARES = 64
+# The parameters ailedger's ServerApp runs SecAgg+ with (flowerapp/server_app.py): a server
+# that asks for others (a wider clip, another modulus) is refused.
+PARAMETERS = {
+    Key.CLIPPING_RANGE: 16.0,
+    Key.TARGET_RANGE: 2**26,
+    Key.MOD_RANGE: 2**32,
+    Key.MAX_WEIGHT: 50_000.0,
+}
+
+
+class Refused(SystemExit):
+    """The server asked for something SecAgg+ run honestly never asks: no answer."""
+
+
+def full_entropy_masks(
+    seed: bytes, num_range: int, dimensions_list: list[tuple[int, ...]]
+) -> list[Any]:
+    """Masks from all of a seed's bits. Flower's generator folds a 32-byte seed into 32
+    bits, so a server holding a masked vector could search 2**32 seeds for its mask; the
+    ServerApp uses this same function for the masks it removes."""
+    gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence(int.from_bytes(seed, "big"))))
+    return [np.asarray(gen.integers(0, num_range, size=d, dtype=np.int64)) for d in dimensions_list]
+
+
+def _check(configs: ConfigRecord, state: Any, node: int) -> None:
+    """Refuse a stage that would let the server take more than the sum (the checks the
+    protocol relies on and Flower's client code leaves to the server's honesty)."""
+    stage = configs.get(Key.STAGE)
+    if stage != Stage.SETUP and state is None:
+        raise Refused(f"stage {stage} before any round was set up")
+    if stage == Stage.SETUP:
+        n, k, t = (
+            int(str(configs[key])) for key in (Key.SAMPLE_NUMBER, Key.SHARE_NUMBER, Key.THRESHOLD)
+        )
+        if n < MIN_NODES or not MIN_NODES <= k <= min(n, MAX_SHARES):
+            raise Refused(f"a round among {n} nodes ({k} shares) hides no update")
+        if t < 2 or 2 * t <= k:
+            raise Refused(f"a threshold of {t} of {k} shares lets a minority recover keys")
+        for key, value in PARAMETERS.items():
+            if configs.get(key) != value:
+                raise Refused(f"{key} must be {value}, not {configs.get(key)}")
+    elif stage == Stage.SHARE_KEYS:
+        nodes = [int(k) for k in configs if k != Key.STAGE]
+        if len(nodes) != state.share_num or node not in nodes:
+            raise Refused(f"{len(nodes)} neighbours where {state.share_num} were set up")
+    elif stage == Stage.UNMASK:
+        active = [int(n) for n in cast(list[int], configs[Key.ACTIVE_NODE_ID_LIST])]
+        dead = [int(n) for n in cast(list[int], configs[Key.DEAD_NODE_ID_LIST])]
+        named = set(active) | set(dead)
+        if len(named) != len(active) + len(dead) or node not in active:
+            raise Refused("a node both alive and dropped, or this one dropped: no shares")
+        if not named <= set(state.public_keys_dict) or len(active) < state.threshold:
+            raise Refused("unmasking names nodes outside this round, or too few alive")
 
 
 class NeedsUpdate(Exception):
@@ -62,13 +118,21 @@ def _blob(record: ConfigRecord) -> str:
 
 
 def step(order: dict[str, Any]) -> dict[str, str]:
+    # The module, not the function of the same name its package exports.
+    protocol = importlib.import_module("flwr.client.mod.secure_aggregation.secaggplus_mod")
+    vars(protocol)["pseudo_rand_gen"] = full_entropy_masks
     state = RecordDict()
     if order.get("state"):
         state.config_records[RECORD_KEY_STATE] = _record(order["state"])
     configs = _record(order["configs"])
-    if configs.get(Key.STAGE) == Stage.SETUP and int(str(configs[Key.SAMPLE_NUMBER])) < MIN_NODES:
-        raise SystemExit(f"a round among {configs[Key.SAMPLE_NUMBER]} nodes hides no update")
     node = int(order["node_id"])
+    _check(
+        configs,
+        SecAggPlusState(**dict(state.config_records[RECORD_KEY_STATE]))
+        if order.get("state")
+        else None,
+        node,
+    )
     # Flower stamps each message with the identity of the task running in the process.
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 0, node, 0
     context = Context(run_id=0, node_id=node, node_config={}, state=state, run_config={})
