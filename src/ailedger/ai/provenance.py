@@ -43,6 +43,7 @@ from ailedger.chain.contracts.data_market import PURPOSES, GrantStatus, purpose_
 from ailedger.errors import ConfigError
 
 if TYPE_CHECKING:
+    from ailedger.chain.contracts.federated_jobs import AnchoredRound, FederatedJob
     from ailedger.session import Session
 
 MODEL_TRAINING = PURPOSES["model-training"]
@@ -101,15 +102,46 @@ def jobs_lineage(
     return tuple(training), tuple(datasets)
 
 
+@dataclass(frozen=True)
+class FederatedRecord:
+    """A federated job as the chain has it, read once: its anchored rounds and its
+    sources (every dataset that went in, with its grant, and every privacy charge its
+    desks made for the job's rounds)."""
+
+    job: FederatedJob | None
+    rounds: list[AnchoredRound]
+    datasets: tuple[DatasetUse, ...]
+    charges: tuple[PrivacyCharge, ...]
+
+
+def federated_record(session: Session, job_id: int) -> FederatedRecord:
+    """A dataset went into the job when its update was aggregated, or when its desk charged
+    a round (that update left, whether or not the requester anchored it)."""
+    jobs = session.federated_jobs
+    job = jobs.job(job_id)
+    if job is None:
+        return FederatedRecord(None, [], (), ())
+    rounds = jobs.rounds(job_id, session.deployment.block)
+    aggregated = {a.lower() for r in rounds for a in r.aggregated}
+    datasets: list[DatasetUse] = []
+    charges: list[PrivacyCharge] = []
+    for m in jobs.members(job_id):
+        charged = _round_charges(session, job_id, job.task.rounds, m.dataset_id)
+        if m.institution.lower() in aggregated or charged:
+            datasets.append(DatasetUse("0x" + m.dataset_id.hex(), m.grant_id))
+            charges += charged
+    return FederatedRecord(job, rounds, tuple(datasets), tuple(charges))
+
+
 def federated_lineage(
     session: Session, job_id: int
 ) -> tuple[FederatedTraining, tuple[DatasetUse, ...], tuple[PrivacyCharge, ...]]:
     """A finished federated job of this home's, from the chain: the model its last round
-    anchored, and its sources (:func:`federated_sources`)."""
+    anchored, and its sources (:func:`federated_record`)."""
     from ailedger.chain.contracts.federated_jobs import JobState
 
-    jobs = session.federated_jobs
-    job = jobs.job(job_id)
+    record = federated_record(session, job_id)
+    job = record.job
     if job is None or job.requester.lower() != session.address.lower():
         raise ConfigError(f"federated job {job_id} is not a job this home posted")
     if job.status != JobState.FINISHED:
@@ -117,33 +149,10 @@ def federated_lineage(
             f"federated job {job_id} is {job.status.name.lower()}, not finished: only a "
             "paid-out job's model can become a registered model"
         )
-    rounds = jobs.rounds(job_id, session.deployment.block)
-    if not rounds:
+    if not record.rounds:
         raise ConfigError(f"federated job {job_id} anchored no round: it trained no model")
-    datasets, privacy = federated_sources(session, job_id)
-    return FederatedTraining(job_id, "0x" + rounds[-1].model_hash.hex()), datasets, privacy
-
-
-def federated_sources(
-    session: Session, job_id: int
-) -> tuple[tuple[DatasetUse, ...], tuple[PrivacyCharge, ...]]:
-    """Every dataset that went into a federated job (its update was aggregated, or its desk
-    charged a round: that update left, whether or not the requester anchored it), with
-    its grant, and every privacy charge its desks made for the job's rounds."""
-    jobs = session.federated_jobs
-    job = jobs.job(job_id)
-    if job is None:
-        return (), ()
-    rounds = jobs.rounds(job_id, session.deployment.block)
-    aggregated = {a.lower() for r in rounds for a in r.aggregated}
-    datasets: list[DatasetUse] = []
-    privacy: list[PrivacyCharge] = []
-    for m in jobs.members(job_id):
-        charged = _round_charges(session, job_id, job.task.rounds, m.dataset_id)
-        if m.institution.lower() in aggregated or charged:
-            datasets.append(DatasetUse("0x" + m.dataset_id.hex(), m.grant_id))
-            privacy += charged
-    return tuple(datasets), tuple(privacy)
+    final = FederatedTraining(job_id, "0x" + record.rounds[-1].model_hash.hex())
+    return final, record.datasets, record.charges
 
 
 def _round_charges(
@@ -195,17 +204,17 @@ def check_lineage(
     ours = {j: posted[j] for j in named if j in posted}
     for job in lineage.training_jobs:
         hops.append(_check_job(session, owner, job, posted))
-    federated = {f.job for f in lineage.federated_jobs}
+    records = {f.job: federated_record(session, f.job) for f in lineage.federated_jobs}
     for fl in lineage.federated_jobs:
-        hops.append(_check_federated(session, owner, fl))
-        hops.append(_check_complete(session, fl.job, lineage))
+        hops.append(_check_federated(owner, fl, records[fl.job]))
+        hops.append(_check_complete(fl.job, records[fl.job], lineage))
     # A dataset is checked against the compute jobs that read it, else the federated jobs.
     read_by_compute = {"0x" + bytes(d).hex() for event in ours.values() for d in event["datasets"]}
     for used in lineage.datasets:
-        if used.dataset.lower() in read_by_compute or not federated:
+        if used.dataset.lower() in read_by_compute or not records:
             hops.append(_check_grant(session, owner, used, ours))
         else:
-            hops.append(_check_membership(session, owner, used, federated))
+            hops.append(_check_membership(session, owner, used, records))
     for charge in lineage.privacy:
         hops.append(_check_privacy(session, owner, charge))
     return hops
@@ -263,35 +272,34 @@ def _check_grant(
     return Hop(what, True)
 
 
-def _check_federated(session: Session, owner: str, fl: FederatedTraining) -> Hop:
+def _check_federated(owner: str, fl: FederatedTraining, record: FederatedRecord) -> Hop:
     from ailedger.chain.contracts.federated_jobs import JobState
 
     what = f"federated job {fl.job} finished for {owner} with the named model last"
-    job = session.federated_jobs.job(fl.job)
+    job = record.job
     if job is None:
         return Hop(what, False, f"there is no federated job {fl.job} on chain")
     if job.requester.lower() != owner.lower():
         return Hop(what, False, f"federated job {fl.job} was posted by {job.requester}")
     if job.status != JobState.FINISHED:
         return Hop(what, False, f"federated job {fl.job} is {job.status.name.lower()}")
-    rounds = session.federated_jobs.rounds(fl.job, session.deployment.block)
+    rounds = record.rounds
     if not rounds or "0x" + rounds[-1].model_hash.hex() != fl.model_hash.lower():
         return Hop(what, False, f"federated job {fl.job}'s last anchored model is another")
     return Hop(what, True)
 
 
-def _check_complete(session: Session, job_id: int, lineage: Lineage) -> Hop:
+def _check_complete(job_id: int, record: FederatedRecord, lineage: Lineage) -> Hop:
     """A lineage must name all that went into the job, not only what its owner chose."""
     what = f"the lineage names every dataset and privacy charge of federated job {job_id}"
-    datasets, charges = federated_sources(session, job_id)
     named = {(d.dataset.lower(), d.grant) for d in lineage.datasets}
-    left_out = [d.dataset for d in datasets if (d.dataset, d.grant) not in named]
+    left_out = [d.dataset for d in record.datasets if (d.dataset, d.grant) not in named]
     if left_out:
         return Hop(what, False, f"it leaves out dataset(s) {', '.join(left_out)}")
     charged = {(p.dataset.lower(), p.charge_index) for p in lineage.privacy}
     unnamed = [
         f"{c.dataset[:18]}… #{c.charge_index}"
-        for c in charges
+        for c in record.charges
         if (c.dataset, c.charge_index) not in charged
     ]
     if unnamed:
@@ -299,25 +307,16 @@ def _check_complete(session: Session, job_id: int, lineage: Lineage) -> Hop:
     return Hop(what, True)
 
 
-def _check_membership(session: Session, owner: str, used: DatasetUse, jobs: set[int]) -> Hop:
-    """``used`` must have joined one of the lineage's federated jobs under its grant, have
-    an update aggregated, and the grant be the owner's, for model training, in force
-    when the job's first round was anchored."""
+def _check_membership(
+    session: Session, owner: str, used: DatasetUse, records: dict[int, FederatedRecord]
+) -> Hop:
+    """``used`` must have gone into one of the lineage's federated jobs under its grant
+    (:func:`federated_record`), and the grant be the owner's, for model training, in
+    force when the job's first round was anchored."""
     dataset, grant_id = used.dataset.lower(), used.grant
     what = f"dataset {dataset[:18]}… joined for model training (grant {grant_id})"
-    for job_id in sorted(jobs):
-        member = next(
-            (
-                m
-                for m in session.federated_jobs.members(job_id)
-                if "0x" + m.dataset_id.hex() == dataset and m.grant_id == grant_id
-            ),
-            None,
-        )
-        rounds = session.federated_jobs.rounds(job_id, session.deployment.block)
-        if member is None or not any(
-            member.institution.lower() in {a.lower() for a in r.aggregated} for r in rounds
-        ):
+    for job_id, record in sorted(records.items()):
+        if (dataset, grant_id) not in {(d.dataset, d.grant) for d in record.datasets}:
             continue
         grant = session.data_market.grant_info(grant_id)
         if grant is None or grant.requester.lower() != owner.lower():
@@ -326,11 +325,12 @@ def _check_membership(session: Session, owner: str, used: DatasetUse, jobs: set[
             return Hop(what, False, f"grant {grant_id} was not for model training")
         if grant.status in (GrantStatus.PENDING, GrantStatus.DENIED, GrantStatus.CANCELLED):
             return Hop(what, False, f"grant {grant_id} was never granted")
-        first = int(session.chain.web3.eth.get_block(rounds[0].block)["timestamp"])
-        if grant.expires_at and grant.expires_at < first:
-            return Hop(what, False, f"grant {grant_id} had expired when job {job_id} trained")
+        if record.rounds:
+            first = int(session.chain.web3.eth.get_block(record.rounds[0].block)["timestamp"])
+            if grant.expires_at and grant.expires_at < first:
+                return Hop(what, False, f"grant {grant_id} had expired when job {job_id} trained")
         return Hop(what, True)
-    return Hop(what, False, f"no federated job of the lineage aggregated {dataset}'s updates")
+    return Hop(what, False, f"no federated job of the lineage aggregated or charged {dataset}")
 
 
 def _check_privacy(session: Session, owner: str, charge: PrivacyCharge) -> Hop:

@@ -142,17 +142,8 @@ class Coordinator:
         if self.task.secure_aggregation or (isinstance(body, dict) and "aggregate" in body):
             return self._finish_secure(body)
         with self._lock:
-            current = self._round
             number, updates, failed = _round_result(body, len(self.weights))
-            if current is None or number != current.number:
-                raise ForbiddenError(f"round {number} was not started")
-            self._round = None
-            dropped = dict(current.refused)
-            dropped.update({inst: why for inst, why in failed if inst in current.selected.values()})
-            node_of = {inst: node for node, inst in current.selected.items()}
-            for inst, why in failed:
-                if why.startswith(SILENT) and inst in node_of:
-                    self._silent[node_of[inst]] = number
+            current, dropped = self._close_round(number, failed)
             members = {m.institution.lower(): m for m in self._members()}
             kept: dict[str, tuple[np.ndarray, float]] = {}
             for node_id, weights, examples in updates:
@@ -198,13 +189,8 @@ class Coordinator:
         if not self.task.secure_aggregation:
             raise ForbiddenError("this job's updates are aggregated here, not sent as a sum")
         with self._lock:
-            current = self._round
             number, aggregate, survivors, failed = _secure_result(body, len(self.weights))
-            if current is None or number != current.number:
-                raise ForbiddenError(f"round {number} was not started")
-            self._round = None
-            dropped = dict(current.refused)
-            dropped.update({i: why for i, why in failed if i in current.selected.values()})
+            current, dropped = self._close_round(number, failed)
             rows: dict[str, int] = {}
             for node_id, examples in survivors:
                 institution = current.selected.get(node_id)
@@ -226,6 +212,24 @@ class Coordinator:
             self.outcomes.append(outcome)
             self.say(_progress(outcome, self.job.task.rounds))
             return {"continue": number < self.job.task.rounds, "weights": self._weights()}
+
+    def _close_round(
+        self, number: int, failed: list[tuple[str, str]]
+    ) -> tuple[_Round, dict[str, str]]:
+        """The round that ends now, and who dropped out of it so far (the refused, and the
+        selected that failed); a SuperNode that let it time out is not asked again."""
+        current = self._round
+        if current is None or number != current.number:
+            raise ForbiddenError(f"round {number} was not started")
+        self._round = None
+        dropped = dict(current.refused)
+        node_of = {inst: node for node, inst in current.selected.items()}
+        for inst, why in failed:
+            if inst in node_of:
+                dropped[inst] = why
+                if why.startswith(SILENT):
+                    self._silent[node_of[inst]] = number
+        return current, dropped
 
     def _anchor_sum(
         self,
@@ -399,11 +403,7 @@ def _round_result(
             raise MalformedRequestError(f"an update's weights must be {size} finite numbers")
         examples = _int(update.get("num_examples"), "num_examples")
         updates.append((_int(update.get("node_id"), "node_id"), weights, max(1, examples)))
-    failed = [
-        (_address(f.get("institution")), str(f.get("reason", ""))[:200])
-        for f in body.get("failed", [])
-        if isinstance(f, dict) and isinstance(f.get("institution"), str)
-    ]
+    failed = _failed(body)
     return _int(body.get("round"), "round"), updates, failed
 
 
@@ -430,12 +430,17 @@ def _secure_result(
             raise MalformedRequestError("each survivor is an object")
         examples = max(1, _int(survivor.get("num_examples"), "num_examples"))
         survivors.append((_int(survivor.get("node_id"), "node_id"), examples))
-    failed = [
+    failed = _failed(body)
+    return _int(body.get("round"), "round"), aggregate, survivors, failed
+
+
+def _failed(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """(institution, reason) of each node the ServerApp reports failed; the rest ignored."""
+    return [
         (_address(f.get("institution")), str(f.get("reason", ""))[:200])
         for f in body.get("failed", [])
         if isinstance(f, dict) and isinstance(f.get("institution"), str)
     ]
-    return _int(body.get("round"), "round"), aggregate, survivors, failed
 
 
 def _int(value: Any, name: str) -> int:

@@ -122,16 +122,9 @@ SECAGG_MAX_WEIGHT = 50_000
 
 def parse_secagg_order(body: Any) -> SecAggOrder:
     """``{"node_id", "configs", "round", "weights", "task"}``, or MalformedRequestError."""
-    if not isinstance(body, dict) or set(body) != {
-        "node_id",
-        "configs",
-        "round",
-        "weights",
-        "task",
-    }:
-        raise MalformedRequestError(
-            'a SecAgg+ order is {"node_id", "configs", "round", "weights", "task"}, no more'
-        )
+    keys = {"node_id", "configs", "round", "weights", "task"}
+    if not isinstance(body, dict) or set(body) != keys:
+        raise MalformedRequestError(f"a SecAgg+ order is {sorted(keys)}, no more")
     node, configs = body["node_id"], body["configs"]
     if isinstance(node, bool) or not isinstance(node, int) or node < 0:
         raise MalformedRequestError("node_id is a whole number")
@@ -160,14 +153,11 @@ class InstitutionDesk:
         self.task_hash = job.task.task_hash
         self.rounds = job.task.rounds
         self._served: dict[int, tuple[bytes, dict[str, Any]]] = {}  # round -> weights, answer
+        self._parsed: tuple[Any, Any] | None = None  # (x, y) under the job's one task
         self._lock = threading.Lock()
         self._party: SecAggParty | None = None  # this job's SecAgg+ secrets, if it has any
         self._secagg_lock = threading.Lock()
         self._masked: set[int] = set()  # rounds whose update went out masked
-
-    @property
-    def rounds_served(self) -> list[int]:
-        return sorted(self._served)
 
     def train(self, order: TrainOrder) -> dict[str, Any]:
         """This institution's update for one round, or ``{"ok": false, "reason"}``. A job
@@ -205,7 +195,7 @@ class InstitutionDesk:
             if refusal is not None:
                 return {"ok": False, "reason": refusal}
             try:
-                x, y = parse_table(order.task, self.table, "this institution's table")
+                x, y = self._rows_of(order.task)
             except ConfigError as exc:
                 return {"ok": False, "reason": str(exc)}
             refusal = work_refusal(order.task, len(y))
@@ -270,7 +260,13 @@ class InstitutionDesk:
 
     def close(self) -> None:
         """Forget the table (it was only ever in memory)."""
-        self.table = ""
+        self.table, self._parsed = "", None
+
+    def _rows_of(self, task: Task) -> tuple[Any, Any]:
+        """The table as the task reads it, parsed once: only the posted task is trained."""
+        if self._parsed is None:
+            self._parsed = parse_table(task, self.table, "this institution's table")
+        return self._parsed
 
     def _refusal(self) -> str | None:
         from ailedger.chain.contracts.federated_jobs import JobState
