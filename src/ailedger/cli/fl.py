@@ -2,7 +2,8 @@
 
 The requester posts a task and escrows a reward pool (`fl post`); institutions join with
 a dataset they own and the requester's grant for the task's purpose (`fl join`), then
-serve their data to their own SuperNode (`fl serve`); the requester runs the rounds
+train each round at their own node, which sends the update alone (`fl serve`); the
+requester runs the rounds
 (`fl run`), each anchored on chain, and the pool is paid out by measured contribution.
 `fl result` shows what the job made, checks the model file against the anchored model,
 and registers it with a passport naming every participant's dataset and grant.
@@ -207,9 +208,10 @@ def serve(
     workdir: Path = typer.Option(Path("fl-node"), help="Where the SuperNode's files go."),
     as_json: bool = JSON_LINES_OPTION,
 ) -> None:
-    """Serve your dataset to your own SuperNode for a job you joined, until the job is
-    finished. Each round asks this node first: the grant is checked on chain and the
-    read logged, or the round goes on without you."""
+    """Train the rounds of a job you joined at this node, until the job is finished. Each
+    round is checked here first (the grant on chain, the posted task, the round's number,
+    the privacy budget) and the read logged, then trained here; only the update (masked,
+    under secure aggregation) goes to your SuperNode, or the round goes on without you."""
     from ailedger.federated.runner import serve_institution
 
     with session(ctx, unlock=True) as s:
