@@ -89,6 +89,11 @@ class HomeLayout:
         return self.root / "jobs"
 
     @property
+    def federated(self) -> Path:
+        """What this home's institution desks served, a file per federated job."""
+        return self.root / "federated"
+
+    @property
     def provider(self) -> Path:
         return self.root / "provider"
 

@@ -48,9 +48,14 @@ class Institution:
     def __init__(self, node_id: int, drop: bool) -> None:
         self.node_id, self.drop, self.state = node_id, drop, None
         self.refusals: list[str] = []
+        self.own_keys: list[str] = []  # what the worker gave to sign at setup
+        self.neighbours: dict[str, list[str]] = {}  # and to check at key sharing
+        self.vouched: dict[str, str] = {}  # the signatures the server carried to it
 
     def answer(self, msg: Message) -> Message:
         configs = msg.content.config_records["secaggplus_configs"]
+        if "ailedger_keys" in msg.content.config_records:
+            self.vouched = dict(msg.content.config_records["ailedger_keys"])  # type: ignore[arg-type]
         blob = base64.b64encode(config_record_to_proto(configs).SerializeToString()).decode()
         order: dict[str, Any] = {"node_id": self.node_id, "state": self.state, "configs": blob}
         try:
@@ -64,7 +69,13 @@ class Institution:
             order |= {"update": UPDATES[self.node_id], "num_examples": ROWS[self.node_id]}
             out = secagg_worker.step(order)
         self.state = out["state"]
+        self.own_keys = out.get("own_keys", self.own_keys)
+        self.neighbours = out.get("neighbours", self.neighbours)
         reply = RecordDict({"secaggplus_configs": secagg_worker._record(out["configs"])})
+        if "own_keys" in out:  # the desk's signature, here a stand-in the test can recognise
+            reply.config_records["ailedger_keys"] = ConfigRecord(
+                {"signature": f"by-{self.node_id}"}
+            )
         if order.get("update") is not None:  # the collect stage also carries the FitRes
             from flwr.common import Code, FitRes, Parameters, Status
             from flwr.compat.common import recorddict_compat as compat
@@ -162,6 +173,9 @@ def main(drop: bool, pair: bool) -> None:
             "survivors": chosen.survivors,
             "updates": UPDATES,
             "rows": ROWS,
+            "own_keys": {n: i.own_keys for n, i in institutions.items()},
+            "neighbours": {n: i.neighbours for n, i in institutions.items()},
+            "vouched": {n: i.vouched for n, i in institutions.items()},
             "plain_update_seen": any(
                 isinstance(v, list) and len(v) == 3 and np.allclose(v, u, atol=1e-3)
                 for v in floats_seen

@@ -6,6 +6,7 @@ trains on a third of scikit-learn's breast-cancer table (the ClientApp only rela
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
@@ -21,8 +22,10 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
+from eth_account import Account
 from sklearn.datasets import load_breast_cancer
 
+from ailedger.errors import ConfigError
 from ailedger.federated.flower import (
     FlowerError,
     SuperLink,
@@ -36,11 +39,12 @@ from ailedger.federated.flower import (
     wait_run,
 )
 from ailedger.federated.logistic import train_local
-from ailedger.federated.secagg import SecAggParty
+from ailedger.federated.secagg import KeyVouching, SecAggParty
 from ailedger.federated.task import read_table, task_from_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKEN = "coordinator-secret"
+JOBS_CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"  # named in signed statements
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -196,11 +200,16 @@ class Institution(Daemon):
     refuse: set[int] = field(default_factory=set)
     on_ask: Callable[[int], None] | None = None
     asked: list[int] = field(default_factory=list)
-    party: SecAggParty = field(default_factory=SecAggParty)
     sent: list[list[float]] = field(default_factory=list)  # updates it masked
+    members: list[str] = field(default_factory=list)  # the job's members, as on chain
+    refusals: list[str] = field(default_factory=list)  # SecAgg+ steps it refused
 
     def __post_init__(self) -> None:
         self.token = f"consent-{self.name}"
+        self.account = Account.from_key(hashlib.sha256(self.name.encode()).digest())
+        self.party = SecAggParty(
+            KeyVouching(JOBS_CONTRACT, 7, self.account, lambda: list(self.members))
+        )
         super().__init__()
 
     def _train(self, body: dict[str, Any]) -> tuple[list[float], int]:
@@ -211,7 +220,12 @@ class Institution(Daemon):
 
     def _secagg(self, body: dict[str, Any]) -> dict[str, Any]:
         """What the real desk does (:meth:`InstitutionDesk.secagg`), minus the chain."""
-        step = self.party.step(body["node_id"], body["configs"])
+        node, r, signatures = body["node_id"], body["round"], body["signatures"]
+        try:
+            step = self.party.step(node, r, body["configs"], signatures)
+        except ConfigError as refused:
+            self.refusals.append(str(refused))
+            return {"ok": False, "reason": str(refused)}
         if not step.get("needs_update"):
             return {"ok": True, **step}
         self.asked.append(body["round"])
@@ -219,7 +233,7 @@ class Institution(Daemon):
             return {"ok": False, "reason": "grant revoked"}
         weights, rows = self._train(body)
         self.sent.append(weights)
-        step = self.party.step(body["node_id"], body["configs"], weights, rows)
+        step = self.party.step(node, r, body["configs"], signatures, weights, rows)
         return {"ok": True, **step, "num_examples": rows}
 
     def answer(
@@ -258,6 +272,8 @@ class Federation:
 def federation(tmp_path_factory: pytest.TempPathFactory, data: Data) -> Iterator[Federation]:
     workdir = tmp_path_factory.mktemp("flower")
     institutions = [Institution(name, part) for name, part in zip("abc", data.parts, strict=True)]
+    for institution in institutions:  # a, b and c joined the job
+        institution.members = [i.account.address for i in institutions]
     superlink = start_superlink(workdir)
     nodes: list[SuperNode] = []
     try:
@@ -391,3 +407,33 @@ def test_secure_aggregation_hides_each_update_and_survives_a_drop_out(
         assert np.allclose(result["aggregate"], mean, atol=1e-3)  # SecAgg+ quantizes
         assert not any(np.allclose(result["aggregate"], sent[n], atol=1e-3) for n in rows)
     assert data.accuracy(coordinator.weights) > 0.85
+
+
+def test_secure_aggregation_gives_no_share_to_a_node_no_member_vouches_for(
+    federation: Federation, data: Data
+) -> None:
+    """Sybil: c's SuperNode and desk are the requester's own (its key is no member's). a
+    and b refuse at key sharing, before any share of their secrets or any update leaves;
+    the round has no sum and no one trained."""
+    fed = federation
+    a, b, c = fed.institutions
+    for institution in fed.institutions:
+        institution.asked.clear()
+        institution.refusals.clear()
+    honest_party, requester = c.party, Account.from_key(b"\x66" * 32)
+    c.party = SecAggParty(KeyVouching(JOBS_CONTRACT, 7, requester, lambda: list(c.members)))
+    coordinator = Coordinator(len(data.task["features"]) + 1)
+    secure = {**data.task, "secure_aggregation": True}
+    try:
+        _run(fed, coordinator, data, task=json.dumps(secure), rounds=1)
+    finally:
+        coordinator.close()
+        c.party = honest_party
+
+    (result,) = coordinator.results
+    assert result["aggregate"] is None and result["survivors"] == []
+    outsider = requester.address.lower()
+    for honest in (a, b):
+        (refusal,) = honest.refusals
+        assert f"vouched for by {outsider}, not a member of job 7" in refusal
+        assert honest.asked == []  # nothing trained, nothing read

@@ -88,6 +88,13 @@ def test_the_desk_trains_the_posted_task_only_and_hands_out_no_data(
             beyond = desk.train(TrainOrder(3, other, task))
             assert not beyond["ok"] and "has 2 rounds" in beyond["reason"]
             assert node.audit.size == logged + 1  # refusals and the retry read nothing
+            # Restarted (`fl serve` again), the desk still knows what it served.
+            desk.close()
+            desk = InstitutionDesk(node, job)
+            assert desk.train(TrainOrder(1, _zeros(world), task)) == answer
+            again = desk.train(TrainOrder(1, other, task))
+            assert not again["ok"] and "was served already" in again["reason"]
+            assert node.audit.size == logged + 1
 
             client = TestClient(institution_app(desk, "secret"))
             order = {"round": 1, "weights": _zeros(world), "task": task.as_json()}
@@ -300,7 +307,7 @@ def test_under_secure_aggregation_no_update_leaves_in_the_clear(world: World) ->
         plain = desk.train(TrainOrder(1, _zeros(world), task))
         assert not plain["ok"] and "aggregates securely" in plain["reason"]
         order = TrainOrder(1, _zeros(world), task)
-        garbage = desk.secagg(SecAggOrder(1, "bm90IGEgcmVjb3Jk", order))
+        garbage = desk.secagg(SecAggOrder(1, "bm90IGEgcmVjb3Jk", order, {}))
         assert not garbage["ok"] and "ConfigRecord" in garbage["reason"]  # the worker read it
         assert node.audit.size == logged  # nothing was read for either
 
@@ -308,14 +315,14 @@ def test_under_secure_aggregation_no_update_leaves_in_the_clear(world: World) ->
             """Flower's client steps, as the desk sees them: mask this round's update."""
 
             def step(self, *_: object, **__: object) -> dict[str, object]:
-                return {"configs": "masked"} if _[2:] else {"needs_update": True}
+                return {"configs": "masked"} if _[4:] else {"needs_update": True}
 
         desk._party = Protocol()  # type: ignore[assignment]
-        masked = desk.secagg(SecAggOrder(1, "c2V0dXA=", order))
+        masked = desk.secagg(SecAggOrder(1, "c2V0dXA=", order, {}))
         assert masked == {"ok": True, "configs": "masked", "num_examples": 150}
         # The round set up anew among other nodes: subtracting one sum from the other
         # would give an update, so the desk masks each round's update once.
-        again = desk.secagg(SecAggOrder(1, "c2V0dXA=", order))
+        again = desk.secagg(SecAggOrder(1, "c2V0dXA=", order, {}))
         assert not again["ok"] and "masked and sent already" in again["reason"]
 
     coordinator = Coordinator(world.researcher, job, task, world.validation, lambda _: None)

@@ -55,6 +55,18 @@ def test_the_server_gets_the_weighted_average_and_no_update() -> None:
     assert report["plain_update_seen"] is False  # in no reply the server received
 
 
+def test_each_node_is_shown_its_neighbours_keys_with_the_signatures_vouching_for_them() -> None:
+    """What the desk signs at setup is the node's own new keys; what it checks at key
+    sharing is each neighbour's keys as the server relays them, with the signature each
+    neighbour's desk gave at setup, carried by the ServerApp (``_VouchedKeys``)."""
+    report = _harness()
+    keys = report["own_keys"]
+    assert all(len(k) == 2 and len(set(k)) == 2 for k in keys.values())
+    for node in ("1", "2", "3"):
+        assert report["neighbours"][node] == keys
+        assert report["vouched"][node] == {n: f"by-{n}" for n in ("1", "2", "3")}
+
+
 def test_a_node_dropping_after_the_keys_were_shared_leaves_the_others_sum() -> None:
     report = _harness("drop")
     assert [s["node_id"] for s in report["survivors"]] == [1, 2]

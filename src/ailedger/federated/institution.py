@@ -12,9 +12,10 @@ chain at that moment:
 - the task is the one whose hash the job posted (its privacy terms included), and its
   round's work is bounded (:data:`MAX_ROW_VISITS`);
 - the round is the job's next one on chain (``rounds_done + 1``, at most ``rounds``), and
-  it is served once: a retry with the same weights gets the same answer back, read and
-  charged once; other weights for a served round are refused (each update is a look at
-  the data, and a requester may not take more looks than the rounds it anchors);
+  it is served once, even across a restart (:mod:`ailedger.federated.served`): a retry
+  with the same weights gets the same answer back, read and charged once; other weights
+  for a served round are refused (each update is a look at the data, and a requester may
+  not take more looks than the rounds it anchors);
 - the requester's grant is still valid (a revocation takes effect at the next round);
 - a dataset with a privacy budget trains only under the job's privacy terms, and only
   while this round's spend fits under its cap;
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger.errors import AiledgerError, ConfigError, MalformedRequestError
+from ailedger.federated.served import ServedRounds
 from ailedger.federated.task import Task, parse_table, task_from_json
 from ailedger.sharing.reads import COMPUTE_READ, ReadLimitReachedError
 
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ailedger.chain.contracts.federated_jobs import FederatedJob, Membership
-    from ailedger.federated.secagg import SecAggParty
+    from ailedger.federated.secagg import KeyVouching, SecAggParty
     from ailedger.privacy.charges import Charge
     from ailedger.privacy.desk import Plan
     from ailedger.session import Session
@@ -112,17 +114,20 @@ class SecAggOrder:
     node_id: int
     configs: str
     train: TrainOrder
+    signatures: dict[str, str]  # node id -> a member's signature of its keys (key sharing)
 
 
 MAX_CONFIGS = 4 * 1024 * 1024  # a stage's keys, shares or masked vector, base64
+MAX_SECAGG_NODES = 64  # the most nodes a SecAgg+ round has (the worker's limit on shares)
 # An update's weight in SecAgg+ is its rows up to this (the protocol's max_weight): more
 # would push the weighted update past the clipping range.
 SECAGG_MAX_WEIGHT = 50_000
 
 
 def parse_secagg_order(body: Any) -> SecAggOrder:
-    """``{"node_id", "configs", "round", "weights", "task"}``, or MalformedRequestError."""
-    keys = {"node_id", "configs", "round", "weights", "task"}
+    """``{"node_id", "configs", "round", "weights", "task", "signatures"}``, or
+    MalformedRequestError."""
+    keys = {"node_id", "configs", "round", "weights", "task", "signatures"}
     if not isinstance(body, dict) or set(body) != keys:
         raise MalformedRequestError(f"a SecAgg+ order is {sorted(keys)}, no more")
     node, configs = body["node_id"], body["configs"]
@@ -131,7 +136,28 @@ def parse_secagg_order(body: Any) -> SecAggOrder:
     if not isinstance(configs, str) or not 0 < len(configs) <= MAX_CONFIGS:
         raise MalformedRequestError(f"configs is base64 text of at most {MAX_CONFIGS} bytes")
     train = parse_train_order({k: body[k] for k in ("round", "weights", "task")})
-    return SecAggOrder(node, configs, train)
+    return SecAggOrder(node, configs, train, _parse_signatures(body["signatures"]))
+
+
+def _parse_signatures(signatures: Any) -> dict[str, str]:
+    from ailedger.federated.secagg import SIGNATURE
+
+    if (
+        not isinstance(signatures, dict)
+        or len(signatures) > MAX_SECAGG_NODES
+        or not all(
+            isinstance(node, str)
+            and node.isascii()
+            and node.isdigit()
+            and isinstance(signature, str)
+            and SIGNATURE.fullmatch(signature)
+            for node, signature in signatures.items()
+        )
+    ):
+        raise MalformedRequestError(
+            f"signatures maps at most {MAX_SECAGG_NODES} node ids to 65-byte hex signatures"
+        )
+    return dict(signatures)
 
 
 class InstitutionDesk:
@@ -149,15 +175,17 @@ class InstitutionDesk:
             raise ConfigError(f"this home has not joined job {job_id}: `ailedger fl join` first")
         self.node, self.job_id, self.member, self.say = node, job_id, member, say
         self.requester, self.purpose = job.requester, job.task.purpose
+        self._served = ServedRounds(
+            session.home.layout.federated
+            / f"{session.federated_jobs.address.lower()}-job-{job_id}.json"
+        )
         self.table = self._decrypt()
         self.task_hash = job.task.task_hash
         self.rounds = job.task.rounds
-        self._served: dict[int, tuple[bytes, dict[str, Any]]] = {}  # round -> weights, answer
         self._parsed: tuple[Any, Any] | None = None  # (x, y) under the job's one task
         self._lock = threading.Lock()
         self._party: SecAggParty | None = None  # this job's SecAgg+ secrets, if it has any
         self._secagg_lock = threading.Lock()
-        self._masked: set[int] = set()  # rounds whose update went out masked
 
     def train(self, order: TrainOrder) -> dict[str, Any]:
         """This institution's update for one round, or ``{"ok": false, "reason"}``. A job
@@ -186,8 +214,9 @@ class InstitutionDesk:
             if refusal is not None:
                 return {"ok": False, "reason": refusal}
             start = weights_key(order.weights)
-            if order.round in self._served:
-                served_with, earlier = self._served[order.round]
+            served = self._served.answer(order.round)
+            if served is not None:
+                served_with, earlier = served
                 if served_with == start:
                     return earlier  # a retry: the same update, read and charged once
                 return {"ok": False, "reason": f"round {order.round} was served already"}
@@ -216,7 +245,7 @@ class InstitutionDesk:
             answer: dict[str, Any] = {"ok": True, "weights": weights, "num_examples": len(y)}
             if plan is not None:
                 answer["epsilon_spent"] = round(plan.spent_after, 6)
-            self._served[order.round] = (start, answer)
+            self._served.record(order.round, start, answer)
             return answer
 
     def secagg(self, order: SecAggOrder) -> dict[str, Any]:
@@ -235,18 +264,31 @@ class InstitutionDesk:
         # two updates alike, and their difference would show.
         with self._secagg_lock:
             if self._party is None:
-                self._party = SecAggParty()
+                self._party = SecAggParty(self._vouching())
             try:
                 return self._secagg_step(self._party, order)
             except ConfigError as exc:
                 return {"ok": False, "reason": str(exc)}
 
+    def _vouching(self) -> KeyVouching:
+        """Neighbours' keys must be signed by members of the job, as the chain has them
+        at each key sharing; this institution signs its own with its account."""
+        from ailedger.federated.secagg import KeyVouching
+
+        jobs = self.node.session.federated_jobs
+        return KeyVouching(
+            jobs.address,
+            self.job_id,
+            self.node.session.require_account(),
+            lambda: [member.institution for member in jobs.members(self.job_id)],
+        )
+
     def _secagg_step(self, party: SecAggParty, order: SecAggOrder) -> dict[str, Any]:
-        step = party.step(order.node_id, order.configs)
+        number = order.train.round
+        step = party.step(order.node_id, number, order.configs, order.signatures)
         if not step.get("needs_update"):
             return {"ok": True, **step}
-        number = order.train.round
-        if number in self._masked:
+        if self._served.masked(number):
             # The same round again among other nodes (set up anew) would let the server
             # subtract one sum from another: each round's update is masked once.
             return {"ok": False, "reason": f"round {number} was masked and sent already"}
@@ -254,8 +296,10 @@ class InstitutionDesk:
         if not trained["ok"]:
             return trained
         rows = min(int(trained["num_examples"]), SECAGG_MAX_WEIGHT)
-        step = party.step(order.node_id, order.configs, trained["weights"], rows)
-        self._masked.add(number)
+        self._served.record_masked(number)
+        step = party.step(
+            order.node_id, number, order.configs, order.signatures, trained["weights"], rows
+        )
         return {"ok": True, **step, "num_examples": rows}
 
     def close(self) -> None:

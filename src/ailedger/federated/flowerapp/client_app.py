@@ -52,6 +52,9 @@ def _ask_desk(context: Context, order: dict[str, Any], path: str = "/fl/train") 
 
 
 SECAGG_CONFIGS = "secaggplus_configs"  # Flower's record key for SecAgg+ messages
+# Beside it: a node's signature of its keys in a setup reply; the neighbours' signatures in
+# a key-sharing message (the desk takes shares only from nodes a job member vouches for).
+KEYS_SIGNATURES = "ailedger_keys"
 
 
 def _secagg(msg: Message, context: Context) -> Message:
@@ -78,6 +81,12 @@ def _secagg(msg: Message, context: Context) -> Message:
         "round": number,
         "weights": weights,
         "task": task,
+        "signatures": {
+            str(node): str(signature)
+            for node, signature in msg.content.config_records.get(
+                KEYS_SIGNATURES, ConfigRecord()
+            ).items()
+        },
     }
     answer = _ask_desk(context, order, "/fl/secagg")
     if answer.get("ok") is not True:
@@ -91,6 +100,10 @@ def _secagg(msg: Message, context: Context) -> Message:
         fitres = FitRes(Status(Code.OK, ""), empty, int(answer["num_examples"]), {})
         content = compat.fitres_to_recorddict(fitres, keep_input=False)
     content.config_records[SECAGG_CONFIGS] = config_record_from_proto(proto)
+    if "signature" in answer:  # setup: the desk vouches for this node's new keys
+        content.config_records[KEYS_SIGNATURES] = ConfigRecord(
+            {"signature": str(answer["signature"])}
+        )
     return Message(content, reply_to=msg)
 
 

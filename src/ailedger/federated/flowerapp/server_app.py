@@ -200,6 +200,40 @@ def full_entropy_masks(
     return [np.asarray(gen.integers(0, num_range, size=d, dtype=np.int64)) for d in dimensions_list]
 
 
+SECAGG_CONFIGS = "secaggplus_configs"  # Flower's record key for SecAgg+ messages
+KEYS_SIGNATURES = "ailedger_keys"  # a node's signed keys, beside it (client_app.py)
+
+
+class _VouchedKeys:
+    """The grid a SecAgg+ round runs on, carrying each node's signature of its public keys
+    from its setup reply to the key-sharing messages of its neighbours: an institution's
+    desk gives shares of its secrets only to nodes a member of the job vouches for."""
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+        self.signatures: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.grid, name)
+
+    def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> Any:
+        messages = list(messages)
+        for msg in messages:
+            configs = msg.content.config_records.get(SECAGG_CONFIGS)
+            if configs is not None and configs.get("stage") == "share_keys":
+                msg.content.config_records[KEYS_SIGNATURES] = ConfigRecord(
+                    {n: self.signatures[n] for n in configs if n in self.signatures}
+                )
+        replies = self.grid.send_and_receive(messages, timeout=timeout)
+        for reply in replies:
+            signed = (
+                None if reply.has_error() else reply.content.config_records.get(KEYS_SIGNATURES)
+            )
+            if signed is not None and "signature" in signed:
+                self.signatures[str(reply.metadata.src_node_id)] = str(signed["signature"])
+        return replies
+
+
 def secure_round(
     grid: Grid, context: Context, r: int, node_ids: list[int], weights: list[float], timeout: float
 ) -> _Chosen:
@@ -234,7 +268,7 @@ def secure_round(
         max_weight=SECAGG_MAX_WEIGHT,
         timeout=timeout,
     )
-    workflow(grid, legacy)
+    workflow(_VouchedKeys(grid), legacy)
     return strategy
 
 

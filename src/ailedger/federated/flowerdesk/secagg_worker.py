@@ -15,7 +15,9 @@ only. It runs Flower's own ``secaggplus_mod`` on them and writes::
     {"state": b64, "configs": b64}   or   {"needs_update": "yes"}
 
 the new state (kept by the desk) and the ConfigRecord to reply (the masked vector in the
-collect stage: the update itself never leaves); or, when the server asks for the masked
+collect stage: the update itself never leaves), with ``"own_keys"`` (this node's new public
+keys, hex) at setup and ``"neighbours"`` (node id -> its public keys, hex) at key sharing,
+for the desk to sign and to check against the job's members; or, when the server asks for the masked
 update and none was given, that it is needed (the state unchanged): the desk decides
 from the protocol's own stage, not from what the relay says, when to train.
 """
@@ -117,7 +119,7 @@ def _blob(record: ConfigRecord) -> str:
     return base64.b64encode(config_record_to_proto(record).SerializeToString()).decode()
 
 
-def step(order: dict[str, Any]) -> dict[str, str]:
+def step(order: dict[str, Any]) -> dict[str, Any]:
     # The module, not the function of the same name its package exports.
     protocol = importlib.import_module("flwr.client.mod.secure_aggregation.secaggplus_mod")
     vars(protocol)["pseudo_rand_gen"] = full_entropy_masks
@@ -125,6 +127,7 @@ def step(order: dict[str, Any]) -> dict[str, str]:
     if order.get("state"):
         state.config_records[RECORD_KEY_STATE] = _record(order["state"])
     configs = _record(order["configs"])
+    stage = configs.get(Key.STAGE)  # Flower's client pops it from the record
     node = int(order["node_id"])
     _check(
         configs,
@@ -155,10 +158,22 @@ def step(order: dict[str, Any]) -> dict[str, str]:
         reply = secaggplus_mod(message, context, trained)
     except NeedsUpdate:
         return {"needs_update": "yes"}  # nothing changed: the desk trains, then asks again
-    return {
-        "state": _blob(context.state.config_records[RECORD_KEY_STATE]),
+    kept = context.state.config_records[RECORD_KEY_STATE]
+    out: dict[str, Any] = {
+        "state": _blob(kept),
         "configs": _blob(reply.content.config_records[RECORD_KEY_CONFIGS]),
     }
+    # What the desk vouches for, or must see vouched for, before this step's answer leaves.
+    if stage == Stage.SETUP:
+        mine = SecAggPlusState(**dict(kept))
+        out["own_keys"] = [mine.pk1.hex(), mine.pk2.hex()]
+    elif stage == Stage.SHARE_KEYS:
+        out["neighbours"] = {
+            node: [bytes(key).hex() for key in cast(list[bytes], keys)]
+            for node, keys in configs.items()
+            if node != Key.STAGE
+        }
+    return out
 
 
 if __name__ == "__main__":
