@@ -32,6 +32,12 @@
         who revokes without cause can refund by an ordinary token transfer, and disputes
         are settled off chain.
 
+        Patients' share. Once bound to the Patients contract (`bind_patients`, by the
+        deployer, once), each payment to an owner first gives the dataset's patient share
+        (`Patients.share_bps`, set by the owner) to Patients, which splits it among the
+        patients whose linked records the dataset holds and who consent to the grant's
+        purpose; with none, the owner is paid in full.
+
         The read limit (`max_reads`) is copied into each grant from the policy at request
         time, like price and duration, so a later `update_policy` changes only requests
         made after it. Reads are counted off chain by the owner's gateway audit log (whose
@@ -93,6 +99,21 @@ struct Grant:
     duration: uint256
     max_reads: uint256
     expires_at: uint256
+
+
+interface IPatients:
+    def share_bps(dataset_id: bytes32) -> uint256: view
+    def credit(dataset_id: bytes32, purpose: uint256, amount: uint256) -> bool: nonpayable
+
+
+event PatientsBound:
+    patients: indexed(address)
+
+
+event PatientShare:
+    request_id: indexed(uint256)
+    dataset_id: indexed(bytes32)
+    amount: uint256
 
 
 event DatasetRegistered:
@@ -180,12 +201,27 @@ request_count: public(uint256)
 # Tokens held for PENDING requests. The token balance of this contract is at least this
 # much (more only if someone sends tokens here directly; those are not anyone's escrow).
 escrowed: public(uint256)
+DEPLOYER: public(immutable(address))
+patients: public(address)  # where patients' shares go (none until bound)
 
 
 @deploy
 def __init__(token: address):
     assert token.is_contract, "init: token is not a contract"
     TOKEN = IERC20(token)
+    DEPLOYER = msg.sender
+
+
+@external
+def bind_patients(patients: address):
+    """
+    @notice Name the Patients contract that receives patients' shares (deployer, once).
+    """
+    assert msg.sender == DEPLOYER, "bind: caller is not the deployer"
+    assert self.patients == empty(address), "bind: already bound"
+    assert patients.is_contract, "bind: patients is not a contract"
+    self.patients = patients
+    log PatientsBound(patients=patients)
 
 
 # ---------------------------------------------------------------- datasets
@@ -299,6 +335,30 @@ def retire_dataset(dataset_id: bytes32):
 
 
 @internal
+@view
+def _patient_bps(dataset_id: bytes32) -> uint256:
+    if self.patients == empty(address):
+        return 0
+    return staticcall IPatients(self.patients).share_bps(dataset_id)
+
+
+@internal
+def _pay_owner(
+    request_id: uint256, dataset_id: bytes32, purpose: uint256, owner: address, amount: uint256
+):
+    # The patients' share first: Patients records the split, then receives the tokens in
+    # the same transaction; it takes nothing when no patient consents to the purpose.
+    share: uint256 = amount * self._patient_bps(dataset_id) // 10_000
+    patients: address = self.patients
+    if share != 0 and not extcall IPatients(patients).credit(dataset_id, purpose, share):
+        share = 0
+    self._pay(owner, amount - share)
+    if share != 0:
+        self._pay(patients, share)
+        log PatientShare(request_id=request_id, dataset_id=dataset_id, amount=share)
+
+
+@internal
 def _pay(to: address, amount: uint256):
     # A zero amount makes no token call: some tokens reject zero transfers, and there
     # is nothing to move.
@@ -362,11 +422,14 @@ def request_access(dataset_id: bytes32, purpose: uint256) -> uint256:
             max_reads=ds.max_reads,
         )
 
-    # Interactions last. An instant grant pays the owner directly (the same outcome as
-    # escrowing and releasing at once, with one token call fewer).
+    # Interactions last. An instant grant without a patients' share pays the owner
+    # directly (the same outcome as escrowing and releasing at once, one call fewer).
     if ds.price != 0:
-        payee: address = ds.owner if status == STATUS_GRANTED else self
+        direct: bool = status == STATUS_GRANTED and self._patient_bps(dataset_id) == 0
+        payee: address = ds.owner if direct else self
         assert extcall TOKEN.transferFrom(msg.sender, payee, ds.price), "token: transferFrom failed"
+        if status == STATUS_GRANTED and not direct:
+            self._pay_owner(request_id, dataset_id, purpose, ds.owner, ds.price)
     return request_id
 
 
@@ -396,7 +459,7 @@ def grant(request_id: uint256):
         expires_at=expires_at,
         max_reads=g.max_reads,
     )
-    self._pay(owner, g.amount)
+    self._pay_owner(request_id, g.dataset_id, g.purpose, owner, g.amount)
 
 
 @external

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         KeyRegistryClient,
         ModelRegistryClient,
         NodeRegistryClient,
+        PatientsClient,
         PrivacyLedgerClient,
         TokenClient,
     )
@@ -156,6 +157,13 @@ class Session:
         from ailedger.chain.contracts import ModelRegistryClient
 
         return self._bind(ModelRegistryClient)
+
+    @cached_property
+    def patients(self) -> PatientsClient:
+        """Patients' links to hospitals' records, their consent, their share of sales."""
+        from ailedger.chain.contracts import PatientsClient
+
+        return self._bind(PatientsClient)
 
     @cached_property
     def federated_jobs(self) -> FederatedJobsClient:

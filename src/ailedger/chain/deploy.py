@@ -74,12 +74,14 @@ def genesis_hash(web3: Web3) -> str:
 # data market and the compute policy about compute-to-data jobs and its providers contract
 # about stakes (the providers contract is bound to it afterwards); the model registry
 # checks its versions' training jobs in the compute market; federated jobs escrow in the
-# token and check each institution's grant in the data market.
+# token and check each institution's grant in the data market; patients are paid in the
+# token and their cohorts are datasets of the data market (which is bound to it after).
 DEPLOY_ORDER = (
     "Token",
     "KeyRegistry",
     "NodeRegistry",
     "DataMarket",
+    "Patients",
     "AuditAnchor",
     "ComputePolicy",
     "PrivacyLedger",
@@ -120,7 +122,7 @@ def constructor_args(
         )
     if name == "ModelRegistry":
         return (deployed["DataMarket"], deployed["ComputeMarket"])
-    if name == "FederatedJobs":
+    if name in ("FederatedJobs", "Patients"):
         return (deployed["Token"], deployed["DataMarket"])
     return ()
 
@@ -153,7 +155,8 @@ def deploy_contracts(
         market = _market_windows(web3, blocks, windows) if name == "ComputeMarket" else None
         args = constructor_args(name, addresses, market)
         blocks.append(_deploy_one(web3, deployer, name, compiled[name], args, addresses))
-    _bind_providers(web3, deployer, compiled, addresses)
+    _bind(web3, deployer, compiled, addresses, "ComputeProviders", "bind_market", "ComputeMarket")
+    _bind(web3, deployer, compiled, addresses, "DataMarket", "bind_patients", "Patients")
     return Deployment(
         chain_id=int(web3.eth.chain_id),
         genesis_hash=genesis_hash(web3),
@@ -163,21 +166,25 @@ def deploy_contracts(
     )
 
 
-def _bind_providers(
+def _bind(
     web3: Web3,
     deployer: LocalAccount,
     compiled: dict[str, CompiledContract],
     addresses: dict[str, str],
+    contract: str,
+    function: str,
+    other: str,
 ) -> None:
-    """Let the compute market (and only it) lock, pay and slash in ComputeProviders."""
-    if "ComputeProviders" not in addresses or "ComputeMarket" not in addresses:
+    """Name ``other`` in ``contract`` (a deployer-only, once-only binding): the compute
+    market in ComputeProviders (only it locks, pays and slashes stakes), the Patients
+    contract in DataMarket (where patients' shares of sales go)."""
+    if contract not in addresses or other not in addresses:
         return
-    providers = web3.eth.contract(
-        address=web3.to_checksum_address(addresses["ComputeProviders"]),
-        abi=compiled["ComputeProviders"].abi,
+    bound = web3.eth.contract(
+        address=web3.to_checksum_address(addresses[contract]), abi=compiled[contract].abi
     )
-    data = providers.encode_abi("bind_market", [addresses["ComputeMarket"]])
-    send(web3, deployer, {"to": providers.address, "data": data, "value": 0})
+    data = bound.encode_abi(function, [addresses[other]])
+    send(web3, deployer, {"to": bound.address, "data": data, "value": 0})
 
 
 def _market_windows(

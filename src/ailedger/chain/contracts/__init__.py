@@ -43,6 +43,7 @@ from ailedger.chain.contracts.model_registry import (
     VersionEvent,
 )
 from ailedger.chain.contracts.node_registry import NodeRegistryClient
+from ailedger.chain.contracts.patients import LinkStatus, PatientLink, PatientsClient
 from ailedger.chain.contracts.privacy_ledger import (
     ChargeKind,
     ChargeRecord,
@@ -76,6 +77,7 @@ __all__ = [
     "JobStatus",
     "JobTerms",
     "KeyRegistryClient",
+    "LinkStatus",
     "MarketEvent",
     "Membership",
     "ModelRegistryClient",
@@ -83,6 +85,8 @@ __all__ = [
     "ModelVersion",
     "NodeRegistryClient",
     "OutputPolicy",
+    "PatientLink",
+    "PatientsClient",
     "Policy",
     "PrivacyBudget",
     "PrivacyLedgerClient",
