@@ -171,6 +171,17 @@ class _Records:
     def refuse_entity(self, name: str, *rest: object) -> NoReturn:
         self._fail(f"the file declares the entity {name!r}; entity declarations are refused")
 
+    def doctype(
+        self, name: str, system_id: str | None, public_id: str | None, *rest: object
+    ) -> None:
+        """An external DTD is never fetched; refusing it outright keeps its entity
+        references from being silently skipped into empty values."""
+        if system_id or public_id:
+            self._fail(f"the file names an external DTD ({system_id or public_id!r}); refused")
+
+    def refuse_skipped(self, name: str, is_parameter: bool) -> NoReturn:
+        self._fail(f"the file references the entity {name!r}, which it does not define")
+
     def refuse_external(
         self, context: object, base: object, system_id: object, *rest: object
     ) -> NoReturn:
@@ -190,6 +201,8 @@ def _new_parser() -> tuple[expat.XMLParserType, _Records]:
     parser.EntityDeclHandler = records.refuse_entity
     parser.UnparsedEntityDeclHandler = records.refuse_entity
     parser.ExternalEntityRefHandler = records.refuse_external
+    parser.StartDoctypeDeclHandler = records.doctype
+    parser.SkippedEntityHandler = records.refuse_skipped
     parser.StartElementHandler = records.start
     parser.EndElementHandler = records.end
     return parser, records
