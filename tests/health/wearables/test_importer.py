@@ -157,3 +157,26 @@ def test_json_formats_go_through_the_same_checks(tmp_path: Path) -> None:
             "data point 2: implausible value: heart_rate 640 /min is outside the plausible "
             "range 20-300"
         ]
+
+
+def test_blood_pressure_inside_a_correlation_counts_once(tmp_path: Path) -> None:
+    """Apple lists each blood-pressure Record at the top level and again in its Correlation."""
+    pair = record("BloodPressureSystolic", 121, "mmHg") + record(
+        "BloodPressureDiastolic", 79, "mmHg"
+    )
+    correlation = (
+        ' <Correlation type="HKCorrelationTypeIdentifierBloodPressure" sourceName="Omron" '
+        f'startDate="2024-01-05 07:31:02 +0100" endDate="2024-01-05 07:31:02 +0100">\n'
+        f"{pair} </Correlation>\n"
+    )
+    path = write_zip(tmp_path / "export.zip", apple_xml(pair, correlation))
+    with import_readings(path, now=NOW) as result:
+        assert sorted((r.kind, r.value) for r in result) == [
+            ("diastolic_bp", 79), ("systolic_bp", 121)
+        ]  # fmt: skip
+        assert result.report.duplicate == 2
+
+
+def test_now_without_a_time_zone_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(WearableImportError, match="now must carry a time zone"):
+        import_readings(_walk(tmp_path), now=datetime(2024, 6, 1))

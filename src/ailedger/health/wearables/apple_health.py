@@ -8,9 +8,12 @@ The file comes from outside, so expat is locked down the way defusedxml does it:
 ``<!ENTITY`` declaration (general, parameter or unparsed) is refused at declaration,
 before it could expand (billion laughs) or fetch (external entities, XXE); parameter
 entities are never parsed; nesting is bounded. Real exports carry an internal DTD subset
-of ``<!ELEMENT>`` / ``<!ATTLIST>`` declarations only, which is accepted. Every failure
-(expat's, zlib's, a truncated member, a CRC mismatch) becomes one
-:class:`WearableImportError` naming the line and column.
+of ``<!ELEMENT>`` / ``<!ATTLIST>`` declarations only, which is accepted; an external DTD
+is refused (never fetched), and so is a reference to an entity the file does not define.
+Records inside a ``Correlation`` (Apple's blood-pressure pairs) are read too: where the
+export also lists them at the top level, the importer drops the copies as exact
+duplicates. Every failure (expat's, zlib's, a truncated member, a CRC mismatch) becomes
+one :class:`WearableImportError` naming the line and column.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ class _Records:
             self._fail(f"elements nest deeper than {MAX_DEPTH} levels")
         if self.depth == 1 and name != "HealthData":
             self._fail(f"the root element is <{name}>, not <HealthData>: not an Apple export")
-        if name == "Record" and self.depth == 2:
+        if name == "Record":  # top level, or inside a blood-pressure Correlation
             self.items.append((self._record(attrs), self.parser.CurrentLineNumber))
 
     def end(self, name: str) -> None:

@@ -3,7 +3,9 @@
 Dedupe rule (stated here once). Readings are grouped by kind and by UTC hour: a reading
 belongs to every hour its interval touches. In each (kind, hour) one source wins, the one
 first in ``priority`` (case-insensitive substrings of the source name; default: watches,
-then rings and bands, then phones, then any other app; ties broken by source name), and a
+then wearables known by brand, then phones, then any other app; ties broken by source
+name; generic words such as "ring" or "band" are left out of the default because they hide
+inside other names, "Monitoring", "Husband's iPhone"), and a
 reading is kept only if its source won every hour it touches; the others are counted as
 ``overridden``. This is what stops the steps an iPhone and an Apple Watch both counted
 for the same walk from being summed; the price is that a lower-priority source's readings
@@ -51,7 +53,7 @@ from ailedger.health.wearables.observations import (
 )
 from ailedger.health.wearables.open_mhealth import read_open_mhealth
 
-DEFAULT_PRIORITY = ("watch", "ring", "band", "phone")
+DEFAULT_PRIORITY = ("watch", "oura", "fitbit", "garmin", "whoop", "polar", "phone")
 _HOUR_US = 3_600_000_000
 _NONE = 255  # no source yet in this (kind, hour); source ids stay below MAX_SOURCES
 _EXAMPLES = 5
@@ -200,6 +202,8 @@ def import_readings(
     path = Path(path)
     format_name = detect_format(path) if format == "auto" else format
     now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        raise WearableImportError("now must carry a time zone (datetime.now(UTC))")
     spill = Spill(format_name)
     try:
         report = ImportReport()
