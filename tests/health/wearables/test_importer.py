@@ -180,3 +180,22 @@ def test_blood_pressure_inside_a_correlation_counts_once(tmp_path: Path) -> None
 def test_now_without_a_time_zone_is_refused(tmp_path: Path) -> None:
     with pytest.raises(WearableImportError, match="now must carry a time zone"):
         import_readings(_walk(tmp_path), now=datetime(2024, 6, 1))
+
+
+def test_fhir_rejections_name_the_bundle_entry(tmp_path: Path) -> None:
+    path = tmp_path / "bundle.json"
+    heart = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "effectiveDateTime": "2024-03-01T07:00:00Z",
+        "valueQuantity": {"value": 70, "unit": "kg"},
+    }
+    entries = [{"resource": {"resourceType": "Patient"}}, {"resource": heart}]
+    path.write_text(json.dumps({"resourceType": "Bundle", "entry": entries}))
+    with import_readings(path, now=NOW) as result:
+        assert list(result) == []
+        assert result.report.examples == [
+            "entry 2: unit not accepted: 'kg' is not a unit of heart_rate (use /min)"
+        ]
+        assert result.report.counts()["skipped"] == 1

@@ -71,11 +71,10 @@ class ImportReport:
     rejected: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
 
-    def reject(self, reason: str, where: int, format_name: str) -> None:
+    def reject(self, reason: str, where: str) -> None:
         self.rejected[reason.partition(":")[0]] += 1
         if len(self.examples) < _EXAMPLES:
-            noun = "data point" if format_name == "open-mhealth" else "line"
-            self.examples.append(f"{noun} {where}: {reason}")
+            self.examples.append(f"{where}: {reason}")
 
     def counts(self) -> dict[str, int]:
         return {
@@ -208,7 +207,8 @@ def import_readings(
     try:
         report = ImportReport()
         winners = _Winners(now, priority, spill.sources)
-        hashes = _first_pass(_items(path, format_name, progress), now, spill, winners, report)
+        items = _items(path, format_name, progress)
+        hashes = _first_pass(items, _position_noun(path, format_name), now, spill, winners, report)
         is_known = known.__contains__ if isinstance(known, Set) else known
         keep = _second_pass(spill, winners, _repeated(hashes), is_known, report)
     except BaseException:
@@ -217,8 +217,23 @@ def import_readings(
     return ImportResult(report, spill, keep)
 
 
+def _position_noun(path: Path, format_name: str) -> str:
+    """What a reader's positions count: lines of XML or NDJSON, entries of a FHIR Bundle,
+    Open mHealth data points."""
+    if format_name == "open-mhealth":
+        return "data point"
+    if format_name == "fhir" and not path.name.lower().endswith(".ndjson"):
+        return "entry"
+    return "line"
+
+
 def _first_pass(
-    items: Iterator[Item], now: datetime, spill: Spill, winners: _Winners, report: ImportReport
+    items: Iterator[Item],
+    noun: str,
+    now: datetime,
+    spill: Spill,
+    winners: _Winners,
+    report: ImportReport,
 ) -> array[int]:
     """Check every item, spill the valid readings, elect each (kind, hour)'s source."""
     hashes: array[int] = array("I")
@@ -229,7 +244,7 @@ def _first_pass(
             continue
         reason = item.reason if isinstance(item, Rejected) else check(item, now)
         if reason is not None:
-            report.reject(reason, where, spill.format)
+            report.reject(reason, f"{noun} {where}")
             continue
         assert isinstance(item, Reading)  # narrowed: Skipped and Rejected handled above
         kind = kind_index[item.kind]

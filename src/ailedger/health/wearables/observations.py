@@ -218,4 +218,4 @@ class Rejected:
 
 Item = tuple[Reading | Skipped | Rejected, int]
 """What a format reader yields: a reading, a skip or a rejection, with where it was (the
-line for XML and NDJSON, the data point's position for JSON)."""
+line for XML and NDJSON, the entry of a FHIR Bundle, the Open mHealth data point; from 1)."""
