@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fhir.resources.R4B.observation import Observation
 
+from ailedger.health.wearables import apple_health
 from ailedger.health.wearables.apple_health import read_apple_health
 from ailedger.health.wearables.errors import WearableImportError
 from ailedger.health.wearables.observations import Reading, Rejected, Skipped, to_observation
@@ -164,4 +165,16 @@ def test_a_zip_without_one_export_xml_is_refused(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("notes.txt", "hello")
     with pytest.raises(WearableImportError, match="0 members named"):
+        _read(path)
+
+
+@pytest.mark.parametrize("token", ["attribute", "comment"])
+def test_an_endless_token_is_refused_before_it_fills_memory(
+    tmp_path: Path, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(apple_health, "MAX_TOKEN", 3 << 20)
+    filler = "x" * (8 << 20)
+    body = f' <Record type="{filler}"/>' if token == "attribute" else f"<!-- {filler} -->"
+    path = _xml(tmp_path, apple_xml(body))
+    with pytest.raises(WearableImportError, match="more than 3 MiB without an element ending"):
         _read(path)

@@ -35,6 +35,10 @@ ProgressCallback = Callable[[int, int], None]
 
 FORMAT = "apple-health"
 MAX_DEPTH = 64  # exports nest 4 deep (HealthData/Record/MetadataEntry); 64 is generous
+MAX_TOKEN = 16 << 20
+"""Expat holds an unfinished token (a tag, an attribute value, a comment) in memory whole;
+a file that goes this many bytes without an element ending is refused, which bounds that
+buffer. An export's longest element is a few KB."""
 _CHUNK = 1 << 20
 _PROGRESS_EVERY = 4 << 20
 _CACHE_LIMIT = 65_536  # distinct date strings kept parsed; cleared when full
@@ -100,7 +104,7 @@ class _Records:
     def __init__(self, parser: expat.XMLParserType) -> None:
         self.parser = parser
         self.items: list[Item] = []
-        self.depth = 0
+        self.depth = self.ends = 0
         self.dates: dict[str, datetime] = {}
         self.devices: dict[str, str] = {}
 
@@ -115,6 +119,7 @@ class _Records:
 
     def end(self, name: str) -> None:
         self.depth -= 1
+        self.ends += 1
 
     def _record(self, attrs: dict[str, str]) -> Reading | Skipped | Rejected:
         kind_type = attrs.get("type", "")
@@ -213,11 +218,19 @@ def _new_parser() -> tuple[expat.XMLParserType, _Records]:
 
 def _parse(stream: IO[bytes], total: int, progress: ProgressCallback | None) -> Iterator[Item]:
     parser, records = _new_parser()
-    done = reported = 0
+    done = reported = quiet_since = 0
     while True:
         chunk = _read(stream)
         done += len(chunk)
+        ends = records.ends
         _feed(parser, chunk, final=not chunk)
+        if records.ends != ends:
+            quiet_since = done
+        elif done - quiet_since > MAX_TOKEN:
+            raise WearableImportError(
+                f"line {parser.CurrentLineNumber}: more than {MAX_TOKEN >> 20} MiB without an "
+                "element ending (an endless attribute, comment or tag): not an Apple export"
+            )
         yield from records.items
         records.items.clear()
         if progress is not None and (done - reported >= _PROGRESS_EVERY or not chunk):
