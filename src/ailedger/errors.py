@@ -89,6 +89,9 @@ Hierarchy::
     │   └── PatientNotFoundError             no patient with that id
     ├── patients.InvalidRecordError          an imported record is malformed (says where)
     ├── deidentify.DeidentificationError     de-identification could not finish
+    ├── wearables.errors.WearableImportError  a wearable export is malformed, hostile,
+    │                                        too large or truncated (says where): nothing
+    │                                        imported (also a ConfigError)
     │
     │   privacy/
     ├── errors.PrivacyError                  base of the privacy capability's errors

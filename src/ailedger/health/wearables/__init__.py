@@ -1,0 +1,1 @@
+"""Wearable-data import: Apple Health, Open mHealth and FHIR readings, checked and deduplicated."""
