@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, make_url, text
 
 import ailedger.health.patients
+import ailedger.health.wearables.vault_tables
 import ailedger.sharing.catalog
 import ailedger.sharing.owner_store  # noqa: F401 (each capability adds its tables to metadata)
 from ailedger.db import DatabaseError, database_url, metadata, open_database, sqlite_url
