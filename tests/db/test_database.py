@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, make_url, text
 
+import ailedger.health.patient_links
 import ailedger.health.patients
 import ailedger.health.wearables.vault_tables
 import ailedger.sharing.catalog

@@ -19,6 +19,7 @@ from ailedger.cli import (
     market,
     model,
     node,
+    patient,
     privacy,
     provider,
     token,
@@ -48,6 +49,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(node.app, name="node")
 app.add_typer(audit.app, name="audit")
 app.add_typer(health.app, name="health")
+app.add_typer(patient.app, name="patient")
 app.add_typer(job.app, name="job")
 app.add_typer(provider.app, name="provider")
 app.add_typer(privacy.app, name="privacy")

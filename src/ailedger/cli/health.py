@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,21 @@ def _health_node(ctx: typer.Context) -> HealthNode:
 
     settings = settings_from(ctx)
     return HealthNode(NodeHome.open(settings.home).path, settings.database_url)
+
+
+@contextmanager
+def _consenting_node(ctx: typer.Context) -> Iterator[HealthNode]:
+    """This home's health data, asking the chain about patients linked to a wallet (their
+    consent is theirs, read at the moment of use); a node without links needs no chain."""
+    from ailedger.health.consent import ChainConsent
+
+    with _health_node(ctx) as node:
+        if not node.links.all():
+            yield node
+            return
+        with session(ctx, unlock=False) as s:
+            node.consent_oracle = ChainConsent(s.patients)
+            yield node
 
 
 @app.command("import")
@@ -90,8 +107,15 @@ def deidentify(
 
     if out.exists():
         raise ConfigError(f"{out} already exists; choose a new file")
-    with _health_node(ctx) as node:
-        result = safe_harbor(node.store.consented_for_research(), node.directory)
+    from ailedger.health.patient_links import RESEARCH
+
+    with _consenting_node(ctx) as node:
+        check = node.consent_check()
+        result = safe_harbor(
+            node.candidates(RESEARCH),
+            node.directory,
+            consents=check.predicate(RESEARCH),
+        )
     write_dataset(result.records, out)
     report = k_anonymity(result.records, threshold=k_threshold)
     data = {
@@ -157,7 +181,7 @@ def match(
     from ailedger.health.clinic import search_federation, search_here
 
     if not federated:
-        with _health_node(ctx) as node:
+        with _consenting_node(ctx) as node:
             document = _query(query, hpo, exclude, gene, "local")
             rows = search_here(node, document, limit, save=save)
         emit(as_json, {"results": rows}, lambda: _render(rows))
@@ -217,6 +241,51 @@ def diagnose(
             console.print(f"{i:>2}. {row['disease']:<14} {row['score']:.3f}  {row['name']}")
 
     emit(as_json, {"diseases": rows}, render)
+
+
+@app.command("link")
+def link(
+    ctx: typer.Context,
+    local_id: str = typer.Argument(..., help="The patient's id in this node's store."),
+    wallet: str = typer.Argument(..., help="The patient's wallet address (0x...)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Propose that a patient's records here are the patient at WALLET's. Prints the link
+    id to hand the patient (on paper or as a QR code); they run `ailedger patient accept
+    LINK_ID`. From then on their consent, on chain, decides what their records serve."""
+    from ailedger.health.patient_links import propose_link
+
+    with _health_node(ctx) as node, session(ctx, unlock=True) as s:
+        record = propose_link(s, node.store, local_id, wallet)
+    emit(
+        as_json,
+        {"local_id": record.local_id, "link_id": record.link_id, "wallet": record.wallet},
+        lambda: console.print(
+            f"proposed link for patient {record.local_id!r} to {record.wallet}\n"
+            f"  hand the patient this link id: {record.link_id}\n"
+            f"  they accept with: ailedger patient accept {record.link_id}"
+        ),
+    )
+
+
+@app.command("links")
+def links(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """This node's links between patients and wallets, each with its status on chain now
+    (proposed: waiting for the patient; active: their consent decides; ended: no consent)."""
+    from ailedger.health.patient_links import refresh_links
+
+    with session(ctx, unlock=False) as s:
+        rows = [r.__dict__ for r in refresh_links(s)]
+
+    def render() -> None:
+        if not rows:
+            console.print("no links yet: `ailedger health link LOCAL_ID WALLET` proposes one")
+        for row in rows:
+            console.print(
+                f"{row['local_id']:<24} {row['status']:<8} {row['wallet']}  link {row['link_id']}"
+            )
+
+    emit(as_json, {"links": rows}, render)
 
 
 @token_app.command("issue")

@@ -186,20 +186,25 @@ def deidentify(
     labels: Mapping[str, str] | None = None,
     today: date | None = None,
     only_research_consented: bool = True,
+    consents: Callable[[Patient], bool] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> DeidResult:
     """Safe Harbor records for ``patients``; keys are added to ``key_dir/deid-keys.json``.
 
     ``labels`` maps term ids to canonical labels (default: hpo3's HPO/OMIM/ORPHA names); when
     it is not empty, terms missing from it are dropped. Patients without research consent are
-    skipped unless ``only_research_consented`` is false.
+    skipped unless ``only_research_consented`` is false. ``consents`` says whether a patient
+    consents to rare-disease research now (the node's effective consent, which for a
+    patient linked to a wallet is the chain's: ``HealthNode.consent_check``); without it,
+    the import's ``research`` flag decides.
     """
+    research = consents if consents is not None else (lambda patient: patient.research)
     table = default_labels() if labels is None else labels
     when = today or date.today()
     keys: dict[str, Any] = {}
     records = []
     for done, patient in enumerate(patients, start=1):
-        if patient.research or not only_research_consented:
+        if not only_research_consented or research(patient):
             records.append(_record(patient, table, when, keys))
         if progress is not None and done % 500 == 0:
             progress(done)

@@ -4,6 +4,16 @@ Imported patients (identifiable: they never leave the organisation) are rows of 
 database; the node's own files sit in the home's ``health/`` directory (``HomeLayout``):
 the surrogate key (``mme-secret``, random, 0600), digests of tokens issued to MME peers,
 saved queries (re-run when new patients arrive) and notifications of new matches.
+
+Consent takes effect at the next match. The cohort's index is built once (the ontology and
+the profiles are the expensive part) and holds every patient who might consent: those
+whose import says matchmaking, and every patient linked to a wallet. Whether a candidate
+may be returned is decided at each query, by a fresh :class:`ConsentCheck`: the link table
+is read once per query and the chain's ``consents_to`` for each linked candidate, in rank
+order, until the query's limit is filled. Nothing about consent is kept from one query to
+the next, so a patient who withdraws matchmaking is absent from the very next answer. (The
+index's calibration, a statistic of scores between indexed profiles, may still count
+them; no result, score or contact of theirs is returned.)
 """
 
 from __future__ import annotations
@@ -12,15 +22,19 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailedger._durable import atomic_write, atomic_write_json
+from ailedger.chain.contracts.patients import MATCHMAKING
 from ailedger.db import database_url as database_url_for
 from ailedger.db import open_database
+from ailedger.health.consent import ConsentCheck, ConsentOracle, local_flag
+from ailedger.health.matching import Match
 from ailedger.health.mme import DEFAULT_THRESHOLD, MatchableCohort
 from ailedger.health.mme_auth import IssuedTokens
+from ailedger.health.patient_links import RESEARCH, PatientLinks
 from ailedger.health.patients import Patient, PatientStore
 from ailedger.health.profile import PhenotypeProfile
 from ailedger.home_layout import HomeLayout
@@ -37,16 +51,85 @@ class Notification:
     contact: dict[str, Any]
 
 
+def _consent_by_flags() -> ConsentCheck | None:
+    return None
+
+
+@dataclass
+class ConsentedCohort(MatchableCohort):
+    """A cohort that returns only patients whose matchmaking consent holds at query time.
+
+    ``consent`` makes a fresh :class:`ConsentCheck` for each query (None: the import's
+    flags decide, as for a node with no linked patients); ``store`` lets a patient linked
+    since the index was built join it at the next query."""
+
+    consent: Callable[[], ConsentCheck | None] = field(default=_consent_by_flags)
+    store: PatientStore | None = None
+
+    def add(self, patients: list[Patient]) -> None:
+        """Index ``patients`` whatever their flags: whether one is returned is decided at
+        query time."""
+        fresh = [p for p in patients if p.local_id not in self.patients]
+        for patient in fresh:
+            self.patients[patient.local_id] = patient
+        self.index.add_many(
+            (p.local_id, PhenotypeProfile.of(p.observed, p.excluded, p.genes)) for p in fresh
+        )
+        if len(self.index) >= 2:
+            self.index.calibrate()
+
+    def search(self, profile: PhenotypeProfile, limit: int, threshold: float) -> list[Match]:
+        check = self.consent()
+        if check is not None:
+            self._add_linked(check)
+        # Every candidate above the threshold, best first; consent is asked in that order
+        # until ``limit`` are allowed, so withdrawn patients never take a result's place.
+        ranked = super().search(profile, max(len(self.index), 1), threshold)
+        allowed: list[Match] = []
+        for match in ranked:
+            patient = self.patients[match.patient_id]
+            ok = (
+                local_flag(patient, MATCHMAKING)
+                if check is None
+                else check.allows(patient, MATCHMAKING)
+            )
+            if ok:
+                allowed.append(match)
+                if len(allowed) == limit:
+                    break
+        return allowed
+
+    def _add_linked(self, check: ConsentCheck) -> None:
+        if self.store is None:
+            return
+        missing = [i for i in check.linked_ids() if i not in self.patients]
+        if missing:
+            stored = set(self.store.ids())
+            self.add([self.store.get(i) for i in missing if i in stored])
+
+
 class HealthNode:
     """The health data of the home at ``home``; its patients in the database at
-    ``database_url`` (AILEDGER_DATABASE_URL; unset: the home's SQLite file)."""
+    ``database_url`` (AILEDGER_DATABASE_URL; unset: the home's SQLite file).
 
-    def __init__(self, home: Path, database_url: str | None = None) -> None:
+    ``consent_oracle`` answers for patients linked to a wallet (the chain's Patients
+    contract, :class:`~ailedger.health.consent.ChainConsent`); without one, linked
+    patients consent to nothing here (fail closed) and the others by their import's flags.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        database_url: str | None = None,
+        consent_oracle: ConsentOracle | None = None,
+    ) -> None:
         layout = HomeLayout(home)
         self.directory = layout.health
         self.directory.mkdir(parents=True, exist_ok=True)
         self.database = open_database(database_url_for(database_url, layout.database))
         self.store = PatientStore(self.database)
+        self.links = PatientLinks(self.database)
+        self.consent_oracle = consent_oracle
         self.store.adopt_legacy_file(layout.legacy_patient_store)
         self.tokens = IssuedTokens(layout.mme_tokens)
         self._secret_path = layout.mme_secret
@@ -68,14 +151,44 @@ class HealthNode:
             atomic_write(self._secret_path, secrets.token_bytes(32))
         return self._secret_path.read_bytes()
 
+    def consent_check(self) -> ConsentCheck:
+        """Effective consent as of now (see :mod:`ailedger.health.consent`): make one per
+        query or export, never keep it."""
+        return ConsentCheck(self.links, self.consent_oracle)
+
+    def candidates(self, purpose: int) -> list[Patient]:
+        """Every patient who may consent to ``purpose``: those whose import's flag says so,
+        and every linked patient (their consent is the chain's). Filter with
+        :meth:`consent_check` at the moment of use."""
+        flagged = {
+            MATCHMAKING: self.store.consented_for_matchmaking,
+            RESEARCH: self.store.consented_for_research,
+        }
+        found = {p.local_id: p for p in flagged[purpose]()} if purpose in flagged else {}
+        stored = set(self.store.ids())
+        for record in self.links.all():
+            if record.local_id not in found and record.local_id in stored:
+                found[record.local_id] = self.store.get(record.local_id)
+        return [found[i] for i in sorted(found)]
+
+    def consenting(self, purpose: int) -> list[Patient]:
+        """The patients whose consent to ``purpose`` holds now."""
+        return self.consent_check().consenting(self.candidates(purpose), purpose)
+
     @property
     def cohort(self) -> MatchableCohort:
-        """Consented patients, indexed on first use (the ontology loads then)."""
+        """Patients who may consent to matchmaking, indexed on first use (the ontology loads
+        then); each query returns only those whose consent holds at that moment."""
         if self._cohort is None:
-            self._cohort = MatchableCohort.build(
-                self.store.consented_for_matchmaking(), self.secret()
-            )
+            cohort = ConsentedCohort(self.secret(), consent=self._query_consent, store=self.store)
+            cohort.add(self.candidates(MATCHMAKING))
+            self._cohort = cohort
         return self._cohort
+
+    def _query_consent(self) -> ConsentCheck | None:
+        # A node without links keeps answering by its import's flags, with no table read.
+        check = self.consent_check()
+        return check if check.linked_ids() else None
 
     def import_files(
         self, paths: list[Path], progress: Callable[[int, int], None] | None = None
