@@ -1,0 +1,250 @@
+"""``ailedger wearables``: import a person's wearable data into their own node, and prove
+later that a reading was held at a time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ailedger.cli._common import JSON_OPTION, console, emit, session
+
+if TYPE_CHECKING:
+    from ailedger.health.wearables.vault import WearableVault
+    from ailedger.session import Session
+    from ailedger.sharing.owner import OwnerNode
+
+app = typer.Typer(
+    help="Wearable data at your own node: import Apple Health exports, Open mHealth and "
+    "FHIR Observations (checked, deduplicated across sources, encrypted), list what you "
+    "imported, and prove a reading existed at a time."
+)
+
+PRIORITY_HELP = (
+    "Which source wins where several measured the same thing in the same hour: "
+    "comma-separated parts of source names, first wins (default: watch, oura, fitbit, "
+    "garmin, whoop, polar, phone, then any other app)."
+)
+
+
+@contextmanager
+def _vault(ctx: typer.Context) -> Iterator[tuple[Session, OwnerNode, WearableVault]]:
+    from ailedger.health.wearables.vault import WearableVault
+    from ailedger.sharing.owner import OwnerNode
+
+    with session(ctx, unlock=True) as s, OwnerNode(s) as node:
+        yield s, node, WearableVault(s.database, node.blobs, s.encryption_key(), s.address)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    path: Path = typer.Argument(
+        ...,
+        help="Apple Health export.zip (or its export.xml), Open mHealth JSON, or FHIR "
+        "Observations (a Bundle .json or .ndjson).",
+        exists=True,
+        dir_okay=False,
+    ),
+    format: str = typer.Option(
+        "auto", help="auto (from the name), apple-health, open-mhealth or fhir."
+    ),
+    priority: str = typer.Option("", help=PRIORITY_HELP),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Import a file whole or not at all: every reading is checked (units, plausible
+    values, no future dates), readings measured by two sources are kept from the one
+    that wins, readings you imported before are skipped. What is kept is encrypted at
+    your node, and the batch's Merkle root goes into your audit log, anchored on chain."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from ailedger.errors import AiledgerError
+    from ailedger.health.wearables.importer import DEFAULT_PRIORITY
+
+    order = tuple(p.strip() for p in priority.split(",") if p.strip()) or DEFAULT_PRIORITY
+    columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with (
+        _vault(ctx) as (_, node, vault),
+        Progress(*columns, console=console, transient=True, disable=as_json) as bar,
+    ):
+        task = bar.add_task("reading", total=None)
+        outcome = vault.import_file(
+            path,
+            node.audit,
+            format=format,
+            priority=order,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+        anchored, not_anchored = None, None
+        if outcome.batch is not None:  # stored: anchoring can follow later if it fails now
+            node.audit.checkpoint_now()
+            try:
+                anchored = node.anchor()
+            except AiledgerError as exc:
+                not_anchored = str(exc)
+    report = outcome.report
+    data = {
+        "batch": outcome.batch.__dict__ if outcome.batch else None,
+        "counts": report.counts(),
+        "skipped": dict(report.skipped),
+        "rejected": dict(report.rejected),
+        "examples": report.examples,
+        "anchored": list(anchored) if anchored else None,
+        "not_anchored": not_anchored,
+    }
+    emit(as_json, data, lambda: _render_import(data))
+
+
+def _render_import(data: dict[str, Any]) -> None:
+    counts = data["counts"]
+    console.print(
+        f"{counts['accepted']} readings kept, {counts['duplicate']} already held or repeated, "
+        f"{counts['overridden']} measured better by another source, {counts['skipped']} of "
+        f"types not imported, {counts['rejected']} rejected"
+    )
+    for reason, count in sorted(data["rejected"].items()):
+        console.print(f"  rejected ({reason}): {count}")
+    for example in data["examples"]:
+        console.print(f"    e.g. {example}")
+    batch = data["batch"]
+    if batch is None:
+        console.print("nothing new to store")
+        return
+    console.print(
+        f"batch {batch['batch_id']}: {batch['readings']} readings, encrypted at this node; "
+        f"Merkle root {batch['merkle_root'][:16]}... in audit entry {batch['audit_index']}"
+    )
+    if data["anchored"]:
+        console.print(f"audit log anchored at size {data['anchored'][0]}")
+    elif data["not_anchored"]:
+        console.print(
+            f"[yellow]the audit log is not anchored yet[/yellow] ({data['not_anchored']}): "
+            "your node anchors it while it runs (`ailedger node start`); on a development "
+            "chain, `ailedger account fund` pays for the gas"
+        )
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """The batches imported at this node, oldest first."""
+    with _vault(ctx) as (_, _node, vault):
+        batches = [b.__dict__ for b in vault.batches()]
+
+    def render() -> None:
+        if not batches:
+            console.print("no wearable data imported yet: `ailedger wearables import FILE`")
+        for b in batches:
+            console.print(
+                f"{b['batch_id']}  {b['readings']:>8} readings  from {b['file_name']} "
+                f"({b['format']})  audit entry {b['audit_index']}"
+            )
+
+    emit(as_json, {"batches": batches}, render)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    batch: str = typer.Argument(..., help="A batch id from `ailedger wearables list`."),
+    limit: int = typer.Option(20, min=1, help="How many Observations to print."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Decrypt a batch at this node and print its first Observations (FHIR R4)."""
+    with _vault(ctx) as (_, _node, vault):
+        lines = vault.observations(batch)
+    shown = [json.loads(line) for line in lines[:limit]]
+
+    def render() -> None:
+        for o in shown:
+            value = o["valueQuantity"]
+            when = o.get("effectiveDateTime") or o["effectivePeriod"]["start"]
+            console.print(
+                f"{o['id'][:12]}  {o['code']['text']}: {value['value']} {value['unit']}  {when}"
+            )
+        console.print(f"({len(lines)} Observations in the batch)")
+
+    emit(as_json, {"observations": shown, "total": len(lines)}, render)
+
+
+@app.command("prove")
+def prove(
+    ctx: typer.Context,
+    observation: str = typer.Argument(..., help="An Observation's id (`wearables show`)."),
+    out: Path = typer.Option(..., "--out", help="Where to write the proof (JSON)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Write a proof that this node held the Observation: it, its path to its batch's
+    Merkle root, and the audit receipt of the entry naming that root. Anyone checks it
+    with `ailedger wearables verify`, against the chain only."""
+    from ailedger.errors import ConfigError
+
+    if out.exists():
+        raise ConfigError(f"{out} exists; name a new file for the proof")
+    with _vault(ctx) as (_, node, vault):
+        proof = vault.prove(observation, node.audit)
+    out.write_text(json.dumps(proof, indent=2, sort_keys=True) + "\n")
+    emit(as_json, {"proof": str(out)}, lambda: console.print(f"proof written to {out}"))
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    proof: Path = typer.Argument(..., help="A proof from `ailedger wearables prove`."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Check a reading's proof: the Observation is in its batch's tree, the tree is the
+    one the audit entry names, and the entry is in the node's log under a checkpoint it
+    signed and anchored on chain. Only the chain is read. Exits 1 if a check fails."""
+    from ailedger.errors import ConfigError
+    from ailedger.health.wearables.vault import verify_reading_proof
+    from ailedger.untrusted_json import parse_untrusted
+
+    try:
+        document = parse_untrusted(proof.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the proof {proof}: {exc}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{proof} is not a wearable proof (a JSON object)")
+    anchored: list[bool] = []
+    with session(ctx, unlock=False) as s:
+        problems = verify_reading_proof(document, _receipt_check(s, document, anchored))
+    data = {"ok": not problems, "anchored": bool(anchored and anchored[0]), "problems": problems}
+
+    def render() -> None:
+        if not problems:
+            state = "anchored on chain" if data["anchored"] else "NOT yet anchored"
+            console.print(f"reading verified: in the batch, in the node's audit log, {state}")
+        for problem in problems:
+            console.print(f"[bold red]FAILED[/bold red] {problem}")
+
+    emit(as_json, data, render)
+    if problems:
+        raise typer.Exit(1)
+
+
+def _receipt_check(
+    s: Session, proof: dict[str, Any], anchored: list[bool]
+) -> Callable[[dict[str, Any]], list[str]]:
+    """The audit receipt against the key and anchors the proof's node has on chain."""
+
+    def check(receipt: dict[str, Any]) -> list[str]:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        from ailedger.audit.receipt import receipt_checks
+
+        node = proof.get("node")
+        if not isinstance(node, str):
+            return ['the proof names no "node" (the account that logged it)']
+        raw = s.audit_anchor.checkpoint_key(node)
+        if not raw:
+            return [f"{node} has bound no checkpoint key on chain: nothing to check against"]
+        anchors = s.audit_anchor.history(node, s.deployment.block)
+        verdict = receipt_checks(receipt, Ed25519PublicKey.from_public_bytes(raw), anchors)
+        anchored.append(any(c.name == "anchor" and c.ok is True for c in verdict.checks))
+        return [f"{c.name}: {c.detail}" for c in verdict.checks if c.ok is False]
+
+    return check
