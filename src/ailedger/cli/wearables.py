@@ -226,6 +226,94 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command("feedback")
+def feedback(
+    ctx: typer.Context,
+    receipts: Path | None = typer.Option(
+        None, help="A new directory for a receipt per flag, to keep or show your clinician."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Trends in your resting heart rate, heart-rate variability, steps, sleep and blood
+    pressure (ACC/AHA categories), computed at your node from what you imported. Each
+    flag is explained, and recorded in your audit log as a receipt anyone can check with
+    `ailedger wearables check-feedback`. Feedback, not a diagnosis."""
+    from ailedger.errors import AiledgerError, ConfigError
+    from ailedger.health.wearables.feedback import assess, feedback_receipt, record_flags
+
+    if receipts is not None and receipts.exists():
+        raise ConfigError(f"{receipts} exists; name a new directory for the receipts")
+    with _vault(ctx) as (s, node, vault):
+        findings = assess(vault.all_observations())
+        recorded = record_flags(findings, node.audit)
+        anchored = None
+        if recorded:
+            node.audit.checkpoint_now()
+            try:
+                anchored = node.anchor()
+            except AiledgerError:  # recorded; the running node anchors it later
+                anchored = None
+        made = [feedback_receipt(r, node.audit, s.address) for r in recorded]
+    paths = []
+    if receipts is not None and made:
+        receipts.mkdir(parents=True)
+        for receipt in made:
+            path = receipts / f"feedback-{receipt['finding']['rule']}.json"
+            path.write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n")
+            paths.append(str(path))
+    data = {
+        "findings": [f.__dict__ for f in findings],
+        "receipts": paths,
+        "anchored": list(anchored) if anchored else None,
+    }
+
+    def render() -> None:
+        marks = {"flag": "[bold yellow]FLAG[/bold yellow]", "ok": "ok  ", "not enough data": "--  "}
+        for f in findings:
+            console.print(f"{marks[f.status]} {f.rule}: {f.explanation}", soft_wrap=True)
+        for path in paths:
+            console.print(f"receipt {path}")
+
+    emit(as_json, data, render)
+
+
+@app.command("check-feedback")
+def check_feedback(
+    ctx: typer.Context,
+    receipt: Path = typer.Argument(..., help="A receipt from `ailedger wearables feedback`."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Check a feedback receipt against the chain alone: the node recorded exactly this
+    finding, in its audit log, under a checkpoint it signed and anchored. Exits 1 if a
+    check fails."""
+    from ailedger.errors import ConfigError
+    from ailedger.health.wearables.feedback import verify_feedback
+    from ailedger.untrusted_json import parse_untrusted
+
+    try:
+        document = parse_untrusted(receipt.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the receipt {receipt}: {exc}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{receipt} is not a feedback receipt (a JSON object)")
+    anchored: list[bool] = []
+    with session(ctx, unlock=False) as s:
+        problems = verify_feedback(document, _receipt_check(s, document, anchored))
+    data = {"ok": not problems, "anchored": bool(anchored and anchored[0]), "problems": problems}
+
+    def render() -> None:
+        if not problems:
+            state = "anchored on chain" if data["anchored"] else "NOT yet anchored"
+            rule = document["finding"]["rule"]
+            console.print(f"feedback {rule} verified: recorded by the node, {state}")
+        for problem in problems:
+            console.print(f"[bold red]FAILED[/bold red] {problem}")
+
+    emit(as_json, data, render)
+    if problems:
+        raise typer.Exit(1)
+
+
 def _receipt_check(
     s: Session, proof: dict[str, Any], anchored: list[bool]
 ) -> Callable[[dict[str, Any]], list[str]]:

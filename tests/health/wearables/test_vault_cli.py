@@ -120,3 +120,46 @@ def test_a_hostile_export_is_refused_whole_and_leaves_no_batch(
     done = json.loads(run(["wearables", "import", str(export), "--json"], capsys, monkeypatch)[1])
     assert done["batch"]["readings"] == 8 and done["anchored"] is None
     assert "insufficient funds" in done["not_anchored"]
+
+
+def test_feedback_flags_a_trend_and_its_receipt_checks_against_the_chain(
+    home_env: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run(["init"], capsys, monkeypatch)[0] == 0
+    assert run(["account", "fund"], capsys, monkeypatch)[0] == 0
+    records = [
+        record("RestingHeartRate", 55 if day < 14 else 63, "count/min",
+               start=f"2024-02-{day + 1:02d} 06:00:00 +0000")
+        for day in range(21)
+    ]  # fmt: skip
+    records += [
+        record(kind, value, "mmHg", start=f"2024-02-{day:02d} 08:00:00 +0000")
+        for day in (19, 20, 21)
+        for kind, value in (("BloodPressureSystolic", 134), ("BloodPressureDiastolic", 82))
+    ]
+    export = write_zip(tmp_path / "export.zip", apple_xml(*records))
+    assert run(["wearables", "import", str(export)], capsys, monkeypatch)[0] == 0
+
+    receipts = tmp_path / "receipts"
+    code, out, err = run(
+        ["wearables", "feedback", "--receipts", str(receipts), "--json"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    done = json.loads(out)
+    status = {f["rule"]: f["status"] for f in done["findings"]}
+    assert status["resting-heart-rate-rise"] == status["blood-pressure"] == "flag"
+    assert status["short-sleep"] == "not enough data"
+    assert len(done["receipts"]) == 2 and done["anchored"] is not None
+
+    rise = receipts / "feedback-resting-heart-rate-rise.json"
+    code, out, err = run(["wearables", "check-feedback", str(rise), "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads(out) == {"ok": True, "anchored": True, "problems": []}
+    document = json.loads(rise.read_text())
+    document["finding"]["status"] = "ok"
+    rise.write_text(json.dumps(document))
+    code, out, _ = run(["wearables", "check-feedback", str(rise), "--json"], capsys, monkeypatch)
+    assert code == 1 and "commitment differs" in json.loads(out)["problems"][0]

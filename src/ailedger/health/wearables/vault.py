@@ -31,7 +31,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -286,6 +286,12 @@ class WearableVault:
             return dest.read_bytes().splitlines()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def all_observations(self) -> Iterator[dict[str, Any]]:
+        """Every Observation held here, batch by batch (decrypted one batch at a time)."""
+        for batch in self.batches():
+            for line in self.observations(batch.batch_id):
+                yield json.loads(line)
 
     def _batch_row(self, batch_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
