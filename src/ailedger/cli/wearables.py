@@ -320,19 +320,13 @@ def _receipt_check(
     """The audit receipt against the key and anchors the proof's node has on chain."""
 
     def check(receipt: dict[str, Any]) -> list[str]:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-        from ailedger.audit.receipt import receipt_checks
+        from ailedger.audit.home import HomeAudit
 
         node = proof.get("node")
         if not isinstance(node, str):
             return ['the proof names no "node" (the account that logged it)']
-        raw = s.audit_anchor.checkpoint_key(node)
-        if not raw:
-            return [f"{node} has bound no checkpoint key on chain: nothing to check against"]
-        anchors = s.audit_anchor.history(node, s.deployment.block)
-        verdict = receipt_checks(receipt, Ed25519PublicKey.from_public_bytes(raw), anchors)
-        anchored.append(any(c.name == "anchor" and c.ok is True for c in verdict.checks))
-        return [f"{c.name}: {c.detail}" for c in verdict.checks if c.ok is False]
+        problems, held = HomeAudit(s).receipt_problems(receipt, node)
+        anchored.append(held)
+        return problems
 
     return check
