@@ -98,6 +98,7 @@ def check_demo_story(out: str) -> None:
     assert "feedback FLAG resting-heart-rate-rise: resting heart rate averaged 63.0" in out
     assert "blood pressure averaged 134/82 mmHg over 3 days: stage 1 hypertension" in out
     assert "checks it against the chain alone: 2 of 2 verified" in out
+    assert "grants the hospital's clinician their day-to-day patterns: 21 days fetched" in out
     assert "the hospital receives 45 AIL, the consenting patients 5 AIL" in out
     assert "the patient claims 5 AIL themselves" in out
     assert (

@@ -28,20 +28,19 @@ def patient_in_control(
     say("\n[bold]16. A patient in control: wearable data at home, consent, a share[/bold]")
     patient = new_party("patient")
     _wearables(patient, hospital, root, say)
+    _clinician(patient, hospital, root, say)
     link = _link(hospital, patient, say)
     _sales(hospital, researcher, patient, dataset, link, say)
 
 
 def _wearables(patient: Session, clinician_view: Session, root: Path, say: Say) -> None:
     from ailedger.health.wearables.feedback import assess, feedback_receipt, record_flags
-    from ailedger.health.wearables.vault import WearableVault
+    from ailedger.node.wearables import vault_of
     from ailedger.sharing.owner import OwnerNode
 
     export = _apple_export(root / "patient-export.zip")
     with OwnerNode(patient) as node:
-        vault = WearableVault(
-            patient.database, node.blobs, patient.encryption_key(), patient.address
-        )
+        vault = vault_of(patient, node)
         outcome = vault.import_file(export, node.audit)
         counts = outcome.report.counts()
         say(
@@ -66,6 +65,31 @@ def _wearables(patient: Session, clinician_view: Session, root: Path, say: Say) 
     say(
         f"  anyone the patient shows a receipt checks it against the chain alone: "
         f"{sum(not problems for problems in checked)} of {len(checked)} verified"
+    )
+
+
+def _clinician(patient: Session, clinician: Session, root: Path, say: Say) -> None:
+    """The patient shares their day-to-day patterns with the clinician they grant, and
+    with no one else: the clinician fetches one row a day, never a reading."""
+    from ailedger.chain.contracts.data_market import PURPOSES
+    from ailedger.node.app import create_app
+    from ailedger.node.service import BackgroundServer, announce
+    from ailedger.node.wearables import share_patterns
+    from ailedger.sharing.owner import OwnerNode
+    from ailedger.sharing.requester import fetch, request_access
+
+    patient.key_registry.register(patient.home.encryption_public_key)
+    with OwnerNode(patient) as node:
+        shared = share_patterns(patient, node, "clinical-care")
+        with BackgroundServer(create_app(node.gateway())) as url:
+            announce(patient, url)
+            grant, _ = request_access(clinician, shared.dataset_id, PURPOSES["clinical-care"])
+            patient.data_market.grant(grant)
+            got = fetch(clinician, shared.dataset_id, grant, root / "patient-patterns.csv")
+    header, *days = got.path.read_text().splitlines()
+    say(
+        f"  the patient grants the hospital's clinician their day-to-day patterns: "
+        f"{len(days)} days fetched ({header.replace(',', ', ')}), no single reading"
     )
 
 

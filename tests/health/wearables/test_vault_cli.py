@@ -163,3 +163,29 @@ def test_feedback_flags_a_trend_and_its_receipt_checks_against_the_chain(
     rise.write_text(json.dumps(document))
     code, out, _ = run(["wearables", "check-feedback", str(rise), "--json"], capsys, monkeypatch)
     assert code == 1 and "commitment differs" in json.loads(out)["problems"][0]
+
+    # The patterns, shared: with a clinician the person approves, or privately for research.
+    from ailedger.session import open_session
+    from ailedger.settings import load_settings
+
+    code, out, err = run(
+        ["wearables", "share", "--for", "clinical-care", "--json"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    clinical = json.loads(out)
+    assert clinical["days"] == 21 and clinical["private"] is False
+    message = error_of(["wearables", "share", "--for", "research"], capsys, monkeypatch)
+    assert "needs --epsilon-cap" in message
+    research = json.loads(
+        run(
+            ["wearables", "share", "--for", "research", "--epsilon-cap", "1", "--json"],
+            capsys,
+            monkeypatch,
+        )[1]
+    )
+    assert research["private"] is True
+    with open_session(load_settings(), unlock=False) as s:
+        shared = s.data_market.dataset(bytes.fromhex(clinical["dataset"][2:]))
+        assert shared is not None and shared.policy.purposes == 8 and shared.policy.needs_approval
+        assert not s.privacy_ledger.is_private(bytes.fromhex(clinical["dataset"][2:]))
+        assert s.privacy_ledger.is_private(bytes.fromhex(research["dataset"][2:]))

@@ -35,14 +35,13 @@ import hashlib
 import json
 import secrets
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import date
 from statistics import fmean
 from typing import Any, Protocol
 
-from ailedger.health.wearables.observations import KINDS
+from ailedger.health.wearables.patterns import daily_values
 
 ENTRY_KIND = "health-feedback"
 RECENT_DAYS = 7
@@ -61,8 +60,6 @@ RULES = {
     "blood-pressure": {"standard": "ACC/AHA 2017", "min_days": BP_MIN_DAYS},
 }
 RULES_DIGEST = hashlib.sha256(json.dumps(RULES, sort_keys=True).encode()).hexdigest()
-_BY_LOINC = {spec.loinc: kind for kind, spec in KINDS.items()}
-_SUMMED = {"steps", "sleep"}
 SEE_A_CLINICIAN = "this is feedback, not a diagnosis: talk it over with your clinician"
 
 
@@ -72,22 +69,6 @@ class Finding:
     status: str  # "flag", "ok" or "not enough data"
     explanation: str
     inputs: dict[str, Any]  # the daily values the rule used, by day
-
-
-def daily_values(observations: Iterable[dict[str, Any]]) -> dict[str, dict[date, float]]:
-    """Per kind, the value of each UTC day (mean, or sum for steps and sleep)."""
-    values: dict[str, dict[date, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for observation in observations:
-        kind = _BY_LOINC.get(observation["code"]["coding"][0]["code"])
-        if kind is None:
-            continue
-        when = observation.get("effectiveDateTime") or observation["effectivePeriod"]["start"]
-        day = date.fromisoformat(str(when)[:10])
-        values[kind][day].append(float(observation["valueQuantity"]["value"]))
-    return {
-        kind: {d: (sum(v) if kind in _SUMMED else fmean(v)) for d, v in sorted(days.items())}
-        for kind, days in values.items()
-    }
 
 
 def _split(days: dict[date, float]) -> tuple[dict[date, float], dict[date, float]]:
