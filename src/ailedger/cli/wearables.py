@@ -199,86 +199,16 @@ def verify(
     """Check a reading's proof: the Observation is in its batch's tree, the tree is the
     one the audit entry names, and the entry is in the node's log under a checkpoint it
     signed and anchored on chain. Only the chain is read. Exits 1 if a check fails."""
-    from ailedger.errors import ConfigError
     from ailedger.health.wearables.vault import verify_reading_proof
-    from ailedger.untrusted_json import parse_untrusted
 
-    try:
-        document = parse_untrusted(proof.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the proof {proof}: {exc}") from None
-    if not isinstance(document, dict):
-        raise ConfigError(f"{proof} is not a wearable proof (a JSON object)")
-    anchored: list[bool] = []
-    with session(ctx, unlock=False) as s:
-        problems = verify_reading_proof(document, _receipt_check(s, document, anchored))
-    data = {"ok": not problems, "anchored": bool(anchored and anchored[0]), "problems": problems}
-
-    def render() -> None:
-        if not problems:
-            state = "anchored on chain" if data["anchored"] else "NOT yet anchored"
-            console.print(f"reading verified: in the batch, in the node's audit log, {state}")
-        for problem in problems:
-            console.print(f"[bold red]FAILED[/bold red] {problem}")
-
-    emit(as_json, data, render)
-    if problems:
-        raise typer.Exit(1)
-
-
-@app.command("share")
-def share(
-    ctx: typer.Context,
-    audience: str = typer.Option(
-        ...,
-        "--for",
-        help="clinical-care: a clinician you grant sees your day-to-day patterns; research: "
-        "researchers get only differentially private answers and models from them.",
-    ),
-    epsilon_cap: float | None = typer.Option(
-        None, help="For research: the most privacy (epsilon) all answers together may spend."
-    ),
-    price: str = typer.Option("0", help="Price in AIL per grant."),
-    duration: str = typer.Option("30d", help="How long a grant lasts (12h, 30d)."),
-    title: str = typer.Option("Daily wearable patterns", help="Catalog title (nothing personal)."),
-    as_json: bool = JSON_OPTION,
-) -> None:
-    """Publish your day-to-day patterns (one row a day: resting heart rate, HRV, steps,
-    sleep, blood pressure), encrypted at your node, never the readings themselves. You
-    approve every request. For research the dataset is made private at once: its rows
-    are never served, only DP answers charged to the budget you set."""
-    from ailedger.cli import _parsers as parse
-    from ailedger.node.wearables import share_patterns
-    from ailedger.sharing.owner import OwnerNode
-    from ailedger.units import parse_amount
-
-    amount, seconds = parse_amount(price), parse.duration(duration)
-    with session(ctx, unlock=True) as s, OwnerNode(s) as node:
-        shared = share_patterns(
-            s, node, audience, price=amount, duration_s=seconds, title=title,
-            epsilon_cap=epsilon_cap,
-        )  # fmt: skip
-    data = {
-        "dataset": "0x" + shared.dataset_id.hex(),
-        "days": shared.days,
-        "for": audience,
-        "private": shared.private,
-        "tx": shared.tx_hash,
-    }
-
-    def render() -> None:
-        console.print(
-            f"your daily patterns ({shared.days} days) published as dataset {data['dataset']}, "
-            f"encrypted at your node, for {audience}; you approve each request "
-            "(`ailedger data requests`, `ailedger data grant ID`)"
-        )
-        if shared.private:
-            console.print(
-                f"private at once: epsilon {epsilon_cap:g} for all answers together; rows "
-                "are never served"
-            )
-
-    emit(as_json, data, render)
+    _check(
+        ctx,
+        proof,
+        "wearable proof",
+        verify_reading_proof,
+        lambda _, state: f"reading verified: in the batch, in the node's audit log, {state}",
+        as_json,
+    )
 
 
 @app.command("feedback")
@@ -341,26 +271,51 @@ def check_feedback(
     """Check a feedback receipt against the chain alone: the node recorded exactly this
     finding, in its audit log, under a checkpoint it signed and anchored. Exits 1 if a
     check fails."""
-    from ailedger.errors import ConfigError
     from ailedger.health.wearables.feedback import verify_feedback
+
+    _check(
+        ctx,
+        receipt,
+        "feedback receipt",
+        verify_feedback,
+        lambda doc, state: (
+            f"feedback {doc['finding']['rule']} verified: recorded by the node, {state}"
+        ),
+        as_json,
+    )
+
+
+Verifier = Callable[[dict[str, Any], Callable[[dict[str, Any]], list[str]]], list[str]]
+
+
+def _check(
+    ctx: typer.Context,
+    path: Path,
+    what: str,
+    verify: Verifier,
+    verified: Callable[[dict[str, Any], str], str],
+    as_json: bool,
+) -> None:
+    """Read a proof or receipt a person holds, check it against the chain alone, say so;
+    exit 1 if a check fails."""
+    from ailedger.errors import ConfigError
     from ailedger.untrusted_json import parse_untrusted
 
     try:
-        document = parse_untrusted(receipt.read_bytes())
+        document = parse_untrusted(path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the receipt {receipt}: {exc}") from None
+        raise ConfigError(f"cannot read the {what} {path}: {exc}") from None
     if not isinstance(document, dict):
-        raise ConfigError(f"{receipt} is not a feedback receipt (a JSON object)")
+        raise ConfigError(f"{path} is not a {what} (a JSON object)")
     anchored: list[bool] = []
     with session(ctx, unlock=False) as s:
-        problems = verify_feedback(document, _receipt_check(s, document, anchored))
+        problems = verify(document, _receipt_check(s, document, anchored))
     data = {"ok": not problems, "anchored": bool(anchored and anchored[0]), "problems": problems}
 
     def render() -> None:
         if not problems:
             state = "anchored on chain" if data["anchored"] else "NOT yet anchored"
-            rule = document["finding"]["rule"]
-            console.print(f"feedback {rule} verified: recorded by the node, {state}")
+            console.print(verified(document, state))
         for problem in problems:
             console.print(f"[bold red]FAILED[/bold red] {problem}")
 

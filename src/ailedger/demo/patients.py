@@ -126,16 +126,11 @@ def _sales(
     say: Say,
 ) -> None:
     from ailedger.chain.contracts.data_market import PURPOSES
-    from ailedger.sharing.requester import request_access
 
     research = PURPOSES["rare-disease-research"]
     hospital.patients.add_to_cohort(dataset, {link: 1})
     hospital.patients.set_share(dataset, PATIENT_SHARE_BPS)
-    before = hospital.token.balance_of(hospital.address)
-    grant, _ = request_access(researcher, dataset, research)
-    hospital.data_market.grant(grant)
-    paid = hospital.token.balance_of(hospital.address) - before
-    owed = patient.patients.claimable(patient.address)
+    paid, owed = _sale(hospital, researcher, patient, dataset, research)
     say(
         f"  the researcher buys the cohort again for research: the hospital receives "
         f"{format_amount(paid)}, the consenting patients {format_amount(owed)} "
@@ -146,16 +141,25 @@ def _sales(
 
     patient.patients.set_consent(0)
     allowed = hospital.patients.consents_to(link, research)
-    before = hospital.token.balance_of(hospital.address)
-    grant, _ = request_access(researcher, dataset, research)
-    hospital.data_market.grant(grant)
-    paid = hospital.token.balance_of(hospital.address) - before
-    left = patient.patients.claimable(patient.address)
+    paid, left = _sale(hospital, researcher, patient, dataset, research)
     say(
         f"  the patient withdraws consent; the hospital's node is told consent holds: "
         f"{allowed}; the next sale pays the hospital {format_amount(paid)} and the patient "
         f"{format_amount(left)}"
     )
+
+
+def _sale(
+    hospital: Session, researcher: Session, patient: Session, dataset: bytes, purpose: int
+) -> tuple[int, int]:
+    """One granted request: (what the hospital received, what the patient can claim)."""
+    from ailedger.sharing.requester import request_access
+
+    before = hospital.token.balance_of(hospital.address)
+    grant, _ = request_access(researcher, dataset, purpose)
+    hospital.data_market.grant(grant)
+    paid = hospital.token.balance_of(hospital.address) - before
+    return paid, patient.patients.claimable(patient.address)
 
 
 def _apple_export(path: Path) -> Path:
