@@ -211,6 +211,61 @@ def verify(
     )
 
 
+@app.command("share")
+def share(
+    ctx: typer.Context,
+    audience: str = typer.Option(
+        ...,
+        "--for",
+        help="clinical-care: a clinician you grant sees your day-to-day patterns; research: "
+        "researchers get only differentially private answers and models from them.",
+    ),
+    epsilon_cap: float | None = typer.Option(
+        None, help="For research: the most privacy (epsilon) all answers together may spend."
+    ),
+    price: str = typer.Option("0", help="Price in AIL per grant."),
+    duration: str = typer.Option("30d", help="How long a grant lasts (12h, 30d)."),
+    title: str = typer.Option("Daily wearable patterns", help="Catalog title (nothing personal)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Publish your day-to-day patterns (one row a day: resting heart rate, HRV, steps,
+    sleep, blood pressure), encrypted at your node, never the readings themselves. You
+    approve every request. For research the dataset is made private at once: its rows
+    are never served, only DP answers charged to the budget you set."""
+    from ailedger.cli import _parsers as parse
+    from ailedger.node.wearables import share_patterns
+    from ailedger.sharing.owner import OwnerNode
+    from ailedger.units import parse_amount
+
+    amount, seconds = parse_amount(price), parse.duration(duration)
+    with session(ctx, unlock=True) as s, OwnerNode(s) as node:
+        shared = share_patterns(
+            s, node, audience, price=amount, duration_s=seconds, title=title,
+            epsilon_cap=epsilon_cap,
+        )  # fmt: skip
+    data = {
+        "dataset": "0x" + shared.dataset_id.hex(),
+        "days": shared.days,
+        "for": audience,
+        "private": shared.private,
+        "tx": shared.tx_hash,
+    }
+
+    def render() -> None:
+        console.print(
+            f"your daily patterns ({shared.days} days) published as dataset {data['dataset']}, "
+            f"encrypted at your node, for {audience}; you approve each request "
+            "(`ailedger data requests`, `ailedger data grant ID`)"
+        )
+        if shared.private:
+            console.print(
+                f"private at once: epsilon {epsilon_cap:g} for all answers together; rows "
+                "are never served"
+            )
+
+    emit(as_json, data, render)
+
+
 @app.command("feedback")
 def feedback(
     ctx: typer.Context,
