@@ -4,10 +4,12 @@ provable later, against the chain alone; a tampered proof or a hostile file fail
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
+from fhir.resources.R4B.provenance import Provenance
 
 from tests.cli.test_cli import error_of, home_env, run  # noqa: F401 (fixture)
 from tests.health.wearables.exports import apple_xml, record, write_zip
@@ -65,6 +67,12 @@ def test_import_keep_encrypted_recognise_again_and_prove_a_reading(
 
     listed = json.loads(run(["wearables", "list", "--json"], capsys, monkeypatch)[1])
     assert [b["batch_id"] for b in listed["batches"]] == [batch["batch_id"]]
+    provenance = Provenance.model_validate(listed["batches"][0]["provenance"])  # FHIR R4
+    assert (
+        provenance.entity[0].what.identifier.value
+        == hashlib.sha256(export.read_bytes()).hexdigest()
+    )
+    assert "Ada" not in json.dumps(listed)  # no source or device name outside the batch
     shown = json.loads(
         run(["wearables", "show", batch["batch_id"], "--json"], capsys, monkeypatch)[1]
     )
@@ -92,6 +100,13 @@ def test_import_keep_encrypted_recognise_again_and_prove_a_reading(
     assert code == 1
     assert json.loads(out)["problems"] == [
         "the Observation is not in the batch's Merkle tree at that position"
+    ]
+    document = json.loads(proof.read_text())
+    document["provenance"]["recorded"] = "2020-01-01T00:00:00Z"
+    forged.write_text(json.dumps(document))
+    code, out, _ = run(["wearables", "verify", str(forged), "--json"], capsys, monkeypatch)
+    assert code == 1 and json.loads(out)["problems"] == [
+        "the batch's provenance is not the one the audit entry names"
     ]
 
 

@@ -89,6 +89,7 @@ class StoredBatch:
     merkle_root: str
     audit_index: int
     report: dict[str, Any]
+    provenance: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -167,11 +168,13 @@ class WearableVault:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         root, now = root_from_leaves(leaves), int(time.time())
+        provenance = batch_provenance(batch_id, path, format, now, self.owner)
         entry = {
             "kind": ENTRY_KIND,
             "batch": batch_id,
             "root": root.hex(),
             "readings": len(digests),
+            "provenance": _digest(provenance),
             "time": now,
         }
         index = audit.append(entry)
@@ -186,6 +189,7 @@ class WearableVault:
             root.hex(),
             index,
             report.counts(),
+            provenance,
         )
         self._record(batch, self._wrap(stored.data_key, batch_id), stored.blob.hash_hex, digests)
         return batch
@@ -240,6 +244,7 @@ class WearableVault:
             "merkle_root": batch.merkle_root,
             "audit_index": batch.audit_index,
             "report": json.dumps(batch.report, sort_keys=True),
+            "provenance": json.dumps(batch.provenance, sort_keys=True),
         }
         with transaction(self.engine) as conn:
             conn.execute(insert(batches_table), [row])
@@ -328,6 +333,7 @@ class WearableVault:
             "size": len(leaves),
             "root": str(row["merkle_root"]),
             "path": [p.hex() for p in path],
+            "provenance": json.loads(str(row["provenance"])),
             "audit": audit.receipt(int(row["audit_index"])),
             "node": self.owner,
         }
@@ -363,7 +369,63 @@ def verify_reading_proof(
         problems.append("the audit entry is not this batch's import")
     elif entry.get("root") != root.hex() or entry.get("readings") != size:
         problems.append("the audit entry names another root or count than the proof's")
+    elif entry.get("provenance") != _digest(proof.get("provenance")):
+        problems.append("the batch's provenance is not the one the audit entry names")
     return problems + check_receipt(proof["audit"])
+
+
+def batch_provenance(
+    batch_id: str, path: Path, format: str, recorded: int, owner: str
+) -> dict[str, Any]:
+    """A FHIR R4 Provenance of an import batch: the batch (a collection Bundle of its
+    Observations) derived from the file (by its SHA-256 and format), assembled by the
+    person's node (by wallet). Nothing in it names a person or a device."""
+    from datetime import UTC, datetime
+
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+    return {
+        "resourceType": "Provenance",
+        "id": batch_id,
+        "target": [{"reference": f"Bundle/{batch_id}"}],
+        "recorded": datetime.fromtimestamp(recorded, UTC).isoformat().replace("+00:00", "Z"),
+        "activity": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                    "code": "CREATE",
+                }
+            ]
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "assembler",
+                        }
+                    ]
+                },
+                "who": {"identifier": {"system": "urn:ailedger:wallet", "value": owner}},
+            }
+        ],
+        "entity": [
+            {
+                "role": "source",
+                "what": {
+                    "identifier": {"system": "urn:ailedger:sha256", "value": digest.hexdigest()},
+                    "display": f"{format} export",
+                },
+            }
+        ],
+    }
+
+
+def _digest(document: Any) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
 def _object_id(batch_id: str) -> bytes:
@@ -382,4 +444,5 @@ def _batch(row: Any) -> StoredBatch:
         str(row["merkle_root"]),
         int(row["audit_index"]),
         json.loads(str(row["report"])),
+        json.loads(str(row["provenance"])),
     )
