@@ -62,8 +62,8 @@ def import_(
     your node, and the batch's Merkle root goes into your audit log, anchored on chain."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from ailedger.errors import AiledgerError
     from ailedger.health.wearables.importer import DEFAULT_PRIORITY
+    from ailedger.node.wearables import anchor_now
 
     order = tuple(p.strip() for p in priority.split(",") if p.strip()) or DEFAULT_PRIORITY
     columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
@@ -81,11 +81,7 @@ def import_(
         )
         anchored, not_anchored = None, None
         if outcome.batch is not None:  # stored: anchoring can follow later if it fails now
-            node.audit.checkpoint_now()
-            try:
-                anchored = node.anchor()
-            except AiledgerError as exc:
-                not_anchored = str(exc)
+            anchored, not_anchored = anchor_now(node)
     report = outcome.report
     data = {
         "batch": outcome.batch.__dict__ if outcome.batch else None,
@@ -278,22 +274,15 @@ def feedback(
     pressure (ACC/AHA categories), computed at your node from what you imported. Each
     flag is explained, and recorded in your audit log as a receipt anyone can check with
     `ailedger wearables check-feedback`. Feedback, not a diagnosis."""
-    from ailedger.errors import AiledgerError, ConfigError
-    from ailedger.health.wearables.feedback import assess, feedback_receipt, record_flags
+    from ailedger.errors import ConfigError
+    from ailedger.node.wearables import run_feedback
+    from ailedger.sharing.owner import OwnerNode
 
     if receipts is not None and receipts.exists():
         raise ConfigError(f"{receipts} exists; name a new directory for the receipts")
-    with _vault(ctx) as (s, node, vault):
-        findings = assess(vault.all_observations())
-        recorded = record_flags(findings, node.audit)
-        anchored = None
-        if recorded:
-            node.audit.checkpoint_now()
-            try:
-                anchored = node.anchor()
-            except AiledgerError:  # recorded; the running node anchors it later
-                anchored = None
-        made = [feedback_receipt(r, node.audit, s.address) for r in recorded]
+    with session(ctx, unlock=True) as s, OwnerNode(s) as node:
+        done = run_feedback(s, node)
+    findings, made, anchored = done.findings, done.receipts, done.anchored
     paths = []
     if receipts is not None and made:
         receipts.mkdir(parents=True)

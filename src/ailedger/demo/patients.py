@@ -34,8 +34,7 @@ def patient_in_control(
 
 
 def _wearables(patient: Session, clinician_view: Session, root: Path, say: Say) -> None:
-    from ailedger.health.wearables.feedback import assess, feedback_receipt, record_flags
-    from ailedger.node.wearables import vault_of
+    from ailedger.node.wearables import run_feedback, vault_of
     from ailedger.sharing.owner import OwnerNode
 
     export = _apple_export(root / "patient-export.zip")
@@ -48,19 +47,16 @@ def _wearables(patient: Session, clinician_view: Session, root: Path, say: Say) 
             f"readings kept, {counts['overridden']} steps the phone also counted set aside, "
             f"{counts['rejected']} impossible reading rejected; encrypted at their own node"
         )
-        findings = assess(vault.all_observations())
-        recorded = record_flags(findings, node.audit)
-        node.audit.checkpoint_now()
-        anchored = node.anchor()
-        for finding in findings:
-            if finding.status == "flag":
-                say(f"  feedback FLAG {finding.rule}: {finding.explanation}")
-        receipts = [feedback_receipt(r, node.audit, patient.address) for r in recorded]
-        size = anchored[0] if anchored else "?"
-        say(
-            f"  {len(receipts)} flags recorded as receipts in the patient's audit log (a "
-            f"commitment each, no value), anchored on chain at size {size}"
-        )
+        done = run_feedback(patient, node)
+    for finding in done.findings:
+        if finding.status == "flag":
+            say(f"  feedback FLAG {finding.rule}: {finding.explanation}")
+    receipts = done.receipts
+    size = done.anchored[0] if done.anchored else "?"
+    say(
+        f"  {len(receipts)} flags recorded as receipts in the patient's audit log (a "
+        f"commitment each, no value), anchored on chain at size {size}"
+    )
     checked = [_verify(clinician_view, receipt) for receipt in receipts]
     say(
         f"  anyone the patient shows a receipt checks it against the chain alone: "

@@ -7,11 +7,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ailedger.errors import ConfigError
+from ailedger.errors import AiledgerError, ConfigError
 
 if TYPE_CHECKING:
+    from ailedger.health.wearables.feedback import Finding
     from ailedger.health.wearables.vault import WearableVault
     from ailedger.session import Session
     from ailedger.sharing.owner import OwnerNode
@@ -83,3 +84,36 @@ def share_patterns(
     return SharedPatterns(
         published.dataset_id, days, audience, epsilon_cap is not None, published.tx_hash
     )
+
+
+@dataclass(frozen=True)
+class FeedbackRun:
+    findings: list[Finding]
+    receipts: list[dict[str, Any]]  # one per flag, for the person to keep
+    anchored: tuple[int, str] | None  # (log size, tx) when the log was anchored now
+    not_anchored: str | None  # why not, when anchoring failed (the flags are recorded)
+
+
+def run_feedback(session: Session, node: OwnerNode, *, record: bool = True) -> FeedbackRun:
+    """Every rule's finding over the person's data; with ``record``, each flag in the audit
+    log, the log checkpointed and anchored, and a receipt per flag that proves on chain."""
+    from ailedger.health.wearables.feedback import assess, feedback_receipt, record_flags
+
+    findings = assess(vault_of(session, node).all_observations())
+    if not record:
+        return FeedbackRun(findings, [], None, None)
+    recorded = record_flags(findings, node.audit)
+    anchored, not_anchored = anchor_now(node) if recorded else (None, None)
+    receipts = [feedback_receipt(r, node.audit, session.address) for r in recorded]
+    return FeedbackRun(findings, receipts, anchored, not_anchored)
+
+
+def anchor_now(node: OwnerNode) -> tuple[tuple[int, str] | None, str | None]:
+    """Checkpoint the audit log and anchor it: ((size, tx), None), or (None, why not) when
+    the chain refused (no gas, say); what was logged stays, and the running node anchors
+    it later."""
+    node.audit.checkpoint_now()
+    try:
+        return node.anchor(), None
+    except AiledgerError as exc:
+        return None, str(exc)

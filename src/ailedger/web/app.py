@@ -72,6 +72,8 @@ MODULES: Final[tuple[str, ...]] = (
     "ailedger.web.pages.models",
     "ailedger.web.api.federated",
     "ailedger.web.pages.federated",
+    "ailedger.web.api.wearables",
+    "ailedger.web.pages.wearables",
 )
 
 # Errors that are not a refused request, by what the person can do about them.

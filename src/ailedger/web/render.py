@@ -25,6 +25,7 @@ NAVIGATION: Final = (
     ("/privacy", "Private analytics"),
     ("/models", "Models"),
     ("/federated", "Federated"),
+    ("/wearables", "Wearables"),
     ("/clinic", "Clinician"),
     ("/audit", "Audit"),
 )
