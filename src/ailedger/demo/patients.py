@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ailedger.errors import AiledgerError
 from ailedger.session import Session
 from ailedger.units import format_amount
 
@@ -137,11 +138,15 @@ def _sales(
 
     patient.patients.set_consent(0)
     allowed = hospital.patients.consents_to(link, research)
-    paid, left = _sale(hospital, researcher, patient, dataset, research)
+    try:
+        _sale(hospital, researcher, patient, dataset, research)
+        refused = "UNEXPECTED: sold"
+    except AiledgerError as exc:
+        refused = str(exc)
     say(
-        f"  the patient withdraws consent; the hospital's node is told consent holds: "
-        f"{allowed}; the next sale pays the hospital {format_amount(paid)} and the patient "
-        f"{format_amount(left)}"
+        f"  the patient withdraws consent: the hospital's node is told consent holds: "
+        f"{allowed}; the next request for the cohort is refused on chain ({refused}) until "
+        "the hospital publishes it again without their records; what they earned stays theirs"
     )
 
 
