@@ -26,6 +26,7 @@ NAVIGATION: Final = (
     ("/models", "Models"),
     ("/federated", "Federated"),
     ("/wearables", "Wearables"),
+    ("/patient", "Patient"),
     ("/clinic", "Clinician"),
     ("/audit", "Audit"),
 )
