@@ -32,6 +32,11 @@
         who revokes without cause can refund by an ordinary token transfer, and disputes
         are settled off chain.
 
+        Patients' consent. Once bound to Patients, a dataset none of whose patients
+        object to a purpose is sold and served for it as before; while one objects
+        (`Patients.objecting_weight`), requests and grants for that purpose revert and
+        `check_access` says no.
+
         Patients' share. Once bound to the Patients contract (`bind_patients`, by the
         deployer, once), each payment to an owner first gives the dataset's patient share
         (`Patients.share_bps`, set by the owner) to Patients, which splits it among the
@@ -103,6 +108,7 @@ struct Grant:
 
 interface IPatients:
     def share_bps(dataset_id: bytes32) -> uint256: view
+    def objecting_weight(dataset_id: bytes32, purpose: uint256) -> uint256: view
     def credit(dataset_id: bytes32, purpose: uint256, amount: uint256) -> bool: nonpayable
 
 
@@ -336,6 +342,15 @@ def retire_dataset(dataset_id: bytes32):
 
 @internal
 @view
+def _patients_consent(dataset_id: bytes32, purpose: uint256) -> bool:
+    # No patient of the dataset's cohort has withdrawn from `purpose` (see Patients).
+    if self.patients == empty(address):
+        return True
+    return staticcall IPatients(self.patients).objecting_weight(dataset_id, purpose) == 0
+
+
+@internal
+@view
 def _patient_bps(dataset_id: bytes32) -> uint256:
     if self.patients == empty(address):
         return 0
@@ -381,6 +396,7 @@ def request_access(dataset_id: bytes32, purpose: uint256) -> uint256:
     assert not ds.retired, "request: dataset retired"
     assert purpose != 0 and purpose & (purpose - 1) == 0, "request: not a single purpose"
     assert purpose & ds.purposes != 0, "request: purpose not allowed"
+    assert self._patients_consent(dataset_id, purpose), "request: a patient withdrew consent"
 
     request_id: uint256 = self.request_count + 1
     self.request_count = request_id
@@ -445,6 +461,7 @@ def grant(request_id: uint256):
     owner: address = self.datasets[g.dataset_id].owner
     assert owner == msg.sender, "grant: caller is not the owner"
     assert g.status == STATUS_PENDING, "grant: request not pending"
+    assert self._patients_consent(g.dataset_id, g.purpose), "grant: a patient withdrew consent"
     expires_at: uint256 = block.timestamp + g.duration
     self._grants[request_id].status = STATUS_GRANTED
     self._grants[request_id].expires_at = expires_at
@@ -544,7 +561,8 @@ def check_access(
 ) -> bool:
     """
     @notice True only if `request_id` is a GRANTED, unexpired grant to `requester` for
-            `dataset_id` and `purpose`. What an owner's gateway asks before each read.
+            `dataset_id` and `purpose`, and no patient of the dataset has withdrawn from
+            `purpose`. What an owner's gateway asks before each read.
     """
     g: Grant = self._grants[request_id]
     return (
@@ -553,6 +571,7 @@ def check_access(
         and g.requester == requester
         and g.dataset_id == dataset_id
         and g.purpose == purpose
+        and self._patients_consent(dataset_id, purpose)
     )
 
 

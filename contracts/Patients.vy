@@ -18,6 +18,12 @@
         each read, job, federated round or match that would use a linked record. An
         ended link consents to nothing.
 
+        Withdrawal takes effect. While any patient of a dataset's cohort objects to a
+        purpose (`objecting_weight`), the bound DataMarket refuses requests and grants
+        for it and its `check_access` says no, so every read, compute-to-data job and
+        federated round that asks it stops at once; the owner publishes the dataset
+        again without those records.
+
         Revenue share. A dataset's owner names the links whose records the dataset holds,
         with a weight each (their records' count: `add_to_cohort`), and the share of
         each sale that goes to them (`set_share`, basis points). When the DataMarket is
@@ -133,6 +139,9 @@ share_bps: public(HashMap[bytes32, uint256])
 weight: public(HashMap[bytes32, HashMap[bytes32, uint256]])  # dataset -> link -> weight
 # dataset -> purpose -> total weight of the links whose patient consents to it now
 consenting_weight: public(HashMap[bytes32, HashMap[uint256, uint256]])
+# dataset -> weight of its accepted links, and of its links ended after being accepted
+cohort_active: public(HashMap[bytes32, uint256])
+cohort_ended: public(HashMap[bytes32, uint256])
 owed: public(HashMap[address, uint256])  # settled, not yet claimed
 credited: public(uint256)  # everything ever credited
 claimed: public(uint256)  # everything ever paid out
@@ -180,6 +189,8 @@ def accept_link(link_id: bytes32):
     assert len(self._patient_links[msg.sender]) < MAX_LINKS, "link: too many links"
     self.links[link_id].status = LINK_ACTIVE
     self._patient_links[msg.sender].append(link_id)
+    for dataset_id: bytes32 in self._link_datasets[link_id]:
+        self.cohort_active[dataset_id] += self.weight[dataset_id][link_id]
     self._move(link_id, 0, self.consent[msg.sender])
     log LinkAccepted(link_id=link_id, hospital=link.hospital, patient=msg.sender)
 
@@ -196,6 +207,10 @@ def end_link(link_id: bytes32):
     if link.status == LINK_ACTIVE:
         self._move(link_id, self.consent[link.patient], 0)
         self._forget(link.patient, link_id)
+        for dataset_id: bytes32 in self._link_datasets[link_id]:
+            w: uint256 = self.weight[dataset_id][link_id]
+            self.cohort_active[dataset_id] -= w
+            self.cohort_ended[dataset_id] += w
     self.links[link_id].status = LINK_ENDED
     log LinkEnded(link_id=link_id, by=msg.sender)
 
@@ -238,6 +253,24 @@ def consents_to(link_id: bytes32, purpose: uint256) -> bool:
     if link.status != LINK_ACTIVE or purpose == 0:
         return False
     return self.consent[link.patient] & purpose == purpose
+
+
+@view
+@external
+def objecting_weight(dataset_id: bytes32, purpose: uint256) -> uint256:
+    """
+    @notice The weight of `dataset_id`'s cohort whose patient does not consent to
+            `purpose` now: accepted links without it, and links ended after being
+            accepted. Non-zero: the dataset holds records its patients withdrew from
+            this purpose, and the DataMarket neither sells nor serves it for it until
+            the owner publishes it again without them. Links never accepted object to
+            nothing: their records were taken under the consent the hospital holds.
+    """
+    return (
+        self.cohort_active[dataset_id]
+        - self.consenting_weight[dataset_id][purpose]
+        + self.cohort_ended[dataset_id]
+    )
 
 
 # ---------------------------------------------------------------- cohorts and shares
@@ -286,6 +319,7 @@ def add_to_cohort(
         self.weight[dataset_id][link_id] = w
         self._link_datasets[link_id].append(dataset_id)
         if link.status == LINK_ACTIVE:
+            self.cohort_active[dataset_id] += w
             self._move_one(link_id, dataset_id, 0, self.consent[link.patient])
         log CohortAdded(dataset_id=dataset_id, link_id=link_id, weight=w)
 

@@ -106,6 +106,7 @@ def test_token_lifecycle_through_the_cli(
         "PrivacyLedger",
         "ModelRegistry",
         "FederatedJobs",
+        "Patients",
     }
     assert status["market_windows"] == {"bid_s": 10, "reveal_s": 300, "dispute_s": 600}
 

@@ -74,13 +74,13 @@ def test_a_sale_pays_the_consenting_patients_pro_rata_and_the_owner_the_rest(
     world: World,
 ) -> None:
     alice, bob, carol = (boa.env.generate_address(n) for n in ("alice", "bob", "carol"))
-    for n, who in enumerate((alice, bob, carol), start=1):
-        world.link(n, who)
-    with boa.env.prank(alice):
-        world.patients.set_consent(RARE | TRAINING)
-    with boa.env.prank(bob):
-        world.patients.set_consent(RARE)
-    # carol consents to nothing: her records earn nothing
+    world.link(1, alice)
+    world.link(2, bob)
+    with boa.env.prank(world.hospital):
+        world.patients.propose_link(_link_id(3), carol)  # carol never accepts
+    for who in (alice, bob):
+        with boa.env.prank(who):
+            world.patients.set_consent(RARE | TRAINING)
     with boa.env.prank(world.hospital):
         world.patients.add_to_cohort(DS, [_link_id(1), _link_id(2), _link_id(3)], [1, 3, 5])
         world.patients.set_share(DS, 2_000)  # 20% to the patients
@@ -89,29 +89,31 @@ def test_a_sale_pays_the_consenting_patients_pro_rata_and_the_owner_the_rest(
     assert world.token.balanceOf(world.hospital) == PRICE * 8 // 10
     assert world.patients.claimable(alice) == PRICE * 2 // 10 * 1 // 4
     assert world.patients.claimable(bob) == PRICE * 2 // 10 * 3 // 4
-    assert world.patients.claimable(carol) == 0
+    assert world.patients.claimable(carol) == 0  # not linked: her records earn nothing
 
-    world.buy(TRAINING)  # only alice consents to training: she takes the whole share
-    assert world.patients.claimable(alice) == PRICE // 20 + PRICE // 5
+    world.buy(TRAINING)
+    assert world.patients.claimable(alice) == 2 * (PRICE // 20)
     with boa.env.prank(alice):
         paid = world.patients.claim()
-    assert paid == PRICE // 20 + PRICE // 5 == world.token.balanceOf(alice)
+    assert paid == 2 * (PRICE // 20) == world.token.balanceOf(alice)
     with boa.env.prank(alice), boa.reverts("claim: nothing owed"):
         world.patients.claim()  # nobody is paid twice
 
 
-def test_a_sale_with_no_consenting_patient_pays_the_owner_in_full(world: World) -> None:
+def test_records_whose_patient_never_accepted_neither_earn_nor_object(world: World) -> None:
+    """Taken under the consent the hospital holds: the sale pays the owner in full."""
     alice = boa.env.generate_address("alice")
-    world.link(1, alice)
     with boa.env.prank(world.hospital):
+        world.patients.propose_link(_link_id(1), alice)
         world.patients.add_to_cohort(DS, [_link_id(1)], [2])
         world.patients.set_share(DS, 5_000)
-    world.buy(COMMERCIAL)  # alice never consented to commercial use
+    world.buy(COMMERCIAL)
     assert world.token.balanceOf(world.hospital) == PRICE
     assert world.token.balanceOf(world.patients.address) == 0
+    assert world.patients.objecting_weight(DS, COMMERCIAL) == 0
 
 
-def test_a_withdrawal_keeps_what_was_earned_and_takes_effect_at_the_next_sale(
+def test_a_withdrawal_stops_sales_and_reads_at_once_and_keeps_what_was_earned(
     world: World,
 ) -> None:
     alice, bob = boa.env.generate_address("alice"), boa.env.generate_address("bob")
@@ -123,11 +125,27 @@ def test_a_withdrawal_keeps_what_was_earned_and_takes_effect_at_the_next_sale(
     with boa.env.prank(world.hospital):
         world.patients.add_to_cohort(DS, [_link_id(1), _link_id(2)], [1, 1])
         world.patients.set_share(DS, 1_000)
-    world.buy(RARE)
+    with boa.env.prank(world.buyer):
+        grant = world.market.request_access(DS, RARE)
+    assert world.market.check_access(grant, world.buyer, DS, RARE) is True
     with boa.env.prank(alice):
         world.patients.set_consent(0)
     assert world.patients.consents_to(_link_id(1), RARE) is False
-    world.buy(RARE)  # after alice withdrew: bob alone
+    assert world.patients.objecting_weight(DS, RARE) == 1
+    # The grant already paid for reads no more, and no new one is sold.
+    assert world.market.check_access(grant, world.buyer, DS, RARE) is False
+    with boa.env.prank(world.buyer), boa.reverts("request: a patient withdrew consent"):
+        world.market.request_access(DS, RARE)
+    assert world.patients.claimable(alice) == PRICE // 10 // 2  # earned before: kept
+
+    # The hospital publishes the records again without alice's: bob's alone earn.
+    again = b"\x0f" * 32
+    with boa.env.prank(world.hospital):
+        world.market.register_dataset(again, b"\x01" * 32, b"\x02" * 32, RARE, False, PRICE, DAY, 0)
+        world.patients.add_to_cohort(again, [_link_id(2)], [1])
+        world.patients.set_share(again, 1_000)
+    with boa.env.prank(world.buyer):
+        world.market.request_access(again, RARE)
     assert world.patients.claimable(alice) == PRICE // 10 // 2
     assert world.patients.claimable(bob) == PRICE // 10 // 2 + PRICE // 10
 
@@ -157,8 +175,10 @@ def test_only_the_named_patient_accepts_and_only_the_hospital_names_its_cohort(
         world.patients.credit(DS, RARE, UNIT)
 
 
-def test_an_ended_link_consents_to_nothing_and_earns_nothing_more(world: World) -> None:
-    alice = boa.env.generate_address("alice")
+def test_an_ended_link_consents_to_nothing_and_holds_its_datasets_until_republished(
+    world: World,
+) -> None:
+    alice, bob = boa.env.generate_address("alice"), boa.env.generate_address("bob")
     world.link(1, alice)
     with boa.env.prank(alice):
         world.patients.set_consent(RARE | MATCHING)
@@ -166,13 +186,16 @@ def test_an_ended_link_consents_to_nothing_and_earns_nothing_more(world: World) 
     with boa.env.prank(world.hospital):
         world.patients.add_to_cohort(DS, [_link_id(1)], [1])
         world.patients.set_share(DS, 1_000)
+        world.patients.propose_link(_link_id(2), bob)
+        world.patients.end_link(_link_id(2))  # never accepted: ending it blocks nothing
     world.buy(RARE)
-    with boa.env.prank(world.hospital):
+    with boa.env.prank(alice):
         world.patients.end_link(_link_id(1))  # either party may end it
     assert world.patients.consents_to(_link_id(1), MATCHING) is False
-    world.buy(RARE)  # nobody consents now: the owner is paid in full
+    assert world.patients.objecting_weight(DS, RARE) == 1
+    with boa.env.prank(world.buyer), boa.reverts("request: a patient withdrew consent"):
+        world.market.request_access(DS, RARE)
     assert world.patients.claimable(alice) == PRICE // 10
-    assert world.token.balanceOf(world.hospital) == 2 * PRICE - PRICE // 10
 
 
 def test_the_market_is_bound_to_patients_once_by_its_deployer() -> None:
@@ -196,7 +219,8 @@ class PatientsMachine(RuleBasedStateMachine):
     PEOPLE = 4
 
     @initialize(
-        consent=st.lists(st.integers(0, 63), min_size=PEOPLE, max_size=PEOPLE),
+        # Mostly wide consent, so that sales go through as often as withdrawals stop them.
+        consent=st.lists(st.sampled_from([63, 63, 19, 3, 1]), min_size=PEOPLE, max_size=PEOPLE),
         weights=st.lists(st.integers(1, 1000), min_size=PEOPLE, max_size=PEOPLE),
         bps=st.sampled_from([1, 2_500, 10_000]),
     )
@@ -213,6 +237,7 @@ class PatientsMachine(RuleBasedStateMachine):
         self.paid = [0] * self.PEOPLE
         self.sales_share = 0  # everything the market sent to Patients
         self.bps = 0
+        self.ended_active: set[int] = set()  # links ended after their patient accepted
         for person in range(self.PEOPLE):
             self.link(person, True)
             self.set_consent(person, consent[person])
@@ -242,9 +267,14 @@ class PatientsMachine(RuleBasedStateMachine):
         by = self.w.hospital if data.draw(st.booleans()) else self.people[self.owner_of[n]]
         with boa.env.prank(by):
             self.w.patients.end_link(_link_id(n))
+        if self.status[n] == 2:
+            self.ended_active.add(n)
         self.status[n] = 3
 
-    @rule(person=st.integers(0, PEOPLE - 1), purposes=st.integers(0, 63))
+    @rule(
+        person=st.integers(0, PEOPLE - 1),
+        purposes=st.one_of(st.just(63), st.integers(0, 63)),
+    )
     def set_consent(self, person: int, purposes: int) -> None:
         with boa.env.prank(self.people[person]):
             self.w.patients.set_consent(purposes)
@@ -273,6 +303,16 @@ class PatientsMachine(RuleBasedStateMachine):
             for n, w in self.weights.items()
             if self.status[n] == 2 and self.consent[self.owner_of[n]] & purpose
         }
+        objecting = sum(
+            w
+            for n, w in self.weights.items()
+            if (self.status[n] == 2 and n not in consenting) or n in self.ended_active
+        )
+        assert self.w.patients.objecting_weight(DS, purpose) == objecting
+        if objecting:  # a withdrawal stops the sale: the owner publishes again without it
+            with boa.env.prank(self.w.buyer), boa.reverts("request: a patient withdrew consent"):
+                self.w.market.request_access(DS, purpose)
+            return
         before = self.w.token.balanceOf(self.w.hospital)
         self.w.buy(purpose)
         share = PRICE * self.bps // 10_000 if consenting else 0

@@ -156,6 +156,26 @@ def test_revoked_grant_is_refused_from_the_next_block(world: World) -> None:
     assert "revoked" in world.refused(world.body(grant))
 
 
+def test_a_patient_withdrawing_consent_stops_the_next_read(world: World) -> None:
+    """A patient linked to records in the dataset withdraws research: the grant the
+    researcher holds reads no more, and the refusal says why and what the owner does."""
+    wallet = Account.create()
+    patient = dataclasses.replace(world.researcher, account=wallet)  # the chain, another key
+    fund_from_dev_account(world.owner.chain.web3, wallet.address, 10**19)
+    link = b"\x5a" * 32
+    world.owner.patients.propose_link(link, wallet.address)
+    patient.patients.accept_link(link)
+    patient.patients.set_consent(RESEARCH)
+    world.owner.patients.add_to_cohort(world.dataset, {link: 1})
+    grant = world.grant()
+    world.gateway.authorize(world.body(grant))
+    patient.patients.set_consent(0)
+    reason = world.refused(world.body(grant))
+    assert "withdrawn consent to this purpose" in reason and "publish it again" in reason
+    patient.patients.set_consent(RESEARCH)  # consent back: the dataset reads again
+    world.gateway.authorize(world.body(grant))
+
+
 def test_expired_grant(world: World) -> None:
     with OwnerNode(world.owner) as other:
         short = Policy(RESEARCH, False, 0, 1, 0)

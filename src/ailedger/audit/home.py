@@ -208,6 +208,17 @@ class HomeAudit:
             )
         return verdict
 
+    def receipt_problems(self, receipt: object, node: str) -> tuple[list[str], bool]:
+        """(what fails, whether the checkpoint is anchored) for a receipt of ``node``'s log
+        carried inside another proof (a reading's, a feedback's): a problem, never a raise."""
+        try:
+            verdict = self.verify_receipt(receipt, node)
+        except (UnprocessableError, ConfigError) as exc:
+            return [str(exc)], False
+        problems = [f"{c.name}: {c.detail}" for c in verdict.checks if c.ok is False]
+        anchored = any(c.name == "anchor" and c.ok is True for c in verdict.checks)
+        return problems, anchored
+
     # -- receipts this home holds (as a requester) -------------------------------------
 
     def held_receipts(self) -> list[HeldReceipt]:

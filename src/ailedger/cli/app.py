@@ -23,6 +23,7 @@ from ailedger.cli import (
     privacy,
     provider,
     token,
+    wearables,
 )
 from ailedger.cli._common import (
     JSON_LINES_OPTION,
@@ -57,6 +58,7 @@ app.add_typer(model.app, name="model")
 app.add_typer(model.decision_app, name="decision")
 app.add_typer(market.app, name="market")
 app.add_typer(fl.app, name="fl")
+app.add_typer(wearables.app, name="wearables")
 # The budget is a dataset's, so `data budget` shows it too (the same command).
 data.app.command("budget")(privacy.budget)
 

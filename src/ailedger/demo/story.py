@@ -18,6 +18,7 @@ from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.demo.federated import federated_learning
 from ailedger.demo.model_market import sell_predictions
 from ailedger.demo.models import trustworthy_ai
+from ailedger.demo.patients import patient_in_control
 from ailedger.demo.privacy import private_analytics
 from ailedger.demo.web import open_the_web_app
 from ailedger.errors import AiledgerError
@@ -66,11 +67,12 @@ def run_demo(directory: Path | None, say: Say) -> None:
             return party
 
         federated_learning(researcher, hospital, new_party, root, say)
+        patient_in_control(hospital, researcher, new_party, dataset, root, say)
         open_the_web_app(hospital, say)
         head = connection.web3.eth.block_number
         balance = hospital.token.balance_of(hospital.address)
 
-    say("\n[bold]17. The chain keeps its state across a restart[/bold]")
+    say("\n[bold]18. The chain keeps its state across a restart[/bold]")
     with open_embedded(homes["hospital"].chain_dir, cache) as reopened:
         again = _session(homes["hospital"], reopened, cache)
         kept = again.token.balance_of(again.address)

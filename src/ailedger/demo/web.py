@@ -18,7 +18,7 @@ def open_the_web_app(hospital: Session, say: Say) -> None:
     from ailedger.sharing.owner import OwnerNode
     from ailedger.web.client import sign_in
 
-    say("\n[bold]16. The hospital opens its web app: the same work, in the browser[/bold]")
+    say("\n[bold]17. The hospital opens its web app: the same work, in the browser[/bold]")
     assert hospital.account is not None
     with OwnerNode(hospital) as node, BackgroundServer(node_app(hospital, node)) as url:
         announce(hospital, url)

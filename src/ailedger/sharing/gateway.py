@@ -257,6 +257,10 @@ class Gateway:
             GrantStatus.CANCELLED: "the request was cancelled",
             GrantStatus.REVOKED: "the grant was revoked",
             GrantStatus.EXPIRED: "the grant has expired",
+            # Granted, unexpired, this requester's, this dataset and purpose: only the
+            # patients' consent on chain (Patients.objecting_weight) can say no now.
+            GrantStatus.GRANTED: "a patient whose records this dataset holds has withdrawn "
+            "consent to this purpose: its owner must publish it again without them",
         }.get(grant.status, f"the grant is not valid (status {grant.status.name})")
 
     def _serve(

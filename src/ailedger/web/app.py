@@ -72,6 +72,10 @@ MODULES: Final[tuple[str, ...]] = (
     "ailedger.web.pages.models",
     "ailedger.web.api.federated",
     "ailedger.web.pages.federated",
+    "ailedger.web.api.wearables",
+    "ailedger.web.pages.wearables",
+    "ailedger.web.api.patient",
+    "ailedger.web.pages.patient",
 )
 
 # Errors that are not a refused request, by what the person can do about them.

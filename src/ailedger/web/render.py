@@ -25,6 +25,8 @@ NAVIGATION: Final = (
     ("/privacy", "Private analytics"),
     ("/models", "Models"),
     ("/federated", "Federated"),
+    ("/wearables", "Wearables"),
+    ("/patient", "Patient"),
     ("/clinic", "Clinician"),
     ("/audit", "Audit"),
 )

@@ -21,6 +21,9 @@ batches_table = Table(
     Column("merkle_root", String(64), nullable=False),  # RFC 6962 root over the lines
     Column("audit_index", BigInteger, nullable=False),  # the audit entry naming the root
     Column("report", Text, nullable=False),  # the import's counts, JSON
+    # A FHIR R4 Provenance of the batch (the file by its digest, the person by wallet:
+    # no device or source name, which may carry a name and stay in the encrypted batch).
+    Column("provenance", Text, nullable=False),
 )
 
 readings_table = Table(

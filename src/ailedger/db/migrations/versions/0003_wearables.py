@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("merkle_root", sa.String(64), nullable=False),
         sa.Column("audit_index", sa.BigInteger(), nullable=False),
         sa.Column("report", sa.Text(), nullable=False),
+        sa.Column("provenance", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("batch_id", name="pk_health_wearable_batches"),
     )
     op.create_table(

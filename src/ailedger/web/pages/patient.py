@@ -1,0 +1,78 @@
+"""``/patient``: a patient's say over the records hospitals hold about them.
+
+The page shows the hospitals linked to this wallet, the purposes consented to (a form of
+checkboxes sets them all at once; a withdrawal takes effect at the next read, job, round
+or match), and the share of sales waiting to be claimed. A hospital's link is accepted
+with the link id it handed the patient.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse
+
+from ailedger.errors import RequestRefusedError
+from ailedger.units import format_amount
+from ailedger.web.api.patient import accept, claim, purpose_bits, set_consent, status
+from ailedger.web.deps import Context, Operator, SignedIn
+from ailedger.web.pages.jobs import message
+from ailedger.web.render import page
+
+
+def pages() -> APIRouter:
+    ui = APIRouter(include_in_schema=False)
+
+    @ui.get("/patient", response_class=HTMLResponse)
+    def overview(request: Request, ctx: Context, user: SignedIn) -> HTMLResponse:
+        return page(
+            request,
+            "patient.html",
+            viewer=user,
+            data=status(ctx),
+            purposes=list(purpose_bits()),
+            ail=lambda text: format_amount(int(text)),
+        )
+
+    @ui.post("/patient/consent", response_class=HTMLResponse)
+    def consent_form(
+        request: Request,
+        ctx: Context,
+        user: Operator,
+        allow: Annotated[list[str] | None, Form(max_length=40)] = None,
+    ) -> HTMLResponse:
+        try:
+            tx = set_consent(ctx, allow or [])
+        except RequestRefusedError as exc:
+            return message(request, exc.reason, ok=False)
+        chosen = ", ".join(allow or []) or "nothing"
+        return message(request, f"you now consent to: {chosen} (tx {tx})", ok=True)
+
+    @ui.post("/patient/accept", response_class=HTMLResponse)
+    def accept_form(
+        request: Request,
+        ctx: Context,
+        user: Operator,
+        link: Annotated[str, Form(max_length=80)] = "",
+    ) -> HTMLResponse:
+        text = link.strip()
+        if len(text) != 66 or not text.startswith("0x"):
+            return message(request, "a link id is 0x and 64 hex digits", ok=False)
+        try:
+            tx = accept(ctx, text)
+        except (RequestRefusedError, ValueError) as exc:
+            return message(request, getattr(exc, "reason", str(exc)), ok=False)
+        response = message(request, f"link accepted (tx {tx})", ok=True)
+        response.headers["HX-Refresh"] = "true"
+        return response
+
+    @ui.post("/patient/claim", response_class=HTMLResponse)
+    def claim_form(request: Request, ctx: Context, user: Operator) -> HTMLResponse:
+        try:
+            owed, tx = claim(ctx)
+        except RequestRefusedError as exc:
+            return message(request, exc.reason, ok=False)
+        return message(request, f"claimed {format_amount(owed)} (tx {tx})", ok=True)
+
+    return ui
