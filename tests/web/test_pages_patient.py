@@ -80,8 +80,10 @@ def test_refusals_are_shown_and_an_auditor_changes_nothing(site: Site) -> None:
     other = b"\x62" * 32
     site.hospital.patients.propose_link(other, site.researcher.address)  # someone else
     refused = site.http.post("/patient/accept", data={"link": "0x" + other.hex()}).text
-    assert "not the patient named" in refused  # a link named for another wallet
-    assert "a link id is 0x" in site.http.post("/patient/accept", data={"link": "x"}).text
+    assert "names the wallet" in refused and "propose a link to this wallet" in refused
+    assert (
+        "a link id is 64 hex digits" in site.http.post("/patient/accept", data={"link": "x"}).text
+    )
     bad = site.http.post("/api/v1/patient/consent", json={"allow": ["everything"]})
     assert bad.status_code == 422 and "unknown purpose" in bad.text
     assert site.auditor.get("/patient").status_code == 200

@@ -35,14 +35,14 @@ def _health_node(ctx: typer.Context) -> HealthNode:
 def _consenting_node(ctx: typer.Context) -> Iterator[HealthNode]:
     """This home's health data, asking the chain about patients linked to a wallet (their
     consent is theirs, read at the moment of use); a node without links needs no chain."""
-    from ailedger.health.consent import ChainConsent
+    from ailedger.health.consent import chain_consent
 
     with _health_node(ctx) as node:
         if not node.links.all():
             yield node
             return
         with session(ctx, unlock=False) as s:
-            node.consent_oracle = ChainConsent(s.patients)
+            node.consent_oracle = chain_consent(s)
             yield node
 
 

@@ -38,6 +38,7 @@ from ailedger.health.patients import Patient
 
 if TYPE_CHECKING:
     from ailedger.chain.contracts.patients import PatientsClient
+    from ailedger.session import Session
 
 
 class ConsentOracle(Protocol):
@@ -187,3 +188,14 @@ def consent_resource(
     if not names:
         del resource["provision"]["provision"]
     return resource
+
+
+def chain_consent(session: Session) -> ChainConsent | None:
+    """The oracle of ``session``'s chain, or None on a chain deployed before the Patients
+    contract (no patient can be linked there; linked ones would fail closed)."""
+    from ailedger.errors import NotDeployedError
+
+    try:
+        return ChainConsent(session.patients)
+    except NotDeployedError:
+        return None

@@ -50,12 +50,19 @@ def matchmaker(session: Session, node: OwnerNode) -> MatchmakerService | None:
     queries are logged in the node's audit log."""
     if not session.home.layout.health.exists():
         return None
+    from ailedger.health.consent import chain_consent
     from ailedger.health.federation import known_party
     from ailedger.health.mme import MatchmakerService
     from ailedger.health.mme_auth import authenticator
     from ailedger.health.node import HealthNode
 
-    health = HealthNode(session.home.path, session.settings.database_url)
+    # Linked patients' consent is the chain's, read at each match: a withdrawal counts at
+    # the next query this node answers.
+    health = HealthNode(
+        session.home.path,
+        session.settings.database_url,
+        consent_oracle=chain_consent(session),
+    )
     authenticate = authenticator(health.tokens, session.address, known_party(session))
     return MatchmakerService(health.cohort, authenticate, node.audit)
 

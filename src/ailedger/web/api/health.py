@@ -30,8 +30,11 @@ QueryName = Annotated[str, Path(min_length=1, max_length=100)]
 
 def health_node(ctx: Context) -> Iterator[HealthNode]:
     """This home's patients and saved queries, for one request."""
+    from ailedger.health.consent import chain_consent
+
     s = ctx.session
-    with HealthNode(s.home.path, s.settings.database_url) as node:
+    oracle = chain_consent(s)  # linked patients: the chain's consent, per query
+    with HealthNode(s.home.path, s.settings.database_url, consent_oracle=oracle) as node:
         yield node
 
 

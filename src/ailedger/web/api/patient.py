@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from ailedger.errors import ConfigError
+from ailedger.health.patient_links import PatientLinkError
 from ailedger.web.api._refusals import as_refusals
 from ailedger.web.api.bodies import documented, json_body
 from ailedger.web.deps import Context, Operator, SignedIn, WebContext
@@ -23,27 +23,26 @@ MAX_BODY: Final = 4 * 1024
 LinkId = Annotated[str, PathParam(pattern=r"^0x[0-9a-fA-F]{64}$", description="A link id.")]
 
 
-def purpose_bits() -> dict[str, int]:
-    """The purposes a patient consents to by name: DataMarket's, and matchmaking."""
-    from ailedger.chain.contracts.data_market import PURPOSES
-    from ailedger.chain.contracts.patients import MATCHMAKING
-
-    return {**PURPOSES, "matchmaking": MATCHMAKING}
-
-
 class ConsentIn(BaseModel):
     allow: list[str] = Field(
         max_length=6, description="Every purpose consented to from now on; [] withdraws all."
     )
 
 
+def purposes() -> list[str]:
+    """The purposes a patient consents to by name: DataMarket's, and matchmaking."""
+    from ailedger.health.patient_links import PATIENT_PURPOSES
+
+    return list(PATIENT_PURPOSES)
+
+
 def status(ctx: WebContext) -> dict[str, Any]:
-    """The patient's links, consent and what they can claim, as the chain has them."""
-    patients, me = ctx.session.patients, ctx.session.address
+    """Every hospital that proposed a link to this wallet (with its state now), the
+    consent, and what can be claimed, as the chain has them (``ailedger patient status``)."""
+    from ailedger.health.patient_links import patient_status, purpose_names
+
     with as_refusals():
-        links = [patients.link(link) for link in patients.links_of(me)]
-        consent = patients.consent_of(me)
-        claimable = patients.claimable(me)
+        found = patient_status(ctx.session)
     return {
         "links": [
             {
@@ -51,37 +50,35 @@ def status(ctx: WebContext) -> dict[str, Any]:
                 "hospital": k.hospital,
                 "status": k.status.name.lower(),
             }
-            for k in links
-            if k is not None
+            for k in found.links
         ],
-        "consent": [name for name, bit in purpose_bits().items() if consent & bit],
-        "claimable": str(claimable),
+        "consent": purpose_names(found.consent),
+        "claimable": str(found.claimable),
     }
 
 
-def set_consent(ctx: WebContext, allow: list[str]) -> str:
-    bits = purpose_bits()
-    with as_refusals(), ctx.writing():
-        unknown = [name for name in allow if name not in bits]
-        if unknown:
-            raise ConfigError(f"unknown purpose {unknown[0]!r}; choose from {', '.join(bits)}")
-        mask = 0
-        for name in allow:
-            mask |= bits[name]
-        return ctx.session.patients.set_consent(mask).tx_hash
+def set_consent(ctx: WebContext, allow: list[str]) -> list[str]:
+    """Consent to exactly ``allow`` (the others withdrawn); returns the purposes now."""
+    from ailedger.health import patient_links
+
+    withdraw = [name for name in purposes() if name not in allow]
+    with as_refusals(PatientLinkError), ctx.writing():
+        mask = patient_links.set_consent(ctx.session, allow, withdraw)
+    return patient_links.purpose_names(mask)
 
 
-def accept(ctx: WebContext, link: str) -> str:
-    with as_refusals(), ctx.writing():
-        return ctx.session.patients.accept_link(bytes.fromhex(link[2:])).tx_hash
+def accept(ctx: WebContext, link: str) -> None:
+    from ailedger.health.patient_links import accept_link, parse_link_id
+
+    with as_refusals(PatientLinkError), ctx.writing():
+        accept_link(ctx.session, parse_link_id(link))
 
 
-def claim(ctx: WebContext) -> tuple[int, str]:
-    with as_refusals(), ctx.writing():
-        owed = ctx.session.patients.claimable(ctx.session.address)
-        if owed == 0:
-            raise ConfigError("nothing to claim yet: no sale has paid your records a share")
-        return owed, ctx.session.patients.claim().tx_hash
+def claim(ctx: WebContext) -> int:
+    from ailedger.health import patient_links
+
+    with as_refusals(PatientLinkError), ctx.writing():
+        return patient_links.claim(ctx.session)
 
 
 def router() -> APIRouter:
@@ -95,22 +92,22 @@ def router() -> APIRouter:
     @api.post("/links/{link}/accept")
     def accept_route(link: LinkId, ctx: Context, user: Operator) -> dict[str, str]:
         """Accept a hospital's link to your wallet (the link id it handed you)."""
-        return {"tx": accept(ctx, link)}
+        accept(ctx, link)
+        return {"link": link, "status": "active"}
 
     @api.post("/consent", openapi_extra=documented(ConsentIn))
     def consent_route(
         ctx: Context,
         user: Operator,
         body: Annotated[ConsentIn, Depends(json_body(ConsentIn, MAX_BODY))],
-    ) -> dict[str, str]:
+    ) -> dict[str, list[str]]:
         """Set the purposes you consent to, for every linked record; a withdrawn one takes
         effect at the next read, job, round or match."""
-        return {"tx": set_consent(ctx, body.allow)}
+        return {"consent": set_consent(ctx, body.allow)}
 
     @api.post("/claim")
     def claim_route(ctx: Context, user: Operator) -> dict[str, str]:
         """Pay yourself what your records have earned so far."""
-        owed, tx = claim(ctx)
-        return {"amount": str(owed), "tx": tx}
+        return {"amount": str(claim(ctx))}
 
     return api

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from ailedger.errors import RequestRefusedError
 from ailedger.units import format_amount
-from ailedger.web.api.patient import accept, claim, purpose_bits, set_consent, status
+from ailedger.web.api.patient import accept, claim, purposes, set_consent, status
 from ailedger.web.deps import Context, Operator, SignedIn
 from ailedger.web.pages.jobs import message
 from ailedger.web.render import page
@@ -31,7 +31,7 @@ def pages() -> APIRouter:
             "patient.html",
             viewer=user,
             data=status(ctx),
-            purposes=list(purpose_bits()),
+            purposes=purposes(),
             ail=lambda text: format_amount(int(text)),
         )
 
@@ -43,11 +43,10 @@ def pages() -> APIRouter:
         allow: Annotated[list[str] | None, Form(max_length=40)] = None,
     ) -> HTMLResponse:
         try:
-            tx = set_consent(ctx, allow or [])
+            now = set_consent(ctx, allow or [])
         except RequestRefusedError as exc:
             return message(request, exc.reason, ok=False)
-        chosen = ", ".join(allow or []) or "nothing"
-        return message(request, f"you now consent to: {chosen} (tx {tx})", ok=True)
+        return message(request, f"you now consent to: {', '.join(now) or 'nothing'}", ok=True)
 
     @ui.post("/patient/accept", response_class=HTMLResponse)
     def accept_form(
@@ -56,23 +55,20 @@ def pages() -> APIRouter:
         user: Operator,
         link: Annotated[str, Form(max_length=80)] = "",
     ) -> HTMLResponse:
-        text = link.strip()
-        if len(text) != 66 or not text.startswith("0x"):
-            return message(request, "a link id is 0x and 64 hex digits", ok=False)
         try:
-            tx = accept(ctx, text)
-        except (RequestRefusedError, ValueError) as exc:
-            return message(request, getattr(exc, "reason", str(exc)), ok=False)
-        response = message(request, f"link accepted (tx {tx})", ok=True)
+            accept(ctx, link)
+        except RequestRefusedError as exc:
+            return message(request, exc.reason, ok=False)
+        response = message(request, "link accepted: your consent applies to its records", ok=True)
         response.headers["HX-Refresh"] = "true"
         return response
 
     @ui.post("/patient/claim", response_class=HTMLResponse)
     def claim_form(request: Request, ctx: Context, user: Operator) -> HTMLResponse:
         try:
-            owed, tx = claim(ctx)
+            owed = claim(ctx)
         except RequestRefusedError as exc:
             return message(request, exc.reason, ok=False)
-        return message(request, f"claimed {format_amount(owed)} (tx {tx})", ok=True)
+        return message(request, f"claimed {format_amount(owed)}", ok=True)
 
     return ui
