@@ -20,10 +20,10 @@ def check_demo_story(out: str) -> None:
     # as the provider of the accepted training job: a few seconds at 1 AIL per hour (the
     # statistics and copy jobs stay under review, unpaid), less the 3 AIL it pays in
     # chapter 14 for a pack of 3 predictions: 257 AIL and a little; plus its share of the
-    # 30 AIL federated reward pool in chapter 15 (its stake comes back); plus one more
-    # sale of the cohort in chapter 16, less the patients' 10 %: 45 AIL.
+    # 30 AIL federated reward pool in chapter 15 (its stake comes back); plus one sale of
+    # the chapter 9 registry in chapter 16, less the patients' 10 %: 9 AIL.
     held = re.search(r"hospital holds ([0-9.]+) AIL \(was \1 AIL\)", out)
-    assert held is not None and 302 <= float(held[1]) < 332.01
+    assert held is not None and 266 <= float(held[1]) < 296.01
     assert "imported 25 patients" in out and "research-consented records" in out
     assert "(found on chain): ok: 5 results" in out and "match score 1.00" in out
     assert "incoming MME query from" in out
@@ -99,9 +99,10 @@ def check_demo_story(out: str) -> None:
     assert "blood pressure averaged 134/82 mmHg over 3 days: stage 1 hypertension" in out
     assert "checks it against the chain alone: 2 of 2 verified" in out
     assert "grants the hospital's clinician their day-to-day patterns: 21 days fetched" in out
-    assert "the hospital receives 45 AIL, the consenting patients 5 AIL" in out
-    assert "the patient claims 5 AIL themselves" in out
-    assert "told consent holds: False; the next request for the cohort is refused" in out
+    assert "patients 10% of each sale (1 linked, 24 not)" in out
+    assert "the hospital receives 9 AIL, the consenting patients 1 AIL" in out
+    assert "the patient claims 1 AIL themselves" in out
+    assert "told consent holds: False; the next request for the registry is refused" in out
     assert "a patient withdrew consent" in out
     # The hospital's web app, through its REST API, signed in with its account.
     assert "(operator), Sign-In with Ethereum" in out

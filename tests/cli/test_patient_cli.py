@@ -62,7 +62,7 @@ def homes(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Homes]:
-    from ailedger.cli import _common, health, patient
+    from ailedger.cli import _common, data, health, patient
 
     monkeypatch.setenv("AILEDGER_PASSPHRASE", PASSPHRASE)
     monkeypatch.setenv("AILEDGER_CACHE_DIR", str(contract_cache))
@@ -84,6 +84,7 @@ def homes(
 
         monkeypatch.setattr(health, "session", shared_session)
         monkeypatch.setattr(patient, "session", shared_session)
+        monkeypatch.setattr(data, "session", shared_session)
         try:
             yield Homes(sessions, capsys, monkeypatch)
         finally:
@@ -128,9 +129,31 @@ def test_a_hospital_links_a_patient_who_accepts_consents_and_exports_it(
 
     # Her withdrawal counts at the hospital's next export.
     before = homes.json("hospital", "health", "deidentify", "-o", str(tmp_path / "a.json"))
+    _published_export_pays_her(homes, tmp_path / "a.json")
     homes.json("alice", "patient", "consent", "--withdraw", "rare-disease-research")
     after = homes.json("hospital", "health", "deidentify", "-o", str(tmp_path / "b.json"))
     assert after["records"] == before["records"] - 1
+
+
+def _published_export_pays_her(homes: Homes, export: Path) -> None:
+    """The hospital publishes the export and gives its patients 10 % of each sale; a
+    researcher buys it; alice, the one linked patient, claims her share."""
+    from ailedger.sharing.requester import request_access
+
+    published = homes.json(
+        "hospital", "data", "publish", str(export), "--title", "registry",
+        "--purpose", "rare-disease-research", "--price", "10", "--auto",
+    )  # fmt: skip
+    shared = homes.json(
+        "hospital", "health", "share-revenue", published["dataset"],
+        "--records", str(export), "--bps", "1000",
+    )  # fmt: skip
+    assert (shared["added"], shared["unlinked"], shared["bps"]) == (1, 2, 1000)
+    buyer = homes.sessions["mallory"]
+    buyer.token.faucet(100 * 10**18)
+    request_access(buyer, bytes.fromhex(published["dataset"][2:]), 1)
+    assert homes.json("alice", "patient", "status")["claimable_base_units"] == str(10**18)
+    assert homes.json("alice", "patient", "claim")["paid_base_units"] == str(10**18)
 
 
 def test_refusals_say_what_happened_and_what_to_do(homes: Homes, tmp_path: Path) -> None:

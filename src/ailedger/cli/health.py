@@ -288,6 +288,44 @@ def links(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     emit(as_json, {"links": rows}, render)
 
 
+@app.command("share-revenue")
+def share_revenue(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="The dataset you published the records as (0x...)."),
+    records: Path = typer.Option(
+        ..., "--records", help="The file `ailedger health deidentify` wrote and you published."
+    ),
+    bps: int = typer.Option(
+        ...,
+        min=0,
+        max=10_000,
+        help="The patients' share of each sale, in basis points (1000 = 10%).",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Give the patients whose records a published dataset holds a share of each sale: the
+    linked ones (`ailedger health link`) are named for the dataset by link id, weighted by
+    their records; each sale then pays them through the chain, and each claims their own.
+    Patients without a link neither earn nor block sales."""
+    from ailedger.cli import _parsers as parse
+    from ailedger.health.revenue import cohort_of
+    from ailedger.health.revenue import share_revenue as share
+
+    dataset_id = parse.dataset_id(dataset)
+    with _health_node(ctx) as node, session(ctx, unlock=True) as s:
+        cohort = cohort_of(records, node.directory, node.links)
+        shared = share(s, dataset_id, cohort, bps)
+    emit(
+        as_json,
+        {"dataset": dataset, **shared.__dict__},
+        lambda: console.print(
+            f"dataset {dataset}: {shared.added} linked patient(s) named for it "
+            f"({shared.already} already), {shared.unlinked} record(s) without a link; "
+            f"the patients' share of each sale is {shared.bps / 100:g}%"
+        ),
+    )
+
+
 @token_app.command("issue")
 def issue(
     ctx: typer.Context,

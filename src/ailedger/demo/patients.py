@@ -3,7 +3,7 @@ can verify, and a say (and a share) in what the hospital's records of them earn.
 
 from __future__ import annotations
 
-import secrets
+import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,16 +22,19 @@ def patient_in_control(
     hospital: Session,
     researcher: Session,
     new_party: Callable[[str], Session],
-    dataset: bytes,
+    registry: bytes,
     root: Path,
     say: Say,
 ) -> None:
+    """``registry``: the de-identified records the hospital published in chapter 9, from
+    ``root / "deidentified.json"``."""
     say("\n[bold]16. A patient in control: wearable data at home, consent, a share[/bold]")
     patient = new_party("patient")
     _wearables(patient, hospital, root, say)
     _clinician(patient, hospital, root, say)
-    link = _link(hospital, patient, say)
-    _sales(hospital, researcher, patient, dataset, link, say)
+    export = root / "deidentified.json"
+    link = _link(hospital, patient, export, say)
+    _sales(hospital, researcher, patient, registry, export, link, say)
 
 
 def _wearables(patient: Session, clinician_view: Session, root: Path, say: Say) -> None:
@@ -98,55 +101,65 @@ def _verify(reader: Session, receipt: dict[str, Any]) -> list[str]:
     return verify_feedback(receipt, lambda r: audit.receipt_problems(r, str(receipt["node"]))[0])
 
 
-def _link(hospital: Session, patient: Session, say: Say) -> bytes:
-    from ailedger.chain.contracts.data_market import PURPOSES
-    from ailedger.chain.contracts.patients import MATCHMAKING
+def _link(hospital: Session, patient: Session, export: Path, say: Say) -> bytes:
+    """The hospital links one of the patients its published registry holds to the
+    patient's wallet; the patient accepts and consents."""
+    from ailedger.health.deidentify import KEY_FILE
+    from ailedger.health.node import HealthNode
+    from ailedger.health.patient_links import accept_link, propose_link, set_consent
 
-    link = secrets.token_bytes(32)  # random: it names no one, and no guess confirms it
-    hospital.patients.propose_link(link, patient.address)
-    patient.patients.accept_link(link)
-    patient.patients.set_consent(PURPOSES["rare-disease-research"] | MATCHMAKING)
+    with HealthNode(hospital.home.path, hospital.settings.database_url) as health:
+        keys = json.loads((health.directory / KEY_FILE).read_text())["patients"]
+        first = json.loads(export.read_text())["records"][0]["id"]
+        record = propose_link(hospital, health.store, keys[first]["local_id"], patient.address)
+    accept_link(patient, record.link_bytes)
+    set_consent(patient, ["rare-disease-research", "matchmaking"], [])
     say(
-        f"  the hospital links its records of the patient to their wallet (link "
-        f"0x{link.hex()[:16]}…, random: no identity on chain); the patient accepts and "
+        f"  the hospital links its records of one registry patient to their wallet (link "
+        f"{record.link_id[:16]}…, random: no identity on chain); the patient accepts and "
         "consents to rare-disease research and matchmaking"
     )
-    return link
+    return record.link_bytes
 
 
 def _sales(
     hospital: Session,
     researcher: Session,
     patient: Session,
-    dataset: bytes,
+    registry: bytes,
+    export: Path,
     link: bytes,
     say: Say,
 ) -> None:
     from ailedger.chain.contracts.data_market import PURPOSES
+    from ailedger.health.node import HealthNode
+    from ailedger.health.patient_links import claim, set_consent
+    from ailedger.health.revenue import cohort_of, share_revenue
 
     research = PURPOSES["rare-disease-research"]
-    hospital.patients.add_to_cohort(dataset, {link: 1})
-    hospital.patients.set_share(dataset, PATIENT_SHARE_BPS)
-    paid, owed = _sale(hospital, researcher, patient, dataset, research)
+    with HealthNode(hospital.home.path, hospital.settings.database_url) as health:
+        cohort = cohort_of(export, health.directory, health.links)
+    shared = share_revenue(hospital, registry, cohort, PATIENT_SHARE_BPS)
+    paid, owed = _sale(hospital, researcher, patient, registry, research)
     say(
-        f"  the researcher buys the cohort again for research: the hospital receives "
-        f"{format_amount(paid)}, the consenting patients {format_amount(owed)} "
-        f"({PATIENT_SHARE_BPS // 100}%, split by their records)"
+        f"  the hospital gives the registry's patients {PATIENT_SHARE_BPS // 100}% of each "
+        f"sale ({shared.added} linked, {shared.unlinked} not); the researcher buys it: the "
+        f"hospital receives {format_amount(paid)}, the consenting patients {format_amount(owed)}"
     )
-    claimed = patient.patients.claim()
-    say(f"  the patient claims {format_amount(owed)} themselves  tx {claimed.tx_hash}")
+    say(f"  the patient claims {format_amount(claim(patient))} themselves")
 
-    patient.patients.set_consent(0)
+    set_consent(patient, [], ["rare-disease-research"])
     allowed = hospital.patients.consents_to(link, research)
     try:
-        _sale(hospital, researcher, patient, dataset, research)
+        _sale(hospital, researcher, patient, registry, research)
         refused = "UNEXPECTED: sold"
     except AiledgerError as exc:
         refused = str(exc)
     say(
-        f"  the patient withdraws consent: the hospital's node is told consent holds: "
-        f"{allowed}; the next request for the cohort is refused on chain ({refused}) until "
-        "the hospital publishes it again without their records; what they earned stays theirs"
+        f"  the patient withdraws research consent: the hospital's node is told consent "
+        f"holds: {allowed}; the next request for the registry is refused on chain "
+        f"({refused}) until the hospital publishes it again without their records; what "
+        "they earned stays theirs"
     )
 
 

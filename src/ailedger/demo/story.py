@@ -55,7 +55,7 @@ def run_demo(directory: Path | None, say: Say) -> None:
             say(f"  contract {name:<12} at {address}")
         _tokens(hospital, researcher, gpu_owner, say)
         dataset = _share_data(hospital, researcher, root, say)
-        _find_similar_cases(hospital, researcher, root, say)
+        registry = _find_similar_cases(hospital, researcher, root, say)
         training_job = _compute(hospital, researcher, gpu_owner, dataset, root, say)
         private_analytics(hospital, researcher, gpu_owner, root, say)
         model = trustworthy_ai(researcher, hospital, training_job, root, say)
@@ -67,7 +67,7 @@ def run_demo(directory: Path | None, say: Say) -> None:
             return party
 
         federated_learning(researcher, hospital, new_party, root, say)
-        patient_in_control(hospital, researcher, new_party, dataset, root, say)
+        patient_in_control(hospital, researcher, new_party, registry, root, say)
         open_the_web_app(hospital, say)
         head = connection.web3.eth.block_number
         balance = hospital.token.balance_of(hospital.address)
@@ -242,7 +242,8 @@ def _compute(
     return training_job
 
 
-def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say) -> None:
+def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say) -> bytes:
+    """Chapter 9; returns the de-identified registry the hospital published."""
     from ailedger.audit.history import read_history
     from ailedger.chain.contracts.data_market import PURPOSES, Policy
     from ailedger.demo.records import RARE_CASE, write_bundles
@@ -331,6 +332,7 @@ def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say
                 f"  hospital audit #{h.index}: incoming MME query from {h.entry['peer']}, "
                 f"{h.entry['results']} results (inclusion {'proved' if h.proof_ok else 'FAILED'})"
             )
+    return published.dataset_id
 
 
 def _try_fetch(
