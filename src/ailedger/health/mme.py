@@ -64,7 +64,7 @@ class MatchableCohort:
         return cohort
 
     def add(self, patients: list[Patient]) -> None:
-        fresh = [p for p in patients if p.matchmaking and p.local_id not in self.patients]
+        fresh = [p for p in patients if self._admits(p) and p.local_id not in self.patients]
         for patient in fresh:
             self.patients[patient.local_id] = patient
         self.index.add_many(
@@ -72,6 +72,10 @@ class MatchableCohort:
         )
         if len(self.index) >= 2:
             self.index.calibrate()
+
+    def _admits(self, patient: Patient) -> bool:
+        """Whether ``patient`` is indexed: here, by its import's matchmaking flag."""
+        return patient.matchmaking
 
     def surrogate(self, local_id: str) -> str:
         """A stable id for results that cannot be traced back without the node's secret."""

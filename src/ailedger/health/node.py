@@ -66,17 +66,10 @@ class ConsentedCohort(MatchableCohort):
     consent: Callable[[], ConsentCheck | None] = field(default=_consent_by_flags)
     store: PatientStore | None = None
 
-    def add(self, patients: list[Patient]) -> None:
-        """Index ``patients`` whatever their flags: whether one is returned is decided at
-        query time."""
-        fresh = [p for p in patients if p.local_id not in self.patients]
-        for patient in fresh:
-            self.patients[patient.local_id] = patient
-        self.index.add_many(
-            (p.local_id, PhenotypeProfile.of(p.observed, p.excluded, p.genes)) for p in fresh
-        )
-        if len(self.index) >= 2:
-            self.index.calibrate()
+    def _admits(self, patient: Patient) -> bool:
+        """Every patient is indexed, whatever their flags: whether one is returned is
+        decided at query time."""
+        return True
 
     def search(self, profile: PhenotypeProfile, limit: int, threshold: float) -> list[Match]:
         check = self.consent()
