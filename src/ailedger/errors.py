@@ -89,6 +89,11 @@ Hierarchy::
     │   └── PatientNotFoundError             no patient with that id
     ├── patients.InvalidRecordError          an imported record is malformed (says where)
     ├── deidentify.DeidentificationError     de-identification could not finish
+    ├── patient_links.PatientLinkError       a patient link cannot be made, accepted or
+    │   │                                    used (says what to do)
+    │   ├── AlreadyLinkedError               the record already has an open link
+    │   ├── NoSuchLinkError                  no such link on chain, or it has ended
+    │   └── NotTheNamedPatientError          the wallet is not the one the link names
     ├── wearables.errors.WearableImportError  a wearable export is malformed, hostile,
     │                                        too large or truncated (says where): nothing
     │                                        imported (also a ConfigError)
