@@ -44,6 +44,7 @@ Hierarchy::
     │   ├── ForbiddenError          403 the signer is known but may not do this
     │   ├── NotFoundError           404 no such job, dataset or entry at this node
     │   │   └── GoneError           410 it was here and is no longer
+    │   ├── NotAcceptableError      406 the request's API version is not one this node speaks
     │   ├── PayloadTooLargeError    413 the body or a part it names exceeds the node's limit
     │   ├── UnsupportedMediaTypeError  415 the body is not in a content type the route takes
     │   ├── UnprocessableError      422 readable, but not a valid request (``details``: where)
@@ -276,6 +277,13 @@ class UnsupportedMediaTypeError(RequestRefusedError):
     """The body is in a content type the route does not take."""
 
     http_status = 415
+
+
+class NotAcceptableError(RequestRefusedError):
+    """The request asks for a version of the API this node does not speak; the refusal
+    names the one it does."""
+
+    http_status = 406
 
 
 class UnprocessableError(RequestRefusedError):

@@ -104,6 +104,34 @@ def test_bad_requests_get_400_415_422(service_parts: Any) -> None:
     assert handle(service, auth, _request(unknown)).status == 422
 
 
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/vnd.ga4gh.matchmaker.v1.1+json", 200),
+        ("application/vnd.ga4gh.matchmaker.v1.0+json", 200),  # what most peers send
+        ("application/vnd.ga4gh.matchmaker.v1.0+json; charset=utf-8", 200),
+        ("Application/VND.ga4gh.matchmaker.v1.0+JSON", 200),
+        ("application/json", 200),
+        ("application/vnd.ga4gh.matchmaker.v1.2+json", 406),  # a newer minor: not spoken
+        ("application/vnd.ga4gh.matchmaker.v2.0+json", 406),
+        ("application/vnd.ga4gh.matchmaker+json", 415),
+        ("text/plain", 415),
+    ],
+    ids=["v1.1", "v1.0", "v1.0-charset", "v1.0-case", "json", "v1.2", "v2.0", "no-version", "text"],
+)
+def test_minor_versions_are_answered_and_others_refused_as_the_api_says(
+    service_parts: Any, published: list[dict[str, Any]], content_type: str, status: int
+) -> None:
+    """MME API versioning: minor versions are cross-compatible, so a v1.0 request is
+    answered in v1.1; a version this node does not speak gets 406 naming the one it does."""
+    service, token, _ = service_parts
+    headers = {"x-auth-token": token, "content-type": content_type}
+    reply = handle(service, headers, _request(published[1]))
+    assert reply.status == status
+    if status == 406:
+        assert "application/vnd.ga4gh.matchmaker.v1.1+json" in reply.body["message"]
+
+
 def test_results_disclose_contact_not_record_and_respect_consent(
     service_parts: Any, published: list[dict[str, Any]]
 ) -> None:

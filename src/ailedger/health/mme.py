@@ -7,7 +7,8 @@ result is a keyed surrogate (HMAC with a node secret), not the local identifier.
 incoming and outgoing query is an audit log entry (who asked, how many results; no
 phenotype data). Refusals follow the API (a status each, see ``ailedger.errors``): no
 known ``X-Auth-Token`` (401), a body that is not JSON (400), JSON that is not a valid
-request (422), another content type (415).
+request (422), another content type (415), an MME version it does not speak (406: minor
+versions are cross-compatible, so v1.0 and v1.1 are answered, in v1.1).
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from typing import Any, Protocol
 
 from ailedger.errors import (
     MalformedRequestError,
+    NotAcceptableError,
     RequestRefusedError,
     UnauthenticatedError,
     UnprocessableError,
     UnsupportedMediaTypeError,
 )
 from ailedger.health.matching import Match, MatchIndex
-from ailedger.health.mme_schema import MME_CONTENT_TYPE, validation_errors
+from ailedger.health.mme_schema import MME_CONTENT_TYPE, mme_version, speaks, validation_errors
 from ailedger.health.patients import Patient
 from ailedger.health.phenotype import PhenotypeError
 from ailedger.health.profile import PhenotypeProfile
@@ -39,7 +41,6 @@ DEFAULT_THRESHOLD = 0.9  # calibrated: better than 90% of random pairs of stored
 # phenotype similarity (simGIC of the ancestor closures).
 MIN_PHENOTYPE_SIMILARITY = 0.2
 DEFAULT_LIMIT = 5
-_ACCEPTED_TYPES = (MME_CONTENT_TYPE, "application/json")
 # An answered query is logged with the status the API gives it, as refusals are (their
 # ``http_status``), so the audit log reads the same for every incoming query.
 ANSWERED = "200"
@@ -149,8 +150,14 @@ class MatchmakerService:
 
     def _answer(self, content_type: str | None, body: bytes) -> dict[str, Any]:
         kind = (MME_CONTENT_TYPE if content_type is None else content_type).split(";")[0].strip()
-        if kind not in _ACCEPTED_TYPES:
+        version = mme_version(kind)
+        if version is None and kind.lower() != "application/json":
             raise UnsupportedMediaTypeError(f"send {MME_CONTENT_TYPE}, not {kind}")
+        if version is not None and not speaks(version):
+            raise NotAcceptableError(
+                f"unsupported version number: this node speaks MME v1.1 (and answers v1.0); "
+                f"send {MME_CONTENT_TYPE}"
+            )
         try:
             document = parse_untrusted(body)
         except ValueError as exc:

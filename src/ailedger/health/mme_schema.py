@@ -8,9 +8,25 @@ specification asks ("additional properties are ignored").
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MME_CONTENT_TYPE = "application/vnd.ga4gh.matchmaker.v1.1+json"
+MME_VERSION = (1, 1)
+_MME_TYPE = re.compile(r"application/vnd\.ga4gh\.matchmaker\.v(\d{1,4})\.(\d{1,4})\+json")
+
+
+def mme_version(media_type: str) -> tuple[int, int] | None:
+    """The (major, minor) version of an MME media type, or None for any other type."""
+    found = _MME_TYPE.fullmatch(media_type.strip().lower())
+    return None if found is None else (int(found[1]), int(found[2]))
+
+
+def speaks(version: tuple[int, int]) -> bool:
+    """MME API versioning: minor versions are cross-compatible, so a request in vX.Y is
+    answered in vX.Z for Z >= Y; this node speaks v1.1, so it answers v1.0 and v1.1."""
+    return version[0] == MME_VERSION[0] and version[1] <= MME_VERSION[1]
+
 
 _FEATURE = {
     "type": "object",
