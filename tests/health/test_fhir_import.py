@@ -199,3 +199,42 @@ def test_phenopacket_errors_name_the_field(tmp_path: Path, mutate: Any, field: s
     with pytest.raises(InvalidRecordError) as info:
         read_patients([path])
     assert info.value.field == field and info.value.file == str(path)
+
+
+SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea-bulk-10"
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["ndjson", "ndjson-gz"])
+def test_a_real_bulk_export_directory_imports_with_its_log_and_compressed(
+    tmp_path: Path, compressed: bool
+) -> None:
+    """A FHIR Bulk Data export as servers write it: one NDJSON file per resource type
+    (gzip-compressed or not) beside the export's own log.ndjson, which holds no resource."""
+    import gzip
+    import shutil
+
+    if not SYNTHEA.is_dir():
+        pytest.skip("no Synthea bulk export in ../shared/data")
+    export = tmp_path / "export"
+    export.mkdir()
+    for source in SYNTHEA.glob("*.ndjson"):
+        if compressed and source.name != "log.ndjson":
+            with source.open("rb") as raw, gzip.open(export / f"{source.name}.gz", "wb") as out:
+                shutil.copyfileobj(raw, out)
+        else:
+            shutil.copy(source, export / source.name)
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
+    report = import_files(store, [export])
+    patients = sum(1 for line in (SYNTHEA / "Patient.000.ndjson").read_text().splitlines() if line)
+    assert report.patients == patients == store.count()  # 13 Patient records
+    assert report.files == len(list(SYNTHEA.glob("*.ndjson"))) - 1  # the log is no input
+
+
+def test_a_truncated_gzip_is_an_error_not_zero_patients(tmp_path: Path) -> None:
+    import gzip
+
+    whole = gzip.compress(b'{"resourceType": "Patient", "id": "p1"}\n' * 50)
+    (tmp_path / "Patient.000.ndjson.gz").write_bytes(whole[: len(whole) // 2])
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
+    with pytest.raises(InvalidRecordError, match="cannot read the file"):
+        import_files(store, [tmp_path])

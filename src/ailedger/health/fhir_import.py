@@ -23,6 +23,7 @@ Encounter, DocumentReference, ...) are kept raw for de-identification.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,10 +78,37 @@ def _expand(paths: Iterable[Path | str]) -> list[Path]:
     out: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.suffix in (".json", ".ndjson")))
+            out.extend(sorted(p for p in path.iterdir() if _readable(p) and not _export_log(p)))
         else:
             out.append(path)
     return out
+
+
+def _readable(path: Path) -> bool:
+    return path.name.endswith((".json", ".ndjson", ".ndjson.gz"))
+
+
+def _export_log(path: Path) -> bool:
+    """A FHIR Bulk Data export's own ``log.ndjson`` (events of the export, each with an
+    ``exportId``, no ``resourceType``): it describes the export and holds no resource, so a
+    directory import passes over it rather than failing on it."""
+    if path.name != "log.ndjson":
+        return False
+    try:
+        with path.open(encoding="utf-8") as handle:
+            first = parse_untrusted(handle.readline())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False  # not the log it is named like: read it, and fail on it there
+    return isinstance(first, dict) and "exportId" in first and "resourceType" not in first
+
+
+def _text(path: Path) -> str:
+    """The file's text; a bulk export's ``.ndjson.gz`` decompressed (Bulk Data Access lets
+    a server compress its files)."""
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            return handle.read()
+    return path.read_text(encoding="utf-8")
 
 
 def _label(resource: object) -> str:
@@ -93,10 +121,10 @@ def _read(paths: Sequence[Path], source: _Source) -> None:
     for path in paths:
         name = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = _text(path)
+        except (OSError, UnicodeDecodeError, EOFError) as exc:  # EOFError: a truncated .gz
             raise InvalidRecordError(name, "file", "", f"cannot read the file: {exc}") from exc
-        if path.suffix == ".ndjson":
+        if path.name.endswith((".ndjson", ".ndjson.gz")):
             for n, line in enumerate(text.splitlines(), start=1):
                 if not line.strip():
                     continue
