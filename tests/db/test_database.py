@@ -164,3 +164,24 @@ def test_a_session_opens_the_configured_database_or_the_homes(db_url: str, tmp_p
             assert set(metadata.tables) <= set(inspect(session.database).get_table_names())
         finally:
             session.close()
+
+
+def test_the_sqlite_file_and_its_journal_are_private(tmp_path: Path) -> None:
+    """It holds identifiable patient records: 0600 from creation, its -wal and -shm too,
+    and a file an older version left wider is narrowed."""
+    import os
+    import stat
+
+    path = tmp_path / "node.sqlite"
+    engine = open_database(sqlite_url(path))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE probe (x INTEGER)"))
+        conn.execute(text("INSERT INTO probe VALUES (1)"))
+    names = ("node.sqlite", "node.sqlite-wal", "node.sqlite-shm")
+    files = [p for p in tmp_path.iterdir() if p.name in names]
+    assert len(files) >= 2  # (node.sqlite.lock, the migration lock, holds nothing)
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files), files
+    engine.dispose()
+    os.chmod(path, 0o644)
+    open_database(sqlite_url(path)).dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -17,6 +17,8 @@ so this matters.
 from __future__ import annotations
 
 import fcntl
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 from sqlalchemy import Engine, MetaData, create_engine, event, exc, make_url
 from sqlalchemy.engine import URL
 
+from ailedger._durable import PRIVATE_FILE_MODE
 from ailedger.db.migrate import upgrade
 from ailedger.errors import AiledgerError
 
@@ -111,9 +114,23 @@ def _opening(url: URL) -> Iterator[None]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+def _private(path: Path) -> None:
+    """The file holds a hospital's identifiable patient records and a person's wearable
+    index: only this user may read it. Created 0600 before SQLite opens it (SQLite gives
+    its -wal and -shm files the database file's mode), and a file made wider by an older
+    version narrowed."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE))
+        if stat.S_IMODE(path.stat().st_mode) != PRIVATE_FILE_MODE:
+            os.chmod(path, PRIVATE_FILE_MODE)
+    except OSError as error:
+        raise DatabaseError(f"cannot make the database file {path} private: {error}") from None
+
+
 def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _private(Path(url.database))
     engine = create_engine(url, connect_args={"check_same_thread": False})
 
     @event.listens_for(engine, "connect")
