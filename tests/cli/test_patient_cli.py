@@ -182,3 +182,12 @@ def test_the_patient_group_teaches_its_commands(homes: Homes) -> None:
         assert f" {command} " in out
     code, out, _ = homes.run("alice", "patient", "consent", "--help")
     assert code == 0 and "matchmaking" in out and "--withdraw" in out
+
+
+def test_an_export_with_no_consenting_patient_says_why_and_writes_nothing(
+    homes: Homes, tmp_path: Path
+) -> None:
+    out = tmp_path / "none.json"
+    refusal = homes.refused("hospital", "health", "deidentify", "-o", str(out))
+    assert "no patient here consents to research (0 stored)" in refusal
+    assert "nothing was written" in refusal and not out.exists()

@@ -116,6 +116,13 @@ def deidentify(
             node.directory,
             consents=check.predicate(RESEARCH),
         )
+        stored = node.store.count()
+    if not result.records:
+        raise ConfigError(
+            f"no patient here consents to research ({stored} stored): consent comes from a "
+            "FHIR Consent allowing research at import, or a linked patient's own consent on "
+            "chain (`ailedger health links`); nothing was written"
+        )
     write_dataset(result.records, out)
     report = k_anonymity(result.records, threshold=k_threshold)
     data = {
