@@ -140,7 +140,9 @@ def test_a_flag_is_logged_as_a_commitment_and_its_receipt_proves_exactly_it() ->
     (recorded,) = record_flags(findings, log)  # one flag: the others have no data
     (entry,) = log.entries
     assert entry["kind"] == ENTRY_KIND and entry["rule"] == "resting-heart-rate-rise"
-    assert "63" not in json.dumps(entry)  # no value is readable in the log
+    # No value is readable in the log: the entry is these fields, the finding only hashed.
+    assert set(entry) == {"kind", "rule", "rules", "commitment", "time"}
+    assert len(entry["commitment"]) == 64 and "averaged" not in json.dumps(entry)
     receipt = feedback_receipt(recorded, log, "0xnode")
     assert verify_feedback(receipt, lambda _: []) == []
     altered = json.loads(json.dumps(receipt))

@@ -72,7 +72,7 @@ def test_import_keep_encrypted_recognise_again_and_prove_a_reading(
         provenance.entity[0].what.identifier.value
         == hashlib.sha256(export.read_bytes()).hexdigest()
     )
-    assert "Ada" not in json.dumps(listed)  # no source or device name outside the batch
+    assert "Apple Watch" not in json.dumps(listed)  # no source or device name outside the batch
     shown = json.loads(
         run(["wearables", "show", batch["batch_id"], "--json"], capsys, monkeypatch)[1]
     )
