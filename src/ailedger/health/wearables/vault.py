@@ -111,6 +111,7 @@ class WearableVault:
         self.engine, self.blobs, self.private_key, self.owner = engine, blobs, private_key, owner
         raw = private_key.private_bytes_raw()
         self._digest_key = hmac.new(raw, _DIGEST_INFO, hashlib.sha256).digest()
+        self._public = private_key.public_key().public_bytes_raw()  # batches are sealed to it
 
     def digest(self, reading: Reading) -> str:
         """The keyed digest a reading is known by here (and its Observation's id)."""
@@ -213,16 +214,11 @@ class WearableVault:
         return digests, leaves, (first, last)
 
     def _wrap(self, data_key: bytes, batch_id: str) -> str:
-        from cryptography.hazmat.primitives import serialization
-
         from ailedger.crypto.hpke import wrap_data_key
 
-        public = self.private_key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
         wrapped = wrap_data_key(
             data_key,
-            recipient_public=public,
+            recipient_public=self._public,
             owner_private=self.private_key,
             object_id=_object_id(batch_id),
             version=1,
@@ -266,19 +262,17 @@ class WearableVault:
 
     def observations(self, batch_id: str) -> list[bytes]:
         """The batch's Observation lines, decrypted (the canonical bytes its root covers)."""
-        from cryptography.hazmat.primitives import serialization
+        return self._decrypt(self._batch_row(batch_id))
 
+    def _decrypt(self, row: dict[str, Any]) -> list[bytes]:
         from ailedger.crypto.hpke import unwrap_data_key
         from ailedger.store.objects import decrypt_object
 
-        row = self._batch_row(batch_id)
-        public = self.private_key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        batch_id = str(row["batch_id"])
         key = unwrap_data_key(
             bytes.fromhex(str(row["wrapped_key"])),
             recipient_private=self.private_key,
-            owner_public=public,
+            owner_public=self._public,
             object_id=_object_id(batch_id),
             version=1,
             requester=self.owner,
@@ -322,7 +316,7 @@ class WearableVault:
             )
         batch_id, position = str(found.batch_id), int(found.position)
         row = self._batch_row(batch_id)
-        lines = self.observations(batch_id)
+        lines = self._decrypt(row)
         leaves = [leaf_hash(line) for line in lines]
         path = inclusion_proof(position, len(leaves), list_subtree_hasher(leaves))
         return {
