@@ -63,6 +63,7 @@ def check_demo_story(out: str) -> None:
         r"an auditor verifies it: signature ok; (\d+) of \1 checks against the chain", out
     )
     assert "the patient checks the receipt against the chain alone: verified" in out
+    assert "re-runs the decision: output and every attribution as logged" in out
     assert "the same receipt with someone else's input: refused" in out
     assert f"registers job {trained[1]}'s output as model" in out
     job, short, grant_id = trained[1], dataset[1][:16], grant[1]

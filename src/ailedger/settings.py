@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "ailedger")
     """Compiled-contract cache, keyed by source hash."""
 
+    decision_retention_days: int = 183
+    """How long a decision receipt's salt is kept before it may be destroyed (redaction):
+    at least the six months the EU AI Act asks of deployers (Art. 19, 26(6)); longer if
+    the deployer's own rules say so. Below 183 is refused."""
+
     database_url: str | None = None
     """Where the shared stores (catalog, owner records, patients) live: a
     ``postgresql://USER@HOST:PORT/NAME`` URL for an organisation's server, or unset for

@@ -112,6 +112,14 @@ def test_register_then_list_show_and_verify_through_the_cli(
     assert code == 0, err
     assert "anchored on chain, explanation adds up, your input matches" in out
 
+    # The auditor re-runs the decision with the model and the person's input.
+    replay = ["decision", "replay", str(first), "--model", str(model), "--bundle"]
+    replay += [made["bundle"], "--public-key", made["key"], "--json"]
+    code, out, err = run(replay, capsys, monkeypatch)
+    assert code == 0, err
+    replayed = json.loads(out)
+    assert replayed["ok"] and replayed["replayed_output"] == replayed["logged_output"]
+
     receipt = json.loads(first.read_text())
     other = {**receipt, "features": {"age": 1.0, "bmi": 2.5}}  # another person's input
     forged = tmp_path / "forged.json"
@@ -123,11 +131,20 @@ def test_register_then_list_show_and_verify_through_the_cli(
     forged.write_text(json.dumps({**receipt, "entry": json.dumps(entry)}))
     code, out, _ = run(["decision", "verify", str(forged), "--json"], capsys, monkeypatch)
     assert code == 1 and json.loads(out)["problems"]
+    code, out, _ = run([*replay[:2], str(forged), *replay[3:]], capsys, monkeypatch)
+    assert code == 1 and "output: logged 0.01" in " ".join(json.loads(out)["problems"])
 
     # Record-keeping: not redacted before its retention; a signed export for a regulator.
     index = str(receipt["index"])
     line = error_of(["decision", "redact", index], capsys, monkeypatch)
     assert "must be kept until" in line and "183 days" in line
+    monkeypatch.setenv("AILEDGER_DECISION_RETENTION_DAYS", "400")  # the deployer's own rule
+    assert "retained 400 days" in error_of(["decision", "redact", index], capsys, monkeypatch)
+    monkeypatch.setenv("AILEDGER_DECISION_RETENTION_DAYS", "30")  # shorter than the law
+    assert "shorter than the 183 days" in error_of(
+        ["decision", "redact", index], capsys, monkeypatch
+    )
+    monkeypatch.delenv("AILEDGER_DECISION_RETENTION_DAYS")
     exported = tmp_path / "export.json"
     code, out, err = run(["decision", "export", "-o", str(exported)], capsys, monkeypatch)
     assert code == 0, err

@@ -8,7 +8,8 @@ redacts the decision: the leaf, and every checkpoint and anchor over it, stays i
 
 The EU AI Act (Article 12, with Article 19/26(6)) asks deployers of high-risk systems to
 keep automatically generated logs for at least six months, so a salt is destroyed only
-once :data:`DEFAULT_RETENTION_S` (183 days) has passed since its decision.
+once the configured retention (:func:`retention_seconds`, at least 183 days) has passed
+since its decision.
 """
 
 from __future__ import annotations
@@ -19,8 +20,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ailedger.ai.errors import DecisionError, RetentionError
+from ailedger.errors import ConfigError
 
-DEFAULT_RETENTION_S = 183 * 24 * 3600
+MIN_RETENTION_DAYS = 183
+DEFAULT_RETENTION_S = MIN_RETENTION_DAYS * 24 * 3600
+
+
+def retention_seconds(days: int) -> int:
+    """The configured retention (``AILEDGER_DECISION_RETENTION_DAYS``) in seconds; never
+    shorter than the six months the law asks, so a setting cannot cut a log short."""
+    if days < MIN_RETENTION_DAYS:
+        raise ConfigError(
+            f"AILEDGER_DECISION_RETENTION_DAYS={days} is shorter than the {MIN_RETENTION_DAYS} "
+            "days (six months) deployers must keep decision logs (EU AI Act Art. 19, 26(6)); "
+            "set it to 183 or more, or leave it unset"
+        )
+    return days * 24 * 3600
+
+
 _SCHEMA = """CREATE TABLE IF NOT EXISTS salts (
     idx INTEGER PRIMARY KEY, salt BLOB, time INTEGER NOT NULL, redacted_at INTEGER)"""
 _INSERT = "INSERT INTO salts (idx, salt, time) VALUES (?, ?, ?)"

@@ -4,11 +4,12 @@ to end, show and list registered models."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from ailedger.cli import _parsers as parse
-from ailedger.cli._common import JSON_OPTION, console, emit, session, tx_line
+from ailedger.cli._common import JSON_OPTION, console, emit, session, settings_from, tx_line
 
 app = typer.Typer(
     help=(
@@ -229,15 +230,8 @@ def verify_decision(
     output, and your input (with your salt) gives the digest it recorded. Only the
     chain is read; the node is not asked. Exits 1 if any check fails."""
     from ailedger.ai.serving import verify_receipt_file
-    from ailedger.errors import ConfigError
-    from ailedger.untrusted_json import parse_untrusted
 
-    try:
-        document = parse_untrusted(receipt.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the receipt {receipt}: {exc}") from None
-    if not isinstance(document, dict):
-        raise ConfigError(f"{receipt} is not a decision receipt (a JSON object)")
+    document = _read_receipt(receipt)
     with session(ctx, unlock=False) as s:
         check = verify_receipt_file(s, document)
     data = {
@@ -263,6 +257,77 @@ def verify_decision(
         raise typer.Exit(1)
 
 
+@decision_app.command("replay")
+def replay(
+    ctx: typer.Context,
+    receipt: Path = typer.Argument(..., help="The decision's receipt (JSON)."),
+    model_dir: Path = typer.Option(..., "--model", help="The model's directory."),
+    bundle: Path = typer.Option(..., help="Its passport bundle."),
+    public_key: Path = typer.Option(..., help="The passport's public key (PEM)."),
+    features: Path = typer.Option(
+        None, help="The input as a JSON object, if the receipt does not carry it."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """For an auditor: check the receipt against the chain, then re-run the decision
+    with the model and the person's input and compare the output and every number of
+    the explanation with what was logged. The model's files must carry the passport the
+    decision names, and the input must be the one whose salted digest was logged.
+    Exits 1 if anything differs."""
+    from ailedger.ai.replay import replay_decision
+    from ailedger.ai.serving import read_inputs, verify_receipt_file
+
+    document = _read_receipt(receipt)
+    given = None
+    if features is not None:
+        rows = read_inputs(features)
+        if len(rows) != 1:
+            raise typer.BadParameter(f"{features} holds {len(rows)} inputs; give one")
+        given = rows[0]
+    with session(ctx, unlock=False) as s:
+        check = verify_receipt_file(s, document)
+    replayed = replay_decision(document, model_dir, bundle, public_key.read_bytes(), given)
+    problems = [f"receipt {p}" for p in check.problems] + replayed.problems
+    data = {
+        "ok": check.ok and replayed.ok,
+        "index": replayed.index,
+        "anchored": check.anchored,
+        "logged_output": replayed.logged_output,
+        "replayed_output": replayed.replayed_output,
+        "problems": problems,
+        "notes": replayed.notes,
+    }
+
+    def render() -> None:
+        if data["ok"]:
+            console.print(
+                f"decision {replayed.index} replayed: output {replayed.replayed_output:.6g} "
+                "and its explanation are what was logged, by the model its passport names, "
+                "on this input"
+            )
+        for note in replayed.notes:
+            console.print(f"note: {note}")
+        for problem in problems:
+            console.print(f"[bold red]FAILED[/bold red] {problem}")
+
+    emit(as_json, data, render)
+    if not data["ok"]:
+        raise typer.Exit(1)
+
+
+def _read_receipt(path: Path) -> dict[str, Any]:
+    from ailedger.errors import ConfigError
+    from ailedger.untrusted_json import parse_untrusted
+
+    try:
+        document = parse_untrusted(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the receipt {path}: {exc}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path} is not a decision receipt (a JSON object)")
+    return document
+
+
 @decision_app.command("redact")
 def redact(
     ctx: typer.Context,
@@ -271,16 +336,18 @@ def redact(
 ) -> None:
     """Redact a decision this home made: destroy its salt, so its input can no longer be
     linked to it. The leaf stays in the log (the log is never rewritten), and redaction
-    is refused until the retention period (183 days) has passed."""
+    is refused until the retention period has passed: AILEDGER_DECISION_RETENTION_DAYS,
+    183 days (six months) unless set longer."""
     import time
 
-    from ailedger.ai.salts import SaltStore
+    from ailedger.ai.salts import SaltStore, retention_seconds
     from ailedger.ai.serving import DECISION_SALTS
 
+    retention = retention_seconds(settings_from(ctx).decision_retention_days)
     with session(ctx, unlock=False) as s:
         salts = SaltStore(s.home.path / DECISION_SALTS)
         try:
-            salts.redact(index, int(time.time()))
+            salts.redact(index, int(time.time()), retention)
         finally:
             salts.close()
     emit(

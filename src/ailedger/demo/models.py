@@ -26,6 +26,7 @@ def trustworthy_ai(
 ) -> Registered:
     """Returns the registered model (chapter 14 sells its predictions)."""
     from ailedger.ai.models import register_model, verify_model
+    from ailedger.ai.replay import replay_decision
     from ailedger.ai.serving import serve, verify_receipt_file
     from ailedger.sharing.owner import OwnerNode
 
@@ -63,6 +64,12 @@ def trustworthy_ai(
         f"  the patient checks the receipt against the chain alone: "
         f"{'verified' if verdict.ok else 'FAILED: ' + '; '.join(verdict.problems)} "
         f"(in the log, anchored, the explanation adds up, their own input matches)"
+    )
+    replayed = replay_decision(receipt, model_dir, done.passport.path, done.public_key.read_bytes())
+    outcome = "output and every attribution as logged"
+    say(
+        "  an auditor with the model and the patient's input re-runs the decision: "
+        + (outcome if replayed.ok else _first(replayed.problems, False))
     )
     altered = {**receipt, "features": {**PATIENT, "delay_score": 2.0}}
     refused = verify_receipt_file(auditor, altered)
