@@ -68,19 +68,22 @@ def import_(
             paths, lambda done, total: bar.update(task, completed=done, total=total)
         )
         total = node.store.count()
-    data = {
-        "files": report.files,
-        "resources": report.resources,
-        "patients": report.patients,
-        "stored": total,
-        "new_matches": [n.__dict__ for n in notes],
-    }
+    data = {**report.to_dict(), "stored": total, "new_matches": [n.__dict__ for n in notes]}
 
     def render() -> None:
         console.print(
-            f"imported {report.patients} patients ({report.resources} resources "
-            f"from {report.files} files); {total} stored"
+            f"imported {report.patients} patients ({report.new} new, {report.updated} updated; "
+            f"{report.resources} resources from {report.files} files); {total} stored"
         )
+        for kind, count in sorted(report.types.items()):
+            dropped = f", {count.dropped} dropped" if count.dropped else ""
+            console.print(f"  {kind:<24} {count.read:>7} read, {count.kept:>7} kept{dropped}")
+        if any(c.dropped for c in report.types.values()):
+            console.print(f"  dropped: {data['dropped_why']}")
+        for key in report.rekeyed:
+            console.print(f"  stored as {key}: another source holds its id here")
+        for file, why in report.skipped:
+            console.print(f"  skipped {file}: {why}")
         for note in notes:
             console.print(
                 f"  saved query {note.query!r} matches new patient {note.surrogate} "
