@@ -173,7 +173,7 @@ def record_consent(
         {
             "kind": "health-consent",
             "patient": audit_digest(secret, local_id),
-            "purposes": list(chosen),
+            "purposes": ",".join(chosen),
             "granted": granted,
             "recorded_by": recorded_by,
             "basis": basis,
