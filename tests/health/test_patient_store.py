@@ -99,6 +99,7 @@ def test_consent_recorded_here_with_who_when_and_why(database: Engine) -> None:
     assert [p.local_id for p in store.consented_for_research()] == ["p1"]
     store.record_consent("p1", ["research"], granted=False, recorded_by="Dr B", basis="call")
     assert [p.local_id for p in store.consented_for_research()] == []
+    assert (store.consented_ids("matchmaking"), store.consented_ids("research")) == ({"p1"}, set())
     history = store.consent_history("p1")
     assert [(h.purpose, h.granted, h.recorded_by) for h in history] == [
         ("matchmaking", True, "Dr A"),

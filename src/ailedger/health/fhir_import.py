@@ -606,9 +606,10 @@ def same_patient(stored: Patient, arriving: Patient) -> bool:
 
 def _keyed(
     store: PatientStore, patients: list[Patient], file_of: dict[str, str]
-) -> tuple[list[Patient], list[str]]:
+) -> tuple[list[Patient], list[str], int]:
     """``patients`` with the keys they are stored under: a patient whose key another
-    source holds here gets its origin-qualified key; refused when it has no origin."""
+    source holds here gets its origin-qualified key; refused when it has no origin. Also
+    the keys qualified, and how many of the patients replace one stored under their key."""
     stored = store.get_many(p.local_id for p in patients)
     qualified = {
         p.local_id: f"{p.origin}/Patient/{p.local_id}"
@@ -641,7 +642,7 @@ def _keyed(
             )
         out.append(replace(patient, local_id=key))
         rekeyed.append(key)
-    return out, rekeyed
+    return out, rekeyed, sum(1 for p in out if p.local_id in stored)
 
 
 def import_files(
@@ -662,8 +663,7 @@ def import_files(
         phenopacket_consent=phenopacket_consent,
         source_name=source_name,
     )
-    patients, rekeyed = _keyed(store, result.patients, result.file_of)
-    before = set(store.get_many(p.local_id for p in patients))
+    patients, rekeyed, updated = _keyed(store, result.patients, result.file_of)
     store.put_many(patients)
     return ImportReport(
         files=result.files,
@@ -671,7 +671,7 @@ def import_files(
         patients=len(patients),
         types=result.types,
         skipped=tuple(result.skipped),
-        new=len(patients) - len(before),
-        updated=len(before),
+        new=len(patients) - updated,
+        updated=updated,
         rekeyed=tuple(rekeyed),
     )

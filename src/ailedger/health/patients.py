@@ -403,6 +403,17 @@ class PatientStore:
         """Patients whose consent allows Matchmaker Exchange queries."""
         return self._select(patients_table.c.matchmaking.is_(True))
 
+    def consented_ids(self, purpose: str) -> set[str]:
+        """The keys of the patients whose flag for ``purpose`` (``matchmaking`` or
+        ``research``) is set now: one indexed read, for a long-lived index that must see a
+        consent recorded since it was built (``health consent`` in another process)."""
+        if purpose not in CONSENT_PURPOSES:
+            raise PatientStoreError(f"consent purposes are {' and '.join(CONSENT_PURPOSES)}")
+        column = patients_table.c[purpose]
+        with transaction(self._db) as conn:
+            found = conn.execute(select(patients_table.c.local_id).where(column.is_(True)))
+            return {str(local_id) for local_id in found.scalars()}
+
     def consented_for_research(self) -> list[Patient]:
         """Patients whose consent allows de-identified research sharing."""
         return self._select(patients_table.c.research.is_(True))
