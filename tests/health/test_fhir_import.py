@@ -409,3 +409,26 @@ def test_consent_recorded_here_survives_a_reimport(tmp_path: Path) -> None:
     patient = store.get("pp-1/proband-7")
     assert patient.matchmaking and not patient.research
     assert [p.local_id for p in store.consented_for_matchmaking()] == ["pp-1/proband-7"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("Patient.ndjson", b"[1, 2]\n", r"line 1: a line must be one FHIR resource"),
+        ("Patient.ndjson.gz", b"plain text, not gzip", r"file: cannot read the file"),
+        ("case.json", b'"a string"', r"the document must be a JSON object"),
+        ("case.json", b'{"id": "pp", "subject": {"id": "s"}}', r"field metaData"),
+        ("Bundle.json", b'{"resourceType": "Bundle", "type": "collection", "entry": 5}', "list"),
+    ],
+    ids=["ndjson-array", "not-gzip", "json-string", "phenopacket-no-metadata", "bad-bundle"],
+)
+def test_bad_input_is_an_error_naming_the_file(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
+    with pytest.raises(InvalidRecordError, match=message) as info:
+        import_files(store, [tmp_path])
+    assert info.value.file == str(path) and str(path) in str(info.value)
+    assert store.count() == 0

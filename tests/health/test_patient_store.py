@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -167,3 +168,31 @@ def test_migration_0005_keys_stored_phenopackets_by_case_and_loses_no_row(db_url
     assert sorted(r[0] for r in rows) == ["Patient 1", "fhir-9"]
     assert {json.loads(r[1])["local_id"] for r in rows} == {"Patient 1", "fhir-9"}
     engine.dispose()
+
+
+def test_an_old_homes_phenopackets_are_adopted_under_their_case_keys(
+    database: Engine, tmp_path: Path
+) -> None:
+    import json
+    import sqlite3
+
+    path = tmp_path / "health" / "patients.sqlite3"
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute(
+        "CREATE TABLE patients (local_id TEXT PRIMARY KEY, matchmaking INTEGER NOT NULL, "
+        "research INTEGER NOT NULL, record TEXT NOT NULL)"
+    )
+    packet = Patient(
+        "Patient 1",
+        source="phenopacket",
+        resources=({"id": "PMID_9_P1", "subject": {"id": "Patient 1"}},),
+    )
+    record = json.loads(packet.to_json())
+    del record["origin"]  # written before patients had an origin
+    old.execute("INSERT INTO patients VALUES ('Patient 1', 0, 0, ?)", (json.dumps(record),))
+    old.close()
+    store = PatientStore(database)
+    assert store.adopt_legacy_file(path) == 1
+    assert store.ids() == ["PMID_9_P1/Patient 1"]
+    assert store.get("PMID_9_P1/Patient 1").origin is None

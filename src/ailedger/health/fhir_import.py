@@ -249,6 +249,10 @@ def _read(paths: Sequence[Path], source: _Source) -> None:
                     resource = parse_untrusted(line)
                 except ValueError as exc:
                     raise InvalidRecordError(name, f"line {n}", "", str(exc)) from exc
+                if not isinstance(resource, dict):
+                    raise InvalidRecordError(
+                        name, f"line {n}", "", "a line must be one FHIR resource (a JSON object)"
+                    )
                 source.units.append(_Unit(name, f"line {n} {_label(resource)}", resource))
             continue
         try:
