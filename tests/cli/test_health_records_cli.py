@@ -6,11 +6,15 @@ counts at the next export. Runs on the shared embedded chain of ``test_patient_c
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
+import pytest
+from tests.cli.test_cli import run
 from tests.cli.test_patient_cli import Homes, homes  # noqa: F401 (fixture)
 
+from ailedger.keys.home import NodeHome
 from ailedger.sharing.owner import OwnerNode
 
 
@@ -83,3 +87,29 @@ def test_imported_phenopackets_are_consented_here_then_matched_and_exported(
     assert "not ['gossip']" in homes.refused(
         "hospital", "health", "consent", "PMID_0_case", "--purpose", "gossip", "--by", "x"
     )
+
+
+SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea-bulk-10"
+
+
+def test_a_real_bulk_export_imports_with_every_count_shown_and_a_private_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not SYNTHEA.is_dir():
+        pytest.skip("no Synthea bulk export in ../shared/data")
+    home = NodeHome.init(tmp_path / "home", "import test", scrypt_n=2**12).path
+    monkeypatch.setenv("AILEDGER_HOME", str(home))
+    monkeypatch.delenv("AILEDGER_DATABASE_URL", raising=False)
+    code, out, err = run(["health", "import", str(SYNTHEA)], capsys, monkeypatch)
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "imported 13 patients (13 new, 0 updated;" in text
+    assert "Location 44 read, 0 kept, 44 dropped" in text
+    assert "Practitioner 43 read, 0 kept, 43 dropped" in text
+    assert "Condition 555 read, 555 kept" in text
+    assert "dropped: refers to no patient" in text
+    assert f"skipped {SYNTHEA / 'log.ndjson'}: the bulk export's log, not resources" in text
+    again = json.loads(run(["health", "import", str(SYNTHEA), "--json"], capsys, monkeypatch)[1])
+    assert (again["new"], again["updated"], again["stored"]) == (0, 13, 13)
+    assert again["types"]["Organization"] == {"read": 43, "kept": 0, "dropped": 43}
+    assert stat.S_IMODE((home / "node.sqlite").stat().st_mode) == 0o600
