@@ -475,65 +475,78 @@ def read_files(
         _validate(unit)
         if progress is not None and done % _PROGRESS_EVERY == 0:
             progress(done, total)
+    grouped = _group(source)
+    index = _index(source)
+    fhir = [
+        _with_origin(
+            _build(u.resource, grouped.related[k], index, default_contact), u, source, source_name
+        )
+        for k, u in grouped.patients.items()
+    ]
+    packets = [
+        parse_phenopacket(
+            doc,
+            name,
+            contact=default_contact,
+            matchmaking=phenopacket_consent[0],
+            research=phenopacket_consent[1],
+        )
+        for name, doc in source.phenopackets
+    ]
+    names = [name for name, _doc in source.phenopackets]
+    _refuse_duplicates(packets, names)
+    if packets:
+        grouped.read[PHENOPACKET] = grouped.kept[PHENOPACKET] = len(packets)
+    file_of = {p.local_id: u.file for p, u in zip(fhir, grouped.patients.values(), strict=True)}
+    file_of.update({p.local_id: name for p, name in zip(packets, names, strict=True)})
+    if progress is not None:
+        progress(total, total)
+    types = {t: TypeCount(n, grouped.kept[t], n - grouped.kept[t]) for t, n in grouped.read.items()}
+    return ReadResult(fhir + packets, types, source.skipped, len(inputs.files), file_of)
+
+
+@dataclass
+class _Grouped:
+    patients: dict[str, _Unit]  # "Patient/id" -> its unit
+    related: dict[str, list[dict[str, Any]]]  # "Patient/id" -> the resources about them
+    read: Counter[str]  # per resource type
+    kept: Counter[str]  # per resource type: stored in a patient's record
+
+
+def _index(source: _Source) -> dict[str, dict[str, Any]]:
+    """Every resource by ``Type/id`` and by its Bundle ``fullUrl``."""
     index: dict[str, dict[str, Any]] = {}
     for unit in source.units:
         index.setdefault(_label(unit.resource), unit.resource)
     index.update({alias: index[key] for alias, key in source.aliases.items() if key in index})
-    related: dict[str, list[dict[str, Any]]] = {}
-    patients: dict[str, _Unit] = {}
-    read: Counter[str] = Counter()
-    kept: Counter[str] = Counter()
+    return index
+
+
+def _group(source: _Source) -> _Grouped:
+    """Each resource with the patient it is about, counted; one that names a patient
+    absent from the import is an error, one about no patient is counted as dropped."""
+    grouped = _Grouped({}, {}, Counter(), Counter())
     present = {_label(u.resource) for u in source.units if u.resource["resourceType"] == "Patient"}
     for unit in source.units:
         res = unit.resource
-        read[res["resourceType"]] += 1
+        grouped.read[res["resourceType"]] += 1
         if res["resourceType"] == "Patient":
             key = _label(res)
-            if key in patients:
+            if key in grouped.patients:
                 raise InvalidRecordError(
                     unit.file, unit.where, "id", f"{key} appears twice in this import"
                 )
-            patients[key] = unit
-            related.setdefault(key, [])
-            kept["Patient"] += 1
+            grouped.patients[key] = unit
+            grouped.related.setdefault(key, [])
         elif (ref := _patient_ref(res, source.aliases)) is not None:
             if ref not in present:
-                raise InvalidRecordError(
-                    unit.file,
-                    unit.where,
-                    "subject",
-                    f"refers to {ref}, which is not in this import",
-                )
-            related.setdefault(ref, []).append(res)
-            kept[res["resourceType"]] += 1
-    out = [
-        _with_origin(_build(u.resource, related[k], index, default_contact), u, source, source_name)
-        for k, u in patients.items()
-    ]
-    files = {p.local_id: u.file for p, u in zip(out, patients.values(), strict=True)}
-    for name, doc in source.phenopackets:
-        out.append(
-            parse_phenopacket(
-                doc,
-                name,
-                contact=default_contact,
-                matchmaking=phenopacket_consent[0],
-                research=phenopacket_consent[1],
-            )
-        )
-    if source.phenopackets:
-        read[PHENOPACKET] = kept[PHENOPACKET] = len(source.phenopackets)
-    _refuse_duplicates(out, source)
-    files.update(
-        {
-            p.local_id: name
-            for p, (name, _) in zip(out[len(files) :], source.phenopackets, strict=True)
-        }
-    )
-    if progress is not None:
-        progress(total, total)
-    types = {t: TypeCount(n, kept[t], n - kept[t]) for t, n in read.items()}
-    return ReadResult(out, types, source.skipped, len(inputs.files), files)
+                why = f"refers to {ref}, which is not in this import"
+                raise InvalidRecordError(unit.file, unit.where, "subject", why)
+            grouped.related.setdefault(ref, []).append(res)
+        else:
+            continue
+        grouped.kept[res["resourceType"]] += 1
+    return grouped
 
 
 def _with_origin(
@@ -549,12 +562,11 @@ def _with_origin(
     return replace(patient, origin=str(origin)) if origin else patient
 
 
-def _refuse_duplicates(patients: list[Patient], source: _Source) -> None:
+def _refuse_duplicates(packets: list[Patient], files: list[str]) -> None:
     """Two phenopackets with one key (same ``id`` and ``subject.id``) in one import: one
     would silently replace the other."""
     seen: dict[str, str] = {}
-    names = [name for name, _doc in source.phenopackets]
-    for patient, name in zip(patients[len(patients) - len(names) :], names, strict=True):
+    for patient, name in zip(packets, files, strict=True):
         if patient.local_id in seen:
             raise InvalidRecordError(
                 name,
