@@ -383,6 +383,11 @@ def test_two_servers_with_the_same_patient_id_keep_both(tmp_path: Path) -> None:
         assert import_files(store, [directory]).updated == 1
     assert store.count() == 2
     assert store.get("https://b.example.org/fhir/Patient/1").birth_date == "1999-09-09"
+    corrected = _export(  # the first server corrects a birth date: still its patient 1
+        tmp_path / "a2", "https://a.example.org/fhir", _fhir_patient("1970-01-02", "A1")
+    )
+    assert import_files(store, [corrected]).updated == 1
+    assert store.get("1").birth_date == "1970-01-02" and store.count() == 2
 
 
 def test_a_different_patient_under_a_known_id_without_origin_is_refused(tmp_path: Path) -> None:

@@ -605,19 +605,18 @@ def _identifiers(patient: Patient) -> set[tuple[str, str]]:
 
 
 def same_patient(stored: Patient, arriving: Patient) -> bool:
-    """Whether ``arriving`` may replace ``stored`` under one key: nothing says they are
-    different people (another kind of source, another known origin, identifiers of which
-    none is shared, another birth date)."""
+    """Whether ``arriving`` may replace ``stored`` under one key. A server's ids are unique
+    within it: with both origins known, the origin decides. Otherwise a shared identifier
+    says same, identifiers of which none is shared or another birth date say different."""
     if stored.source != arriving.source:
         return False
-    if stored.origin and arriving.origin and stored.origin != arriving.origin:
-        return False
+    if stored.origin and arriving.origin:
+        return stored.origin == arriving.origin
     old, new = _identifiers(stored), _identifiers(arriving)
-    if old and new and not old & new:
-        return False
-    return not (
-        stored.birth_date and arriving.birth_date and stored.birth_date != arriving.birth_date
-    )
+    if old and new:
+        return bool(old & new)
+    births = (stored.birth_date, arriving.birth_date)
+    return not (all(births) and births[0] != births[1])
 
 
 def _keyed(
