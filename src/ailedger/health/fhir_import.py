@@ -28,12 +28,14 @@ manifest, files that are not ``.json``/``.ndjson``/``.ndjson.gz`` in a directory
 
 Identity: a FHIR patient is keyed by its ``Patient.id``. Ids are unique only within the
 server that assigned them, so before writing, each patient is compared with the one stored
-under its id: when they are not the same patient (another origin, no identifier in common,
-another birth date, or a phenopacket), the newcomer is keyed by its origin
-(``ORIGIN/Patient/id``, FHIR's absolute reference), and when its origin is unknown the
-import is refused with the way out (``--source NAME``). Two sources never overwrite each
-other; the same export imported again updates its patients. The origin is the ``--source``
-given, else the export's server (the kick-off URL in ``log.ndjson``, the ``request`` of a
+under its id (:func:`same_patient`: with both origins known the origin decides; else a
+shared identifier says same, disjoint identifiers or another birth date say different).
+A different patient is keyed by its origin (``ORIGIN/Patient/id``, FHIR's absolute
+reference); when its origin is unknown the import is refused, naming the file and how to
+give it one (the export's log or manifest, ``Patient.meta.source``, or the
+``source_name`` of :func:`import_files`). Two sources never overwrite each other; the
+same export imported again updates its patients. The origin is the ``source_name`` given,
+else the export's server (the kick-off URL in ``log.ndjson``, the ``request`` of a
 manifest), else the server in a Bundle entry's ``fullUrl``, else ``Patient.meta.source``.
 """
 
