@@ -175,6 +175,7 @@ def test_an_old_homes_phenopackets_are_adopted_under_their_case_keys(
 ) -> None:
     import json
     import sqlite3
+    import stat
 
     path = tmp_path / "health" / "patients.sqlite3"
     path.parent.mkdir(parents=True)
@@ -192,7 +193,10 @@ def test_an_old_homes_phenopackets_are_adopted_under_their_case_keys(
     del record["origin"]  # written before patients had an origin
     old.execute("INSERT INTO patients VALUES ('Patient 1', 0, 0, ?)", (json.dumps(record),))
     old.close()
+    path.chmod(0o644)  # as old homes created it
     store = PatientStore(database)
     assert store.adopt_legacy_file(path) == 1
+    adopted = path.with_name(path.name + ".adopted")
+    assert stat.S_IMODE(adopted.stat().st_mode) == 0o600  # set aside, still identifiable
     assert store.ids() == ["PMID_9_P1/Patient 1"]
     assert store.get("PMID_9_P1/Patient 1").origin is None

@@ -18,7 +18,10 @@ half-way.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -41,7 +44,7 @@ from sqlalchemy import (
 )
 
 from ailedger.db import DatabaseError, insert_missing, metadata, transaction, upsert
-from ailedger.db.legacy import read_legacy_rows, retire_legacy_file
+from ailedger.db.legacy import ADOPTED_SUFFIX, read_legacy_rows, retire_legacy_file
 from ailedger.errors import AiledgerError
 
 patients_table = Table(
@@ -204,6 +207,12 @@ def _with_recorded_consent(conn: Connection, patients: list[Patient]) -> list[Pa
     ]
 
 
+def _narrow(path: Path) -> None:
+    """Only this node's user may read a file of patient records."""
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+
+
 def _current_key(patient: Patient) -> Patient:
     """A phenopacket stored before keys named the case (keyed by ``subject.id`` alone) under
     its key now; the same rule as migration 0005."""
@@ -347,9 +356,13 @@ class PatientStore:
     def adopt_legacy_file(self, path: Path) -> int:
         """Copy the patients of a home made before ``node.sqlite`` (``health/patients.sqlite3``)
         into this store, then set the file aside; returns how many it held. A patient
-        already in the database (imported since) is kept as it is."""
+        already in the database (imported since) is kept as it is. The file set aside (and
+        one set aside by an earlier version) holds identifiable records: it is narrowed to
+        0600, as old homes created it 0644."""
+        _narrow(path.with_name(path.name + ADOPTED_SUFFIX))
         if not path.exists():
             return 0
+        _narrow(path)
         records = [
             _current_key(Patient.from_json(str(r)))
             for (r,) in read_legacy_rows(path, _LEGACY_QUERY)
