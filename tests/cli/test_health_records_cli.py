@@ -58,6 +58,8 @@ def test_imported_phenopackets_are_consented_here_then_matched_and_exported(
     exported = homes.json("hospital", "health", "deidentify", "-o", str(tmp_path / "a.json"))
     assert exported["records"] == 1 and exported["report"]["patients"] == {"in": 1, "out": 1}
     assert exported["report"]["codes_kept"] == {}  # phenopackets hold no FHIR resources
+    # ...their terms, diseases and genes are the record's own fields, the document not copied
+    assert exported["report"]["records"] == {"Phenopacket": {"in": 1, "out": 0}}
     published = json.loads((tmp_path / "a.json").read_text())
     assert len(published["records"][0]["phenotypic_features"]) == 2
     assert published["report"] == exported["report"]

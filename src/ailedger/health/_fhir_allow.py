@@ -309,7 +309,8 @@ class Context:
 
     def filter(self, resource: dict[str, Any]) -> dict[str, Any] | None:
         kind = resource.get("resourceType")
-        name = kind if isinstance(kind, str) else "(no type)"
+        # A phenopacket is published through the record's own fields (terms, genes), never raw.
+        name = kind if isinstance(kind, str) else "Phenopacket" if "metaData" in resource else "?"
         self.tally.records_in[name] += 1
         spec = _FHIR_ALLOW.get(kind) if isinstance(kind, str) else None
         if spec is None:
