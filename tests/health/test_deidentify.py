@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import stat
 from datetime import date
 from pathlib import Path
@@ -249,3 +250,163 @@ def test_k_anonymity_on_hand_made_cohort() -> None:
     banded = k_anonymity(cohort[:10], threshold=5, year_band=5)
     assert (banded.k, banded.classes, banded.classes_below_threshold) == (5, 2, [])
     assert k_anonymity([]).k == 0
+
+
+SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea-bulk-10"
+_IDENTIFYING_KEYS = {
+    "id", "reference", "value", "family", "given", "prefix", "suffix", "text", "line", "city",
+    "district", "postalCode", "display", "name", "url", "data", "title", "div",
+}  # fmt: skip
+_DATE = re.compile(r"\d{4}-\d{2}")
+
+
+def _identifiers(node: object, key: str = "", found: set[str] | None = None) -> set[str]:
+    """Every string of the source a person could be found by: ids and references, names,
+    telecom and identifier values, addresses, free text, URLs, attachments, and every date
+    finer than a year (codes, statuses and units are not among them)."""
+    found = set() if found is None else found
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _identifiers(v, k, found)
+    elif isinstance(node, list):
+        for item in node:
+            _identifiers(item, key, found)
+    elif isinstance(node, str):
+        if _DATE.match(node):
+            found.add(node[:7])  # year and month: Safe Harbor keeps the year only
+        elif key in _IDENTIFYING_KEYS and len(node) >= 5:
+            found.add(node)
+    return found
+
+
+def test_a_real_export_keeps_its_clinical_codes_and_no_identifier(tmp_path: Path) -> None:
+    if not SYNTHEA.is_dir():
+        pytest.skip("no Synthea bulk export in ../shared/data")
+    patients = read_patients([SYNTHEA])
+    source = [
+        json.loads(line)
+        for f in SYNTHEA.glob("*.000.ndjson")
+        for line in f.read_text().splitlines()
+    ]
+    identifiers = _identifiers(source)
+    # codes and labels this run keeps are no identifiers, even where a source wrote them as
+    # display text ("Hypertension" may be a Condition's display and its code's label)
+    result = deidentify(patients, tmp_path / "keys", labels={}, only_research_consented=False)
+    out = tmp_path / "dataset.json"
+    write_dataset(result.records, out, result.report)
+    published = out.read_text()
+    assert len(identifiers) > 5_000
+    # A short identifier (a ZIP code) is looked for as a whole value or word: inside a code or
+    # a random surrogate its digits may occur by chance ("66018" in "266018a6d98ad04b").
+    words = set(re.split(r"[^0-9A-Za-z]+", published))
+    survivors = sorted(i for i in identifiers if (i in published if len(i) >= 8 else i in words))
+    assert survivors == []
+    assert not _DATE.search(json.dumps(result.records))
+
+    report = json.loads(published)["report"]
+    assert report["patients"] == {"in": len(patients), "out": len(patients)}
+    records = report["records"]
+    for kind in ("Condition", "MedicationRequest", "Procedure", "Immunization", "Encounter"):
+        assert records[kind]["out"] == records[kind]["in"] > 0, kind
+    for kind in ("Device", "DocumentReference"):  # a UDI; clinical notes in free text
+        assert records[kind]["out"] == 0 < records[kind]["in"]
+    kept = report["codes_kept"]
+    assert kept["SNOMED CT"] > 1_000 and kept["RxNorm"] > 1_000 and kept["CVX"] > 100
+    removed = report["fields_removed"]
+    for name in ("identifier", "name", "telecom", "display", "text", "line", "city"):
+        assert removed[name] > 0, name
+    conditions = [
+        r for rec in result.records for r in rec["fhir"] if r["resourceType"] == "Condition"
+    ]
+    coding = conditions[0]["code"]["coding"][0]
+    assert coding["system"] == "http://snomed.info/sct" and "display" not in coding
+    medication = next(
+        r for rec in result.records for r in rec["fhir"] if r["resourceType"] == "MedicationRequest"
+    )
+    assert medication["medicationCodeableConcept"]["coding"][0]["system"].endswith("rxnorm")
+    assert len(medication["authoredOn"]) == 4
+
+
+def test_codes_are_kept_only_in_their_exact_format(tmp_path: Path) -> None:
+    def observation(system: str, code: str, **value: Any) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation",
+            "id": "o",
+            "status": "final",
+            "code": {"coding": [{"system": system, "code": code, "display": "zqx"}]},
+            **value,
+        }
+
+    loinc = "http://loinc.org"
+    resources = (
+        {"resourceType": "Patient", "id": "p", "birthDate": "1980-02-03"},
+        observation(
+            loinc,
+            "8302-2",
+            valueQuantity={
+                "value": 172.5,
+                "unit": "cm",
+                "system": "http://unitsofmeasure.org",
+                "code": "cm",
+            },
+        ),
+        observation(loinc, "8302-3"),  # a wrong check digit: a number, not LOINC
+        observation("http://snomed.info/sct", "123456789"),  # no SNOMED CT concept id
+        observation("http://snomed.info/sct", "38341003"),  # hypertension
+        observation(loinc, "30525-0", valueQuantity={"value": 93, "unit": "a"}),  # age
+        observation(loinc, "72514-3", valueQuantity={"value": 4, "unit": "{John Smith}"}),
+        observation("http://hl7.org/fhir/sid/icd-10-cm", "E11.9"),
+        observation("http://hl7.org/fhir/sid/icd-10-cm", "555-1234"),
+    )
+    patient = Patient("p", research=True, birth_date="1980-02-03", resources=resources)
+    result = deidentify([patient], tmp_path, labels={}, today=TODAY)
+    fhir = result.records[0]["fhir"]
+    codes = [c["code"] for r in fhir[1:] for c in r.get("code", {}).get("coding", [])]
+    assert codes == ["8302-2", "38341003", "30525-0", "72514-3", "E11.9"]
+    assert fhir[1]["valueQuantity"] == {
+        "value": 172.5, "unit": "cm", "system": "http://unitsofmeasure.org", "code": "cm"
+    }  # fmt: skip
+    age = next(r for r in fhir if r.get("code", {}).get("coding", [{}])[0].get("code") == "30525-0")
+    assert age["valueQuantity"] == {"value": 90, "comparator": ">=", "unit": "a"}
+    pain = next(
+        r for r in fhir if r.get("code", {}).get("coding", [{}])[0].get("code") == "72514-3"
+    )
+    assert pain["valueQuantity"] == {"value": 4}  # a free-text unit annotation is dropped
+    assert "zqx" not in json.dumps(result.records)
+    report = result.report
+    assert report["codes_kept"] == {"ICD-10-CM": 1, "LOINC": 3, "SNOMED CT": 1}
+    assert report["records"]["Observation"] == {"in": 8, "out": 8}
+    assert report["fields_removed"]["display"] == 5  # the kept codings' source text
+
+
+def test_files_holding_patient_data_are_private_and_the_dataset_is_not(tmp_path: Path) -> None:
+    """The node's database (with its journal) and the key file re-identify patients: 0600
+    whatever the umask; the published dataset holds no identifier: 0644 under umask 022."""
+    import os
+
+    from ailedger.health.node import HealthNode
+
+    paths = []
+    for n in range(3):
+        path = tmp_path / f"bundle-{n}.json"
+        path.write_text(json.dumps(synth_bundle(n, random.Random(n))))
+        paths.append(path)
+    old = os.umask(0o022)
+    try:
+        with HealthNode(tmp_path / "home") as node:
+            node.import_files(paths)
+            result = deidentify(node.store.consented_for_research(), node.directory, labels={})
+        out = tmp_path / "dataset.json"
+        write_dataset(result.records, out, result.report)
+    finally:
+        os.umask(old)
+    home = tmp_path / "home"
+    database = [home / f"node.sqlite{suffix}" for suffix in ("", "-wal", "-shm")]
+    private = [p for p in database if p.exists()] + [home / "health" / KEY_FILE]
+    assert (home / "node.sqlite.lock").stat().st_size == 0  # the lock holds nothing
+    assert any(p.name.endswith(".sqlite") for p in private)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in private} == {
+        p.name: 0o600 for p in private
+    }
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    assert not list(tmp_path.glob(".*.tmp")) and not list(home.rglob(".*.tmp"))

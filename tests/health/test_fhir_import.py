@@ -165,7 +165,7 @@ def test_phenopacket_import(tmp_path: Path) -> None:
     path.write_text(json.dumps(PHENOPACKET))
     store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
     import_files(store, [path], phenopacket_consent=(True, False))
-    p = store.get("proband-7")
+    p = store.get("pp-1/proband-7")
     assert (p.sex, p.birth_date, p.source) == ("male", "2001-04-05", "phenopacket")
     assert p.observed == ("HP:0001250",) and p.excluded == ("HP:0000252",)
     assert p.diagnoses == ("ORPHA:558", "OMIM:616439")
@@ -238,3 +238,202 @@ def test_a_truncated_gzip_is_an_error_not_zero_patients(tmp_path: Path) -> None:
     store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
     with pytest.raises(InvalidRecordError, match="cannot read the file"):
         import_files(store, [tmp_path])
+
+
+# -- every resource counted, non-resource files passed over with a note --------------------
+
+
+def _synthea_copy(tmp_path: Path, name: str = "export") -> Path:
+    import shutil
+
+    if not SYNTHEA.is_dir():
+        pytest.skip("no Synthea bulk export in ../shared/data")
+    export = tmp_path / name
+    shutil.copytree(SYNTHEA, export)
+    return export
+
+
+def test_every_resource_type_of_a_real_export_is_counted(tmp_path: Path) -> None:
+    export = _synthea_copy(tmp_path)
+    lines: dict[str, int] = {}
+    for path in SYNTHEA.glob("*.000.ndjson"):
+        lines[path.name.split(".")[0]] = sum(1 for x in path.read_text().splitlines() if x)
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
+    report = import_files(store, [export])
+    assert {k: v.read for k, v in report.types.items()} == lines  # nothing read uncounted
+    for kind in ("Location", "Organization", "Practitioner", "PractitionerRole"):
+        assert report.types[kind].kept == 0 and report.types[kind].dropped == lines[kind] > 0
+    assert report.types["Condition"].kept == lines["Condition"]
+    assert report.resources == sum(c.kept for c in report.types.values())
+    skipped = {Path(f).name: why for f, why in report.skipped}
+    assert skipped == {
+        "log.ndjson": "the bulk export's log, not resources",
+        "LICENSE": "not .json, .ndjson or .ndjson.gz",
+        "README.md": "not .json, .ndjson or .ndjson.gz",
+    }
+    assert {p.origin for p in store} == {"https://example.com/fhir"}  # from the log's kick-off
+    data = report.to_dict()
+    assert data["types"]["Location"] == {"read": lines["Location"], "kept": 0, "dropped": 44}
+    assert json.loads(json.dumps(data)) == data
+
+
+def test_a_bulk_manifest_is_passed_over_and_names_the_server(tmp_path: Path) -> None:
+    bundle = synth_bundle(3, random.Random(3))
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for entry in bundle["entry"]:
+        kinds.setdefault(entry["resource"]["resourceType"], []).append(entry["resource"])
+    for kind, items in kinds.items():
+        (tmp_path / f"{kind}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in items))
+    manifest = {
+        "transactionTime": "2026-01-01T00:00:00Z",
+        "request": "https://ehr.example.org/fhir/$export?_type=Patient",
+        "requiresAccessToken": True,
+        "output": [{"type": k, "url": f"https://files/{k}.ndjson"} for k in kinds],
+        "error": [],
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
+    report = import_files(store, [tmp_path])
+    assert report.patients == 1
+    assert (str(tmp_path / "manifest.json"), "a bulk export's manifest, not resources") in (
+        report.skipped
+    )
+    assert store.get("pat-3").origin == "https://ehr.example.org/fhir"
+
+
+def test_a_json_file_that_is_neither_fhir_nor_a_phenopacket_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "notes.json"
+    path.write_text(json.dumps({"title": "clinic notes", "rows": [1, 2]}))
+    with pytest.raises(InvalidRecordError, match=r"notes\.json: document: neither a FHIR"):
+        read_patients([path])
+
+
+# -- identity: two sources never overwrite each other --------------------------------------
+
+
+def _packet(pp_id: str, subject: str, term: str) -> dict[str, Any]:
+    doc = json.loads(json.dumps(PHENOPACKET))
+    doc["id"] = pp_id
+    doc["subject"]["id"] = subject
+    doc["phenotypicFeatures"] = [{"type": {"id": term, "label": "x"}}]
+    doc.pop("interpretations")
+    return doc
+
+
+def test_phenopackets_sharing_a_subject_id_are_all_kept_and_reimport_updates(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    terms = ["HP:0001250", "HP:0001263", "HP:0000252", "HP:0004322"]
+    for n in range(40):  # forty papers, each calling its case "Patient 1"
+        packet = _packet(f"PMID_{1000 + n}_Patient_1", "Patient 1", terms[n % 4])
+        (folder / f"case-{n}.json").write_text(json.dumps(packet))
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
+    first = import_files(store, [folder])
+    assert (first.patients, first.new, store.count()) == (40, 40, 40)
+    assert store.get("PMID_1003_Patient_1/Patient 1").observed == ("HP:0004322",)
+    again = import_files(store, [folder])
+    assert (again.new, again.updated, store.count()) == (0, 40, 40)
+    assert first.types["Phenopacket"].read == first.types["Phenopacket"].kept == 40
+    assert store.resolve("PMID_1003_Patient_1") == "PMID_1003_Patient_1/Patient 1"
+
+
+def test_one_import_with_two_phenopackets_under_one_key_is_refused(tmp_path: Path) -> None:
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text(json.dumps(_packet("pp-same", "P1", "HP:0001250")))
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
+    with pytest.raises(InvalidRecordError, match=r"b\.json.*a\.json holds a phenopacket"):
+        import_files(store, [tmp_path])
+    assert store.count() == 0
+
+
+def _export(directory: Path, server: str | None, patient: dict[str, Any]) -> Path:
+    directory.mkdir()
+    (directory / "Patient.000.ndjson").write_text(json.dumps(patient) + "\n")
+    if server is not None:
+        log = {
+            "exportId": "e1",
+            "eventId": "kickoff",
+            "eventDetail": {"exportUrl": f"{server}/Patient/$export"},
+        }
+        (directory / "log.ndjson").write_text(json.dumps(log) + "\n")
+    return directory
+
+
+def _fhir_patient(birth: str, mrn: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "id": "1",
+        "birthDate": birth,
+        "identifier": [{"system": "urn:mrn", "value": mrn}],
+    }
+
+
+def test_two_servers_with_the_same_patient_id_keep_both(tmp_path: Path) -> None:
+    a = _export(tmp_path / "a", "https://a.example.org/fhir", _fhir_patient("1970-01-01", "A1"))
+    b = _export(tmp_path / "b", "https://b.example.org/fhir", _fhir_patient("1999-09-09", "B7"))
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
+    import_files(store, [a])
+    second = import_files(store, [b])
+    assert second.rekeyed == ("https://b.example.org/fhir/Patient/1",)
+    assert store.ids() == ["1", "https://b.example.org/fhir/Patient/1"]
+    assert store.get("1").birth_date == "1970-01-01"
+    for directory in (a, b):  # each export again: updates, never a third row
+        assert import_files(store, [directory]).updated == 1
+    assert store.count() == 2
+    assert store.get("https://b.example.org/fhir/Patient/1").birth_date == "1999-09-09"
+    corrected = _export(  # the first server corrects a birth date: still its patient 1
+        tmp_path / "a2", "https://a.example.org/fhir", _fhir_patient("1970-01-02", "A1")
+    )
+    assert import_files(store, [corrected]).updated == 1
+    assert store.get("1").birth_date == "1970-01-02" and store.count() == 2
+
+
+def test_a_different_patient_under_a_known_id_without_origin_is_refused(tmp_path: Path) -> None:
+    a = _export(tmp_path / "a", None, _fhir_patient("1970-01-01", "A1"))
+    b = _export(tmp_path / "b", None, _fhir_patient("1999-09-09", "B7"))
+    same = _export(tmp_path / "same", None, _fhir_patient("1970-01-01", "A1"))
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
+    import_files(store, [a])
+    with pytest.raises(InvalidRecordError, match=r"b/Patient\.000\.ndjson.*different patient"):
+        import_files(store, [b])
+    assert store.get("1").birth_date == "1970-01-01"
+    assert import_files(store, [same]).updated == 1  # the same patient, exported again
+
+
+def test_consent_recorded_here_survives_a_reimport(tmp_path: Path) -> None:
+    path = tmp_path / "pp.json"
+    path.write_text(json.dumps(PHENOPACKET))
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
+    import_files(store, [path])
+    store.record_consent(
+        "pp-1/proband-7", ["matchmaking"], granted=True, recorded_by="Dr A", basis="form 12"
+    )
+    import_files(store, [path])  # the phenopacket carries no consent
+    patient = store.get("pp-1/proband-7")
+    assert patient.matchmaking and not patient.research
+    assert [p.local_id for p in store.consented_for_matchmaking()] == ["pp-1/proband-7"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("Patient.ndjson", b"[1, 2]\n", r"line 1: a line must be one FHIR resource"),
+        ("Patient.ndjson.gz", b"plain text, not gzip", r"file: cannot read the file"),
+        ("case.json", b'"a string"', r"the document must be a JSON object"),
+        ("case.json", b'{"id": "pp", "subject": {"id": "s"}}', r"field metaData"),
+        ("Bundle.json", b'{"resourceType": "Bundle", "type": "collection", "entry": 5}', "list"),
+    ],
+    ids=["ndjson-array", "not-gzip", "json-string", "phenopacket-no-metadata", "bad-bundle"],
+)
+def test_bad_input_is_an_error_naming_the_file(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    store = PatientStore(open_database(sqlite_url(tmp_path / "node.sqlite")))
+    with pytest.raises(InvalidRecordError, match=message) as info:
+        import_files(store, [tmp_path])
+    assert info.value.file == str(path) and str(path) in str(info.value)
+    assert store.count() == 0

@@ -68,19 +68,22 @@ def import_(
             paths, lambda done, total: bar.update(task, completed=done, total=total)
         )
         total = node.store.count()
-    data = {
-        "files": report.files,
-        "resources": report.resources,
-        "patients": report.patients,
-        "stored": total,
-        "new_matches": [n.__dict__ for n in notes],
-    }
+    data = {**report.to_dict(), "stored": total, "new_matches": [n.__dict__ for n in notes]}
 
     def render() -> None:
         console.print(
-            f"imported {report.patients} patients ({report.resources} resources "
-            f"from {report.files} files); {total} stored"
+            f"imported {report.patients} patients ({report.new} new, {report.updated} updated; "
+            f"{report.resources} resources from {report.files} files); {total} stored"
         )
+        for kind, count in sorted(report.types.items()):
+            dropped = f", {count.dropped} dropped" if count.dropped else ""
+            console.print(f"  {kind:<24} {count.read:>7} read, {count.kept:>7} kept{dropped}")
+        if any(c.dropped for c in report.types.values()):
+            console.print(f"  dropped: {data['dropped_why']}")
+        for key in report.rekeyed:
+            console.print(f"  stored as {key}: another source holds its id here")
+        for file, why in report.skipped:
+            console.print(f"  skipped {file}: {why}")
         for note in notes:
             console.print(
                 f"  saved query {note.query!r} matches new patient {note.surrogate} "
@@ -123,26 +126,95 @@ def deidentify(
             "FHIR Consent allowing research at import, or a linked patient's own consent on "
             "chain (`ailedger health links`); nothing was written"
         )
-    write_dataset(result.records, out)
+    write_dataset(result.records, out, result.report)
     report = k_anonymity(result.records, threshold=k_threshold)
+    counts = result.report
     data = {
         "records": len(result.records),
         "out": str(out),
+        "mode": "0644 (no identifier; the keys stay in the home, 0600)",
         "k": report.k,
         "classes": report.classes,
         "quasi_identifiers": list(report.quasi_identifiers),
         "classes_below_threshold": len(report.classes_below_threshold),
+        "report": counts,
     }
-    emit(
-        as_json,
-        data,
-        lambda: console.print(
-            f"wrote {len(result.records)} de-identified records to {out}; k-anonymity over "
+
+    def render() -> None:
+        console.print(
+            f"wrote {len(result.records)} de-identified records to {out} (of "
+            f"{counts['patients']['in']} candidates); k-anonymity over "
             f"{', '.join(report.quasi_identifiers)}: k = {report.k} "
             f"({len(report.classes_below_threshold)} of {report.classes} classes "
             f"below {k_threshold})"
-        ),
-    )
+        )
+        for kind, n in counts["records"].items():
+            console.print(f"  {kind:<24} {n['in']:>7} in, {n['out']:>7} out")
+        kept = ", ".join(f"{system} {n}" for system, n in counts["codes_kept"].items())
+        console.print(f"  codes kept: {kept or 'none'}")
+        removed = sorted(counts["fields_removed"].items(), key=lambda item: -item[1])
+        console.print(
+            "  fields removed: " + (", ".join(f"{name} {n}" for name, n in removed) or "none")
+        )
+
+    emit(as_json, data, render)
+
+
+@app.command("consent")
+def consent(
+    ctx: typer.Context,
+    patient: str = typer.Argument(
+        ..., help="The patient's id here (as `health import` printed it) or its record id."
+    ),
+    purpose: list[str] = typer.Option(
+        ..., "--purpose", help="matchmaking or research (rare-disease research); repeat."
+    ),
+    by: str = typer.Option(..., "--by", help="Who records the decision (name, role)."),
+    basis: str = typer.Option(
+        "", "--basis", help="What it rests on (the signed form, where it is filed)."
+    ),
+    withdraw: bool = typer.Option(False, "--withdraw", help="Record a withdrawal."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Record a patient's consent (or its withdrawal) given at this hospital, e.g. for an
+    imported phenopacket, which carries none. Who, when and on what basis go to the store
+    and the audit log; matching and `health deidentify` follow it from the next query."""
+    from ailedger.health.consent import record_consent
+
+    with _health_node(ctx) as node, session(ctx, unlock=True) as s:
+        decision = record_consent(
+            node.store,
+            node.links,
+            patient,
+            purpose,
+            granted=not withdraw,
+            recorded_by=by,
+            basis=basis,
+            audit=lambda entry: _log_outgoing(s, entry),
+            secret=node.secret(),
+        )
+    now = decision.patient
+    data = {
+        "patient": now.local_id,
+        "purposes": list(decision.purposes),
+        "granted": decision.granted,
+        "matchmaking": now.matchmaking,
+        "research": now.research,
+        "history": [vars(h) for h in decision.history],
+        "note": decision.note,
+    }
+
+    def render() -> None:
+        verb = "granted" if decision.granted else "withdrawn"
+        console.print(
+            f"{', '.join(decision.purposes)} {verb} for {now.local_id} (recorded by {by}); "
+            f"now: matchmaking {'yes' if now.matchmaking else 'no'}, "
+            f"research {'yes' if now.research else 'no'}"
+        )
+        if decision.note:
+            console.print(f"  note: {decision.note}")
+
+    emit(as_json, data, render)
 
 
 def _query(

@@ -17,6 +17,13 @@ contract), so health code stays testable without a chain and the CLI or node com
 session. One :class:`ConsentCheck` reads the link table once; make one per query or export
 so that a patient's withdrawal takes effect at the next one.
 
+Recorded here. A record that carries no consent (a phenopacket) or whose consent was given
+on paper gets it with :func:`record_consent` (``ailedger health consent``): who recorded
+it, when and on what basis go to the store's append-only consent table and to the node's
+audit log (the patient named there by a keyed digest, never by the record's id); the
+decision outranks what a later re-import says. For a patient linked to a wallet it counts
+only while the link is not accepted: after that, the patient's own consent decides.
+
 FHIR. :func:`consent_resource` renders a wallet's consent as a FHIR R4 Consent resource
 (http://hl7.org/fhir/R4/consent.html): the patient is named only by their wallet address
 (an identifier in system ``urn:ailedger:wallet``), never by a name or a record number.
@@ -24,7 +31,10 @@ FHIR. :func:`consent_resource` renders a wallet's consent as a FHIR R4 Consent r
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ailedger.chain.contracts.patients import MATCHMAKING, LinkStatus, PatientLink
@@ -34,7 +44,7 @@ from ailedger.health.patient_links import (
     LinkRecord,
     PatientLinks,
 )
-from ailedger.health.patients import Patient
+from ailedger.health.patients import ConsentRecord, Patient, PatientStore, PatientStoreError
 
 if TYPE_CHECKING:
     from ailedger.chain.contracts.patients import PatientsClient
@@ -108,6 +118,87 @@ class ConsentCheck:
 
     def consenting(self, patients: Iterable[Patient], purpose: int) -> list[Patient]:
         return [p for p in patients if self.allows(p, purpose)]
+
+
+# ---------------------------------------------------------------- recorded at this node
+
+PURPOSE_ALIASES = {
+    "matchmaking": "matchmaking",
+    "research": "research",
+    "rare-disease-research": "research",
+}
+AuditAppend = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class ConsentDecision:
+    """A decision as recorded, and what it means for the patient now."""
+
+    patient: Patient
+    purposes: tuple[str, ...]
+    granted: bool
+    history: tuple[ConsentRecord, ...]
+    note: str  # when the decision does not decide (a linked patient's consent is theirs)
+
+
+def audit_digest(secret: bytes, local_id: str) -> str:
+    """How the audit log names a patient: keyed, so the entry cannot be traced back to the
+    record without the node's secret."""
+    return hmac.new(secret, b"consent:" + local_id.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def record_consent(
+    store: PatientStore,
+    links: PatientLinks,
+    name: str,
+    purposes: Sequence[str],
+    *,
+    granted: bool,
+    recorded_by: str,
+    basis: str,
+    audit: AuditAppend,
+    secret: bytes,
+) -> ConsentDecision:
+    """Record a consent decision (grant, or withdrawal) for patient ``name`` (its key, or
+    the id it was imported under when that names one patient): first in the audit log
+    (``audit`` returns once the entry is durable), then in the store."""
+    unknown = [p for p in purposes if p not in PURPOSE_ALIASES]
+    if unknown or not purposes:
+        raise PatientStoreError(
+            f"choose the purposes from {', '.join(PURPOSE_ALIASES)}, not {unknown or 'none'}"
+        )
+    chosen = tuple(dict.fromkeys(PURPOSE_ALIASES[p] for p in purposes))
+    local_id = store.resolve(name)
+    audit(
+        {
+            "kind": "health-consent",
+            "patient": audit_digest(secret, local_id),
+            "purposes": ",".join(chosen),
+            "granted": granted,
+            "recorded_by": recorded_by,
+            "basis": basis,
+        }
+    )
+    patient = store.record_consent(
+        local_id, chosen, granted=granted, recorded_by=recorded_by, basis=basis
+    )
+    history = tuple(store.consent_history(local_id))
+    return ConsentDecision(patient, chosen, granted, history, _link_note(links, local_id))
+
+
+def _link_note(links: PatientLinks, local_id: str) -> str:
+    record = links.get(local_id)
+    if record is None:
+        return ""
+    if record.status == "proposed":
+        return (
+            "this patient has a link proposed to their wallet: once they accept it, their own "
+            "consent on chain decides and this decision no longer counts"
+        )
+    return (
+        f"this patient's link to a wallet is {record.status}: their consent on chain (or its "
+        "end) decides, not this decision"
+    )
 
 
 # ---------------------------------------------------------------- FHIR Consent

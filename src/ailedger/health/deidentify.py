@@ -13,11 +13,17 @@ fields and drops everything else. A published record holds: a random surrogate i
 year (or ``age_group: "90+"`` and no birth year when the patient is, or died, 90 or older),
 deceased flag and death year, ZIP3, HPO/OMIM/ORPHA terms (well-formed ids known to the label
 table, labels from that table, never the source's ``display`` text), HGNC gene symbols, consent
-flags, and FHIR R4 resources filtered field by field through ``_FHIR_ALLOW``. Narrative
-(``text.div``), notes, ``display`` and ``text`` strings, attachments, extensions, identifiers,
-telecom, names, contacts (employers), RelatedPerson, Practitioner, Organization, Consent and
-every unlisted resource type are dropped. Relatives' and employers' data is therefore never
-copied.
+flags, and FHIR R4 resources filtered field by field through ``_FHIR_ALLOW``: Patient,
+Condition, Observation, Encounter, MedicationRequest, Procedure, Immunization and
+AllergyIntolerance, with their clinical codes (SNOMED CT, ICD-10(-CM), LOINC with values and
+UCUM units, RxNorm, CVX), which are not identifiers, each checked for its system's exact
+format. Narrative (``text.div``), notes, ``display`` and ``text`` strings, attachments,
+extensions, identifiers, telecom, names, contacts (employers), references to other records,
+RelatedPerson, Practitioner, Organization, Location, Device (its UDI is an identifier),
+DocumentReference, Consent and every unlisted resource type are dropped. Relatives' and
+employers' data is therefore never copied. Each run counts what it kept and removed
+(:attr:`DeidResult.report`: records in and out per resource type, codes kept per system,
+fields removed by name); the published file carries that report.
 
 Dates: Safe Harbor allows the year only; a shifted full date is *not* Safe Harbor (it is an
 expert-determination technique). So every published date is its true year (FHIR R4 accepts a
@@ -44,7 +50,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from ailedger._durable import atomic_write
+from ailedger._durable import PUBLIC_FILE_MODE, atomic_write
 from ailedger.errors import AiledgerError
 from ailedger.health import _fhir_allow
 from ailedger.health._fhir_allow import RESTRICTED_ZIP3, zip3
@@ -109,10 +115,13 @@ def _random_shift() -> int:
 
 @dataclass
 class DeidResult:
-    """Published records and where their re-identification keys were written."""
+    """Published records, where their re-identification keys were written, and the count
+    report of the run (patients in/out, FHIR records in/out per type, codes kept per
+    system, fields removed by name)."""
 
     records: list[dict[str, Any]]
     key_file: Path
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 def _terms(
@@ -127,14 +136,18 @@ def _terms(
 
 
 def _record(
-    patient: Patient, labels: Mapping[str, str], today: date, keys: dict[str, Any]
+    patient: Patient,
+    labels: Mapping[str, str],
+    today: date,
+    keys: dict[str, Any],
+    tally: _fhir_allow.Tally,
 ) -> dict[str, Any]:
     surrogate = "DEID-" + secrets.token_hex(8)
     birth = parse_date(patient.birth_date)
     death = parse_date(patient.death_date)
     # The age that matters is the oldest the record shows: at death, else now.
     over_89 = birth is not None and age_at(birth, death or today) >= 90
-    ctx = _fhir_allow.Context(f"Patient/{surrogate}", labels, hide_birth=over_89)
+    ctx = _fhir_allow.Context(f"Patient/{surrogate}", labels, hide_birth=over_89, tally=tally)
     fhir = [r for r in (ctx.filter(res) for res in patient.resources) if r is not None]
     keys[surrogate] = {
         "local_id": patient.local_id,
@@ -203,17 +216,29 @@ def deidentify(
     when = today or date.today()
     keys: dict[str, Any] = {}
     records = []
-    for done, patient in enumerate(patients, start=1):
+    tally = _fhir_allow.Tally()
+    seen = 0
+    for seen, patient in enumerate(patients, start=1):
         if not only_research_consented or research(patient):
-            records.append(_record(patient, table, when, keys))
-        if progress is not None and done % 500 == 0:
-            progress(done)
-    return DeidResult(records, _write_keys(Path(key_dir), keys))
+            records.append(_record(patient, table, when, keys, tally))
+        if progress is not None and seen % 500 == 0:
+            progress(seen)
+    report = {"patients": {"in": seen, "out": len(records)}, **tally.to_dict()}
+    return DeidResult(records, _write_keys(Path(key_dir), keys), report)
 
 
-def write_dataset(records: Sequence[dict[str, Any]], path: Path | str) -> None:
-    """The records as one JSON file for publication (keys are never part of it)."""
-    Path(path).write_text(json.dumps({"records": list(records)}, indent=1), encoding="utf-8")
+def write_dataset(
+    records: Sequence[dict[str, Any]],
+    path: Path | str,
+    report: Mapping[str, Any] | None = None,
+) -> None:
+    """The records (and the run's count report) as one JSON file for publication; keys
+    are never part of it. It holds no identifier, so it is written 0644 (narrowed by the
+    umask), atomically: a reader never sees half of it."""
+    document: dict[str, Any] = {"records": list(records)}
+    if report is not None:
+        document["report"] = dict(report)
+    atomic_write(Path(path), json.dumps(document, indent=1).encode("utf-8"), mode=PUBLIC_FILE_MODE)
 
 
 @dataclass(frozen=True)

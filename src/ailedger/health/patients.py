@@ -18,17 +18,24 @@ half-way.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+import os
+import stat
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ColumnElement,
+    Connection,
     Engine,
+    Integer,
     String,
     Table,
     Text,
@@ -37,7 +44,7 @@ from sqlalchemy import (
 )
 
 from ailedger.db import DatabaseError, insert_missing, metadata, transaction, upsert
-from ailedger.db.legacy import read_legacy_rows, retire_legacy_file
+from ailedger.db.legacy import ADOPTED_SUFFIX, read_legacy_rows, retire_legacy_file
 from ailedger.errors import AiledgerError
 
 patients_table = Table(
@@ -48,6 +55,22 @@ patients_table = Table(
     Column("research", Boolean, nullable=False, index=True),
     Column("record", Text, nullable=False),  # the Patient as JSON, source records included
 )
+
+consents_table = Table(
+    "health_patient_consents",
+    metadata,
+    # Append-only: each row is one decision recorded at this node (who, when, on what basis);
+    # the latest per (patient, purpose) is in force.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("local_id", String(256), nullable=False, index=True),
+    Column("purpose", String(32), nullable=False),  # matchmaking or research
+    Column("granted", Boolean, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),  # unix seconds
+    Column("basis", Text, nullable=False),  # e.g. "signed form 2026-03-01, scanned in EHR"
+)
+
+CONSENT_PURPOSES = ("matchmaking", "research")
 
 
 class PatientStoreError(AiledgerError):
@@ -95,6 +118,12 @@ class Patient:
     ``sex`` is FHIR's administrative gender (``male``, ``female``, ``other``, ``unknown``);
     HPO ids look like ``HP:0001250``; diagnoses ``OMIM:123456`` or ``ORPHA:558``; genes are
     HGNC symbols. ``resources`` are the raw source records, kept for de-identification.
+
+    ``local_id`` is the store's key. A FHIR patient's is its ``Patient.id``, or
+    ``ORIGIN/Patient/id`` when another source already holds that id here; a phenopacket's is
+    ``phenopacket-id/subject-id`` (:func:`~ailedger.health.phenopackets.phenopacket_key`).
+    ``origin`` names the system the record came from when the import knows it (a bulk
+    export's server, a Bundle's server, ``Patient.meta.source`` or ``--source``).
     """
 
     local_id: str
@@ -111,6 +140,7 @@ class Patient:
     matchmaking: bool = False
     research: bool = False
     source: str = "fhir"
+    origin: str | None = None
     resources: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
 
     def to_json(self) -> str:
@@ -124,6 +154,78 @@ class Patient:
         for name in ("observed", "excluded", "genes", "diagnoses", "resources"):
             raw[name] = tuple(raw[name])
         return cls(contact=ClinicianContact(**contact) if contact else None, **raw)
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """One consent decision recorded at this node (``health consent``)."""
+
+    local_id: str
+    purpose: str
+    granted: bool
+    recorded_by: str
+    recorded_at: int
+    basis: str
+
+
+def phenopacket_key(phenopacket_id: str, subject_id: str) -> str:
+    """A phenopacket's store key: its own id with its subject's. Subject ids repeat across
+    publications ("Patient 1"), a phenopacket's id names the case; together two distinct
+    cases never share a key, and the same file imported again keeps its key."""
+    return f"{phenopacket_id}/{subject_id}"
+
+
+def _short_names(local_id: str) -> tuple[str, ...]:
+    """What a key may be called by: the id after the origin of a qualified FHIR key, the
+    phenopacket id of a phenopacket key."""
+    if "/Patient/" in local_id:
+        return (local_id.rsplit("/Patient/", 1)[1],)
+    if "/" in local_id:
+        return (local_id.split("/", 1)[0],)
+    return ()
+
+
+def _with_recorded_consent(conn: Connection, patients: list[Patient]) -> list[Patient]:
+    """``patients`` with the latest consent decision recorded here, per purpose, in force."""
+    if not patients:
+        return patients
+    latest: dict[tuple[str, str], bool] = {}
+    query = select(
+        consents_table.c.local_id, consents_table.c.purpose, consents_table.c.granted
+    ).order_by(consents_table.c.seq)
+    for local_id, purpose, granted in conn.execute(query):  # small: one row per decision
+        latest[(str(local_id), str(purpose))] = bool(granted)
+    if not latest:
+        return patients
+    return [
+        replace(
+            p,
+            matchmaking=latest.get((p.local_id, "matchmaking"), p.matchmaking),
+            research=latest.get((p.local_id, "research"), p.research),
+        )
+        for p in patients
+    ]
+
+
+def _narrow(path: Path) -> None:
+    """Only this node's user may read a file of patient records."""
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+
+
+def _current_key(patient: Patient) -> Patient:
+    """A phenopacket stored before keys named the case (keyed by ``subject.id`` alone) under
+    its key now; the same rule as migration 0005."""
+    doc = patient.resources[0] if patient.resources else {}
+    subject = doc.get("subject") if isinstance(doc, dict) else None
+    if (
+        patient.source == "phenopacket"
+        and isinstance(doc.get("id"), str)
+        and isinstance(subject, dict)
+        and subject.get("id") == patient.local_id
+    ):
+        return replace(patient, local_id=phenopacket_key(str(doc["id"]), patient.local_id))
+    return patient
 
 
 _LEGACY_QUERY = "SELECT record FROM patients ORDER BY local_id"
@@ -151,24 +253,120 @@ class PatientStore:
         self.put_many([patient])
 
     def put_many(self, patients: Iterable[Patient]) -> int:
-        """Insert or replace ``patients`` in one transaction; all are written or none."""
-        rows = [_row(p) for p in patients]
+        """Insert or replace ``patients`` in one transaction; all are written or none.
+
+        Consent recorded at this node (:meth:`record_consent`) outranks the flags a record
+        arrives with: re-importing a phenopacket (which carries no consent) or an export
+        whose Consent resources say otherwise does not undo a decision recorded here."""
+        given = list(patients)
         try:
             with transaction(self._db) as conn:
+                rows = [_row(p) for p in _with_recorded_consent(conn, given)]
                 upsert(conn, patients_table, rows, key=("local_id",))
         except DatabaseError as exc:
             raise PatientStoreError(
-                f"writing {len(rows)} patients failed and nothing was stored: {exc}"
+                f"writing {len(given)} patients failed and nothing was stored: {exc}"
             ) from exc
-        return len(rows)
+        return len(given)
+
+    def record_consent(
+        self,
+        local_id: str,
+        purposes: Sequence[str],
+        *,
+        granted: bool,
+        recorded_by: str,
+        basis: str,
+        at: int | None = None,
+    ) -> Patient:
+        """Record a consent decision (grant, or withdrawal when ``granted`` is false) for
+        ``purposes`` of ``local_id``, who recorded it and on what basis; the patient's
+        flags change in the same transaction. Returns the patient as now stored."""
+        unknown = [p for p in purposes if p not in CONSENT_PURPOSES]
+        if unknown or not purposes:
+            raise PatientStoreError(
+                f"consent purposes are {' and '.join(CONSENT_PURPOSES)}, not {unknown or 'none'}"
+            )
+        if not recorded_by.strip() or len(recorded_by) > 200:
+            raise PatientStoreError("say who records the consent in 1 to 200 characters")
+        when = int(time.time()) if at is None else at
+        decisions = [
+            {
+                "local_id": local_id,
+                "purpose": purpose,
+                "granted": granted,
+                "recorded_by": recorded_by,
+                "recorded_at": when,
+                "basis": basis,
+            }
+            for purpose in dict.fromkeys(purposes)
+        ]
+        with transaction(self._db) as conn:
+            record = conn.execute(
+                select(patients_table.c.record).where(patients_table.c.local_id == local_id)
+            ).scalar_one_or_none()
+            if record is None:
+                raise PatientNotFoundError(f"no patient {local_id!r} in this node's patient store")
+            conn.execute(consents_table.insert(), decisions)
+            (patient,) = _with_recorded_consent(conn, [Patient.from_json(str(record))])
+            upsert(conn, patients_table, [_row(patient)], key=("local_id",))
+        return patient
+
+    def consent_history(self, local_id: str) -> list[ConsentRecord]:
+        """Every consent decision recorded here for ``local_id``, oldest first."""
+        query = (
+            select(consents_table)
+            .where(consents_table.c.local_id == local_id)
+            .order_by(consents_table.c.seq)
+        )
+        with transaction(self._db) as conn:
+            rows = conn.execute(query).mappings().all()
+        return [ConsentRecord(**{k: v for k, v in row.items() if k != "seq"}) for row in rows]
+
+    def get_many(self, local_ids: Iterable[str]) -> dict[str, Patient]:
+        """The stored patients among ``local_ids`` (absent ones are left out)."""
+        wanted = list(dict.fromkeys(local_ids))
+        found: dict[str, Patient] = {}
+        with transaction(self._db) as conn:
+            for start in range(0, len(wanted), 500):  # bound the IN list
+                chunk = wanted[start : start + 500]
+                query = select(patients_table.c.record).where(patients_table.c.local_id.in_(chunk))
+                for record in conn.execute(query).scalars():
+                    patient = Patient.from_json(str(record))
+                    found[patient.local_id] = patient
+        return found
+
+    def resolve(self, name: str) -> str:
+        """The key of the patient ``name`` designates: its key, or the record id it was
+        imported under (a FHIR ``Patient.id``, a phenopacket's ``id``) when exactly one
+        stored patient has it."""
+        ids = self.ids()
+        if name in ids:
+            return name
+        matches = [i for i in ids if _short_names(i) and name in _short_names(i)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise PatientStoreError(
+                f"{name!r} names {len(matches)} patients ({', '.join(matches[:3])}, ...); "
+                "give the full id"
+            )
+        raise PatientNotFoundError(f"no patient {name!r} in this node's patient store")
 
     def adopt_legacy_file(self, path: Path) -> int:
         """Copy the patients of a home made before ``node.sqlite`` (``health/patients.sqlite3``)
         into this store, then set the file aside; returns how many it held. A patient
-        already in the database (imported since) is kept as it is."""
+        already in the database (imported since) is kept as it is. The file set aside (and
+        one set aside by an earlier version) holds identifiable records: it is narrowed to
+        0600, as old homes created it 0644."""
+        _narrow(path.with_name(path.name + ADOPTED_SUFFIX))
         if not path.exists():
             return 0
-        records = [Patient.from_json(str(r)) for (r,) in read_legacy_rows(path, _LEGACY_QUERY)]
+        _narrow(path)
+        records = [
+            _current_key(Patient.from_json(str(r)))
+            for (r,) in read_legacy_rows(path, _LEGACY_QUERY)
+        ]
         rows = [_row(p) for p in records]
         try:
             with transaction(self._db) as conn:
@@ -190,10 +388,13 @@ class PatientStore:
         return Patient.from_json(str(record))
 
     def delete(self, local_id: str) -> None:
+        """Remove the patient and the consent decisions recorded for it (a later record
+        under the same key is someone new: it must not inherit them)."""
         with transaction(self._db) as conn:
             deleted = conn.execute(
                 patients_table.delete().where(patients_table.c.local_id == local_id)
             ).rowcount
+            conn.execute(consents_table.delete().where(consents_table.c.local_id == local_id))
         if deleted == 0:
             raise PatientNotFoundError(f"no patient {local_id!r} in this node's patient store")
 
@@ -214,6 +415,17 @@ class PatientStore:
     def consented_for_matchmaking(self) -> list[Patient]:
         """Patients whose consent allows Matchmaker Exchange queries."""
         return self._select(patients_table.c.matchmaking.is_(True))
+
+    def consented_ids(self, purpose: str) -> set[str]:
+        """The keys of the patients whose flag for ``purpose`` (``matchmaking`` or
+        ``research``) is set now: one indexed read, for a long-lived index that must see a
+        consent recorded since it was built (``health consent`` in another process)."""
+        if purpose not in CONSENT_PURPOSES:
+            raise PatientStoreError(f"consent purposes are {' and '.join(CONSENT_PURPOSES)}")
+        column = patients_table.c[purpose]
+        with transaction(self._db) as conn:
+            found = conn.execute(select(patients_table.c.local_id).where(column.is_(True)))
+            return {str(local_id) for local_id in found.scalars()}
 
     def consented_for_research(self) -> list[Patient]:
         """Patients whose consent allows de-identified research sharing."""

@@ -16,8 +16,14 @@ import re
 from typing import Any
 
 from ailedger.health._terms import GENE_SYMBOL, term_prefix
-from ailedger.health.patients import ClinicianContact, InvalidRecordError, Patient
+from ailedger.health.patients import (
+    ClinicianContact,
+    InvalidRecordError,
+    Patient,
+    phenopacket_key,
+)
 
+_MAX_KEY = 256  # the store's key column
 _SEX = {"FEMALE": "female", "MALE": "male", "OTHER_SEX": "other", "UNKNOWN_SEX": "unknown"}
 
 
@@ -92,15 +98,21 @@ def parse_phenopacket(
 ) -> Patient:
     """Validate one Phenopacket v2 document and map it to a :class:`Patient`.
 
-    Phenopackets carry no consent, so ``matchmaking``/``research`` come from the caller.
+    Phenopackets carry no consent, so ``matchmaking``/``research`` come from the caller
+    (or later from ``ailedger health consent``). The key is ``id/subject.id``
+    (:func:`~ailedger.health.patients.phenopacket_key`): cases of different publications
+    that call their subject "Patient 1" stay distinct.
     """
     if not isinstance(doc, dict):
         raise InvalidRecordError(file, "phenopacket", "", "the document must be a JSON object")
     c = _Checker(file, f"phenopacket {doc.get('id')!r}")
-    c.text(doc, "id", "id", True)
+    packet_id = c.text(doc, "id", "id", True)
     subject = c.obj(doc, "subject", "subject", True)
-    local_id = c.text(subject, "id", "subject.id", True)
-    assert local_id is not None
+    subject_id = c.text(subject, "id", "subject.id", True)
+    assert packet_id is not None and subject_id is not None
+    local_id = phenopacket_key(packet_id, subject_id)
+    if len(local_id) > _MAX_KEY:
+        raise c.fail("id", f"id and subject.id together exceed {_MAX_KEY} characters")
     meta = c.obj(doc, "metaData", "metaData", True)
     version = c.text(meta, "phenopacketSchemaVersion", "metaData.phenopacketSchemaVersion", False)
     if version is not None and not version.startswith("2"):
@@ -180,5 +192,6 @@ def parse_phenopacket(
         matchmaking=matchmaking,
         research=research,
         source="phenopacket",
+        origin=packet_id,
         resources=(doc,),
     )
