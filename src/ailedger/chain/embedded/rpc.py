@@ -120,6 +120,10 @@ class RpcDispatcher:
             "ailedger_deployment": lambda: chain.get_meta("deployment"),
         }
 
+    @property
+    def method_names(self) -> frozenset[str]:
+        return frozenset(self._methods)
+
     def add_pending_listener(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(tx_hash)`` for every transaction admitted through this
         dispatcher (``newPendingTransactions`` subscriptions). It must not block."""
