@@ -213,6 +213,20 @@ def test_out_of_range_numbers_are_invalid_params(chain: EmbeddedChain) -> None:
         assert call(dispatcher, method, *params)["error"]["code"] == -32602, (method, params)
 
 
+def test_a_call_the_sender_cannot_pay_for_is_refused_in_geths_words(
+    chain: EmbeddedChain,
+) -> None:
+    dispatcher = RpcDispatcher(chain)
+    pauper = "0x" + "12" * 20
+    tx = {"from": pauper, "to": "0x" + "11" * 20, "value": "0x10"}
+    message = (
+        "insufficient funds for gas * price + value: address "
+        "0x1212121212121212121212121212121212121212 have 0 want 16"
+    )
+    for method in ("eth_call", "eth_estimateGas"):
+        assert call(dispatcher, method, tx)["error"] == {"code": -32000, "message": message}
+
+
 # ---------------------------------------------------------- WebSocket back-pressure
 
 

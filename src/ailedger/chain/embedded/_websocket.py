@@ -180,13 +180,16 @@ class ChainWatcher:
         try:
             while self._connections:
                 await asyncio.sleep(self._poll_interval_s)
-                head = (await run_in_threadpool(self._chain.head)).block_number
-                due = [
+                watching = [
                     (connection, sid, s)
                     for connection in list(self._connections)
                     for sid, s in connection.subscriptions()
-                    if s.kind != "newPendingTransactions" and s.next_block <= head
+                    if s.kind != "newPendingTransactions"
                 ]
+                if not watching:
+                    continue  # connections without block subscriptions need no head
+                head = (await run_in_threadpool(self._chain.head)).block_number
+                due = [entry for entry in watching if entry[2].next_block <= head]
                 if due:
                     messages = await run_in_threadpool(self._collect, due, head)
                     for connection, sid, result in messages:

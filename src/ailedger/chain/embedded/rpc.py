@@ -21,6 +21,7 @@ from eth.vm.spoof import SpoofTransaction
 from eth_abi.abi import decode as abi_decode
 from eth_typing import Address
 from eth_utils.address import to_checksum_address
+from eth_utils.exceptions import ValidationError
 
 from ailedger import __version__
 from ailedger.chain.embedded import _format
@@ -303,6 +304,21 @@ class RpcDispatcher:
             raise _reverted(exc) from exc
         except VMError as exc:
             raise RpcError(SERVER_ERROR, f"execution failed: {exc}") from exc
+        except ValidationError as exc:
+            raise self._invalid(tx, header, exc) from exc
+
+    def _invalid(self, tx: dict[str, Any], header: BlockHeaderAPI, exc: Exception) -> RpcError:
+        """py-evm's refusal before execution, in geth's words where geth has them."""
+        if "enough balance" not in str(exc):
+            return RpcError(SERVER_ERROR, f"invalid transaction: {exc}")
+        sender = _address(tx["from"]) if tx.get("from") else Address(b"\x00" * 20)
+        balance = self.chain.state_at(header).get_balance(sender)
+        value = _int(tx.get("value") or "0x0")
+        return RpcError(
+            SERVER_ERROR,
+            f"insufficient funds for gas * price + value: address "
+            f"{to_checksum_address(sender)} have {balance} want {value}",
+        )
 
     def _estimate_gas(self, tx: Any, block: Any = "latest") -> str:
         """The least gas limit with which the transaction succeeds, found as geth finds it:
@@ -318,7 +334,10 @@ class RpcDispatcher:
             raise RpcError(
                 SERVER_ERROR, f"intrinsic gas too low: have {cap}, want {spoof.intrinsic_gas}"
             )
-        at_cap = self.chain.simulate(spoof, header)
+        try:
+            at_cap = self.chain.simulate(spoof, header)
+        except ValidationError as exc:
+            raise self._invalid(tx, header, exc) from exc
         if at_cap.is_error:
             if isinstance(at_cap.error, Revert):
                 raise _reverted(at_cap.error)
