@@ -17,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.crypto import keccak
 from tests.chain.rpc_server import Served, running, served_chain
+from tests.processes import Party
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -221,10 +222,7 @@ def test_block_log_and_pending_filters(served: Served) -> None:
     assert served.error("eth_getFilterChanges", 7)["code"] == -32602
 
 
-def test_get_logs_refuses_a_block_hash_with_a_range(served: Served) -> None:
-    head = served.result("eth_getBlockByNumber", "latest", False)
-    error = served.error("eth_getLogs", {"blockHash": head["hash"], "fromBlock": "0x0"})
-    assert error["code"] == -32602
+def test_get_logs_with_an_empty_range(served: Served) -> None:
     assert served.result("eth_getLogs", {"fromBlock": "0x5", "toBlock": "0x4"}) == []
 
 
@@ -364,3 +362,13 @@ def test_cors_origin_option_replaces_the_default(served: Served) -> None:
         # clients that are not browsers send no Origin and are served
         answer = http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
         assert answer.json()["result"] == hex(DEFAULT_CHAIN_ID)
+
+
+def test_serve_refuses_an_origin_that_is_not_one(tmp_path: Path, contract_cache: Path) -> None:
+    party = Party(tmp_path / "home", contract_cache, None)
+    party.init()
+    done = party.run("chain", "serve", "--cors-origin", "app.example", ok=False)
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "'app.example' is not a web origin" in lines[0], done.stderr
+    assert not (tmp_path / "home" / "chain").exists()  # refused before the chain was opened

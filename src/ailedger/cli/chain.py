@@ -78,10 +78,11 @@ def serve(
     or cast can then use it. Commands run against this home meanwhile go through it too.
     """
     from ailedger.chain.connection import open_embedded
-    from ailedger.chain.embedded._cors import DEFAULT_ORIGINS
+    from ailedger.chain.embedded._cors import DEFAULT_ORIGINS, OriginPolicy
     from ailedger.chain.embedded.server import serve as serve_chain
     from ailedger.keys.home import NodeHome
 
+    origins = OriginPolicy(cors_origin or DEFAULT_ORIGINS)  # refuses a bad one up front
     settings = settings_from(ctx)
     home = NodeHome.open(settings.home)
     connection = open_embedded(home.chain_dir, settings.cache_dir)
@@ -90,7 +91,7 @@ def serve(
         f"serving the embedded chain {connection.chain_id} of {home.path} "
         f"at http://{host}:{port} and ws://{host}:{port} (Ctrl-C stops)"
     )
-    serve_chain(connection.embedded, host, port, cors_origin or DEFAULT_ORIGINS)
+    serve_chain(connection.embedded, host, port, origins.patterns)
 
 
 def _window_option(name: str, dev_s: int, blocks: int) -> typing.Any:

@@ -100,13 +100,14 @@ def serve(
     """Serve until SIGINT/SIGTERM, then seal what is pending and close the chain."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn_config(make_app(chain, cors_origins=cors_origins), host, port))
-    chain.announce_url(f"http://{host}:{port}")
-    # uvicorn re-raises the signal that stopped it once it has shut down; at its default
-    # action SIGTERM would end the process there, before the chain is closed below.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
+        app = make_app(chain, cors_origins=cors_origins)
+        server = uvicorn.Server(uvicorn_config(app, host, port))
+        chain.announce_url(f"http://{host}:{port}")
+        # uvicorn re-raises the signal that stopped it once it has shut down; at its
+        # default action SIGTERM would end the process there, before the chain is closed.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _exit_on_signal)
         server.run()
     finally:
         chain.close()
