@@ -221,6 +221,17 @@ def test_invalid_json(served: Served) -> None:
         served.assert_alive()
 
 
+def test_deep_nesting_and_huge_numbers_are_parse_errors(served: Served) -> None:
+    for body in (
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":' + b"[" * 5000 + b"]}",
+        b'{"jsonrpc":"2.0","id":' + b"9" * 5000 + b',"method":"eth_chainId"}',
+    ):
+        answer = served.post(body)
+        assert answer["error"]["code"] == -32700 and answer["id"] is None
+    served.assert_alive()
+
+
 def test_invalid_requests(served: Served) -> None:
     for body in ({"jsonrpc": "2.0", "id": 3}, 42, "eth_blockNumber", {"method": 5}):
         assert served.post(body)["error"]["code"] == -32600
