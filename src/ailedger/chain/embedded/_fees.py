@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from eth.abc import BlockHeaderAPI
 
@@ -23,13 +22,7 @@ ORACLE_PERCENTILE = 60
 SAMPLES_PER_BLOCK = 3  # geth: the 3 cheapest transactions of each block
 IGNORE_TIP_BELOW = 2  # wei; geth's ignorePrice: tips this low are not a market signal
 MAX_FEE_HISTORY_BLOCKS = 1024
-_CACHED_BLOCKS = 2048
-
-
-@dataclass(frozen=True)
-class _Paid:
-    tip: int
-    tx_hash: bytes
+_CACHED_BLOCKS = 4 * ORACLE_BLOCKS  # the oracle's window, with room for a few new heads
 
 
 class FeeOracle:
@@ -39,25 +32,28 @@ class FeeOracle:
     def __init__(self, chain: EmbeddedChain) -> None:
         self._chain = chain
         self._lock = threading.Lock()
-        self._blocks: OrderedDict[bytes, list[_Paid]] = OrderedDict()
+        self._samples: OrderedDict[bytes, list[int]] = OrderedDict()
         self._suggestion: tuple[bytes, int] | None = None
 
     def rewards(self, header: BlockHeaderAPI, percentiles: list[float]) -> list[int]:
         """geth's feeHistory reward: the tip at each percentile of the block's gas,
         transactions ordered by tip; 0 for an empty block."""
-        paid = self._paid(header)
+        fee = base_fee(header)
+        paid = sorted(
+            (effective_gas_price(tx, fee) - fee, self._gas_used(tx.hash))
+            for tx in self._chain.transactions(header)
+        )
         if not paid:
             return [0 for _ in percentiles]
-        gas = [self._gas_used(p.tx_hash) for p in paid]
-        total = sum(gas)
+        total = sum(gas for _, gas in paid)
         out = []
         for percentile in percentiles:
             threshold = total * percentile / 100
-            index, so_far = 0, gas[0]
+            index, so_far = 0, paid[0][1]
             while so_far < threshold and index < len(paid) - 1:
                 index += 1
-                so_far += gas[index]
-            out.append(paid[index].tip)
+                so_far += paid[index][1]
+            out.append(paid[index][0])
         return out
 
     def suggested_tip(self, head: BlockHeaderAPI) -> int:
@@ -71,8 +67,7 @@ class FeeOracle:
             header = head if number == head.block_number else self._chain.header(number)
             if header is None:
                 break
-            tips = [p.tip for p in self._paid(header) if p.tip >= IGNORE_TIP_BELOW]
-            samples.extend(tips[:SAMPLES_PER_BLOCK])  # _paid is sorted by tip
+            samples.extend(self._cheapest_tips(header))
             number -= 1
         suggestion = DEFAULT_TIP
         if samples:
@@ -87,23 +82,22 @@ class FeeOracle:
         receipt = self._chain.receipt(tx_hash)
         return int(receipt["gasUsed"], 16) if receipt else 0
 
-    def _paid(self, header: BlockHeaderAPI) -> list[_Paid]:
-        """The block's transactions' tips, cheapest first."""
+    def _cheapest_tips(self, header: BlockHeaderAPI) -> list[int]:
+        """The block's few cheapest tips that are a market signal: the oracle's samples."""
         with self._lock:
-            cached = self._blocks.get(header.hash)
+            cached = self._samples.get(header.hash)
             if cached is not None:
-                self._blocks.move_to_end(header.hash)
                 return cached
         fee = base_fee(header)
-        paid = sorted(
-            (
-                _Paid(effective_gas_price(tx, fee) - fee, tx.hash)
-                for tx in self._chain.transactions(header)
-            ),
-            key=lambda p: p.tip,
-        )
+        tips = sorted(
+            tip
+            for tip in (
+                effective_gas_price(tx, fee) - fee for tx in self._chain.transactions(header)
+            )
+            if tip >= IGNORE_TIP_BELOW
+        )[:SAMPLES_PER_BLOCK]
         with self._lock:
-            self._blocks[header.hash] = paid
-            while len(self._blocks) > _CACHED_BLOCKS:
-                self._blocks.popitem(last=False)
-        return paid
+            self._samples[header.hash] = tips
+            while len(self._samples) > _CACHED_BLOCKS:
+                self._samples.popitem(last=False)
+        return tips
