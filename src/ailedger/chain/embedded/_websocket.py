@@ -25,15 +25,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ailedger.chain.embedded import _format
 from ailedger.chain.embedded._logs import LogFilter, TooManyLogsError
-from ailedger.chain.embedded.rpc import (
+from ailedger.chain.embedded._params import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     LIMIT_EXCEEDED,
     METHOD_NOT_FOUND,
-    RpcDispatcher,
     RpcError,
-    SessionMethods,
 )
+from ailedger.chain.embedded.rpc import RpcDispatcher, SessionMethods
 
 log = logging.getLogger(__name__)
 

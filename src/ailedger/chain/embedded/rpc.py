@@ -25,6 +25,7 @@ from eth_utils.exceptions import ValidationError
 
 from ailedger import __version__
 from ailedger.chain.embedded import _format
+from ailedger.chain.embedded import _params as param
 from ailedger.chain.embedded._fees import MAX_FEE_HISTORY_BLOCKS, FeeOracle
 from ailedger.chain.embedded._filters import (
     FilterNotFoundError,
@@ -34,39 +35,26 @@ from ailedger.chain.embedded._filters import (
 )
 from ailedger.chain.embedded._format import base_fee, data, qty
 from ailedger.chain.embedded._logs import LogFilter, TooManyLogsError
+from ailedger.chain.embedded._params import (
+    EXECUTION_REVERTED,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    LIMIT_EXCEEDED,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    SERVER_ERROR,
+    RpcError,
+)
 from ailedger.chain.embedded.node import EmbeddedChain
 from ailedger.errors import AiledgerError, TransactionRejectedError
 from ailedger.untrusted_json import parse_untrusted
 
 log = logging.getLogger(__name__)
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-SERVER_ERROR = -32000
-LIMIT_EXCEEDED = -32005
-EXECUTION_REVERTED = 3
 MAX_BATCH = 1000  # geth's BatchRequestLimit
-MAX_QUANTITY = 2**256 - 1
-MAX_BLOCK_NUMBER = 2**63 - 1  # what SQLite's INTEGER holds
 _ESTIMATE_PRECISION = 1000  # eth_estimateGas stops within 1/1000 of the least gas that works
 _CALL_STIPEND = 2300
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string), Solidity/Vyper revert reasons
-
-
-class RpcError(Exception):
-    def __init__(self, code: int, message: str, error_data: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = error_data
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            out["data"] = self.data
-        return out
 
 
 SessionMethods = Mapping[str, Callable[..., Any]]
@@ -192,15 +180,15 @@ class RpcDispatcher:
     def _header(self, block: Any) -> BlockHeaderAPI:
         if isinstance(block, dict):  # EIP-1898
             if "blockHash" in block:
-                header = self.chain.header_by_hash(_bytes(block["blockHash"], 32))
+                header = self.chain.header_by_hash(param.hex_bytes(block["blockHash"], 32))
             else:
-                header = self.chain.header(_block_number(block.get("blockNumber")))
+                header = self.chain.header(param.block_number(block.get("blockNumber")))
         elif block in (None, "latest", "pending", "safe", "finalized"):
             return self.chain.head()
         elif block == "earliest":
             header = self.chain.header(0)
         else:
-            header = self.chain.header(_block_number(block))
+            header = self.chain.header(param.block_number(block))
         if header is None:
             raise RpcError(SERVER_ERROR, "header not found")
         return header
@@ -211,23 +199,23 @@ class RpcDispatcher:
         return qty(self.chain.next_base_fee() + self._fees.suggested_tip(head))
 
     def _get_balance(self, address: str, block: Any = "latest") -> str:
-        return qty(self.chain.state_at(self._header(block)).get_balance(_address(address)))
+        return qty(self.chain.state_at(self._header(block)).get_balance(param.address(address)))
 
     def _get_transaction_count(self, address: str, block: Any = "latest") -> str:
         if block == "pending":
-            return qty(self.chain.nonce(_address(address), pending=True))
-        return qty(self.chain.state_at(self._header(block)).get_nonce(_address(address)))
+            return qty(self.chain.nonce(param.address(address), pending=True))
+        return qty(self.chain.state_at(self._header(block)).get_nonce(param.address(address)))
 
     def _get_code(self, address: str, block: Any = "latest") -> str:
-        return data(self.chain.state_at(self._header(block)).get_code(_address(address)))
+        return data(self.chain.state_at(self._header(block)).get_code(param.address(address)))
 
     def _get_storage_at(self, address: str, slot: str, block: Any = "latest") -> str:
         state = self.chain.state_at(self._header(block))
-        value = state.get_storage(_address(address), _int(slot))
+        value = state.get_storage(param.address(address), param.quantity(slot))
         return data(value.to_bytes(32, "big"))
 
     def _send_raw_transaction(self, raw: str) -> str:
-        return self._admitted(data(self.chain.send_raw_transaction(_bytes(raw))))
+        return self._admitted(data(self.chain.send_raw_transaction(param.hex_bytes(raw))))
 
     def _admitted(self, tx_hash: str) -> str:
         self.filters.add_pending(tx_hash)
@@ -240,63 +228,53 @@ class RpcDispatcher:
     def _send_transaction(self, tx: Any) -> str:
         """Sign with the node's account: geth's personal-account path, which ethers'
         JsonRpcSigner, web3.py's ``send_transaction`` and ``cast send --unlocked`` take."""
-        tx = _object(tx, "transaction")
+        tx = param.json_object(tx, "transaction")
         sender = tx.get("from")
         if not isinstance(sender, str) or sender.lower() != self.chain.operator_address.lower():
             raise RpcError(SERVER_ERROR, "unknown account")
-        if (
-            "chainId" in tx
-            and tx["chainId"] is not None
-            and _int(tx["chainId"]) != self.chain.chain_id
-        ):
+        if tx.get("chainId") is not None and param.quantity(tx["chainId"]) != self.chain.chain_id:
             raise RpcError(
                 INVALID_PARAMS,
-                f"invalid argument 0: chainId does not match node's (have={_int(tx['chainId'])}, "
-                f"want={self.chain.chain_id})",
+                f"invalid argument 0: chainId does not match node's "
+                f"(have={param.quantity(tx['chainId'])}, want={self.chain.chain_id})",
             )
-        payload = _input(tx)
-        fields: dict[str, Any] = {"value": _int(tx.get("value") or "0x0")}
-        if tx.get("to") is not None:
-            fields["to"] = to_checksum_address(_address(tx["to"]))
-        if payload:
-            fields["data"] = payload
-        for key in ("gasPrice", "maxFeePerGas", "maxPriorityFeePerGas", "nonce"):
-            if tx.get(key) is not None:
-                fields[key] = _int(tx[key])
-        if tx.get("accessList"):
-            fields["accessList"] = _access_list(tx["accessList"])
-        if "maxFeePerGas" in fields and "maxPriorityFeePerGas" not in fields:
-            tip = self._fees.suggested_tip(self.chain.head())
-            fields["maxPriorityFeePerGas"] = min(tip, fields["maxFeePerGas"])
-        if "gasPrice" not in fields and "maxFeePerGas" not in fields:
-            tip = self._fees.suggested_tip(self.chain.head())
-            fields.setdefault("maxPriorityFeePerGas", tip)
-            fields["maxFeePerGas"] = 2 * self.chain.next_base_fee() + fields["maxPriorityFeePerGas"]
-        if tx.get("gas") is not None:
-            fields["gas"] = _int(tx["gas"])
-        else:  # geth estimates what the caller left out
+        fields = param.signable_fields(tx)
+        self._fill_fees(fields)
+        if "gas" not in fields:  # geth estimates what the caller left out
             fields["gas"] = int(self._estimate_gas({**tx, "gas": None}), 16)
         raw = self.chain.sign_as_operator(fields)
         return self._admitted(data(self.chain.send_raw_transaction(raw)))
 
+    def _fill_fees(self, fields: dict[str, Any]) -> None:
+        """Fees the caller left out, as a wallet would choose them: the suggested tip,
+        and a fee cap that survives the base fee doubling."""
+        if "gasPrice" in fields:
+            return
+        tip = self._fees.suggested_tip(self.chain.head())
+        if "maxFeePerGas" in fields:
+            fields.setdefault("maxPriorityFeePerGas", min(tip, fields["maxFeePerGas"]))
+        else:
+            fields.setdefault("maxPriorityFeePerGas", tip)
+            fields["maxFeePerGas"] = 2 * self.chain.next_base_fee() + fields["maxPriorityFeePerGas"]
+
     def _spoof(
         self, tx: dict[str, Any], header: BlockHeaderAPI, gas: int | None = None
     ) -> SpoofTransaction:
-        sender = _address(tx["from"]) if tx.get("from") else Address(b"\x00" * 20)
+        sender = param.address(tx["from"]) if tx.get("from") else Address(b"\x00" * 20)
         if gas is None:
-            gas = _int(tx["gas"]) if tx.get("gas") is not None else header.gas_limit
+            gas = param.quantity(tx["gas"]) if tx.get("gas") is not None else header.gas_limit
         unsigned = self.chain.unsigned_transaction(
             nonce=self.chain.state_at(header).get_nonce(sender),
             gas_price=0,
             gas=gas,
-            to=_address(tx["to"]) if tx.get("to") else b"",
-            value=_int(tx.get("value") or "0x0"),
-            data=_bytes(_input(tx) or "0x"),
+            to=param.address(tx["to"]) if tx.get("to") else b"",
+            value=param.quantity(tx.get("value") or "0x0"),
+            data=param.hex_bytes(param.call_input(tx) or "0x"),
         )
         return SpoofTransaction(unsigned, from_=sender)
 
     def _call(self, tx: Any, block: Any = "latest") -> str:
-        tx = _object(tx, "transaction")
+        tx = param.json_object(tx, "transaction")
         header = self._header(block)
         try:
             return data(self.chain.call(self._spoof(tx, header), header))
@@ -311,9 +289,9 @@ class RpcDispatcher:
         """py-evm's refusal before execution, in geth's words where geth has them."""
         if "enough balance" not in str(exc):
             return RpcError(SERVER_ERROR, f"invalid transaction: {exc}")
-        sender = _address(tx["from"]) if tx.get("from") else Address(b"\x00" * 20)
+        sender = param.address(tx["from"]) if tx.get("from") else Address(b"\x00" * 20)
         balance = self.chain.state_at(header).get_balance(sender)
-        value = _int(tx.get("value") or "0x0")
+        value = param.quantity(tx.get("value") or "0x0")
         return RpcError(
             SERVER_ERROR,
             f"insufficient funds for gas * price + value: address "
@@ -324,11 +302,11 @@ class RpcDispatcher:
         """The least gas limit with which the transaction succeeds, found as geth finds it:
         one run at the cap tells the gas used; a limit just above it is tried first, and
         a binary search covers what the 63/64 rule and refunds make it need beyond."""
-        tx = _object(tx, "transaction")
+        tx = param.json_object(tx, "transaction")
         header = self._header(block)
         cap = header.gas_limit
         if tx.get("gas") is not None:
-            cap = min(cap, _int(tx["gas"]))
+            cap = min(cap, param.quantity(tx["gas"]))
         spoof = self._spoof(tx, header, gas=cap)
         if cap < spoof.intrinsic_gas:
             raise RpcError(
@@ -365,7 +343,7 @@ class RpcDispatcher:
 
     def _fee_history(self, count: Any, newest: Any, percentiles: Any = None) -> Any:
         newest_header = self._header(newest)
-        wanted = _int(count)
+        wanted = param.quantity(count)
         if wanted == 0:
             return {"oldestBlock": qty(0), "baseFeePerGas": [], "gasUsedRatio": []}
         n = max(1, min(wanted, MAX_FEE_HISTORY_BLOCKS, newest_header.block_number + 1))
@@ -381,17 +359,17 @@ class RpcDispatcher:
             "gasUsedRatio": [h.gas_used / h.gas_limit for h in headers],
         }
         if percentiles is not None:
-            wanted_percentiles = _percentiles(percentiles)
+            wanted_percentiles = param.percentiles(percentiles)
             history["reward"] = [
                 [qty(r) for r in self._fees.rewards(h, wanted_percentiles)] for h in headers
             ]
         return history
 
     def _get_receipt(self, tx_hash: str) -> Any:
-        return self.chain.receipt(_bytes(tx_hash, 32))
+        return self.chain.receipt(param.hex_bytes(tx_hash, 32))
 
     def _get_transaction(self, tx_hash: str) -> Any:
-        found = self.chain.transaction(_bytes(tx_hash, 32))
+        found = self.chain.transaction(param.hex_bytes(tx_hash, 32))
         if found is None:
             return None
         tx, header, index = found
@@ -413,10 +391,12 @@ class RpcDispatcher:
             header = self._header(block)
         except RpcError:
             return None
-        return self._block(header, _flag(full))
+        return self._block(header, param.flag(full))
 
     def _get_block_by_hash(self, block_hash: str, full: bool = False) -> Any:
-        return self._block(self.chain.header_by_hash(_bytes(block_hash, 32)), _flag(full))
+        return self._block(
+            self.chain.header_by_hash(param.hex_bytes(block_hash, 32)), param.flag(full)
+        )
 
     def _block_tx_count_by_number(self, block: Any) -> Any:
         try:
@@ -426,14 +406,14 @@ class RpcDispatcher:
         return qty(len(self.chain.transactions(header)))
 
     def _block_tx_count_by_hash(self, block_hash: str) -> Any:
-        header = self.chain.header_by_hash(_bytes(block_hash, 32))
+        header = self.chain.header_by_hash(param.hex_bytes(block_hash, 32))
         return None if header is None else qty(len(self.chain.transactions(header)))
 
     def _get_logs(self, flt: Any) -> list[dict[str, Any]]:
-        flt = _object(flt, "filter")
+        flt = param.json_object(flt, "filter")
         if flt.get("blockHash") is not None:
             # geth refuses a range beside a block hash; the hash decides here, as before
-            header = self.chain.header_by_hash(_bytes(flt["blockHash"], 32))
+            header = self.chain.header_by_hash(param.hex_bytes(flt["blockHash"], 32))
             if header is None:
                 raise RpcError(SERVER_ERROR, "unknown block")
             start = end = header.block_number
@@ -470,9 +450,9 @@ class RpcDispatcher:
             if entry is None:
                 topics.append(None)
             elif isinstance(entry, str):
-                topics.append((_bytes(entry, 32),))
+                topics.append((param.hex_bytes(entry, 32),))
             elif isinstance(entry, list):
-                topics.append(tuple(_bytes(t, 32) for t in entry if t is not None) or None)
+                topics.append(tuple(param.hex_bytes(t, 32) for t in entry if t is not None) or None)
             else:
                 raise RpcError(
                     INVALID_PARAMS, "invalid argument 0: a topic must be hex, null or an array"
@@ -480,7 +460,7 @@ class RpcDispatcher:
         return LogCriteria(
             self._bound(flt.get("fromBlock")),
             self._bound(flt.get("toBlock")),
-            tuple(_address(a) for a in addresses),
+            tuple(param.address(a) for a in addresses),
             tuple(topics),
         )
 
@@ -489,12 +469,12 @@ class RpcDispatcher:
             return None
         if block == "earliest":
             return 0
-        return _block_number(block)
+        return param.block_number(block)
 
     # --------------------------------------------------------------- filters
 
     def _new_filter(self, flt: Any) -> str:
-        flt = _object(flt, "filter")
+        flt = param.json_object(flt, "filter")
         if flt.get("blockHash") is not None:
             raise RpcError(INVALID_PARAMS, "invalid argument 0: a filter cannot name a blockHash")
         return self._install("logs", self.log_criteria(flt))
@@ -512,7 +492,7 @@ class RpcDispatcher:
             raise RpcError(LIMIT_EXCEEDED, str(exc)) from exc
 
     def _get_filter_changes(self, filter_id: Any) -> list[Any]:
-        filter_id = _filter_id(filter_id)
+        filter_id = param.filter_id(filter_id)
         try:
             if self.filters.kind(filter_id) == "pending":
                 return list(self.filters.take_pending(filter_id))
@@ -529,7 +509,7 @@ class RpcDispatcher:
 
     def _get_filter_logs(self, filter_id: Any) -> list[dict[str, Any]]:
         try:
-            criteria = self.filters.criteria(_filter_id(filter_id))
+            criteria = self.filters.criteria(param.filter_id(filter_id))
         except FilterNotFoundError as exc:
             raise RpcError(SERVER_ERROR, "filter not found") from exc
         head = self.chain.head().block_number
@@ -538,7 +518,7 @@ class RpcDispatcher:
         return self._logs(LogFilter(start, end, criteria.addresses, criteria.topics))
 
     def _uninstall_filter(self, filter_id: Any) -> bool:
-        return self.filters.uninstall(_filter_id(filter_id))
+        return self.filters.uninstall(param.filter_id(filter_id))
 
     def _status(self) -> dict[str, Any]:
         head = self.chain.head()
@@ -581,112 +561,3 @@ def _reverted(exc: Revert) -> RpcError:
         except Exception:  # a malformed reason is still a revert
             pass
     return RpcError(EXECUTION_REVERTED, message, data(output))
-
-
-def _int(value: Any) -> int:
-    """A quantity: a 0x-hex string (what clients send) or a JSON integer, 0 to 2**256-1."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value[:2] in ("0x", "0X") and 2 < len(value) <= 66:
-        number = int(value[2:], 16)
-    else:
-        raise ValueError(f"expected a hex quantity like 0x1a, got {_short(value)}")
-    if not 0 <= number <= MAX_QUANTITY:
-        raise ValueError(f"quantity out of range: {_short(value)}")
-    return number
-
-
-def _block_number(value: Any) -> int:
-    number = _int(value)
-    if number > MAX_BLOCK_NUMBER:
-        raise ValueError(f"block number out of range: {_short(value)}")
-    return number
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _object(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise RpcError(INVALID_PARAMS, f"invalid argument 0: the {what} must be an object")
-    return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise RpcError(
-            INVALID_PARAMS, f"invalid argument 1: expected true or false, got {_short(value)}"
-        )
-    return value
-
-
-def _input(tx: dict[str, Any]) -> str | None:
-    """The call data: ``input`` (the spec's name) or ``data`` (older clients'); geth
-    refuses both when they differ."""
-    given = [tx[k] for k in ("input", "data") if tx.get(k) is not None]
-    if len(given) == 2 and given[0] != given[1]:
-        raise RpcError(
-            INVALID_PARAMS,
-            'both "data" and "input" are set and not equal. '
-            'Please use "input" to pass transaction call data',
-        )
-    if not given:
-        return None
-    _bytes(given[0])
-    return str(given[0])
-
-
-def _access_list(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list):
-        raise ValueError("accessList must be an array")
-    out = []
-    for entry in value:
-        entry = _object(entry, "access list entry")
-        keys = entry.get("storageKeys") or []
-        if not isinstance(keys, list):
-            raise ValueError("storageKeys must be an array")
-        out.append(
-            {
-                "address": to_checksum_address(_address(entry.get("address"))),
-                "storageKeys": [data(_bytes(k, 32)) for k in keys],
-            }
-        )
-    return out
-
-
-def _percentiles(value: Any) -> list[float]:
-    """geth: at most 100 reward percentiles, each in [0, 100], in increasing order."""
-    if not isinstance(value, list) or len(value) > 100:
-        raise RpcError(INVALID_PARAMS, "invalid reward percentile")
-    previous = 0.0
-    for p in value:
-        if isinstance(p, bool) or not isinstance(p, int | float) or not previous <= p <= 100:
-            raise RpcError(INVALID_PARAMS, f"invalid reward percentile: {_short(p)}")
-        previous = float(p)
-    return [float(p) for p in value]
-
-
-def _filter_id(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 66:
-        raise RpcError(INVALID_PARAMS, "invalid argument 0: a filter id is a hex string")
-    return value.lower()
-
-
-def _bytes(value: Any, length: int | None = None) -> bytes:
-    if not isinstance(value, str) or value[:2] not in ("0x", "0X"):
-        raise ValueError(f"expected 0x-prefixed hex data, got {_short(value)}")
-    try:
-        raw = bytes.fromhex(value[2:])
-    except ValueError as exc:
-        raise ValueError(f"invalid hex data {value[:20]!r}") from exc
-    if length is not None and len(raw) != length:
-        raise ValueError(f"expected {length} bytes, got {len(raw)}")
-    return raw
-
-
-def _address(value: Any) -> Address:
-    raw = _bytes(value, 20)
-    to_checksum_address(raw)
-    return Address(raw)

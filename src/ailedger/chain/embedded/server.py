@@ -24,9 +24,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from ailedger.chain.embedded._cors import DEFAULT_ORIGINS, OriginGate, OriginPolicy
+from ailedger.chain.embedded._params import INVALID_REQUEST
 from ailedger.chain.embedded._websocket import MAX_QUEUED_MESSAGES, ChainWatcher, serve_connection
 from ailedger.chain.embedded.node import EmbeddedChain
-from ailedger.chain.embedded.rpc import INVALID_REQUEST, RpcDispatcher
+from ailedger.chain.embedded.rpc import RpcDispatcher
 
 MAX_REQUEST_BYTES = 5 * 1024 * 1024
 MAX_WS_FRAME_BYTES = 2 * MAX_REQUEST_BYTES
