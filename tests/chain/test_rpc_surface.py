@@ -229,24 +229,30 @@ def test_get_logs_with_an_empty_range(served: Served) -> None:
 # ---------------------------------------------------------------------- WebSocket
 
 
+_unclaimed: dict[str, list[Any]] = {}  # notifications read while waiting for another
+
+
 def ws_call(ws: ClientConnection, method: str, *params: Any, request_id: int = 1) -> Any:
-    ws.send(
-        json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)})
-    )
+    body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)}
+    ws.send(json.dumps(body))
     while True:
         message = json.loads(ws.recv(timeout=10))
         if isinstance(message, list) or message.get("id") == request_id:
             return message
+        keep_notification(message)
+
+
+def keep_notification(message: dict[str, Any]) -> None:
+    if message.get("method") == "eth_subscription":
+        params = message["params"]
+        _unclaimed.setdefault(params["subscription"], []).append(params["result"])
 
 
 def next_notification(ws: ClientConnection, subscription: str) -> Any:
-    while True:
-        message = json.loads(ws.recv(timeout=10))
-        if (
-            message.get("method") == "eth_subscription"
-            and message["params"]["subscription"] == subscription
-        ):
-            return message["params"]["result"]
+    """The subscription's next notification, in order; others are kept for later."""
+    while not _unclaimed.get(subscription):
+        keep_notification(json.loads(ws.recv(timeout=10)))
+    return _unclaimed[subscription].pop(0)
 
 
 def test_websocket_subscriptions(served: Served) -> None:
@@ -269,6 +275,8 @@ def test_websocket_subscriptions(served: Served) -> None:
             request_id=2,
         )["result"]
         pending = ws_call(ws, "eth_subscribe", "newPendingTransactions", request_id=3)["result"]
+        full = ws_call(ws, "eth_subscribe", "newPendingTransactions", True, request_id=7)
+        full_pending = full["result"]
         unknown = ws_call(ws, "eth_subscribe", "syncing", request_id=4)
         assert unknown["error"] == {
             "code": -32601,
@@ -276,6 +284,9 @@ def test_websocket_subscriptions(served: Served) -> None:
         }
         receipt = operator_send(served, to=token.lower(), data=faucet_data(3))
         assert next_notification(ws, pending) == receipt["transactionHash"]
+        transaction = next_notification(ws, full_pending)
+        assert transaction["hash"] == receipt["transactionHash"]
+        assert transaction["to"] == token and transaction["input"] == faucet_data(3)
         head = next_notification(ws, heads)
         assert head["number"] == receipt["blockNumber"] and head["hash"] == receipt["blockHash"]
         assert "transactions" not in head and head["parentHash"].startswith("0x")

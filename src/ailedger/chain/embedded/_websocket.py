@@ -163,6 +163,7 @@ class ChainWatcher:
         self._poll_interval_s = poll_interval_s
         self._connections: set[Connection] = set()
         self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # referenced until they finish
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def attach(self, connection: Connection) -> None:
@@ -230,31 +231,37 @@ class ChainWatcher:
         return out
 
     def _on_pending(self, tx_hash: str) -> None:
-        """Called on the dispatcher's worker thread as a transaction is admitted."""
+        """Called on the dispatcher's worker thread as a transaction is admitted: hand
+        it to the event loop, which owns the connections."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        wants_full = any(
-            s.full_transactions
-            for c in list(self._connections)
-            for _, s in c.subscriptions()
-            if s.kind == "newPendingTransactions"
-        )
-        full: Any = None
-        if wants_full:
-            found = self._chain.transaction(bytes.fromhex(tx_hash[2:]))
-            if found is not None:
-                tx, header, index = found
-                full = _format.format_transaction(tx, header, index)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(self._deliver_pending, tx_hash, full)
+            loop.call_soon_threadsafe(self._deliver_pending, tx_hash)
 
-    def _deliver_pending(self, tx_hash: str, full: Any) -> None:
+    def _deliver_pending(self, tx_hash: str) -> None:
+        wanting_full = []
         for connection in list(self._connections):
             for sid, subscription in connection.subscriptions():
-                if subscription.kind == "newPendingTransactions":
-                    wanted = full if subscription.full_transactions and full else tx_hash
-                    connection.notify(sid, wanted)
+                if subscription.kind != "newPendingTransactions":
+                    continue
+                if subscription.full_transactions:
+                    wanting_full.append((connection, sid))
+                else:
+                    connection.notify(sid, tx_hash)
+        if wanting_full:
+            task = asyncio.create_task(self._deliver_full(tx_hash, wanting_full))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _deliver_full(self, tx_hash: str, wanting: list[tuple[Connection, str]]) -> None:
+        found = await run_in_threadpool(self._chain.transaction, bytes.fromhex(tx_hash[2:]))
+        if found is None:
+            return
+        tx, header, index = found
+        formatted = _format.format_transaction(tx, header, index)
+        for connection, sid in wanting:
+            connection.notify(sid, formatted)
 
 
 async def serve_connection(

@@ -222,7 +222,10 @@ class RpcDispatcher:
         with self._listeners_lock:
             listeners = list(self._listeners)
         for listener in listeners:
-            listener(tx_hash)
+            try:
+                listener(tx_hash)
+            except Exception:  # the transaction is admitted whatever a listener does
+                log.exception("a pending-transaction listener failed")
         return tx_hash
 
     def _send_transaction(self, tx: Any) -> str:
