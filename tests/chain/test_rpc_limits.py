@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ailedger.chain.embedded import _websocket, rpc
 from ailedger.chain.embedded._filters import (
     FILTER_TIMEOUT_S,
     MAX_PENDING_HASHES,
@@ -26,7 +27,7 @@ from ailedger.chain.embedded.node import EmbeddedChain
 from ailedger.chain.embedded.rpc import RpcDispatcher
 from ailedger.chain.embedded.server import make_app
 
-KNOWN_CODES = {-32700, -32600, -32601, -32602, -32000, -32005, 3}
+KNOWN_CODES = {-32700, -32600, -32601, -32602, -32000, -32003, -32005, 3}
 
 
 @pytest.fixture(scope="module")
@@ -230,10 +231,23 @@ def test_a_call_the_sender_cannot_pay_for_is_refused_in_geths_words(
 # ---------------------------------------------------------- WebSocket back-pressure
 
 
-def test_a_websocket_client_that_never_reads_is_disconnected(chain: EmbeddedChain) -> None:
-    """Requests keep coming but no answer is read: past the outbox bound the server closes
-    the connection (1008, saying why) instead of queueing answers without end."""
-    app = make_app(chain, max_queued_messages=4)
+@pytest.mark.parametrize(
+    ("max_messages", "max_bytes", "reason"),
+    [(4, 64 * 2**20, "more than 4 messages unread"), (1000, 200, "more than 200 bytes unread")],
+    ids=["messages", "bytes"],
+)
+def test_a_websocket_client_that_never_reads_is_disconnected(
+    chain: EmbeddedChain,
+    monkeypatch: pytest.MonkeyPatch,
+    max_messages: int,
+    max_bytes: int,
+    reason: str,
+) -> None:
+    """Requests keep coming but no answer is read: past the outbox bound (in messages or
+    in bytes) the server closes the connection (1008, saying why) instead of queueing
+    answers without end."""
+    monkeypatch.setattr(_websocket, "MAX_QUEUED_BYTES", max_bytes)
+    app = make_app(chain, max_queued_messages=max_messages)
     sent: list[dict[str, Any]] = []
 
     async def scenario() -> None:
@@ -273,4 +287,19 @@ def test_a_websocket_client_that_never_reads_is_disconnected(chain: EmbeddedChai
     assert kinds[0] == "websocket.accept"
     assert kinds.count("websocket.send") == 1  # the writer is stuck on the first answer
     assert sent[-1]["type"] == "websocket.close" and sent[-1]["code"] == 1008
-    assert "more than 4 messages unread" in sent[-1]["reason"]
+    assert reason in sent[-1]["reason"]
+
+
+def test_a_batch_answer_stops_growing_at_its_limit(
+    chain: EmbeddedChain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past geth's batch response limit (25 MiB; 200 bytes here) the remaining entries
+    are refused unexecuted with geth's -32003."""
+    monkeypatch.setattr(rpc, "MAX_BATCH_RESPONSE_BYTES", 200)
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "eth_chainId"} for i in range(20)]
+    answers = json.loads(RpcDispatcher(chain).handle_bytes(json.dumps(batch).encode()))
+    assert [a["id"] for a in answers] == list(range(20))
+    served = [a for a in answers if "result" in a]
+    refused = [a for a in answers if "error" in a]
+    assert 0 < len(served) < 20 and answers[: len(served)] == served
+    assert all(a["error"] == {"code": -32003, "message": "response too large"} for a in refused)

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED_MESSAGES = 1024
 """Answers and notifications waiting for a slow reader before it is disconnected."""
+MAX_QUEUED_BYTES = 64 * 2**20
+"""...and their size: a few large answers (logs, batches) fill a connection's share sooner.
+One message larger than this still goes out alone: its size is bounded where it is made."""
 MAX_SUBSCRIPTIONS = 128  # per connection
 POLL_INTERVAL_S = 0.05  # how often the watcher looks for new blocks while anyone listens
 MAX_BLOCKS_PER_ROUND = 1000  # a subscription far behind catches up over several rounds
@@ -61,7 +64,7 @@ class Subscription:
 class _Outbox:
     limit: int
     queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
-    overflowed: bool = False
+    queued_bytes: int = 0
 
 
 class Connection:
@@ -93,14 +96,18 @@ class Connection:
         """Queue a message for the writer; past the bound, drop the connection."""
         if self.closed.is_set():
             return
-        if self._outbox.queue.qsize() >= self._outbox.limit:
-            self._outbox.overflowed = True
-            self.close_reason = (
-                f"client too slow: more than {self._outbox.limit} messages unread; disconnected"
-            )
-            self.closed.set()
-            return
-        self._outbox.queue.put_nowait(message)
+        outbox = self._outbox
+        if outbox.queue.qsize() >= outbox.limit:
+            self._drop(f"more than {outbox.limit} messages unread")
+        elif outbox.queued_bytes + len(message) > MAX_QUEUED_BYTES and outbox.queued_bytes:
+            self._drop(f"more than {MAX_QUEUED_BYTES} bytes unread")
+        else:
+            outbox.queued_bytes += len(message)
+            outbox.queue.put_nowait(message)
+
+    def _drop(self, why: str) -> None:
+        self.close_reason = f"client too slow: {why}; disconnected"
+        self.closed.set()
 
     def notify(self, subscription_id: str, result: Any) -> None:
         self.push(
@@ -117,6 +124,7 @@ class Connection:
     async def write_loop(self) -> None:
         while True:
             message = await self._outbox.queue.get()
+            self._outbox.queued_bytes -= len(message)
             await self.websocket.send_text(message)
 
     # ----------------------------------------------------- eth_subscribe (worker thread)

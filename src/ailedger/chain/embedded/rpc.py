@@ -42,6 +42,7 @@ from ailedger.chain.embedded._params import (
     LIMIT_EXCEEDED,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
+    RESPONSE_TOO_LARGE,
     SERVER_ERROR,
     RpcError,
 )
@@ -52,6 +53,7 @@ from ailedger.untrusted_json import parse_untrusted
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000  # geth's BatchRequestLimit
+MAX_BATCH_RESPONSE_BYTES = 25 * 1024 * 1024  # geth's BatchResponseMaxSize
 _ESTIMATE_PRECISION = 1000  # eth_estimateGas stops within 1/1000 of the least gas that works
 _CALL_STIPEND = 2300
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string), Solidity/Vyper revert reasons
@@ -137,8 +139,24 @@ class RpcDispatcher:
             if len(request) > MAX_BATCH:
                 err = RpcError(INVALID_REQUEST, f"batch too large (at most {MAX_BATCH} requests)")
                 return _dumps(_error(None, err))
-            return _dumps([self.handle(r, session) for r in request])
+            return self._batch(request, session)
         return _dumps(self.handle(request, session))
+
+    def _batch(self, requests: list[Any], session: SessionMethods | None) -> bytes:
+        """Each entry answered in order; once the answers pass geth's 25 MiB, the rest
+        are refused unexecuted, so one batch cannot make an answer of unbounded size."""
+        answers: list[bytes] = []
+        size = 0
+        for request in requests:
+            if size > MAX_BATCH_RESPONSE_BYTES:
+                request_id = request.get("id") if isinstance(request, dict) else None
+                err = RpcError(RESPONSE_TOO_LARGE, "response too large")
+                answer = _dumps(_error(request_id if _valid_id(request_id) else None, err))
+            else:
+                answer = _dumps(self.handle(request, session))
+            size += len(answer)
+            answers.append(answer)
+        return b"[" + b",".join(answers) + b"]"
 
     def handle(self, request: Any, session: SessionMethods | None = None) -> dict[str, Any]:
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
