@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set everything up (Python deps, the Anvil JSON-RPC node), check lint, format and types,
-# and run the whole test suite.
+# Set everything up (Python deps, the Anvil JSON-RPC node, ethers and viem), check lint,
+# format and types, and run the whole test suite.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +28,9 @@ if ((${#missing[@]})) && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 bash scripts/install_ethnode.sh
+# ethers and viem for the JSON-RPC interoperability test, which must run, not skip, on CI.
+bash scripts/install_interop.sh
+export AILEDGER_REQUIRE_INTEROP=1
 # Debian's Chromium for the web app's browser tests, which must run, not skip, on CI.
 bash scripts/install_browser.sh
 export AILEDGER_REQUIRE_BROWSER=1

@@ -7,31 +7,25 @@ be answered, so a bad request can never take the node down.
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import rlp  # type: ignore[import-untyped]
-import uvicorn
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.abi import function_signature_to_4byte_selector
+from tests.chain.rpc_server import Served, served_chain
 
 from ailedger.chain.compiler import compile_contract
-from ailedger.chain.connection import connect, connect_rpc, open_embedded
+from ailedger.chain.connection import connect, connect_rpc
 from ailedger.chain.contracts import TokenClient
-from ailedger.chain.deploy import TOKEN_INITIAL_SUPPLY, Deployment, find_deployment
-from ailedger.chain.embedded.node import DEFAULT_CHAIN_ID, EmbeddedChain
-from ailedger.chain.embedded.server import MAX_REQUEST_BYTES, make_app
+from ailedger.chain.deploy import TOKEN_INITIAL_SUPPLY, find_deployment
+from ailedger.chain.embedded.node import DEFAULT_CHAIN_ID
+from ailedger.chain.embedded.server import MAX_REQUEST_BYTES
 from ailedger.chain.transactions import fund_from_dev_account
 from ailedger.errors import TransactionRevertedError
 
@@ -42,69 +36,10 @@ ETHER = 10**18
 MAX_FEE = 10 * 10**9
 
 
-@dataclass
-class Served:
-    url: str
-    node: EmbeddedChain
-    deployment: Deployment
-    chain_dir: Path
-    cache_dir: Path
-    http: httpx.Client
-
-    def post(self, body: Any) -> Any:
-        content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        response = self.http.post(
-            self.url, content=content, headers={"content-type": "application/json"}
-        )
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def call(self, method: str, *params: Any) -> dict[str, Any]:
-        answer = self.post({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-        assert isinstance(answer, dict) and answer["id"] == 1
-        return answer
-
-    def result(self, method: str, *params: Any) -> Any:
-        answer = self.call(method, *params)
-        assert "error" not in answer, answer
-        return answer["result"]
-
-    def error(self, method: str, *params: Any) -> dict[str, Any]:
-        answer = self.call(method, *params)
-        assert "result" not in answer, answer
-        return dict(answer["error"])
-
-    def assert_alive(self) -> None:
-        assert int(self.result("eth_blockNumber"), 16) == self.node.head().block_number
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, contract_cache: Path) -> Iterator[Served]:
-    chain_dir = tmp_path_factory.mktemp("rpc") / "chain"
-    connection = open_embedded(chain_dir, contract_cache)
-    node = connection.embedded
-    assert node is not None
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(make_app(node), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    node.announce_url(url)
-    deployment = Deployment.from_json(node.get_meta("deployment") or "", "the chain's meta")
-    try:
-        with httpx.Client(timeout=30) as http:
-            yield Served(url, node, deployment, chain_dir, contract_cache, http)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        connection.close()
-    assert not thread.is_alive()
+    with served_chain(tmp_path_factory.mktemp("rpc") / "chain", contract_cache) as served:
+        yield served
 
 
 @pytest.fixture
@@ -284,6 +219,17 @@ def test_invalid_json(served: Served) -> None:
         answer = served.post(body)
         assert answer["error"]["code"] == -32700 and answer["id"] is None
         served.assert_alive()
+
+
+def test_deep_nesting_and_huge_numbers_are_parse_errors(served: Served) -> None:
+    for body in (
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":' + b"[" * 5000 + b"]}",
+        b'{"jsonrpc":"2.0","id":' + b"9" * 5000 + b',"method":"eth_chainId"}',
+    ):
+        answer = served.post(body)
+        assert answer["error"]["code"] == -32700 and answer["id"] is None
+    served.assert_alive()
 
 
 def test_invalid_requests(served: Served) -> None:

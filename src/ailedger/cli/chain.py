@@ -61,26 +61,37 @@ def serve(
     ctx: typer.Context,
     port: int = parse.port_option(8545, "TCP port for JSON-RPC."),
     host: str = typer.Option("127.0.0.1", help="Address to bind; keep loopback unless firewalled."),
+    cors_origin: list[str] | None = typer.Option(
+        None,
+        "--cors-origin",
+        metavar="ORIGIN",
+        help="A web origin allowed to call the node from a browser, e.g. "
+        "https://app.example or http://localhost:* (any port); repeatable; * allows any. "
+        "Default: pages served from this machine (localhost, 127.0.0.1, [::1]).",
+    ),
     as_json: bool = JSON_LINES_OPTION,
 ) -> None:
-    """Serve this home's embedded chain as standard Ethereum JSON-RPC (until Ctrl-C).
+    """Serve this home's embedded chain as standard Ethereum JSON-RPC (until Ctrl-C):
+    HTTP and WebSocket (eth_subscribe) on the same port.
 
-    Other ailedger homes (AILEDGER_CHAIN=http://127.0.0.1:PORT), web3.py, ethers or
-    cast can then use it. Commands run against this home meanwhile go through it too.
+    Other ailedger homes (AILEDGER_CHAIN=http://127.0.0.1:PORT), web3.py, ethers, viem
+    or cast can then use it. Commands run against this home meanwhile go through it too.
     """
     from ailedger.chain.connection import open_embedded
+    from ailedger.chain.embedded._cors import DEFAULT_ORIGINS, OriginPolicy
     from ailedger.chain.embedded.server import serve as serve_chain
     from ailedger.keys.home import NodeHome
 
+    origins = OriginPolicy(cors_origin or DEFAULT_ORIGINS)  # refuses a bad one up front
     settings = settings_from(ctx)
     home = NodeHome.open(settings.home)
     connection = open_embedded(home.chain_dir, settings.cache_dir)
     assert connection.embedded is not None
     narrator(as_json)(
         f"serving the embedded chain {connection.chain_id} of {home.path} "
-        f"at http://{host}:{port} (Ctrl-C stops)"
+        f"at http://{host}:{port} and ws://{host}:{port} (Ctrl-C stops)"
     )
-    serve_chain(connection.embedded, host, port)
+    serve_chain(connection.embedded, host, port, origins.patterns)
 
 
 def _window_option(name: str, dev_s: int, blocks: int) -> typing.Any:

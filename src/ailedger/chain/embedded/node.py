@@ -30,6 +30,7 @@ from typing import IO, Any
 from eth.abc import (
     BlockAPI,
     BlockHeaderAPI,
+    ComputationAPI,
     ReceiptAPI,
     SignedTransactionAPI,
     StateAPI,
@@ -342,6 +343,12 @@ class EmbeddedChain:
     def estimate_gas(self, tx: Any, header: BlockHeaderAPI) -> int:
         with self._lock:
             return self._chain.estimate_gas(tx, header)
+
+    def simulate(self, tx: Any, header: BlockHeaderAPI) -> ComputationAPI:
+        """Run ``tx`` on top of ``header`` without fees and throw its effects away; the
+        computation tells what it used (gas, refund) besides its output or error."""
+        with self._lock, self._chain.get_vm(header).in_costless_state() as state:
+            return state.costless_execute_transaction(tx)
 
     def unsigned_transaction(self, **fields: Any) -> Any:
         return self._chain.get_vm().create_unsigned_transaction(**fields)
