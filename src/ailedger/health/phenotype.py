@@ -13,8 +13,13 @@ which is what makes ancestor closures usable for simGIC (Pesquita et al. 2008) a
 informative common ancestor usable for Resnik similarity.
 
 Terms are ``int`` inside (``HP:0001250`` is ``1250``); public results carry ``HP:`` strings.
-Obsolete terms are replaced by their ``replaced_by`` term when HPO names one. Importing this
-module does not import hpo3: the ontology loads on the first :func:`load_ontology` call.
+Obsolete terms are replaced by their ``replaced_by`` term when HPO names one, and alternate
+ids (``alt_id`` in ``hp.obo``, e.g. ``HP:0004715`` for ``HP:0000003``) by the term they stand
+for; hpo3 has no alternate ids, so they come from the annotation cache
+(:mod:`ailedger.health.annotations`, fetched by ``scripts/fetch_hpo_annotations.sh``) when it
+is there. :meth:`Ontology.known_ids` sorts a list into known terms and skipped ids, for
+callers that go on without the unknown ones. Importing this module does not import hpo3: the
+ontology loads on the first :func:`load_ontology` call.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ DiseaseSource = Literal["omim", "orpha"]
 
 _HP_RE = re.compile(r"^(?:HP:)?(\d{1,7})$")
 _DISEASE_PREFIX: dict[DiseaseSource, str] = {"omim": "OMIM", "orpha": "ORPHA"}
+
+
+_ALT_HINT = " (alternate ids are known once `bash scripts/fetch_hpo_annotations.sh` ran)"
 
 
 class PhenotypeError(AiledgerError):
@@ -93,6 +101,18 @@ class Ontology:
         self._replaced = replaced
         self._hpo3 = hpo3
         self._diseases: dict[DiseaseSource, tuple[Disease, ...]] = {}
+        self.alt_ids_loaded = False
+
+    def add_alternates(self, alternates: dict[int, int]) -> None:
+        """Map alternate and obsolete ids (of any HPO release) to current terms of this one.
+
+        An id that is a live term here keeps its meaning; a target that was itself replaced
+        since is followed to its replacement."""
+        for alt, target in alternates.items():
+            target = self._replaced.get(target, target)
+            if alt not in self._names and target in self._names:
+                self._replaced.setdefault(alt, target)
+        self.alt_ids_loaded = True
 
     def __len__(self) -> int:
         return len(self._names)
@@ -115,11 +135,29 @@ class Ontology:
             number = int(match.group(1))
         number = self._replaced.get(number, number)
         if number not in self._names:
+            hint = "" if self.alt_ids_loaded else _ALT_HINT
             raise UnknownTermError(
-                f"{format_hpo(number)} is not a term of HPO release {self.version}; "
+                f"{format_hpo(number)} is not a term of HPO release {self.version}{hint}; "
                 "check the id, or look the label up at https://hpo.jax.org"
             )
         return number
+
+    def known_id(self, number: int) -> int:
+        """The current term an id stands for, or -1 when this release does not know it."""
+        number = self._replaced.get(number, number)
+        return number if number in self._names else -1
+
+    def known_ids(self, hpo_ids: Iterable[str | int]) -> tuple[list[int], list[str]]:
+        """(current ids of the known terms, in order and without repeats; the ids skipped as
+        malformed or unknown, as given)."""
+        known: dict[int, None] = {}
+        skipped: list[str] = []
+        for hpo_id in hpo_ids:
+            try:
+                known[self.term_id(hpo_id)] = None
+            except UnknownTermError:
+                skipped.append(str(hpo_id))
+        return list(known), skipped
 
     def term(self, hpo_id: str | int) -> Term:
         """The validated term with its label and information content."""
@@ -221,7 +259,7 @@ def _build(ic_source: IcSource) -> Ontology:
         target_id = int(target.removeprefix("HP:"))
         if target_id in names:
             replaced[number] = target_id
-    return Ontology(
+    ontology = Ontology(
         version=str(onto.version()),
         names=names,
         ancestors=ancestors,
@@ -229,8 +267,15 @@ def _build(ic_source: IcSource) -> Ontology:
         replaced=replaced,
         hpo3=onto,
         ic_source=ic_source,
-        load_seconds=time.perf_counter() - started,
+        load_seconds=0.0,
     )
+    from ailedger.health.annotations import alt_ids
+
+    alternates = alt_ids()
+    if alternates is not None:
+        ontology.add_alternates(alternates)
+    ontology.load_seconds = time.perf_counter() - started
+    return ontology
 
 
 @functools.cache
