@@ -126,6 +126,20 @@ def test_shared_genes_raise_the_score(onto: Ontology) -> None:
     assert with_gene.raw_score == pytest.approx(without.raw_score + index.gene_weight)
 
 
+def test_unknown_ids_are_skipped_and_said(onto: Ontology, caplog: pytest.LogCaptureFixture) -> None:
+    index = MatchIndex(onto)
+    index.add("stored", PhenotypeProfile.of([SEIZURE, "HP:9999999"]))
+    with caplog.at_level("WARNING", logger="ailedger.health"):
+        (match,) = index.search(
+            PhenotypeProfile.of([SEIZURE, "HP:8888888"], excluded=["junk"]), threshold=0.0
+        )
+    assert match.patient_id == "stored"
+    assert match.skipped_terms == ("HP:8888888", "junk")
+    assert "HP:8888888" in caplog.text
+    alternate = index.score(PhenotypeProfile.of(["HP:0004715"]), "stored")
+    assert alternate.skipped_terms == ()
+
+
 def test_invalid_profiles_are_refused(onto: Ontology) -> None:
     index = MatchIndex(onto)
     with pytest.raises(UnknownTermError):

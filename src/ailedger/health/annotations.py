@@ -298,7 +298,11 @@ def load_annotations(ontology: Ontology, where: Path | None = None) -> Annotatio
     distinct = np.unique(raw.term)
     lookup = np.full(int(distinct.max()) + 1, -1, dtype=np.int32)
     for number in distinct.tolist():
-        lookup[number] = ontology.known_id(number)
+        current = ontology.known_id(number)
+        # An obsolete term without a replacement has no place in the hierarchy: drop it.
+        if current > 1 and len(ontology.ancestors(current)) == 1:
+            current = -1
+        lookup[number] = current
     mapped = lookup[raw.term]
     keep = mapped >= 0
     return Annotations(

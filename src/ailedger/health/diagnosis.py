@@ -29,6 +29,7 @@ class DiseaseMatch:
     score: float
     matched_terms: tuple[TermMatch, ...]
     conflicts: tuple[Conflict, ...]
+    skipped_terms: tuple[str, ...] = ()  # the query's ids this HPO release does not know
 
 
 class DiseaseRanker:
@@ -83,6 +84,7 @@ class DiseaseRanker:
                     score,
                     term_matches(onto, sorted(q.observed), disease.terms, len(q.observed)),
                     tuple(conflicts(onto, q, side)),
+                    q.skipped,
                 )
             )
         return out

@@ -21,10 +21,11 @@ qualifiers, onset, inheritance) come from ``phenotype.hpoa``
   see it. With ``q = F(D, e)`` and a share ``eta`` of exclusions that are wrong, the patient
   lacks ``e`` with chance ``1 - (1 - eta) q``; and clinicians look for the features of the
   diseases they suspect (81% of the excluded terms of issue 16's held-out cases were
-  annotated to the true disease), ``checked`` times likelier for a feature ``D`` has. So
-  ``LR = checked^[q > 0] (1 - (1 - eta) q)`` over its mean across candidates: evidence
-  against a disease that nearly always has ``e``, mild support for one that has it rarely
-  (it was in the differential and its absence is expected), neutral for one without it.
+  annotated to the true disease): ``1 + (checked - 1)(1 - q)`` times likelier for a feature
+  ``D`` has (``q > 0``) than for one it lacks. ``LR`` is that times ``1 - (1 - eta) q``,
+  over its mean across candidates: evidence against a disease that nearly always has ``e``,
+  support for one that has it rarely (it was in the differential and its absence is
+  expected), about neutral for one without it.
 * **Onset and inheritance** stated in the case (terms under ``HP:0003674`` Onset and
   ``HP:0000005`` Mode of inheritance): compatible with ``D`` when the case's term and one of
   ``D``'s are one the ancestor of the other; ``P = 1 - eps`` if compatible else ``eps``,
@@ -41,6 +42,7 @@ split. ``score`` is the untempered post-test ``log10`` odds, the sum the explana
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import math
@@ -78,14 +80,14 @@ class LrParams:
     """The model's few constants (fitted on the tuning split only; see module doc)."""
 
     default_frequency: float = 0.5  # an annotation without a frequency
-    epsilon: float = 0.05  # share of observed terms a disease does not explain
-    kappa: float = 0.25  # a sibling match counts this much of a match through the annotation
-    eta: float = 0.1  # share of excluded terms that are wrongly excluded
+    epsilon: float = 0.2  # share of observed terms a disease does not explain
+    kappa: float = 0.1  # a sibling match counts this much of a match through the annotation
+    eta: float = 0.2  # share of excluded terms that are wrongly excluded
     eps_inheritance: float = 0.05  # a disease seen with a mode of inheritance not annotated
-    eps_onset: float = 0.2  # onset outside the annotated ones (neighbouring ages blur)
-    reporting: float = 0.3  # chance that a feature the patient has is reported
-    checked: float = 2.0  # how much likelier a clinician checks (excludes) a disease's feature
-    temperature: float = 2.0  # divides log odds before normalising over candidates
+    eps_onset: float = 0.1  # onset outside the annotated ones (neighbouring ages blur)
+    reporting: float = 0.5  # chance that a feature the patient has is reported
+    checked: float = 5.0  # how much likelier a clinician checks (excludes) a disease's feature
+    temperature: float = 1.0  # divides log odds before normalising over candidates
 
 
 @dataclass(frozen=True)
@@ -370,10 +372,13 @@ class LikelihoodRanker:
         slots, full, _ = self._index.posting(term)
         q = np.zeros(self._n)
         q[slots] = full
-        # Reported absent: the clinician looked (likelier, by ``checked``, for a feature of a
-        # disease in the differential) and did not see it (chance 1 - q, or a wrong "no").
+        # Reported absent: the clinician looked (likelier for a feature of a disease in the
+        # differential, up to ``checked`` times for one it has rarely: what a clinician rules
+        # out is mostly what makes a suspected disease unusual) and did not see it (chance
+        # 1 - q, or a wrong "no"). A feature the disease nearly always has stays evidence
+        # against it.
         looked = np.ones(self._n)
-        looked[slots] = p.checked
+        looked[slots] = 1.0 + (p.checked - 1.0) * (1.0 - full)
         evidence = looked * (1.0 - (1.0 - p.eta) * q)
         lr: FloatArray = evidence / evidence.mean()
         return lr
@@ -541,6 +546,8 @@ class _DiseaseRows:
                 relation = "disease has a more general term"
             else:
                 common = onto.ancestors(term) & onto.ancestors(s)
+                if not common:
+                    continue
                 a = min(common, key=lambda c: (index.background(c), c))
                 value = kappa * f * min(1.0, bg_t / index.background(a))
                 relation = f"related through {format_hpo(a)} {onto.name(a)}"
@@ -626,6 +633,10 @@ def _cached_postings(onto: Ontology, rows: _DiseaseRows) -> dict[str, npt.NDArra
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
             np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
         os.replace(tmp.name, path)
+        # Keep the few most recent (the CLI's and a benchmark's); older ones are stale.
+        stale = sorted(path.parent.glob("postings-*.npz"), key=lambda p: -p.stat().st_mtime)
+        for old in stale[4:]:
+            old.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only folder: build again next time
     return arrays
@@ -670,3 +681,9 @@ def _postings_arrays(onto: Ontology, rows: _DiseaseRows) -> dict[str, npt.NDArra
         "term_end": np.append(term_first[1:], len(terms)),
         "sums": np.add.reduceat(full, term_first),
     }
+
+
+@functools.cache
+def default_ranker() -> LikelihoodRanker:
+    """One ranker over every annotated disease, built once per process."""
+    return LikelihoodRanker()

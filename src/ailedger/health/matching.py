@@ -49,6 +49,7 @@ class Match:
     matched_terms: tuple[TermMatch, ...]
     shared_genes: frozenset[str]
     conflicts: tuple[Conflict, ...]
+    skipped_terms: tuple[str, ...] = ()  # the query's ids this HPO release does not know
 
 
 class MatchIndex:
@@ -265,4 +266,5 @@ class MatchIndex:
             matched_terms=term_matches(self.ontology, sorted(q.observed), p.observed, union),
             shared_genes=q.genes & p.genes,
             conflicts=tuple(conflicts(self.ontology, q, p)),
+            skipped_terms=q.skipped,
         )
