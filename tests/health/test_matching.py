@@ -100,6 +100,18 @@ def test_explanation_names_most_informative_common_ancestor(onto: Ontology) -> N
     assert all(0 < m.contribution < 1 for m in match.matched_terms)
 
 
+def test_contributions_add_up_to_the_raw_score(onto: Ontology) -> None:
+    query = PhenotypeProfile.of(
+        [FEBRILE_SEIZURE, SEIZURE, CLEFT_PALATE, MICROCEPHALY], excluded=[FOCAL_SEIZURE]
+    )
+    stored = PhenotypeProfile.of([FOCAL_SEIZURE, CLEFT_PALATE], genes=["EFTUD2"])
+    index = two(onto, stored, PhenotypeProfile.of([MICROCEPHALY]))
+    match = index.score(PhenotypeProfile.of(query.observed, query.excluded, ["EFTUD2"]), "a")
+    assert match.conflict_penalty > 0 and match.gene_bonus == index.gene_weight
+    parts = sum(m.contribution for m in match.matched_terms)
+    assert parts - match.conflict_penalty + match.gene_bonus == pytest.approx(match.raw_score)
+
+
 def test_excluded_terms_conflict_and_lower_the_score(onto: Ontology) -> None:
     query = PhenotypeProfile.of([FEBRILE_SEIZURE, MICROCEPHALY, CLEFT_PALATE])
     clean = PhenotypeProfile.of([MICROCEPHALY, CLEFT_PALATE])

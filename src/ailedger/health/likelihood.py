@@ -21,8 +21,8 @@ qualifiers, onset, inheritance) come from ``phenotype.hpoa``
   see it. With ``q = F(D, e)`` and a share ``eta`` of exclusions that are wrong, the patient
   lacks ``e`` with chance ``1 - (1 - eta) q``; and clinicians look for the features of the
   diseases they suspect (81% of the excluded terms of issue 16's held-out cases were
-  annotated to the true disease): ``1 + (checked - 1)(1 - q)`` times likelier for a feature
-  ``D`` has (``q > 0``) than for one it lacks. ``LR`` is that times ``1 - (1 - eta) q``,
+  annotated to the true disease): ``1 + (checked - 1) max(0, 1 - 2q)`` times likelier for a
+  feature ``D`` has (``q > 0``) than for one it lacks. ``LR`` is that times ``1 - (1 - eta) q``,
   over its mean across candidates: evidence against a disease that nearly always has ``e``,
   support for one that has it rarely (it was in the differential and its absence is
   expected), about neutral for one without it.
@@ -80,14 +80,14 @@ class LrParams:
     """The model's few constants (fitted on the tuning split only; see module doc)."""
 
     default_frequency: float = 0.5  # an annotation without a frequency
-    epsilon: float = 0.2  # share of observed terms a disease does not explain
-    kappa: float = 0.1  # a sibling match counts this much of a match through the annotation
-    eta: float = 0.2  # share of excluded terms that are wrongly excluded
+    epsilon: float = 0.3  # share of observed terms a disease does not explain
+    kappa: float = 0.05  # a sibling match counts this much of a match through the annotation
+    eta: float = 0.3  # share of excluded terms that are wrongly excluded
     eps_inheritance: float = 0.05  # a disease seen with a mode of inheritance not annotated
     eps_onset: float = 0.1  # onset outside the annotated ones (neighbouring ages blur)
     reporting: float = 0.5  # chance that a feature the patient has is reported
-    checked: float = 5.0  # how much likelier a clinician checks (excludes) a disease's feature
-    temperature: float = 1.0  # divides log odds before normalising over candidates
+    checked: float = 12.0  # how much likelier a clinician checks (excludes) a disease's feature
+    temperature: float = 0.75  # divides log odds before normalising over candidates
 
 
 @dataclass(frozen=True)
@@ -373,12 +373,11 @@ class LikelihoodRanker:
         q = np.zeros(self._n)
         q[slots] = full
         # Reported absent: the clinician looked (likelier for a feature of a disease in the
-        # differential, up to ``checked`` times for one it has rarely: what a clinician rules
-        # out is mostly what makes a suspected disease unusual) and did not see it (chance
-        # 1 - q, or a wrong "no"). A feature the disease nearly always has stays evidence
-        # against it.
+        # differential, up to ``checked`` times for one it has rarely) and did not see it
+        # (chance 1 - q, or a wrong "no"). The lift fades to none at q = 1/2, so the absence
+        # of a feature most patients with the disease have always counts against it.
         looked = np.ones(self._n)
-        looked[slots] = 1.0 + (p.checked - 1.0) * (1.0 - full)
+        looked[slots] = 1.0 + (p.checked - 1.0) * np.clip(1.0 - 2.0 * full, 0.0, 1.0)
         evidence = looked * (1.0 - (1.0 - p.eta) * q)
         lr: FloatArray = evidence / evidence.mean()
         return lr

@@ -31,7 +31,7 @@ import heapq
 import math
 import random
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ailedger.health._evidence import Resolved, conflicts, resolve, term_matches
 from ailedger.health.phenotype import Ontology, PhenotypeError, load_ontology
@@ -50,6 +50,10 @@ class Match:
     shared_genes: frozenset[str]
     conflicts: tuple[Conflict, ...]
     skipped_terms: tuple[str, ...] = ()  # the query's ids this HPO release does not know
+    # raw_score == sum(m.contribution for m in matched_terms) - conflict_penalty + gene_bonus
+    # (to rounding), unless the phenotype part was floored at 0.
+    conflict_penalty: float = 0.0
+    gene_bonus: float = 0.0
 
 
 class MatchIndex:
@@ -258,13 +262,37 @@ class MatchIndex:
     def _match(self, q: Resolved, slot: int) -> Match:
         p = self._patients[slot]
         raw, pheno, union = self._raw(q, slot)
+        conflict = sum(map(self.ontology.ic, p.excluded & q.closure)) + sum(
+            map(self.ontology.ic, q.excluded & p.closure)
+        )
         return Match(
             patient_id=self._ids[slot],
             score=self.calibrated(raw),
             raw_score=raw,
             phenotype_score=pheno,
-            matched_terms=term_matches(self.ontology, sorted(q.observed), p.observed, union),
+            matched_terms=self._explained_terms(q, p, union),
             shared_genes=q.genes & p.genes,
             conflicts=tuple(conflicts(self.ontology, q, p)),
             skipped_terms=q.skipped,
+            conflict_penalty=self.conflict_weight * conflict / union if union > 0 else 0.0,
+            gene_bonus=self.gene_weight if q.genes & p.genes else 0.0,
+        )
+
+    def _explained_terms(self, q: Resolved, p: Resolved, union: float) -> tuple[TermMatch, ...]:
+        """The query's terms with their best match, each credited with its share of the
+        shared IC: a shared ancestor's IC is split evenly between the query terms under it,
+        so the contributions add up to ``shared_ic / union_ic``."""
+        onto = self.ontology
+        under: dict[int, list[int]] = {}
+        for t in sorted(q.observed):
+            for a in onto.ancestors(t) & p.closure:
+                under.setdefault(a, []).append(t)
+        share = dict.fromkeys(q.observed, 0.0)
+        for a, terms in under.items():
+            for t in terms:
+                share[t] += onto.ic(a) / len(terms)
+        matched = term_matches(onto, sorted(q.observed), p.observed, union)
+        return tuple(
+            replace(m, contribution=share[onto.term_id(m.query_term)] / union if union else 0.0)
+            for m in matched
         )
