@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -253,3 +256,34 @@ def test_missing_annotations_name_the_fetch_command(tmp_path: Path) -> None:
     (tmp_path / "half" / "annotations.npz").write_bytes(io.BytesIO(b"x").getvalue())
     with pytest.raises(AnnotationsMissingError, match="cannot be read"):
         load_raw(tmp_path / "half")
+
+
+def fetch(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "fetch_hpo_annotations.sh"
+    return subprocess.run(
+        ["bash", str(script)],
+        env={**os.environ, "PYTHON": sys.executable, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_fetch_script_refuses_a_wheel_with_another_sha256(tmp_path: Path) -> None:
+    wheel = tmp_path / "patientmatcher-4.7.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("patientMatcher/resources/phenotype.hpoa", HPOA)
+    done = fetch(tmp_path, AILEDGER_HPO_DATA=str(tmp_path / "data"), AILEDGER_HPO_WHEEL=str(wheel))
+    assert done.returncode == 1
+    assert "sha256" in done.stderr and "refusing" in done.stderr
+    assert not (tmp_path / "data" / "diseases.json").exists()
+
+
+def test_fetch_script_is_quiet_when_the_data_is_there(tmp_path: Path) -> None:
+    wheel = tmp_path / "w.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("patientMatcher/resources/phenotype.hpoa", HPOA)
+        archive.writestr("patientMatcher/resources/hp.obo.txt", OBO)
+    build(wheel, tmp_path / "data")
+    done = fetch(tmp_path, AILEDGER_HPO_DATA=str(tmp_path / "data"))
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
