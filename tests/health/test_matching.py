@@ -105,7 +105,8 @@ def test_contributions_add_up_to_the_raw_score(onto: Ontology) -> None:
         [FEBRILE_SEIZURE, SEIZURE, CLEFT_PALATE, MICROCEPHALY], excluded=[FOCAL_SEIZURE]
     )
     stored = PhenotypeProfile.of([FOCAL_SEIZURE, CLEFT_PALATE], genes=["EFTUD2"])
-    index = two(onto, stored, PhenotypeProfile.of([MICROCEPHALY]))
+    index = MatchIndex(onto, conflict_weight=1.0)
+    index.add_many([("a", stored), ("b", PhenotypeProfile.of([MICROCEPHALY]))])
     match = index.score(PhenotypeProfile.of(query.observed, query.excluded, ["EFTUD2"]), "a")
     assert match.conflict_penalty > 0 and match.gene_bonus == index.gene_weight
     parts = sum(m.contribution for m in match.matched_terms)
@@ -116,7 +117,10 @@ def test_excluded_terms_conflict_and_lower_the_score(onto: Ontology) -> None:
     query = PhenotypeProfile.of([FEBRILE_SEIZURE, MICROCEPHALY, CLEFT_PALATE])
     clean = PhenotypeProfile.of([MICROCEPHALY, CLEFT_PALATE])
     without_seizures = PhenotypeProfile.of([MICROCEPHALY, CLEFT_PALATE], excluded=[SEIZURE])
-    index = two(onto, clean, without_seizures)
+    shown = two(onto, clean, without_seizures)  # by default conflicts are shown, not scored
+    assert shown.score(query, "b").conflicts and shown.score(query, "b").conflict_penalty == 0
+    index = MatchIndex(onto, conflict_weight=1.0)
+    index.add_many([("a", clean), ("b", without_seizures)])
     ok, conflicted = index.score(query, "a"), index.score(query, "b")
     assert conflicted.phenotype_score < ok.phenotype_score
     assert not ok.conflicts
