@@ -136,3 +136,18 @@ def test_missing_path_empty_directory_and_no_input_are_refused(
     assert code != 0 and "--hpo" in err
     code, _, err = run(["health", "diagnose", "--hpo", "HP:9999999"], capsys, monkeypatch)
     assert code == 1 and "HP:9999999" in err
+
+
+def test_an_onset_stated_in_a_phenopacket_is_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = phenopacket("case-onset", MFDGA_FEATURES)
+    document["phenotypicFeatures"][0]["onset"] = {
+        "ontologyClass": {"id": "HP:0003577", "label": "Congenital onset"}
+    }
+    (tmp_path / "onset.json").write_text(json.dumps(document))
+    code, out, err = run(["health", "diagnose", str(tmp_path), "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    (ranking,) = json.loads(out)["cases"]
+    parts = ranking["diseases"][0]["parts"]
+    assert [p["term"] for p in parts if p["kind"] == "onset"] == ["HP:0003577"]

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.errors import AiledgerError
-from ailedger.health.patients import InvalidRecordError
-from ailedger.health.phenopackets import parse_phenopacket
 from ailedger.health.profile import PhenotypeProfile
 
 MAX_FILE_BYTES = 20_000_000
@@ -88,6 +86,10 @@ def _json(file: Path) -> Any:
 
 
 def _case(document: object, where: str) -> Case:
+    # Imported here: the patient model pulls in SQLAlchemy, which a --hpo query never needs.
+    from ailedger.health.patients import InvalidRecordError
+    from ailedger.health.phenopackets import parse_phenopacket
+
     if not isinstance(document, dict) or "phenotypicFeatures" not in document:
         raise CaseFileError(
             f"{where}: not a Phenopacket v2 (an object with phenotypicFeatures is expected)"
