@@ -31,3 +31,5 @@ if [[ ! -f "$wheel" ]] || ! echo "$wheel_sha256  $wheel" | sha256sum --check --q
     exit 1
 fi
 "$python" -m ailedger.health.annotations build "$wheel"
+# Build the ontology's and the ranker's caches now, so the first `health diagnose` is fast.
+"$python" -c "from ailedger.health.likelihood import default_ranker; default_ranker()"
