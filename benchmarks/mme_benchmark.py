@@ -8,7 +8,9 @@ they only define the answer.
   threshold 0, every patient ranked). A hit is a patient sharing a candidate gene ranked
   first; 34 patients have such a partner.
 * Disease ranking: for the 43 patients with an OMIM disorder, the rank of that disorder among
-  the OMIM diseases (``DiseaseRanker``, Phenomizer-style Resnik); top-1 and top-10 counts.
+  the OMIM diseases (``DiseaseRanker``, Phenomizer-style Resnik, over hpo3's annotations; and
+  ``LikelihoodRanker``, what ``health diagnose`` uses, over ``phenotype.hpoa``); top-1 and
+  top-10 counts.
 
 Reference, in the same run: Jaccard overlap of the raw observed HPO id sets (no ontology), for
 both tasks. Ranks are pessimistic: a candidate tied with the answer counts as ranked above it.
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.health.diagnosis import DiseaseRanker
+from ailedger.health.likelihood import LikelihoodRanker
 from ailedger.health.matching import MatchIndex
 from ailedger.health.phenotype import load_ontology
 from ailedger.health.profile import PhenotypeProfile
@@ -133,6 +136,13 @@ def main() -> None:
         f"over {len(ranker)} OMIM diseases ({dis_s:.1f} s)"
     )
     print(f"  ranks: {dis_ranks}")
+    lr = LikelihoodRanker(onto, sources=("OMIM",))
+    lr_ranks = [
+        pessimistic_rank(lr.scores(profiles[p["id"]]), a)
+        for p, a in zip(with_disorder, answers, strict=True)
+    ]
+    print(f"OMIM disorder, ailedger likelihood ratios: {summary(lr_ranks)} over {len(lr)} diseases")
+    print(f"  ranks: {lr_ranks}")
     if not args.quick:
         annotations = {
             d.id: frozenset(f"HP:{t:07d}" for t in d.terms) for d in onto.diseases("omim")

@@ -35,3 +35,4 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 # Flower (federated learning) in a virtualenv of its own: its pins clash with ailedger's.
 bash scripts/flower-env.sh
+bash scripts/fetch_hpo_annotations.sh  # HPO annotation frequencies and alternate ids

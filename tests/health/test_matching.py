@@ -100,11 +100,27 @@ def test_explanation_names_most_informative_common_ancestor(onto: Ontology) -> N
     assert all(0 < m.contribution < 1 for m in match.matched_terms)
 
 
+def test_contributions_add_up_to_the_raw_score(onto: Ontology) -> None:
+    query = PhenotypeProfile.of(
+        [FEBRILE_SEIZURE, SEIZURE, CLEFT_PALATE, MICROCEPHALY], excluded=[FOCAL_SEIZURE]
+    )
+    stored = PhenotypeProfile.of([FOCAL_SEIZURE, CLEFT_PALATE], genes=["EFTUD2"])
+    index = MatchIndex(onto, conflict_weight=1.0)
+    index.add_many([("a", stored), ("b", PhenotypeProfile.of([MICROCEPHALY]))])
+    match = index.score(PhenotypeProfile.of(query.observed, query.excluded, ["EFTUD2"]), "a")
+    assert match.conflict_penalty > 0 and match.gene_bonus == index.gene_weight
+    parts = sum(m.contribution for m in match.matched_terms)
+    assert parts - match.conflict_penalty + match.gene_bonus == pytest.approx(match.raw_score)
+
+
 def test_excluded_terms_conflict_and_lower_the_score(onto: Ontology) -> None:
     query = PhenotypeProfile.of([FEBRILE_SEIZURE, MICROCEPHALY, CLEFT_PALATE])
     clean = PhenotypeProfile.of([MICROCEPHALY, CLEFT_PALATE])
     without_seizures = PhenotypeProfile.of([MICROCEPHALY, CLEFT_PALATE], excluded=[SEIZURE])
-    index = two(onto, clean, without_seizures)
+    shown = two(onto, clean, without_seizures)  # by default conflicts are shown, not scored
+    assert shown.score(query, "b").conflicts and shown.score(query, "b").conflict_penalty == 0
+    index = MatchIndex(onto, conflict_weight=1.0)
+    index.add_many([("a", clean), ("b", without_seizures)])
     ok, conflicted = index.score(query, "a"), index.score(query, "b")
     assert conflicted.phenotype_score < ok.phenotype_score
     assert not ok.conflicts
@@ -124,6 +140,20 @@ def test_shared_genes_raise_the_score(onto: Ontology) -> None:
     with_gene, without = index.score(query, "a"), index.score(query, "b")
     assert with_gene.shared_genes == {"EFTUD2"}
     assert with_gene.raw_score == pytest.approx(without.raw_score + index.gene_weight)
+
+
+def test_unknown_ids_are_skipped_and_said(onto: Ontology, caplog: pytest.LogCaptureFixture) -> None:
+    index = MatchIndex(onto)
+    index.add("stored", PhenotypeProfile.of([SEIZURE, "HP:9999999"]))
+    with caplog.at_level("WARNING", logger="ailedger.health"):
+        (match,) = index.search(
+            PhenotypeProfile.of([SEIZURE, "HP:8888888"], excluded=["junk"]), threshold=0.0
+        )
+    assert match.patient_id == "stored"
+    assert match.skipped_terms == ("HP:8888888", "junk")
+    assert "HP:8888888" in caplog.text
+    alternate = index.score(PhenotypeProfile.of(["HP:0004715"]), "stored")
+    assert alternate.skipped_terms == ()
 
 
 def test_invalid_profiles_are_refused(onto: Ontology) -> None:

@@ -86,3 +86,17 @@ def test_disease_annotations(onto: Ontology) -> None:
     mfdga = omim["OMIM:610536"]
     assert "mandibulofacial" in mfdga.name.lower()
     assert any(onto.is_ancestor(onto.term_id("HP:0000252"), t) for t in mfdga.terms)
+
+
+def test_alternate_ids_map_to_their_current_term(onto: Ontology) -> None:
+    # hp.obo lists HP:0004715 as an alt_id of HP:0000003 (Multicystic kidney dysplasia).
+    assert onto.alt_ids_loaded
+    assert onto.term("HP:0004715").id == "HP:0000003"
+    assert onto.term_id("HP:0004715") == onto.term_id("HP:0000003")
+
+
+def test_known_ids_sorts_out_the_unknown_ones(onto: Ontology) -> None:
+    known, skipped = onto.known_ids(["HP:0004715", "HP:9999999", SEIZURE, "seizure", SEIZURE])
+    assert known == [3, 1250]
+    assert skipped == ["HP:9999999", "seizure"]
+    assert onto.known_id(9999999) == -1 and onto.known_id(4715) == 3

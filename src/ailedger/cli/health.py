@@ -304,22 +304,112 @@ def _render(rows: list[dict[str, Any]], asked: dict[str, str] | None = None) -> 
 
 @app.command("diagnose")
 def diagnose(
-    hpo: list[str] = typer.Option(..., help="Observed HPO term; repeat."),
+    files: list[Path] = typer.Argument(
+        None,
+        help="Phenopackets v2 (.json), or directories of them: one ranking per case.",
+        show_default=False,
+    ),
+    hpo: list[str] = typer.Option([], help="Observed HPO term (or onset, inheritance); repeat."),
     exclude: list[str] = typer.Option([], help="Excluded HPO term; repeat."),
-    limit: int = typer.Option(10, min=1, max=1000, help="How many diseases to list."),
+    limit: int = typer.Option(10, min=1, max=1000, help="How many diseases to list per case."),
+    explain: int = typer.Option(
+        1, min=0, max=1000, help="Show the evidence of the first N diseases (text output)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Rank OMIM and Orphanet diseases by how well their annotated phenotypes explain the
-    patient's, with the evidence for each."""
-    from ailedger.health.clinic import diagnose as rank_diseases
+    """Rank OMIM, Orphanet and DECIPHER diseases by likelihood ratios: each observed or
+    excluded feature, onset and mode of inheritance moves each disease's odds, and the
+    parts (log10 LR) add up to its post-test log odds. Unknown HPO ids are skipped, and said."""
+    from ailedger.errors import ConfigError
+    from ailedger.health.cases import Case, read_cases
+    from ailedger.health.likelihood import default_ranker
+    from ailedger.health.profile import PhenotypeProfile
 
-    rows = rank_diseases(hpo, exclude, limit)
+    if not files and not hpo:
+        raise ConfigError("give phenopacket files or directories, or --hpo terms")
+    if files and (hpo or exclude):
+        raise ConfigError("give either phenopacket files or --hpo/--exclude terms, not both")
+    cases = (
+        read_cases(files)
+        if files
+        else [Case("command line", "", PhenotypeProfile.of(hpo, exclude))]
+    )
+    ranker = default_ranker()
+    rankings = [
+        _ranking_document(case, ranker.rank(case.profile, limit=limit, track=case.stated))
+        for case in cases
+    ]
 
     def render() -> None:
-        for i, row in enumerate(rows, 1):
-            console.print(f"{i:>2}. {row['disease']:<14} {row['score']:.3f}  {row['name']}")
+        for document in rankings:
+            _render_ranking(document, explain)
 
-    emit(as_json, {"diseases": rows}, render)
+    emit(as_json, rankings[0] if not files else {"cases": rankings}, render)
+
+
+def _ranking_document(case: Any, ranking: Any) -> dict[str, Any]:
+    return {
+        "case": case.id,
+        "file": case.file or None,
+        "candidates": ranking.candidates,
+        "skipped": list(ranking.skipped),
+        "unused": list(ranking.unused),
+        "notes": list(ranking.notes),
+        "stated": [{"disease": d, "rank": r} for d, r in ranking.tracked],
+        "diseases": [
+            {
+                "rank": d.rank,
+                "disease": d.disease_id,
+                "name": d.name,
+                "probability": d.probability,
+                "score": d.score,
+                "pretest_log10_odds": d.pretest_log10_odds,
+                "parts": [part.__dict__ for part in d.parts],
+            }
+            for d in ranking.diagnoses
+        ],
+    }
+
+
+def _render_ranking(document: dict[str, Any], explain: int) -> None:
+    from rich.markup import escape
+
+    if document["file"]:
+        console.print(f"[bold]{escape(document['case'])}[/bold]  ({escape(document['file'])})")
+    for note in document["notes"]:
+        console.print(f"  [yellow]warning:[/yellow] {escape(note)}")
+    for stated in document["stated"]:
+        console.print(f"  stated diagnosis {stated['disease']}: rank {stated['rank'] or '-'}")
+    for row in document["diseases"]:
+        console.print(
+            f"{row['rank']:>3}. {row['disease']:<16} p={row['probability']:.3f}  "
+            f"log10 odds {row['score']:+.2f}  {escape(row['name'])}",
+            highlight=False,
+        )
+        if row["rank"] <= explain:
+            console.print(
+                f"       {row['pretest_log10_odds']:+.2f}  pretest (1 in {document['candidates']})"
+            )
+            for part in sorted(row["parts"], key=lambda p: -abs(p["log10_lr"])):
+                console.print(
+                    f"       {part['log10_lr']:+.2f}  {_part_text(part)}", highlight=False
+                )
+
+
+def _part_text(part: dict[str, Any]) -> str:
+    from rich.markup import escape
+
+    head = f"{part['kind']} {part['term']} {part['term_name']}".replace("  ", " ")
+    weights = []
+    if part["disease_term"]:
+        weights.append(f"disease {part['disease_term']}")
+    if part["frequency"] is not None:
+        weights.append(f"f={part['frequency']:.2f}")
+    if part["background"] is not None:
+        weights.append(f"bg={part['background']:.3f}")
+    flag = "  [red]conflict[/red]" if part["conflict"] else ""
+    text = f"{head}: {part['relation']}" + (f" ({', '.join(weights)})" if weights else "")
+    return escape(text) + flag
 
 
 @app.command("link")

@@ -1,14 +1,20 @@
 """Profiles resolved against the ontology, and the evidence two of them share: the term
 pairs with their most informative common ancestor, and observed-versus-excluded conflicts.
-Internal to matching and diagnosis."""
+Internal to matching and diagnosis.
+
+An id the ontology does not know (malformed, or not in this release and no alternate id of
+it) is skipped with a logged warning and listed in ``Resolved.skipped``, so one stale id in a
+long profile does not refuse the whole query or patient; a profile left with no observed term
+is refused, with the reason for each id."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from ailedger.health.phenotype import Ontology, PhenotypeError, format_hpo
+from ailedger.health.phenotype import Ontology, PhenotypeError, UnknownTermError, format_hpo
 from ailedger.health.profile import Conflict, PhenotypeProfile, TermMatch
 
 
@@ -19,11 +25,30 @@ class Resolved:
     closure: frozenset[int]
     closure_ic: float
     genes: frozenset[str]
+    skipped: tuple[str, ...] = ()
+
+
+_log = logging.getLogger("ailedger.health")
+
+
+def _known(onto: Ontology, ids: Iterable[str], reasons: dict[str, str]) -> frozenset[int]:
+    found = set()
+    for hpo_id in sorted(ids):
+        try:
+            found.add(onto.term_id(hpo_id))
+        except UnknownTermError as exc:
+            reasons[hpo_id] = str(exc)
+    return frozenset(found)
 
 
 def resolve(onto: Ontology, profile: PhenotypeProfile) -> Resolved:
-    observed = frozenset(onto.term_id(t) for t in profile.observed)
-    excluded = frozenset(onto.term_id(t) for t in profile.excluded)
+    reasons: dict[str, str] = {}
+    observed = _known(onto, profile.observed, reasons)
+    if not observed and reasons:
+        raise UnknownTermError("; ".join(reasons.values()))
+    excluded = _known(onto, profile.excluded, reasons)
+    if reasons:
+        _log.warning("skipped HPO ids this release does not know: %s", ", ".join(reasons))
     if not observed:
         raise PhenotypeError("a profile needs at least one observed HPO term")
     both = observed & excluded
@@ -33,7 +58,8 @@ def resolve(onto: Ontology, profile: PhenotypeProfile) -> Resolved:
             "keep one of the two"
         )
     closure = onto.closure(observed)
-    return Resolved(observed, excluded, closure, sum(map(onto.ic, closure)), profile.genes)
+    closure_ic = sum(map(onto.ic, closure))
+    return Resolved(observed, excluded, closure, closure_ic, profile.genes, tuple(reasons))
 
 
 def conflicts(onto: Ontology, q: Resolved, p: Resolved) -> list[Conflict]:

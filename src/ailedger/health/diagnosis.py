@@ -7,6 +7,12 @@ first disease hit walking its ancestors from the most informative down is its be
 plus ``gic_weight`` (4) times the simGIC of query and disease, which breaks the many ties of
 the Resnik average and counts the disease features the query lacks: on the MME benchmark's 43
 OMIM disorders, top-1 goes from 20 to 29 and top-10 from 34 to 36.
+
+``health diagnose`` ranks with :class:`ailedger.health.likelihood.LikelihoodRanker` instead
+(annotation frequencies, excluded terms as evidence both ways, onset and inheritance); this
+ranker stays for the web clinic and as a baseline in ``benchmarks/diagnosis_quality.py``,
+where excluded terms lower its top-1 (their full IC counts against any disease that has
+them, whatever their frequency).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class DiseaseMatch:
     score: float
     matched_terms: tuple[TermMatch, ...]
     conflicts: tuple[Conflict, ...]
+    skipped_terms: tuple[str, ...] = ()  # the query's ids this HPO release does not know
 
 
 class DiseaseRanker:
@@ -83,6 +90,7 @@ class DiseaseRanker:
                     score,
                     term_matches(onto, sorted(q.observed), disease.terms, len(q.observed)),
                     tuple(conflicts(onto, q, side)),
+                    q.skipped,
                 )
             )
         return out

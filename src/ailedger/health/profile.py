@@ -45,8 +45,10 @@ class PhenotypeProfile:
 @dataclass(frozen=True)
 class TermMatch:
     """A query term, its best-matching term on the other side and their most informative
-    common ancestor (MICA). ``contribution`` is the MICA's IC over the pair's union IC (its own
-    term of the simGIC numerator) for patients, over the number of query terms for diseases."""
+    common ancestor (MICA). For patients, ``contribution`` is the term's share of the simGIC
+    score: the IC of the ancestors both patients share, each split evenly between the query
+    terms under it, over the pair's union IC (they add up to the phenotype score before
+    conflicts); for diseases, the MICA's IC over the number of query terms."""
 
     query_term: str
     match_term: str
