@@ -35,3 +35,5 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 # Flower (federated learning) in a virtualenv of its own: its pins clash with ailedger's.
 bash scripts/flower-env.sh
+# patientMatcher, a real Matchmaker Exchange node the interoperability tests run as a peer.
+bash scripts/mme-env.sh
