@@ -72,8 +72,23 @@ def test_an_answer_that_is_not_an_mme_response_is_refused(body: bytes) -> None:
     ],
 )
 def test_an_invalid_result_is_dropped_with_the_reason_and_the_rest_kept(bad: Any) -> None:
-    results, dropped = _results_of(json.dumps({"results": [bad, GOOD]}).encode())
-    assert results == [GOOD] and len(dropped) == 1 and dropped[0].startswith("results/0")
+    results, notes = _results_of(json.dumps({"results": [bad, GOOD]}).encode())
+    assert results == [GOOD] and len(notes) == 1 and notes[0].startswith("results/0 dropped: ")
+
+
+def test_a_result_invalid_only_where_this_node_does_not_read_is_kept_without_that_part() -> None:
+    """Two of the MME benchmark patients carry a variant with no ``start``: their match
+    still counts, the variant (never read here) is left behind, and the peer's status says
+    so. Fields of the peer's own never reach the result."""
+    gene = {"gene": {"id": "FBN1"}, "variant": {"assembly": "GRCh37", "referenceName": "18"}}
+    odd = {**GOOD, "patient": {**GOOD["patient"], "genomicFeatures": [gene]}, "html": "<b>"}
+    results, notes = _results_of(json.dumps({"results": [odd]}).encode())
+    assert results == [
+        {**GOOD, "patient": {**GOOD["patient"], "genomicFeatures": [{"gene": {"id": "FBN1"}}]}}
+    ]
+    assert notes == [
+        "results/0 repaired: patient/genomicFeatures/0/variant: 'start' is a required property"
+    ]
 
 
 class _Peers:

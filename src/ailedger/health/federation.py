@@ -9,8 +9,10 @@ best first, each result marked with the node that holds it and its ``source`` (`
 
 Every answer is untrusted. It must come back within :data:`TIMEOUT_S` in all, in at most
 :data:`MAX_ANSWER_BYTES`, as JSON (``application/json`` or an MME v1.x type), with status
-200, and be an MME response by the official schema; each result is checked again on its own
-and an invalid one is dropped with the reason. A node that fails any of this is reported in
+200, and be an MME response by the official schema; each result is checked on its own and
+only the parts this node reads are kept (:func:`_read_parts`): a result invalid only in
+parts it leaves behind is kept ("repaired"), one invalid in what it reads is dropped, each
+with the reason. A node that fails any of this is reported in
 ``asked`` with what went wrong, and the others' results still count: matchmaking is best
 effort by nature. No token is ever part of what is reported.
 """
@@ -28,7 +30,6 @@ from ailedger.health.mme_peers import OutsidePeer
 from ailedger.health.mme_schema import (
     MME_CONTENT_TYPE,
     mme_version,
-    response_errors,
     result_errors,
     validation_errors,
 )
@@ -142,14 +143,14 @@ def _ask(target: PeerTarget, query: dict[str, Any]) -> tuple[list[dict[str, Any]
     import httpx
 
     try:
-        results, dropped = _results_of(_post(target, query))
+        results, notes = _results_of(_post(target, query))
     except httpx.HTTPError as exc:
         return [], f"unreachable ({type(exc).__name__})"
     except _Refused as exc:
         return [], f"refused: {exc}"
     status = f"ok: {len(results)} results"
-    if dropped:
-        status += f" ({len(dropped)} invalid dropped: {dropped[0]})"
+    if notes:
+        status += f" ({len(notes)} not valid by the MME schema: {'; '.join(notes[:3])})"
     return results, status
 
 
@@ -184,8 +185,9 @@ def _post(target: PeerTarget, query: dict[str, Any]) -> bytes:
 
 
 def _results_of(body: bytes) -> tuple[list[dict[str, Any]], list[str]]:
-    """The valid results of an MME response and why each other one was dropped; an
-    answer that is not an MME response raises :class:`_Refused`."""
+    """The results of an MME response as this node reads them, and a note for each result
+    that was repaired or dropped; an answer that is not an MME response raises
+    :class:`_Refused`."""
     from ailedger.untrusted_json import parse_untrusted
 
     try:
@@ -197,13 +199,49 @@ def _results_of(body: bytes) -> tuple[list[dict[str, Any]], list[str]]:
     found = document.get("results", [])
     if len(found) > MAX_RESULTS:
         raise _Refused(f"{len(found)} results; at most {MAX_RESULTS} are read")
-    results, dropped = [], []
+    results, notes = [], []
     for i, result in enumerate(found):
         errors = result_errors(result)
+        kept = _read_parts(result)
+        if kept is None or result_errors(kept):
+            notes.append(f"results/{i} dropped: {errors[0][:200]}")
+            continue
         if errors:
-            dropped.append(f"results/{i}: {errors[0][:200]}")
-        else:
-            results.append(result)
-    if not found and response_errors(document):
-        raise _Refused(f"not an MME response: {response_errors(document)[0][:200]}")
-    return results, dropped
+            notes.append(f"results/{i} repaired: {errors[0][:200]}")
+        results.append(kept)
+    return results, notes
+
+
+def _read_parts(result: Any) -> dict[str, Any] | None:
+    """What this node reads and shows of a peer's result: score, patient id and label,
+    contact, features (id, label, observed), genes (id, label), disorders (id, label).
+    Everything else is left behind, so a field this node does not use (a variant without
+    a start, as two of the MME benchmark patients have) neither breaks a match nor reaches
+    a clinician's screen. None if the result is not even shaped like one."""
+    if not isinstance(result, dict):
+        return None
+    score, patient = result.get("score"), result.get("patient")
+    if not isinstance(score, dict) or not isinstance(patient, dict):
+        return None
+    kept: dict[str, Any] = {"id": patient.get("id"), "contact": _pick(patient.get("contact"))}
+    if "label" in patient:
+        kept["label"] = patient["label"]
+    for name, parts in (("features", ("id", "label", "observed")), ("disorders", ("id", "label"))):
+        entries = patient.get(name)
+        if isinstance(entries, list):
+            kept[name] = [_pick(e, parts) for e in entries]
+    genomic = patient.get("genomicFeatures")
+    if isinstance(genomic, list):
+        kept["genomicFeatures"] = [
+            {"gene": _pick(g.get("gene"), ("id", "label"))} if isinstance(g, dict) else g
+            for g in genomic
+        ]
+    return {"score": {"patient": score.get("patient")}, "patient": kept}
+
+
+def _pick(value: Any, parts: tuple[str, ...] = ("name", "institution", "href")) -> Any:
+    """``value``'s ``parts`` if it is an object (others dropped), else ``value`` itself
+    (so the schema refuses it)."""
+    if not isinstance(value, dict):
+        return value
+    return {k: value[k] for k in parts if k in value}
