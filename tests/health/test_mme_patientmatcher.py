@@ -35,7 +35,10 @@ from ailedger.health.mme_schema import response_errors
 from ailedger.health.patients import Patient
 from ailedger.peer import wire
 from ailedger.peer.background import BackgroundServer
+from tests.cli.test_cli import home_env, run
 from tests.fakes import ListAudit
+
+__all__ = ["home_env"]  # the CLI tests' home, a fixture used below
 
 REPO = Path(__file__).resolve().parents[2]
 MME_VENV = Path(os.environ.get("AILEDGER_MME_VENV", REPO / ".venv-mme"))
@@ -214,3 +217,32 @@ def test_a_v1_1_only_request_is_what_patientmatcher_refuses(peers: Peers) -> Non
     wrong = OutsidePeer("patientMatcher", peers.pm_url, "not-its-token")
     answer = federated_match(None, query, limit=5, outside=[wrong])
     assert answer.asked == {"patientMatcher": "refused: HTTP 401"}
+
+
+def test_health_match_asks_patientmatcher_from_the_cli(
+    peers: Peers,
+    home_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """(b) through the command a clinician runs: `ailedger health peer add` with the
+    defaults (MME v1.0, /match), then `ailedger health match --peer`."""
+    for command in (
+        ["init"],
+        ["health", "contact", DESK.name, DESK.href],
+        ["health", "peer", "add", "patientMatcher", peers.pm_url, "--token", PEER_TOKEN],
+    ):
+        code, _, err = run(command, capsys, monkeypatch)
+        assert code == 0, err
+    raw = peers.demo[7]
+    observed = [f["id"] for f in raw["features"] if f.get("observed", "yes") == "yes"]
+    ask = ["health", "match", "--peer", "patientMatcher", "--json"]
+    code, out, err = run([*ask, *(a for t in observed for a in ("--hpo", t))], capsys, monkeypatch)
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["asked"]["patientMatcher"].startswith("ok: ")
+    assert answer["results"][0]["patient"]["id"] == raw["id"]
+    assert answer["results"][0]["source"] == "outside"
+    results = [{"score": r["score"], "patient": r["patient"]} for r in answer["results"]]
+    assert response_errors({"results": results}) == []
+    assert PEER_TOKEN not in out + err

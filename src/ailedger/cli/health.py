@@ -206,8 +206,9 @@ def match(
 
     with _health_node(ctx) as node:
         outside = node.peers.named(peer) if peer else node.peers.all()
-    # Only the peers named: no chain needed to ask them, but the audit log still records it.
-    with session(ctx, unlock=federated) as s:
+    # With --peer only those outside peers are asked, not the chain's nodes; the query is
+    # still an entry of this home's audit log, which the unlocked home signs.
+    with session(ctx, unlock=True) as s:
         document = _query(query, hpo, exclude, gene, "ailedger node")
         answer = search_federation(
             s,
