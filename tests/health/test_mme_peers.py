@@ -149,7 +149,11 @@ def test_outside_peers_through_the_cli(
     sent = served.seen[-1]
     assert sent["headers"]["content-type"] == "application/vnd.ga4gh.matchmaker.v1.1+json"
     assert sent["headers"]["x-auth-token"] == TOKEN
-    assert sent["body"]["patient"]["contact"] == {"name": "Genetics desk", "href": DESK}
+    assert sent["body"]["patient"]["contact"] == {
+        "name": "Genetics desk",
+        "institution": "",
+        "href": DESK,
+    }
     code, out, err = run(ask, capsys, monkeypatch)
     assert "asked out (outside): ok: 1 results" in out and "at outside node out" in out
 

@@ -92,8 +92,7 @@ class NodeContact:
             raise ConfigError("name the institution in at most 200 printable characters")
 
     def as_mme(self) -> dict[str, str]:
-        found = {"name": self.name, "href": self.href}
-        return {**found, "institution": self.institution} if self.institution else found
+        return {"name": self.name, "institution": self.institution, "href": self.href}
 
 
 def read_query(patient: Mapping[str, Any], onto: Ontology) -> tuple[PhenotypeProfile, list[str]]:
@@ -193,13 +192,11 @@ class MatchableCohort:
         None if there is neither (the result cannot be answered)."""
         clinician = patient.contact
         if clinician is not None and valid_href(f"mailto:{clinician.email}"):
-            found = {
+            return {
                 "name": clinician.name or (self.contact.name if self.contact else "clinician"),
+                "institution": clinician.institution,
                 "href": f"mailto:{clinician.email}",
             }
-            return (
-                {**found, "institution": clinician.institution} if clinician.institution else found
-            )
         return self.contact.as_mme() if self.contact is not None else None
 
     def shared_profile(self, patient: Patient) -> dict[str, Any]:
