@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from ailedger.health.http import matchmaking_router
 from ailedger.health.mme import MatchableCohort, MatchmakerService
 from ailedger.health.mme_auth import IssuedTokens, authenticator
-from ailedger.health.mme_schema import MME_CONTENT_TYPE
+from ailedger.health.mme_schema import MME_CONTENT_TYPE, response_errors
 from ailedger.health.patients import ClinicianContact, Patient
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "mme"
@@ -67,6 +67,8 @@ def test_mme_never_fails_with_a_token(case: schemathesis.Case) -> None:
     response = case.call(headers={"Content-Type": MME_CONTENT_TYPE})
     allowed = (200, 400, 413, 415, 422) if case.method == "POST" else (405,)
     assert response.status_code in allowed, (case.method, response.text)
+    if response.status_code == 200:  # every answer valid by the official MME schema
+        assert response_errors(response.json()) == [], response.text
 
 
 @schema.parametrize()
