@@ -13,9 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ailedger.errors import ConfigError, RequestRefusedError
-from ailedger.health.mme import MatchableCohort, MatchmakerService, NodeContact
+from ailedger.health.mme import MatchableCohort, MatchmakerService, NodeContact, read_query
 from ailedger.health.mme_auth import IssuedTokens, authenticator
-from ailedger.health.mme_schema import MME_CONTENT_TYPE, response_errors
+from ailedger.health.mme_schema import (
+    MME_CONTENT_TYPE,
+    disorder_id,
+    response_errors,
+    valid_href,
+)
 from ailedger.health.patients import ClinicianContact, Patient
 from tests.fakes import ListAudit
 
@@ -290,3 +295,52 @@ def test_a_patient_without_a_clinician_email_is_answered_with_the_node_contact(
 def test_a_node_contact_peers_cannot_reach_is_refused(href: str) -> None:
     with pytest.raises(ConfigError, match="not an http"):
         NodeContact("Genetics desk", href)
+
+
+def test_a_query_is_read_in_current_terms_with_disorders_as_this_node_writes_them() -> None:
+    from ailedger.health.phenotype import load_ontology
+
+    patient = {
+        "id": "q",
+        "contact": CONTACT,
+        "features": [
+            {"id": "HP:0000057"},  # obsolete: HP:0008665 replaces it
+            {"id": "HP:0001250", "observed": "no"},
+            {"id": "HP:9999999"},
+        ],
+        "genomicFeatures": [{"gene": {"id": "FBN1"}}],
+        "disorders": [{"id": "Orphanet:558"}, {"id": "MIM:154700"}, {"id": "ORPHA:558"}],
+    }
+    query = read_query(patient, load_ontology())
+    assert query.profile.observed == {"HP:0008665"} and query.profile.excluded == {"HP:0001250"}
+    assert query.profile.genes == {"FBN1"}
+    assert query.disorders == ("OMIM:154700", "ORPHA:558")
+    assert query.notes == ("HP:9999999 is not a term of HPO release 2025-11-24; skipped",)
+    assert (disorder_id("Orphanet:558"), disorder_id("OMIM:1"), disorder_id("DOID:1")) == (
+        "ORPHA:558",
+        "OMIM:000001",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("href", "valid"),
+    [
+        ("mailto:genetics@hospital.example.org", True),
+        ("https://hospital.example.org/mme", True),
+        ("http://127.0.0.1:8000/contact", True),
+        ("mailto:desk@localhost", True),
+        ("", False),
+        ("genetics@hospital.example.org", False),  # an address is not a URL: mailto: it
+        ("mailto:", False),
+        ("mailto:a@b.org?subject=x", False),
+        ("javascript:alert(1)", False),
+        ("https://", False),
+        ("https://user:pw@hospital.example.org/", False),
+        ("ftp://hospital.example.org", False),
+        ("https://hospital.example.org/a b", False),
+        ("https://[::1", False),
+    ],
+)
+def test_a_contact_href_is_an_http_url_or_one_mailto_address(href: str, valid: bool) -> None:
+    assert valid_href(href) is valid

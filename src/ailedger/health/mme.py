@@ -42,6 +42,7 @@ from ailedger.errors import (
 from ailedger.health.matching import Match, MatchIndex
 from ailedger.health.mme_schema import (
     MME_CONTENT_TYPE,
+    disorder_id,
     mme_version,
     speaks,
     valid_href,
@@ -95,9 +96,22 @@ class NodeContact:
         return {"name": self.name, "institution": self.institution, "href": self.href}
 
 
-def read_query(patient: Mapping[str, Any], onto: Ontology) -> tuple[PhenotypeProfile, list[str]]:
-    """The profile of a (schema-valid) MME request's ``patient`` in the loaded release's
-    current terms, and notes on what was skipped: ids the release does not know."""
+@dataclass(frozen=True)
+class MmeQuery:
+    """A (schema-valid) MME request's patient as this node reads it: the profile in the
+    loaded release's current terms, its disorders as this node writes diseases
+    (``OMIM:610536``, ``ORPHA:558``; matching itself is by phenotype and genes), and notes
+    on what was skipped."""
+
+    profile: PhenotypeProfile
+    disorders: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def read_query(patient: Mapping[str, Any], onto: Ontology) -> MmeQuery:
+    """Read a request's ``patient``: HPO ids through ``onto.term_id`` (obsolete and
+    alternate ids become current terms), an id the release does not know skipped with a
+    note; ``MIM:``/``Orphanet:`` disorders as ``OMIM:``/``ORPHA:``."""
     notes: list[str] = []
 
     def current(terms: frozenset[str]) -> list[str]:
@@ -111,7 +125,13 @@ def read_query(patient: Mapping[str, Any], onto: Ontology) -> tuple[PhenotypePro
 
     asked = PhenotypeProfile.from_mme(patient)
     profile = PhenotypeProfile.of(current(asked.observed), current(asked.excluded), asked.genes)
-    return profile, notes
+    raw = [d.get("id") for d in patient.get("disorders") or [] if isinstance(d, dict)]
+    disorders = tuple(sorted({i for i in map(_disorder, raw) if i is not None}))
+    return MmeQuery(profile, disorders, tuple(notes))
+
+
+def _disorder(raw: object) -> str | None:
+    return disorder_id(raw) if isinstance(raw, str) else None
 
 
 @dataclass
@@ -309,7 +329,8 @@ class MatchmakerService:
         if errors:
             raise UnprocessableError("invalid MME request", {"errors": errors})
         try:
-            profile, notes = read_query(document["patient"], self.cohort.index.ontology)
+            query = read_query(document["patient"], self.cohort.index.ontology)
+            profile, notes = query.profile, list(query.notes)
             matches = self.cohort.search(profile, self._limit, self._threshold)
         except PhenotypeError as exc:
             raise UnprocessableError(str(exc)) from exc
