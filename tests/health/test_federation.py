@@ -69,6 +69,8 @@ def test_an_answer_that_is_not_an_mme_response_is_refused(body: bytes) -> None:
         {**GOOD, "patient": {**GOOD["patient"], "contact": {"name": "x", "href": "javascript:1"}}},
         {**GOOD, "patient": {"id": "p", "contact": CONTACT}},  # neither features nor genes
         {**GOOD, "patient": {**GOOD["patient"], "features": [{"id": "seizures"}]}},
+        {**GOOD, "score": {"patient": float("nan")}},
+        {**GOOD, "score": {"patient": float("inf")}},
     ],
 )
 def test_an_invalid_result_is_dropped_with_the_reason_and_the_rest_kept(bad: Any) -> None:
@@ -163,7 +165,9 @@ def test_each_misbehaving_peer_is_reported_and_the_good_answer_still_counts(
     monkeypatch.setattr(federation, "TIMEOUT_S", 1)
     monkeypatch.setattr(federation, "MAX_ANSWER_BYTES", 100_000)
     names = ["good", "garbage", "html", "huge", "slow", "schema", "error", "redirect", "missing"]
-    answer = ask_peers([_target(url, n) for n in names], QUERY, limit=10)
+    # A URL on chain is anyone's to write: one that is not even a URL is reported too.
+    broken = PeerTarget("0x" + "ee" * 20, "chain", "http://[::1", content_type((1, 1)), "t")
+    answer = ask_peers([_target(url, n) for n in names] + [broken], QUERY, limit=10)
 
     assert [(r["patient"]["id"], r["node"], r["source"]) for r in answer.results] == [
         ("p1", "good", "outside")
@@ -179,6 +183,7 @@ def test_each_misbehaving_peer_is_reported_and_the_good_answer_still_counts(
     assert asked["error"] == "refused: HTTP 500"
     assert asked["redirect"] == "refused: HTTP 307"  # never followed: the token stays put
     assert asked["missing"] == "refused: HTTP 404"
+    assert asked["0x" + "ee" * 20] == "unreachable (InvalidURL)"
     assert TOKEN not in json.dumps(answer.__dict__)
 
 

@@ -59,13 +59,15 @@ def test_peers_are_kept_private_and_never_shown(tmp_path: Path) -> None:
         ("https://mme.example.org", "/match?x", (1, 0), "no query"),
         ("https://mme.example.org", "/match", (1, 2), "not spoken"),
         ("https://mme.example.org", "/match", (2, 0), "not spoken"),
+        ("https://mme.example.org", "/match", (1, 0), "address"),  # named 0x...: see below
     ],
 )
 def test_a_peer_that_could_not_be_asked_safely_is_refused(
     url: str, path: str, version: tuple[int, int], problem: str
 ) -> None:
+    name = "0x" + "ab" * 20 if problem == "address" else "pm"
     with pytest.raises(ConfigError, match=problem):
-        OutsidePeer("pm", url, TOKEN, path, version)
+        OutsidePeer(name, url, TOKEN, path, version)
 
 
 def test_versions_read_as_major_dot_minor() -> None:

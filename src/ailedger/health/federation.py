@@ -19,6 +19,7 @@ effort by nature. No token is ever part of what is reported.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -144,7 +145,7 @@ def _ask(target: PeerTarget, query: dict[str, Any]) -> tuple[list[dict[str, Any]
 
     try:
         results, notes = _results_of(_post(target, query))
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a URL on chain is anyone's to write
         return [], f"unreachable ({type(exc).__name__})"
     except _Refused as exc:
         return [], f"refused: {exc}"
@@ -203,6 +204,9 @@ def _results_of(body: bytes) -> tuple[list[dict[str, Any]], list[str]]:
     for i, result in enumerate(found):
         errors = result_errors(result)
         kept = _read_parts(result)
+        score = kept["score"]["patient"] if kept is not None else None
+        if isinstance(score, float) and not math.isfinite(score):  # NaN, Infinity parse
+            errors, kept = ["score/patient: not a finite number"], None
         if kept is None or result_errors(kept):
             notes.append(f"results/{i} dropped: {errors[0][:200]}")
             continue

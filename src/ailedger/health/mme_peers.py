@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,8 @@ def parse_version(text: str) -> tuple[int, int]:
 def _check_name(name: str) -> None:
     if not name.strip() or len(name) > 100 or not name.isprintable():
         raise ConfigError(f"name the peer in 1 to 100 printable characters, not {name[:40]!r}")
+    if re.fullmatch(r"0x[0-9a-fA-F]{40}", name):
+        raise ConfigError("an account address names an on-chain node: call the peer otherwise")
 
 
 def _check_url(url: str) -> None:
