@@ -99,7 +99,7 @@ class _FakePeer:
                 "score": {"patient": 0.8},
                 "patient": {
                     "id": "their-p7",
-                    "contact": {"name": "Dr Out", "href": "mailto:out@mme.example.org"},
+                    "contact": {"name": "Dr Out\x1b[2J", "href": "mailto:out@mme.example.org"},
                     "genomicFeatures": [{"gene": {"id": "KMT2D"}}],
                 },
             }
@@ -158,6 +158,7 @@ def test_outside_peers_through_the_cli(
     }
     code, out, err = run(ask, capsys, monkeypatch)
     assert "asked out (outside): ok: 1 results" in out and "at outside node out" in out
+    assert "contact Dr Out[2J" in out and "\x1b" not in out  # no escape reaches the terminal
 
     code, out, err = run(["audit", "history", "--json"], capsys, monkeypatch)
     outgoing = [e for e in json.loads(out)["entries"] if e["kind"] == "mme-query"]

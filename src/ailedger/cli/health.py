@@ -241,20 +241,26 @@ def _render(
 ) -> None:
     for node, status in (asked or {}).items():
         how = (sources or {}).get(node, "chain")
-        console.print(f"asked {node} ({how}): {status}", markup=False)
+        console.print(f"asked {_shown(node)} ({how}): {_shown(status)}", markup=False)
     if not rows:
         console.print("no match above the threshold")
     for row in rows:
         contact = row["patient"]["contact"]
         where = f" at {row.get('source', 'chain')} node {row['node']}" if "node" in row else ""
+        said = (contact.get("name"), contact.get("institution", ""), contact.get("href", ""))
         console.print(
-            f"score {row['score']['patient']:.3f}  patient {row['patient']['id']}"
-            f"{where}: contact {contact.get('name')} {contact.get('institution', '')} "
-            f"{contact.get('href', '')}",
+            f"score {row['score']['patient']:.3f}  patient {_shown(row['patient']['id'])}"
+            f"{_shown(where)}: contact {' '.join(_shown(part) for part in said)}",
             markup=False,
         )
         for term in row.get("explanation", {}).get("matched_terms", []):
             console.print(f"    {term[0]} ~ {term[1]} via {term[2]} (+{term[3]})")
+
+
+def _shown(value: object) -> str:
+    """A peer's text as a terminal shows it: control characters (escape sequences that
+    could rewrite the screen) left out."""
+    return "".join(c for c in str(value) if c.isprintable())
 
 
 @app.command("diagnose")
