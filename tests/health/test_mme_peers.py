@@ -160,12 +160,18 @@ def test_outside_peers_through_the_cli(
     assert "asked out (outside): ok: 1 results" in out and "at outside node out" in out
     assert "contact Dr Out[2J" in out and "\x1b" not in out  # no escape reaches the terminal
 
+    # --federated: the nodes on chain (none but this one here) and every outside peer.
+    code, out, err = run(
+        ["health", "match", "--federated", "--gene", "KMT2D", "--json"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert json.loads(out)["asked"] == {"out": "ok: 1 results"}
+
     code, out, err = run(["audit", "history", "--json"], capsys, monkeypatch)
     outgoing = [e for e in json.loads(out)["entries"] if e["kind"] == "mme-query"]
     assert [(e["direction"], e["outside_peers"], e["results"]) for e in outgoing] == [
-        ("outgoing", 1, 1),
-        ("outgoing", 1, 1),
-    ]
+        ("outgoing", 1, 1)
+    ] * 3
 
     # The token is in the peers file only: no output, log entry or other file of the home.
     assert TOKEN not in out + err

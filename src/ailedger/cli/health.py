@@ -204,8 +204,10 @@ def match(
         emit(as_json, {"results": rows}, lambda: _render(rows))
         return
 
-    with _health_node(ctx) as node:
-        outside = node.peers.named(peer) if peer else node.peers.all()
+    outside = None  # --federated alone: every outside peer configured here
+    if peer:
+        with _health_node(ctx) as node:
+            outside = node.peers.named(peer)
     # With --peer only those outside peers are asked, not the chain's nodes; the query is
     # still an entry of this home's audit log, which the unlocked home signs.
     with session(ctx, unlock=True) as s:

@@ -123,17 +123,19 @@ def search_federation(
     limit: int,
     log: OutgoingLog,
     *,
-    outside: Iterable[OutsidePeer] = (),
+    outside: Iterable[OutsidePeer] | None = None,
     chain: bool = True,
 ) -> FederatedAnswer:
     """Ask the nodes registered on chain (unless ``chain`` is False: outside peers only)
-    and the ``outside`` MME peers, merge the answers best first, and record the outgoing
-    query with ``log`` (peers asked and results, no phenotype). The query names this
-    node's MME contact (`ailedger health contact`) for the answering clinicians."""
+    and the ``outside`` MME peers (None: every one configured in the home), merge the
+    answers best first, and record the outgoing query with ``log`` (peers asked and
+    results, no phenotype). The query names this node's MME contact (`ailedger health
+    contact`) for the answering clinicians."""
     from ailedger.health.federation import FederatedAnswer, federated_match
+    from ailedger.health.node import outside_peers
 
     profile_of(document)
-    outside = list(outside)
+    outside = list(outside_peers(session.home.layout.health).all() if outside is None else outside)
     asking = session if chain else None
     answer = federated_match(asking, _with_contact(session, document), limit, outside)
     # A peer's result is untrusted: it was checked against the official MME schema; keep

@@ -59,6 +59,11 @@ def contact_path(health_directory: Path) -> Path:
     return health_directory / "mme-contact.json"
 
 
+def outside_peers(health_directory: Path) -> OutsidePeers:
+    """The outside MME peers of a home, kept in its ``health/`` directory."""
+    return OutsidePeers(health_directory / "mme-peers.json")
+
+
 def load_contact(path: Path) -> NodeContact | None:
     """The MME contact kept at ``path``; None if none was set."""
     if not path.exists():
@@ -145,7 +150,7 @@ class HealthNode:
         self.consent_oracle = consent_oracle
         self.store.adopt_legacy_file(layout.legacy_patient_store)
         self.tokens = IssuedTokens(layout.mme_tokens)
-        self.peers = OutsidePeers(self.directory / "mme-peers.json")
+        self.peers = outside_peers(self.directory)
         self._contact_path = contact_path(self.directory)
         self._secret_path = layout.mme_secret
         self._saved_path = layout.saved_queries
