@@ -3,6 +3,7 @@ and requests without a valid token get 401."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -89,3 +90,17 @@ def test_schema_declares_the_mme_request() -> None:
     assert MME_CONTENT_TYPE in body
     if not _patients():
         pytest.skip("benchmark patients absent: cohort empty")
+
+
+def test_who_asks_is_checked_before_the_body_is_read() -> None:
+    import httpx
+
+    from ailedger.peer.background import BackgroundServer
+
+    huge = b'{"patient": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    headers = {"Content-Type": MME_CONTENT_TYPE}
+    with BackgroundServer(APP) as url:
+        ask = functools.partial(httpx.post, f"{url}/mme/match", content=huge, timeout=30)
+        unknown = ask(headers={**headers, "X-Auth-Token": "no"})
+        assert unknown.status_code == 401 and unknown.json()["message"]
+        assert ask(headers={**headers, "X-Auth-Token": TOKEN}).status_code == 413

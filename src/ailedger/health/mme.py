@@ -284,9 +284,18 @@ class MatchmakerService:
 
     def match(self, token: str | None, content_type: str | None, body: bytes) -> dict[str, Any]:
         """Answer one query from the peer holding ``token``; the MME response document."""
+        return self.answer(self.authenticate(token), content_type, body)
+
+    def authenticate(self, token: str | None) -> str:
+        """The peer holding ``token``; 401 (:class:`UnauthenticatedError`) for no known one,
+        before anything of the request is read."""
         peer = self._authenticate(token)
         if peer is None:
             raise UnauthenticatedError("missing or unknown X-Auth-Token")
+        return peer
+
+    def answer(self, peer: str, content_type: str | None, body: bytes) -> dict[str, Any]:
+        """Answer an authenticated ``peer``'s query; refused or answered, it is logged."""
         try:
             answer, withheld = self._answer(content_type, body)
         except RequestRefusedError as exc:
