@@ -240,8 +240,10 @@ def test_health_match_asks_patientmatcher_from_the_cli(
     code, out, err = run([*ask, *(a for t in observed for a in ("--hpo", t))], capsys, monkeypatch)
     assert code == 0, err
     answer = json.loads(out)
-    assert answer["asked"]["patientMatcher"].startswith("ok: ")
-    assert answer["results"][0]["patient"]["id"] == raw["id"]
+    assert answer["asked"]["patientMatcher"].startswith("ok: "), answer["asked"]
+    # First, or tied with the first: demo patients of one paper can share every feature.
+    scores = {r["patient"]["id"]: r["score"]["patient"] for r in answer["results"]}
+    assert scores.get(raw["id"]) == answer["results"][0]["score"]["patient"], scores
     assert answer["results"][0]["source"] == "outside"
     results = [{"score": r["score"], "patient": r["patient"]} for r in answer["results"]]
     assert response_errors({"results": results}) == []
