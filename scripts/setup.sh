@@ -36,3 +36,5 @@ fi
 # Flower (federated learning) in a virtualenv of its own: its pins clash with ailedger's.
 bash scripts/flower-env.sh
 bash scripts/fetch_hpo_annotations.sh  # HPO annotation frequencies and alternate ids
+# patientMatcher, a real Matchmaker Exchange node the interoperability tests run as a peer.
+bash scripts/mme-env.sh

@@ -3,6 +3,7 @@ and requests without a valid token get 401."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from ailedger.health.http import matchmaking_router
 from ailedger.health.mme import MatchableCohort, MatchmakerService
 from ailedger.health.mme_auth import IssuedTokens, authenticator
-from ailedger.health.mme_schema import MME_CONTENT_TYPE
+from ailedger.health.mme_schema import MME_CONTENT_TYPE, response_errors
 from ailedger.health.patients import ClinicianContact, Patient
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "mme"
@@ -67,6 +68,8 @@ def test_mme_never_fails_with_a_token(case: schemathesis.Case) -> None:
     response = case.call(headers={"Content-Type": MME_CONTENT_TYPE})
     allowed = (200, 400, 413, 415, 422) if case.method == "POST" else (405,)
     assert response.status_code in allowed, (case.method, response.text)
+    if response.status_code == 200:  # every answer valid by the official MME schema
+        assert response_errors(response.json()) == [], response.text
 
 
 @schema.parametrize()
@@ -87,3 +90,17 @@ def test_schema_declares_the_mme_request() -> None:
     assert MME_CONTENT_TYPE in body
     if not _patients():
         pytest.skip("benchmark patients absent: cohort empty")
+
+
+def test_who_asks_is_checked_before_the_body_is_read() -> None:
+    import httpx
+
+    from ailedger.peer.background import BackgroundServer
+
+    huge = b'{"patient": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    headers = {"Content-Type": MME_CONTENT_TYPE}
+    with BackgroundServer(APP) as url:
+        ask = functools.partial(httpx.post, f"{url}/mme/match", content=huge, timeout=30)
+        unknown = ask(headers={**headers, "X-Auth-Token": "no"})
+        assert unknown.status_code == 401 and unknown.json()["message"]
+        assert ask(headers={**headers, "X-Auth-Token": TOKEN}).status_code == 413

@@ -13,6 +13,7 @@ import pytest
 
 from ailedger.demo.records import RARE_CASE, write_bundles
 from ailedger.health import clinic
+from ailedger.health.mme import NodeContact
 from ailedger.health.node import HealthNode
 from ailedger.session import Session
 from ailedger.sharing.owner import OwnerNode
@@ -52,6 +53,8 @@ def homes(tmp_path_factory: pytest.TempPathFactory, contract_cache: Path) -> Ite
     with embedded_chain(root, contract_cache) as chain:
         hospital, other = chain.party("hospital"), chain.party("clinic")
         other.key_registry.register(other.home.encryption_public_key)  # known on chain
+        with HealthNode(other.home.path) as desk:  # whom the clinic's queries name
+            desk.set_contact(NodeContact("Clinic desk", "mailto:desk@clinic.example.org"))
         with HealthNode(hospital.home.path) as health, OwnerNode(hospital) as node:
             health.import_files(bundles[:-1])
             clinic.save_query(health, "kabuki-like", _query(RARE_CASE))
@@ -80,7 +83,10 @@ def test_similar_cases_here_come_with_their_explanation(homes: Clinics) -> None:
     results = found.json()["results"]
     top = results[0]
     assert top["score"]["patient"] >= 0.9 and top["patient"]["contact"]["href"] == CONTACT
-    assert "features" not in top["patient"] and len(top["patient"]["id"]) == 24
+    # An MME result patient: surrogate id, contact, and the features and genes matchmaking
+    # consent shares (issue 16); never the record (no name, dates or source records).
+    assert set(top["patient"]) <= {"id", "contact", "features", "genomicFeatures"}
+    assert top["patient"]["features"] and len(top["patient"]["id"]) == 24
     terms = top["explanation"]["matched_terms"]
     assert terms and {t[0] for t in terms} <= set(RARE_CASE[:6]) and terms[0][3] > 0
     assert len(results) <= 3

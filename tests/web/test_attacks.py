@@ -13,6 +13,8 @@ from fastapi import Body, FastAPI
 from fastapi.responses import JSONResponse
 
 from ailedger.demo.records import RARE_CASE
+from ailedger.health.mme import NodeContact
+from ailedger.health.node import HealthNode
 from ailedger.peer import wire
 from ailedger.session import Session
 from tests.web.homes import PASSPHRASE, Chain, WebNode, client, link_client, web_node
@@ -22,24 +24,46 @@ from tests.web.homes import PASSPHRASE, Chain, WebNode, client, link_client, web
 RPC_SECRET = "k3y0f7h3rpcpr0v1d3r"
 RPC_URL = f"https://user:pa55w0rd@rpc.example.org/v2/{RPC_SECRET}?token={RPC_SECRET}"
 
-# What a hostile node registered on chain answers to every MME query: results that pass
-# the well-formedness check (a numeric score, a patient with an id and a contact) but
-# carry fields of its own that the clinician's page and API would read.
+# What a hostile node registered on chain answers to every MME query: results valid by the
+# official MME schema that carry markup and fields of their own that the clinician's page
+# and API would read, and results the schema refuses (a javascript: href, no href at all).
+_FEATURES = [{"id": "HP:0001250", "label": "<script>alert(2)</script>"}]
 HOSTILE_RESULTS: list[dict[str, Any]] = [
     {
         "score": {"patient": 0.99},
-        "patient": {"id": "p1", "contact": {"name": "<b>x</b>", "href": "javascript:alert(1)"}},
+        "patient": {
+            "id": "p1",
+            "contact": {"name": "<b>x</b>", "href": "https://evil.example.org/"},
+            "features": _FEATURES,
+        },
         "explanation": "not an explanation",
     },
     {
         "score": {"patient": 0.98},
-        "patient": {"id": "p2", "contact": {"name": "y"}},
+        "patient": {
+            "id": "p2",
+            "contact": {"name": "y", "href": "mailto:y@evil.example.org"},
+            "features": _FEATURES,
+        },
         "explanation": {"matched_terms": [["HP:0000001"]], "shared_genes": 7, "conflicts": []},
     },
     {
         "score": {"patient": 0.97, "detail": "a string where a number goes"},
-        "patient": {"id": "p3", "contact": {"name": "z"}},
+        "patient": {
+            "id": "p3",
+            "contact": {"name": "z", "href": "https://evil.example.org/z"},
+            "genomicFeatures": [{"gene": {"id": "FBN1"}}],
+        },
     },
+    {
+        "score": {"patient": 0.96},
+        "patient": {
+            "id": "p4",
+            "contact": {"name": "w", "href": "javascript:alert(1)"},
+            "features": _FEATURES,
+        },
+    },
+    {"score": {"patient": 0.95}, "patient": {"id": "p5", "contact": {"name": "v"}}},
 ]
 
 
@@ -79,8 +103,11 @@ def homes(web_chain: Chain) -> Iterator[Homes]:
     evil = web_chain.party("evil")
     with BackgroundServer(_hostile_peer()) as url:
         evil.node_registry.register(url)
+        clinic = web_chain.party("clinic")
+        with HealthNode(clinic.home.path) as health:  # whom the clinic's queries name
+            health.set_contact(NodeContact("Clinic desk", "https://clinic.example.org/mme"))
         with (
-            web_node(web_chain.party("clinic")) as node,
+            web_node(clinic) as node,
             web_node(_rpc_party(web_chain, "rpc-home")) as rpc_node,
         ):
             yield Homes(node, rpc_node)
@@ -96,6 +123,8 @@ def test_a_hostile_peers_results_do_not_break_the_federated_search_api(homes: Ho
     results = answer.json()["results"]
     assert [r["patient"]["id"] for r in results] == ["p1", "p2", "p3"]
     assert all(r["explanation"] is None for r in results)  # a peer's own says nothing here
+    [status] = answer.json()["asked"].values()  # the two results the schema refuses
+    assert status.startswith("ok: 3 results (2 not valid by the MME schema: results/3 dropped")
 
 
 def test_a_hostile_peers_results_do_not_break_the_clinicians_page(homes: Homes) -> None:
@@ -105,7 +134,8 @@ def test_a_hostile_peers_results_do_not_break_the_clinicians_page(homes: Homes) 
     assert answer.status_code == 200, answer.text
     assert "p1" in answer.text and "p3" in answer.text
     assert "<b>x</b>" not in answer.text and "&lt;b&gt;x&lt;/b&gt;" in answer.text
-    assert 'href="javascript:' not in answer.text
+    assert 'href="javascript:' not in answer.text and "p4" not in answer.text
+    assert "<script>alert(2)" not in answer.text
 
 
 # Secrets in what a signed-in reader sees

@@ -20,6 +20,10 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Tokens for Matchmaker Exchange peers that are not ailedger nodes.")
 app.add_typer(token_app, name="token")
+peer_app = typer.Typer(
+    help="Matchmaker Exchange nodes outside the chain this node asks (URL, token, path, version)."
+)
+app.add_typer(peer_app, name="peer")
 
 
 def _health_node(ctx: typer.Context) -> HealthNode:
@@ -248,31 +252,50 @@ def match(
     exclude: list[str] = typer.Option([], help="Excluded HPO term; repeat."),
     gene: list[str] = typer.Option([], help="Candidate gene symbol; repeat."),
     query: Path = typer.Option(None, help="An MME request (or patient) JSON file instead."),
-    federated: bool = typer.Option(False, help="Ask every node registered on chain."),
+    federated: bool = typer.Option(
+        False, help="Ask every node registered on chain and every outside MME peer."
+    ),
+    peer: list[str] = typer.Option(
+        [], help="Ask only this outside MME peer (`health peer list`); repeat."
+    ),
     save: str = typer.Option(
         None, help="Save the query under this name; it re-runs when new patients are imported here."
     ),
     limit: int = typer.Option(5, min=1, max=1000, help="Most results to show."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Find similar patients: here (consented patients only), or across the federation
-    (results name the clinician to contact, never the record)."""
+    """Find similar patients: here (consented patients only), across the federation, or at
+    named outside MME peers (results name the clinician to contact, never the record;
+    each says which node holds it and whether that node is on chain or outside)."""
     from ailedger.health.clinic import search_federation, search_here
 
-    if not federated:
+    if not federated and not peer:
         with _consenting_node(ctx) as node:
             document = _query(query, hpo, exclude, gene, "local")
             rows = search_here(node, document, limit, save=save)
         emit(as_json, {"results": rows}, lambda: _render(rows))
         return
 
+    outside = None  # --federated alone: every outside peer configured here
+    if peer:
+        with _health_node(ctx) as node:
+            outside = node.peers.named(peer)
+    # With --peer only those outside peers are asked, not the chain's nodes; the query is
+    # still an entry of this home's audit log, which the unlocked home signs.
     with session(ctx, unlock=True) as s:
-        document = _query(query, hpo, exclude, gene, f"ailedger node {s.address}")
-        answer = search_federation(s, document, limit, lambda entry: _log_outgoing(s, entry))
+        document = _query(query, hpo, exclude, gene, "ailedger node")
+        answer = search_federation(
+            s,
+            document,
+            limit,
+            lambda entry: _log_outgoing(s, entry),
+            outside=outside,
+            chain=federated,
+        )
     emit(
         as_json,
-        {"results": answer.results, "asked": answer.asked},
-        lambda: _render(answer.results, answer.asked),
+        {"results": answer.results, "asked": answer.asked, "sources": answer.sources},
+        lambda: _render(answer.results, answer.asked, answer.sources),
     )
 
 
@@ -285,21 +308,33 @@ def _log_outgoing(s: Any, entry: dict[str, Any]) -> None:
         node.append_own(entry)
 
 
-def _render(rows: list[dict[str, Any]], asked: dict[str, str] | None = None) -> None:
+def _render(
+    rows: list[dict[str, Any]],
+    asked: dict[str, str] | None = None,
+    sources: dict[str, str] | None = None,
+) -> None:
     for node, status in (asked or {}).items():
-        console.print(f"asked {node}: {status}")
+        how = (sources or {}).get(node, "chain")
+        console.print(f"asked {_shown(node)} ({how}): {_shown(status)}", markup=False)
     if not rows:
         console.print("no match above the threshold")
     for row in rows:
         contact = row["patient"]["contact"]
-        where = f" at node {row['node']}" if "node" in row else ""
+        where = f" at {row.get('source', 'chain')} node {row['node']}" if "node" in row else ""
+        said = (contact.get("name"), contact.get("institution", ""), contact.get("href", ""))
         console.print(
-            f"score {row['score']['patient']:.3f}  patient {row['patient']['id']}"
-            f"{where}: contact {contact.get('name')} {contact.get('institution', '')} "
-            f"{contact.get('href', '')}"
+            f"score {row['score']['patient']:.3f}  patient {_shown(row['patient']['id'])}"
+            f"{_shown(where)}: contact {' '.join(_shown(part) for part in said)}",
+            markup=False,
         )
         for term in row.get("explanation", {}).get("matched_terms", []):
             console.print(f"    {term[0]} ~ {term[1]} via {term[2]} (+{term[3]})")
+
+
+def _shown(value: object) -> str:
+    """A peer's text as a terminal shows it: control characters (escape sequences that
+    could rewrite the screen) left out."""
+    return "".join(c for c in str(value) if c.isprintable())
 
 
 @app.command("diagnose")
@@ -513,4 +548,101 @@ def issue(
         as_json,
         {"peer": peer, "token": token},
         lambda: console.print(f"token for {peer} (shown once): {token}"),
+    )
+
+
+@app.command("contact")
+def contact(
+    ctx: typer.Context,
+    name: str = typer.Argument(None, help="Who answers MME matches for this node."),
+    href: str = typer.Argument(None, help="How to reach them: an https URL or mailto:address."),
+    institution: str = typer.Option("", help="Their institution."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show or set this node's Matchmaker Exchange contact: named in results for patients
+    whose clinician left no e-mail, and in this node's own queries to peers."""
+    from ailedger.health.mme import NodeContact
+
+    with _health_node(ctx) as node:
+        if name is not None or href is not None:
+            node.set_contact(NodeContact(name or "", href or "", institution))
+        current = node.contact()
+    data = current.as_mme() if current is not None else {}
+    emit(
+        as_json,
+        {"contact": data},
+        lambda: console.print(
+            f"MME contact: {data['name']} {data.get('institution', '')} {data['href']}"
+            if data
+            else "no MME contact: `ailedger health contact NAME HREF` sets one",
+            markup=False,
+        ),
+    )
+
+
+@peer_app.command("add")
+def peer_add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="What to call the peer here."),
+    url: str = typer.Argument(..., help="The peer's base URL (https://mme.example.org)."),
+    token: str = typer.Option(
+        ..., prompt=True, hide_input=True, help="The X-Auth-Token the peer issued to this node."
+    ),
+    path: str = typer.Option("/match", help="Where the peer serves MME /match under its URL."),
+    mme_version: str = typer.Option(
+        "1.0", "--mme-version", help="The MME version the peer speaks: 1.0 or 1.1."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Add (or replace) an MME node outside the chain; its token is kept in the home,
+    readable by you only, and never shown again."""
+    from ailedger.health.mme_peers import OutsidePeer, parse_version
+
+    added = OutsidePeer(name, url, token, path, parse_version(mme_version))
+    with _health_node(ctx) as node:
+        replaced = node.peers.add(added)
+    emit(
+        as_json,
+        {"peer": added.shown(), "replaced": replaced},
+        lambda: console.print(
+            f"{'replaced' if replaced else 'added'} MME peer {name}: {added.match_url} "
+            f"(MME v{added.shown()['version']})",
+            markup=False,
+        ),
+    )
+
+
+@peer_app.command("list")
+def peer_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """The outside MME peers this node asks (tokens are never shown)."""
+    with _health_node(ctx) as node:
+        rows = [p.shown() for p in node.peers.all()]
+
+    def render() -> None:
+        if not rows:
+            console.print("no outside MME peers: `ailedger health peer add NAME URL` adds one")
+        for row in rows:
+            console.print(
+                f"{row['name']:<20} {row['url']}{row['path']}  MME v{row['version']}", markup=False
+            )
+
+    emit(as_json, {"peers": rows}, render)
+
+
+@peer_app.command("remove")
+def peer_remove(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The peer to forget."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Forget an outside MME peer and its token."""
+    from ailedger.errors import NotFoundError
+
+    with _health_node(ctx) as node:
+        if not node.peers.remove(name):
+            raise NotFoundError(
+                f"no outside MME peer named {name!r}; `health peer list` shows them"
+            )
+    emit(
+        as_json, {"removed": name}, lambda: console.print(f"removed MME peer {name}", markup=False)
     )

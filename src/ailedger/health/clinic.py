@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ailedger.health.federation import FederatedAnswer
     from ailedger.health.matching import Match
     from ailedger.health.mme import MatchableCohort
+    from ailedger.health.mme_peers import OutsidePeer
     from ailedger.health.node import HealthNode
     from ailedger.session import Session
 
@@ -71,8 +72,8 @@ def profile_of(document: dict[str, Any]) -> PhenotypeProfile:
             onto.term_id(term)
     except PhenotypeError as exc:
         raise UnprocessableError(str(exc)) from exc
-    if not profile.observed:
-        raise UnprocessableError("a query needs at least one observed HPO term (HP:0001250)")
+    if not profile.observed and not profile.genes:
+        raise UnprocessableError("a query needs an observed HPO term (HP:0001250) or a gene (FBN1)")
     both = profile.observed & profile.excluded
     if both:
         raise UnprocessableError(
@@ -113,42 +114,81 @@ def search_here(
         matches = cohort.search(profile, limit, 0.0)
     except PhenotypeError as exc:
         raise UnprocessableError(str(exc)) from exc
-    return [{**cohort.result(m), "explanation": explain(m)} for m in matches]
+    return [{**cohort.result_here(m), "explanation": explain(m)} for m in matches]
 
 
 def search_federation(
-    session: Session, document: dict[str, Any], limit: int, log: OutgoingLog
+    session: Session,
+    document: dict[str, Any],
+    limit: int,
+    log: OutgoingLog,
+    *,
+    outside: Iterable[OutsidePeer] | None = None,
+    chain: bool = True,
 ) -> FederatedAnswer:
-    """Ask every node registered on chain (MME ``/match``, with a node token), merge the
+    """Ask the nodes registered on chain (unless ``chain`` is False: outside peers only)
+    and the ``outside`` MME peers (None: every one configured in the home), merge the
     answers best first, and record the outgoing query with ``log`` (peers asked and
-    results, no phenotype)."""
+    results, no phenotype). The query names this node's MME contact (`ailedger health
+    contact`) for the answering clinicians."""
     from ailedger.health.federation import FederatedAnswer, federated_match
+    from ailedger.health.node import outside_peers
 
     profile_of(document)
-    answer = federated_match(session, document, limit)
-    # A peer's result is untrusted: keep its score and patient (checked well-formed) and
-    # the node it came from, never fields of its own (an "explanation" is made here only).
+    outside = list(outside_peers(session.home.layout.health).all() if outside is None else outside)
+    asking = session if chain else None
+    answer = federated_match(asking, _with_contact(session, document), limit, outside)
+    # A peer's result is untrusted: it was checked against the official MME schema; keep
+    # its score, patient, the node it came from and how, never fields of its own (an
+    # "explanation" is made here only).
     answer = FederatedAnswer(
         [
             {
                 "score": {"patient": r["score"]["patient"]},
                 "patient": r["patient"],
                 "node": r["node"],
+                "source": r["source"],
             }
             for r in answer.results
         ],
         answer.asked,
+        answer.sources,
     )
     log(
         {
             "kind": "mme-query",
             "direction": "outgoing",
             "peers": len(answer.asked),
+            "outside_peers": len(outside),
             "results": len(answer.results),
             "outcome": "asked",
         }
     )
     return answer
+
+
+def _with_contact(session: Session, document: dict[str, Any]) -> dict[str, Any]:
+    """The query naming a contact peers can reach: the node's MME contact if one is set,
+    else the query's own if its ``href`` is a URL or ``mailto:``, else this node's gateway
+    URL on chain; with none of these the query is not sent."""
+    from ailedger.health.mme_schema import valid_href
+    from ailedger.health.node import contact_path, load_contact
+
+    patient = dict(document["patient"])
+    raw = patient.get("contact")
+    given: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    contact = load_contact(contact_path(session.home.layout.health))
+    if contact is not None:
+        patient["contact"] = contact.as_mme()
+    elif not valid_href(given.get("href")):
+        url = session.node_registry.url_of(session.address)
+        if not url or not valid_href(url):
+            raise ConfigError(
+                "this node has no MME contact for answering clinicians to reach: set one "
+                "with `ailedger health contact NAME HREF` (an https URL or mailto:)"
+            )
+        patient["contact"] = {"name": str(given.get("name") or "ailedger node"), "href": url}
+    return {**document, "patient": patient}
 
 
 @functools.cache

@@ -58,14 +58,16 @@ def matchmaking_router(mme: MatchmakerService) -> APIRouter:
     @router.post(wire.MME_MATCH, openapi_extra={"requestBody": body_schema, "parameters": auth})
     async def match(request: Request) -> Response:
         """Find patients like the one described; answers only for consented patients."""
+        # Who asks comes first: a body is read only from a known peer, so an unknown
+        # one gets 401 whatever it sends.
+        peer = await run_in_threadpool(
+            mme.authenticate, request.headers.get(wire.AUTH_TOKEN_HEADER)
+        )
         body = await request.body()
         if len(body) > MAX_MME_BODY:
             raise PayloadTooLargeError("request body too large")
         answer = await run_in_threadpool(
-            mme.match,
-            request.headers.get(wire.AUTH_TOKEN_HEADER),
-            request.headers.get("content-type"),
-            body,
+            mme.answer, peer, request.headers.get("content-type"), body
         )
         return JSONResponse(answer, media_type=MME_CONTENT_TYPE)
 

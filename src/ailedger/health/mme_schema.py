@@ -1,19 +1,45 @@
-"""The Matchmaker Exchange API v1.1 request format (ga4gh/mme-apis, api.md "Request").
+"""The Matchmaker Exchange API v1.1 formats (ga4gh/mme-apis, api.md "Request", "Response").
 
-A transcription of the parts of the MME JSON schema a node must enforce: a ``patient``
-with an ``id``, a ``contact`` (``name`` and ``href``), and at least one phenotypic
-``features`` entry or ``genomicFeatures`` entry. Unknown properties are allowed, as the
-specification asks ("additional properties are ignored").
+Two schemas:
+
+* :data:`REQUEST_SCHEMA`, what this node enforces on a query: a transcription of the MME
+  request (a ``patient`` with an ``id``, a ``contact`` whose ``href`` is a URL or a
+  ``mailto:``, and at least one ``features`` or ``genomicFeatures`` entry). Unknown
+  properties are allowed, as the specification asks ("additional properties are ignored").
+  Disorders may be named ``MIM:``, ``OMIM:``, ``ORPHA:`` or, as the official schema spells
+  them, ``Orphanet:`` (read as ``ORPHA:``, :func:`disorder_id`).
+* The official JSON schema, ``mme_api.json`` beside this module: the MatchmakerExchange
+  reference server's ``api.json`` (draft 4), as patientMatcher ships it. Every answer this
+  node gives is valid against its ``response`` (the tests check), and every answer from
+  a peer is checked against it before a result is shown (:func:`response_errors`,
+  :func:`result_errors`).
+
+``format: uri`` (a contact's ``href``) is read as the API describes it, "URL to contact the
+submitter": an ``http``/``https`` URL with a host, or ``mailto:`` an address
+(:func:`valid_href`).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
-MME_CONTENT_TYPE = "application/vnd.ga4gh.matchmaker.v1.1+json"
 MME_VERSION = (1, 1)
 _MME_TYPE = re.compile(r"application/vnd\.ga4gh\.matchmaker\.v(\d{1,4})\.(\d{1,4})\+json")
+_MAILTO = re.compile(r"mailto:[^@\s:/?#]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}")
+_DISORDER = re.compile(r"(MIM|OMIM|ORPHA|Orphanet):([0-9]{1,7})")
+
+
+def content_type(version: tuple[int, int]) -> str:
+    """The MME media type of ``version``: ``(1, 0)`` -> ``application/vnd...v1.0+json``."""
+    return f"application/vnd.ga4gh.matchmaker.v{version[0]}.{version[1]}+json"
+
+
+MME_CONTENT_TYPE = content_type(MME_VERSION)
 
 
 def mme_version(media_type: str) -> tuple[int, int] | None:
@@ -26,6 +52,33 @@ def speaks(version: tuple[int, int]) -> bool:
     """MME API versioning: minor versions are cross-compatible, so a request in vX.Y is
     answered in vX.Z for Z >= Y; this node speaks v1.1, so it answers v1.0 and v1.1."""
     return version[0] == MME_VERSION[0] and version[1] <= MME_VERSION[1]
+
+
+def valid_href(href: object) -> bool:
+    """Whether ``href`` is a contact the API allows: an http(s) URL with a host and no
+    credentials in it, or ``mailto:`` one address. Anything else (an empty string, a name,
+    ``javascript:``) is refused."""
+    if not isinstance(href, str) or len(href) > 2048 or not href.isprintable() or " " in href:
+        return False
+    if href.lower().startswith("mailto:"):
+        return _MAILTO.fullmatch(href) is not None
+    try:
+        parts = urlsplit(href)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(host) and parts.username is None
+
+
+def disorder_id(raw: str) -> str | None:
+    """A request's disorder id as this node writes diseases: ``MIM:610536`` and
+    ``OMIM:610536`` -> ``OMIM:610536``, ``Orphanet:558`` and ``ORPHA:558`` -> ``ORPHA:558``;
+    None if it is neither."""
+    found = _DISORDER.fullmatch(raw.strip())
+    if found is None:
+        return None
+    prefix, number = found[1], int(found[2])
+    return f"OMIM:{number:06d}" if prefix in ("MIM", "OMIM") else f"ORPHA:{number}"
 
 
 _FEATURE = {
@@ -54,10 +107,10 @@ _GENOMIC_FEATURE = {
     },
 }
 
-_DISORDER = {
+_DISORDER_SCHEMA = {
     "type": "object",
     "required": ["id"],
-    "properties": {"id": {"type": "string", "pattern": "^(MIM|ORPHA|OMIM):[0-9]+$"}},
+    "properties": {"id": {"type": "string", "pattern": "^(MIM|OMIM|ORPHA|Orphanet):[0-9]{1,7}$"}},
 }
 
 REQUEST_SCHEMA: dict[str, Any] = {
@@ -77,7 +130,7 @@ REQUEST_SCHEMA: dict[str, Any] = {
                     "properties": {
                         "name": {"type": "string", "minLength": 1},
                         "institution": {"type": "string"},
-                        "href": {"type": "string", "minLength": 1},
+                        "href": {"type": "string", "format": "uri"},
                     },
                 },
                 "species": {"type": "string"},
@@ -86,7 +139,7 @@ REQUEST_SCHEMA: dict[str, Any] = {
                 "inheritanceMode": {"type": "string"},
                 "features": {"type": "array", "items": _FEATURE, "maxItems": 500},
                 "genomicFeatures": {"type": "array", "items": _GENOMIC_FEATURE, "maxItems": 500},
-                "disorders": {"type": "array", "items": _DISORDER, "maxItems": 100},
+                "disorders": {"type": "array", "items": _DISORDER_SCHEMA, "maxItems": 100},
                 "test": {"type": "boolean"},
             },
             "anyOf": [
@@ -101,12 +154,49 @@ REQUEST_SCHEMA: dict[str, Any] = {
 }
 
 
-def validation_errors(document: Any) -> list[str]:
-    """Human-readable reasons the document is not a valid MME request ([] if valid)."""
-    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+@functools.cache
+def official_schema() -> dict[str, Any]:
+    """The official MME API JSON schema (draft 4), as the reference server publishes it."""
+    text = resources.files("ailedger.health").joinpath("mme_api.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
-    validator = Draft202012Validator(REQUEST_SCHEMA)
+
+def _format_checker() -> Any:
+    from jsonschema import FormatChecker  # type: ignore[import-untyped]
+
+    checker = FormatChecker()
+    checker.checks("uri")(valid_href)
+    return checker
+
+
+def _errors(schema: dict[str, Any], document: Any, draft4: bool) -> list[str]:
+    from jsonschema import Draft4Validator, Draft202012Validator
+
+    kind = Draft4Validator if draft4 else Draft202012Validator
+    validator = kind(schema, format_checker=_format_checker())
     errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
     return [
         f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors[:10]
     ]
+
+
+def validation_errors(document: Any) -> list[str]:
+    """Human-readable reasons the document is not a valid MME request ([] if valid)."""
+    return _errors(REQUEST_SCHEMA, document, draft4=False)
+
+
+def _official(definition: str) -> dict[str, Any]:
+    return {"definitions": official_schema()["definitions"], "$ref": f"#/definitions/{definition}"}
+
+
+def response_errors(document: Any) -> list[str]:
+    """Why ``document`` is not a valid MME response by the official schema ([] if valid)."""
+    return _errors(_official("response"), document, draft4=True)
+
+
+def result_errors(result: Any) -> list[str]:
+    """Why one entry of a response's ``results`` is not valid by the official schema."""
+    definitions = official_schema()["definitions"]
+    item = definitions["response"]["properties"]["results"]["items"]
+    return _errors({"definitions": definitions, **item}, result, draft4=True)

@@ -3,7 +3,9 @@
 Imported patients (identifiable: they never leave the organisation) are rows of the node's
 database; the node's own files sit in the home's ``health/`` directory (``HomeLayout``):
 the surrogate key (``mme-secret``, random, 0600), digests of tokens issued to MME peers,
-saved queries (re-run when new patients arrive) and notifications of new matches.
+the outside MME peers this node asks (``mme-peers.json``, 0600: it holds their tokens), the
+node's MME contact (``mme-contact.json``), saved queries (re-run when new patients arrive)
+and notifications of new matches.
 
 Consent takes effect at the next match. The cohort's index is built once (the ontology and
 the profiles are the expensive part) and holds every patient who might consent: those
@@ -32,8 +34,9 @@ from ailedger.db import database_url as database_url_for
 from ailedger.db import open_database
 from ailedger.health.consent import ConsentCheck, ConsentOracle, local_flag
 from ailedger.health.matching import Match
-from ailedger.health.mme import DEFAULT_THRESHOLD, MatchableCohort
+from ailedger.health.mme import DEFAULT_THRESHOLD, MatchableCohort, NodeContact
 from ailedger.health.mme_auth import IssuedTokens
+from ailedger.health.mme_peers import OutsidePeers
 from ailedger.health.patient_links import RESEARCH, PatientLinks
 from ailedger.health.patients import Patient, PatientStore
 from ailedger.health.profile import PhenotypeProfile
@@ -49,6 +52,28 @@ class Notification:
     surrogate: str
     score: float
     contact: dict[str, Any]
+
+
+def contact_path(health_directory: Path) -> Path:
+    """Where a home's MME contact is kept, in its ``health/`` directory."""
+    return health_directory / "mme-contact.json"
+
+
+def outside_peers(health_directory: Path) -> OutsidePeers:
+    """The outside MME peers of a home, kept in its ``health/`` directory."""
+    return OutsidePeers(health_directory / "mme-peers.json")
+
+
+def load_contact(path: Path) -> NodeContact | None:
+    """The MME contact kept at ``path``; None if none was set."""
+    if not path.exists():
+        return None
+    raw = json.loads(path.read_text())
+    if not isinstance(raw, dict):
+        raw = {}
+    return NodeContact(
+        str(raw.get("name", "")), str(raw.get("href", "")), str(raw.get("institution", ""))
+    )
 
 
 def _consent_by_flags() -> ConsentCheck | None:
@@ -77,7 +102,7 @@ class ConsentedCohort(MatchableCohort):
             self._add_linked(check)
         # Every candidate above the threshold, best first; consent is asked in that order
         # until ``limit`` are allowed, so withdrawn patients never take a result's place.
-        ranked = super().search(profile, max(len(self.index), 1), threshold)
+        ranked = super().search(profile, max(len(self.patients), 1), threshold)
         allowed: list[Match] = []
         for match in ranked:
             patient = self.patients[match.patient_id]
@@ -125,6 +150,8 @@ class HealthNode:
         self.consent_oracle = consent_oracle
         self.store.adopt_legacy_file(layout.legacy_patient_store)
         self.tokens = IssuedTokens(layout.mme_tokens)
+        self.peers = outside_peers(self.directory)
+        self._contact_path = contact_path(self.directory)
         self._secret_path = layout.mme_secret
         self._saved_path = layout.saved_queries
         self._notes_path = layout.notifications
@@ -143,6 +170,15 @@ class HealthNode:
         if not self._secret_path.exists():
             atomic_write(self._secret_path, secrets.token_bytes(32))
         return self._secret_path.read_bytes()
+
+    def contact(self) -> NodeContact | None:
+        """The node's MME contact (:class:`NodeContact`), None if none was set. A file
+        edited into an invalid contact is a :class:`~ailedger.errors.ConfigError`: MME does
+        not start with a contact peers could not reach."""
+        return load_contact(self._contact_path)
+
+    def set_contact(self, contact: NodeContact) -> None:
+        atomic_write_json(self._contact_path, contact.as_mme(), indent=1)
 
     def consent_check(self) -> ConsentCheck:
         """Effective consent as of now (see :mod:`ailedger.health.consent`): make one per
@@ -173,7 +209,9 @@ class HealthNode:
         """Patients who may consent to matchmaking, indexed on first use (the ontology loads
         then); each query returns only those whose consent holds at that moment."""
         if self._cohort is None:
-            cohort = ConsentedCohort(self.secret(), consent=self._query_consent, store=self.store)
+            cohort = ConsentedCohort(
+                self.secret(), contact=self.contact(), consent=self._query_consent, store=self.store
+            )
             cohort.add(self.candidates(MATCHMAKING))
             self._cohort = cohort
         return self._cohort
@@ -233,7 +271,7 @@ class HealthNode:
             profile = PhenotypeProfile.from_mme(query["patient"])
             for match in cohort.search(profile, limit=50, threshold=DEFAULT_THRESHOLD):
                 if match.patient_id in fresh:
-                    result = cohort.result(match)
+                    result = cohort.result_here(match)
                     found.append(
                         Notification(
                             name, result["patient"]["id"], match.score, result["patient"]["contact"]
