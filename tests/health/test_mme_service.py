@@ -242,6 +242,12 @@ def test_valid_requests_once_refused_are_answered_by_the_official_schema(
     assert obsolete.status == 200 and "notes" not in obsolete.body
     assert obsolete.body == current.body and obsolete.body["results"]
 
+    # HP:0004715 is an alternate id of HP:0000003 (hp.obo's alt_id): read as that term.
+    alternate = handle(service, auth, _query(features=[{"id": "HP:0004715"}, *features]))
+    primary = handle(service, auth, _query(features=[{"id": "HP:0000003"}, *features]))
+    assert alternate.status == 200 and "notes" not in alternate.body
+    assert alternate.body == primary.body
+
     unknown = handle(service, auth, _query(features=[{"id": "HP:9999999"}, *features]))
     assert unknown.status == 200 and unknown.body["results"]
     assert unknown.body["notes"] == ["HP:9999999 is not a term of HPO release 2025-11-24; skipped"]
