@@ -115,3 +115,26 @@ def test_a_real_bulk_export_imports_with_every_count_shown_and_a_private_store(
     assert (again["new"], again["updated"], again["stored"]) == (0, 13, 13)
     assert again["types"]["Organization"] == {"read": 43, "kept": 0, "dropped": 43}
     assert stat.S_IMODE((home / "node.sqlite").stat().st_mode) == 0o600
+
+
+def test_source_names_the_origin_of_records_that_do_not_say_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two systems' patient "1": without an origin the second is refused (it would replace
+    the first); with --source it is kept beside it, keyed by that system."""
+    from tests.health.test_fhir_import import _export, _fhir_patient
+
+    home = NodeHome.init(tmp_path / "home", "import test", scrypt_n=2**12).path
+    monkeypatch.setenv("AILEDGER_HOME", str(home))
+    monkeypatch.delenv("AILEDGER_DATABASE_URL", raising=False)
+    first = _export(tmp_path / "a", None, _fhir_patient("1970-01-01", "A1"))
+    second = _export(tmp_path / "b", None, _fhir_patient("1999-09-09", "B7"))
+    assert run(["health", "import", str(first)], capsys, monkeypatch)[0] == 0
+    code, _, err = run(["health", "import", str(second)], capsys, monkeypatch)
+    assert code != 0 and "or --source URL" in " ".join(err.split())
+    kept = ["health", "import", str(second), "--source", "https://b.example.org/fhir", "--json"]
+    code, out, err = run(kept, capsys, monkeypatch)
+    assert code == 0, err
+    imported = json.loads(out)
+    assert imported["rekeyed"] == ["https://b.example.org/fhir/Patient/1"]
+    assert imported["stored"] == 2

@@ -51,3 +51,52 @@ def test_surrogates_are_stable_and_keyed(tmp_path: Path) -> None:
         assert node.cohort.surrogate("pat-0") == first
     with HealthNode(tmp_path / "other") as other:
         assert other.cohort.surrogate("pat-0") != first  # another node's secret
+
+
+def _phenopacket(case_id: str, terms: list[str]) -> dict[str, object]:
+    return {
+        "id": case_id,
+        "subject": {"id": "Patient 1"},
+        "phenotypicFeatures": [{"type": {"id": t, "label": t}} for t in terms],
+        "metaData": {
+            "created": "2024-01-01T00:00:00Z",
+            "createdBy": "a curator",
+            "resources": [],
+            "phenopacketSchemaVersion": "2.0",
+        },
+    }
+
+
+def test_consent_recorded_by_another_process_counts_at_a_running_nodes_next_query(
+    tmp_path: Path,
+) -> None:
+    """A phenopacket carries no consent: it is not matchable until `health consent` says so,
+    and a node already serving queries must see that (and a withdrawal) without restarting."""
+    import json
+
+    from ailedger.health.consent import record_consent
+    from ailedger.health.profile import PhenotypeProfile
+
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps(_phenopacket("PMID1", RARE_CASE)))
+    home = tmp_path / "home"
+    with HealthNode(home) as running, HealthNode(home) as other:
+        running.import_files([case])
+        profile = PhenotypeProfile.of(RARE_CASE, [])
+
+        def found() -> list[str]:
+            return [m.patient_id for m in running.cohort.search(profile, 5, 0.0)]
+
+        assert found() == []  # imported without consent: never returned
+
+        def decide(granted: bool) -> None:
+            record_consent(
+                other.store, other.links, "PMID1", ["matchmaking"], granted=granted,
+                recorded_by="Dr A", basis="signed form", audit=lambda entry: 0,
+                secret=other.secret(),
+            )  # fmt: skip
+
+        decide(True)
+        assert found() == ["PMID1/Patient 1"]
+        decide(False)
+        assert found() == []

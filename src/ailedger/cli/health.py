@@ -57,6 +57,11 @@ def import_(
         ...,
         help="FHIR Bundles (.json), bulk NDJSON, Phenopackets v2 (.json), or directories of them.",
     ),
+    source: str = typer.Option(
+        None,
+        help="The system the FHIR records come from (its base URL), when they do not say: "
+        "a patient whose id another source already holds here is kept as SOURCE/Patient/id.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Validate and import records into this node's patient store, all or nothing.
@@ -69,7 +74,7 @@ def import_(
     ):
         task = bar.add_task("importing", total=None)
         report, notes = node.import_files(
-            paths, lambda done, total: bar.update(task, completed=done, total=total)
+            paths, lambda done, total: bar.update(task, completed=done, total=total), source=source
         )
         total = node.store.count()
     data = {**report.to_dict(), "stored": total, "new_matches": [n.__dict__ for n in notes]}

@@ -9,7 +9,6 @@ results name the clinician to contact and a keyed surrogate id, never the record
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -21,7 +20,6 @@ from ailedger.health.phenotype import PhenotypeError, load_ontology
 from ailedger.health.profile import PhenotypeProfile
 
 if TYPE_CHECKING:
-    from ailedger.health.diagnosis import DiseaseRanker
     from ailedger.health.federation import FederatedAnswer
     from ailedger.health.matching import Match
     from ailedger.health.mme import MatchableCohort
@@ -191,32 +189,46 @@ def _with_contact(session: Session, document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "patient": patient}
 
 
-@functools.cache
-def default_ranker() -> DiseaseRanker:
-    """One ranker per process: indexing OMIM and Orphanet takes seconds, ranking does not."""
-    from ailedger.health.diagnosis import DiseaseRanker
+def diagnose(hpo: Iterable[str], exclude: Iterable[str], limit: int) -> dict[str, Any]:
+    """Diseases ranked by likelihood ratios for the observed and excluded terms (as
+    ``health diagnose`` does), each with the parts of its score and what was skipped."""
+    from ailedger.health.likelihood import default_ranker
+    from ailedger.health.phenotype import check_hpo_form
 
-    return DiseaseRanker()
-
-
-def diagnose(hpo: Iterable[str], exclude: Iterable[str], limit: int) -> list[dict[str, Any]]:
-    """OMIM and Orphanet diseases ranked for the observed ``hpo`` terms (Phenomizer-style),
-    each with the evidence: query term, its best disease term, their common ancestor."""
+    hpo, exclude = list(hpo), list(exclude)
     try:
-        ranked = default_ranker().rank(PhenotypeProfile.of(hpo, exclude), limit=limit)
+        for term in [*hpo, *exclude]:
+            check_hpo_form(term)  # a typo is refused; a term of another release is skipped
+        ranking = default_ranker().rank(PhenotypeProfile.of(hpo, exclude), limit=limit)
     except PhenotypeError as exc:
         raise UnprocessableError(str(exc)) from exc
-    return [
-        {
-            "disease": d.disease_id,
-            "name": d.name,
-            "score": round(d.score, 4),
-            "evidence": [
-                [t.query_term, t.match_term, t.common_ancestor_name] for t in d.matched_terms[:5]
-            ],
-        }
-        for d in ranked
-    ]
+    return {
+        "candidates": ranking.candidates,
+        "notes": list(ranking.notes),
+        "diseases": [
+            {
+                "disease": d.disease_id,
+                "name": d.name,
+                "probability": d.probability,
+                "score": d.score,
+                "pretest_log10_odds": d.pretest_log10_odds,
+                "parts": [
+                    {
+                        "kind": p.kind,
+                        "term": p.term,
+                        "term_name": p.term_name,
+                        "log10_lr": p.log10_lr,
+                        "relation": p.relation,
+                        "disease_term": p.disease_term,
+                        "frequency": p.frequency,
+                        "conflict": p.conflict,
+                    }
+                    for p in sorted(d.parts, key=lambda p: -abs(p.log10_lr))
+                ],
+            }
+            for d in ranking.diagnoses
+        ],
+    }
 
 
 # -- saved queries and their notifications -------------------------------------------

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -86,31 +86,46 @@ class ConsentCheck:
     """Effective consent for one query or export: the link table is read once, here, and
     the chain is asked per patient at the moment of :meth:`allows`."""
 
-    def __init__(self, links: PatientLinks, oracle: ConsentOracle | None) -> None:
+    def __init__(
+        self,
+        links: PatientLinks,
+        oracle: ConsentOracle | None,
+        flags: Mapping[int, Collection[str]] | None = None,
+    ) -> None:
         self._links = links.by_local_id()
         self._oracle = oracle
+        # The store's flags read now, by purpose: a ``Patient`` held in a long-lived index
+        # carries the flags of when it was read, older than a `health consent` since.
+        self._flags = flags or {}
 
     def linked_ids(self) -> list[str]:
         return sorted(self._links)
 
+    def flagged_ids(self, purpose: int) -> Collection[str]:
+        """The unlinked patients the store's flags let in for ``purpose`` (as read now)."""
+        return self._flags.get(purpose, ())
+
     def allows(self, patient: Patient, purpose: int) -> bool:
         record = self._links.get(patient.local_id)
         if record is None:
-            return local_flag(patient, purpose)
+            return self._local(patient, purpose)
         if self._oracle is None:
             return False  # linked, and nobody to ask: the patient's say cannot be confirmed
         return self._on_chain(record, patient, purpose, self._oracle)
 
-    @staticmethod
+    def _local(self, patient: Patient, purpose: int) -> bool:
+        flagged = self._flags.get(purpose)
+        return local_flag(patient, purpose) if flagged is None else patient.local_id in flagged
+
     def _on_chain(
-        record: LinkRecord, patient: Patient, purpose: int, oracle: ConsentOracle
+        self, record: LinkRecord, patient: Patient, purpose: int, oracle: ConsentOracle
     ) -> bool:
         link_id = record.link_bytes
         if oracle.consents_to(link_id, purpose):
             return True  # only an accepted, unended link consents
         status = oracle.link_status(link_id)
         if status in (LinkStatus.NONE, LinkStatus.PROPOSED):
-            return local_flag(patient, purpose)  # not the patient's yet: the import stands
+            return self._local(patient, purpose)  # not the patient's yet: the import stands
         return False  # accepted and not consenting, or ended
 
     def predicate(self, purpose: int) -> Callable[[Patient], bool]:

@@ -654,8 +654,8 @@ def _keyed(
                 f"another patient is stored here under {patient.local_id!r} (from "
                 f"{held.origin or 'a source of unknown origin'}); this one is a different "
                 "patient, and replacing it would lose it. Keep both by importing it with its "
-                "origin: the export directory with its log.ndjson or manifest, or "
-                "Patient.meta.source naming the system it comes from",
+                "origin: the export directory with its log.ndjson or manifest, "
+                "Patient.meta.source naming the system it comes from, or --source URL",
             )
         out.append(replace(patient, local_id=key))
         rekeyed.append(key)

@@ -9,10 +9,12 @@ and notifications of new matches.
 
 Consent takes effect at the next match. The cohort's index is built once (the ontology and
 the profiles are the expensive part) and holds every patient who might consent: those
-whose import says matchmaking, and every patient linked to a wallet. Whether a candidate
-may be returned is decided at each query, by a fresh :class:`ConsentCheck`: the link table
-is read once per query and the chain's ``consents_to`` for each linked candidate, in rank
-order, until the query's limit is filled. Nothing about consent is kept from one query to
+whose flags say matchmaking (from the import, or recorded here by ``health consent``),
+and every patient linked to a wallet; one who consents later joins it at the next query.
+Whether a candidate may be returned is decided at each query, by a fresh
+:class:`ConsentCheck`: the store's flags and the link table are read once per query, and
+the chain's ``consents_to`` for each linked candidate, in rank order, until the query's
+limit is filled. Nothing about consent is kept from one query to
 the next, so a patient who withdraws matchmaking is absent from the very next answer. (The
 index's calibration, a statistic of scores between indexed profiles, may still count
 them; no result, score or contact of theirs is returned.)
@@ -99,7 +101,7 @@ class ConsentedCohort(MatchableCohort):
     def search(self, profile: PhenotypeProfile, limit: int, threshold: float) -> list[Match]:
         check = self.consent()
         if check is not None:
-            self._add_linked(check)
+            self._add_newly_consenting(check)
         # Every candidate above the threshold, best first; consent is asked in that order
         # until ``limit`` are allowed, so withdrawn patients never take a result's place.
         ranked = super().search(profile, max(len(self.patients), 1), threshold)
@@ -117,10 +119,12 @@ class ConsentedCohort(MatchableCohort):
                     break
         return allowed
 
-    def _add_linked(self, check: ConsentCheck) -> None:
+    def _add_newly_consenting(self, check: ConsentCheck) -> None:
+        """Index patients linked, or consented at this node, since the index was built."""
         if self.store is None:
             return
-        missing = [i for i in check.linked_ids() if i not in self.patients]
+        may = [*check.linked_ids(), *check.flagged_ids(MATCHMAKING)]
+        missing = [i for i in may if i not in self.patients]
         if missing:
             stored = set(self.store.ids())
             self.add([self.store.get(i) for i in missing if i in stored])
@@ -182,8 +186,13 @@ class HealthNode:
 
     def consent_check(self) -> ConsentCheck:
         """Effective consent as of now (see :mod:`ailedger.health.consent`): make one per
-        query or export, never keep it."""
-        return ConsentCheck(self.links, self.consent_oracle)
+        query or export, never keep it. The store's flags are read here too, so a consent
+        given or withdrawn with `health consent` counts at the next query of a running node."""
+        flags = {
+            MATCHMAKING: self.store.consented_ids("matchmaking"),
+            RESEARCH: self.store.consented_ids("research"),
+        }
+        return ConsentCheck(self.links, self.consent_oracle, flags)
 
     def candidates(self, purpose: int) -> list[Patient]:
         """Every patient who may consent to ``purpose``: those whose import's flag says so,
@@ -210,25 +219,25 @@ class HealthNode:
         then); each query returns only those whose consent holds at that moment."""
         if self._cohort is None:
             cohort = ConsentedCohort(
-                self.secret(), contact=self.contact(), consent=self._query_consent, store=self.store
+                self.secret(), contact=self.contact(), consent=self.consent_check, store=self.store
             )
             cohort.add(self.candidates(MATCHMAKING))
             self._cohort = cohort
         return self._cohort
 
-    def _query_consent(self) -> ConsentCheck | None:
-        # A node without links keeps answering by its import's flags, with no table read.
-        check = self.consent_check()
-        return check if check.linked_ids() else None
-
     def import_files(
-        self, paths: list[Path], progress: Callable[[int, int], None] | None = None
+        self,
+        paths: list[Path],
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        source: str | None = None,
     ) -> tuple[ImportReport, list[Notification]]:
-        """Import (all or nothing), then re-run saved queries against the newcomers."""
+        """Import (all or nothing), then re-run saved queries against the newcomers.
+        ``source`` names the system the FHIR records come from, when they do not say."""
         from ailedger.health.fhir_import import import_files
 
         before = set(self.store.ids())
-        report = import_files(self.store, paths, progress=progress)
+        report = import_files(self.store, paths, progress=progress, source_name=source)
         arrived = [self.store.get(i) for i in self.store.ids() if i not in before]
         return report, self._rerun_saved(arrived)
 

@@ -57,6 +57,16 @@ class UnknownTermError(PhenotypeError):
     """An HPO id is malformed or not part of the loaded HPO release."""
 
 
+class MalformedTermError(UnknownTermError):
+    """Text that is not an HPO id at all (a typo to fix, not a term of another release)."""
+
+
+def check_hpo_form(hpo_id: str) -> None:
+    """Refuse text that is not written as an HPO id (``HP:0001250``)."""
+    if _HP_RE.match(hpo_id.strip()) is None:
+        raise MalformedTermError(f"{hpo_id!r} is not an HPO id; expected the form HP:0001250")
+
+
 def format_hpo(term: int) -> str:
     """``1250`` -> ``"HP:0001250"``."""
     return f"HP:{term:07d}"
@@ -133,10 +143,8 @@ class Ontology:
         if isinstance(hpo_id, int):
             number = hpo_id
         else:
-            match = _HP_RE.match(hpo_id.strip())
-            if match is None:
-                raise UnknownTermError(f"{hpo_id!r} is not an HPO id; expected the form HP:0001250")
-            number = int(match.group(1))
+            check_hpo_form(hpo_id)
+            number = int(hpo_id.strip().removeprefix("HP:"))
         number = self._replaced.get(number, number)
         if number not in self._names:
             hint = "" if self.alt_ids_loaded else _ALT_HINT

@@ -68,6 +68,11 @@ class MatchOut(BaseModel):
     score: dict[str, float] = Field(description='{"patient": calibrated score in [0, 1]}')
     patient: dict[str, Any] = Field(description="A surrogate id and the contact; never the record.")
     node: str | None = Field(default=None, description="The node that holds it (federated).")
+    source: str | None = Field(
+        default=None,
+        description="chain (an ailedger node registered on chain) or outside (an MME peer "
+        "added by URL); federated searches only",
+    )
     explanation: Explanation | None = None
 
 
@@ -76,16 +81,29 @@ class MatchesOut(BaseModel):
     asked: dict[str, str] = Field(default={}, description="Each node asked, and its answer.")
 
 
+class PartOut(BaseModel):
+    kind: str = Field(description="observed, excluded, onset, inheritance or unreported")
+    term: str
+    term_name: str
+    log10_lr: float = Field(description="This item's part of the score (log10 likelihood ratio)")
+    relation: str = Field(description="How the case's term meets the disease's annotation")
+    disease_term: str | None
+    frequency: float | None = Field(description="The annotation's frequency in the disease")
+    conflict: bool = Field(description="Evidence against the disease from a contradiction")
+
+
 class DiagnosisOut(BaseModel):
     disease: str
     name: str
-    score: float
-    evidence: list[tuple[str, str, str]] = Field(
-        description="[query term, the disease's best term, their common ancestor]"
-    )
+    probability: float = Field(description="Post-test probability, normalised over candidates")
+    score: float = Field(description="Post-test log10 odds: pretest plus the parts, exactly")
+    pretest_log10_odds: float
+    parts: list[PartOut] = Field(description="Largest first")
 
 
 class DiagnosesOut(BaseModel):
+    candidates: int = Field(description="How many diseases were ranked")
+    notes: list[str] = Field(description="Terms skipped or not used, and why")
     diseases: list[DiagnosisOut]
 
 
@@ -158,10 +176,9 @@ def router() -> APIRouter:
         exclude: Excluded = [],  # noqa: B006
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> DiagnosesOut:
-        """OMIM and Orphanet diseases ranked for the observed terms, with the evidence."""
-        return DiagnosesOut(
-            diseases=[DiagnosisOut(**d) for d in clinic.diagnose(hpo, exclude, limit)]
-        )
+        """OMIM, Orphanet and DECIPHER diseases ranked by likelihood ratios for the observed
+        and excluded terms, each with the parts of its score."""
+        return DiagnosesOut(**clinic.diagnose(hpo, exclude, limit))
 
     @api.get("/queries", response_model=SavedListOut)
     def queries(node: Health, user: SignedIn) -> SavedListOut:

@@ -105,8 +105,8 @@ def pages() -> APIRouter:
         exclude: Text = "",
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> Response:
-        rows = clinic.diagnose(terms(hpo), terms(exclude), limit)
-        return page(request, "_health_diagnoses.html", diseases=rows)
+        ranked = clinic.diagnose(terms(hpo), terms(exclude), limit)
+        return page(request, "_health_diagnoses.html", **ranked)
 
     @router.post("/clinic/queries", response_class=HTMLResponse)
     def save(
