@@ -45,7 +45,7 @@ from eth_utils.exceptions import ValidationError
 
 from ailedger._durable import PUBLIC_FILE_MODE, atomic_write_text
 from ailedger.chain.embedded import _format, _txpool
-from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_sqlite
+from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_reader, open_sqlite
 from ailedger.chain.embedded._logs import LogFilter, LogIndex
 from ailedger.chain.embedded._ordered_trie import ordered_trie_root
 from ailedger.chain.embedded._pool import PendingPool, check_replacement
@@ -92,6 +92,12 @@ class EmbeddedChain:
         self.directory = directory
         self.chain_id = chain_id
         self._conn = conn
+        # Receipts are read on a connection of their own, without the chain lock: it sees
+        # only committed blocks (WAL readers never see an open write transaction), so a
+        # receipt query never waits for the block being sealed, and never sees its rows
+        # before their commit returned.
+        self._reader = open_reader(directory / "chain.sqlite")
+        self._reader_lock = threading.Lock()
         self._lock_file = lock_file
         self._kv = StagedSqliteDB(conn)
         self._chain: LedgerChain = load_chain(AtomicDB(self._kv), chain_id)
@@ -167,6 +173,8 @@ class EmbeddedChain:
         self._sealer.join()
         with self._lock:
             self._conn.close()
+            with self._reader_lock:
+                self._reader.close()
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / SERVING_FILE).unlink()
             self._lock_file.close()
@@ -333,19 +341,18 @@ class EmbeddedChain:
         waits up to ``wait_s`` for the block's commit rather than answering None at once:
         a client polling for its receipt then gets it the moment it exists, instead of one
         polling interval later (web3.py polls every 0.1 s)."""
-        with self._lock:
-            body = self._receipt_body(tx_hash)
+        body = self._receipt_body(tx_hash)
         if body is None and wait_s > 0:
             with self._wake:
                 self._wake.wait_for(lambda: not self._txs.is_unsealed(tx_hash), timeout=wait_s)
-            with self._lock:
-                body = self._receipt_body(tx_hash)
+            body = self._receipt_body(tx_hash)
         return None if body is None else dict(json.loads(body))
 
     def _receipt_body(self, tx_hash: bytes) -> str | None:
-        row = self._conn.execute(
-            "SELECT body FROM receipts WHERE tx_hash = ?", (tx_hash,)
-        ).fetchone()
+        with self._reader_lock:
+            row = self._reader.execute(
+                "SELECT body FROM receipts WHERE tx_hash = ?", (tx_hash,)
+            ).fetchone()
         return None if row is None else str(row[0])
 
     def state_at(self, header: BlockHeaderAPI) -> StateAPI:
