@@ -9,6 +9,12 @@ transactions at the nonces it reports.
 
 The random seed is printed (``-s`` shows it) and can be fixed with
 ``AILEDGER_DURABILITY_SEED`` to replay a failing sequence of choices.
+
+A second test does the same under the pending pool: nonces arrive shuffled (later ones
+held until the gap fills) and some are replaced by a higher fee at once; after each
+restart every acknowledged receipt is back, each nonce below the sender's holds exactly
+one of the transactions sent for it, and a replaced transaction never has a receipt next
+to its replacement's.
 """
 
 from __future__ import annotations
@@ -390,4 +396,183 @@ def test_receipts_survive_kill_9(node: ServedNode, capsys: pytest.CaptureFixture
             f"{len(ledger.receipts)} checked after restarts, "
             f"{sum(lost_at_kill)} queued transactions lost at kills, "
             f"start {min(start_times):.2f}-{max(start_times):.2f} s, total {elapsed:.1f} s"
+        )
+
+
+# ------------------------------------------------- the pending pool: futures, replacements
+
+POOL_KILLS = 6
+
+
+@dataclass
+class PoolBook:
+    """Per sender and nonce, every transaction accepted for that slot: the original and,
+    when one was accepted, its replacement (a higher fee and another value)."""
+
+    senders: list[LocalAccount]
+    logger: str
+    next_nonce: dict[str, int]
+    slots: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)  # hash -> value
+    receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sealed: dict[tuple[str, int], str] = field(default_factory=dict)  # slot -> the mined hash
+    epoch: int = 0
+    replaced: int = 0
+
+
+def sign_slot(book: PoolBook, sender: LocalAccount, nonce: int, *, replacement: bool) -> str:
+    bump = 2 if replacement else 1  # +100% fee cap and tip: far above geth's 10%
+    value = 2 if replacement else 1
+    signed = sender.sign_transaction(
+        {
+            "chainId": DEFAULT_CHAIN_ID,
+            "nonce": nonce,
+            "to": book.logger,  # type: ignore[dict-item]
+            "value": value,
+            "gas": TX_GAS,
+            "maxFeePerGas": MAX_FEE * bump,
+            "maxPriorityFeePerGas": 10**9 * bump,
+            "data": bytes.fromhex(sender.address[2:])
+            + book.epoch.to_bytes(4, "big")
+            + nonce.to_bytes(8, "big")
+            + bytes([value]),
+        }
+    )
+    book.slots.setdefault((sender.address, nonce), {})["0x" + bytes(signed.hash).hex()] = value
+    return "0x" + bytes(signed.raw_transaction).hex()
+
+
+def pool_load(node: ServedNode, book: PoolBook, rng: random.Random) -> int:
+    """Bursts whose nonces arrive shuffled (later ones held until the gap fills), some
+    replaced right after they were sent; polls receipts until the node dies."""
+    seen = 0
+    try:
+        while True:
+            calls: list[tuple[str, list[Any]]] = []
+            sent: list[tuple[tuple[str, int], bool]] = []
+            for sender in book.senders:
+                first = book.next_nonce[sender.address]
+                count = rng.randint(1, 4)
+                book.next_nonce[sender.address] = first + count
+                nonces = list(range(first, first + count))
+                rng.shuffle(nonces)
+                for nonce in nonces:
+                    slot: tuple[str, int] = (sender.address, nonce)
+                    calls.append(
+                        (
+                            "eth_sendRawTransaction",
+                            [sign_slot(book, sender, nonce, replacement=False)],
+                        )
+                    )
+                    sent.append((slot, False))
+                    if rng.random() < 0.3:
+                        calls.append(
+                            (
+                                "eth_sendRawTransaction",
+                                [sign_slot(book, sender, nonce, replacement=True)],
+                            )
+                        )
+                        sent.append((slot, True))
+            answers = node.batch(calls)
+            for (slot, replacement), answer in zip(sent, answers, strict=True):
+                if "error" not in answer:
+                    book.replaced += replacement
+                    continue
+                # only a replacement may fail, when the sealer already took the original
+                assert replacement and answer["error"]["message"].startswith("nonce too low"), (
+                    answer
+                )
+                replacement_hash = next(h for h, v in book.slots[slot].items() if v == 2)
+                del book.slots[slot][replacement_hash]
+            waiting = {slot for slot, _ in sent}
+            while waiting:
+                hashes = [(slot, h) for slot in sorted(waiting) for h in book.slots[slot]]
+                receipts = node.results([("eth_getTransactionReceipt", [h]) for _, h in hashes])
+                for (slot, tx_hash), receipt in zip(hashes, receipts, strict=True):
+                    if receipt is None:
+                        continue
+                    assert receipt["status"] == "0x1", receipt
+                    assert book.sealed.setdefault(slot, tx_hash) == tx_hash, (
+                        f"{slot}: a replaced transaction and its replacement both have receipts"
+                    )
+                    book.receipts[tx_hash] = receipt
+                    waiting.discard(slot)
+                    seen += 1
+                if waiting:
+                    time.sleep(0.005)
+    except httpx.TransportError:
+        return seen
+
+
+def pool_verify(node: ServedNode, book: PoolBook) -> int:
+    """After a restart: every receipt seen before is there, byte for byte; each nonce
+    below the sender's holds exactly one of its slot's transactions; nothing above it
+    (held or queued at the kill) was sealed. Returns the slots lost at the kill."""
+    lost = 0
+    mined_value = 0
+    for sender in book.senders:
+        address = sender.address
+        nonce = int(node.call("eth_getTransactionCount", address, "latest"), 16)
+        assert nonce == int(node.call("eth_getTransactionCount", address, "pending"), 16)
+        slots = sorted(k for k in book.slots if k[0] == address)
+        hashes = [(slot, h) for slot in slots for h in book.slots[slot]]
+        receipts = node.results([("eth_getTransactionReceipt", [h]) for _, h in hashes])
+        by_slot: dict[tuple[str, int], list[str]] = {}
+        for (slot, tx_hash), receipt in zip(hashes, receipts, strict=True):
+            if receipt is not None:
+                assert receipt["status"] == "0x1", receipt
+                by_slot.setdefault(slot, []).append(tx_hash)
+                before = book.receipts.setdefault(tx_hash, receipt)
+                assert before == receipt, f"the receipt of {tx_hash} changed"
+        for slot in slots:
+            mined = by_slot.get(slot, [])
+            if slot[1] < nonce:
+                assert len(mined) == 1, f"{slot}: {len(mined)} of its transactions are in the chain"
+                assert book.sealed.setdefault(slot, mined[0]) == mined[0]
+                mined_value += book.slots[slot][mined[0]]
+            else:
+                assert not mined, f"{slot} is above the sender's nonce {nonce} but was sealed"
+                assert slot not in book.sealed, f"{slot}'s acknowledged receipt was lost"
+                del book.slots[slot]
+                lost += 1
+        book.next_nonce[address] = nonce
+    book.epoch += 1
+    # the state agrees with the receipts: the logger got exactly the mined values
+    assert int(node.call("eth_getBalance", book.logger, "latest"), 16) == mined_value
+    return lost
+
+
+def test_receipts_survive_kill_9_under_the_pending_pool(
+    node: ServedNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with capsys.disabled():
+        print(f"\npool durability seed: {SEED} (set AILEDGER_DURABILITY_SEED={SEED} to replay)")
+    rng = random.Random(SEED)
+    node.start()
+    ledger = setup_ledger(node)
+    book = PoolBook(ledger.senders, ledger.logger, {s.address: 0 for s in ledger.senders})
+    seen = lost = 0
+    for kill in range(POOL_KILLS):
+        delay = rng.uniform(0.05, 0.6)
+        timer = threading.Timer(delay, node.kill)
+        timer.start()
+        seen += pool_load(node, book, rng)
+        timer.join()
+        assert node.proc is not None
+        assert node.proc.wait(timeout=30) == -signal.SIGKILL
+        assert "Traceback" not in node.stderr(), node.stderr()
+        node.start()
+        try:
+            lost += pool_verify(node, book)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"after kill {kill} at {delay:.3f} s (seed {SEED}): {exc}"
+            ) from exc
+        assert integrity(node.directory) == "ok"
+    assert seen >= POOL_KILLS, "the load hardly got any transaction mined"
+    assert book.replaced, "no replacement was accepted: the test did not test replacing"
+    with capsys.disabled():
+        print(
+            f"pool durability: {POOL_KILLS} kills, {seen} receipts under load, "
+            f"{len(book.receipts)} checked, {book.replaced} replacements accepted, "
+            f"{lost} unacknowledged slots lost at kills"
         )

@@ -320,21 +320,37 @@ def test_a_full_batch_is_split_across_blocks_in_order(tmp_path: Path) -> None:
 
 
 def test_a_lone_transaction_is_sealed_without_waiting_for_company(tmp_path: Path) -> None:
-    """Light traffic (a party waiting on each receipt, then thinking) must not pay the
-    batch window; a burst still shares blocks."""
-    with EmbeddedChain.open(tmp_path / "chain", batch_wait_s=0.1) as node:
+    """One party waiting on each receipt must not pay the batch window (set long here,
+    so waiting it out would show); a burst still shares blocks."""
+    window = 5.0
+    with EmbeddedChain.open(tmp_path / "chain", batch_wait_s=window) as node:
         alice, bob = fund(node, 2)
-        for n in range(3):
-            time.sleep(0.15)  # quiet for longer than the window
-            started = time.monotonic()
+        # after a block of k the sealer waits for k: let a lone transaction set k = 1
+        warm_up = node.send_raw_transaction(sign(alice, 0, to=bob.address))
+        assert node.receipt(warm_up, wait_s=4 * window) is not None
+        started = time.monotonic()
+        for n in range(1, 4):
             sent = node.send_raw_transaction(sign(alice, n, to=bob.address))
-            while node.receipt(sent) is None:
-                time.sleep(0.002)
-            assert time.monotonic() - started < 0.08  # sealed before the window ended
+            assert node.receipt(sent) is not None  # waits for the seal, not for the window
+        assert time.monotonic() - started < window / 2
         burst = [node.send_raw_transaction(sign(bob, n, to=alice.address)) for n in range(20)]
-        assert node.wait_idle()
+        assert node.wait_idle(timeout=4 * window)
         blocks = {node.receipt(h)["blockNumber"] for h in burst}  # type: ignore[index]
-        assert len(blocks) <= 3  # the first may go alone, the rest are batched
+        # what queued while a block sealed goes into the next: far fewer blocks than txs
+        assert len(blocks) <= 6
+
+
+def test_a_receipt_query_waits_for_the_block_being_sealed(tmp_path: Path) -> None:
+    with EmbeddedChain.open(tmp_path / "chain", batch_wait_s=0.3, eager=False) as node:
+        alice, bob = fund(node, 2)
+        sent = node.send_raw_transaction(sign(alice, 0, to=bob.address))
+        assert node.receipt(sent, wait_s=0) is None  # the sealer waits for company
+        receipt = node.receipt(sent, wait_s=30)  # returns once sealed, long before 30 s
+        assert receipt is not None and receipt["status"] == "0x1"
+        # an unknown hash is not waited for (nothing would ever answer it)
+        started = time.monotonic()
+        assert node.receipt(b"\x01" * 32, wait_s=30) is None
+        assert time.monotonic() - started < 15
 
 
 def test_a_transaction_that_does_not_fit_waits_for_the_next_block(tmp_path: Path) -> None:
@@ -350,7 +366,7 @@ def test_a_transaction_that_does_not_fit_waits_for_the_next_block(tmp_path: Path
             assert time.monotonic() < deadline
             time.sleep(0.002)
         # the sealer waits batch_wait_s before the next block: `big` is visibly pending
-        assert node.receipt(big) is None
+        assert node.receipt(big, wait_s=0) is None
         found = node.transaction(big)
         assert found is not None and found[1] is None and found[2] is None
         assert node.pending_count == 2

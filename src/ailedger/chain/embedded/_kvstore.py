@@ -114,3 +114,12 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
             f"chain database {path} failed its integrity check: {integrity}"
         )
     return conn
+
+
+def open_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the chain database, for reads that must see only
+    committed blocks (each statement reads the latest committed snapshot)."""
+    uri = path.resolve().as_uri() + "?mode=ro"  # percent-encodes any ? or # in the path
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn

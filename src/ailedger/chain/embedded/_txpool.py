@@ -48,15 +48,23 @@ def check_chain_id(tx: SignedTransactionAPI, chain_id: int) -> None:
         )
 
 
+def check_nonce(tx: SignedTransactionAPI, sender: bytes, expected_nonce: int) -> None:
+    """A new transaction (not a replacement) must not reuse a nonce. One above
+    ``expected_nonce`` is fine: the pool holds it until the gap fills."""
+    if tx.nonce < expected_nonce:
+        raise TransactionRejectedError(
+            f"nonce too low: address {_Checksummed(sender)}, tx: {tx.nonce} state: {expected_nonce}"
+        )
+
+
 def check_against_state(
     tx: SignedTransactionAPI,
     sender: bytes,
     state: StateAPI,
-    expected_nonce: int,
     block_gas_limit: int,
     base_fee: int,
 ) -> None:
-    """Raise for anything that would keep ``tx`` out of the next block."""
+    """Raise for anything that would keep ``tx`` out of a block built on ``state``."""
     if tx.gas > block_gas_limit:
         raise TransactionRejectedError("exceeds block gas limit")
     if tx.intrinsic_gas > tx.gas:
@@ -64,16 +72,6 @@ def check_against_state(
             f"intrinsic gas too low: have {tx.gas}, want {tx.intrinsic_gas}"
         )
     who = _Checksummed(sender)  # formatted only if a message needs it
-    if tx.nonce < expected_nonce:
-        raise TransactionRejectedError(
-            f"nonce too low: address {who}, tx: {tx.nonce} state: {expected_nonce}"
-        )
-    if tx.nonce > expected_nonce:
-        # geth would park it in a future queue; a single-node ledger has no use for
-        # gaps, and an explicit error tells the client its nonce tracking is off.
-        raise TransactionRejectedError(
-            f"nonce too high: address {who}, tx: {tx.nonce} state: {expected_nonce}"
-        )
     if tx.max_fee_per_gas < base_fee:
         raise TransactionRejectedError(
             f"max fee per gas less than block base fee: address {who}, "

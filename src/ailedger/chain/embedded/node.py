@@ -1,11 +1,12 @@
 """The embedded chain: a single sealer on py-evm whose blocks persist in the node home.
 
-Transactions are admitted one by one (with geth's error texts), queued, and sealed in
-batches: the sealer waits at most ``batch_wait_s`` after the first pending transaction,
-or until ``max_block_txs`` are queued (with ``eager``, a lone transaction arriving after a
-quiet ``batch_wait_s`` does not wait: nobody else is sending), then executes them all in
-one block and commits
-state, block, receipts and log index in one SQLite transaction. A receipt is visible
+Transactions are admitted one by one (with geth's error texts) into a pending pool
+(:mod:`._pool`: replacement by fee, future nonces held until the gap fills) and sealed
+in batches: the sealer waits at most ``batch_wait_s`` after the first ready transaction,
+or until ``max_block_txs`` are ready (with ``eager``, only until as many are ready as the
+last block held: one party waiting on each receipt does not wait, twenty share a block),
+then executes them all in one block and commits state, block, receipts and log index in
+one SQLite transaction. A receipt is visible
 only after that commit returned, so any receipt a client has seen survives ``kill -9``.
 
 One process owns a chain directory at a time (``flock`` on ``LOCK``); a second one gets
@@ -21,8 +22,7 @@ import logging
 import os
 import sqlite3
 import threading
-import time
-from collections import deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -46,9 +46,10 @@ from eth_utils.exceptions import ValidationError
 
 from ailedger._durable import PUBLIC_FILE_MODE, atomic_write_text
 from ailedger.chain.embedded import _format, _txpool
-from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_sqlite
+from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_reader, open_sqlite
 from ailedger.chain.embedded._logs import LogFilter, LogIndex
 from ailedger.chain.embedded._ordered_trie import ordered_trie_root
+from ailedger.chain.embedded._pool import PendingPool, check_replacement
 from ailedger.chain.embedded._vm import LedgerChain, create_genesis, load_chain
 from ailedger.errors import ChainError, ChainLockedError, ConfigError, TransactionRejectedError
 
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHAIN_ID = 7357
 _BUSY_QUEUE = 16  # this many queued transactions means load: seal without waiting
+_DROPPED_REMEMBERED = 10_000  # reasons kept for dropped_reason, oldest forgotten first
+RECEIPT_WAIT_S = 2.0  # how long a receipt query waits for a transaction being sealed
 OPERATOR_FUNDS_WEI = 10**9 * 10**18  # the dev operator's ether, handed out to new accounts
 SERVING_FILE = "serving.json"
 
@@ -90,6 +93,12 @@ class EmbeddedChain:
         self.directory = directory
         self.chain_id = chain_id
         self._conn = conn
+        # Receipts are read on a connection of their own, without the chain lock: it sees
+        # only committed blocks (WAL readers never see an open write transaction), so a
+        # receipt query never waits for the block being sealed, and never sees its rows
+        # before their commit returned.
+        self._reader = open_reader(directory / "chain.sqlite")
+        self._reader_lock = threading.Lock()
         self._lock_file = lock_file
         self._kv = StagedSqliteDB(conn)
         self._chain: LedgerChain = load_chain(AtomicDB(self._kv), chain_id)
@@ -98,11 +107,11 @@ class EmbeddedChain:
         self._tx_builder = self._chain.get_vm().get_transaction_builder()
         self._max_block_txs = max_block_txs
         self._batch_wait_s = batch_wait_s
-        # When the last block was sealed. A lone transaction after a quiet batch window is
-        # light, one-at-a-time traffic (a party waiting on each receipt): it is sealed at
-        # once instead of waiting for company that is not coming. Right after a seal, more
-        # are likely on the way (a burst): batch.
-        self._last_sealed = 0.0
+        # How many transactions the last block held: the parties that just got their
+        # receipts, and likely to send again. With ``eager`` the sealer waits (at most
+        # ``batch_wait_s``) only until that many are ready: one party waiting on each
+        # receipt is sealed at once, twenty are sealed together.
+        self._last_block_txs = 1
         self._eager = eager
         # Two locks, always taken in this order: `_lock` guards the chain state (py-evm,
         # the store), `_pool` the pending transactions. Admission takes only `_pool`, so
@@ -110,10 +119,8 @@ class EmbeddedChain:
         self._lock = threading.RLock()
         self._pool = threading.Lock()
         self._wake = threading.Condition(self._pool)
-        self._pending: deque[SignedTransactionAPI] = deque()
-        self._pending_hashes: set[bytes] = set()
-        self._next_nonce: dict[bytes, int] = {}
-        self._dropped: dict[bytes, str] = {}
+        self._txs = PendingPool()
+        self._dropped: OrderedDict[bytes, str] = OrderedDict()
         self._closing = False
         self._view: tuple[BlockHeaderAPI, StateAPI, int] | None = None
         self._operator: LocalAccount = Account.from_key(self._meta("operator_key"))
@@ -167,6 +174,8 @@ class EmbeddedChain:
         self._sealer.join()
         with self._lock:
             self._conn.close()
+            with self._reader_lock:
+                self._reader.close()
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / SERVING_FILE).unlink()
             self._lock_file.close()
@@ -221,14 +230,20 @@ class EmbeddedChain:
         with self._wake:
             if self._closing:
                 raise ChainError("the chain is shutting down; retry against the restarted node")
-            if tx.hash in self._pending_hashes or self._receipt_body(tx.hash) is not None:
+            if self._txs.knows(tx.hash) or self._receipt_body(tx.hash) is not None:
                 raise TransactionRejectedError("already known")
             head, state, next_base_fee = self._admission_view()
-            expected = max(state.get_nonce(Address(sender)), self._next_nonce.get(sender, 0))
-            _txpool.check_against_state(tx, sender, state, expected, head.gas_limit, next_base_fee)
-            self._pending.append(tx)
-            self._pending_hashes.add(tx.hash)
-            self._next_nonce[sender] = tx.nonce + 1
+            state_nonce = state.get_nonce(Address(sender))
+            replaced = self._txs.occupant(sender, tx.nonce)
+            if replaced is not None:
+                check_replacement(replaced, tx)
+            else:
+                expected = self._txs.next_nonce(sender, state_nonce)
+                _txpool.check_nonce(tx, sender, expected)
+            _txpool.check_against_state(tx, sender, state, head.gas_limit, next_base_fee)
+            self._txs.add(tx, sender, state_nonce)
+            if replaced is not None:
+                self._remember_dropped(replaced.hash, f"replaced by 0x{tx.hash.hex()}")
             self._wake.notify_all()
         return tx.hash
 
@@ -259,12 +274,25 @@ class EmbeddedChain:
 
     @property
     def pending_count(self) -> int:
+        """Transactions waiting for a block (future nonces not counted)."""
         with self._pool:
-            return len(self._pending)
+            return self._txs.ready_count
+
+    @property
+    def queued_count(self) -> int:
+        """Transactions held until their sender's nonce gap fills."""
+        with self._pool:
+            return self._txs.future_count
 
     def dropped_reason(self, tx_hash: bytes) -> str | None:
+        """Why a transaction accepted earlier will never be sealed (dropped, replaced)."""
         with self._pool:
             return self._dropped.get(tx_hash)
+
+    def _remember_dropped(self, tx_hash: bytes, reason: str) -> None:
+        self._dropped[tx_hash] = reason
+        if len(self._dropped) > _DROPPED_REMEMBERED:
+            self._dropped.popitem(last=False)
 
     # --------------------------------------------------------------------- reads
 
@@ -296,9 +324,9 @@ class EmbeddedChain:
         self, tx_hash: bytes
     ) -> tuple[SignedTransactionAPI, BlockHeaderAPI | None, int | None] | None:
         with self._pool:
-            queued = [tx for tx in self._pending if tx.hash == tx_hash]
-        if queued:
-            return queued[0], None, None
+            queued = self._txs.get(tx_hash)
+        if queued is not None:
+            return queued, None, None
         with self._lock:
             try:
                 number, index = self._chain.chaindb.get_transaction_index(Hash32(tx_hash))
@@ -309,15 +337,23 @@ class EmbeddedChain:
                 return None
             return self.transactions(header)[index], header, index
 
-    def receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
-        with self._lock:
+    def receipt(self, tx_hash: bytes, wait_s: float = RECEIPT_WAIT_S) -> dict[str, Any] | None:
+        """The receipt, or None. For a transaction already on its way into a block this
+        waits up to ``wait_s`` for the block's commit rather than answering None at once:
+        a client polling for its receipt then gets it the moment it exists, instead of one
+        polling interval later (web3.py polls every 0.1 s)."""
+        body = self._receipt_body(tx_hash)
+        if body is None and wait_s > 0:
+            with self._wake:
+                self._wake.wait_for(lambda: not self._txs.is_unsealed(tx_hash), timeout=wait_s)
             body = self._receipt_body(tx_hash)
         return None if body is None else dict(json.loads(body))
 
     def _receipt_body(self, tx_hash: bytes) -> str | None:
-        row = self._conn.execute(
-            "SELECT body FROM receipts WHERE tx_hash = ?", (tx_hash,)
-        ).fetchone()
+        with self._reader_lock:
+            row = self._reader.execute(
+                "SELECT body FROM receipts WHERE tx_hash = ?", (tx_hash,)
+            ).fetchone()
         return None if row is None else str(row[0])
 
     def state_at(self, header: BlockHeaderAPI) -> StateAPI:
@@ -333,7 +369,7 @@ class EmbeddedChain:
             state_nonce = self._state(self._chain.get_canonical_head()).get_nonce(Address(raw))
             if pending:
                 with self._pool:
-                    return max(state_nonce, self._next_nonce.get(raw, 0))
+                    return self._txs.next_nonce(raw, state_nonce)
             return state_nonce
 
     def call(self, tx: Any, header: BlockHeaderAPI) -> bytes:
@@ -370,7 +406,6 @@ class EmbeddedChain:
                 return
             try:
                 self._seal(batch)
-                self._last_sealed = time.monotonic()
             except Exception:
                 # A bug must not wedge the chain: forget the half-built block, report
                 # the transactions as dropped, keep sealing.
@@ -382,21 +417,25 @@ class EmbeddedChain:
 
     def _next_batch(self) -> list[SignedTransactionAPI] | None:
         with self._wake:
-            while not self._pending and not self._closing:
+            pool = self._txs
+            while not pool.ready_count and not self._closing:
                 self._wake.wait()
-            if not self._pending:
+            if not pool.ready_count:
                 return None
-            quiet = time.monotonic() - self._last_sealed >= self._batch_wait_s
-            streaming = not (self._eager and quiet) or len(self._pending) > 1
-            if streaming and not self._closing and len(self._pending) < _BUSY_QUEUE:
-                # Batch: give the client a few milliseconds to add more before sealing.
-                # Under load transactions queued while the last block sealed: go at once.
+            company = self._max_block_txs
+            if self._eager:
+                # Transactions that queued while the last block sealed were not waited
+                # for; a stream faster than sealing batches itself.
+                company = min(company, self._last_block_txs, _BUSY_QUEUE)
+            if not self._closing and pool.ready_count < company:
+                # Give the parties a few milliseconds to add theirs before sealing.
                 self._wake.wait_for(
-                    lambda: len(self._pending) >= self._max_block_txs or self._closing,
+                    lambda: pool.ready_count >= company or self._closing,
                     timeout=self._batch_wait_s,
                 )
-            take = min(len(self._pending), self._max_block_txs)
-            return [self._pending.popleft() for _ in range(take)]
+            batch = pool.take(self._max_block_txs)
+            self._last_block_txs = len(batch)
+            return batch
 
     def _seal(self, batch: list[SignedTransactionAPI]) -> None:
         with self._lock:
@@ -422,7 +461,7 @@ class EmbeddedChain:
                 included.append(tx)
                 receipts.append(receipt)
             with self._pool:
-                self._pending.extendleft(reversed(leftovers))
+                self._txs.put_back(leftovers)
             if not included:
                 self._kv.discard()
                 return
@@ -432,8 +471,7 @@ class EmbeddedChain:
             rows = _receipt_rows(block.header, included, receipts)
             self._kv.commit(extra=lambda conn: self._index(conn, block.header, rows))
             with self._wake:
-                for tx in included:
-                    self._pending_hashes.discard(tx.hash)
+                self._txs.sealed(included)
                 self._view = None  # the head moved
                 self._wake.notify_all()
 
@@ -452,17 +490,17 @@ class EmbeddedChain:
     def _drop(self, tx: SignedTransactionAPI, reason: str) -> None:
         """Forget a transaction that cannot be included, and the sender's later ones."""
         with self._wake:
-            self._pending_hashes.discard(tx.hash)
-            self._dropped[tx.hash] = reason
-            self._next_nonce.pop(tx.sender, None)
+            self._txs.drop(tx)
+            self._remember_dropped(tx.hash, reason)
             self._view = None
             self._wake.notify_all()  # wake wait_idle even if no block follows
         log.warning("dropped transaction %s: %s", tx.hash.hex(), reason)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until nothing is pending (tests and shutdown)."""
+        """Block until nothing is ready or sealing (tests and shutdown); transactions
+        waiting for a nonce gap to fill do not count."""
         with self._wake:
-            return self._wake.wait_for(lambda: not self._pending_hashes, timeout=timeout)
+            return self._wake.wait_for(lambda: self._txs.idle, timeout=timeout)
 
 
 def _assemble(
