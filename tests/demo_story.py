@@ -26,6 +26,11 @@ def check_demo_story(out: str) -> None:
     assert held is not None and 266 <= float(held[1]) < 296.01
     assert "imported 25 patients" in out and "research-consented records" in out
     assert "(found on chain): ok: 5 results" in out and "match score 1.00" in out
+    ranked = re.search(
+        r"= log10 odds ([+-]\d+\.\d+) \(the parts add up to the score, ([+-]\d+\.\d+)\)", out
+    )
+    assert ranked and ranked.group(1) == ranked.group(2)
+    assert re.search(r"the clinician ranks \d{5} diseases for the case by likelihood ratios", out)
     assert "incoming MME query from" in out
     # Billed by the second the job ran on chain, a few seconds of a 2 AIL hour.
     earned = re.search(r"the GPU owner earned ([0-9.]+) AIL \(([0-9]+) s at its 2 AIL", out)

@@ -320,6 +320,7 @@ def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say
                     f"  match score {r['score']['patient']:.2f}: patient {r['patient']['id']} — "
                     f"contact {contact['name']}, {contact['institution']} {contact['href']}"
                 )
+        _rank_diagnoses(say)
         node.audit.checkpoint_now()
         public = audit_signing_key(hospital).public_key()
         queries = [
@@ -333,6 +334,30 @@ def _find_similar_cases(hospital: Session, clinic: Session, root: Path, say: Say
                 f"{h.entry['results']} results (inclusion {'proved' if h.proof_ok else 'FAILED'})"
             )
     return published.dataset_id
+
+
+def _rank_diagnoses(say: Say) -> None:
+    """The clinician's own case ranked by likelihood ratios, with why the first one leads."""
+    from ailedger.demo.records import RARE_CASE
+    from ailedger.health.likelihood import default_ranker
+    from ailedger.health.profile import PhenotypeProfile
+
+    seizures = "HP:0001250"  # checked and absent: evidence too
+    ranking = default_ranker().rank(PhenotypeProfile.of(RARE_CASE, [seizures]), limit=3)
+    say(
+        f"  the clinician ranks {ranking.candidates} diseases for the case by likelihood ratios "
+        f"({len(RARE_CASE)} features seen, seizures excluded):"
+    )
+    for d in ranking.diagnoses:
+        say(f"    {d.rank}. {d.disease_id} {d.name}: probability {d.probability:.2f}")
+    top = ranking.diagnoses[0]
+    parts = sorted(top.parts, key=lambda p: -abs(p.log10_lr))
+    why = "; ".join(f"{p.log10_lr:+.2f} {p.term_name or p.term}" for p in parts[:3])
+    total = top.pretest_log10_odds + sum(p.log10_lr for p in top.parts)
+    say(
+        f"    why the first: pretest {top.pretest_log10_odds:+.2f}, {why}, … "
+        f"= log10 odds {total:+.2f} (the parts add up to the score, {top.score:+.2f})"
+    )
 
 
 def _try_fetch(
