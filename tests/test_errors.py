@@ -45,5 +45,12 @@ def test_every_error_is_an_ailedger_error() -> None:
 
 
 # Errors that never leave their module: the embedded chain's JSON-RPC dispatcher turns
-# RpcError into a JSON-RPC error object, and TooManyLogsError into an RpcError.
-_INTERNAL_ERRORS = {"ailedger.chain.embedded.rpc", "ailedger.chain.embedded._logs"}
+# RpcError into a JSON-RPC error object, and TooManyLogsError and the filters' errors into
+# an RpcError; a federated search reports an outside peer's _Refused answer as its status.
+_INTERNAL_ERRORS = {
+    "ailedger.chain.embedded.rpc",
+    "ailedger.chain.embedded._params",
+    "ailedger.chain.embedded._logs",
+    "ailedger.chain.embedded._filters",
+    "ailedger.health.federation",
+}

@@ -85,7 +85,10 @@ Hierarchy::
     │
     │   health/
     ├── phenotype.PhenotypeError             a profile or an HPO term cannot be used
-    │   └── UnknownTermError                 the term is not in the ontology
+    │   ├── UnknownTermError                 the term is not in the ontology
+    │   │   └── MalformedTermError           the text is not an HPO id at all
+    │   └── annotations.AnnotationsMissingError  the HPO annotations were never fetched
+    ├── cases.CaseFileError                  a case file is not a Phenopacket v2 (says why)
     ├── patients.PatientStoreError           the patient records cannot be read or written
     │   └── PatientNotFoundError             no patient with that id
     ├── patients.InvalidRecordError          an imported record is malformed (says where)

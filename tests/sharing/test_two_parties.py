@@ -156,13 +156,19 @@ def test_publish_request_grant_fetch_audit_revoke(
         assert wrong.returncode == 1
 
         hpo = [arg for term in RARE_CASE[:6] for arg in ("--hpo", term)]
+        # Answering clinicians must be able to reach whoever asks: no contact, no query.
+        refused = researcher.run("health", "match", "--federated", *hpo, ok=False)
+        assert refused.returncode == 1 and "no MME contact" in refused.stderr
+        researcher.run("health", "contact", "Dr R. Lind", "mailto:lind@lab.example")
         matched = researcher.json("health", "match", "--federated", *hpo)
         found = len(matched["results"])
         assert list(matched["asked"].values()) == [f"ok: {found} results"] and found >= 1
         top = matched["results"][0]
         assert top["score"]["patient"] >= 0.99
         assert top["patient"]["contact"]["href"] == "mailto:genetics@hospital-a.example.org"
-        assert "features" not in top["patient"]
+        # What the patient's matchmaking consent shares, never the record.
+        assert top["patient"]["features"]
+        assert set(top["patient"]) <= {"id", "contact", "features", "genomicFeatures"}
 
         owner.run("data", "revoke", grant)
         again = tmp_path / "again.csv"
