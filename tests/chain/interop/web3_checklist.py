@@ -4,6 +4,8 @@ as ``tools/interop/checklist.mjs`` runs with ethers and viem."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from eth_account import Account
@@ -137,10 +139,32 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     out["priorityFee"] = web3.eth.max_priority_fee > 0
 
     out["batch"] = _batch(config["http"], account.address)
-    out["newHeads"] = asyncio.run(
-        _new_heads(config["ws"], stored["blockNumber"], lambda: send({"to": dev, "value": 1}))
+    out["newHeads"] = _in_own_loop(
+        lambda: _new_heads(
+            config["ws"], stored["blockNumber"], lambda: send({"to": dev, "value": 1})
+        )
     )
     return out
+
+
+def _in_own_loop(make: Callable[[], Coroutine[Any, Any, bool]]) -> bool:
+    """Run a coroutine on a fresh event loop in a thread of its own: the calling thread may
+    already run a loop (an earlier test's, in the same worker), where asyncio.run refuses."""
+    result: list[bool] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(make()))
+        except BaseException as exc:  # handed to the caller below
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, name="web3-subscription")
+    worker.start()
+    worker.join()
+    if errors:
+        raise errors[0]
+    return result[0]
 
 
 def _batch(url: str, address: str) -> list[Any]:
