@@ -83,7 +83,9 @@ def test_another_persons_input_is_not_replayed(signed: Signed, receipt: dict[str
         receipt, signed.model, signed.bundle, signed.pem, {"age": 30.0, "bmi": 22.0}
     )
     assert not replay.ok
-    assert replay.problems == ["input: these features are not this decision's input"]
+    assert replay.problems == [
+        "input: these features are not this decision's input (another person's)"
+    ]
 
 
 def test_a_redacted_decision_cannot_be_replayed(signed: Signed, receipt: dict[str, Any]) -> None:

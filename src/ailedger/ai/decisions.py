@@ -194,13 +194,15 @@ def verify_decision(
     entry: dict[str, Any] = json.loads(receipt["entry"])
     problems += decision_entry_problems(entry)
     features = features if features is not None else receipt.get("features")
-    matched = _input_matches(entry, receipt.get("salt"), features, problems)
+    matched = input_matches(entry, receipt.get("salt"), features, problems)
     return DecisionCheck(not problems, verdict.index, entry, matched, anchor, problems)
 
 
-def _input_matches(
+def input_matches(
     entry: Mapping[str, Any], salt_hex: object, features: object, problems: list[str]
 ) -> bool | None:
+    """Whether ``features`` with the salt give the entry's input digest (None: no features
+    given, or the salt was destroyed); what fails is added to ``problems``."""
     if features is None:
         return None
     if salt_hex is None:

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ailedger.ai.decisions import input_digest
-from ailedger.ai.errors import DecisionError
+from ailedger.ai.decisions import input_matches
 from ailedger.ai.passport import verify_passport
 from ailedger.ai.serving import load_linear_model
 from ailedger.errors import AiledgerError
@@ -100,18 +99,7 @@ def _is_input(entry: Mapping[str, Any], salt: object, given: object, problems: l
     if not isinstance(given, Mapping) or not given:
         problems.append("input: give the decision's features (the receipt carries none)")
         return False
-    if salt is None:
-        problems.append("input: the salt was destroyed (redacted): the input cannot be confirmed")
-        return False
-    try:
-        digest = input_digest(bytes.fromhex(str(salt)), given)
-    except (ValueError, TypeError, DecisionError) as exc:
-        problems.append(f"input: the salt or features cannot be read ({exc})")
-        return False
-    if digest != entry.get("input"):
-        problems.append("input: these features are not this decision's input")
-        return False
-    return True
+    return input_matches(entry, salt, given, problems) is True
 
 
 def _compare(what: str, logged: object, replayed: float, problems: list[str]) -> None:
