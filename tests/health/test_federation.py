@@ -71,6 +71,8 @@ def test_an_answer_that_is_not_an_mme_response_is_refused(body: bytes) -> None:
         {**GOOD, "patient": {**GOOD["patient"], "features": [{"id": "seizures"}]}},
         {**GOOD, "score": {"patient": float("nan")}},
         {**GOOD, "score": {"patient": float("inf")}},
+        {**GOOD, "score": {"patient": 10**400}},  # an int no float holds: it crashed the sort
+        {**GOOD, "score": {"patient": 5}},  # valid by the schema, which sets no range
     ],
 )
 def test_an_invalid_result_is_dropped_with_the_reason_and_the_rest_kept(bad: Any) -> None:

@@ -70,6 +70,12 @@ def test_a_peer_that_could_not_be_asked_safely_is_refused(
         OutsidePeer(name, url, TOKEN, path, version)
 
 
+def test_a_token_http_headers_cannot_carry_is_refused() -> None:
+    """httpx sends header values as ASCII: such a token would fail every federated query."""
+    with pytest.raises(ConfigError, match="printable ASCII"):
+        OutsidePeer("pm", "https://mme.example.org", "token-\u2713")
+
+
 def test_versions_read_as_major_dot_minor() -> None:
     assert parse_version("1.0") == (1, 0) and parse_version(" 1.1 ") == (1, 1)
     for text in ("1", "v1.1", "1.x", "", "1.1.1"):

@@ -129,29 +129,15 @@ def search_federation(
     answers best first, and record the outgoing query with ``log`` (peers asked and
     results, no phenotype). The query names this node's MME contact (`ailedger health
     contact`) for the answering clinicians."""
-    from ailedger.health.federation import FederatedAnswer, federated_match
+    from ailedger.health.federation import federated_match
     from ailedger.health.node import outside_peers
 
     profile_of(document)
     outside = list(outside_peers(session.home.layout.health).all() if outside is None else outside)
     asking = session if chain else None
+    # Each result is already what federation reads of a peer's answer (score, patient,
+    # node, source), checked against the official MME schema: never fields of its own.
     answer = federated_match(asking, _with_contact(session, document), limit, outside)
-    # A peer's result is untrusted: it was checked against the official MME schema; keep
-    # its score, patient, the node it came from and how, never fields of its own (an
-    # "explanation" is made here only).
-    answer = FederatedAnswer(
-        [
-            {
-                "score": {"patient": r["score"]["patient"]},
-                "patient": r["patient"],
-                "node": r["node"],
-                "source": r["source"],
-            }
-            for r in answer.results
-        ],
-        answer.asked,
-        answer.sources,
-    )
     log(
         {
             "kind": "mme-query",

@@ -145,7 +145,9 @@ def _ask(target: PeerTarget, query: dict[str, Any]) -> tuple[list[dict[str, Any]
 
     try:
         results, notes = _results_of(_post(target, query))
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a URL on chain is anyone's to write
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+        # A URL on chain is anyone's to write; a header httpx cannot encode is a ValueError.
+        # Only the type is told: the message could quote the token.
         return [], f"unreachable ({type(exc).__name__})"
     except _Refused as exc:
         return [], f"refused: {exc}"
@@ -202,18 +204,30 @@ def _results_of(body: bytes) -> tuple[list[dict[str, Any]], list[str]]:
         raise _Refused(f"{len(found)} results; at most {MAX_RESULTS} are read")
     results, notes = [], []
     for i, result in enumerate(found):
-        errors = result_errors(result)
         kept = _read_parts(result)
-        score = kept["score"]["patient"] if kept is not None else None
-        if isinstance(score, float) and not math.isfinite(score):  # NaN, Infinity parse
-            errors, kept = ["score/patient: not a finite number"], None
-        if kept is None or result_errors(kept):
-            notes.append(f"results/{i} dropped: {errors[0][:200]}")
+        errors = result_errors(kept) if kept is not None else []
+        if kept is None or errors:
+            reason = (errors or result_errors(result) or ["not a result"])[0]
+            notes.append(f"results/{i} dropped: {reason[:200]}")
             continue
-        if errors:
-            notes.append(f"results/{i} repaired: {errors[0][:200]}")
-        results.append(kept)
+        score = _score(kept["score"]["patient"])
+        if score is None:  # the schema sets no range: NaN, 1e400 or 5 would sort first
+            notes.append(f"results/{i} dropped: score/patient is not a number from 0 to 1")
+            continue
+        repaired = result_errors(result) if kept != result else []
+        if repaired:
+            notes.append(f"results/{i} repaired: {repaired[0][:200]}")
+        results.append({**kept, "score": {**kept["score"], "patient": score}})
     return results, notes
+
+
+def _score(value: object) -> float | None:
+    """A peer's score as a float in [0, 1], or None (an int of 400 digits overflows float)."""
+    try:
+        score = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return score if math.isfinite(score) and 0.0 <= score <= 1.0 else None
 
 
 def _read_parts(result: Any) -> dict[str, Any] | None:

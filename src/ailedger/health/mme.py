@@ -146,6 +146,9 @@ class MatchableCohort:
     index: MatchIndex = field(default_factory=MatchIndex)
     contact: NodeContact | None = None
     genes: dict[str, set[str]] = field(default_factory=dict)
+    # Patients with neither a known phenotype nor a gene: nothing to match them on, so a
+    # query never fetches them again to find that out.
+    unmatchable: set[str] = field(default_factory=set)
 
     @classmethod
     def build(
@@ -157,17 +160,20 @@ class MatchableCohort:
 
     def add(self, patients: list[Patient]) -> None:
         fresh = [p for p in patients if self._admits(p) and p.local_id not in self.patients]
+        indexed = False
         for patient in fresh:
             profile = PhenotypeProfile.of(patient.observed, patient.excluded, patient.genes)
             try:
                 self.index.add(patient.local_id, profile)
+                indexed = True
             except PhenotypeError:
                 if not patient.genes:
+                    self.unmatchable.add(patient.local_id)
                     continue  # nothing this node could match the patient on
             self.patients[patient.local_id] = patient
             for gene in patient.genes:
                 self.genes.setdefault(gene, set()).add(patient.local_id)
-        if len(self.index) >= 2:
+        if indexed and len(self.index) >= 2:
             self.index.calibrate()
 
     def _admits(self, patient: Patient) -> bool:

@@ -54,8 +54,11 @@ class OutsidePeer:
             raise ConfigError(
                 f"MME v{self.version[0]}.{self.version[1]} is not spoken here: choose 1.0 or 1.1"
             )
-        if not self.token or len(self.token) > 1000 or not self.token.isprintable():
-            raise ConfigError("give the X-Auth-Token the peer issued (printable, at most 1000)")
+        token = self.token
+        if not token or len(token) > 1000 or not (token.isascii() and token.isprintable()):
+            raise ConfigError(
+                "give the X-Auth-Token the peer issued (printable ASCII, at most 1000 characters)"
+            )
 
     @property
     def match_url(self) -> str:

@@ -170,12 +170,25 @@ def _format_checker() -> Any:
     return checker
 
 
-def _errors(schema: dict[str, Any], document: Any, draft4: bool) -> list[str]:
+@functools.cache
+def _validator(which: str) -> Any:
+    """One validator per schema, built once: building it (and its format checker) costs
+    more than validating one document, and a federated answer has up to 100 results."""
     from jsonschema import Draft4Validator, Draft202012Validator
 
-    kind = Draft4Validator if draft4 else Draft202012Validator
-    validator = kind(schema, format_checker=_format_checker())
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    if which == "request":
+        return Draft202012Validator(REQUEST_SCHEMA, format_checker=_format_checker())
+    definitions = official_schema()["definitions"]
+    if which == "response":
+        schema = {"definitions": definitions, "$ref": "#/definitions/response"}
+    else:  # one entry of a response's results
+        item = definitions["response"]["properties"]["results"]["items"]
+        schema = {"definitions": definitions, **item}
+    return Draft4Validator(schema, format_checker=_format_checker())
+
+
+def _errors(which: str, document: Any) -> list[str]:
+    errors = sorted(_validator(which).iter_errors(document), key=lambda e: list(e.absolute_path))
     return [
         f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors[:10]
     ]
@@ -183,20 +196,14 @@ def _errors(schema: dict[str, Any], document: Any, draft4: bool) -> list[str]:
 
 def validation_errors(document: Any) -> list[str]:
     """Human-readable reasons the document is not a valid MME request ([] if valid)."""
-    return _errors(REQUEST_SCHEMA, document, draft4=False)
-
-
-def _official(definition: str) -> dict[str, Any]:
-    return {"definitions": official_schema()["definitions"], "$ref": f"#/definitions/{definition}"}
+    return _errors("request", document)
 
 
 def response_errors(document: Any) -> list[str]:
     """Why ``document`` is not a valid MME response by the official schema ([] if valid)."""
-    return _errors(_official("response"), document, draft4=True)
+    return _errors("response", document)
 
 
 def result_errors(result: Any) -> list[str]:
     """Why one entry of a response's ``results`` is not valid by the official schema."""
-    definitions = official_schema()["definitions"]
-    item = definitions["response"]["properties"]["results"]["items"]
-    return _errors({"definitions": definitions, **item}, result, draft4=True)
+    return _errors("result", result)

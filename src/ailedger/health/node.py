@@ -124,10 +124,9 @@ class ConsentedCohort(MatchableCohort):
         if self.store is None:
             return
         may = [*check.linked_ids(), *check.flagged_ids(MATCHMAKING)]
-        missing = [i for i in may if i not in self.patients]
+        missing = [i for i in may if i not in self.patients and i not in self.unmatchable]
         if missing:
-            stored = set(self.store.ids())
-            self.add([self.store.get(i) for i in missing if i in stored])
+            self.add(list(self.store.get_many(missing).values()))
 
 
 class HealthNode:
