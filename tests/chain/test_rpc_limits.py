@@ -232,21 +232,28 @@ def test_a_call_the_sender_cannot_pay_for_is_refused_in_geths_words(
 
 
 @pytest.mark.parametrize(
-    ("max_messages", "max_bytes", "reason"),
-    [(4, 64 * 2**20, "more than 4 messages unread"), (1000, 200, "more than 200 bytes unread")],
-    ids=["messages", "bytes"],
+    ("max_messages", "max_bytes", "max_connections", "reason"),
+    [
+        (4, 64 * 2**20, 64, "more than 4 messages unread"),
+        (1000, 200, 64, "more than 200 bytes unread"),
+        (4, 64 * 2**20, 0, "at most 0 WebSocket connections"),
+    ],
+    ids=["messages", "bytes", "connections"],
 )
 def test_a_websocket_client_that_never_reads_is_disconnected(
     chain: EmbeddedChain,
     monkeypatch: pytest.MonkeyPatch,
     max_messages: int,
     max_bytes: int,
+    max_connections: int,
     reason: str,
 ) -> None:
     """Requests keep coming but no answer is read: past the outbox bound (in messages or
     in bytes) the server closes the connection (1008, saying why) instead of queueing
-    answers without end."""
+    answers without end; and past the bound on connections, which bounds what all of
+    them hold together, a new one is refused at the handshake (1013)."""
     monkeypatch.setattr(_websocket, "MAX_QUEUED_BYTES", max_bytes)
+    monkeypatch.setattr(_websocket, "MAX_CONNECTIONS", max_connections)
     app = make_app(chain, max_queued_messages=max_messages)
     sent: list[dict[str, Any]] = []
 
@@ -284,6 +291,9 @@ def test_a_websocket_client_that_never_reads_is_disconnected(
 
     asyncio.run(scenario())
     kinds = [m["type"] for m in sent]
+    if max_connections == 0:  # no room: refused at the handshake, nothing queued
+        assert sent == [{"type": "websocket.close", "code": 1013, "reason": reason}]
+        return
     assert kinds[0] == "websocket.accept"
     assert kinds.count("websocket.send") == 1  # the writer is stuck on the first answer
     assert sent[-1]["type"] == "websocket.close" and sent[-1]["code"] == 1008

@@ -243,3 +243,25 @@ def test_a_dropped_transaction_sends_its_successors_back_to_wait(chain: Embedded
     again = decoded(chain, sign(sender, 0, BOB, value=3))
     pool.add(again, again.sender, 0)
     assert [tx.nonce for tx in pool.take(10)] == [0, 1, 2]
+
+
+def test_a_failed_blocks_leftovers_wait_for_the_dropped_nonce_and_dropping_twice_is_harmless(
+    chain: EmbeddedChain,
+) -> None:
+    """Nonce 0 fails in a block and nonce 1 did not fit it: 1 waits for a new 0 instead of
+    failing in the next block. The sealer then reports the whole batch as dropped after a
+    crash; a transaction already dropped or put back is left alone, which once raised and
+    ended the sealing thread."""
+    pool = PendingPool()
+    sender: LocalAccount = Account.create()
+    txs = [decoded(chain, sign(sender, n, BOB)) for n in range(2)]
+    for tx in txs:
+        pool.add(tx, tx.sender, 0)
+    first, second = pool.take(2)
+    assert pool.drop(first)
+    pool.put_back([second])
+    assert pool.ready_count == 0 and pool.future_count == 1
+    assert not pool.drop(first) and not pool.drop(second)  # the crash path, again
+    again = decoded(chain, sign(sender, 0, BOB, value=3))
+    pool.add(again, again.sender, 0)
+    assert [tx.nonce for tx in pool.take(10)] == [0, 1]

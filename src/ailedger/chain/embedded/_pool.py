@@ -174,6 +174,13 @@ class PendingPool:
         ready queue, in their order."""
         for tx in reversed(txs):
             del self._in_flight[tx.hash]
+            expected = self._next_nonce.get(tx.sender)
+            if expected is not None and tx.nonce > expected:
+                # A transaction before it was dropped in the same block: wait for the gap.
+                self._future.setdefault(tx.sender, {})[tx.nonce] = tx
+                self._future_total += 1
+                self._by_hash[tx.hash] = tx
+                continue
             slot = (tx.sender, tx.nonce)
             self._ready[slot] = tx
             self._ready.move_to_end(slot, last=False)
@@ -193,11 +200,13 @@ class PendingPool:
             del self._per_sender[sender]
             del self._next_nonce[sender]  # the chain's nonce says it all now
 
-    def drop(self, tx: SignedTransactionAPI) -> None:
+    def drop(self, tx: SignedTransactionAPI) -> bool:
         """An in-flight transaction failed before execution (its sender's funds ran out,
         say): its slot is free again, and the sender's ready transactions behind it go
-        back to waiting for that nonce instead of failing in turn."""
-        del self._in_flight[tx.hash]
+        back to waiting for that nonce instead of failing in turn. False, and nothing
+        done, when ``tx`` is no longer in flight (dropped already, put back or sealed)."""
+        if self._in_flight.pop(tx.hash, None) is None:
+            return False
         sender = tx.sender
         self._next_nonce[sender] = min(self._next_nonce[sender], tx.nonce)
         self._leave(sender)
@@ -206,6 +215,7 @@ class PendingPool:
             later = self._ready.pop(slot)
             self._future.setdefault(sender, {})[later.nonce] = later
             self._future_total += 1  # may pass the bound: these were admitted already
+        return True
 
 
 def check_replacement(old: SignedTransactionAPI, new: SignedTransactionAPI) -> None:

@@ -45,6 +45,9 @@ MAX_SUBSCRIPTIONS = 128  # per connection
 POLL_INTERVAL_S = 0.05  # how often the watcher looks for new blocks while anyone listens
 MAX_BLOCKS_PER_ROUND = 1000  # a subscription far behind catches up over several rounds
 TOO_SLOW = 1008  # WebSocket close code "policy violation"
+# Each connection may hold MAX_QUEUED_BYTES unread: the number of them bounds the total.
+MAX_CONNECTIONS = 64
+TRY_AGAIN_LATER = 1013
 _HEADER_ONLY = ("transactions", "uncles", "withdrawals", "size", "totalDifficulty")
 
 SubscriptionKind = Literal["newHeads", "logs", "newPendingTransactions"]
@@ -174,6 +177,10 @@ class ChainWatcher:
         self._background: set[asyncio.Task[None]] = set()  # referenced until they finish
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def full(self) -> bool:
+        return len(self._connections) >= MAX_CONNECTIONS
+
     def attach(self, connection: Connection) -> None:
         self._connections.add(connection)
         if self._task is None or self._task.done():
@@ -281,6 +288,11 @@ async def serve_connection(
     max_queued: int = MAX_QUEUED_MESSAGES,
 ) -> None:
     """Answer one WebSocket client until it leaves or falls too far behind."""
+    if watcher.full:
+        await websocket.close(
+            code=TRY_AGAIN_LATER, reason=f"at most {MAX_CONNECTIONS} WebSocket connections"
+        )
+        return
     await websocket.accept()
     connection = Connection(websocket, dispatcher, max_queued)
     watcher.attach(connection)

@@ -376,10 +376,6 @@ class EmbeddedChain:
         with self._lock:
             return self._chain.get_transaction_result(tx, header)
 
-    def estimate_gas(self, tx: Any, header: BlockHeaderAPI) -> int:
-        with self._lock:
-            return self._chain.estimate_gas(tx, header)
-
     def simulate(self, tx: Any, header: BlockHeaderAPI) -> ComputationAPI:
         """Run ``tx`` on top of ``header`` without fees and throw its effects away; the
         computation tells what it used (gas, refund) besides its output or error."""
@@ -490,7 +486,8 @@ class EmbeddedChain:
     def _drop(self, tx: SignedTransactionAPI, reason: str) -> None:
         """Forget a transaction that cannot be included, and the sender's later ones."""
         with self._wake:
-            self._txs.drop(tx)
+            if not self._txs.drop(tx):
+                return  # a failed block's transaction that was already dropped or put back
             self._remember_dropped(tx.hash, reason)
             self._view = None
             self._wake.notify_all()  # wake wait_idle even if no block follows
