@@ -152,3 +152,6 @@ def test_a_receipt_without_features_or_entry_is_refused_with_a_reason(
         "no readable entry"
         in replay_decision({"index": 0}, signed.model, signed.bundle, signed.pem).problems[0]
     )
+    garbled = _with_entry(receipt, explanation="{not json")  # it raised before
+    replay = replay_decision(garbled, signed.model, signed.bundle, signed.pem)
+    assert replay.problems == ["receipt: explanation: unreadable (not a JSON object)"]

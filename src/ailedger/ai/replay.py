@@ -77,7 +77,7 @@ def replay_decision(
     logged_output = entry.get("output")
     notes: list[str] = []
     _compare("output", logged_output, output, problems)
-    _compare_explanations(json.loads(str(entry.get("explanation"))), explanation, problems, notes)
+    _compare_explanations(entry["explanation"], explanation, problems, notes)
     logged = float(logged_output) if isinstance(logged_output, int | float) else None
     return Replay(not problems, index, logged, output, problems, notes)
 
@@ -91,7 +91,14 @@ def _entry(receipt: Mapping[str, Any], problems: list[str]) -> dict[str, Any] | 
     if not isinstance(entry, dict) or entry.get("kind") != "decision":
         problems.append("receipt: the entry is not a decision")
         return None
-    return entry
+    try:  # compared below number by number: it must at least read as an object
+        explanation = json.loads(str(entry.get("explanation")))
+    except ValueError:
+        explanation = None
+    if not isinstance(explanation, dict):
+        problems.append("receipt: explanation: unreadable (not a JSON object)")
+        return None
+    return {**entry, "explanation": explanation}
 
 
 def _is_input(entry: Mapping[str, Any], salt: object, given: object, problems: list[str]) -> bool:
