@@ -18,6 +18,7 @@ from ailedger.health.annotations import (
     FETCH_COMMAND,
     AnnotationsMissingError,
     build,
+    data_dir,
     load_raw,
     parse_frequency,
 )
@@ -256,6 +257,13 @@ def test_missing_annotations_name_the_fetch_command(tmp_path: Path) -> None:
     (tmp_path / "half" / "annotations.npz").write_bytes(io.BytesIO(b"x").getvalue())
     with pytest.raises(AnnotationsMissingError, match="cannot be read"):
         load_raw(tmp_path / "half")
+    # Valid names over truncated arrays (a full disk): said the same way, not a crash.
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "diseases.json").write_bytes((data_dir() / "diseases.json").read_bytes())
+    whole = (data_dir() / "annotations.npz").read_bytes()
+    (tmp_path / "cut" / "annotations.npz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(AnnotationsMissingError, match="cannot be read"):
+        load_raw(tmp_path / "cut")
 
 
 def fetch(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

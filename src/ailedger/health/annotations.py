@@ -199,8 +199,10 @@ def build(wheel: Path, out: Path | None = None) -> Path:
             alt_to=np.array(list(alt.values()), dtype=np.int32),
         )
         (Path(tmp) / _NAMES).write_text(json.dumps(meta, ensure_ascii=False))
-        # Arrays first, names (which carry the format) last: a half-written cache reads as
-        # missing, never as valid.
+        # The old names (which carry the format) go first and the new ones come last, so a
+        # cache half-written over another reads as missing, never as new arrays under old
+        # names.
+        (out / _NAMES).unlink(missing_ok=True)
         os.replace(Path(tmp) / _ARRAYS, out / _ARRAYS)
         os.replace(Path(tmp) / _NAMES, out / _NAMES)
     return out
@@ -237,14 +239,22 @@ def _read_meta(where: Path) -> dict[str, object]:
     return meta
 
 
+_ARRAY_KEYS = ("disease", "term", "freq", "cohort", "negated", "aspect", "alt_from", "alt_to")
+
+
 @functools.cache
 def load_raw(where: Path | None = None) -> RawAnnotations:
     """The preprocessed annotations (cached per folder); raises
     :class:`AnnotationsMissingError` naming the fetch command when they are not there."""
     where = where if where is not None else data_dir()
     meta = _read_meta(where)
-    with np.load(where / _ARRAYS) as arrays:
-        a = {k: arrays[k] for k in arrays.files}
+    try:
+        # Opened here: np.load leaves its own file open when the archive is not readable.
+        with open(where / _ARRAYS, "rb") as file, np.load(file) as arrays:
+            a = {k: arrays[k] for k in _ARRAY_KEYS}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        # A truncated or foreign file must say how to mend it, not crash every health command.
+        raise _missing(where, f"cannot be read ({type(exc).__name__})") from None
     diseases = meta["diseases"]
     assert isinstance(diseases, list)
     return RawAnnotations(

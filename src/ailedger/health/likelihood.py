@@ -54,6 +54,7 @@ import heapq
 import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -624,16 +625,29 @@ class _Postings:
         return cls(bounds, slots, full, through, background, floor, arrays["below"], arrays["dw"])
 
 
+_POSTINGS_KEYS = (
+    "slots",
+    "full",
+    "exact",
+    "below",
+    "dw",
+    "heads",
+    "term_first",
+    "term_end",
+    "sums",
+)
+
+
 def _cached_postings(onto: Ontology, rows: _DiseaseRows) -> dict[str, npt.NDArray[Any]]:
     digest = hashlib.sha256(onto.version.encode())
     for array in (rows.slots, rows.terms, rows.freqs, rows.weights):
         digest.update(np.ascontiguousarray(array).tobytes())
     path = data_dir() / f"postings-{digest.hexdigest()[:16]}.npz"
     try:
-        with np.load(path) as stored:
-            return {k: stored[k] for k in stored.files}
-    except (OSError, ValueError):
-        pass
+        with open(path, "rb") as file, np.load(file) as stored:  # closed even if unreadable
+            return {k: stored[k] for k in _POSTINGS_KEYS}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        pass  # missing, truncated or of another layout: build it again
     arrays = _postings_arrays(onto, rows)
     try:
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
