@@ -10,7 +10,6 @@ can show where the known answer landed; the ranker never sees them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from ailedger.errors import AiledgerError
 from ailedger.health.profile import PhenotypeProfile
+from ailedger.untrusted_json import UnreadableJsonError, parse_untrusted
 
 MAX_FILE_BYTES = 20_000_000
 
@@ -78,11 +78,9 @@ def _json(file: Path) -> Any:
     except OSError as exc:
         raise CaseFileError(f"{file}: cannot be read ({exc.strerror})") from exc
     try:
-        return json.loads(text)
-    except RecursionError as exc:
-        raise CaseFileError(f"{file}: JSON nested too deeply") from exc
-    except ValueError as exc:
-        raise CaseFileError(f"{file}: not JSON ({exc})") from exc
+        return parse_untrusted(text)
+    except UnreadableJsonError as exc:
+        raise CaseFileError(f"{file}: {exc}") from None
 
 
 def _case(document: object, where: str) -> Case:
