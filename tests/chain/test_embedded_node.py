@@ -337,7 +337,7 @@ def test_a_lone_transaction_is_sealed_without_waiting_for_company(tmp_path: Path
         assert node.wait_idle(timeout=4 * window)
         blocks = {node.receipt(h)["blockNumber"] for h in burst}  # type: ignore[index]
         # what queued while a block sealed goes into the next: far fewer blocks than txs
-        assert len(blocks) <= 6
+        assert len(blocks) <= len(burst) // 2
 
 
 def test_a_receipt_query_waits_for_the_block_being_sealed(tmp_path: Path) -> None:

@@ -313,3 +313,10 @@ def test_a_batch_answer_stops_growing_at_its_limit(
     refused = [a for a in answers if "error" in a]
     assert 0 < len(served) < 20 and answers[: len(served)] == served
     assert all(a["error"] == {"code": -32003, "message": "response too large"} for a in refused)
+
+
+def test_answers_with_integers_past_64_bits_are_still_encoded() -> None:
+    from ailedger.chain.embedded.rpc import _dumps
+
+    assert json.loads(_dumps({"id": 1, "result": 2**70})) == {"id": 1, "result": 2**70}
+    assert _dumps({"id": 1, "result": "0x1"}) == b'{"id":1,"result":"0x1"}'

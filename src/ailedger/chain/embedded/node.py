@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from eth.abc import (
     BlockAPI,
     BlockHeaderAPI,
@@ -46,6 +47,7 @@ from eth_utils.exceptions import ValidationError
 
 from ailedger._durable import PUBLIC_FILE_MODE, atomic_write_text
 from ailedger.chain.embedded import _format, _txpool
+from ailedger.chain.embedded._keccak import prefer_native_keccak
 from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_reader, open_sqlite
 from ailedger.chain.embedded._logs import LogFilter, LogIndex
 from ailedger.chain.embedded._ordered_trie import ordered_trie_root
@@ -54,6 +56,8 @@ from ailedger.chain.embedded._vm import LedgerChain, create_genesis, load_chain
 from ailedger.errors import ChainError, ChainLockedError, ConfigError, TransactionRejectedError
 
 log = logging.getLogger(__name__)
+
+prefer_native_keccak()
 
 DEFAULT_CHAIN_ID = 7357
 _BUSY_QUEUE = 16  # this many queued transactions means load: seal without waiting
@@ -347,7 +351,7 @@ class EmbeddedChain:
             with self._wake:
                 self._wake.wait_for(lambda: not self._txs.is_unsealed(tx_hash), timeout=wait_s)
             body = self._receipt_body(tx_hash)
-        return None if body is None else dict(json.loads(body))
+        return None if body is None else dict(orjson.loads(body))
 
     def _receipt_body(self, tx_hash: bytes) -> str | None:
         with self._reader_lock:
@@ -477,7 +481,7 @@ class EmbeddedChain:
         conn.executemany(
             "INSERT INTO receipts (tx_hash, block_number, body) VALUES (?, ?, ?)",
             [
-                (bytes.fromhex(r["transactionHash"][2:]), header.block_number, json.dumps(r))
+                (bytes.fromhex(r["transactionHash"][2:]), header.block_number, _json_text(r))
                 for r in rows
             ],
         )
@@ -551,6 +555,10 @@ def _receipt_rows(
         )
         previous_gas = receipt.gas_used
     return rows
+
+
+def _json_text(value: dict[str, Any]) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _create(conn: sqlite3.Connection, chain_id: int) -> None:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 from eth.abc import BlockHeaderAPI
 from eth.exceptions import Revert, VMError
 from eth.vm.spoof import SpoofTransaction
@@ -560,7 +561,10 @@ def _no_notifications(*params: Any) -> Any:
 
 
 def _dumps(answer: Any) -> bytes:
-    return json.dumps(answer, separators=(",", ":")).encode()
+    try:
+        return orjson.dumps(answer)
+    except TypeError:  # orjson stops at 64-bit integers; the standard encoder does not
+        return json.dumps(answer, separators=(",", ":")).encode()
 
 
 def _valid_id(value: Any) -> bool:
