@@ -592,3 +592,13 @@ def test_ordered_trie_root_matches_py_evm(values: list[bytes]) -> None:
     expected_root, expected_nodes = _make_trie_root_and_nodes(tuple(values))
     assert root == expected_root
     assert nodes == expected_nodes
+
+
+def test_head_number_follows_committed_blocks(tmp_path: Path) -> None:
+    with EmbeddedChain.open(tmp_path / "chain") as node:
+        assert node.head_number == node.head().block_number
+        alice, bob = fund(node, 2)
+        sent = node.send_raw_transaction(sign(alice, 0, to=bob.address))
+        receipt = node.receipt(sent)
+        assert receipt is not None
+        assert node.head_number == int(receipt["blockNumber"], 16) == node.head().block_number

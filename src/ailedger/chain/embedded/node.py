@@ -127,6 +127,7 @@ class EmbeddedChain:
         self._dropped: OrderedDict[bytes, str] = OrderedDict()
         self._closing = False
         self._view: tuple[BlockHeaderAPI, StateAPI, int] | None = None
+        self._head_number = self._chain.get_canonical_head().block_number
         self._operator: LocalAccount = Account.from_key(self._meta("operator_key"))
         self._sealer = threading.Thread(target=self._seal_loop, name="ailedger-sealer", daemon=True)
         self._sealer.start()
@@ -299,6 +300,12 @@ class EmbeddedChain:
             self._dropped.popitem(last=False)
 
     # --------------------------------------------------------------------- reads
+
+    @property
+    def head_number(self) -> int:
+        """The latest committed block's number, read without waiting for a block being
+        sealed (pollers such as subscription watchers use it to decide whether to read)."""
+        return self._head_number
 
     def head(self) -> BlockHeaderAPI:
         with self._lock:
@@ -473,6 +480,7 @@ class EmbeddedChain:
             with self._wake:
                 self._txs.sealed(included)
                 self._view = None  # the head moved
+                self._head_number = block.header.block_number
                 self._wake.notify_all()
 
     def _index(
