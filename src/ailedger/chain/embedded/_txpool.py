@@ -7,7 +7,7 @@ Messages follow go-ethereum's ``core/txpool`` and ``core`` error strings.
 
 from __future__ import annotations
 
-from eth.abc import SignedTransactionAPI, StateAPI, TransactionBuilderAPI
+from eth.abc import AccountDatabaseAPI, SignedTransactionAPI, TransactionBuilderAPI
 from eth_typing import Address
 from eth_utils.address import to_checksum_address
 
@@ -60,7 +60,7 @@ def check_nonce(tx: SignedTransactionAPI, sender: bytes, expected_nonce: int) ->
 def check_against_state(
     tx: SignedTransactionAPI,
     sender: bytes,
-    state: StateAPI,
+    state: AccountDatabaseAPI,
     block_gas_limit: int,
     base_fee: int,
 ) -> None:

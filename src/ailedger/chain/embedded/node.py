@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import orjson
 from eth.abc import (
+    AccountDatabaseAPI,
     BlockAPI,
     BlockHeaderAPI,
     ComputationAPI,
@@ -37,8 +38,10 @@ from eth.abc import (
     StateAPI,
     VirtualMachineAPI,
 )
+from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
 from eth.exceptions import HeaderNotFound
+from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import Address, BlockNumber, Hash32
@@ -46,7 +49,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.exceptions import ValidationError
 
 from ailedger._durable import PUBLIC_FILE_MODE, atomic_write_text
-from ailedger.chain.embedded import _format, _txpool
+from ailedger.chain.embedded import _format, _trie_speedups, _txpool
 from ailedger.chain.embedded._keccak import prefer_native_keccak
 from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_reader, open_sqlite
 from ailedger.chain.embedded._logs import LogFilter, LogIndex
@@ -58,6 +61,7 @@ from ailedger.errors import ChainError, ChainLockedError, ConfigError, Transacti
 log = logging.getLogger(__name__)
 
 prefer_native_keccak()
+_trie_speedups.install()
 
 DEFAULT_CHAIN_ID = 7357
 _BUSY_QUEUE = 16  # this many queued transactions means load: seal without waiting
@@ -126,7 +130,7 @@ class EmbeddedChain:
         self._txs = PendingPool()
         self._dropped: OrderedDict[bytes, str] = OrderedDict()
         self._closing = False
-        self._view: tuple[BlockHeaderAPI, StateAPI, int] | None = None
+        self._view: tuple[BlockHeaderAPI, AccountDatabaseAPI, int] | None = None
         self._head_number = self._chain.get_canonical_head().block_number
         self._operator: LocalAccount = Account.from_key(self._meta("operator_key"))
         self._sealer = threading.Thread(target=self._seal_loop, name="ailedger-sealer", daemon=True)
@@ -252,15 +256,16 @@ class EmbeddedChain:
             self._wake.notify_all()
         return tx.hash
 
-    def _admission_view(self) -> tuple[BlockHeaderAPI, StateAPI, int]:
-        """Head, its state and the next base fee; reused until the head moves, because
-        building a VM per submitted transaction cost as much as checking it. Read without
+    def _admission_view(self) -> tuple[BlockHeaderAPI, AccountDatabaseAPI, int]:
+        """Head, its accounts and the next base fee; reused until the head moves. Only
+        the accounts, not a whole VM state, and the base fee by EIP-1559's formula, not
+        a new header: building those per block was a third of admission. Read without
         the state lock: committed trie nodes never change, so reading them while the
         sealer writes the next block is safe."""
         head = self._chain.get_canonical_head()
         if self._view is None or self._view[0].hash != head.hash:
-            next_fee = _format.base_fee(self._chain.create_header_from_parent(head))
-            self._view = (head, self._state(head), next_fee)
+            accounts = AccountDB(self._chain.chaindb.db, head.state_root)
+            self._view = (head, accounts, calculate_expected_base_fee_per_gas(head))
         return self._view
 
     def sign_as_operator(self, fields: dict[str, Any]) -> bytes:
@@ -270,7 +275,7 @@ class EmbeddedChain:
             fields.setdefault("chainId", self.chain_id)
             fields.setdefault("nonce", self.nonce(self._operator.address, pending=True))
             if "gasPrice" not in fields:
-                base = _format.base_fee(self._chain.create_header_from_parent(self.head()))
+                base = calculate_expected_base_fee_per_gas(self.head())
                 fields.setdefault("maxPriorityFeePerGas", 0)
                 fields.setdefault("maxFeePerGas", 2 * base)
             fields.setdefault("gas", 21_000 if not fields.get("data") else 3_000_000)
@@ -401,8 +406,7 @@ class EmbeddedChain:
             return self._logs.query(query)
 
     def next_base_fee(self) -> int:
-        with self._lock:
-            return _format.base_fee(self._chain.create_header_from_parent(self.head()))
+        return calculate_expected_base_fee_per_gas(self.head())
 
     # -------------------------------------------------------------------- sealing
 
