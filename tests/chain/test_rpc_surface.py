@@ -21,6 +21,7 @@ from tests.processes import Party
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from ailedger.chain.embedded import _fees
 from ailedger.chain.embedded._fees import DEFAULT_TIP
 from ailedger.chain.embedded.node import DEFAULT_CHAIN_ID, EmbeddedChain
 from ailedger.chain.embedded.rpc import RpcDispatcher
@@ -177,6 +178,78 @@ def test_priority_fee_follows_recent_tips(dispatcher: RpcDispatcher) -> None:
         assert error["code"] == -32602 and "percentile" in error["message"]
     next_base_fee = int(history["baseFeePerGas"][-1], 16)
     assert answer(dispatcher, "eth_gasPrice")["result"] == hex(next_base_fee + 3 * GWEI)
+
+
+class ChainReads:
+    """Counts the chain reads the fee oracle makes, by method."""
+
+    def __init__(self, chain: EmbeddedChain, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.counts: dict[str, int] = {}
+        for name in ("header", "transactions", "receipt"):
+            monkeypatch.setattr(chain, name, self._counted(name, getattr(chain, name)))
+
+    def _counted(self, name: str, method: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] = self.counts.get(name, 0) + 1
+            return method(*args, **kwargs)
+
+        return counted
+
+    def taken(self) -> dict[str, int]:
+        counts, self.counts = self.counts, {}
+        return counts
+
+
+def tipped_blocks(chain: EmbeddedChain, tips: list[int]) -> None:
+    """One block per tip: a transfer paying that many gwei."""
+    account: LocalAccount = Account.create()
+    chain.send_raw_transaction(chain.sign_as_operator({"to": account.address, "value": ETHER}))
+    assert chain.wait_idle()
+    for nonce, tip in enumerate(tips):
+        chain.send_raw_transaction(
+            bytes.fromhex(signed(account, nonce, maxPriorityFeePerGas=tip * GWEI)[2:])
+        )
+        assert chain.wait_idle()
+
+
+def test_fee_answers_read_each_block_once(
+    dispatcher: RpcDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wallets ask for tips and fee history before every transaction: a block already
+    read (blocks never change once sealed) is not read again, the answers stay the
+    same, and what is kept is bounded."""
+    chain = dispatcher.chain
+    tipped_blocks(chain, [4, 2, 7, 3])
+    reads = ChainReads(chain, monkeypatch)
+    history = answer(dispatcher, "eth_feeHistory", "0x4", "latest", [25, 75])["result"]
+    assert history["reward"] == [[hex(t * GWEI)] * 2 for t in (4, 2, 7, 3)]
+    assert reads.taken()["receipt"] == 4
+    assert answer(dispatcher, "eth_feeHistory", "0x4", "latest", [25, 75])["result"] == history
+    assert reads.taken() == {"header": 5}  # the range's headers, read by the method itself
+    # other percentiles are another answer, computed once too
+    other = answer(dispatcher, "eth_feeHistory", "0x2", "latest", [50])["result"]
+    assert other["reward"] == [[hex(7 * GWEI)], [hex(3 * GWEI)]]
+    assert reads.taken()["transactions"] == 2
+
+    tip = answer(dispatcher, "eth_maxPriorityFeePerGas")["result"]
+    assert tip == hex(3 * GWEI)  # the 60th percentile of 2, 3, 4, 7
+    reads.taken()
+    tipped_blocks(chain, [5])  # two new blocks: the funding one and the tipped one
+    reads.taken()
+    assert answer(dispatcher, "eth_maxPriorityFeePerGas")["result"] == hex(4 * GWEI)  # and 5
+    # the two new blocks only (the head's header comes with the question); before the
+    # cache followed parent hashes every header of the window was read again
+    assert reads.taken() == {"header": 1, "transactions": 2}
+
+    # bounded: past the cache's size the oldest answers are read again
+    monkeypatch.setattr(_fees, "_CACHED_REWARDS", 2)
+    for percentile in (10, 20, 30):
+        answer(dispatcher, "eth_feeHistory", "0x1", "latest", [percentile])
+    reads.taken()
+    answer(dispatcher, "eth_feeHistory", "0x1", "latest", [30])
+    assert "transactions" not in reads.taken()
+    answer(dispatcher, "eth_feeHistory", "0x1", "latest", [10])
+    assert reads.taken()["transactions"] == 1
 
 
 # ------------------------------------------------------------------------ filters
