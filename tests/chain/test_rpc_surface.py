@@ -4,6 +4,7 @@ subscriptions and the origin allow-list (issue 17)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from tests.processes import Party
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from ailedger.chain.embedded import _fees
+from ailedger.chain.embedded import _fees, _websocket
 from ailedger.chain.embedded._fees import DEFAULT_TIP
 from ailedger.chain.embedded.node import DEFAULT_CHAIN_ID, EmbeddedChain
 from ailedger.chain.embedded.rpc import RpcDispatcher
@@ -372,6 +373,74 @@ def test_websocket_subscriptions(served: Served) -> None:
         "code": -32601,
         "message": "notifications not supported",
     }
+
+
+class Socket:
+    """Stands for a client's WebSocket: what the server sends it."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send_text(self, message: str) -> None:
+        self.sent.append(json.loads(message))
+
+
+def test_the_watcher_polls_the_head_without_the_chain_lock(
+    dispatcher: RpcDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher polls every 50 ms while a block subscription is open: a poll that finds
+    nothing new takes neither the chain lock (``head()``) nor a worker thread; only a
+    subscription with a block to report sends work to the thread pool."""
+    chain = dispatcher.chain
+    polls: list[int] = []
+    head_number = EmbeddedChain.head_number
+    assert head_number.fget is not None
+    read_head_number = head_number.fget
+    monkeypatch.setattr(
+        EmbeddedChain, "head_number", property(lambda c: polls.append(1) or read_head_number(c))
+    )
+    locked_reads: list[str] = []
+    read_head = chain.head
+    monkeypatch.setattr(chain, "head", lambda: locked_reads.append("head") or read_head())
+    hops: list[Any] = []
+    run_in_threadpool = _websocket.run_in_threadpool
+
+    async def hop(func: Any, *args: Any) -> Any:
+        hops.append(func)
+        return await run_in_threadpool(func, *args)
+
+    monkeypatch.setattr(_websocket, "run_in_threadpool", hop)
+    watcher = _websocket.ChainWatcher(dispatcher, poll_interval_s=0)
+    socket = Socket()
+
+    async def scenario() -> None:
+        connection = _websocket.Connection(socket, dispatcher, max_queued=100)  # type: ignore[arg-type]
+        subscription = connection.session_methods["eth_subscribe"]("newHeads")
+        connection.activate_subscriptions()
+        writer = asyncio.create_task(connection.write_loop())
+        locked_reads.clear()
+        watcher.attach(connection)
+        for _ in range(1000):  # the loop's turns: the watcher polls between them
+            await asyncio.sleep(0)
+            if len(polls) >= 5 or hops or locked_reads:
+                break
+        assert hops == [] and locked_reads == []
+        assert len(polls) >= 5, "the watcher did not poll head_number"
+        chain.send_raw_transaction(chain.sign_as_operator({"to": "0x" + "77" * 20, "value": 1}))
+        assert chain.wait_idle()
+        locked_reads.clear()  # the sending's own
+        for _ in range(10_000):
+            await asyncio.sleep(0.001)
+            if socket.sent:
+                break
+        watcher.detach(connection)
+        writer.cancel()
+        [notification] = socket.sent
+        assert notification["params"]["subscription"] == subscription
+        assert notification["params"]["result"]["number"] == hex(chain.head_number)
+        assert hops == [watcher._collect] and locked_reads == []
+
+    asyncio.run(scenario())
 
 
 def test_websocket_bad_input_gets_errors(served: Served) -> None:
