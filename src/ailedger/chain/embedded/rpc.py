@@ -434,7 +434,12 @@ class RpcDispatcher:
     def _get_logs(self, flt: Any) -> list[dict[str, Any]]:
         flt = param.json_object(flt, "filter")
         if flt.get("blockHash") is not None:
-            # geth refuses a range beside a block hash; the hash decides here, as before
+            if flt.get("fromBlock") is not None or flt.get("toBlock") is not None:
+                raise RpcError(
+                    INVALID_PARAMS,
+                    "invalid argument 0: cannot specify both BlockHash and FromBlock/ToBlock, "
+                    "choose one or the other",
+                )
             header = self.chain.header_by_hash(param.hex_bytes(flt["blockHash"], 32))
             if header is None:
                 raise RpcError(SERVER_ERROR, "unknown block")
