@@ -139,18 +139,60 @@ def test_estimate_gas_is_within_one_percent_of_gas_used(served: Served) -> None:
     assert capped["code"] == -32000 and "intrinsic gas too low" in capped["message"]
 
 
-# --------------------------------------------------------------------------- fees
-
-
 @pytest.fixture
 def dispatcher(tmp_path: Path) -> Iterator[RpcDispatcher]:
-    """A fresh chain without contracts, answered in process: its blocks' tips are known."""
+    """A fresh chain without contracts, answered in process: its blocks are the test's."""
     with EmbeddedChain.open(tmp_path / "chain") as chain:
         yield RpcDispatcher(chain)
 
 
 def answer(dispatcher: RpcDispatcher, method: str, *params: Any) -> dict[str, Any]:
     return dispatcher.handle({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+
+
+class ChainCalls:
+    """Counts calls to some of the chain's methods, by name."""
+
+    def __init__(self, chain: EmbeddedChain, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+        self.counts: dict[str, int] = {}
+        for name in names:
+            monkeypatch.setattr(chain, name, self._counted(name, getattr(chain, name)))
+
+    def _counted(self, name: str, method: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] = self.counts.get(name, 0) + 1
+            return method(*args, **kwargs)
+
+        return counted
+
+    def taken(self) -> dict[str, int]:
+        counts, self.counts = self.counts, {}
+        return counts
+
+
+GAS_GATE = "0x5a620186a011600a57005b600080fd"
+"""Init code that reverts unless at least 100,000 gas is left: it uses little, needs
+much, so the estimate has to search (GAS PUSH3 100000 GT PUSH1 10 JUMPI STOP JUMPDEST
+PUSH1 0 DUP1 REVERT)."""
+
+
+def test_estimate_gas_reads_the_request_and_the_state_once(
+    dispatcher: RpcDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step of the search runs the same call with another gas limit: the request is
+    parsed and the sender's nonce read once, not once per step."""
+    chain = dispatcher.chain
+    calls = ChainCalls(chain, monkeypatch, "simulate", "state_at", "unsigned_transaction")
+    gated = {"from": chain.operator_address, "data": GAS_GATE}
+    # the answer the search gave when each step parsed the request again: within 0.1%
+    # above the least limit that leaves the gate its 100,000 gas
+    assert answer(dispatcher, "eth_estimateGas", gated)["result"] == hex(153_282)
+    counts = calls.taken()
+    assert counts["simulate"] > 10
+    assert counts["state_at"] == 1 and counts["unsigned_transaction"] == 1
+
+
+# --------------------------------------------------------------------------- fees
 
 
 def test_priority_fee_follows_recent_tips(dispatcher: RpcDispatcher) -> None:
@@ -181,26 +223,6 @@ def test_priority_fee_follows_recent_tips(dispatcher: RpcDispatcher) -> None:
     assert answer(dispatcher, "eth_gasPrice")["result"] == hex(next_base_fee + 3 * GWEI)
 
 
-class ChainReads:
-    """Counts the chain reads the fee oracle makes, by method."""
-
-    def __init__(self, chain: EmbeddedChain, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.counts: dict[str, int] = {}
-        for name in ("header", "transactions", "receipt"):
-            monkeypatch.setattr(chain, name, self._counted(name, getattr(chain, name)))
-
-    def _counted(self, name: str, method: Any) -> Any:
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.counts[name] = self.counts.get(name, 0) + 1
-            return method(*args, **kwargs)
-
-        return counted
-
-    def taken(self) -> dict[str, int]:
-        counts, self.counts = self.counts, {}
-        return counts
-
-
 def tipped_blocks(chain: EmbeddedChain, tips: list[int]) -> None:
     """One block per tip: a transfer paying that many gwei."""
     account: LocalAccount = Account.create()
@@ -221,7 +243,7 @@ def test_fee_answers_read_each_block_once(
     same, and what is kept is bounded."""
     chain = dispatcher.chain
     tipped_blocks(chain, [4, 2, 7, 3])
-    reads = ChainReads(chain, monkeypatch)
+    reads = ChainCalls(chain, monkeypatch, "header", "transactions", "receipt")
     history = answer(dispatcher, "eth_feeHistory", "0x4", "latest", [25, 75])["result"]
     assert history["reward"] == [[hex(t * GWEI)] * 2 for t in (4, 2, 7, 3)]
     assert reads.taken()["receipt"] == 4

@@ -348,20 +348,22 @@ class RpcDispatcher:
         for guess in (used, optimistic):
             if guess >= high:
                 continue
-            if self._succeeds(tx, header, guess):
+            if self._succeeds(spoof, header, guess):
                 high = guess
                 break
             low = guess
         while (high - low) * _ESTIMATE_PRECISION > high:
             middle = (low + high) // 2
-            if self._succeeds(tx, header, middle):
+            if self._succeeds(spoof, header, middle):
                 high = middle
             else:
                 low = middle
         return qty(high)
 
-    def _succeeds(self, tx: dict[str, Any], header: BlockHeaderAPI, gas: int) -> bool:
-        return not self.chain.simulate(self._spoof(tx, header, gas=gas), header).is_error
+    def _succeeds(self, spoof: SpoofTransaction, header: BlockHeaderAPI, gas: int) -> bool:
+        """Whether the call succeeds with ``gas``: the parsed call with only its gas
+        changed, so no step of the search reads the request or the sender's nonce again."""
+        return not self.chain.simulate(spoof.copy(gas=gas), header).is_error
 
     def _fee_history(self, count: Any, newest: Any, percentiles: Any = None) -> Any:
         newest_header = self._header(newest)
