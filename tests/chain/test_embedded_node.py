@@ -543,9 +543,23 @@ def test_get_logs_filters(chain: EmbeddedChain, contract_cache: Path) -> None:
     )
     assert future["error"] == {"code": -32000, "message": "header not found"}
     assert rpc(dispatcher, "eth_getLogs", {}) == [to_bob]
-    # a block by hash
-    assert logs(blockHash=receipts[1]["blockHash"]) == [approval]
-    assert rpc(dispatcher, "eth_getLogs", {"blockHash": receipts[1]["blockHash"]}) == [approval]
+    # a block by hash; a range beside it is refused, as geth refuses it (null is no range)
+    by_hash = {"blockHash": receipts[1]["blockHash"]}
+    assert rpc(dispatcher, "eth_getLogs", by_hash) == [approval]
+    assert rpc(dispatcher, "eth_getLogs", {**by_hash, "fromBlock": None}) == [approval]
+    for bounds in (
+        {"fromBlock": "earliest"},
+        {"toBlock": hex(blocks[1])},
+        {"fromBlock": "0x0", "toBlock": "latest"},
+    ):
+        both = dispatcher.handle(
+            {"jsonrpc": "2.0", "id": 5, "method": "eth_getLogs", "params": [{**by_hash, **bounds}]}
+        )
+        assert both["error"] == {
+            "code": -32602,
+            "message": "invalid argument 0: cannot specify both BlockHash and FromBlock/ToBlock, "
+            "choose one or the other",
+        }
     unknown = dispatcher.handle(
         {
             "jsonrpc": "2.0",

@@ -6,7 +6,9 @@ node's memory (issue 17)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,6 +86,53 @@ def test_a_pending_filter_keeps_a_bounded_backlog() -> None:
     hashes = registry.take_pending(fid)
     assert len(hashes) == MAX_PENDING_HASHES and hashes[0] == f"0x{5:064x}"  # oldest dropped
     assert registry.take_pending(fid) == []
+
+
+def hash_references(root: object) -> int:
+    """How many references to transaction hashes (66-character strings) the objects
+    reachable from ``root`` hold, whatever containers they sit in: memory that grows with
+    them, counted without looking at how the registry stores them."""
+    seen: set[int] = set()
+    stack: list[object] = [root]
+    count = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        for ref in gc.get_referents(obj):
+            if isinstance(ref, str):
+                count += len(ref) == 66
+            elif isinstance(ref, dict | list | tuple | deque) or (
+                type(ref).__module__.startswith("ailedger.")
+            ):
+                stack.append(ref)
+    return count
+
+
+def test_pending_filters_share_one_bounded_backlog() -> None:
+    """Many pending filters, many admitted transactions: what the registry holds stays
+    within one backlog's worth of hashes however many filters there are, and each filter
+    still reports every hash admitted since it was installed or last polled."""
+    registry = FilterRegistry()
+    early = [registry.install("pending", head=0) for _ in range(200)]
+    registry.add_pending(f"0x{0:064x}")
+    late = [registry.install("pending", head=0) for _ in range(200)]
+    for i in range(1, MAX_PENDING_HASHES):
+        registry.add_pending(f"0x{i:064x}")
+    assert hash_references(registry) <= MAX_PENDING_HASHES
+    every = [f"0x{i:064x}" for i in range(MAX_PENDING_HASHES)]
+    assert all(registry.take_pending(fid) == every for fid in early)
+    assert all(registry.take_pending(fid) == every[1:] for fid in late)
+    for i in range(MAX_PENDING_HASHES, 3 * MAX_PENDING_HASHES):
+        registry.add_pending(f"0x{i:064x}")
+    assert hash_references(registry) <= MAX_PENDING_HASHES
+    # a filter that fell more than the backlog behind gets what is still there
+    latest = registry.take_pending(early[0])
+    assert latest == [f"0x{i:064x}" for i in range(2 * MAX_PENDING_HASHES, 3 * MAX_PENDING_HASHES)]
+    registry.add_pending("0x" + "ab" * 32)
+    assert registry.take_pending(early[0]) == ["0x" + "ab" * 32]
+    assert registry.take_pending(late[0])[-2:] == [latest[-1], "0x" + "ab" * 32]
 
 
 def test_the_filter_limit_is_a_json_rpc_error(chain: EmbeddedChain) -> None:

@@ -4,6 +4,7 @@ subscriptions and the origin allow-list (issue 17)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.processes import Party
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from ailedger.chain.embedded import _fees, _websocket
 from ailedger.chain.embedded._fees import DEFAULT_TIP
 from ailedger.chain.embedded.node import DEFAULT_CHAIN_ID, EmbeddedChain
 from ailedger.chain.embedded.rpc import RpcDispatcher
@@ -137,18 +139,60 @@ def test_estimate_gas_is_within_one_percent_of_gas_used(served: Served) -> None:
     assert capped["code"] == -32000 and "intrinsic gas too low" in capped["message"]
 
 
-# --------------------------------------------------------------------------- fees
-
-
 @pytest.fixture
 def dispatcher(tmp_path: Path) -> Iterator[RpcDispatcher]:
-    """A fresh chain without contracts, answered in process: its blocks' tips are known."""
+    """A fresh chain without contracts, answered in process: its blocks are the test's."""
     with EmbeddedChain.open(tmp_path / "chain") as chain:
         yield RpcDispatcher(chain)
 
 
 def answer(dispatcher: RpcDispatcher, method: str, *params: Any) -> dict[str, Any]:
     return dispatcher.handle({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+
+
+class ChainCalls:
+    """Counts calls to some of the chain's methods, by name."""
+
+    def __init__(self, chain: EmbeddedChain, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+        self.counts: dict[str, int] = {}
+        for name in names:
+            monkeypatch.setattr(chain, name, self._counted(name, getattr(chain, name)))
+
+    def _counted(self, name: str, method: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] = self.counts.get(name, 0) + 1
+            return method(*args, **kwargs)
+
+        return counted
+
+    def taken(self) -> dict[str, int]:
+        counts, self.counts = self.counts, {}
+        return counts
+
+
+GAS_GATE = "0x5a620186a011600a57005b600080fd"
+"""Init code that reverts unless at least 100,000 gas is left: it uses little, needs
+much, so the estimate has to search (GAS PUSH3 100000 GT PUSH1 10 JUMPI STOP JUMPDEST
+PUSH1 0 DUP1 REVERT)."""
+
+
+def test_estimate_gas_reads_the_request_and_the_state_once(
+    dispatcher: RpcDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step of the search runs the same call with another gas limit: the request is
+    parsed and the sender's nonce read once, not once per step."""
+    chain = dispatcher.chain
+    calls = ChainCalls(chain, monkeypatch, "simulate", "state_at", "unsigned_transaction")
+    gated = {"from": chain.operator_address, "data": GAS_GATE}
+    # the answer the search gave when each step parsed the request again: within 0.1%
+    # above the least limit that leaves the gate its 100,000 gas
+    assert answer(dispatcher, "eth_estimateGas", gated)["result"] == hex(153_282)
+    counts = calls.taken()
+    assert counts["simulate"] > 10
+    assert counts["state_at"] == 1 and counts["unsigned_transaction"] == 1
+
+
+# --------------------------------------------------------------------------- fees
 
 
 def test_priority_fee_follows_recent_tips(dispatcher: RpcDispatcher) -> None:
@@ -177,6 +221,58 @@ def test_priority_fee_follows_recent_tips(dispatcher: RpcDispatcher) -> None:
         assert error["code"] == -32602 and "percentile" in error["message"]
     next_base_fee = int(history["baseFeePerGas"][-1], 16)
     assert answer(dispatcher, "eth_gasPrice")["result"] == hex(next_base_fee + 3 * GWEI)
+
+
+def tipped_blocks(chain: EmbeddedChain, tips: list[int]) -> None:
+    """One block per tip: a transfer paying that many gwei."""
+    account: LocalAccount = Account.create()
+    chain.send_raw_transaction(chain.sign_as_operator({"to": account.address, "value": ETHER}))
+    assert chain.wait_idle()
+    for nonce, tip in enumerate(tips):
+        chain.send_raw_transaction(
+            bytes.fromhex(signed(account, nonce, maxPriorityFeePerGas=tip * GWEI)[2:])
+        )
+        assert chain.wait_idle()
+
+
+def test_fee_answers_read_each_block_once(
+    dispatcher: RpcDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wallets ask for tips and fee history before every transaction: a block already
+    read (blocks never change once sealed) is not read again, the answers stay the
+    same, and what is kept is bounded."""
+    chain = dispatcher.chain
+    tipped_blocks(chain, [4, 2, 7, 3])
+    reads = ChainCalls(chain, monkeypatch, "header", "transactions", "receipt")
+    history = answer(dispatcher, "eth_feeHistory", "0x4", "latest", [25, 75])["result"]
+    assert history["reward"] == [[hex(t * GWEI)] * 2 for t in (4, 2, 7, 3)]
+    assert reads.taken()["receipt"] == 4
+    assert answer(dispatcher, "eth_feeHistory", "0x4", "latest", [25, 75])["result"] == history
+    assert reads.taken() == {"header": 5}  # the range's headers, read by the method itself
+    # other percentiles are another answer, computed once too
+    other = answer(dispatcher, "eth_feeHistory", "0x2", "latest", [50])["result"]
+    assert other["reward"] == [[hex(7 * GWEI)], [hex(3 * GWEI)]]
+    assert reads.taken()["transactions"] == 2
+
+    tip = answer(dispatcher, "eth_maxPriorityFeePerGas")["result"]
+    assert tip == hex(3 * GWEI)  # the 60th percentile of 2, 3, 4, 7
+    reads.taken()
+    tipped_blocks(chain, [5])  # two new blocks: the funding one and the tipped one
+    reads.taken()
+    assert answer(dispatcher, "eth_maxPriorityFeePerGas")["result"] == hex(4 * GWEI)  # and 5
+    # the two new blocks only (the head's header comes with the question); before the
+    # cache followed parent hashes every header of the window was read again
+    assert reads.taken() == {"header": 1, "transactions": 2}
+
+    # bounded: past the cache's size the oldest answers are read again
+    monkeypatch.setattr(_fees, "_CACHED_REWARDS", 2)
+    for percentile in (10, 20, 30):
+        answer(dispatcher, "eth_feeHistory", "0x1", "latest", [percentile])
+    reads.taken()
+    answer(dispatcher, "eth_feeHistory", "0x1", "latest", [30])
+    assert "transactions" not in reads.taken()
+    answer(dispatcher, "eth_feeHistory", "0x1", "latest", [10])
+    assert reads.taken()["transactions"] == 1
 
 
 # ------------------------------------------------------------------------ filters
@@ -299,6 +395,74 @@ def test_websocket_subscriptions(served: Served) -> None:
         "code": -32601,
         "message": "notifications not supported",
     }
+
+
+class Socket:
+    """Stands for a client's WebSocket: what the server sends it."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send_text(self, message: str) -> None:
+        self.sent.append(json.loads(message))
+
+
+def test_the_watcher_polls_the_head_without_the_chain_lock(
+    dispatcher: RpcDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher polls every 50 ms while a block subscription is open: a poll that finds
+    nothing new takes neither the chain lock (``head()``) nor a worker thread; only a
+    subscription with a block to report sends work to the thread pool."""
+    chain = dispatcher.chain
+    polls: list[int] = []
+    head_number = EmbeddedChain.head_number
+    assert head_number.fget is not None
+    read_head_number = head_number.fget
+    monkeypatch.setattr(
+        EmbeddedChain, "head_number", property(lambda c: polls.append(1) or read_head_number(c))
+    )
+    locked_reads: list[str] = []
+    read_head = chain.head
+    monkeypatch.setattr(chain, "head", lambda: locked_reads.append("head") or read_head())
+    hops: list[Any] = []
+    run_in_threadpool = _websocket.run_in_threadpool
+
+    async def hop(func: Any, *args: Any) -> Any:
+        hops.append(func)
+        return await run_in_threadpool(func, *args)
+
+    monkeypatch.setattr(_websocket, "run_in_threadpool", hop)
+    watcher = _websocket.ChainWatcher(dispatcher, poll_interval_s=0)
+    socket = Socket()
+
+    async def scenario() -> None:
+        connection = _websocket.Connection(socket, dispatcher, max_queued=100)  # type: ignore[arg-type]
+        subscription = connection.session_methods["eth_subscribe"]("newHeads")
+        connection.activate_subscriptions()
+        writer = asyncio.create_task(connection.write_loop())
+        locked_reads.clear()
+        watcher.attach(connection)
+        for _ in range(1000):  # the loop's turns: the watcher polls between them
+            await asyncio.sleep(0)
+            if len(polls) >= 5 or hops or locked_reads:
+                break
+        assert hops == [] and locked_reads == []
+        assert len(polls) >= 5, "the watcher did not poll head_number"
+        chain.send_raw_transaction(chain.sign_as_operator({"to": "0x" + "77" * 20, "value": 1}))
+        assert chain.wait_idle()
+        locked_reads.clear()  # the sending's own
+        for _ in range(10_000):
+            await asyncio.sleep(0.001)
+            if socket.sent:
+                break
+        watcher.detach(connection)
+        writer.cancel()
+        [notification] = socket.sent
+        assert notification["params"]["subscription"] == subscription
+        assert notification["params"]["result"]["number"] == hex(chain.head_number)
+        assert hops == [watcher._collect] and locked_reads == []
+
+    asyncio.run(scenario())
 
 
 def test_websocket_bad_input_gets_errors(served: Served) -> None:

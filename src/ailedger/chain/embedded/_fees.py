@@ -23,6 +23,7 @@ SAMPLES_PER_BLOCK = 3  # geth: the 3 cheapest transactions of each block
 IGNORE_TIP_BELOW = 2  # wei; geth's ignorePrice: tips this low are not a market signal
 MAX_FEE_HISTORY_BLOCKS = 1024
 _CACHED_BLOCKS = 4 * ORACLE_BLOCKS  # the oracle's window, with room for a few new heads
+_CACHED_REWARDS = MAX_FEE_HISTORY_BLOCKS  # (block, percentiles) answers: at most 100 tips each
 
 
 class FeeOracle:
@@ -32,12 +33,30 @@ class FeeOracle:
     def __init__(self, chain: EmbeddedChain) -> None:
         self._chain = chain
         self._lock = threading.Lock()
-        self._samples: OrderedDict[bytes, list[int]] = OrderedDict()
+        self._samples: OrderedDict[bytes, tuple[bytes, list[int]]] = OrderedDict()
+        self._rewards: OrderedDict[tuple[bytes, tuple[float, ...]], tuple[int, ...]] = OrderedDict()
         self._suggestion: tuple[bytes, int] | None = None
 
     def rewards(self, header: BlockHeaderAPI, percentiles: list[float]) -> list[int]:
         """geth's feeHistory reward: the tip at each percentile of the block's gas,
-        transactions ordered by tip; 0 for an empty block."""
+        transactions ordered by tip; 0 for an empty block. Cached per block hash and
+        percentiles, as geth caches them: wallets ask for the same few recent blocks at
+        the same percentiles every few seconds, and each answer reads the whole block
+        and one receipt per transaction."""
+        key = (header.hash, tuple(percentiles))
+        with self._lock:
+            cached = self._rewards.get(key)
+            if cached is not None:
+                self._rewards.move_to_end(key)
+                return list(cached)
+        rewards = self._block_rewards(header, percentiles)
+        with self._lock:
+            self._rewards[key] = tuple(rewards)
+            while len(self._rewards) > _CACHED_REWARDS:
+                self._rewards.popitem(last=False)
+        return rewards
+
+    def _block_rewards(self, header: BlockHeaderAPI, percentiles: list[float]) -> list[int]:
         fee = base_fee(header)
         paid = sorted(
             (effective_gas_price(tx, fee) - fee, self._gas_used(tx.hash))
@@ -62,13 +81,16 @@ class FeeOracle:
             if self._suggestion is not None and self._suggestion[0] == head.hash:
                 return self._suggestion[1]
         samples: list[int] = []
-        number = int(head.block_number)
-        while number >= 0 and head.block_number - number < ORACLE_BLOCKS:
-            header = head if number == head.block_number else self._chain.header(number)
-            if header is None:
+        # Walked by parent hash: a block already sampled needs no header read either.
+        block_hash: bytes = head.hash
+        header: BlockHeaderAPI | None = head
+        for number in range(head.block_number, max(-1, head.block_number - ORACLE_BLOCKS), -1):
+            sampled = self._cheapest_tips(block_hash, number, header)
+            if sampled is None:
                 break
-            samples.extend(self._cheapest_tips(header))
-            number -= 1
+            block_hash, tips = sampled
+            samples.extend(tips)
+            header = None
         suggestion = DEFAULT_TIP
         if samples:
             samples.sort()
@@ -82,12 +104,19 @@ class FeeOracle:
         receipt = self._chain.receipt(tx_hash)
         return int(receipt["gasUsed"], 16) if receipt else 0
 
-    def _cheapest_tips(self, header: BlockHeaderAPI) -> list[int]:
-        """The block's few cheapest tips that are a market signal: the oracle's samples."""
+    def _cheapest_tips(
+        self, block_hash: bytes, number: int, header: BlockHeaderAPI | None
+    ) -> tuple[bytes, list[int]] | None:
+        """The block's parent hash and its few cheapest tips that are a market signal (the
+        oracle's samples); None if there is no block ``number``."""
         with self._lock:
-            cached = self._samples.get(header.hash)
+            cached = self._samples.get(block_hash)
             if cached is not None:
                 return cached
+        if header is None:
+            header = self._chain.header(number)
+            if header is None:
+                return None
         fee = base_fee(header)
         tips = sorted(
             tip
@@ -96,8 +125,9 @@ class FeeOracle:
             )
             if tip >= IGNORE_TIP_BELOW
         )[:SAMPLES_PER_BLOCK]
+        sampled = (header.parent_hash, tips)
         with self._lock:
-            self._samples[header.hash] = tips
+            self._samples[header.hash] = sampled
             while len(self._samples) > _CACHED_BLOCKS:
                 self._samples.popitem(last=False)
-        return tips
+        return sampled

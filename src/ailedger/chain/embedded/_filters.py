@@ -4,21 +4,27 @@ A filter remembers where its client stopped reading; ``eth_getFilterChanges`` ha
 what came since. Like geth, a filter nobody polls for :data:`FILTER_TIMEOUT_S` is removed
 (a client that crashed leaves no state behind), and unlike geth their number is bounded,
 so a client that installs filters in a loop is refused instead of growing the node's memory.
+
+Pending-transaction filters share one ring of the last :data:`MAX_PENDING_HASHES` admitted
+hashes, each filter holding only its cursor into it, so their memory does not grow with their
+number. A filter that falls more than the ring behind gets the hashes still in the ring: the
+older ones are lost to it (geth keeps them all, without bound).
 """
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 FILTER_TIMEOUT_S = 300.0  # geth's deadline for a filter that is not polled
 MAX_FILTERS = 1000
-MAX_PENDING_HASHES = 10_000  # per pending-transaction filter between two polls
+MAX_PENDING_HASHES = 10_000  # the most a pending-transaction filter reports in one poll
 MAX_BLOCKS_PER_POLL = 10_000  # a block filter polled after a long pause catches up in steps
 
 FilterKind = Literal["block", "logs", "pending"]
@@ -48,7 +54,24 @@ class _Filter:
     next_block: int  # the first block this filter has not reported yet
     polled_at: float
     criteria: LogCriteria | None = None
-    hashes: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_PENDING_HASHES))
+    next_pending: int = 0  # a pending filter's cursor: the first hash it has not reported
+
+
+class _PendingRing:
+    """The last admitted transaction hashes, numbered in order of admission."""
+
+    def __init__(self, size: int) -> None:
+        self.hashes: deque[str] = deque(maxlen=size)
+        self.end = 0  # the number the next hash will get
+
+    def append(self, tx_hash: str) -> None:
+        self.hashes.append(tx_hash)
+        self.end += 1
+
+    def since(self, cursor: int) -> list[str]:
+        """The hashes numbered ``cursor`` and later that the ring still holds."""
+        skip = max(0, cursor - (self.end - len(self.hashes)))
+        return list(itertools.islice(self.hashes, skip, None))
 
 
 @dataclass(frozen=True)
@@ -78,6 +101,7 @@ class FilterRegistry:
         self._clock = clock
         self._lock = threading.Lock()
         self._filters: dict[str, _Filter] = {}
+        self._pending = _PendingRing(MAX_PENDING_HASHES)
 
     def __len__(self) -> int:
         with self._lock:
@@ -96,7 +120,9 @@ class FilterRegistry:
             first = head + 1
             if criteria is not None and criteria.from_block is not None:
                 first = max(first, criteria.from_block)
-            self._filters[filter_id] = _Filter(kind, first, self._clock(), criteria)
+            self._filters[filter_id] = _Filter(
+                kind, first, self._clock(), criteria, next_pending=self._pending.end
+            )
             return filter_id
 
     def uninstall(self, filter_id: str) -> bool:
@@ -136,17 +162,14 @@ class FilterRegistry:
         with self._lock:
             flt = self._get(filter_id)
             flt.polled_at = self._clock()
-            hashes = list(flt.hashes)
-            flt.hashes.clear()
+            hashes = self._pending.since(flt.next_pending)
+            flt.next_pending = self._pending.end
             return hashes
 
     def add_pending(self, tx_hash: str) -> None:
         """A transaction entered the pool: every pending filter will report it."""
         with self._lock:
-            self._expire()
-            for flt in self._filters.values():
-                if flt.kind == "pending":
-                    flt.hashes.append(tx_hash)
+            self._pending.append(tx_hash)
 
     def _get(self, filter_id: str) -> _Filter:
         self._expire()

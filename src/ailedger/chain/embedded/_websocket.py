@@ -203,7 +203,9 @@ class ChainWatcher:
                 ]
                 if not watching:
                     continue  # connections without block subscriptions need no head
-                head = (await run_in_threadpool(self._chain.head)).block_number
+                # Read without the chain lock or a worker thread: most polls find nothing
+                # new, and must not wait behind a block being sealed to learn that.
+                head = self._chain.head_number
                 due = [entry for entry in watching if entry[2].next_block <= head]
                 if due:
                     messages = await run_in_threadpool(self._collect, due, head)

@@ -348,20 +348,22 @@ class RpcDispatcher:
         for guess in (used, optimistic):
             if guess >= high:
                 continue
-            if self._succeeds(tx, header, guess):
+            if self._succeeds(spoof, header, guess):
                 high = guess
                 break
             low = guess
         while (high - low) * _ESTIMATE_PRECISION > high:
             middle = (low + high) // 2
-            if self._succeeds(tx, header, middle):
+            if self._succeeds(spoof, header, middle):
                 high = middle
             else:
                 low = middle
         return qty(high)
 
-    def _succeeds(self, tx: dict[str, Any], header: BlockHeaderAPI, gas: int) -> bool:
-        return not self.chain.simulate(self._spoof(tx, header, gas=gas), header).is_error
+    def _succeeds(self, spoof: SpoofTransaction, header: BlockHeaderAPI, gas: int) -> bool:
+        """Whether the call succeeds with ``gas``: the parsed call with only its gas
+        changed, so no step of the search reads the request or the sender's nonce again."""
+        return not self.chain.simulate(spoof.copy(gas=gas), header).is_error
 
     def _fee_history(self, count: Any, newest: Any, percentiles: Any = None) -> Any:
         newest_header = self._header(newest)
@@ -434,7 +436,12 @@ class RpcDispatcher:
     def _get_logs(self, flt: Any) -> list[dict[str, Any]]:
         flt = param.json_object(flt, "filter")
         if flt.get("blockHash") is not None:
-            # geth refuses a range beside a block hash; the hash decides here, as before
+            if flt.get("fromBlock") is not None or flt.get("toBlock") is not None:
+                raise RpcError(
+                    INVALID_PARAMS,
+                    "invalid argument 0: cannot specify both BlockHash and FromBlock/ToBlock, "
+                    "choose one or the other",
+                )
             header = self.chain.header_by_hash(param.hex_bytes(flt["blockHash"], 32))
             if header is None:
                 raise RpcError(SERVER_ERROR, "unknown block")
