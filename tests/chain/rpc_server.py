@@ -14,21 +14,21 @@ from typing import Any
 
 import httpx
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from ailedger.chain.connection import open_embedded
 from ailedger.chain.deploy import Deployment
 from ailedger.chain.embedded.node import EmbeddedChain
-from ailedger.chain.embedded.server import make_app
+from ailedger.chain.embedded.server import make_app, uvicorn_config
 
 
 @contextmanager
-def running(app: Starlette) -> Iterator[str]:
+def running(app: ASGIApp) -> Iterator[str]:
     """Serve ``app`` on a free loopback port; yields its ``http://`` URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", 0))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

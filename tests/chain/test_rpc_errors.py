@@ -7,6 +7,7 @@ be answered, so a bad request can never take the node down.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,18 @@ def test_oversized_requests_get_413(served: Served) -> None:
     )
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
+    served.assert_alive()
+
+
+def test_only_post_is_json_rpc(served: Served) -> None:
+    response = served.http.get(served.url)
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert served.http.post(served.url + "/other", content=b"{}").status_code == 404
+    host, port = served.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"POST / HTTP/1.1\r\nHost: node\r\nContent-Length: x\r\n\r\n{}")
+        status_line = raw.recv(100).split(b"\r\n")[0]
+    assert status_line.split()[1] in (b"400", b"413")  # the HTTP parser or the node refuses
     served.assert_alive()
 
 

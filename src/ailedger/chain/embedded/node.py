@@ -399,7 +399,8 @@ class EmbeddedChain:
             return state.costless_execute_transaction(tx)
 
     def unsigned_transaction(self, **fields: Any) -> Any:
-        return self._chain.get_vm().create_unsigned_transaction(**fields)
+        with self._lock:  # get_vm() reads the head, which the sealer moves
+            return self._chain.get_vm().create_unsigned_transaction(**fields)
 
     def logs(self, query: LogFilter) -> list[dict[str, Any]]:
         with self._lock:

@@ -10,17 +10,17 @@ origins allowed (:mod:`._cors`; by default this machine's).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ailedger.chain.embedded._cors import DEFAULT_ORIGINS, OriginGate, OriginPolicy
@@ -31,6 +31,7 @@ from ailedger.chain.embedded.rpc import RpcDispatcher
 
 MAX_REQUEST_BYTES = 5 * 1024 * 1024
 MAX_WS_FRAME_BYTES = 2 * MAX_REQUEST_BYTES
+RPC_THREADS = 64  # requests dispatched at once: a receipt query may wait for its block
 
 
 def make_app(
@@ -38,23 +39,11 @@ def make_app(
     *,
     cors_origins: Iterable[str] = DEFAULT_ORIGINS,
     max_queued_messages: int = MAX_QUEUED_MESSAGES,
-) -> Starlette:
+) -> ASGIApp:
     """The JSON-RPC app: POST and WebSocket at ``/``, one dispatcher (so HTTP filters see
     transactions sent over the socket and the other way round)."""
     dispatcher = RpcDispatcher(chain)
     watcher = ChainWatcher(dispatcher)
-
-    async def rpc(request: Request) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_REQUEST_BYTES):
-            return _too_large()
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > MAX_REQUEST_BYTES:
-                return _too_large()
-        answer = await run_in_threadpool(dispatcher.handle_bytes, bytes(body))
-        return Response(answer, media_type="application/json")
 
     async def websocket(socket: WebSocket) -> None:
         await serve_connection(
@@ -65,25 +54,88 @@ def make_app(
             max_queued=max_queued_messages,
         )
 
-    return Starlette(
-        routes=[Route("/", rpc, methods=["POST"]), WebSocketRoute("/", websocket)],
-        middleware=[Middleware(OriginGate, policy=OriginPolicy(cors_origins))],
-    )
+    # POST /, nearly every request, goes straight to the dispatcher (JsonRpcOverHttp);
+    # Starlette serves the WebSocket and answers other paths with 404.
+    sockets = Starlette(routes=[WebSocketRoute("/", websocket)])
+    return OriginGate(JsonRpcOverHttp(dispatcher, sockets), policy=OriginPolicy(cors_origins))
 
 
-def _too_large() -> Response:
-    error: dict[str, Any] = {
-        "jsonrpc": "2.0",
-        "id": None,
-        "error": {
-            "code": INVALID_REQUEST,
-            "message": f"request too large (limit {MAX_REQUEST_BYTES} bytes)",
-        },
+class JsonRpcOverHttp:
+    """ASGI app answering ``POST /`` with the dispatcher; anything else goes to ``other``.
+
+    Written against ASGI directly rather than as a Starlette route: the framework's layers
+    (request object, middleware stack, anyio's thread hand-off) cost about as much per
+    request as answering ``eth_chainId`` itself. The body is bounded before it is read
+    (413 past ``MAX_REQUEST_BYTES``), and the dispatcher runs on a thread of its own pool,
+    since a call may wait for a block being sealed.
+    """
+
+    def __init__(self, dispatcher: RpcDispatcher, other: ASGIApp) -> None:
+        self._dispatcher = dispatcher
+        self._other = other
+        self._threads = ThreadPoolExecutor(RPC_THREADS, thread_name_prefix="ailedger-rpc")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/":
+            await self._other(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await _send(send, 405, b"method not allowed: send JSON-RPC as POST", _ALLOW_POST)
+            return
+        try:
+            body = await _read_body(scope, receive)
+        except _ClientGone:
+            return  # nothing to answer, and a partial body must not be executed
+        if body is None:
+            await _send(send, 413, _too_large())
+            return
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(self._threads, self._dispatcher.handle_bytes, body)
+        await _send(send, 200, answer)
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
+    """The request body, or None once it is (or is declared) over MAX_REQUEST_BYTES."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and (not value.isdigit() or int(value) > MAX_REQUEST_BYTES):
+            return None
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _ClientGone
+        body.extend(message.get("body", b""))
+        if len(body) > MAX_REQUEST_BYTES:
+            return None
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+_JSON = [(b"content-type", b"application/json")]
+_ALLOW_POST = [(b"content-type", b"text/plain; charset=utf-8"), (b"allow", b"POST")]
+
+
+async def _send(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = _JSON
+) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _too_large() -> bytes:
+    error = {
+        "code": INVALID_REQUEST,
+        "message": f"request too large (limit {MAX_REQUEST_BYTES} bytes)",
     }
-    return JSONResponse(error, status_code=413)
+    return json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
 
 
-def uvicorn_config(app: Starlette, host: str, port: int) -> Any:
+def uvicorn_config(app: ASGIApp, host: str, port: int) -> Any:
     """uvicorn's settings for the node: WebSocket frames bounded, quiet logs."""
     import uvicorn
 
