@@ -296,6 +296,9 @@ def test_block_log_and_pending_filters(served: Served) -> None:
     assert served.result("eth_getFilterChanges", blocks) == []
     [log] = served.result("eth_getFilterChanges", logs)
     assert log["transactionHash"] == tx_hash and log["address"] == token
+    sealed_in = served.result("eth_getBlockByHash", receipt["blockHash"], False)
+    assert log["blockTimestamp"] == sealed_in["timestamp"]
+    assert receipt["logs"] == [log]
     assert served.result("eth_getFilterChanges", logs) == []
     # "latest" is resolved at each call: the head block, which holds the log
     assert served.result("eth_getFilterLogs", logs) == [log]

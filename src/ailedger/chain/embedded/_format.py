@@ -87,6 +87,7 @@ def format_logs(
             "data": data(log.data),
             "blockNumber": qty(header.block_number),
             "blockHash": data(header.hash),
+            "blockTimestamp": qty(header.timestamp),  # geth 1.15+, saves a header fetch
             "transactionHash": data(tx_hash),
             "transactionIndex": qty(tx_index),
             "logIndex": qty(first_log_index + i),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs (
@@ -67,7 +68,7 @@ class LogIndex:
             raise TooManyLogsError(
                 f"query returned more than {MAX_RESULTS} results; narrow the block range"
             )
-        return [json.loads(r[0]) for r in rows]
+        return [orjson.loads(r[0]) for r in rows]
 
 
 def _row(entry: dict[str, Any]) -> tuple[Any, ...]:
@@ -77,5 +78,5 @@ def _row(entry: dict[str, Any]) -> tuple[Any, ...]:
         int(entry["logIndex"], 16),
         bytes.fromhex(entry["address"][2:].lower()),
         *topics[:4],
-        json.dumps(entry),
+        orjson.dumps(entry).decode(),
     )
