@@ -265,3 +265,66 @@ def test_a_failed_blocks_leftovers_wait_for_the_dropped_nonce_and_dropping_twice
     again = decoded(chain, sign(sender, 0, BOB, value=3))
     pool.add(again, again.sender, 0)
     assert [tx.nonce for tx in pool.take(10)] == [0, 1]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_held_transactions_expire_after_the_lifetime(chain: EmbeddedChain) -> None:
+    clock = Clock()
+    pool = PendingPool(held_lifetime_s=60, clock=clock)
+    early, late = Account.create(), Account.create()
+    first = decoded(chain, sign(early, 2, BOB))
+    pool.add(first, first.sender, 0)
+    clock.now += 30
+    second = decoded(chain, sign(late, 5, BOB))
+    pool.add(second, second.sender, 0)
+    assert pool.expire() == []
+    clock.now += 31  # the first has waited 61 s, the second 31 s
+    assert pool.expire() == [first]
+    assert not pool.knows(first.hash) and pool.future_count == 1
+    clock.now += 30
+    assert pool.expire() == [second] and pool.future_count == 0 and pool.idle
+    # the sender's slots are free again: the same nonce is held anew, and filling the
+    # gap seals what was sent before without the expired one
+    pool.add(first, first.sender, 0)
+    filler = [decoded(chain, sign(early, n, BOB)) for n in (0, 1)]
+    for tx in filler:
+        pool.add(tx, tx.sender, 0)
+    assert [tx.nonce for tx in pool.take(10)] == [0, 1, 2]
+
+
+def test_a_replaced_or_promoted_transaction_does_not_expire(chain: EmbeddedChain) -> None:
+    clock = Clock()
+    pool = PendingPool(held_lifetime_s=60, clock=clock)
+    sender: LocalAccount = Account.create()
+    held = decoded(chain, sign(sender, 1, BOB))
+    pool.add(held, held.sender, 0)
+    clock.now += 50
+    bumped = decoded(chain, sign(sender, 1, BOB, max_fee=20 * GWEI, tip=2 * GWEI))
+    pool.add(bumped, bumped.sender, 0)  # a replacement waits anew
+    clock.now += 50
+    assert pool.expire() == []
+    filler = decoded(chain, sign(sender, 0, BOB))
+    pool.add(filler, filler.sender, 0)  # promotes nonce 1: it no longer waits
+    clock.now += 1000
+    assert pool.expire() == [] and pool.ready_count == 2
+
+
+def test_the_node_reports_why_a_held_transaction_was_dropped(
+    chain: EmbeddedChain, alice: LocalAccount
+) -> None:
+    clock = Clock()
+    chain._txs = PendingPool(held_lifetime_s=3600, clock=clock)
+    held = chain.send_raw_transaction(sign(alice, 5, BOB))
+    assert chain.queued_count == 1 and chain.dropped_reason(held) is None
+    clock.now += 3601
+    chain.send_raw_transaction(sign(alice, 0, BOB))  # admission expires what waited too long
+    assert chain.queued_count == 0
+    assert chain.dropped_reason(held) == "expired: waited over 1 h for the nonces before 5"
+    assert chain.transaction(held) is None

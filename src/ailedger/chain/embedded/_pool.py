@@ -8,6 +8,9 @@ Three places a transaction can be, as in geth's txpool:
 * **future**: its nonce is above the next one the sender can use. It is held until the
   gap fills, then promoted behind the transaction that filled it. Bounded per sender
   and in total: past a bound the sender gets an error (back-pressure), not silence.
+  One that waits longer than ``HELD_LIFETIME_S`` (geth's ``txpool.lifetime``, 3 hours)
+  is dropped (:meth:`PendingPool.expire`), so a gap that never fills does not keep its
+  room, nor the sender's, forever.
 * **in flight**: taken by the sealer, executing or being committed. It can no longer be
   replaced; its receipt follows the commit.
 
@@ -20,7 +23,9 @@ Not thread-safe: the node guards the pool with its pool lock.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from eth.abc import SignedTransactionAPI
 
@@ -29,6 +34,7 @@ from ailedger.errors import TransactionRejectedError
 PRICE_BUMP_PERCENT = 10
 MAX_FUTURE_PER_SENDER = 64
 MAX_FUTURE_TOTAL = 1024
+HELD_LIFETIME_S = 3 * 3600.0
 
 Slot = tuple[bytes, int]  # (sender, nonce)
 
@@ -39,9 +45,16 @@ class PendingPool:
         *,
         max_future_per_sender: int = MAX_FUTURE_PER_SENDER,
         max_future_total: int = MAX_FUTURE_TOTAL,
+        held_lifetime_s: float = HELD_LIFETIME_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._max_future_per_sender = max_future_per_sender
         self._max_future_total = max_future_total
+        self._held_lifetime_s = held_lifetime_s
+        self._clock = clock
+        # Future transactions by hash, oldest first, with the time they began to wait:
+        # every entry is added at the clock's current time, so the order is by time.
+        self._held_since: OrderedDict[bytes, float] = OrderedDict()
         # Assigning to an existing key keeps its place: a replacement keeps its turn.
         self._ready: OrderedDict[Slot, SignedTransactionAPI] = OrderedDict()
         self._future: dict[bytes, dict[int, SignedTransactionAPI]] = {}
@@ -85,6 +98,10 @@ class PendingPool:
         return len(self._ready)
 
     @property
+    def held_lifetime_s(self) -> float:
+        return self._held_lifetime_s
+
+    @property
     def future_count(self) -> int:
         return self._future_total
 
@@ -117,6 +134,8 @@ class PendingPool:
             self._ready[slot] = new
         else:
             self._future[sender][new.nonce] = new
+            del self._held_since[old.hash]
+            self._held_since[new.hash] = self._clock()
         del self._by_hash[old.hash]
         self._by_hash[new.hash] = new
 
@@ -133,6 +152,7 @@ class PendingPool:
             if tx is None:
                 break
             self._future_total -= 1
+            del self._held_since[tx.hash]
             self._ready[(sender, tx.nonce)] = tx
             self._next_nonce[sender] = tx.nonce + 1
         if not held:
@@ -155,6 +175,7 @@ class PendingPool:
         held[tx.nonce] = tx
         self._by_hash[tx.hash] = tx
         self._future_total += 1
+        self._held_since[tx.hash] = self._clock()
         self._per_sender[sender] = self._per_sender.get(sender, 0) + 1
 
     # ------------------------------------------------------------------ sealing
@@ -179,6 +200,7 @@ class PendingPool:
                 # A transaction before it was dropped in the same block: wait for the gap.
                 self._future.setdefault(tx.sender, {})[tx.nonce] = tx
                 self._future_total += 1
+                self._held_since[tx.hash] = self._clock()
                 self._by_hash[tx.hash] = tx
                 continue
             slot = (tx.sender, tx.nonce)
@@ -198,7 +220,9 @@ class PendingPool:
             self._per_sender[sender] = left
         else:
             del self._per_sender[sender]
-            del self._next_nonce[sender]  # the chain's nonce says it all now
+            # the chain's nonce says it all now (a sender with only held transactions
+            # never had one)
+            self._next_nonce.pop(sender, None)
 
     def drop(self, tx: SignedTransactionAPI) -> bool:
         """An in-flight transaction failed before execution (its sender's funds ran out,
@@ -215,7 +239,28 @@ class PendingPool:
             later = self._ready.pop(slot)
             self._future.setdefault(sender, {})[later.nonce] = later
             self._future_total += 1  # may pass the bound: these were admitted already
+            self._held_since[later.hash] = self._clock()
         return True
+
+    def expire(self) -> list[SignedTransactionAPI]:
+        """Drop the future transactions that have waited longer than the lifetime and
+        return them, oldest first."""
+        deadline = self._clock() - self._held_lifetime_s
+        expired: list[SignedTransactionAPI] = []
+        while self._held_since:
+            tx_hash, since = next(iter(self._held_since.items()))
+            if since > deadline:
+                break
+            del self._held_since[tx_hash]
+            tx = self._by_hash.pop(tx_hash)
+            held = self._future[tx.sender]
+            del held[tx.nonce]
+            if not held:
+                del self._future[tx.sender]
+            self._future_total -= 1
+            self._leave(tx.sender)
+            expired.append(tx)
+        return expired
 
 
 def check_replacement(old: SignedTransactionAPI, new: SignedTransactionAPI) -> None:

@@ -239,6 +239,7 @@ class EmbeddedChain:
         with self._wake:
             if self._closing:
                 raise ChainError("the chain is shutting down; retry against the restarted node")
+            self._expire_held()
             if self._txs.knows(tx.hash) or self._receipt_body(tx.hash) is not None:
                 raise TransactionRejectedError("already known")
             head, state, next_base_fee = self._admission_view()
@@ -298,6 +299,15 @@ class EmbeddedChain:
         """Why a transaction accepted earlier will never be sealed (dropped, replaced)."""
         with self._pool:
             return self._dropped.get(tx_hash)
+
+    def _expire_held(self) -> None:
+        """Forget transactions that waited too long for a nonce gap (pool lock held);
+        checked on admission, the only time the pool grows."""
+        for tx in self._txs.expire():
+            hours = self._txs.held_lifetime_s / 3600
+            self._remember_dropped(
+                tx.hash, f"expired: waited over {hours:g} h for the nonces before {tx.nonce}"
+            )
 
     def _remember_dropped(self, tx_hash: bytes, reason: str) -> None:
         self._dropped[tx_hash] = reason
