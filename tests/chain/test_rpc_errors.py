@@ -369,3 +369,47 @@ def test_connect_embedded_while_served_goes_through_http(served: Served) -> None
         assert not connection.is_embedded
         assert served.url in connection.description
         assert int(connection.web3.eth.block_number) == served.node.head().block_number
+
+
+def test_a_body_cut_off_by_a_disconnect_is_never_executed() -> None:
+    import asyncio
+
+    from ailedger.chain.embedded.server import JsonRpcOverHttp
+
+    executed: list[bytes] = []
+
+    class Dispatcher:
+        def handle_bytes(self, body: bytes) -> bytes:
+            executed.append(body)
+            return b"{}"
+
+    async def other(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("POST / is not routed further")
+
+    app = JsonRpcOverHttp(Dispatcher(), other)  # type: ignore[arg-type]
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
+    whole = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}'
+
+    async def request(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        pending, sent = list(messages), []
+
+        async def receive() -> dict[str, Any]:
+            return pending.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent
+
+    cut = [
+        {"type": "http.request", "body": whole[:20], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    assert asyncio.run(request(cut)) == [] and executed == []
+    chunks = [
+        {"type": "http.request", "body": whole[:20], "more_body": True},
+        {"type": "http.request", "body": whole[20:], "more_body": False},
+    ]
+    answer = asyncio.run(request(chunks))
+    assert executed == [whole] and answer[0]["status"] == 200

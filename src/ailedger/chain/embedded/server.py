@@ -82,35 +82,33 @@ class JsonRpcOverHttp:
         if scope["method"] != "POST":
             await _send(send, 405, b"method not allowed: send JSON-RPC as POST", _ALLOW_POST)
             return
-        try:
-            body = await _read_body(scope, receive)
-        except _ClientGone:
-            return  # nothing to answer, and a partial body must not be executed
-        if body is None:
+        body = await _read_body(scope, receive)
+        if isinstance(body, bytes):
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(self._threads, self._dispatcher.handle_bytes, body)
+            await _send(send, 200, answer)
+        elif body is _TOO_LARGE:
             await _send(send, 413, _too_large())
-            return
-        loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(self._threads, self._dispatcher.handle_bytes, body)
-        await _send(send, 200, answer)
+        # _GONE: nobody to answer, and a partial body must not be executed
 
 
-class _ClientGone(Exception):
-    """The client disconnected before its request body was complete."""
+_GONE = object()  # the client disconnected before its body was complete
+_TOO_LARGE = object()  # the body is, or is declared, over MAX_REQUEST_BYTES
 
 
-async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
-    """The request body, or None once it is (or is declared) over MAX_REQUEST_BYTES."""
+async def _read_body(scope: Scope, receive: Receive) -> bytes | object:
+    """The request body, or _TOO_LARGE, or _GONE."""
     for name, value in scope["headers"]:
         if name == b"content-length" and (not value.isdigit() or int(value) > MAX_REQUEST_BYTES):
-            return None
+            return _TOO_LARGE
     body = bytearray()
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            raise _ClientGone
+            return _GONE
         body.extend(message.get("body", b""))
         if len(body) > MAX_REQUEST_BYTES:
-            return None
+            return _TOO_LARGE
         if not message.get("more_body", False):
             return bytes(body)
 
