@@ -628,3 +628,20 @@ def test_next_base_fee_is_the_next_headers(tmp_path: Path) -> None:
             head = node.head()
             expected = node._chain.create_header_from_parent(head).base_fee_per_gas
             assert node.next_base_fee() == expected
+
+
+def test_recent_receipts_come_from_memory_and_older_ones_from_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ailedger.chain.embedded import node as node_module
+
+    monkeypatch.setattr(node_module, "_RECENT_RECEIPTS", 2)
+    with EmbeddedChain.open(tmp_path / "chain") as node:
+        alice, bob = fund(node, 2)
+        sent = [node.send_raw_transaction(sign(alice, n, to=bob.address)) for n in range(3)]
+        served = [node.receipt(h) for h in sent]
+        assert len(node._recent_receipts) == 2 and sent[0] not in node._recent_receipts
+        assert all(r is not None and r["status"] == "0x1" for r in served)
+        assert node.receipt(sent[0]) == served[0]  # read back from the database
+    with EmbeddedChain.open(tmp_path / "chain") as reopened:
+        assert [reopened.receipt(h) for h in sent] == served

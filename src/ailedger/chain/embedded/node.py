@@ -66,6 +66,7 @@ _trie_speedups.install()
 DEFAULT_CHAIN_ID = 7357
 _BUSY_QUEUE = 16  # this many queued transactions means load: seal without waiting
 _DROPPED_REMEMBERED = 10_000  # reasons kept for dropped_reason, oldest forgotten first
+_RECENT_RECEIPTS = 4096  # receipts answered from memory: a few blocks' worth
 RECEIPT_WAIT_S = 2.0  # how long a receipt query waits for a transaction being sealed
 OPERATOR_FUNDS_WEI = 10**9 * 10**18  # the dev operator's ether, handed out to new accounts
 SERVING_FILE = "serving.json"
@@ -129,6 +130,7 @@ class EmbeddedChain:
         self._wake = threading.Condition(self._pool)
         self._txs = PendingPool()
         self._dropped: OrderedDict[bytes, str] = OrderedDict()
+        self._recent_receipts: OrderedDict[bytes, str] = OrderedDict()  # tx hash -> JSON
         self._closing = False
         self._view: tuple[BlockHeaderAPI, AccountDatabaseAPI, int] | None = None
         self._head_number = self._chain.get_canonical_head().block_number
@@ -240,7 +242,7 @@ class EmbeddedChain:
             if self._closing:
                 raise ChainError("the chain is shutting down; retry against the restarted node")
             self._expire_held()
-            if self._txs.knows(tx.hash) or self._receipt_body(tx.hash) is not None:
+            if self._txs.knows(tx.hash):
                 raise TransactionRejectedError("already known")
             head, state, next_base_fee = self._admission_view()
             state_nonce = state.get_nonce(Address(sender))
@@ -249,6 +251,11 @@ class EmbeddedChain:
                 check_replacement(replaced, tx)
             else:
                 expected = self._txs.next_nonce(sender, state_nonce)
+                # Only a nonce already used can belong to a sealed transaction: the
+                # receipt table is read for those alone, to say "already known" to a
+                # client resending one, not for every new transaction.
+                if tx.nonce < expected and self._receipt_body(tx.hash) is not None:
+                    raise TransactionRejectedError("already known")
                 _txpool.check_nonce(tx, sender, expected)
             _txpool.check_against_state(tx, sender, state, head.gas_limit, next_base_fee)
             self._txs.add(tx, sender, state_nonce)
@@ -367,11 +374,13 @@ class EmbeddedChain:
         """The receipt, or None. For a transaction already on its way into a block this
         waits up to ``wait_s`` for the block's commit rather than answering None at once:
         a client polling for its receipt then gets it the moment it exists, instead of one
-        polling interval later (web3.py polls every 0.1 s)."""
-        body = self._receipt_body(tx_hash)
-        if body is None and wait_s > 0:
-            with self._wake:
+        polling interval later (web3.py polls every 0.1 s). The last blocks' receipts are
+        answered from memory, kept there once their commit returned."""
+        with self._wake:
+            if wait_s > 0 and self._txs.is_unsealed(tx_hash):
                 self._wake.wait_for(lambda: not self._txs.is_unsealed(tx_hash), timeout=wait_s)
+            body = self._recent_receipts.get(tx_hash)
+        if body is None:
             body = self._receipt_body(tx_hash)
         return None if body is None else dict(orjson.loads(body))
 
@@ -491,24 +500,36 @@ class EmbeddedChain:
             block = vm.finalize_block(vm.pack_block(block)).block
             chain.chaindb.persist_block(block)
             rows = _receipt_rows(block.header, included, receipts)
-            self._kv.commit(extra=lambda conn: self._index(conn, block.header, rows))
+            bodies: dict[bytes, str] = {
+                tx.hash: _json_text(row) for tx, row in zip(included, rows, strict=True)
+            }
+            number = block.header.block_number
+            self._kv.commit(extra=lambda conn: self._index(conn, number, rows, bodies))
             with self._wake:
+                self._remember_receipts(bodies)
                 self._txs.sealed(included)
                 self._view = None  # the head moved
                 self._head_number = block.header.block_number
                 self._wake.notify_all()
 
     def _index(
-        self, conn: sqlite3.Connection, header: BlockHeaderAPI, rows: list[dict[str, Any]]
+        self,
+        conn: sqlite3.Connection,
+        number: int,
+        rows: list[dict[str, Any]],
+        bodies: dict[bytes, str],
     ) -> None:
         conn.executemany(
             "INSERT INTO receipts (tx_hash, block_number, body) VALUES (?, ?, ?)",
-            [
-                (bytes.fromhex(r["transactionHash"][2:]), header.block_number, _json_text(r))
-                for r in rows
-            ],
+            [(tx_hash, number, body) for tx_hash, body in bodies.items()],
         )
         self._logs.insert(conn, [entry for r in rows for entry in r["logs"]])
+
+    def _remember_receipts(self, bodies: dict[bytes, str]) -> None:
+        """Keep a committed block's receipts for the queries about to come (pool lock)."""
+        self._recent_receipts.update(bodies)
+        while len(self._recent_receipts) > _RECENT_RECEIPTS:
+            self._recent_receipts.popitem(last=False)
 
     def _drop(self, tx: SignedTransactionAPI, reason: str) -> None:
         """Forget a transaction that cannot be included, and the sender's later ones."""
