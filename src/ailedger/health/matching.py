@@ -252,8 +252,9 @@ class MatchIndex:
 
     def _raw(
         self, q: Resolved, slot: int, shared: float | None = None
-    ) -> tuple[float, float, float]:
-        """(raw score, phenotype score, union IC) of the query against one stored patient."""
+    ) -> tuple[float, float, float, float]:
+        """(raw score, phenotype score, union IC, conflict penalty) of the query against
+        one stored patient."""
         onto, p = self.ontology, self._patients[slot]
         if shared is None:
             shared = sum(map(onto.ic, q.closure & p.closure))
@@ -261,16 +262,14 @@ class MatchIndex:
         conflict = sum(map(onto.ic, p.excluded & q.closure)) + sum(
             map(onto.ic, q.excluded & p.closure)
         )
-        pheno = max(0.0, (shared - self.conflict_weight * conflict) / union) if union > 0 else 0.0
+        penalty = self.conflict_weight * conflict / union if union > 0 else 0.0
+        pheno = max(0.0, shared / union - penalty) if union > 0 else 0.0
         genes = self.gene_weight if q.genes & p.genes else 0.0
-        return pheno + genes, pheno, union
+        return pheno + genes, pheno, union, penalty
 
     def _match(self, q: Resolved, slot: int) -> Match:
         p = self._patients[slot]
-        raw, pheno, union = self._raw(q, slot)
-        conflict = sum(map(self.ontology.ic, p.excluded & q.closure)) + sum(
-            map(self.ontology.ic, q.excluded & p.closure)
-        )
+        raw, pheno, union, penalty = self._raw(q, slot)
         return Match(
             patient_id=self._ids[slot],
             score=self.calibrated(raw),
@@ -280,7 +279,7 @@ class MatchIndex:
             shared_genes=q.genes & p.genes,
             conflicts=tuple(conflicts(self.ontology, q, p)),
             skipped_terms=q.skipped,
-            conflict_penalty=self.conflict_weight * conflict / union if union > 0 else 0.0,
+            conflict_penalty=penalty,
             gene_bonus=self.gene_weight if q.genes & p.genes else 0.0,
         )
 
