@@ -27,8 +27,10 @@ def test_saved_query_fires_when_a_matching_patient_arrives(tmp_path: Path) -> No
     assert report.patients == 1
     assert [n.query for n in notes] == ["kabuki-like"]
     assert notes[0].contact["href"] == "mailto:genetics@hospital-a.example.org"
-    logged = (tmp_path / "home" / "health" / "notifications.jsonl").read_text().splitlines()
+    log = tmp_path / "home" / "health" / "notifications.jsonl"
+    logged = log.read_text().splitlines()
     assert len(logged) == 1 and "kabuki-like" in logged[0]
+    assert log.stat().st_mode & 0o777 == 0o600  # it names patients' contacts
 
 
 MARFAN_LIKE = ["HP:0001166", "HP:0001083", "HP:0002616", "HP:0001519"]

@@ -23,6 +23,7 @@ them; no result, score or contact of theirs is returned.)
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ailedger._durable import atomic_write, atomic_write_json
+from ailedger._durable import PRIVATE_FILE_MODE, atomic_write, atomic_write_json
 from ailedger.chain.contracts.patients import MATCHMAKING
 from ailedger.db import database_url as database_url_for
 from ailedger.db import open_database
@@ -285,7 +286,9 @@ class HealthNode:
                             name, result["patient"]["id"], match.score, result["patient"]["contact"]
                         )
                     )
-        with self._notes_path.open("a") as notes:
+        # Owner-only, like every file in the home: the lines name patients and contacts.
+        fd = os.open(self._notes_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "a") as notes:
             for note in found:
                 notes.write(json.dumps({**note.__dict__, "time": int(time.time())}) + "\n")
         return found
