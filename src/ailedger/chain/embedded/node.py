@@ -127,7 +127,13 @@ class EmbeddedChain:
         # clients keep submitting while a block seals.
         self._lock = threading.RLock()
         self._pool = threading.Lock()
+        # Two conditions on the pool lock, so that each event wakes only its waiters:
+        # `_wake` the sealer (a transaction became ready, shutdown), `_settled` the
+        # parties waiting for a receipt or for idleness (a block committed, a
+        # transaction dropped). With one condition every admission woke every waiting
+        # receipt query, twenty of them with twenty senders, only to sleep again.
         self._wake = threading.Condition(self._pool)
+        self._settled = threading.Condition(self._pool)
         self._txs = PendingPool()
         self._dropped: OrderedDict[bytes, str] = OrderedDict()
         self._recent_receipts: OrderedDict[bytes, str] = OrderedDict()  # tx hash -> JSON
@@ -182,6 +188,7 @@ class EmbeddedChain:
         with self._wake:
             self._closing = True
             self._wake.notify_all()
+            self._settled.notify_all()
         self._sealer.join()
         with self._lock:
             self._conn.close()
@@ -261,7 +268,8 @@ class EmbeddedChain:
             self._txs.add(tx, sender, state_nonce)
             if replaced is not None:
                 self._remember_dropped(replaced.hash, f"replaced by 0x{tx.hash.hex()}")
-            self._wake.notify_all()
+                self._settled.notify_all()  # a receipt query may wait on the replaced one
+            self._wake.notify()
         return tx.hash
 
     def _admission_view(self) -> tuple[BlockHeaderAPI, AccountDatabaseAPI, int]:
@@ -376,9 +384,11 @@ class EmbeddedChain:
         a client polling for its receipt then gets it the moment it exists, instead of one
         polling interval later (web3.py polls every 0.1 s). The last blocks' receipts are
         answered from memory, kept there once their commit returned."""
-        with self._wake:
+        with self._settled:
             if wait_s > 0 and self._txs.is_unsealed(tx_hash):
-                self._wake.wait_for(lambda: not self._txs.is_unsealed(tx_hash), timeout=wait_s)
+                self._settled.wait_for(
+                    lambda: not self._txs.is_unsealed(tx_hash), timeout=wait_s
+                )
             body = self._recent_receipts.get(tx_hash)
         if body is None:
             body = self._receipt_body(tx_hash)
@@ -510,7 +520,7 @@ class EmbeddedChain:
                 self._txs.sealed(included)
                 self._view = None  # the head moved
                 self._head_number = block.header.block_number
-                self._wake.notify_all()
+                self._settled.notify_all()
 
     def _index(
         self,
@@ -538,14 +548,14 @@ class EmbeddedChain:
                 return  # a failed block's transaction that was already dropped or put back
             self._remember_dropped(tx.hash, reason)
             self._view = None
-            self._wake.notify_all()  # wake wait_idle even if no block follows
+            self._settled.notify_all()  # wake wait_idle even if no block follows
         log.warning("dropped transaction %s: %s", tx.hash.hex(), reason)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until nothing is ready or sealing (tests and shutdown); transactions
         waiting for a nonce gap to fill do not count."""
-        with self._wake:
-            return self._wake.wait_for(lambda: self._txs.idle, timeout=timeout)
+        with self._settled:
+            return self._settled.wait_for(lambda: self._txs.idle, timeout=timeout)
 
 
 def _assemble(
