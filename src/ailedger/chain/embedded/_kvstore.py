@@ -10,7 +10,9 @@ can never disagree with the chain state.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,13 @@ CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWI
 # in memory without letting a long-lived node grow without limit.
 _CACHE_ENTRIES = 200_000
 _DELETED = None
+# The background checkpointer copies the WAL into the database file every this many
+# commits; SQLite's own automatic checkpoint stays as a backstop at a larger WAL size,
+# should the checkpointer ever fall behind.
+CHECKPOINT_EVERY_COMMITS = 64
+_AUTOCHECKPOINT_BACKSTOP_PAGES = 10_000
+
+log = logging.getLogger(__name__)
 
 
 class StagedSqliteDB(BaseDB):
@@ -105,6 +114,7 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
     # out survives kill -9 and power loss alike.
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_BACKSTOP_PAGES}")
     # `with conn:` needs Python-managed transactions; isolation_level=None disables
     # them, so switch back to deferred mode for the context manager to BEGIN/COMMIT.
     conn.isolation_level = "DEFERRED"
@@ -123,3 +133,56 @@ def open_reader(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
+
+
+class WalCheckpointer:
+    """Copies the WAL into the database file on a thread and a connection of its own.
+
+    SQLite checkpoints automatically inside the commit that crosses its threshold, so
+    every few dozen blocks one block's receipts waited for a checkpoint's writes and
+    fsync as well (a commit's median was 1.6 ms, its 99th percentile 11 ms). A passive
+    checkpoint here runs beside the writer (the sqlite3 module releases the GIL while
+    SQLite works) and never blocks it. Durability does not depend on it: a commit is
+    durable once its WAL frames are fsynced, checkpointed or not.
+    """
+
+    def __init__(self, path: Path, every: int = CHECKPOINT_EVERY_COMMITS) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._every = every
+        self._commits = 0
+        self._due = threading.Event()
+        self._stopping = False
+        self.checkpoints = 0  # completed checkpoint runs, for tests and diagnostics
+        self._thread = threading.Thread(
+            target=self._run, name="ailedger-wal-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def committed(self) -> None:
+        """Count one commit (called by the writer after it returned)."""
+        self._commits += 1
+        if self._commits >= self._every:
+            self._commits = 0
+            self._due.set()
+
+    def close(self) -> None:
+        self._stopping = True
+        self._due.set()
+        self._thread.join()
+        self._conn.close()
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._stopping:
+                return
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error:
+                # The writer's backstop checkpoint still bounds the WAL; say why this
+                # one failed and try again after the next batch of commits.
+                log.exception("background WAL checkpoint failed")
+                continue
+            self.checkpoints += 1

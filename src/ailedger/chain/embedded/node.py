@@ -51,7 +51,12 @@ from eth_utils.exceptions import ValidationError
 from ailedger._durable import PUBLIC_FILE_MODE, atomic_write_text
 from ailedger.chain.embedded import _format, _trie_speedups, _txpool
 from ailedger.chain.embedded._keccak import prefer_native_keccak
-from ailedger.chain.embedded._kvstore import StagedSqliteDB, open_reader, open_sqlite
+from ailedger.chain.embedded._kvstore import (
+    StagedSqliteDB,
+    WalCheckpointer,
+    open_reader,
+    open_sqlite,
+)
 from ailedger.chain.embedded._logs import LogFilter, LogIndex
 from ailedger.chain.embedded._ordered_trie import ordered_trie_root
 from ailedger.chain.embedded._pool import PendingPool, check_replacement
@@ -108,6 +113,7 @@ class EmbeddedChain:
         # before their commit returned.
         self._reader = open_reader(directory / "chain.sqlite")
         self._reader_lock = threading.Lock()
+        self._checkpointer = WalCheckpointer(directory / "chain.sqlite")
         self._lock_file = lock_file
         self._kv = StagedSqliteDB(conn)
         self._chain: LedgerChain = load_chain(AtomicDB(self._kv), chain_id)
@@ -190,6 +196,7 @@ class EmbeddedChain:
             self._wake.notify_all()
             self._settled.notify_all()
         self._sealer.join()
+        self._checkpointer.close()
         with self._lock:
             self._conn.close()
             with self._reader_lock:
@@ -386,9 +393,7 @@ class EmbeddedChain:
         answered from memory, kept there once their commit returned."""
         with self._settled:
             if wait_s > 0 and self._txs.is_unsealed(tx_hash):
-                self._settled.wait_for(
-                    lambda: not self._txs.is_unsealed(tx_hash), timeout=wait_s
-                )
+                self._settled.wait_for(lambda: not self._txs.is_unsealed(tx_hash), timeout=wait_s)
             body = self._recent_receipts.get(tx_hash)
         if body is None:
             body = self._receipt_body(tx_hash)
@@ -515,6 +520,7 @@ class EmbeddedChain:
             }
             number = block.header.block_number
             self._kv.commit(extra=lambda conn: self._index(conn, number, rows, bodies))
+            self._checkpointer.committed()
             with self._wake:
                 self._remember_receipts(bodies)
                 self._txs.sealed(included)
