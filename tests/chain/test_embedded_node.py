@@ -645,3 +645,79 @@ def test_recent_receipts_come_from_memory_and_older_ones_from_disk(
         assert node.receipt(sent[0]) == served[0]  # read back from the database
     with EmbeddedChain.open(tmp_path / "chain") as reopened:
         assert [reopened.receipt(h) for h in sent] == served
+
+
+def test_sealed_blocks_pass_py_evms_own_import_validation(
+    tmp_path: Path, contract_cache: Path
+) -> None:
+    """Every block the sealer built, re-executed by py-evm's import path from its parent,
+    comes out identical: state, transaction and receipt roots, bloom, gas used, hash.
+    Blocks with one and with several transactions, a deployment, logs, a revert."""
+    import sqlite3
+
+    from eth.db.atomic import AtomicDB
+
+    from ailedger.chain.embedded._kvstore import StagedSqliteDB
+
+    directory = tmp_path / "chain"
+    token = compile_contract("Token", contract_cache)
+    with EmbeddedChain.open(directory) as node:
+        operator = node.operator_account
+        alice, bob = fund(node, 2)  # one block, two transfers
+        deploy = node.send_raw_transaction(
+            sign(
+                operator,
+                2,
+                to=None,
+                gas=3_000_000,
+                data=token.bytecode + abi_encode(["uint256"], [1000]),
+            )
+        )
+        address = mined(node, deploy)["contractAddress"]
+        transfer = ("transfer(address,uint256)", ["address", "uint256"])
+        together = [
+            sign(
+                operator, 3, to=address, gas=200_000, data=call_data(*transfer, [alice.address, 30])
+            ),
+            sign(alice, 0, to=bob.address, value=ETHER),
+            # more than the sender holds: the token reverts, the transaction is included
+            sign(
+                bob, 0, to=address, gas=200_000, data=call_data(*transfer, [alice.address, 10**9])
+            ),
+        ]
+        hashes = [node.send_raw_transaction(raw) for raw in together]
+        statuses = [mined(node, h)["status"] for h in hashes]
+        assert statuses == ["0x1", "0x1", "0x0"]
+        head = node.head().block_number
+
+    conn = sqlite3.connect(directory / "chain.sqlite")
+    try:
+        replay = _replay_chain(AtomicDB(StagedSqliteDB(conn)))  # staged writes, never committed
+        assert head >= 3
+        for number in range(1, head + 1):
+            block = replay.get_canonical_block_by_number(number)
+            result = replay.import_block(block, perform_validation=True)
+            assert result.imported_block.hash == block.hash
+            assert result.imported_block.header.state_root == block.header.state_root
+    finally:
+        conn.close()
+
+
+def _replay_chain(db: Any) -> Any:
+    """py-evm's own chain over ``db``, accepting what the embedded chain documents as
+    its one departure: blocks sealed within one second share their parent's timestamp."""
+    from eth.vm.forks.shanghai import ShanghaiVM
+
+    class SameSecondShanghaiVM(ShanghaiVM):  # type: ignore[misc]
+        @classmethod
+        def validate_header(cls, header: Any, parent_header: Any) -> None:
+            if header.timestamp == parent_header.timestamp:
+                parent_header = parent_header.copy(timestamp=header.timestamp - 1)
+            super().validate_header(header, parent_header)
+
+    chain_class = type(
+        "ReplayChain",
+        (_vm.chain_class(DEFAULT_CHAIN_ID),),
+        {"vm_configuration": ((0, SameSecondShanghaiVM),)},
+    )
+    return chain_class(db)
