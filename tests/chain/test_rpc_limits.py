@@ -83,9 +83,30 @@ def test_a_pending_filter_keeps_a_bounded_backlog() -> None:
     fid = registry.install("pending", head=0)
     for i in range(MAX_PENDING_HASHES + 5):
         registry.add_pending(f"0x{i:064x}")
-    hashes = registry.take_pending(fid)
+    hashes = registry.take_pending(fid)[0]
     assert len(hashes) == MAX_PENDING_HASHES and hashes[0] == f"0x{5:064x}"  # oldest dropped
-    assert registry.take_pending(fid) == []
+    assert registry.take_pending(fid)[0] == []
+
+
+def test_admitted_hashes_are_kept_only_while_a_pending_filter_exists() -> None:
+    clock = [0.0]
+    registry = FilterRegistry(timeout_s=60, clock=lambda: clock[0])
+    registry.install("block", head=0)
+    for i in range(100):
+        registry.add_pending(f"0x{i:064x}")
+    assert registry.pending_hashes_kept == 0  # nobody can ever ask for them
+    first = registry.install("pending", head=0)
+    second = registry.install("pending", head=0, full_transactions=True)
+    registry.add_pending("0x" + "aa" * 32)
+    assert registry.take_pending(second) == (["0x" + "aa" * 32], True)
+    assert registry.uninstall(first)
+    registry.add_pending("0x" + "bb" * 32)
+    assert registry.take_pending(second) == (["0x" + "bb" * 32], True)
+    clock[0] = 61.0  # every filter, the last pending one with them, expires unpolled
+    assert len(registry) == 0
+    kept = registry.pending_hashes_kept
+    registry.add_pending("0x" + "cc" * 32)
+    assert registry.pending_hashes_kept == kept
 
 
 def hash_references(root: object) -> int:
@@ -122,17 +143,17 @@ def test_pending_filters_share_one_bounded_backlog() -> None:
         registry.add_pending(f"0x{i:064x}")
     assert hash_references(registry) <= MAX_PENDING_HASHES
     every = [f"0x{i:064x}" for i in range(MAX_PENDING_HASHES)]
-    assert all(registry.take_pending(fid) == every for fid in early)
-    assert all(registry.take_pending(fid) == every[1:] for fid in late)
+    assert all(registry.take_pending(fid)[0] == every for fid in early)
+    assert all(registry.take_pending(fid)[0] == every[1:] for fid in late)
     for i in range(MAX_PENDING_HASHES, 3 * MAX_PENDING_HASHES):
         registry.add_pending(f"0x{i:064x}")
     assert hash_references(registry) <= MAX_PENDING_HASHES
     # a filter that fell more than the backlog behind gets what is still there
-    latest = registry.take_pending(early[0])
+    latest = registry.take_pending(early[0])[0]
     assert latest == [f"0x{i:064x}" for i in range(2 * MAX_PENDING_HASHES, 3 * MAX_PENDING_HASHES)]
     registry.add_pending("0x" + "ab" * 32)
-    assert registry.take_pending(early[0]) == ["0x" + "ab" * 32]
-    assert registry.take_pending(late[0])[-2:] == [latest[-1], "0x" + "ab" * 32]
+    assert registry.take_pending(early[0])[0] == ["0x" + "ab" * 32]
+    assert registry.take_pending(late[0])[0][-2:] == [latest[-1], "0x" + "ab" * 32]
 
 
 def test_the_filter_limit_is_a_json_rpc_error(chain: EmbeddedChain) -> None:

@@ -284,6 +284,8 @@ def test_block_log_and_pending_filters(served: Served) -> None:
     logs = served.result("eth_newFilter", {"address": token.lower(), "topics": [TRANSFER_TOPIC]})
     other = served.result("eth_newFilter", {"address": "0x" + "66" * 20})
     pending = served.result("eth_newPendingTransactionFilter")
+    full_pending = served.result("eth_newPendingTransactionFilter", True)
+    assert served.error("eth_newPendingTransactionFilter", "yes")["code"] == -32602
     assert served.result("eth_getFilterChanges", blocks) == []
     account = funded(served)
     tx_hash = served.result(
@@ -305,13 +307,17 @@ def test_block_log_and_pending_filters(served: Served) -> None:
     assert served.result("eth_getFilterChanges", other) == []
     assert tx_hash in served.result("eth_getFilterChanges", pending)
     assert served.result("eth_getFilterChanges", pending) == []
+    # a full pending filter reports the transactions themselves, as eth_getTransactionByHash
+    whole = {tx["hash"]: tx for tx in served.result("eth_getFilterChanges", full_pending)}
+    assert whole[tx_hash] == served.result("eth_getTransactionByHash", tx_hash)
+    assert served.result("eth_getFilterChanges", full_pending) == []
     # a filter over a fixed range answers eth_getFilterLogs with that range
     block = receipt["blockNumber"]
     ranged = served.result(
         "eth_newFilter", {"fromBlock": block, "toBlock": block, "address": token}
     )
     assert served.result("eth_getFilterLogs", ranged) == [log]
-    for fid in (blocks, logs, other, pending, ranged):
+    for fid in (blocks, logs, other, pending, full_pending, ranged):
         assert served.result("eth_uninstallFilter", fid) is True
         assert served.result("eth_uninstallFilter", fid) is False
     assert served.error("eth_getFilterChanges", blocks) == {

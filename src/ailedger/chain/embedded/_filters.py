@@ -55,6 +55,7 @@ class _Filter:
     polled_at: float
     criteria: LogCriteria | None = None
     next_pending: int = 0  # a pending filter's cursor: the first hash it has not reported
+    full_transactions: bool = False  # a pending filter reports whole transactions
 
 
 class _PendingRing:
@@ -102,13 +103,23 @@ class FilterRegistry:
         self._lock = threading.Lock()
         self._filters: dict[str, _Filter] = {}
         self._pending = _PendingRing(MAX_PENDING_HASHES)
+        # Admitted hashes are kept only while some pending filter can report them: a
+        # node nobody polls for pending transactions keeps none.
+        self._pending_filters = 0
 
     def __len__(self) -> int:
         with self._lock:
             self._expire()
             return len(self._filters)
 
-    def install(self, kind: FilterKind, head: int, criteria: LogCriteria | None = None) -> str:
+    def install(
+        self,
+        kind: FilterKind,
+        head: int,
+        criteria: LogCriteria | None = None,
+        *,
+        full_transactions: bool = False,
+    ) -> str:
         """A new filter reporting what comes after block ``head``; returns its id."""
         with self._lock:
             self._expire()
@@ -121,13 +132,26 @@ class FilterRegistry:
             if criteria is not None and criteria.from_block is not None:
                 first = max(first, criteria.from_block)
             self._filters[filter_id] = _Filter(
-                kind, first, self._clock(), criteria, next_pending=self._pending.end
+                kind,
+                first,
+                self._clock(),
+                criteria,
+                next_pending=self._pending.end,
+                full_transactions=full_transactions,
             )
+            if kind == "pending":
+                self._pending_filters += 1
             return filter_id
 
     def uninstall(self, filter_id: str) -> bool:
         with self._lock:
-            return self._filters.pop(filter_id, None) is not None
+            return self._remove(filter_id)
+
+    def _remove(self, filter_id: str) -> bool:
+        flt = self._filters.pop(filter_id, None)
+        if flt is not None and flt.kind == "pending":
+            self._pending_filters -= 1
+        return flt is not None
 
     def kind(self, filter_id: str) -> FilterKind:
         with self._lock:
@@ -157,19 +181,26 @@ class FilterRegistry:
                 flt.next_block = end + 1
             return flt.kind, taken
 
-    def take_pending(self, filter_id: str) -> list[str]:
-        """The transaction hashes a pending filter has not reported."""
+    def take_pending(self, filter_id: str) -> tuple[list[str], bool]:
+        """The transaction hashes a pending filter has not reported, and whether it
+        reports whole transactions rather than hashes."""
         with self._lock:
             flt = self._get(filter_id)
             flt.polled_at = self._clock()
             hashes = self._pending.since(flt.next_pending)
             flt.next_pending = self._pending.end
-            return hashes
+            return hashes, flt.full_transactions
 
     def add_pending(self, tx_hash: str) -> None:
         """A transaction entered the pool: every pending filter will report it."""
         with self._lock:
-            self._pending.append(tx_hash)
+            if self._pending_filters:
+                self._pending.append(tx_hash)
+
+    @property
+    def pending_hashes_kept(self) -> int:
+        with self._lock:
+            return len(self._pending.hashes)
 
     def _get(self, filter_id: str) -> _Filter:
         self._expire()
@@ -182,4 +213,4 @@ class FilterRegistry:
         deadline = self._clock() - self._timeout_s
         stale = [fid for fid, flt in self._filters.items() if flt.polled_at < deadline]
         for fid in stale:
-            del self._filters[fid]
+            self._remove(fid)

@@ -133,7 +133,7 @@ class Connection:
     # ----------------------------------------------------- eth_subscribe (worker thread)
 
     def _subscribe(self, kind: Any = None, options: Any = None) -> str:
-        head = self.dispatcher.chain.head().block_number
+        head = self.dispatcher.chain.head_number
         if kind == "newHeads":
             subscription = Subscription("newHeads", head + 1)
         elif kind == "logs":

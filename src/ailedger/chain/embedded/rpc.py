@@ -511,12 +511,18 @@ class RpcDispatcher:
     def _new_block_filter(self) -> str:
         return self._install("block")
 
-    def _new_pending_filter(self, full: Any = False) -> str:
-        return self._install("pending")
+    def _new_pending_filter(self, full: Any = None) -> str:
+        if full is not None and not isinstance(full, bool):
+            raise RpcError(INVALID_PARAMS, "invalid argument 0: expected true or false")
+        return self._install("pending", full_transactions=bool(full))
 
-    def _install(self, kind: Any, criteria: LogCriteria | None = None) -> str:
+    def _install(
+        self, kind: Any, criteria: LogCriteria | None = None, *, full_transactions: bool = False
+    ) -> str:
         try:
-            return self.filters.install(kind, self.chain.head().block_number, criteria)
+            return self.filters.install(
+                kind, self.chain.head_number, criteria, full_transactions=full_transactions
+            )
         except TooManyFiltersError as exc:
             raise RpcError(LIMIT_EXCEEDED, str(exc)) from exc
 
@@ -524,8 +530,9 @@ class RpcDispatcher:
         filter_id = param.filter_id(filter_id)
         try:
             if self.filters.kind(filter_id) == "pending":
-                return list(self.filters.take_pending(filter_id))
-            kind, taken = self.filters.take_blocks(filter_id, self.chain.head().block_number)
+                hashes, full = self.filters.take_pending(filter_id)
+                return self._pending_transactions(hashes) if full else hashes
+            kind, taken = self.filters.take_blocks(filter_id, self.chain.head_number)
             if taken.empty:
                 return []
             if kind == "block":
@@ -536,12 +543,22 @@ class RpcDispatcher:
             raise RpcError(SERVER_ERROR, "filter not found") from exc
         return self._logs(LogFilter(taken.start, taken.end, criteria.addresses, criteria.topics))
 
+    def _pending_transactions(self, hashes: list[str]) -> list[dict[str, Any]]:
+        """Whole transactions for a full pending filter, as eth_getTransactionByHash
+        shows them; one dropped or replaced since its admission is left out."""
+        shown = []
+        for tx_hash in hashes:
+            found = self.chain.transaction(bytes.fromhex(tx_hash[2:]))
+            if found is not None:
+                shown.append(_format.format_transaction(*found))
+        return shown
+
     def _get_filter_logs(self, filter_id: Any) -> list[dict[str, Any]]:
         try:
             criteria = self.filters.criteria(param.filter_id(filter_id))
         except FilterNotFoundError as exc:
             raise RpcError(SERVER_ERROR, "filter not found") from exc
-        head = self.chain.head().block_number
+        head = self.chain.head_number
         start = head if criteria.from_block is None else criteria.from_block
         end = head if criteria.to_block is None else min(criteria.to_block, head)
         return self._logs(LogFilter(start, end, criteria.addresses, criteria.topics))
