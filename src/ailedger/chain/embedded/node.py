@@ -145,7 +145,9 @@ class EmbeddedChain:
         self._recent_receipts: OrderedDict[bytes, str] = OrderedDict()  # tx hash -> JSON
         self._closing = False
         self._view: tuple[BlockHeaderAPI, AccountDatabaseAPI, int] | None = None
-        self._head_number = self._chain.get_canonical_head().block_number
+        # The last committed head, replaced (one reference, atomically) after each commit:
+        # readers never see a head the sealer has staged but not committed.
+        self._head: BlockHeaderAPI = self._chain.get_canonical_head()
         self._operator: LocalAccount = Account.from_key(self._meta("operator_key"))
         self._sealer = threading.Thread(target=self._seal_loop, name="ailedger-sealer", daemon=True)
         self._sealer.start()
@@ -285,7 +287,7 @@ class EmbeddedChain:
         a new header: building those per block was a third of admission. Read without
         the state lock: committed trie nodes never change, so reading them while the
         sealer writes the next block is safe."""
-        head = self._chain.get_canonical_head()
+        head = self._head
         if self._view is None or self._view[0].hash != head.hash:
             accounts = AccountDB(self._chain.chaindb.db, head.state_root)
             self._view = (head, accounts, calculate_expected_base_fee_per_gas(head))
@@ -342,11 +344,11 @@ class EmbeddedChain:
     def head_number(self) -> int:
         """The latest committed block's number, read without waiting for a block being
         sealed (pollers such as subscription watchers use it to decide whether to read)."""
-        return self._head_number
+        return self._head.block_number
 
     def head(self) -> BlockHeaderAPI:
-        with self._lock:
-            return self._chain.get_canonical_head()
+        """The latest committed block's header, without waiting for one being sealed."""
+        return self._head
 
     def header(self, number: int) -> BlockHeaderAPI | None:
         with self._lock:
@@ -524,7 +526,7 @@ class EmbeddedChain:
                 self._remember_receipts(bodies)
                 self._txs.sealed(included)
                 self._view = None  # the head moved
-                self._head_number = block.header.block_number
+                self._head = block.header
                 self._settled.notify_all()
 
     def _index(
