@@ -136,6 +136,59 @@ def test_a_sender_past_its_bound_of_held_transactions_is_refused(
 # ---------------------------------------------------------------------- replacement
 
 
+def test_a_client_waiting_for_a_replaced_transaction_learns_why_at_once(
+    chain: EmbeddedChain, alice: LocalAccount
+) -> None:
+    """``ailedger_droppedReason`` over JSON-RPC, and wait_for, which asks it: a receipt
+    that will never come fails with the node's reason instead of running out its timeout."""
+    from web3 import Web3
+
+    from ailedger.chain.embedded.provider import EmbeddedProvider
+    from ailedger.chain.embedded.rpc import RpcDispatcher
+    from ailedger.chain.transactions import wait_for
+    from ailedger.errors import ChainError
+
+    dispatcher = RpcDispatcher(chain)
+    web3 = Web3(EmbeddedProvider(dispatcher))
+    old = chain.send_raw_transaction(sign(alice, 1, BOB, value=1))
+    new = chain.send_raw_transaction(
+        sign(alice, 1, BOB, value=2, max_fee=11 * GWEI, tip=1_100_000_000)
+    )
+
+    def ask(*params: Any) -> dict[str, Any]:
+        request = {"jsonrpc": "2.0", "id": 1, "method": "ailedger_droppedReason"}
+        return dispatcher.handle({**request, "params": list(params)})
+
+    assert ask("0x" + old.hex())["result"] == f"replaced by 0x{new.hex()}"
+    assert ask("0x" + new.hex())["result"] is None  # held, not dropped
+    assert ask("0x" + "00" * 32)["result"] is None  # never seen
+    assert ask("0x1234")["error"]["code"] == -32602
+    with pytest.raises(ChainError, match=f"dropped by the node: replaced by 0x{new.hex()}"):
+        wait_for(web3, "0x" + old.hex(), timeout=60)
+    chain.send_raw_transaction(sign(alice, 0, BOB))
+    assert wait_for(web3, "0x" + new.hex()).block_number > 0
+
+
+def test_the_dropped_check_asks_a_node_without_it_only_once() -> None:
+    from ailedger.chain.transactions import _DroppedCheck
+
+    class Provider:
+        asked = 0
+
+        def make_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+            self.asked += 1
+            return {"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": "no"}}
+
+    class Web3Like:
+        provider = Provider()
+
+    check = _DroppedCheck(Web3Like(), "0x" + "ab" * 32)  # type: ignore[arg-type]
+    check.INTERVAL_S = 0.0
+    check._next = 0.0
+    assert [check.reason() for _ in range(5)] == [None] * 5
+    assert Web3Like.provider.asked == 1
+
+
 def test_a_held_transaction_is_replaced_by_a_higher_fee(
     chain: EmbeddedChain, alice: LocalAccount
 ) -> None:

@@ -126,16 +126,25 @@ def _replayed_reason(web3: Web3, tx: dict[str, Any]) -> str:
 def wait_for(web3: Web3, tx_hash: str, timeout: float = RECEIPT_TIMEOUT_S) -> TxResult:
     """Wait for the receipt, polling every 5 ms at first (a local chain seals in a few ms)
     and backing off to 0.5 s (a public network takes seconds), so neither waits long nor
-    is flooded with requests."""
+    is flooded with requests. An ailedger node is asked every second whether it dropped
+    the transaction, so a dropped one fails at once with the node's reason instead of
+    after ``timeout``."""
     from web3.exceptions import TransactionNotFound
 
     give_up = time.monotonic() + timeout
     delay = 0.005
+    dropped = _DroppedCheck(web3, tx_hash)
     while True:
         try:
             receipt = web3.eth.get_transaction_receipt(HexStr(tx_hash))
             break
         except TransactionNotFound:
+            reason = dropped.reason()
+            if reason is not None:
+                raise ChainError(
+                    f"transaction {tx_hash} was dropped by the node: {reason}; "
+                    "send it again (with a fresh nonce if it was replaced)"
+                ) from None
             if time.monotonic() >= give_up:
                 raise ChainError(
                     f"transaction {tx_hash} was not mined within {timeout:.0f} s; "
@@ -155,6 +164,38 @@ def wait_for(web3: Web3, tx_hash: str, timeout: float = RECEIPT_TIMEOUT_S) -> Tx
         None if address is None else str(address),
         receipt,
     )
+
+
+class _DroppedCheck:
+    """Asks the node, at most once a second, whether it dropped a transaction
+    (``ailedger_droppedReason``); on a node without that method (any other Ethereum
+    node), it asks once and never again."""
+
+    INTERVAL_S = 1.0
+
+    def __init__(self, web3: Web3, tx_hash: str) -> None:
+        self._web3 = web3
+        self._tx_hash = tx_hash
+        self._next = time.monotonic() + self.INTERVAL_S
+        self._supported = True
+
+    def reason(self) -> str | None:
+        if not self._supported or time.monotonic() < self._next:
+            return None
+        self._next = time.monotonic() + self.INTERVAL_S
+        from web3.types import RPCEndpoint
+
+        try:
+            answer = self._web3.provider.make_request(
+                RPCEndpoint("ailedger_droppedReason"), [self._tx_hash]
+            )
+        except Exception:  # the receipt poll reports a node that is down; not this check
+            return None
+        if "error" in answer:
+            self._supported = False
+            return None
+        result = answer.get("result")
+        return result if isinstance(result, str) else None
 
 
 def _reason(exc: Exception) -> str:

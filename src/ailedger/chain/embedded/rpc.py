@@ -109,6 +109,7 @@ class RpcDispatcher:
             "eth_subscribe": _no_notifications,
             "eth_unsubscribe": _no_notifications,
             "ailedger_status": self._status,
+            "ailedger_droppedReason": self._dropped_reason,
             "ailedger_deployment": lambda: chain.get_meta("deployment"),
         }
 
@@ -391,6 +392,12 @@ class RpcDispatcher:
 
     def _get_receipt(self, tx_hash: str) -> Any:
         return self.chain.receipt(param.hex_bytes(tx_hash, 32))
+
+    def _dropped_reason(self, tx_hash: str) -> str | None:
+        """Why the node let go of a transaction it had accepted (replaced, failed at
+        sealing, expired waiting for a nonce gap), or null: still pending, sealed, or
+        never seen. Receipt pollers ask it to stop waiting for a receipt that never comes."""
+        return self.chain.dropped_reason(param.hex_bytes(tx_hash, 32))
 
     def _get_transaction(self, tx_hash: str) -> Any:
         found = self.chain.transaction(param.hex_bytes(tx_hash, 32))
