@@ -84,6 +84,20 @@ def mined(chain: EmbeddedChain, tx_hash: bytes) -> dict[str, Any]:
     return receipt
 
 
+def deploy_token(chain: EmbeddedChain, token: Any, *, nonce: int, supply: int) -> tuple[bytes, str]:
+    """Deploy the Token from the operator at ``nonce``: (transaction hash, address)."""
+    deploy = chain.send_raw_transaction(
+        sign(
+            chain.operator_account,
+            nonce,
+            to=None,
+            gas=3_000_000,
+            data=token.bytecode + abi_encode(["uint256"], [supply]),
+        )
+    )
+    return deploy, str(mined(chain, deploy)["contractAddress"])
+
+
 def call_data(signature: str, types_: list[str], args: list[Any]) -> bytes:
     return function_signature_to_4byte_selector(signature) + abi_encode(types_, args)
 
@@ -195,16 +209,7 @@ def test_state_blocks_receipts_and_logs_survive_reopening(
     with EmbeddedChain.open(directory) as node:
         operator = node.operator_account
         alice, bob = fund(node, 2)
-        deploy = node.send_raw_transaction(
-            sign(
-                operator,
-                2,
-                to=None,
-                gas=3_000_000,
-                data=token.bytecode + abi_encode(["uint256"], [1000]),
-            )
-        )
-        address = mined(node, deploy)["contractAddress"]
+        deploy, address = deploy_token(node, token, nonce=2, supply=1000)
         hashes = [
             node.send_raw_transaction(
                 sign(
@@ -664,16 +669,7 @@ def test_sealed_blocks_pass_py_evms_own_import_validation(
     with EmbeddedChain.open(directory) as node:
         operator = node.operator_account
         alice, bob = fund(node, 2)  # one block, two transfers
-        deploy = node.send_raw_transaction(
-            sign(
-                operator,
-                2,
-                to=None,
-                gas=3_000_000,
-                data=token.bytecode + abi_encode(["uint256"], [1000]),
-            )
-        )
-        address = mined(node, deploy)["contractAddress"]
+        _, address = deploy_token(node, token, nonce=2, supply=1000)
         transfer = ("transfer(address,uint256)", ["address", "uint256"])
         together = [
             sign(

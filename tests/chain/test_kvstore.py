@@ -3,10 +3,11 @@ database file without the writer's help, and leaves durability to the WAL."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ailedger.chain.embedded._kvstore import StagedSqliteDB, WalCheckpointer, open_sqlite
@@ -42,18 +43,23 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
     return False
 
 
-def test_checkpointer_moves_commits_into_the_database_file(tmp_path: Path) -> None:
-    db = tmp_path / "chain.sqlite"
+@contextlib.contextmanager
+def _store(db: Path, every: int) -> Iterator[tuple[StagedSqliteDB, WalCheckpointer]]:
     conn = open_sqlite(db)
-    kv = StagedSqliteDB(conn)
-    checkpointer = WalCheckpointer(db, every=4)
+    checkpointer = WalCheckpointer(db, every=every)
     try:
-        _commit_blocks(kv, checkpointer, 8)
-        assert _wait_for(lambda: checkpointer.checkpoints >= 2)
-        assert _rows_in_main_file(db, tmp_path) == 8
+        yield StagedSqliteDB(conn), checkpointer
     finally:
         checkpointer.close()
         conn.close()
+
+
+def test_checkpointer_moves_commits_into_the_database_file(tmp_path: Path) -> None:
+    db = tmp_path / "chain.sqlite"
+    with _store(db, every=4) as (kv, checkpointer):
+        _commit_blocks(kv, checkpointer, 8)
+        assert _wait_for(lambda: checkpointer.checkpoints >= 2)
+        assert _rows_in_main_file(db, tmp_path) == 8
 
 
 def test_without_it_commits_stay_in_the_wal(tmp_path: Path) -> None:
@@ -70,17 +76,10 @@ def test_without_it_commits_stay_in_the_wal(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_checkpointer_is_counted_only_every_n_commits(tmp_path: Path) -> None:
-    db = tmp_path / "chain.sqlite"
-    conn = open_sqlite(db)
-    kv = StagedSqliteDB(conn)
-    checkpointer = WalCheckpointer(db, every=100)
-    try:
+def test_checkpointer_runs_only_every_n_commits(tmp_path: Path) -> None:
+    with _store(tmp_path / "chain.sqlite", every=100) as (kv, checkpointer):
         _commit_blocks(kv, checkpointer, 99)
         time.sleep(0.2)
         assert checkpointer.checkpoints == 0
         _commit_blocks(kv, checkpointer, 1)
         assert _wait_for(lambda: checkpointer.checkpoints == 1)
-    finally:
-        checkpointer.close()
-        conn.close()
