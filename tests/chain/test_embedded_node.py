@@ -717,3 +717,20 @@ def _replay_chain(db: Any) -> Any:
         {"vm_configuration": ((0, SameSecondShanghaiVM),)},
     )
     return chain_class(db)
+
+
+def test_a_receipt_never_names_a_block_beyond_the_head(tmp_path: Path) -> None:
+    """The reader sees a block's receipts the moment its commit returns, a moment before
+    the head moves: a receipt read from the store in that moment is held back."""
+    with EmbeddedChain.open(tmp_path / "chain") as node:
+        (alice,) = fund(node, 1)
+        tx_hash = node.send_raw_transaction(sign(alice, 0, to=alice.address, value=1))
+        block = int(mined(node, tx_hash)["blockNumber"], 16)
+        node._recent_receipts.clear()  # answered from the store, as an older receipt is
+        head = node._head
+        node._head = node.header(block - 1)  # as in the moment after the commit
+        try:
+            assert node.receipt(tx_hash, wait_s=0) is None
+        finally:
+            node._head = head
+        assert int(node.receipt(tx_hash, wait_s=0)["blockNumber"], 16) == block  # type: ignore[index]

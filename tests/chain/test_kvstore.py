@@ -10,7 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ailedger.chain.embedded._kvstore import StagedSqliteDB, WalCheckpointer, open_sqlite
+from ailedger.chain.embedded._kvstore import (
+    AUTOCHECKPOINT_BACKSTOP_PAGES,
+    StagedSqliteDB,
+    WalCheckpointer,
+    open_sqlite,
+)
 
 
 def _commit_blocks(kv: StagedSqliteDB, checkpointer: WalCheckpointer | None, n: int) -> None:
@@ -60,6 +65,16 @@ def test_checkpointer_moves_commits_into_the_database_file(tmp_path: Path) -> No
         _commit_blocks(kv, checkpointer, 8)
         assert _wait_for(lambda: checkpointer.checkpoints >= 2)
         assert _rows_in_main_file(db, tmp_path) == 8
+
+
+def test_the_writers_own_checkpoint_is_only_a_backstop(tmp_path: Path) -> None:
+    conn = open_sqlite(tmp_path / "chain.sqlite")
+    try:
+        pages = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        assert pages == AUTOCHECKPOINT_BACKSTOP_PAGES > 1000  # above SQLite's default
+        assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] > 0
+    finally:
+        conn.close()
 
 
 def test_without_it_commits_stay_in_the_wal(tmp_path: Path) -> None:

@@ -57,12 +57,7 @@ def chain(tmp_path: Path) -> Iterator[EmbeddedChain]:
 
 @pytest.fixture
 def alice(chain: EmbeddedChain) -> LocalAccount:
-    account: LocalAccount = Account.create()
-    operator = chain.operator_account
-    nonce = chain.nonce(operator.address, pending=True)
-    chain.send_raw_transaction(sign(operator, nonce, account.address, value=10 * ETHER))
-    assert chain.wait_idle()
-    return account
+    return funded_account(chain)
 
 
 BOB = to_checksum_address("0x" + "b0" * 20)
@@ -381,3 +376,64 @@ def test_the_node_reports_why_a_held_transaction_was_dropped(
     assert chain.queued_count == 0
     assert chain.dropped_reason(held) == "expired: waited over 1 h for the nonces before 5"
     assert chain.transaction(held) is None
+    # sent again, it is held again and no longer reported as dropped
+    assert chain.send_raw_transaction(sign(alice, 5, BOB)) == held
+    assert chain.queued_count == 1 and chain.dropped_reason(held) is None
+
+
+def test_a_receipt_query_on_a_replaced_ready_transaction_returns_when_it_is_replaced(
+    chain: EmbeddedChain, alice: LocalAccount
+) -> None:
+    """The sealer is held inside a block (its lock taken), so nothing seals and the
+    transaction stays ready: the waiting query can only return early because the
+    replacement woke it, not because a block came."""
+    import threading
+
+    answers: list[object] = []
+    other = funded_account(chain)
+    with chain._lock:
+        chain.send_raw_transaction(sign(other, 0, BOB))  # taken by the sealer, which waits
+        assert _wait_until(lambda: chain.pending_count == 0)
+        old = chain.send_raw_transaction(sign(alice, 0, BOB, value=1))
+        assert chain.pending_count == 1
+        waiter = threading.Thread(target=lambda: answers.append(chain.receipt(old, wait_s=60)))
+        waiter.start()
+        chain.send_raw_transaction(sign(alice, 0, BOB, value=2, max_fee=11 * GWEI, tip=2 * GWEI))
+        waiter.join(timeout=30)
+        assert not waiter.is_alive() and answers == [None]
+    assert chain.wait_idle()
+
+
+def test_many_transactions_are_found_at_once_pending_sealed_or_not_at_all(
+    chain: EmbeddedChain, alice: LocalAccount
+) -> None:
+    sealed = [chain.send_raw_transaction(sign(alice, n, BOB, value=n + 1)) for n in range(3)]
+    assert chain.wait_idle()
+    held = chain.send_raw_transaction(sign(alice, 9, BOB))
+    unknown = b"\x01" * 32
+    found = chain.transactions_by_hash([*sealed, held, unknown])
+    assert set(found) == {*sealed, held}
+    for tx_hash in sealed:
+        assert found[tx_hash] == chain.transaction(tx_hash)
+    tx, header, index = found[held]
+    assert tx.hash == held and header is None and index is None
+
+
+def funded_account(chain: EmbeddedChain) -> LocalAccount:
+    account: LocalAccount = Account.create()
+    operator = chain.operator_account
+    nonce = chain.nonce(operator.address, pending=True)
+    chain.send_raw_transaction(sign(operator, nonce, account.address, value=10 * ETHER))
+    assert chain.wait_idle()
+    return account
+
+
+def _wait_until(predicate: Any, timeout: float = 30.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True

@@ -28,6 +28,7 @@ MAX_PENDING_HASHES = 10_000  # the most a pending-transaction filter reports in 
 MAX_BLOCKS_PER_POLL = 10_000  # a block filter polled after a long pause catches up in steps
 
 FilterKind = Literal["block", "logs", "pending"]
+_EXPIRY_CHECK_S = 1.0
 
 
 class FilterNotFoundError(LookupError):
@@ -106,6 +107,7 @@ class FilterRegistry:
         # Admitted hashes are kept only while some pending filter can report them: a
         # node nobody polls for pending transactions keeps none.
         self._pending_filters = 0
+        self._next_expiry = 0.0  # admissions look for expired filters at most this often
 
     def __len__(self) -> int:
         with self._lock:
@@ -151,6 +153,8 @@ class FilterRegistry:
         flt = self._filters.pop(filter_id, None)
         if flt is not None and flt.kind == "pending":
             self._pending_filters -= 1
+            if not self._pending_filters:
+                self._pending.hashes.clear()  # nobody left to report them to
         return flt is not None
 
     def kind(self, filter_id: str) -> FilterKind:
@@ -194,6 +198,10 @@ class FilterRegistry:
     def add_pending(self, tx_hash: str) -> None:
         """A transaction entered the pool: every pending filter will report it."""
         with self._lock:
+            now = self._clock()
+            if now >= self._next_expiry:  # an abandoned filter stops the ring filling
+                self._next_expiry = now + _EXPIRY_CHECK_S
+                self._expire()
             if self._pending_filters:
                 self._pending.append(tx_hash)
 

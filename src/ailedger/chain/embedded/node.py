@@ -275,6 +275,9 @@ class EmbeddedChain:
                 _txpool.check_nonce(tx, sender, expected)
             _txpool.check_against_state(tx, sender, state, head.gas_limit, next_base_fee)
             self._txs.add(tx, sender, state_nonce)
+            # Sent again after it was dropped (it expired, or failed at sealing): it is
+            # pending once more, and no longer reported as dropped.
+            self._dropped.pop(tx.hash, None)
             if replaced is not None:
                 self._remember_dropped(replaced.hash, f"replaced by 0x{tx.hash.hex()}")
                 self._settled.notify_all()  # a receipt query may wait on the replaced one
@@ -387,6 +390,35 @@ class EmbeddedChain:
                 return None
             return self.transactions(header)[index], header, index
 
+    def transactions_by_hash(
+        self, hashes: list[bytes]
+    ) -> dict[bytes, tuple[SignedTransactionAPI, BlockHeaderAPI | None, int | None]]:
+        """Many transactions at once (a full pending filter's poll): the pool's from
+        memory, sealed ones by block, each block decoded once and the state lock taken
+        per block, so a long list does not hold up the sealer."""
+        found: dict[bytes, tuple[SignedTransactionAPI, BlockHeaderAPI | None, int | None]] = {}
+        sealed: dict[int, list[tuple[bytes, int]]] = {}  # block number -> (hash, index)
+        with self._pool:
+            queued = {h: self._txs.get(h) for h in hashes}
+        for tx_hash, tx in queued.items():
+            if tx is not None:
+                found[tx_hash] = (tx, None, None)
+                continue
+            with self._lock:
+                try:
+                    number, index = self._chain.chaindb.get_transaction_index(Hash32(tx_hash))
+                except Exception:  # py-evm raises TransactionNotFound or KeyError
+                    continue
+            sealed.setdefault(number, []).append((tx_hash, index))
+        for block_number, wanted in sealed.items():
+            header = self.header(block_number)
+            if header is None:
+                continue
+            txs = self.transactions(header)
+            for tx_hash, index in wanted:
+                found[tx_hash] = (txs[index], header, index)
+        return found
+
     def receipt(self, tx_hash: bytes, wait_s: float = RECEIPT_WAIT_S) -> dict[str, Any] | None:
         """The receipt, or None. For a transaction already on its way into a block this
         waits up to ``wait_s`` for the block's commit rather than answering None at once:
@@ -402,9 +434,13 @@ class EmbeddedChain:
         return None if body is None else dict(orjson.loads(body))
 
     def _receipt_body(self, tx_hash: bytes) -> str | None:
+        """A committed receipt, only once its block is the head or below: the reader sees
+        a block's rows the moment its commit returns, a moment before the head moves, and
+        a receipt must not name a block that ``latest`` does not reach yet."""
         with self._reader_lock:
             row = self._reader.execute(
-                "SELECT body FROM receipts WHERE tx_hash = ?", (tx_hash,)
+                "SELECT body FROM receipts WHERE tx_hash = ? AND block_number <= ?",
+                (tx_hash, self._head.block_number),
             ).fetchone()
         return None if row is None else str(row[0])
 

@@ -553,12 +553,9 @@ class RpcDispatcher:
     def _pending_transactions(self, hashes: list[str]) -> list[dict[str, Any]]:
         """Whole transactions for a full pending filter, as eth_getTransactionByHash
         shows them; one dropped or replaced since its admission is left out."""
-        shown = []
-        for tx_hash in hashes:
-            found = self.chain.transaction(bytes.fromhex(tx_hash[2:]))
-            if found is not None:
-                shown.append(_format.format_transaction(*found))
-        return shown
+        wanted = [bytes.fromhex(tx_hash[2:]) for tx_hash in hashes]
+        found = self.chain.transactions_by_hash(wanted)
+        return [_format.format_transaction(*found[h]) for h in wanted if h in found]
 
     def _get_filter_logs(self, filter_id: Any) -> list[dict[str, Any]]:
         try:
