@@ -68,10 +68,11 @@ def json_object(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def flag(value: Any) -> bool:
+def flag(value: Any, position: int = 1) -> bool:
     if not isinstance(value, bool):
         raise RpcError(
-            INVALID_PARAMS, f"invalid argument 1: expected true or false, got {shown(value)}"
+            INVALID_PARAMS,
+            f"invalid argument {position}: expected true or false, got {shown(value)}",
         )
     return value
 

@@ -84,6 +84,10 @@ CREATE TABLE IF NOT EXISTS receipts (
 """
 
 
+# A transaction as found: itself, and its block's header and its index there once sealed.
+Located = tuple[SignedTransactionAPI, BlockHeaderAPI | None, int | None]
+
+
 @dataclass(frozen=True)
 class SealedBlock:
     number: int
@@ -373,30 +377,17 @@ class EmbeddedChain:
         with self._lock:
             return self._chain.get_block_by_header(header).transactions
 
-    def transaction(
-        self, tx_hash: bytes
-    ) -> tuple[SignedTransactionAPI, BlockHeaderAPI | None, int | None] | None:
-        with self._pool:
-            queued = self._txs.get(tx_hash)
-        if queued is not None:
-            return queued, None, None
-        with self._lock:
-            try:
-                number, index = self._chain.chaindb.get_transaction_index(Hash32(tx_hash))
-            except Exception:  # py-evm raises TransactionNotFound or KeyError
-                return None
-            header = self.header(number)
-            if header is None:
-                return None
-            return self.transactions(header)[index], header, index
+    def transaction(self, tx_hash: bytes) -> Located | None:
+        """A transaction, with its block header and index once sealed (None, None while
+        it waits in the pool), or None if the node does not know it."""
+        return self.transactions_by_hash([tx_hash]).get(tx_hash)
 
-    def transactions_by_hash(
-        self, hashes: list[bytes]
-    ) -> dict[bytes, tuple[SignedTransactionAPI, BlockHeaderAPI | None, int | None]]:
+    def transactions_by_hash(self, hashes: list[bytes]) -> dict[bytes, Located]:
         """Many transactions at once (a full pending filter's poll): the pool's from
         memory, sealed ones by block, each block decoded once and the state lock taken
-        per block, so a long list does not hold up the sealer."""
-        found: dict[bytes, tuple[SignedTransactionAPI, BlockHeaderAPI | None, int | None]] = {}
+        per block, so a long list does not hold up the sealer. Sealed blocks never
+        change (one sealer, no reorganisations), so the steps need no common lock."""
+        found: dict[bytes, Located] = {}
         sealed: dict[int, list[tuple[bytes, int]]] = {}  # block number -> (hash, index)
         with self._pool:
             queued = {h: self._txs.get(h) for h in hashes}

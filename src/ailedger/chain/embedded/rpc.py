@@ -519,9 +519,8 @@ class RpcDispatcher:
         return self._install("block")
 
     def _new_pending_filter(self, full: Any = None) -> str:
-        if full is not None and not isinstance(full, bool):
-            raise RpcError(INVALID_PARAMS, "invalid argument 0: expected true or false")
-        return self._install("pending", full_transactions=bool(full))
+        full_transactions = full is not None and param.flag(full, position=0)
+        return self._install("pending", full_transactions=full_transactions)
 
     def _install(
         self, kind: Any, criteria: LogCriteria | None = None, *, full_transactions: bool = False
